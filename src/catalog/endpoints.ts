@@ -1,0 +1,101 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { exhaustError } from "../errors.js";
+import { CLASSIFIERS_DIR } from "../paths.js";
+
+export const DEFAULT_CATALOG_FILE = join(CLASSIFIERS_DIR, "endpoints.yaml");
+
+const hostGlob = z
+  .string()
+  .regex(/^[a-z0-9*][a-z0-9*.-]*$/, "host globs are lower-case DNS names where `*` stands for part of a label");
+
+const EndpointSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9-]+$/),
+  hosts: z.array(hostGlob).min(1),
+  product: z.string().min(1),
+  purpose: z.enum(["diagnostic-upload", "configuration", "connected-experience", "error-reporting", "application-insights"]),
+  pinning: z.enum(["expected", "none", "unknown"]).default("unknown"),
+  mode: z.enum(["forward", "sinkhole", "block"]).optional(),
+  source: z.string().min(1),
+});
+
+const CatalogSchema = z.strictObject({
+  source: z.strictObject({ document: z.string().min(1), read: z.string().min(1) }),
+  endpoints: z.array(EndpointSchema).min(1),
+});
+
+export type Endpoint = z.infer<typeof EndpointSchema>;
+
+/** `*` matches any run of characters inside one DNS label. */
+export function hostGlobToRegExp(glob: string): RegExp {
+  const body = glob
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
+    .join("[^.]*");
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * The DNS subtree a glob can reach: the labels right of the last label holding a `*`.
+ * `nexus*.officeapps.live.com` → `officeapps.live.com`. Used for the CA's name constraints.
+ */
+export function globToDomain(glob: string): string {
+  const labels = glob.split(".");
+  let last = -1;
+  labels.forEach((label, i) => {
+    if (label.includes("*")) last = i;
+  });
+  return labels.slice(last + 1).join(".");
+}
+
+export class EndpointCatalog {
+  readonly endpoints: readonly Endpoint[];
+  private readonly matchers: Array<{ re: RegExp; endpoint: Endpoint }>;
+  /** Hosts seen by the proxy repeat endlessly; remember the answer (bounded). */
+  private readonly lookupCache = new Map<string, Endpoint | null>();
+
+  constructor(endpoints: Endpoint[]) {
+    this.endpoints = endpoints;
+    this.matchers = endpoints.flatMap((endpoint) => endpoint.hosts.map((h) => ({ re: hostGlobToRegExp(h), endpoint })));
+  }
+
+  static load(file: string = DEFAULT_CATALOG_FILE): EndpointCatalog {
+    let raw: unknown;
+    try {
+      raw = parseYaml(readFileSync(file, "utf8"));
+    } catch (e) {
+      throw exhaustError("EXH_CATALOG_INVALID", { file, reason: (e as Error).message }, e);
+    }
+    const parsed = CatalogSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw exhaustError("EXH_CATALOG_INVALID", { file, reason: `${issue.path.join(".")}: ${issue.message}` });
+    }
+    const ids = new Set<string>();
+    for (const e of parsed.data.endpoints) {
+      if (ids.has(e.id)) throw exhaustError("EXH_CATALOG_INVALID", { file, reason: `duplicate id ${e.id}` });
+      ids.add(e.id);
+    }
+    return new EndpointCatalog(parsed.data.endpoints);
+  }
+
+  match(host: string): Endpoint | undefined {
+    const key = host.toLowerCase();
+    const cached = this.lookupCache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const found = this.matchers.find((m) => m.re.test(key))?.endpoint;
+    if (this.lookupCache.size > 10_000) this.lookupCache.clear();
+    this.lookupCache.set(key, found ?? null);
+    return found;
+  }
+
+  /** The smallest set of DNS subtrees covering every host glob (no domain inside another). */
+  constraintDomains(): string[] {
+    const all = [...new Set(this.endpoints.flatMap((e) => e.hosts.map(globToDomain)))].filter((d) => d.length > 0);
+    return all
+      .filter((d) => !all.some((other) => other !== d && d.endsWith(`.${other}`)))
+      .sort();
+  }
+}

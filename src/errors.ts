@@ -1,0 +1,79 @@
+/**
+ * Every error exhaust raises on purpose, with a stable code (`EXH_<AREA>_<WHAT>`), a message a
+ * user can act on, the CLI exit code and, where it reaches a client, an HTTP status.
+ * docs/errors.md lists the same codes; test/errors.test.ts keeps the two in step.
+ */
+
+interface ErrorDefinition {
+  /** Message template; `{name}` is replaced by the parameter of that name. */
+  message: string;
+  /** Exit code when the error ends a CLI command: 2 = usage or input. */
+  exitCode: number;
+  /** HTTP status when the error is answered to a proxied client. */
+  httpStatus?: number;
+}
+
+export const ERROR_DEFINITIONS = {
+  EXH_OPT_INVALID: { message: "invalid option {option}: {reason}", exitCode: 2 },
+  EXH_LISTEN_UNPROTECTED: {
+    message:
+      "refusing to listen on non-loopback address {address} without --auth user:pass or --allow CIDR",
+    exitCode: 2,
+  },
+  EXH_LISTEN_FAILED: { message: "cannot listen on {address}: {reason}", exitCode: 2 },
+  EXH_CATALOG_INVALID: { message: "endpoint catalogue {file} is invalid: {reason}", exitCode: 2 },
+  EXH_CA_MISSING: { message: "no CA in {dir}: run `exhaust ca init` first", exitCode: 2 },
+  EXH_CA_INVALID: { message: "CA material in {dir} is unusable: {reason}", exitCode: 2 },
+  EXH_CA_CONSTRAINED: {
+    message:
+      "--intercept all needs an unconstrained CA, but the CA in {dir} is name-constrained to the catalogue's domains; re-create it with `exhaust ca init --unconstrained --force`",
+    exitCode: 2,
+  },
+  EXH_CA_EXISTS: { message: "a CA already exists in {dir}; pass --force to replace it", exitCode: 2 },
+  EXH_DB_OPEN: { message: "cannot open database {file}: {reason}", exitCode: 2 },
+  EXH_DB_SESSION_UNKNOWN: { message: "no session named {session} in {file}", exitCode: 2 },
+  EXH_UPSTREAM_REFUSED: { message: "upstream {target} refused the connection", exitCode: 1, httpStatus: 502 },
+  EXH_UPSTREAM_RESET: { message: "upstream {target} reset the connection", exitCode: 1, httpStatus: 502 },
+  EXH_UPSTREAM_TIMEOUT: {
+    message: "upstream {target} did not answer within {ms} ms",
+    exitCode: 1,
+    httpStatus: 504,
+  },
+  EXH_UPSTREAM_FAILED: { message: "upstream {target} failed: {reason}", exitCode: 1, httpStatus: 502 },
+  EXH_CLIENT_ABORTED: { message: "client closed the connection before the request body ended", exitCode: 1 },
+  EXH_ADDON_FAILED: { message: "addon {addon} failed in {hook}: {reason}", exitCode: 1, httpStatus: 500 },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERROR_DEFINITIONS;
+
+export class ExhaustError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  readonly httpStatus: number | undefined;
+  readonly params: Record<string, string | number>;
+
+  constructor(code: ErrorCode, params: Record<string, string | number> = {}, options?: { cause?: unknown }) {
+    const def: ErrorDefinition = ERROR_DEFINITIONS[code];
+    super(
+      def.message.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? `{${name}}`)),
+      options,
+    );
+    this.name = "ExhaustError";
+    this.code = code;
+    this.exitCode = def.exitCode;
+    this.httpStatus = def.httpStatus;
+    this.params = params;
+  }
+}
+
+export function exhaustError(
+  code: ErrorCode,
+  params: Record<string, string | number> = {},
+  cause?: unknown,
+): ExhaustError {
+  return new ExhaustError(code, params, cause === undefined ? undefined : { cause });
+}
+
+export function isExhaustError(e: unknown): e is ExhaustError {
+  return e instanceof ExhaustError;
+}

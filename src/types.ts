@@ -1,0 +1,93 @@
+/**
+ * The plain data the pipeline stages hand each other. Nothing here knows about sockets, SQLite or
+ * http-mitm-proxy: proxy → capture → decode → classify → store → use.
+ */
+
+/** Header pairs in wire order and case, as the client sent them. */
+export type RawHeaders = Array<[name: string, value: string]>;
+
+export type ProxyMode = "forward" | "sinkhole" | "block";
+
+/** How a connection through the proxy ended up being handled. */
+export type ConnectionOutcome =
+  | "intercepted" // TLS terminated with our leaf; exchanges decrypted
+  | "tunnelled" // bytes relayed untouched
+  | "plain-http" // an absolute-URI request on the proxy port
+  | "client-rejected-certificate" // the client refused our leaf: pinning or an untrusted CA
+  | "tls-failed" // TLS handshake failed for another reason
+  | "upstream-failed" // a tunnel whose upstream could not be reached
+  | "denied"; // proxy authentication or address allowlist refused it
+
+export interface ConnectionRecord {
+  id: string;
+  sessionId?: number;
+  clientAddress: string;
+  clientPort: number;
+  host: string;
+  port: number;
+  /** SNI the client offered, when it differs from nothing. */
+  sni?: string;
+  outcome: ConnectionOutcome;
+  /** Bytes on the client side of the proxy: received from the client, sent to it. */
+  bytesFromClient: number;
+  bytesToClient: number;
+  startedAt: number;
+  endedAt?: number;
+  /** Upstream the bytes went to when it differs from host:port (--map-host). */
+  upstream?: string;
+  error?: string;
+  exchanges: number;
+}
+
+export type ExchangeOutcome =
+  | "ok"
+  | "sinkholed"
+  | "blocked"
+  | "upstream-refused"
+  | "upstream-reset"
+  | "upstream-timeout"
+  | "upstream-failed"
+  | "client-aborted";
+
+export interface ExchangeResponse {
+  status: number;
+  statusMessage?: string;
+  headers: RawHeaders;
+  body?: Buffer;
+  bodyTruncated?: boolean;
+  trailers?: RawHeaders;
+  /** Who produced the answer: the real upstream, or exhaust itself (sinkhole, block, error). */
+  source: "upstream" | "exhaust";
+}
+
+export interface Exchange {
+  id: string;
+  connectionId?: string;
+  scheme: "http" | "https";
+  method: string;
+  /** Host the client addressed (Host header / CONNECT target), not the mapped upstream. */
+  host: string;
+  port: number;
+  /** Path and query as requested. */
+  path: string;
+  httpVersion: string;
+  requestHeaders: RawHeaders;
+  requestBody: Buffer;
+  /** Total request body bytes seen; larger than requestBody.length when the capture cap cut it. */
+  requestBodySize: number;
+  requestBodyTruncated: boolean;
+  requestComplete: boolean;
+  mode: ProxyMode;
+  /** Upstream actually contacted, when --map-host or --upstream changed it. */
+  upstream?: string;
+  response?: ExchangeResponse;
+  outcome: ExchangeOutcome;
+  error?: { code: string; message: string };
+  startedAt: number;
+  /** When the request body ended (or was cut off). */
+  requestEndedAt?: number;
+  respondedAt?: number;
+  endedAt?: number;
+  /** Catalogue entry that matched the host, if any. */
+  endpointId?: string;
+}
