@@ -90,4 +90,6 @@ export interface Exchange {
   endedAt?: number;
   /** Catalogue entry that matched the host, if any. */
   endpointId?: string;
+  /** Whether exhaust keeps this exchange: decrypted traffic always, plain HTTP per intercept policy. */
+  capture: boolean;
 }

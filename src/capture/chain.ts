@@ -1,0 +1,52 @@
+import { createHash } from "node:crypto";
+import type { RawHeaders } from "../types.js";
+
+/** prev_hash of the first exchange of every session. */
+export const CHAIN_GENESIS = "0".repeat(64);
+
+/** What the chain commits to: the request as the client sent it and the status it was given. */
+export interface ChainedExchange {
+  session: string;
+  seq: number;
+  id: string;
+  startedAt: number;
+  method: string;
+  scheme: string;
+  host: string;
+  port: number;
+  path: string;
+  requestHeaders: RawHeaders;
+  requestBodySha256: string;
+  requestBodySize: number;
+  responseStatus: number | null;
+  outcome: string;
+}
+
+/**
+ * hash = SHA-256(prev_hash ‖ "\n" ‖ JSON of the fields above in this fixed order). Anyone can
+ * recompute it from the exchanges table (or an export) without exhaust's code: the order of the
+ * JSON array is the specification.
+ */
+export function exchangeChainHash(prevHash: string, x: ChainedExchange): string {
+  const canonical = JSON.stringify([
+    x.session,
+    x.seq,
+    x.id,
+    x.startedAt,
+    x.method,
+    x.scheme,
+    x.host,
+    x.port,
+    x.path,
+    x.requestHeaders,
+    x.requestBodySha256,
+    x.requestBodySize,
+    x.responseStatus,
+    x.outcome,
+  ]);
+  return createHash("sha256").update(prevHash).update("\n").update(canonical).digest("hex");
+}
+
+export function sha256Hex(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}

@@ -1,0 +1,85 @@
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { join } from "node:path";
+import { CA_CERT_FILE, exportAuthority, initAuthority, loadAuthority } from "../ca/authority.js";
+import { EndpointCatalog } from "../catalog/endpoints.js";
+import { exhaustError } from "../errors.js";
+import { DEFAULT_CERTS_DIR } from "../paths.js";
+import { runCommand } from "./run.js";
+
+export function registerCaCommand(program: Command): void {
+  const ca = program.command("ca").description("manage the certificate authority that signs intercepted hosts");
+
+  ca.command("init")
+    .description("create the CA (name-constrained to the catalogue's domains unless --unconstrained)")
+    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .option("--unconstrained", "no name constraints (needed for --intercept all)")
+    .option("--force", "replace an existing CA")
+    .option("--catalog <file>", "endpoint catalogue the constraints come from")
+    .action((opts: { certs: string; unconstrained?: boolean; force?: boolean; catalog?: string }) =>
+      runCommand(async () => {
+        const catalog = EndpointCatalog.load(opts.catalog);
+        const authority = await initAuthority(opts.certs, {
+          permittedDomains: catalog.constraintDomains(),
+          unconstrained: opts.unconstrained ?? false,
+          force: opts.force ?? false,
+        });
+        process.stdout.write(describe(authority));
+      }),
+    );
+
+  ca.command("show")
+    .description("print the CA's subject, validity, constraints and SHA-256 fingerprint")
+    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .option("--json", "print JSON")
+    .action((opts: { certs: string; json?: boolean }) =>
+      runCommand(async () => {
+        const authority = await loadAuthority(opts.certs);
+        if (opts.json) {
+          process.stdout.write(
+            `${JSON.stringify({
+              subject: authority.subject,
+              fingerprint256: authority.fingerprint256,
+              notAfter: authority.notAfter.toISOString(),
+              constrained: authority.constrained,
+              permittedDomains: authority.permittedDomains,
+              certFile: join(authority.dir, CA_CERT_FILE),
+            }, null, 2)}\n`,
+          );
+        } else {
+          process.stdout.write(describe(authority));
+        }
+      }),
+    );
+
+  ca.command("export")
+    .description("write the CA certificate (never the key) for installing in trust stores")
+    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .option("--format <format>", "pem | der", "pem")
+    .option("--out <file>", "output file (default: standard output)")
+    .action((opts: { certs: string; format: string; out?: string }) =>
+      runCommand(async () => {
+        if (opts.format !== "pem" && opts.format !== "der") {
+          throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected pem or der, got "${opts.format}"` });
+        }
+        const authority = await loadAuthority(opts.certs);
+        const data = exportAuthority(authority, opts.format);
+        if (opts.out) writeFileSync(opts.out, data);
+        else process.stdout.write(data);
+      }),
+    );
+}
+
+function describe(a: Awaited<ReturnType<typeof loadAuthority>>): string {
+  const lines = [
+    `subject      ${a.subject}`,
+    `fingerprint  SHA-256 ${a.fingerprint256}`,
+    `valid until  ${a.notAfter.toISOString()}`,
+    `constraints  ${a.constrained ? `only ${a.permittedDomains.join(", ")}` : "none (can sign any host: keep the key safe)"}`,
+    `certificate  ${join(a.dir, CA_CERT_FILE)}`,
+  ];
+  if (a.keyFileModeRepairedFrom !== undefined) {
+    lines.push(`warning      the key file was mode ${a.keyFileModeRepairedFrom.toString(8)}; it is 0600 again`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,27 @@
+import { Command, CommanderError } from "commander";
+import { TOOL_VERSION } from "../version.js";
+import { registerCaCommand } from "./ca.js";
+import { registerProxyCommand } from "./proxy.js";
+import { registerSessionsCommand } from "./sessions.js";
+
+const program = new Command()
+  .name("exhaust")
+  .description("Intercept, decode and classify Microsoft Office and Windows telemetry")
+  .version(TOOL_VERSION)
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+registerProxyCommand(program);
+registerCaCommand(program);
+registerSessionsCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // --help and --version exit 0; everything commander rejects is a usage error.
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    throw e;
+  }
+}

@@ -1,0 +1,12 @@
+import { captureAddon } from "../../capture/addon.js";
+import type { CaptureStore, SessionInfo } from "../../store/capture-store.js";
+import type { Addon, AddonContext } from "./addon.js";
+import { exchangeLogAddon } from "./exchange-log.js";
+import { hostMapAddon } from "./host-map.js";
+import { modesAddon } from "./modes.js";
+import { pinningAddon } from "./pinning.js";
+
+/** The default chain, in order: routing decisions first, then capture, then the log line. */
+export function defaultAddons(ctx: AddonContext, store: CaptureStore, session: SessionInfo): Addon[] {
+  return [hostMapAddon(ctx), pinningAddon(ctx), modesAddon(ctx), captureAddon(store, session), exchangeLogAddon(ctx)];
+}

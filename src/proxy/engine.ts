@@ -1,0 +1,352 @@
+/**
+ * The only module that imports http-mitm-proxy. We use its request pipeline (hooks around the
+ * proxy→server request and the server→client response); exhaust's own server owns the sockets:
+ * listening, CONNECT, TLS termination with our CA, tunnels and pinning detection (server.ts). We
+ * feed it requests through `_onHttpServerRequest`, so its `listen()` (which would write a second,
+ * unconstrained CA of its own to disk) is never called.
+ */
+import { Proxy as MitmProxy, type IContext } from "http-mitm-proxy";
+import http from "node:http";
+import https from "node:https";
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
+import { rootCertificates } from "node:tls";
+import { HttpsProxyAgent } from "https-proxy-agent";
+import { exhaustError, type ErrorCode } from "../errors.js";
+import type { EndpointCatalog } from "../catalog/endpoints.js";
+import type { Logger } from "../log.js";
+import type { ConnectionRecord, Exchange, ExchangeOutcome } from "../types.js";
+import type { AddonChain, LocalResponse } from "./addons/addon.js";
+import { BodyCollector, headerPairs } from "./body.js";
+import { parseHostPort, type ProxyOptions } from "./options.js";
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
+
+interface RequestState {
+  x: Exchange;
+  conn?: ConnectionRecord;
+  requestBody: BodyCollector;
+  responseBody?: BodyCollector;
+  requestDone: Promise<void>;
+  markRequestDone: () => void;
+  upstreamTimer?: NodeJS.Timeout;
+  upstreamTimedOut: boolean;
+  /** The exchange has been answered or failed; later errors are echoes. */
+  settled: boolean;
+  ctx: IContext;
+}
+
+export interface EngineDeps {
+  options: ProxyOptions;
+  catalog: EndpointCatalog;
+  addons: AddonChain;
+  log: Logger;
+  /** The connection record a client socket belongs to (set by server.ts). */
+  connectionOf(socket: Socket): ConnectionRecord | undefined;
+}
+
+export class ExhaustEngine extends MitmProxy {
+  private readonly states = new WeakMap<IContext, RequestState>();
+  private readonly deps: EngineDeps;
+
+  constructor(deps: EngineDeps) {
+    super();
+    this.deps = deps;
+    const { options } = deps;
+    this.options = {};
+    this.keepAlive = true;
+    this.timeout = 0;
+    const tlsTrust = {
+      rejectUnauthorized: !options.insecureUpstream,
+      ...(options.upstreamCaPem.length ? { ca: [...rootCertificates, ...options.upstreamCaPem] } : {}),
+    };
+    const agentOptions = { keepAlive: true, noDelay: true, maxSockets: 256 } as https.AgentOptions;
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = options.upstreamProxy
+      ? (new HttpsProxyAgent(options.upstreamProxy, { ...agentOptions, ...tlsTrust }) as unknown as https.Agent)
+      : new https.Agent({ ...agentOptions, ...tlsTrust });
+    this.onRequest((ctx, cb) => this.beginExchange(ctx, cb));
+    this.onResponse((ctx, cb) => void this.upstreamResponded(ctx, cb));
+  }
+
+  /** Entry point for one request on a client connection (plain or decrypted). */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
+    this._onHttpServerRequest(isTls, req, res);
+  }
+
+  destroyAgents(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private beginExchange(ctx: IContext, cb: (err?: Error | null) => void): void {
+    const { addons, options } = this.deps;
+    const req = ctx.clientToProxyRequest;
+    const target = ctx.proxyToServerRequestOptions!;
+    const conn = this.deps.connectionOf(req.socket);
+    const requestHeaders = headerPairs(req.rawHeaders);
+    const host = String(target.host).toLowerCase();
+    const endpoint = this.deps.catalog.match(host);
+    const x: Exchange = {
+      id: randomUUID(),
+      connectionId: conn?.id,
+      scheme: ctx.isSSL ? "https" : "http",
+      method: req.method ?? "GET",
+      host,
+      port: Number(target.port ?? (ctx.isSSL ? 443 : 80)),
+      path: req.url ?? "/",
+      httpVersion: req.httpVersion,
+      requestHeaders,
+      requestBody: Buffer.alloc(0),
+      requestBodySize: 0,
+      requestBodyTruncated: false,
+      requestComplete: false,
+      mode: options.mode,
+      outcome: "ok",
+      startedAt: Date.now(),
+      endpointId: endpoint?.id,
+      capture: ctx.isSSL || options.intercept === "all" || endpoint !== undefined,
+    };
+    if (conn) conn.exchanges++;
+    let markRequestDone!: () => void;
+    const st: RequestState = {
+      x,
+      conn,
+      ctx,
+      requestBody: new BodyCollector(options.maxBodyBytes),
+      requestDone: new Promise<void>((r) => (markRequestDone = r)),
+      markRequestDone: () => {},
+      upstreamTimedOut: false,
+      settled: false,
+    };
+    st.markRequestDone = () => {
+      if (x.requestEndedAt !== undefined) return;
+      x.requestEndedAt = Date.now();
+      x.requestBody = st.requestBody.toBuffer();
+      x.requestBodySize = st.requestBody.total;
+      x.requestBodyTruncated = st.requestBody.truncated;
+      markRequestDone();
+    };
+    this.states.set(ctx, st);
+    addons.runSync("onRequestHeaders", x);
+
+    req.on("close", () => {
+      if (!req.complete) void this.clientAborted(st);
+    });
+
+    if (x.mode !== "forward") {
+      this.answerLocally(st);
+      return;
+    }
+
+    // Forward: the engine streams the body upstream; we keep a copy as it passes.
+    ctx.onRequestData((_ctx, chunk, next) => {
+      st.requestBody.push(chunk);
+      next(null, chunk);
+    });
+    ctx.onRequestEnd((_ctx, next) => {
+      x.requestComplete = true;
+      st.markRequestDone();
+      next();
+    });
+    this.configureUpstream(st);
+    cb();
+  }
+
+  private configureUpstream(st: RequestState): void {
+    const { x, ctx } = st;
+    const { options } = this.deps;
+    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
+    const forwarded: string[] = [];
+    for (const [name, value] of x.requestHeaders) {
+      if (!HOP_BY_HOP.has(name.toLowerCase())) forwarded.push(name, value);
+    }
+    const opts = ctx.proxyToServerRequestOptions as unknown as https.RequestOptions & { headers: unknown };
+    opts.host = target.host;
+    opts.port = target.port;
+    // An array keeps the client's header order and case on the way upstream.
+    opts.headers = forwarded;
+    if (x.scheme === "https") {
+      opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
+    } else if (options.upstreamProxy) {
+      // Plain HTTP through a corporate proxy: absolute-form request line to the proxy.
+      opts.path = `http://${x.host}:${x.port}${x.path}`;
+      opts.host = options.upstreamProxy.hostname;
+      opts.port = Number(options.upstreamProxy.port || 80);
+    }
+    const abort = new AbortController();
+    opts.signal = abort.signal;
+    st.upstreamTimer = setTimeout(() => {
+      st.upstreamTimedOut = true;
+      abort.abort();
+    }, options.upstreamTimeoutMs);
+  }
+
+  private async upstreamResponded(ctx: IContext, cb: (err?: Error | null) => void): Promise<void> {
+    const st = this.states.get(ctx);
+    const upstream = ctx.serverToProxyResponse!;
+    if (!st || st.settled) return cb();
+    clearTimeout(st.upstreamTimer);
+    const { x } = st;
+    st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes);
+    upstream.on("data", (chunk: Buffer) => st.responseBody!.push(chunk));
+    // Node refuses to write a `Trailer` header on a response it does not chunk; we keep the
+    // header (and the trailers) in the capture and do not pass them on.
+    delete upstream.headers.trailer;
+    ctx.onResponseEnd((_ctx, next) => {
+      next();
+      void this.finish(st);
+    });
+    await st.requestDone;
+    if (st.settled) return;
+    st.settled = true;
+    x.respondedAt = Date.now();
+    x.response = {
+      status: upstream.statusCode ?? 502,
+      statusMessage: upstream.statusMessage,
+      headers: headerPairs(upstream.rawHeaders),
+      source: "upstream",
+    };
+    x.outcome = "ok";
+    await this.deps.addons.run("onResponse", x);
+    cb();
+  }
+
+  /** Sinkhole and block: read the whole upload, then answer it ourselves. */
+  private answerLocally(st: RequestState): void {
+    const { x, ctx } = st;
+    const req = ctx.clientToProxyRequest;
+    req.on("data", (chunk: Buffer) => st.requestBody.push(chunk));
+    req.on("end", async () => {
+      x.requestComplete = true;
+      st.markRequestDone();
+      if (st.settled) return;
+      st.settled = true;
+      const answer = this.deps.addons.respond(x) ?? {
+        status: 503,
+        headers: [["Content-Type", "text/plain"]],
+        body: Buffer.from("exhaust: no addon answered this request\n"),
+      };
+      x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
+      await this.releaseLocal(st, answer);
+      void this.finish(st);
+    });
+    req.resume();
+  }
+
+  private async releaseLocal(st: RequestState, answer: LocalResponse): Promise<void> {
+    const { x, ctx } = st;
+    x.respondedAt = Date.now();
+    x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
+    await this.deps.addons.run("onResponse", x);
+    const res = ctx.proxyToClientResponse;
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(answer.status, answer.headers.flat());
+    res.end(answer.body);
+  }
+
+  private async clientAborted(st: RequestState): Promise<void> {
+    if (st.settled) return;
+    st.settled = true;
+    clearTimeout(st.upstreamTimer);
+    const { x, ctx } = st;
+    st.markRequestDone();
+    x.requestComplete = false;
+    x.outcome = "client-aborted";
+    x.error = errorInfo("EXH_CLIENT_ABORTED", {});
+    ctx.proxyToServerRequest?.destroy();
+    await this.deps.addons.run("onError", x);
+    void this.finish(st);
+  }
+
+  private async finish(st: RequestState): Promise<void> {
+    const { x } = st;
+    if (x.endedAt !== undefined) return;
+    x.endedAt = Date.now();
+    if (x.response && st.responseBody) {
+      x.response.body = st.responseBody.toBuffer();
+      x.response.bodyTruncated = st.responseBody.truncated;
+      const trailers = st.ctx.serverToProxyResponse?.rawTrailers;
+      if (trailers?.length) x.response.trailers = headerPairs(trailers);
+    }
+    await this.deps.addons.run("onExchangeEnd", x);
+  }
+
+  /**
+   * Replaces the library's handler, which prints to the console and answers 504 with the raw
+   * error text. Ours answers 502/504 with one short line, stores the outcome, and never throws.
+   */
+  override _onError(kind: string, ctx: IContext | null, err: Error): void {
+    if (!ctx) {
+      this.deps.log.debug({ kind, reason: err?.message }, "engine error outside an exchange");
+      return;
+    }
+    const st = this.states.get(ctx);
+    if (!st) {
+      ctx.proxyToClientResponse?.destroy();
+      return;
+    }
+    if (kind.startsWith("CLIENT_TO_PROXY") || kind.startsWith("PROXY_TO_CLIENT")) {
+      void this.clientAborted(st);
+      return;
+    }
+    clearTimeout(st.upstreamTimer);
+    const { x } = st;
+    const target = x.upstream ?? `${x.host}:${x.port}`;
+    const failure = classifyUpstreamError(err, st.upstreamTimedOut, target, this.deps.options.upstreamTimeoutMs);
+    const res = ctx.proxyToClientResponse;
+    if (st.settled) {
+      // The response was already under way: the upstream died mid-body.
+      if (x.outcome === "ok") {
+        x.outcome = failure.outcome === "upstream-timeout" ? "upstream-failed" : failure.outcome;
+        x.error = failure.error;
+      }
+      res.destroy();
+      void this.finish(st);
+      return;
+    }
+    st.settled = true;
+    x.outcome = failure.outcome;
+    x.error = failure.error;
+    this.deps.log.warn({ exchange: x.id, host: x.host, code: failure.error.code }, failure.error.message);
+    void st.requestDone.then(async () => {
+      await this.releaseLocal(st, {
+        status: failure.status,
+        headers: [
+          ["Content-Type", "text/plain; charset=utf-8"],
+          ["X-Exhaust-Error", failure.error.code],
+        ],
+        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
+      });
+      void this.finish(st);
+    });
+    // Let the client finish sending (or give up) so the stored body is what it sent.
+    ctx.clientToProxyRequest.resume();
+  }
+}
+
+function errorInfo(code: ErrorCode, params: Record<string, string | number>): { code: string; message: string } {
+  const e = exhaustError(code, params);
+  return { code: e.code, message: e.message };
+}
+
+function classifyUpstreamError(
+  err: Error & { code?: string },
+  timedOut: boolean,
+  target: string,
+  ms: number,
+): { outcome: ExchangeOutcome; status: number; error: { code: string; message: string } } {
+  if (timedOut || err?.code === "ETIMEDOUT") {
+    return { outcome: "upstream-timeout", status: 504, error: errorInfo("EXH_UPSTREAM_TIMEOUT", { target, ms }) };
+  }
+  if (err?.code === "ECONNREFUSED") {
+    return { outcome: "upstream-refused", status: 502, error: errorInfo("EXH_UPSTREAM_REFUSED", { target }) };
+  }
+  if (err?.code === "ECONNRESET" || err?.code === "EPIPE" || /socket hang up/.test(err?.message ?? "")) {
+    return { outcome: "upstream-reset", status: 502, error: errorInfo("EXH_UPSTREAM_RESET", { target }) };
+  }
+  const reason = err?.code ?? err?.message?.split("\n")[0] ?? "unknown error";
+  return { outcome: "upstream-failed", status: 502, error: errorInfo("EXH_UPSTREAM_FAILED", { target, reason }) };
+}
+

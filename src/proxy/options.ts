@@ -1,0 +1,117 @@
+import { isIP } from "node:net";
+import { exhaustError } from "../errors.js";
+import type { ProxyMode } from "../types.js";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Everything `exhaust proxy` can be told, already parsed and checked. */
+export interface ProxyOptions {
+  listen: HostPort;
+  dbFile: string;
+  session: string;
+  mode: ProxyMode;
+  /** Per-host-pattern modes from --host-mode PATTERN=MODE; first match wins, before the catalogue. */
+  hostModes: Array<{ pattern: string; mode: ProxyMode }>;
+  intercept: "catalog" | "all";
+  /** Corporate HTTP proxy to chain to. */
+  upstreamProxy?: URL;
+  /** --map-host HOST=IP:PORT, keyed by lower-case host. */
+  mapHosts: Map<string, HostPort>;
+  /** Basic credentials the client must present (Proxy-Authorization), as "user:pass". */
+  auth?: string;
+  /** CIDRs allowed to use a non-loopback listener. */
+  allow: string[];
+  certsDir: string;
+  catalogFile?: string;
+  /** Request/response bodies above this are stored cut, with a flag; forwarding is unaffected. */
+  maxBodyBytes: number;
+  /** Time to wait for the upstream's response head before answering 504. */
+  upstreamTimeoutMs: number;
+  /** Extra PEM CA certificates to trust for upstream TLS (lab origins). */
+  upstreamCaPem: string[];
+  insecureUpstream: boolean;
+}
+
+export const PROXY_DEFAULTS = {
+  listen: "127.0.0.1:8080",
+  mode: "forward" as ProxyMode,
+  intercept: "catalog" as const,
+  maxBodyBytes: 32 * 1024 * 1024,
+  upstreamTimeoutMs: 30_000,
+};
+
+export function parseHostPort(option: string, text: string, defaultHost?: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  if (!m) {
+    if (defaultHost !== undefined && /^\d{1,5}$/.test(text)) return checkPort(option, { host: defaultHost, port: Number(text) });
+    throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected HOST:PORT, got "${text}"` });
+  }
+  const host = m[1] ?? (m[2] || defaultHost || "");
+  if (!host) throw exhaustError("EXH_OPT_INVALID", { option, reason: `missing host in "${text}"` });
+  return checkPort(option, { host, port: Number(m[3]) });
+}
+
+function checkPort(option: string, hp: HostPort): HostPort {
+  if (hp.port > 65535) throw exhaustError("EXH_OPT_INVALID", { option, reason: `port ${hp.port} is out of range` });
+  return hp;
+}
+
+/** `--map-host HOST=IP:PORT` */
+export function parseMapHost(text: string): [string, HostPort] {
+  const eq = text.indexOf("=");
+  if (eq <= 0) throw exhaustError("EXH_OPT_INVALID", { option: "--map-host", reason: `expected HOST=IP:PORT, got "${text}"` });
+  return [text.slice(0, eq).toLowerCase(), parseHostPort("--map-host", text.slice(eq + 1))];
+}
+
+export function parseMode(option: string, text: string): ProxyMode {
+  if (text === "forward" || text === "sinkhole" || text === "block") return text;
+  throw exhaustError("EXH_OPT_INVALID", { option, reason: `mode must be forward, sinkhole or block, got "${text}"` });
+}
+
+/** `--host-mode PATTERN=MODE` */
+export function parseHostMode(text: string): { pattern: string; mode: ProxyMode } {
+  const eq = text.lastIndexOf("=");
+  if (eq <= 0) throw exhaustError("EXH_OPT_INVALID", { option: "--host-mode", reason: `expected PATTERN=MODE, got "${text}"` });
+  return { pattern: text.slice(0, eq).toLowerCase(), mode: parseMode("--host-mode", text.slice(eq + 1)) };
+}
+
+export function parseAuth(text: string): string {
+  if (!/^[^:]+:.+$/.test(text)) throw exhaustError("EXH_OPT_INVALID", { option: "--auth", reason: "expected user:pass" });
+  return text;
+}
+
+export function parseCidr(text: string): string {
+  const [addr, bits] = text.split("/");
+  const family = isIP(addr ?? "");
+  const max = family === 6 ? 128 : 32;
+  if (!family || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max))) {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--allow", reason: `"${text}" is not an address or CIDR` });
+  }
+  return bits === undefined ? `${addr}/${max}` : text;
+}
+
+export function parseUpstreamProxy(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--upstream", reason: `"${text}" is not a URL` });
+  }
+  if (url.protocol !== "http:") {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--upstream", reason: "only http:// upstream proxies are supported" });
+  }
+  return url;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+/** Turns a glob like `*.events.data.microsoft.com` into a matcher; `*` spans any characters. */
+export function compileHostPattern(pattern: string): (host: string) => boolean {
+  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*")}$`, "i");
+  return (host) => re.test(host);
+}

@@ -1,0 +1,245 @@
+import type { Statement } from "better-sqlite3";
+import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "../capture/chain.js";
+import type { ConnectionRecord, Exchange } from "../types.js";
+import type { Db } from "./database.js";
+
+export interface SessionInfo {
+  id: number;
+  name: string;
+}
+
+type Write = () => void;
+
+/**
+ * The capture writer: every write is queued and the queue is committed in one transaction on the
+ * next turn of the event loop (group commit). The promise of a write resolves only after its
+ * transaction committed, which is what lets the proxy hold a response until the upload is durable.
+ */
+export class CaptureStore {
+  private queue: Array<{ write: Write; resolve: () => void; reject: (e: unknown) => void }> = [];
+  private flushScheduled = false;
+  private readonly lastHash = new Map<number, { seq: number; hash: string }>();
+  private readonly stmt: Record<string, Statement>;
+  private closed = false;
+
+  constructor(private readonly db: Db) {
+    this.stmt = {
+      insertBlob: db.prepare("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)"),
+      insertExchange: db.prepare(`INSERT INTO exchanges (
+          id, session_id, seq, connection_id, scheme, method, host, port, path, http_version,
+          request_headers, request_body_sha256, request_body_size, request_body_truncated, request_complete,
+          mode, endpoint_id, upstream, response_status, response_headers, response_source, outcome,
+          error_code, error_message, started_at, request_ended_at, responded_at, prev_hash, hash)
+        VALUES (@id, @session_id, @seq, @connection_id, @scheme, @method, @host, @port, @path, @http_version,
+          @request_headers, @request_body_sha256, @request_body_size, @request_body_truncated, @request_complete,
+          @mode, @endpoint_id, @upstream, @response_status, @response_headers, @response_source, @outcome,
+          @error_code, @error_message, @started_at, @request_ended_at, @responded_at, @prev_hash, @hash)`),
+      completeExchange: db.prepare(`UPDATE exchanges SET response_body_sha256 = @sha, response_body_size = @size,
+          response_body_truncated = @truncated, response_trailers = @trailers, ended_at = @ended_at,
+          error_code = COALESCE(error_code, @error_code), error_message = COALESCE(error_message, @error_message)
+        WHERE id = @id`),
+      openConnection: db.prepare(`INSERT INTO connections (id, session_id, client_address, client_port, host, port,
+          sni, outcome, upstream, started_at) VALUES (@id, @session_id, @client_address, @client_port, @host, @port,
+          @sni, @outcome, @upstream, @started_at)`),
+      closeConnection: db.prepare(`UPDATE connections SET outcome = @outcome, sni = @sni, upstream = @upstream,
+          bytes_from_client = @bytes_from_client, bytes_to_client = @bytes_to_client, exchanges = @exchanges,
+          ended_at = @ended_at, error = @error WHERE id = @id`),
+      lastHash: db.prepare("SELECT seq, hash FROM exchanges WHERE session_id = ? ORDER BY seq DESC LIMIT 1"),
+      sessionByName: db.prepare("SELECT id, name FROM sessions WHERE name = ?"),
+      insertSession: db.prepare(`INSERT INTO sessions (name, started_at, tool_version, ca_fingerprint, options_json)
+        VALUES (?, ?, ?, ?, ?)`),
+      endSession: db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ?"),
+    };
+  }
+
+  /** Opens the named session, or continues it (and its hash chain) when it exists. */
+  openSession(name: string, meta: { toolVersion: string; caFingerprint?: string; options?: object }): SessionInfo {
+    const existing = this.stmt.sessionByName.get(name) as SessionInfo | undefined;
+    if (existing) {
+      this.db.prepare("UPDATE sessions SET ended_at = NULL WHERE id = ?").run(existing.id);
+      return existing;
+    }
+    const info = this.stmt.insertSession.run(
+      name,
+      Date.now(),
+      meta.toolVersion,
+      meta.caFingerprint ?? null,
+      JSON.stringify(meta.options ?? {}),
+    );
+    return { id: Number(info.lastInsertRowid), name };
+  }
+
+  endSession(session: SessionInfo): void {
+    this.stmt.endSession.run(Date.now(), session.id);
+  }
+
+  /** Stores the exchange as captured so far (request, and the response head if any): the durable point. */
+  commitExchange(session: SessionInfo, x: Exchange): Promise<void> {
+    return this.enqueue(() => {
+      const requestSha = this.putBlob(x.requestBody);
+      const prev = this.chainHead(session.id);
+      const seq = prev.seq + 1;
+      const hash = exchangeChainHash(prev.hash, {
+        session: session.name,
+        seq,
+        id: x.id,
+        startedAt: x.startedAt,
+        method: x.method,
+        scheme: x.scheme,
+        host: x.host,
+        port: x.port,
+        path: x.path,
+        requestHeaders: x.requestHeaders,
+        requestBodySha256: requestSha,
+        requestBodySize: x.requestBodySize,
+        responseStatus: x.response?.status ?? null,
+        outcome: x.outcome,
+      });
+      this.stmt.insertExchange.run({
+        id: x.id,
+        session_id: session.id,
+        seq,
+        connection_id: x.connectionId ?? null,
+        scheme: x.scheme,
+        method: x.method,
+        host: x.host,
+        port: x.port,
+        path: x.path,
+        http_version: x.httpVersion,
+        request_headers: JSON.stringify(x.requestHeaders),
+        request_body_sha256: requestSha,
+        request_body_size: x.requestBodySize,
+        request_body_truncated: x.requestBodyTruncated ? 1 : 0,
+        request_complete: x.requestComplete ? 1 : 0,
+        mode: x.mode,
+        endpoint_id: x.endpointId ?? null,
+        upstream: x.upstream ?? null,
+        response_status: x.response?.status ?? null,
+        response_headers: x.response ? JSON.stringify(x.response.headers) : null,
+        response_source: x.response?.source ?? null,
+        outcome: x.outcome,
+        error_code: x.error?.code ?? null,
+        error_message: x.error?.message ?? null,
+        started_at: x.startedAt,
+        request_ended_at: x.requestEndedAt ?? null,
+        responded_at: x.respondedAt ?? null,
+        prev_hash: prev.hash,
+        hash,
+      });
+      this.lastHash.set(session.id, { seq, hash });
+    });
+  }
+
+  /** Adds what came after the durable point: the response body, trailers, the end time. */
+  completeExchange(x: Exchange): Promise<void> {
+    return this.enqueue(() => {
+      const body = x.response?.body;
+      this.stmt.completeExchange.run({
+        id: x.id,
+        sha: body ? this.putBlob(body) : null,
+        size: body ? body.length : null,
+        truncated: x.response?.bodyTruncated ? 1 : 0,
+        trailers: x.response?.trailers?.length ? JSON.stringify(x.response.trailers) : null,
+        ended_at: x.endedAt ?? Date.now(),
+        error_code: x.error?.code ?? null,
+        error_message: x.error?.message ?? null,
+      });
+    });
+  }
+
+  openConnection(session: SessionInfo, c: ConnectionRecord): Promise<void> {
+    return this.enqueue(() => {
+      this.stmt.openConnection.run({
+        id: c.id,
+        session_id: session.id,
+        client_address: c.clientAddress,
+        client_port: c.clientPort,
+        host: c.host,
+        port: c.port,
+        sni: c.sni ?? null,
+        outcome: c.outcome,
+        upstream: c.upstream ?? null,
+        started_at: c.startedAt,
+      });
+    });
+  }
+
+  closeConnection(c: ConnectionRecord): Promise<void> {
+    return this.enqueue(() => {
+      this.stmt.closeConnection.run({
+        id: c.id,
+        outcome: c.outcome,
+        sni: c.sni ?? null,
+        upstream: c.upstream ?? null,
+        bytes_from_client: c.bytesFromClient,
+        bytes_to_client: c.bytesToClient,
+        exchanges: c.exchanges,
+        ended_at: c.endedAt ?? Date.now(),
+        error: c.error ?? null,
+      });
+    });
+  }
+
+  /** Commits whatever is queued now; resolves when the queue is empty. */
+  async flush(): Promise<void> {
+    if (this.queue.length === 0) return;
+    await this.enqueue(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  private putBlob(data: Buffer): string {
+    const sha = sha256Hex(data);
+    this.stmt.insertBlob.run(sha, data.length, data);
+    return sha;
+  }
+
+  private chainHead(sessionId: number): { seq: number; hash: string } {
+    let head = this.lastHash.get(sessionId);
+    if (!head) {
+      const row = this.stmt.lastHash.get(sessionId) as { seq: number; hash: string } | undefined;
+      head = row ?? { seq: 0, hash: CHAIN_GENESIS };
+      this.lastHash.set(sessionId, head);
+    }
+    return head;
+  }
+
+  private enqueue(write: Write): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("capture store is closed"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.runQueue());
+      }
+    });
+  }
+
+  private runQueue(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const failures = new Map<number, unknown>();
+    try {
+      this.db.transaction(() => {
+        batch.forEach((item, i) => {
+          // One bad row must not take the batch down: a savepoint per write.
+          try {
+            this.db.transaction(item.write)();
+          } catch (e) {
+            failures.set(i, e);
+          }
+        });
+      })();
+    } catch (e) {
+      // The commit itself failed: nothing in the batch is durable.
+      this.lastHash.clear();
+      for (const item of batch) item.reject(e);
+      return;
+    }
+    batch.forEach((item, i) => (failures.has(i) ? item.reject(failures.get(i)) : item.resolve()));
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Numbered schema migrations; the database's `user_version` says how many have run.
+ * Never edit a released step: add the next one. README.md documents the resulting schema.
+ */
+export const MIGRATIONS: readonly string[] = [
+  /* 1: capture spine */ `
+  CREATE TABLE sessions (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    started_at     INTEGER NOT NULL,          -- ms since the Unix epoch
+    ended_at       INTEGER,
+    tool_version   TEXT NOT NULL,
+    ca_fingerprint TEXT,                      -- SHA-256 of the CA that signed the leaves
+    options_json   TEXT NOT NULL DEFAULT '{}' -- proxy options in force (no secrets)
+  );
+
+  -- Bodies, content-addressed: the bytes exactly as received.
+  CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    size   INTEGER NOT NULL,
+    data   BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE connections (
+    id                TEXT PRIMARY KEY,
+    session_id        INTEGER NOT NULL REFERENCES sessions(id),
+    client_address    TEXT NOT NULL,
+    client_port       INTEGER NOT NULL,
+    host              TEXT NOT NULL,
+    port              INTEGER NOT NULL,
+    sni               TEXT,
+    outcome           TEXT NOT NULL,          -- intercepted | tunnelled | plain-http | client-rejected-certificate | tls-failed | upstream-failed | denied
+    upstream          TEXT,                   -- where the bytes went when --map-host/--upstream changed it
+    bytes_from_client INTEGER NOT NULL DEFAULT 0,
+    bytes_to_client   INTEGER NOT NULL DEFAULT 0,
+    exchanges         INTEGER NOT NULL DEFAULT 0,
+    started_at        INTEGER NOT NULL,
+    ended_at          INTEGER,
+    error             TEXT
+  );
+  CREATE INDEX connections_session_host ON connections(session_id, host);
+
+  CREATE TABLE exchanges (
+    id                      TEXT PRIMARY KEY,
+    session_id              INTEGER NOT NULL REFERENCES sessions(id),
+    seq                     INTEGER NOT NULL,  -- order of capture within the session (the chain order)
+    connection_id           TEXT,
+    scheme                  TEXT NOT NULL,
+    method                  TEXT NOT NULL,
+    host                    TEXT NOT NULL,
+    port                    INTEGER NOT NULL,
+    path                    TEXT NOT NULL,
+    http_version            TEXT NOT NULL,
+    request_headers         TEXT NOT NULL,     -- JSON [[name, value], ...] in wire order and case
+    request_body_sha256     TEXT NOT NULL REFERENCES blobs(sha256),
+    request_body_size       INTEGER NOT NULL,  -- bytes the client sent (may exceed the stored blob)
+    request_body_truncated  INTEGER NOT NULL DEFAULT 0,
+    request_complete        INTEGER NOT NULL,
+    mode                    TEXT NOT NULL,     -- forward | sinkhole | block
+    endpoint_id             TEXT,              -- classifiers/endpoints.yaml entry
+    upstream                TEXT,
+    response_status         INTEGER,
+    response_headers        TEXT,              -- JSON pairs
+    response_body_sha256    TEXT REFERENCES blobs(sha256),
+    response_body_size      INTEGER,
+    response_body_truncated INTEGER NOT NULL DEFAULT 0,
+    response_trailers       TEXT,
+    response_source         TEXT,              -- upstream | exhaust
+    outcome                 TEXT NOT NULL,     -- ok | sinkholed | blocked | upstream-* | client-aborted
+    error_code              TEXT,
+    error_message           TEXT,
+    started_at              INTEGER NOT NULL,
+    request_ended_at        INTEGER,
+    responded_at            INTEGER,
+    ended_at                INTEGER,
+    prev_hash               TEXT NOT NULL,
+    hash                    TEXT NOT NULL,
+    UNIQUE (session_id, seq)
+  );
+  CREATE INDEX exchanges_session_host ON exchanges(session_id, host);
+
+  CREATE VIEW endpoints_contacted AS
+    SELECT s.name AS session, c.host, c.port, c.outcome,
+           COUNT(*) AS connections, SUM(c.bytes_from_client) AS bytes_from_client,
+           SUM(c.bytes_to_client) AS bytes_to_client, SUM(c.exchanges) AS exchanges
+      FROM connections c JOIN sessions s ON s.id = c.session_id
+     GROUP BY s.name, c.host, c.port, c.outcome;
+  `,
+];

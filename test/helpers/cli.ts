@@ -1,0 +1,46 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../../src/paths.js";
+
+export const EXHAUST_BIN = join(PACKAGE_ROOT, "bin", "exhaust.js");
+
+/** Runs the built CLI (dist/, made by `npm test`'s pretest build) to completion. */
+export function runCli(args: string[], cwd?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [EXHAUST_BIN, ...args], { cwd, encoding: "utf8", timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface ProxyProcess {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
+
+/** Starts `exhaust proxy` as a child process and resolves once it logs its listening address. */
+export function spawnProxy(args: string[], cwd?: string): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...args], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 20_000);
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /"listen":"[^"]*:(\d+)"/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[1]), stderr: () => err });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited with ${code}: ${err}`));
+    });
+  });
+}
+
+export function waitExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
