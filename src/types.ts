@@ -16,7 +16,8 @@ export type ConnectionOutcome =
   | "client-rejected-certificate" // the client refused our leaf: pinning or an untrusted CA
   | "tls-failed" // TLS handshake failed for another reason
   | "upstream-failed" // a tunnel whose upstream could not be reached
-  | "denied"; // proxy authentication or address allowlist refused it
+  | "denied" // proxy authentication or address allowlist refused it
+  | "closed-by-policy"; // a pinned host in sinkhole/block mode: tunnelling it would let data out
 
 export interface ConnectionRecord {
   id: string;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { connectTunnel, httpsThroughProxy } from "./helpers/client.js";
 import { runCli } from "./helpers/cli.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
-import { makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
+import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -36,6 +36,11 @@ describe("proxy authentication", () => {
     await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 407 });
     const wrong = `Basic ${Buffer.from("lab:nope").toString("base64")}`;
     await expect(connectTunnel(p.port, `${HOST}:443`, wrong)).rejects.toMatchObject({ status: 407 });
+    const denied = await eventually(() => {
+      const rows = p.db.prepare("SELECT outcome, host FROM connections WHERE outcome = 'denied' AND ended_at IS NOT NULL").all();
+      return rows.length === 2 ? rows : undefined;
+    });
+    expect(denied).toEqual([{ outcome: "denied", host: HOST }, { outcome: "denied", host: HOST }]);
   });
 
   it("lets a CONNECT with the right credentials through", async () => {

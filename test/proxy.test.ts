@@ -123,7 +123,6 @@ describe("forward mode through --map-host", () => {
         requestBodySha256: r.request_body_sha256,
         requestBodySize: r.request_body_size,
         responseStatus: r.response_status,
-        outcome: r.outcome,
       });
       expect(r.hash).toBe(recomputed);
       prev = r.hash;
@@ -133,7 +132,7 @@ describe("forward mode through --map-host", () => {
       session: "test", seq: rows[0].seq, id: rows[0].id, startedAt: rows[0].started_at, method: rows[0].method,
       scheme: rows[0].scheme, host: rows[0].host, port: rows[0].port, path: `${rows[0].path}x`,
       requestHeaders: JSON.parse(rows[0].request_headers), requestBodySha256: rows[0].request_body_sha256,
-      requestBodySize: rows[0].request_body_size, responseStatus: rows[0].response_status, outcome: rows[0].outcome,
+      requestBodySize: rows[0].request_body_size, responseStatus: rows[0].response_status,
     });
     expect(tampered).not.toBe(rows[0].hash);
   });
@@ -226,6 +225,25 @@ describe("certificate pinning", () => {
       return r.length >= 2 ? r : undefined;
     });
     expect(rows.map((r) => r.outcome)).toEqual(["client-rejected-certificate", "tunnelled"]);
+  });
+});
+
+describe("certificate pinning in sinkhole mode", () => {
+  let p: TestProxy;
+  const host = "v10c.events.data.microsoft.com";
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole" });
+  });
+  afterAll(() => p.close());
+
+  it("refuses the pinned host's next CONNECT instead of letting its data out through a tunnel", async () => {
+    await expect(tlsThroughProxy(p.port, host, 443, [])).rejects.toThrow();
+    await eventually(() => p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get());
+    await expect(connectTunnel(p.port, `${host}:443`)).rejects.toMatchObject({ status: 503 });
+    const row = await eventually(
+      () => p.db.prepare("SELECT outcome, error FROM connections WHERE outcome = 'closed-by-policy'").get() as { outcome: string; error: string } | undefined,
+    );
+    expect(row.error).toMatch(/pinned-earlier; mode sinkhole/);
   });
 });
 

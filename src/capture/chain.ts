@@ -4,7 +4,11 @@ import type { RawHeaders } from "../types.js";
 /** prev_hash of the first exchange of every session. */
 export const CHAIN_GENESIS = "0".repeat(64);
 
-/** What the chain commits to: the request as the client sent it and the status it was given. */
+/**
+ * What the chain commits to: the request as the client sent it and the status it was given. The
+ * outcome is left out on purpose: an upstream can still fail after the status was released, and
+ * the stored outcome is corrected then without breaking the chain.
+ */
 export interface ChainedExchange {
   session: string;
   seq: number;
@@ -19,7 +23,6 @@ export interface ChainedExchange {
   requestBodySha256: string;
   requestBodySize: number;
   responseStatus: number | null;
-  outcome: string;
 }
 
 /**
@@ -42,7 +45,6 @@ export function exchangeChainHash(prevHash: string, x: ChainedExchange): string 
     x.requestBodySha256,
     x.requestBodySize,
     x.responseStatus,
-    x.outcome,
   ]);
   return createHash("sha256").update(prevHash).update("\n").update(canonical).digest("hex");
 }

@@ -1,4 +1,5 @@
-import { chmodSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Command } from "commander";
 import { loadOrCreateAuthority } from "../ca/authority.js";
 import { LeafIssuer } from "../ca/leaf.js";
@@ -19,6 +20,7 @@ import {
   type ProxyOptions,
 } from "../proxy/options.js";
 import { startProxy } from "../proxy/server.js";
+import { assertListenAllowed } from "../proxy/access.js";
 import { CaptureStore } from "../store/capture-store.js";
 import { openDatabase } from "../store/database.js";
 import { TOOL_VERSION } from "../version.js";
@@ -109,23 +111,27 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   const ca = await loadOrCreateAuthority(options.certsDir, { permittedDomains: catalog.constraintDomains() });
   if (options.intercept === "all" && ca.constrained) throw exhaustError("EXH_CA_CONSTRAINED", { dir: options.certsDir });
   const issuer = await LeafIssuer.create(ca);
+  assertListenAllowed(options);
   const db = openDatabase(options.dbFile);
-  // The database holds captured credentials (Tickets, tokens): keep it private like the CA key.
-  chmodSync(options.dbFile, 0o600);
   const store = new CaptureStore(db);
   const session = store.openSession(options.session, {
     toolVersion: TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
   });
-  const proxy = await startProxy({
-    options,
-    catalog,
-    issuer,
-    addons: defaultAddons({ options, catalog, log }, store, session),
-    log,
-  });
+  let proxy;
+  try {
+    proxy = await startProxy({ options, catalog, issuer, addons: defaultAddons({ options, catalog, log }, store, session), log });
+  } catch (e) {
+    store.discardSessionIfEmpty(session);
+    db.close();
+    throw e;
+  }
   log.info({ session: session.name, db: options.dbFile, ca: ca.fingerprint256 }, "capturing");
+  // How long the event loop was ever held up: leaf issuance and SQLite commits must stay short.
+  const LOOP_RESOLUTION_MS = 10;
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loopDelay.enable();
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
@@ -134,7 +140,21 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   await proxy.close();
   store.endSession(session);
   db.close();
-  log.info({ session: session.name }, "stopped");
+  loopDelay.disable();
+  // The histogram's samples include the sampling interval itself; what is left is time blocked.
+  const blockedMs = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
+  log.info(
+    {
+      session: session.name,
+      eventLoopBlockedMs: {
+        p50: blockedMs(loopDelay.percentile(50)),
+        p99: blockedMs(loopDelay.percentile(99)),
+        max: blockedMs(loopDelay.max),
+      },
+      peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    },
+    "stopped",
+  );
   log.flush();
 }
 

@@ -13,9 +13,7 @@ export class AccessPolicy {
   private readonly expectedAuth?: Buffer;
 
   constructor(options: ProxyOptions) {
-    if (!isLoopbackHost(options.listen.host) && !options.auth && options.allow.length === 0) {
-      throw exhaustError("EXH_LISTEN_UNPROTECTED", { address: `${options.listen.host}:${options.listen.port}` });
-    }
+    assertListenAllowed(options);
     if (options.allow.length) {
       const list = new BlockList();
       for (const cidr of options.allow) {
@@ -40,6 +38,13 @@ export class AccessPolicy {
       if (given.length !== this.expectedAuth.length || !timingSafeEqual(given, this.expectedAuth)) return 407;
     }
     return null;
+  }
+}
+
+/** A listener beyond loopback needs --auth or --allow; checked before anything is created. */
+export function assertListenAllowed(options: ProxyOptions): void {
+  if (!isLoopbackHost(options.listen.host) && !options.auth && options.allow.length === 0) {
+    throw exhaustError("EXH_LISTEN_UNPROTECTED", { address: `${options.listen.host}:${options.listen.port}` });
   }
 }
 

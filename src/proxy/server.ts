@@ -27,6 +27,9 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
+/** A post-handshake close without a request counts as a pin check only this soon after the handshake. */
+const PIN_CHECK_WINDOW_MS = 1000;
+
 /** TLS alerts and closes that mean "the client did not accept our certificate". */
 const CERT_REJECTION = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED|DECRYPT_ERROR)|ECONNRESET|EPIPE/;
 
@@ -75,10 +78,20 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   });
   server.on("clientError", (err, socket) => answerClientError(socket, err));
 
+  /** A refused client is evidence too (something on the lab network tried to use the proxy). */
+  const refuse = (socket: Socket, target: string, defaultPort: number, status: 403 | 407) => {
+    const hp = safeHostPort(target, defaultPort);
+    const c = newConnection(socket, hp?.host ?? "", hp?.port ?? defaultPort, "denied");
+    c.error = status === 407 ? "proxy authentication required" : "client address not allowed";
+    openConnection(c);
+    socket.end(deniedResponse(status));
+    closeConnection(c);
+  };
+
   server.on("request", (req, res) => {
     const denied = access.check(req);
     if (denied) {
-      req.socket.end(deniedResponse(denied));
+      refuse(req.socket, req.headers.host ?? "", 80, denied);
       return;
     }
     if (!connections.has(req.socket)) {
@@ -99,7 +112,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     socket.on("error", () => socket.destroy());
     const denied = access.check(req);
     if (denied) {
-      socket.end(deniedResponse(denied));
+      refuse(socket, req.url ?? "", 443, denied);
       return;
     }
     const target = safeHostPort(req.url ?? "", 443);
@@ -116,6 +129,14 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       reason: options.intercept === "all" ? "intercept-all" : entry ? `catalog:${entry.id}` : "not-in-catalog",
     };
     addons.runSync("onConnect", decision);
+    if (decision.action === "refuse") {
+      const refused = newConnection(socket, target.host, target.port, "closed-by-policy");
+      refused.error = `${decision.reason}; mode ${decision.mode ?? options.mode} keeps its data in`;
+      openConnection(refused);
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      closeConnection(refused);
+      return;
+    }
     const c = newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
     if (decision.upstream) c.upstream = `${decision.upstream.host}:${decision.upstream.port}`;
     connections.set(socket, c);
@@ -155,6 +176,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void): void {
     let secure = false;
+    let secureAt = 0;
     let defaultContext: tls.SecureContext;
     try {
       defaultContext = issuer.secureContextFor(d.host);
@@ -181,6 +203,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     connections.set(tlsSocket as unknown as Socket, c);
     tlsSocket.on("secure", () => {
       secure = true;
+      secureAt = Date.now();
       decrypted.emit("connection", tlsSocket);
     });
     // CONNECT sockets come from an allowHalfOpen server: a client that hangs up after reading our
@@ -197,9 +220,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       tlsSocket.destroy();
     });
     tlsSocket.on("close", () => {
-      // A client that completes the handshake but hangs up before its first request is treated
-      // like one that refused the certificate (some stacks check the pin after the handshake).
-      if (c.outcome === "intercepted" && (!secure || (c.exchanges === 0 && !c.error))) {
+      // A client that completes the handshake but hangs up at once, before any request, is
+      // treated like one that refused the certificate: some stacks (OkHttp's CertificatePinner)
+      // check the pin after the handshake. An idle preconnect that closes later is not.
+      const quietClose = secure && c.exchanges === 0 && !c.error && Date.now() - secureAt < PIN_CHECK_WINDOW_MS;
+      if (c.outcome === "intercepted" && (!secure || quietClose)) {
         c.outcome = "client-rejected-certificate";
         c.error ??= secure ? "closed before the first request" : "closed during the TLS handshake";
       }

@@ -35,7 +35,7 @@ export class CaptureStore {
           @mode, @endpoint_id, @upstream, @response_status, @response_headers, @response_source, @outcome,
           @error_code, @error_message, @started_at, @request_ended_at, @responded_at, @prev_hash, @hash)`),
       completeExchange: db.prepare(`UPDATE exchanges SET response_body_sha256 = @sha, response_body_size = @size,
-          response_body_truncated = @truncated, response_trailers = @trailers, ended_at = @ended_at,
+          response_body_truncated = @truncated, response_trailers = @trailers, ended_at = @ended_at, outcome = @outcome,
           error_code = COALESCE(error_code, @error_code), error_message = COALESCE(error_message, @error_message)
         WHERE id = @id`),
       openConnection: db.prepare(`INSERT INTO connections (id, session_id, client_address, client_port, host, port,
@@ -69,6 +69,16 @@ export class CaptureStore {
     return { id: Number(info.lastInsertRowid), name };
   }
 
+  /** Removes a session that never captured anything (the proxy failed to start). */
+  discardSessionIfEmpty(session: SessionInfo): void {
+    this.db
+      .prepare(
+        `DELETE FROM sessions WHERE id = ? AND NOT EXISTS (SELECT 1 FROM exchanges WHERE session_id = ?)
+           AND NOT EXISTS (SELECT 1 FROM connections WHERE session_id = ?)`,
+      )
+      .run(session.id, session.id, session.id);
+  }
+
   endSession(session: SessionInfo): void {
     this.stmt.endSession.run(Date.now(), session.id);
   }
@@ -93,7 +103,6 @@ export class CaptureStore {
         requestBodySha256: requestSha,
         requestBodySize: x.requestBodySize,
         responseStatus: x.response?.status ?? null,
-        outcome: x.outcome,
       });
       this.stmt.insertExchange.run({
         id: x.id,
@@ -141,6 +150,7 @@ export class CaptureStore {
         truncated: x.response?.bodyTruncated ? 1 : 0,
         trailers: x.response?.trailers?.length ? JSON.stringify(x.response.trailers) : null,
         ended_at: x.endedAt ?? Date.now(),
+        outcome: x.outcome,
         error_code: x.error?.code ?? null,
         error_message: x.error?.message ?? null,
       });

@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { exhaustError } from "../errors.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -16,7 +16,12 @@ export type Db = Database.Database;
 export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
   let db: Db;
   try {
-    if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
+    if (!options.readonly) {
+      mkdirSync(dirname(file), { recursive: true });
+      // Captures hold credentials as received. SQLite gives the -wal and -shm files the main file's
+      // mode, so creating it 0600 first keeps all three private.
+      closeSync(openSync(file, "a", 0o600));
+    }
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   } catch (e) {
     throw exhaustError("EXH_DB_OPEN", { file, reason: (e as Error).message }, e);

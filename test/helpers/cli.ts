@@ -25,17 +25,20 @@ export function spawnProxy(args: string[], cwd?: string): Promise<ProxyProcess> 
   let err = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 20_000);
+    let started = false;
     child.stderr!.on("data", (d: Buffer) => {
       err += d.toString();
+      if (started) return;
       const m = /"listen":"[^"]*:(\d+)"/.exec(err);
       if (m) {
+        started = true;
         clearTimeout(timer);
         resolve({ child, port: Number(m[1]), stderr: () => err });
       }
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`proxy exited with ${code}: ${err}`));
+      if (!started) reject(new Error(`proxy exited with ${code}: ${err}`));
     });
   });
 }

@@ -28,7 +28,11 @@ const collectorAnswer: Handler = (req, res) => {
  * A local HTTPS origin on 127.0.0.1 standing in for a Microsoft collector, with a certificate
  * from a test CA of its own (the proxy is told to trust it with --upstream-ca).
  */
-export async function startOrigin(ca: CertificateAuthority, handler: Handler = collectorAnswer): Promise<Origin> {
+export async function startOrigin(
+  ca: CertificateAuthority,
+  handler: Handler = collectorAnswer,
+  options: { record?: boolean; port?: number } = {},
+): Promise<Origin> {
   const issuer = await LeafIssuer.create(ca);
   const received: ReceivedRequest[] = [];
   const server = https.createServer({
@@ -39,11 +43,11 @@ export async function startOrigin(ca: CertificateAuthority, handler: Handler = c
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const r = { method: req.method ?? "", url: req.url ?? "", rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) };
-      received.push(r);
+      if (options.record !== false) received.push(r);
       handler(r, res, req);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
     received,

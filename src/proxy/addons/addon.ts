@@ -1,6 +1,6 @@
 import type { Logger } from "../../log.js";
 import type { EndpointCatalog } from "../../catalog/endpoints.js";
-import type { ConnectionRecord, Exchange, RawHeaders } from "../../types.js";
+import type { ConnectionRecord, Exchange, ProxyMode, RawHeaders } from "../../types.js";
 import type { HostPort, ProxyOptions } from "../options.js";
 
 /** What the proxy will do with a CONNECT; addons may change `action` and `upstream`. */
@@ -8,11 +8,14 @@ export interface ConnectDecision {
   host: string;
   port: number;
   clientAddress: string;
-  action: "intercept" | "tunnel";
+  /** `refuse`: answer the CONNECT with 503 and relay nothing. */
+  action: "intercept" | "tunnel" | "refuse";
   /** Why, for the connection row and the log: `catalog:<id>`, `intercept-all`, `not-in-catalog`, `pinned-earlier`. */
   reason: string;
   /** Where tunnelled bytes go when not to host:port. */
   upstream?: HostPort;
+  /** The mode exchanges with this host would get (set by the modes addon). */
+  mode?: ProxyMode;
 }
 
 /** An answer exhaust gives itself instead of asking the upstream. */

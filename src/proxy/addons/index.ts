@@ -8,5 +8,6 @@ import { pinningAddon } from "./pinning.js";
 
 /** The default chain, in order: routing decisions first, then capture, then the log line. */
 export function defaultAddons(ctx: AddonContext, store: CaptureStore, session: SessionInfo): Addon[] {
-  return [hostMapAddon(ctx), pinningAddon(ctx), modesAddon(ctx), captureAddon(store, session), exchangeLogAddon(ctx)];
+  // modes before pinning: a pinned host is refused rather than tunnelled when its mode keeps data in.
+  return [hostMapAddon(ctx), modesAddon(ctx), pinningAddon(ctx), captureAddon(store, session), exchangeLogAddon(ctx)];
 }

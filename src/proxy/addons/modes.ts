@@ -11,16 +11,19 @@ import type { Addon, AddonContext, LocalResponse } from "./addon.js";
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
-  const modeFor = (x: Exchange): ProxyMode => {
-    const byFlag = patterns.find((p) => p.matches(x.host));
+  const modeFor = (host: string, endpointId: string | undefined): ProxyMode => {
+    const byFlag = patterns.find((p) => p.matches(host));
     if (byFlag) return byFlag.mode;
-    const entry = x.endpointId ? catalog.endpoints.find((e) => e.id === x.endpointId) : undefined;
+    const entry = endpointId ? catalog.endpoints.find((e) => e.id === endpointId) : undefined;
     return entry?.mode ?? options.mode;
   };
   return {
     name: "modes",
+    onConnect(d) {
+      d.mode = modeFor(d.host, catalog.match(d.host)?.id);
+    },
     onRequestHeaders(x) {
-      x.mode = modeFor(x);
+      x.mode = modeFor(x.host, x.endpointId);
     },
     respond(x): LocalResponse | undefined {
       if (x.mode === "sinkhole") {

@@ -1,0 +1,102 @@
+import https from "node:https";
+import type tls from "node:tls";
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  lastError?: string;
+  seconds: number;
+  reqPerSec: number;
+  latencyMs: { p50: number; p99: number; mean: number };
+}
+
+/**
+ * Closed-loop load: `connections` keep-alive connections, each sending the next POST as soon as
+ * the previous answer is in, for `durationMs` after a warm-up.
+ */
+export async function runLoad(opts: {
+  connections: number;
+  durationMs: number;
+  warmupMs: number;
+  openSocket: () => Promise<tls.TLSSocket>;
+  host: string;
+  path: string;
+  body: Buffer;
+  headers?: Record<string, string>;
+}): Promise<LoadResult> {
+  // An agent whose sockets are opened by `openSocket` (possibly a CONNECT tunnel): Node's Agent
+  // accepts a createConnection that answers through its callback.
+  const agent = new https.Agent({ keepAlive: true, maxSockets: opts.connections });
+  (agent as unknown as { createConnection: unknown }).createConnection = (
+    _o: unknown,
+    cb: (err: Error | null, s?: tls.TLSSocket) => void,
+  ) => {
+    opts.openSocket().then((s) => cb(null, s), (e: Error) => cb(e));
+    return undefined;
+  };
+  const send = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = https.request(
+        {
+          agent,
+          host: opts.host,
+          method: "POST",
+          path: opts.path,
+          headers: { "content-type": "application/x-json-stream", "content-length": String(opts.body.length), ...opts.headers },
+        },
+        (res) => {
+          res.on("data", () => {});
+          res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+        },
+      );
+      req.on("error", reject);
+      req.end(opts.body);
+    });
+
+  const latencies: number[] = [];
+  let errors = 0;
+  let lastError: string | undefined;
+  let measuring = false;
+  const started = Date.now();
+  const stopAt = started + opts.warmupMs + opts.durationMs;
+  setTimeout(() => (measuring = true), opts.warmupMs);
+  let measureStart = 0;
+  const worker = async () => {
+    while (Date.now() < stopAt) {
+      const t0 = process.hrtime.bigint();
+      try {
+        await send();
+        if (measuring) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      } catch (e) {
+        errors++;
+        lastError = (e as Error).message;
+        // A failing target must not turn this loop into a busy spin.
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  };
+  setTimeout(() => (measureStart = Date.now()), opts.warmupMs);
+  await Promise.all(Array.from({ length: opts.connections }, worker));
+  const seconds = (Date.now() - (measureStart || started)) / 1000;
+  agent.destroy();
+  return {
+    requests: latencies.length,
+    errors,
+    ...(lastError ? { lastError } : {}),
+    seconds: round(seconds),
+    reqPerSec: round(latencies.length / seconds),
+    latencyMs: summarise(latencies),
+  };
+}
+
+export function summarise(values: number[]): { p50: number; p99: number; mean: number } {
+  if (values.length === 0) return { p50: NaN, p99: NaN, mean: NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { p50: round(at(0.5)), p99: round(at(0.99)), mean: round(values.reduce((a, b) => a + b, 0) / values.length) };
+}
+
+export function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

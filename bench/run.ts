@@ -1,0 +1,210 @@
+/**
+ * `npm run bench`: throughput and latency of 20 KB uploads over 8 keep-alive connections, direct
+ * to a local HTTPS origin versus through exhaust (sinkhole, and forward with capture on) and,
+ * when installed, mitmproxy's mitmdump; then first-contact latency for 200 new hosts. Everything
+ * runs on 127.0.0.1 in one go, so the ratios compare like with like on this machine. JSON on
+ * stdout, progress on stderr.
+ *
+ * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { initAuthority } from "../src/ca/authority.js";
+import { openDatabase } from "../src/store/database.js";
+import { PACKAGE_ROOT } from "../src/paths.js";
+import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
+import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
+import { round, runLoad, summarise, type LoadResult } from "./load.js";
+
+const HOST = "mobile.events.data.microsoft.com";
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const durationMs = arg("--duration", 8000);
+const newHosts = arg("--hosts", 200);
+const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-"));
+const originCa = await initAuthority(join(dir, "origin-ca"), { permittedDomains: [], unconstrained: true });
+writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
+const originProc = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "origin-server.js"), join(dir, "origin-ca")], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
+const originPort = await new Promise<number>((resolve) => originProc.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+
+// A 20 KB 1DS JSON-lines upload.
+const line = JSON.stringify({
+  name: "Office.Word.FileIO.Save",
+  time: "2026-11-24T08:00:00.000Z",
+  ver: "4.0",
+  iKey: "o:0123456789abcdef0123456789abcdef",
+  ext: { app: { name: "WINWORD", ver: "16.0.17029" }, device: { localId: "s:6C4E3D2A-0000-4000-8000-000000000000" } },
+  data: { "Data.Doc.Ext": "docx", "Activity.Success": true, "Activity.Duration": 1234 },
+});
+const body = Buffer.from(`${line}\n`.repeat(Math.ceil(20_000 / (line.length + 1)))).subarray(0, 20 * 1024);
+
+const load = (openSocket: () => Promise<tls.TLSSocket>) =>
+  runLoad({ connections: 8, durationMs, warmupMs: 1000, openSocket, host: HOST, path: "/OneCollector/1.0/", body });
+
+interface ProxyRun {
+  load: LoadResult;
+  proxy: { peakRssMb?: number; eventLoopBlockedMs?: { p50: number; p99: number; max: number }; storedExchanges?: number };
+}
+
+async function stopProxy(p: ProxyProcess): Promise<ProxyRun["proxy"]> {
+  p.child.kill("SIGTERM");
+  await waitExit(p.child);
+  const stopped = p
+    .stderr()
+    .split("\n")
+    .reverse()
+    .find((l) => l.includes('"msg":"stopped"'));
+  return stopped ? (({ peakRssMb, eventLoopBlockedMs }) => ({ peakRssMb, eventLoopBlockedMs }))(JSON.parse(stopped)) : {};
+}
+
+async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun> {
+  say(`${name}: ${durationMs} ms through exhaust`);
+  const db = join(dir, `${name}.db`);
+  const p = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", name, ...extra]);
+  const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+  const result = await load(() => tlsThroughProxy(p.port, HOST, 443, [ca]));
+  const proxy = await stopProxy(p);
+  const store = openDatabase(db, { readonly: true });
+  proxy.storedExchanges = (store.prepare("SELECT COUNT(*) AS n FROM exchanges").get() as { n: number }).n;
+  store.close();
+  return { load: result, proxy };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string } | { skipped: string }> {
+  const which = spawnSync("mitmdump", ["--version"], { encoding: "utf8" });
+  if (which.status !== 0) return { skipped: "mitmdump is not installed (Debian: apt-get install mitmproxy)" };
+  const version = which.stdout.split("\n")[0];
+  say(`mitmdump: ${durationMs} ms (${version}), writing flows like exhaust stores them`);
+  const confdir = join(dir, "mitm");
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    "mitmdump",
+    ["-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${confdir}`, "--ssl-insecure", "-w", join(dir, "flows.mitm")],
+    { stdio: "ignore" },
+  );
+  const caFile = join(confdir, "mitmproxy-ca-cert.pem");
+  for (let i = 0; i < 200 && !(existsSync(caFile) && (await canConnect(port))); i++) await new Promise((r) => setTimeout(r, 100));
+  const ca = readFileSync(caFile, "utf8");
+  // mitmdump resolves the CONNECT target itself: name the origin by address, the collector by SNI.
+  const result = await load(async () => {
+    const raw = await connectTunnel(port, `127.0.0.1:${originPort}`);
+    return new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: raw, servername: HOST, ca: [ca] }, () => resolve(s));
+      s.once("error", reject);
+    });
+  });
+  child.kill("SIGTERM");
+  await waitExit(child);
+  return { load: result, version };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function firstContact(): Promise<object> {
+  say(`first contact: ${newHosts} new hosts, then the same hosts again`);
+  const p = await spawnProxy(["--db", join(dir, "first.db"), "--certs", join(dir, "certs"), "--session", "first", "--mode", "sinkhole"]);
+  const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+  // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
+  // (a client that hangs up right after the handshake looks like a pin check to the proxy).
+  const handshake = async (host: string) => {
+    const t0 = process.hrtime.bigint();
+    const s = await tlsThroughProxy(p.port, host, 443, [ca]);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ createConnection: () => s, host, method: "POST", path: "/OneCollector/1.0/" }, (res) => {
+        res.resume();
+        res.on("end", () => resolve());
+      });
+      req.on("error", reject);
+      req.end("{}\n");
+    });
+    s.destroy();
+    return ms;
+  };
+  const first: number[] = [];
+  const again: number[] = [];
+  const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${Date.now().toString(36)}.events.data.microsoft.com`);
+  for (const h of hosts) first.push(await handshake(h));
+  for (const h of hosts) again.push(await handshake(h));
+  const proxy = await stopProxy(p);
+  const a = summarise(first);
+  const b = summarise(again);
+  return {
+    hosts: newHosts,
+    newHostHandshakeMs: a,
+    cachedHostHandshakeMs: b,
+    addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
+    proxy,
+    targets: { addedP99Ms: 5, eventLoopMaxMs: 20 },
+  };
+}
+
+const direct = await (async () => {
+  say(`direct: ${durationMs} ms straight to the origin`);
+  return load(
+    () =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: "127.0.0.1", port: originPort, servername: HOST, ca: [originCa.certPem] }, () => resolve(s));
+        s.once("error", reject);
+      }),
+  );
+})();
+const sinkhole = await exhaustScenario("sinkhole", ["--mode", "sinkhole"]);
+const forward = await exhaustScenario("forward", [
+  "--map-host", `${HOST}=127.0.0.1:${originPort}`,
+  "--upstream-ca", join(dir, "origin-ca.pem"),
+]);
+const mitmdump = await mitmdumpScenario();
+const contact = await firstContact();
+
+originProc.kill("SIGTERM");
+await waitExit(originProc);
+rmSync(dir, { recursive: true, force: true });
+
+const vsDirect = (r: LoadResult) => ({
+  throughputRatio: round(r.reqPerSec / direct.reqPerSec),
+  addedLatencyMs: { p50: round(r.latencyMs.p50 - direct.latencyMs.p50), p99: round(r.latencyMs.p99 - direct.latencyMs.p99) },
+});
+const report = {
+  tool: "exhaust",
+  node: process.version,
+  cpus: cpus().length,
+  workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
+  direct,
+  exhaust: {
+    sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
+    forward: { ...forward, ...vsDirect(forward.load) },
+  },
+  mitmdump:
+    "load" in mitmdump
+      ? { ...mitmdump, ...vsDirect(mitmdump.load), exhaustForwardVsMitmdump: round(forward.load.reqPerSec / mitmdump.load.reqPerSec) }
+      : mitmdump,
+  firstContact: contact,
+  targets: { throughputRatio: 0.5, addedLatencyP50Ms: 1, addedLatencyP99Ms: 5, vsMitmdump: 3 },
+};
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
