@@ -8,6 +8,38 @@ export interface SessionInfo {
   name: string;
 }
 
+/** What is added to a stored exchange when it ends (everything after the durable point). */
+export interface ExchangeCompletion {
+  id: string;
+  responseBody?: Uint8Array;
+  responseBodyTruncated: boolean;
+  trailers?: Exchange["requestHeaders"];
+  endedAt: number;
+  outcome: Exchange["outcome"];
+  error?: Exchange["error"];
+}
+
+export function completionOf(x: Exchange): ExchangeCompletion {
+  return {
+    id: x.id,
+    responseBody: x.response?.body,
+    responseBodyTruncated: x.response?.bodyTruncated ?? false,
+    trailers: x.response?.trailers,
+    endedAt: x.endedAt ?? Date.now(),
+    outcome: x.outcome,
+    error: x.error,
+  };
+}
+
+/** The writes the capture addon makes; served in-process (CaptureStore) or by the capture worker. */
+export interface CaptureSink {
+  commitExchange(session: SessionInfo, x: Exchange): Promise<void>;
+  completeExchange(c: ExchangeCompletion): Promise<void>;
+  openConnection(session: SessionInfo, c: ConnectionRecord): Promise<void>;
+  closeConnection(c: ConnectionRecord): Promise<void>;
+  flush(): Promise<void>;
+}
+
 type Write = () => void;
 
 /**
@@ -15,7 +47,7 @@ type Write = () => void;
  * next turn of the event loop (group commit). The promise of a write resolves only after its
  * transaction committed, which is what lets the proxy hold a response until the upload is durable.
  */
-export class CaptureStore {
+export class CaptureStore implements CaptureSink {
   private queue: Array<{ write: Write; resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
   private readonly lastHash = new Map<number, { seq: number; hash: string }>();
@@ -139,20 +171,20 @@ export class CaptureStore {
     });
   }
 
-  /** Adds what came after the durable point: the response body, trailers, the end time. */
-  completeExchange(x: Exchange): Promise<void> {
+  /** Adds what came after the durable point: the response body, trailers, the final outcome. */
+  completeExchange(c: ExchangeCompletion): Promise<void> {
     return this.enqueue(() => {
-      const body = x.response?.body;
+      const body = c.responseBody;
       this.stmt.completeExchange.run({
-        id: x.id,
+        id: c.id,
         sha: body ? this.putBlob(body) : null,
         size: body ? body.length : null,
-        truncated: x.response?.bodyTruncated ? 1 : 0,
-        trailers: x.response?.trailers?.length ? JSON.stringify(x.response.trailers) : null,
-        ended_at: x.endedAt ?? Date.now(),
-        outcome: x.outcome,
-        error_code: x.error?.code ?? null,
-        error_message: x.error?.message ?? null,
+        truncated: c.responseBodyTruncated ? 1 : 0,
+        trailers: c.trailers?.length ? JSON.stringify(c.trailers) : null,
+        ended_at: c.endedAt,
+        outcome: c.outcome,
+        error_code: c.error?.code ?? null,
+        error_message: c.error?.message ?? null,
       });
     });
   }
@@ -201,7 +233,7 @@ export class CaptureStore {
     this.closed = true;
   }
 
-  private putBlob(data: Buffer): string {
+  private putBlob(data: Uint8Array): string {
     const sha = sha256Hex(data);
     this.stmt.insertBlob.run(sha, data.length, data);
     return sha;

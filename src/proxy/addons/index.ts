@@ -1,5 +1,5 @@
 import { captureAddon } from "../../capture/addon.js";
-import type { CaptureStore, SessionInfo } from "../../store/capture-store.js";
+import type { CaptureSink, SessionInfo } from "../../store/capture-store.js";
 import type { Addon, AddonContext } from "./addon.js";
 import { exchangeLogAddon } from "./exchange-log.js";
 import { hostMapAddon } from "./host-map.js";
@@ -7,7 +7,7 @@ import { modesAddon } from "./modes.js";
 import { pinningAddon } from "./pinning.js";
 
 /** The default chain, in order: routing decisions first, then capture, then the log line. */
-export function defaultAddons(ctx: AddonContext, store: CaptureStore, session: SessionInfo): Addon[] {
+export function defaultAddons(ctx: AddonContext, store: CaptureSink, session: SessionInfo): Addon[] {
   // modes before pinning: a pinned host is refused rather than tunnelled when its mode keeps data in.
   return [hostMapAddon(ctx), modesAddon(ctx), pinningAddon(ctx), captureAddon(store, session), exchangeLogAddon(ctx)];
 }
