@@ -21,7 +21,9 @@ import {
 } from "../proxy/options.js";
 import { startProxy } from "../proxy/server.js";
 import { assertListenAllowed } from "../proxy/access.js";
-import { CaptureWorkerClient } from "../store/capture-client.js";
+import { CaptureStore } from "../store/capture-store.js";
+import { Checkpointer } from "../store/checkpointer.js";
+import { openDatabase } from "../store/database.js";
 import { TOOL_VERSION } from "../version.js";
 import { collect, runCommand } from "./run.js";
 
@@ -111,8 +113,11 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   if (options.intercept === "all" && ca.constrained) throw exhaustError("EXH_CA_CONSTRAINED", { dir: options.certsDir });
   const issuer = await LeafIssuer.create(ca);
   assertListenAllowed(options);
-  const store = await CaptureWorkerClient.start(options.dbFile);
-  const session = await store.openSession(options.session, {
+  const db = openDatabase(options.dbFile);
+  // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
+  const checkpointer = Checkpointer.start(db, options.dbFile);
+  const store = new CaptureStore(db);
+  const session = store.openSession(options.session, {
     toolVersion: TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
@@ -121,8 +126,9 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   try {
     proxy = await startProxy({ options, catalog, issuer, addons: defaultAddons({ options, catalog, log }, store, session), log });
   } catch (e) {
-    await store.discardSessionIfEmpty(session);
-    await store.close();
+    store.discardSessionIfEmpty(session);
+    await checkpointer.stop();
+    db.close();
     throw e;
   }
   log.info({ session: session.name, db: options.dbFile, ca: ca.fingerprint256 }, "capturing");
@@ -136,8 +142,10 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     process.once("SIGTERM", stop);
   });
   await proxy.close();
-  await store.endSession(session);
   await store.close();
+  store.endSession(session);
+  await checkpointer.stop();
+  db.close();
   loopDelay.disable();
   // The histogram's samples include the sampling interval itself; what is left is time blocked.
   const blockedMs = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);

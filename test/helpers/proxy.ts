@@ -9,7 +9,7 @@ import { parseProxyFlags } from "../../src/cli/proxy.js";
 import { createLogger } from "../../src/log.js";
 import { defaultAddons } from "../../src/proxy/addons/index.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/server.js";
-import { CaptureWorkerClient } from "../../src/store/capture-client.js";
+import { CaptureStore } from "../../src/store/capture-store.js";
 import { openDatabase, type Db } from "../../src/store/database.js";
 
 export interface TestProxy {
@@ -74,10 +74,9 @@ export async function startTestProxy(
     unconstrained: options.intercept === "all",
   });
   const issuer = await LeafIssuer.create(ca);
-  // The same capture worker as `exhaust proxy`; the test reads through a connection of its own.
-  const store = await CaptureWorkerClient.start(options.dbFile);
-  const session = await store.openSession(options.session, { toolVersion: "test", caFingerprint: ca.fingerprint256 });
-  const db = openDatabase(options.dbFile, { readonly: true });
+  const db = openDatabase(options.dbFile);
+  const store = new CaptureStore(db);
+  const session = store.openSession(options.session, { toolVersion: "test", caFingerprint: ca.fingerprint256 });
   const proxy = await startProxy({ options, catalog, issuer, addons: defaultAddons({ options, catalog, log }, store, session), log });
   return {
     proxy,
