@@ -5,7 +5,10 @@
  * runs on 127.0.0.1 in one go, so the ratios compare like with like on this machine. JSON on
  * stdout, progress on stderr.
  *
- * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200).
+ * Then decode throughput (events/s) and a mutation run over every decoder.
+ *
+ * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
+ * --only proxy,first-contact,decode,fuzz (default: all), --fuzz-runs N (default 100,000 per decoder).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -19,6 +22,7 @@ import { openDatabase } from "../src/store/database.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
 import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
+import { decodeThroughput, fuzzDecoders } from "./decode.js";
 import { round, runLoad, summarise, type LoadResult } from "./load.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -29,12 +33,26 @@ const arg = (name: string, fallback: number) => {
 const durationMs = arg("--duration", 8000);
 const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const onlyArg = process.argv.indexOf("--only");
+const only = new Set(onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz"]);
+
+// CPU-only sections first, on a quiet machine.
+const decode = only.has("decode") ? (say("decode throughput, 100 events x 40 fields"), decodeThroughput()) : undefined;
+const fuzz = only.has("fuzz")
+  ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
+  : undefined;
 
 const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-"));
 const originCa = await initAuthority(join(dir, "origin-ca"), { permittedDomains: [], unconstrained: true });
 writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
 const originProc = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "origin-server.js"), join(dir, "origin-ca")], {
   stdio: ["ignore", "pipe", "inherit"],
+});
+// Whatever happens, no origin, proxy or mitmdump outlives the benchmark.
+const children: ChildProcess[] = [originProc];
+process.on("exit", () => {
+  children.forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
+  rmSync(dir, { recursive: true, force: true });
 });
 const originPort = await new Promise<number>((resolve) => originProc.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
 
@@ -72,6 +90,7 @@ async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun>
   say(`${name}: ${durationMs} ms through exhaust`);
   const db = join(dir, `${name}.db`);
   const p = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", name, ...extra]);
+  children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
   const result = await load(() => tlsThroughProxy(p.port, HOST, 443, [ca]));
   const proxy = await stopProxy(p);
@@ -101,6 +120,7 @@ async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string }
     ["-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${confdir}`, "--ssl-insecure", "-w", join(dir, "flows.mitm")],
     { stdio: "ignore" },
   );
+  children.push(child);
   const caFile = join(confdir, "mitmproxy-ca-cert.pem");
   for (let i = 0; i < 200 && !(existsSync(caFile) && (await canConnect(port))); i++) await new Promise((r) => setTimeout(r, 100));
   const ca = readFileSync(caFile, "utf8");
@@ -128,6 +148,7 @@ function canConnect(port: number): Promise<boolean> {
 async function firstContact(): Promise<object> {
   say(`first contact: ${newHosts} new hosts, then the same hosts again`);
   const p = await spawnProxy(["--db", join(dir, "first.db"), "--certs", join(dir, "certs"), "--session", "first", "--mode", "sinkhole"]);
+  children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
   // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
   // (a client that hangs up right after the handshake looks like a pin check to the proxy).
@@ -164,7 +185,8 @@ async function firstContact(): Promise<object> {
   };
 }
 
-const direct = await (async () => {
+const runProxy = only.has("proxy");
+const direct = !runProxy ? undefined : await (async () => {
   say(`direct: ${durationMs} ms straight to the origin`);
   return load(
     () =>
@@ -174,37 +196,42 @@ const direct = await (async () => {
       }),
   );
 })();
-const sinkhole = await exhaustScenario("sinkhole", ["--mode", "sinkhole"]);
-const forward = await exhaustScenario("forward", [
-  "--map-host", `${HOST}=127.0.0.1:${originPort}`,
-  "--upstream-ca", join(dir, "origin-ca.pem"),
-]);
-const mitmdump = await mitmdumpScenario();
-const contact = await firstContact();
+const sinkhole = runProxy ? await exhaustScenario("sinkhole", ["--mode", "sinkhole"]) : undefined;
+const forward = runProxy
+  ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")])
+  : undefined;
+const mitmdump = runProxy ? await mitmdumpScenario() : undefined;
+const contact = only.has("first-contact") ? await firstContact() : undefined;
 
 originProc.kill("SIGTERM");
 await waitExit(originProc);
 rmSync(dir, { recursive: true, force: true });
 
 const vsDirect = (r: LoadResult) => ({
-  throughputRatio: round(r.reqPerSec / direct.reqPerSec),
-  addedLatencyMs: { p50: round(r.latencyMs.p50 - direct.latencyMs.p50), p99: round(r.latencyMs.p99 - direct.latencyMs.p99) },
+  throughputRatio: round(r.reqPerSec / direct!.reqPerSec),
+  addedLatencyMs: { p50: round(r.latencyMs.p50 - direct!.latencyMs.p50), p99: round(r.latencyMs.p99 - direct!.latencyMs.p99) },
 });
 const report = {
   tool: "exhaust",
   node: process.version,
   cpus: cpus().length,
-  workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
-  direct,
-  exhaust: {
-    sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
-    forward: { ...forward, ...vsDirect(forward.load) },
-  },
-  mitmdump:
-    "load" in mitmdump
-      ? { ...mitmdump, ...vsDirect(mitmdump.load), exhaustForwardVsMitmdump: round(forward.load.reqPerSec / mitmdump.load.reqPerSec) }
-      : mitmdump,
+  proxy: direct && sinkhole && forward && mitmdump
+    ? {
+        workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
+        direct,
+        exhaust: {
+          sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
+          forward: { ...forward, ...vsDirect(forward.load) },
+        },
+        mitmdump:
+          "load" in mitmdump
+            ? { ...mitmdump, ...vsDirect(mitmdump.load), exhaustForwardVsMitmdump: round(forward.load.reqPerSec / mitmdump.load.reqPerSec) }
+            : mitmdump,
+        targets: { throughputRatio: 0.5, addedLatencyP50Ms: 1, addedLatencyP99Ms: 5, vsMitmdump: 3 },
+      }
+    : undefined,
   firstContact: contact,
-  targets: { throughputRatio: 0.5, addedLatencyP50Ms: 1, addedLatencyP99Ms: 5, vsMitmdump: 3 },
+  decode: decode && { ...decode, targetEventsPerSec: 100_000 },
+  fuzz,
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

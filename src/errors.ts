@@ -41,6 +41,8 @@ export const ERROR_DEFINITIONS = {
   },
   EXH_UPSTREAM_FAILED: { message: "upstream {target} failed: {reason}", exitCode: 1, httpStatus: 502 },
   EXH_CLIENT_ABORTED: { message: "client closed the connection before the request body ended", exitCode: 1 },
+  EXH_PROCESS_FAILED: { message: "decoding exchange {exchange} failed: {reason}", exitCode: 1 },
+  EXH_EVENT_UNKNOWN: { message: "no event with id {id} in {file}", exitCode: 2 },
   EXH_ADDON_FAILED: { message: "addon {addon} failed in {hook}: {reason}", exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, ErrorDefinition>;
 

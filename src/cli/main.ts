@@ -1,6 +1,8 @@
 import { Command, CommanderError } from "commander";
 import { TOOL_VERSION } from "../version.js";
 import { registerCaCommand } from "./ca.js";
+import { registerEventCommands } from "./events.js";
+import { registerReprocessCommand } from "./reprocess.js";
 import { registerProxyCommand } from "./proxy.js";
 import { registerSessionsCommand } from "./sessions.js";
 
@@ -14,6 +16,8 @@ const program = new Command()
 registerProxyCommand(program);
 registerCaCommand(program);
 registerSessionsCommand(program);
+registerEventCommands(program);
+registerReprocessCommand(program);
 
 try {
   await program.parseAsync(process.argv);

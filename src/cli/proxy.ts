@@ -23,6 +23,7 @@ import { startProxy } from "../proxy/server.js";
 import { assertListenAllowed } from "../proxy/access.js";
 import { CaptureStore } from "../store/capture-store.js";
 import { Checkpointer } from "../store/checkpointer.js";
+import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase } from "../store/database.js";
 import { TOOL_VERSION } from "../version.js";
 import { collect, runCommand } from "./run.js";
@@ -117,6 +118,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
   const checkpointer = Checkpointer.start(db, options.dbFile);
   const store = new CaptureStore(db);
+  // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
+  const processing = ProcessingThread.start(options.dbFile, log);
   const session = store.openSession(options.session, {
     toolVersion: TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
@@ -124,9 +127,16 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   });
   let proxy;
   try {
-    proxy = await startProxy({ options, catalog, issuer, addons: defaultAddons({ options, catalog, log }, store, session), log });
+    proxy = await startProxy({
+      options,
+      catalog,
+      issuer,
+      addons: defaultAddons({ options, catalog, log }, store, session, [processing.addon()]),
+      log,
+    });
   } catch (e) {
     store.discardSessionIfEmpty(session);
+    await processing.stop();
     await checkpointer.stop();
     db.close();
     throw e;
@@ -144,6 +154,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   await proxy.close();
   await store.close();
   store.endSession(session);
+  await processing.stop();
   await checkpointer.stop();
   db.close();
   loopDelay.disable();

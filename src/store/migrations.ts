@@ -86,4 +86,54 @@ export const MIGRATIONS: readonly string[] = [
       FROM connections c JOIN sessions s ON s.id = c.session_id
      GROUP BY s.name, c.host, c.port, c.outcome;
   `,
+  /* 2: decoded events and fields */ `
+  ALTER TABLE exchanges ADD COLUMN decoder TEXT;           -- decoder@version that produced the events
+  ALTER TABLE exchanges ADD COLUMN content_encoding TEXT;  -- encodings undone, e.g. "deflate(raw)"
+  ALTER TABLE exchanges ADD COLUMN upload_facts TEXT;      -- JSON: tenants, SDK version, upload time
+  ALTER TABLE exchanges ADD COLUMN decoded_at INTEGER;
+
+  CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,           -- what \`exhaust show\` takes
+    exchange_id TEXT NOT NULL REFERENCES exchanges(id),
+    session_id  INTEGER NOT NULL REFERENCES sessions(id),
+    idx         INTEGER NOT NULL,              -- position in the upload
+    format      TEXT NOT NULL,                 -- decoder id
+    name        TEXT NOT NULL,
+    time        TEXT,
+    ikey        TEXT,
+    byte_start  INTEGER,
+    byte_end    INTEGER,
+    field_count INTEGER NOT NULL,
+    UNIQUE (exchange_id, idx)
+  );
+  CREATE INDEX events_session_name ON events(session_id, name);
+  CREATE INDEX events_name ON events(name);
+
+  CREATE TABLE fields (
+    event_id         INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    idx              INTEGER NOT NULL,
+    part             TEXT NOT NULL,            -- envelope | A | B | C | body
+    path             TEXT NOT NULL,
+    value            TEXT,                     -- strings as they are; other types as JSON
+    type             TEXT NOT NULL,
+    pii_kind         INTEGER,                  -- declared on the wire (PIIKind)
+    customer_content INTEGER,                  -- declared on the wire
+    wire_type        INTEGER,
+    scrub_type       INTEGER,
+    PRIMARY KEY (event_id, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX fields_path ON fields(path);
+
+  CREATE TABLE decode_findings (
+    exchange_id TEXT NOT NULL REFERENCES exchanges(id),
+    idx         INTEGER NOT NULL,
+    code        TEXT NOT NULL,                 -- dotted, e.g. bond.truncated
+    severity    TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    offset      INTEGER,
+    length      INTEGER,
+    event_index INTEGER,
+    PRIMARY KEY (exchange_id, idx)
+  ) WITHOUT ROWID;
+  `,
 ];

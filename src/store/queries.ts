@@ -26,3 +26,83 @@ export function listSessions(db: Db): SessionSummary[] {
     )
     .all() as SessionSummary[];
 }
+
+export function sessionIdByName(db: Db, name: string): number | undefined {
+  return (db.prepare("SELECT id FROM sessions WHERE name = ?").get(name) as { id: number } | undefined)?.id;
+}
+
+export interface EventFilter {
+  sessionId?: number;
+  /** SQLite GLOB on the event name: `Office.Word.*`. */
+  nameGlob?: string;
+  limit: number;
+  offset?: number;
+}
+
+export interface EventRow {
+  id: number;
+  session: string;
+  exchangeId: string;
+  host: string;
+  format: string;
+  name: string;
+  time: string | null;
+  iKey: string | null;
+  fieldCount: number;
+}
+
+/** Events in capture order, filtered; the list `exhaust events` prints. */
+export function listEvents(db: Db, f: EventFilter): EventRow[] {
+  return db
+    .prepare(
+      `SELECT ev.id, s.name AS session, ev.exchange_id AS exchangeId, x.host, ev.format, ev.name, ev.time,
+              ev.ikey AS iKey, ev.field_count AS fieldCount
+         FROM events ev
+         JOIN exchanges x ON x.id = ev.exchange_id
+         JOIN sessions s ON s.id = ev.session_id
+        WHERE (@session IS NULL OR ev.session_id = @session)
+          AND (@glob IS NULL OR ev.name GLOB @glob)
+        ORDER BY ev.id
+        LIMIT @limit OFFSET @offset`,
+    )
+    .all({ session: f.sessionId ?? null, glob: f.nameGlob ?? null, limit: f.limit, offset: f.offset ?? 0 }) as EventRow[];
+}
+
+export interface FieldRow {
+  idx: number;
+  part: string;
+  path: string;
+  value: string | null;
+  type: string;
+  piiKind: number | null;
+  customerContent: number | null;
+  wireType: number | null;
+  scrubType: number | null;
+}
+
+export interface EventDetail extends EventRow {
+  exchange: { method: string; scheme: string; path: string; startedAt: number; requestBodySha256: string; decoder: string | null };
+  fields: FieldRow[];
+}
+
+export function getEvent(db: Db, id: number): EventDetail | undefined {
+  const ev = db
+    .prepare(
+      `SELECT ev.id, s.name AS session, ev.exchange_id AS exchangeId, x.host, ev.format, ev.name, ev.time, ev.ikey AS iKey,
+              ev.field_count AS fieldCount, x.method, x.scheme, x.path, x.started_at AS startedAt,
+              x.request_body_sha256 AS requestBodySha256, x.decoder
+         FROM events ev JOIN exchanges x ON x.id = ev.exchange_id JOIN sessions s ON s.id = ev.session_id
+        WHERE ev.id = ?`,
+    )
+    .get(id) as (EventRow & EventDetail["exchange"]) | undefined;
+  if (!ev) return undefined;
+  const fields = db
+    .prepare(
+      `SELECT idx, part, path, value, type, pii_kind AS piiKind, customer_content AS customerContent,
+              wire_type AS wireType, scrub_type AS scrubType
+         FROM fields WHERE event_id = ? ORDER BY idx`,
+    )
+    .all(id) as FieldRow[];
+  const { method, scheme, path, startedAt, requestBodySha256, decoder, ...row } = ev;
+  return { ...row, exchange: { method, scheme, path, startedAt, requestBodySha256, decoder }, fields };
+}

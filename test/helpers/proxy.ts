@@ -10,6 +10,7 @@ import { createLogger } from "../../src/log.js";
 import { defaultAddons } from "../../src/proxy/addons/index.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/server.js";
 import { CaptureStore } from "../../src/store/capture-store.js";
+import { ProcessingThread } from "../../src/pipeline/processing.js";
 import { openDatabase, type Db } from "../../src/store/database.js";
 
 export interface TestProxy {
@@ -21,6 +22,8 @@ export interface TestProxy {
   dbFile: string;
   dir: string;
   logLines: string[];
+  /** Resolves when every captured exchange so far has been decoded. */
+  processed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,7 +80,14 @@ export async function startTestProxy(
   const db = openDatabase(options.dbFile);
   const store = new CaptureStore(db);
   const session = store.openSession(options.session, { toolVersion: "test", caFingerprint: ca.fingerprint256 });
-  const proxy = await startProxy({ options, catalog, issuer, addons: defaultAddons({ options, catalog, log }, store, session), log });
+  const processing = ProcessingThread.start(options.dbFile, log);
+  const proxy = await startProxy({
+    options,
+    catalog,
+    issuer,
+    addons: defaultAddons({ options, catalog, log }, store, session, [processing.addon()]),
+    log,
+  });
   return {
     proxy,
     port: proxy.address.port,
@@ -86,6 +96,12 @@ export async function startTestProxy(
     dbFile: options.dbFile,
     dir,
     logLines,
+    async processed() {
+      // The exchange is handed to the processing thread just after its response ends.
+      await new Promise((r) => setTimeout(r, 50));
+      await store.flush();
+      await processing.idle();
+    },
     async close() {
       await proxy.close();
       await store.close();

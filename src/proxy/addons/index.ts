@@ -7,7 +7,10 @@ import { modesAddon } from "./modes.js";
 import { pinningAddon } from "./pinning.js";
 
 /** The default chain, in order: routing decisions first, then capture, then the log line. */
-export function defaultAddons(ctx: AddonContext, store: CaptureSink, session: SessionInfo): Addon[] {
+/**
+ * `afterCapture` addons run once an exchange is durably stored (the processing thread's feed).
+ */
+export function defaultAddons(ctx: AddonContext, store: CaptureSink, session: SessionInfo, afterCapture: Addon[] = []): Addon[] {
   // modes before pinning: a pinned host is refused rather than tunnelled when its mode keeps data in.
-  return [hostMapAddon(ctx), modesAddon(ctx), pinningAddon(ctx), captureAddon(store, session), exchangeLogAddon(ctx)];
+  return [hostMapAddon(ctx), modesAddon(ctx), pinningAddon(ctx), captureAddon(store, session), ...afterCapture, exchangeLogAddon(ctx)];
 }

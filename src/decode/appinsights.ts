@@ -1,0 +1,82 @@
+/**
+ * Application Insights track uploads (`/v2/track`, `/v2.1/track`; wire-formats.md §1.1): a JSON
+ * array of envelopes, or one envelope per line. Not Office/Windows telemetry, but it shows up in
+ * captures. Envelope keys (`name`, `time`, `iKey`, `ver`, `sampleRate`, `seq`…) are the envelope;
+ * `tags.<key>` is Part A; `data.baseData.*` (with `properties` and `measurements` flattened) is Part B.
+ */
+import {
+  emitJson,
+  eventTime,
+  flattenerFindings,
+  isJsonObject,
+  newFlattener,
+  own,
+  readJsonRecords,
+  type JsonRecord,
+  type JsonValue,
+} from "./onecollector-json.js";
+import type { DecodeContext, DecodedEvent, Decoder, DecodeLimits, DecodeResult, Finding } from "./types.js";
+
+function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, findings: Finding[]): DecodedEvent {
+  const o = rec.value;
+  const fl = newFlattener(limits);
+  const tags = own(o, "tags");
+  const data = own(o, "data");
+  for (const k of Object.keys(o)) {
+    if ((k === "tags" && isJsonObject(tags)) || (k === "data" && isJsonObject(data))) continue;
+    emitJson(fl, k, "envelope", o[k], 1);
+  }
+  let baseData: JsonValue | undefined;
+  if (isJsonObject(data)) {
+    const baseType = own(data, "baseType");
+    if (baseType !== undefined) emitJson(fl, "data.baseType", "envelope", baseType, 2);
+    baseData = own(data, "baseData");
+  }
+  if (isJsonObject(tags)) {
+    // Tag keys are dotted names ("ai.cloud.role"): kept verbatim after `tags.`.
+    for (const k of Object.keys(tags)) emitJson(fl, `tags.${k}`, "A", tags[k], 2);
+  }
+  if (isJsonObject(data)) {
+    if (baseData !== undefined) emitJson(fl, "data.baseData", "B", baseData, 2);
+    for (const k of Object.keys(data)) {
+      if (k === "baseType" || k === "baseData") continue;
+      emitJson(fl, k, "C", data[k], 2);
+    }
+  }
+  const name = own(o, "name");
+  const baseName = isJsonObject(baseData) ? own(baseData, "name") : undefined;
+  const iKey = own(o, "iKey");
+  const event: DecodedEvent = {
+    index,
+    name: typeof name === "string" && name ? name : typeof baseName === "string" && baseName ? baseName : "(unnamed)",
+    fields: fl.fields,
+  };
+  const time = eventTime(own(o, "time"));
+  if (time !== undefined) event.time = time;
+  if (typeof iKey === "string") event.iKey = iKey;
+  if (rec.range) event.byteRange = rec.range;
+  findings.push(...flattenerFindings(fl, "appinsights", index, rec.range));
+  return event;
+}
+
+export const appInsightsDecoder: Decoder = {
+  id: "appinsights",
+  version: 1,
+  paths: [/\/v2(\.1)?\/track/i],
+  sniff(body) {
+    let i = 0;
+    while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+    if (i >= body.length || (body[i] !== 0x7b && body[i] !== 0x5b)) return 0;
+    const head = Buffer.from(body.buffer, body.byteOffset + i, Math.min(body.length - i, 1024)).toString("latin1");
+    if (head.includes("Microsoft.ApplicationInsights.")) return 0.8;
+    if (head.includes('"tags"') && head.includes('"iKey"') && !head.includes('"ext"')) return 0.7;
+    return head.includes('"baseData"') && !head.includes('"ext"') ? 0.3 : 0.1;
+  },
+  decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
+    const findings: Finding[] = [];
+    const records = readJsonRecords(body, ctx.limits, findings);
+    const events: DecodedEvent[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) events[i] = decodeEnvelope(records[i], i, ctx.limits, findings);
+    return { events, findings };
+  },
+};

@@ -1,0 +1,71 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "../log.js";
+import { PACKAGE_ROOT } from "../paths.js";
+import type { Addon } from "../proxy/addons/addon.js";
+
+/** The compiled worker (dist/); `npm test` and `npm start` build it first. */
+const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
+
+/**
+ * Runs the processing worker beside the proxy and feeds it every captured exchange once its
+ * capture is complete. `idle()` resolves when everything sent so far has been processed.
+ */
+export class ProcessingThread {
+  private idleWaiters: Array<() => void> = [];
+  private submitted = 0;
+  private processed = -1;
+
+  private constructor(
+    private readonly worker: Worker,
+    log: Logger,
+  ) {
+    worker.on("message", (m: { type: string; exchangeId?: string; message?: string; received?: number }) => {
+      if (m.type === "idle") {
+        this.processed = m.received ?? 0;
+        if (this.processed >= this.submitted) for (const w of this.idleWaiters.splice(0)) w();
+      } else if (m.type === "error") {
+        log.error({ code: "EXH_PROCESS_FAILED", exchange: m.exchangeId, reason: m.message }, "processing an exchange failed");
+      }
+    });
+    worker.on("error", (e) => log.error({ code: "EXH_PROCESS_FAILED", reason: e.message }, "processing thread failed"));
+    worker.unref();
+  }
+
+  static start(dbFile: string, log: Logger): ProcessingThread {
+    if (!existsSync(WORKER_FILE)) {
+      throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
+    }
+    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile } }), log);
+  }
+
+  submit(exchangeId: string): void {
+    this.submitted++;
+    this.worker.postMessage({ type: "exchange", id: exchangeId });
+  }
+
+  /** Resolves once the worker has caught up with the backlog and every exchange submitted so far. */
+  idle(): Promise<void> {
+    if (this.processed >= this.submitted) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Ends the thread after the exchange in hand; a backlog is picked up on the next start. */
+  async stop(): Promise<void> {
+    this.worker.ref();
+    const exited = new Promise((r) => this.worker.once("exit", r));
+    this.worker.postMessage({ type: "stop" });
+    await exited;
+  }
+
+  /** The addon that hands each exchange over once its capture is complete. */
+  addon(): Addon {
+    return {
+      name: "processing",
+      onExchangeEnd: (x) => {
+        if (x.capture) this.submit(x.id);
+      },
+    };
+  }
+}
