@@ -22,6 +22,7 @@ export const ERROR_DEFINITIONS = {
   },
   EXH_LISTEN_FAILED: { message: "cannot listen on {address}: {reason}", exitCode: 2 },
   EXH_CATALOG_INVALID: { message: "endpoint catalogue {file} is invalid: {reason}", exitCode: 2 },
+  EXH_RULES_INVALID: { message: "rule pack {file} is invalid: {reason}", exitCode: 2 },
   EXH_CA_MISSING: { message: "no CA in {dir}: run `exhaust ca init` first", exitCode: 2 },
   EXH_CA_INVALID: { message: "CA material in {dir} is unusable: {reason}", exitCode: 2 },
   EXH_CA_CONSTRAINED: {

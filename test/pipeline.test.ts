@@ -60,7 +60,7 @@ describe("decoding captured uploads end to end", () => {
     // `show` prints the same event for people.
     const shown = runCli(["show", String(open.event.id), "--db", p.dbFile]);
     expect(shown.status).toBe(0);
-    expect(shown.stdout).toMatch(/Data\.Doc\.Ext\s+string\s+docx/);
+    expect(shown.stdout).toMatch(/Data\.Doc\.Ext\s+diagnostic\s+\S+\s+\S+\s+docx/);
     // The upload's header facts are kept on the exchange.
     const facts = JSON.parse(
       (p.db.prepare("SELECT upload_facts FROM exchanges WHERE id = ?").get(open.exchange) as { upload_facts: string }).upload_facts,

@@ -3,7 +3,7 @@ import { exhaustError } from "../errors.js";
 import { piiKindName } from "../decode/pii-kinds.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
-import { fieldValueFromText } from "../store/decoded-store.js";
+import { fieldValueFromText } from "../store/event-store.js";
 import { getEvent, listEvents, sessionIdByName, type EventDetail } from "../store/queries.js";
 import { formatTable } from "./sessions.js";
 import { runCommand } from "./run.js";
@@ -15,10 +15,11 @@ export function registerEventCommands(program: Command): void {
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--session <name>", "only this session")
     .option("--name <glob>", "event name glob, e.g. 'Office.Word.*'")
+    .option("--category <category>", "content | functional | diagnostic (of the event as a whole)")
     .option("--limit <n>", "at most this many events", "100")
     .option("--offset <n>", "skip this many", "0")
     .option("--json", "one JSON object per line, with every field")
-    .action((opts: { db: string; session?: string; name?: string; limit: string; offset: string; json?: boolean }) =>
+    .action((opts: { db: string; session?: string; name?: string; category?: string; limit: string; offset: string; json?: boolean }) =>
       runCommand(() => {
         const db = openDatabase(opts.db);
         try {
@@ -26,6 +27,7 @@ export function registerEventCommands(program: Command): void {
           const rows = listEvents(db, {
             sessionId,
             nameGlob: opts.name,
+            category: parseCategory(opts.category),
             limit: positiveInt("--limit", opts.limit),
             offset: positiveInt("--offset", opts.offset, true),
           });
@@ -37,9 +39,12 @@ export function registerEventCommands(program: Command): void {
             process.stdout.write("no events (capture something, or run `exhaust reprocess` after a decoder update)\n");
             return;
           }
-          const header = ["ID", "TIME", "FORMAT", "FIELDS", "NAME"];
+          const header = ["ID", "TIME", "GROUP", "CATEGORY", "NAME"];
           process.stdout.write(
-            formatTable([header, ...rows.map((r) => [String(r.id), (r.time ?? "").slice(0, 19), r.format, String(r.fieldCount), r.name])]),
+            formatTable([
+              header,
+              ...rows.map((r) => [String(r.id), (r.time ?? "").slice(0, 19), r.group ?? "-", r.category ?? "-", r.name]),
+            ]),
           );
         } finally {
           db.close();
@@ -69,17 +74,22 @@ export function registerEventCommands(program: Command): void {
               `time      ${ev.time ?? "-"}`,
               `tenant    ${ev.iKey ?? "-"}`,
               `format    ${ev.format} (${ev.exchange.decoder ?? "not decoded"})`,
+              `group     ${ev.group ?? "-"} (${ev.groupRule ?? "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}${ev.subtype ? ` / ${ev.subtype}` : ""}`,
+              `category  ${ev.category ?? "-"}`,
               `exchange  ${ev.exchangeId}  ${ev.exchange.method} ${ev.exchange.scheme}://${ev.host}${ev.exchange.path.split("?")[0]}`,
               `body      sha256 ${ev.exchange.requestBodySha256}`,
               "",
             ].join("\n"),
           );
-          const table = [["PART", "PATH", "TYPE", "VALUE", "DECLARED"]];
+          const table = [["PATH", "CATEGORY", "PERSONAL", "RULE", "VALUE", "DECLARED"]];
           for (const f of ev.fields) {
             const declared = [piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(",");
-            table.push([f.part, f.path, f.type, ellipsis(f.value ?? "null", 60), declared]);
+            table.push([f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-", ellipsis(f.value ?? "null", 40), declared]);
           }
           process.stdout.write(formatTable(table));
+          if (ev.findings.length) {
+            process.stdout.write(`\nfindings\n${ev.findings.map((f) => `  ${f.code}  ${f.fieldPath}: ${f.message}`).join("\n")}\n`);
+          }
         } finally {
           db.close();
         }
@@ -87,23 +97,39 @@ export function registerEventCommands(program: Command): void {
     );
 }
 
-/** The per-event JSON shape shared with the JSONL export (design.md §4), without classification yet. */
+/** The per-event JSON shape of design.md §4, shared with the JSONL export. */
 export function eventJson(ev: EventDetail): object {
   return {
     session: ev.session,
     exchange: ev.exchangeId,
-    event: { id: ev.id, name: ev.name, time: ev.time, format: ev.format, iKey: ev.iKey },
+    event: { id: ev.id, name: ev.name, time: ev.time, format: ev.format, iKey: ev.iKey, group: ev.group, category: ev.category },
     fields: ev.fields.map((f) => ({
       path: f.path,
       part: f.part,
       value: fieldValueFromText(f.value, f.type),
       type: f.type,
+      category: f.category,
+      personal: f.personal,
       declared: {
         piiKind: piiKindName(f.piiKind) ?? null,
         customerContent: f.customerContent === null ? null : f.customerContent === 1,
       },
+      rule: f.rule,
+      reasons: f.reasons ? (JSON.parse(f.reasons) as string[]) : [],
+      confidence: f.confidence,
     })),
+    findings: ev.findings,
   };
+}
+
+const CATEGORIES = ["content", "functional", "diagnostic"];
+
+function parseCategory(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!CATEGORIES.includes(text)) {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--category", reason: `expected content, functional or diagnostic, got "${text}"` });
+  }
+  return text;
 }
 
 function resolveSession(db: Db, file: string, name: string | undefined): number | undefined {

@@ -8,7 +8,21 @@
  * `package.*` envelope fields.
  */
 import { BondDecodeState } from "./onecollector-bond.js";
-import { BT, bondTypeName, hexOf, int64Value, isIntegerType, ticksToIso, uint64Value, unixMsToIso, windowsGuid } from "./reader.js";
+import {
+  BT,
+  bondTypeName,
+  hexOf,
+  int64Value,
+  isFloatingType,
+  isIntegerType,
+  isListType,
+  isStringType,
+  isStructType,
+  ticksToIso,
+  uint64Value,
+  unixMsToIso,
+  windowsGuid,
+} from "./reader.js";
 import {
   DecodeError,
   type DecodeContext,
@@ -102,11 +116,9 @@ class AriaDecoder extends BondDecodeState {
         // Like the JSON decoders: keep what was decoded, say the rest was not.
         this.eventIndex = -1;
         this.warn("bond.too-many-events", `more than ${this.limits.maxEvents} records; the rest (${r.end - e.offset} bytes) is not decoded`, e.offset, r.end - e.offset);
-        return { events: this.events, findings: this.findings };
+        return this.result();
       }
-      if (e instanceof DecodeError) {
-        throw new DecodeError(e.code, e.message, e.offset, { events: this.events, findings: this.findings });
-      }
+      if (e instanceof DecodeError) throw new DecodeError(e.code, e.message, e.offset, this.result());
       throw e;
     }
     if (r.pos < r.end) {
@@ -116,7 +128,7 @@ class AriaDecoder extends BondDecodeState {
     if (this.retryCount !== undefined) {
       for (const ev of this.events) this.append(ev, [{ path: "request.retryCount", part: "envelope", value: this.retryCount, type: "int32" }]);
     }
-    return { events: this.events, findings: this.findings };
+    return this.result();
   }
 
   private append(ev: DecodedEvent, fields: DecodedField[]): void {
@@ -134,12 +146,7 @@ class AriaDecoder extends BondDecodeState {
       if (type === BT.STOP_BASE) continue;
       switch (r.id) {
         case 1: {
-          const n = this.list(type, "ClientToCollectorRequest.DataPackages", at, 2);
-          if (n < 0) break;
-          if (r.elemType !== BT.STRUCT) {
-            this.skipItems("ClientToCollectorRequest.DataPackages", "struct", r.elemType, n, at, 3);
-            break;
-          }
+          const n = this.listOf(type, "ClientToCollectorRequest.DataPackages", "struct", isStructType, at, 2);
           for (let i = 0; i < n; i++) this.readPackage(undefined, 3);
           break;
         }
@@ -159,36 +166,16 @@ class AriaDecoder extends BondDecodeState {
   private readTokenMap(type: number, at: number): void {
     const r = this.r;
     const where = "ClientToCollectorRequest.TokenToDataPackagesMap";
-    if (type !== BT.MAP) {
-      this.mismatch(where, "map<string,list<DataPackage>>", type, at, 2);
-      return;
-    }
-    r.checkDepth(2);
-    const count = r.readMapHeader();
+    const count = this.map(type, where, "map<string,list<DataPackage>>", at, 2);
+    if (count < 0) return;
     const kt = r.elemType;
-    const vt = r.valueType;
-    if ((kt !== BT.STRING && kt !== BT.WSTRING) || (vt !== BT.LIST && vt !== BT.SET)) {
-      for (let i = 0; i < count; i++) {
-        r.skipValue(kt, 3);
-        r.skipValue(vt, 3);
-      }
-      this.warn(
-        "bond.type-mismatch",
-        `${where}: expected map<string,list<DataPackage>>, got map<${bondTypeName(kt)},${bondTypeName(vt)}>; skipped`,
-        at,
-        r.pos - at,
-      );
+    if (!isStringType(kt) || !isListType(r.valueType)) {
+      this.skipMap(where, "map<string,list<DataPackage>>", count, at, 3);
       return;
     }
     for (let i = 0; i < count; i++) {
       const token = r.readAnyString(kt);
-      const listAt = r.pos;
-      r.checkDepth(3);
-      const n = r.readListHeader();
-      if (r.elemType !== BT.STRUCT) {
-        this.skipItems(`${where}[${token}]`, "struct", r.elemType, n, listAt, 4);
-        continue;
-      }
+      const n = this.nestedList(`${where}[${token}]`, "struct", isStructType, 3);
       for (let j = 0; j < n; j++) this.readPackage(token, 4);
     }
   }
@@ -249,12 +236,8 @@ class AriaDecoder extends BondDecodeState {
         case 8:
         case 9: {
           const where = id === 8 ? "DataPackage.Records" : "DataPackage.Receipts";
-          const n = this.list(type, where, at, fd);
+          const n = this.listOf(type, where, "struct", isStructType, at, fd);
           if (n < 0) break;
-          if (r.elemType !== BT.STRUCT) {
-            this.skipItems(where, "struct", r.elemType, n, at, fd + 1);
-            break;
-          }
           this.skipStaleCountTail(n);
           for (let i = 0; i < n; i++) this.readRecord(token, id === 9, fd + 1);
           break;
@@ -389,23 +372,13 @@ class AriaDecoder extends BondDecodeState {
   /** map<string, T> of a typed extension → Part C fields. */
   private typedMap(type: number, where: string, kind: MapKind, at: number, depth: number): void {
     const r = this.r;
-    if (type !== BT.MAP) {
-      this.mismatch(where, "map", type, at, depth);
-      return;
-    }
-    r.checkDepth(depth);
-    const count = r.readMapHeader();
+    const count = this.map(type, where, "map", at, depth);
+    if (count < 0) return;
     const kt = r.elemType;
     const vt = r.valueType;
-    const keyOk = kt === BT.STRING || kt === BT.WSTRING;
-    const valueOk =
-      kind === MapKind.Double ? vt === BT.DOUBLE || vt === BT.FLOAT : kind === MapKind.Guid ? vt === BT.LIST || vt === BT.SET : isIntegerType(vt);
-    if (!keyOk || !valueOk) {
-      for (let i = 0; i < count; i++) {
-        r.skipValue(kt, depth + 1);
-        r.skipValue(vt, depth + 1);
-      }
-      this.warn("bond.type-mismatch", `${where}: unexpected map<${bondTypeName(kt)},${bondTypeName(vt)}>; skipped`, at, r.pos - at);
+    const valueOk = kind === MapKind.Double ? isFloatingType(vt) : kind === MapKind.Guid ? isListType(vt) : isIntegerType(vt);
+    if (!isStringType(kt) || !valueOk) {
+      this.skipMap(where, undefined, count, at, depth + 1);
       return;
     }
     for (let i = 0; i < count; i++) {
@@ -450,20 +423,11 @@ class AriaDecoder extends BondDecodeState {
   private structMap(type: number, pii: boolean, at: number, depth: number): void {
     const r = this.r;
     const where = pii ? "Record.PIIExtensions" : "Record.CustomerContentExtensions";
-    if (type !== BT.MAP) {
-      this.mismatch(where, "map<string,struct>", type, at, depth);
-      return;
-    }
-    r.checkDepth(depth);
-    const count = r.readMapHeader();
+    const count = this.map(type, where, "map<string,struct>", at, depth);
+    if (count < 0) return;
     const kt = r.elemType;
-    const vt = r.valueType;
-    if ((kt !== BT.STRING && kt !== BT.WSTRING) || vt !== BT.STRUCT) {
-      for (let i = 0; i < count; i++) {
-        r.skipValue(kt, depth + 1);
-        r.skipValue(vt, depth + 1);
-      }
-      this.warn("bond.type-mismatch", `${where}: unexpected map<${bondTypeName(kt)},${bondTypeName(vt)}>; skipped`, at, r.pos - at);
+    if (!isStringType(kt) || r.valueType !== BT.STRUCT) {
+      this.skipMap(where, undefined, count, at, depth + 1);
       return;
     }
     const sd = depth + 1;
@@ -511,17 +475,9 @@ class AriaDecoder extends BondDecodeState {
       this.add(name, "envelope", this.scalar(type), scalarType(type));
       return;
     }
-    if (type === BT.LIST || type === BT.SET) {
-      r.checkDepth(depth);
-      const n = r.readListHeader();
-      const et = r.elemType;
-      if (!isScalar(et)) {
-        this.skipItems(`Record.${name}`, "scalars", et, n, at, depth + 1);
-        return;
-      }
-      const out: FieldValue[] = [];
-      for (let i = 0; i < n; i++) out.push(this.scalar(et));
-      this.add(name, "envelope", out, "array");
+    if (isListType(type)) {
+      const out = this.scalarList(`Record.${name}`, depth, at);
+      if (out !== undefined) this.add(name, "envelope", out, "array");
       return;
     }
     if (type === BT.MAP) {
@@ -530,10 +486,7 @@ class AriaDecoder extends BondDecodeState {
       const kt = r.elemType;
       const vt = r.valueType;
       if (!isScalar(kt)) {
-        for (let i = 0; i < n; i++) {
-          r.skipValue(kt, depth + 1);
-          r.skipValue(vt, depth + 1);
-        }
+        this.skipMapPairs(n, depth + 1);
         this.warn("bond.type-mismatch", `Record.${name}: map with ${bondTypeName(kt)} keys skipped`, at, r.pos - at);
         return;
       }
@@ -541,17 +494,9 @@ class AriaDecoder extends BondDecodeState {
         const key = `${name}.${String(this.scalar(kt))}`;
         const vAt = r.pos;
         if (isScalar(vt)) this.add(key, "envelope", this.scalar(vt), scalarType(vt));
-        else if (vt === BT.LIST || vt === BT.SET) {
-          r.checkDepth(depth + 1);
-          const m = r.readListHeader();
-          const et = r.elemType;
-          if (!isScalar(et)) {
-            this.skipItems(`Record.${key}`, "scalars", et, m, vAt, depth + 2);
-            continue;
-          }
-          const out: FieldValue[] = [];
-          for (let j = 0; j < m; j++) out.push(this.scalar(et));
-          this.add(key, "envelope", out, "array");
+        else if (isListType(vt)) {
+          const out = this.scalarList(`Record.${key}`, depth + 1, vAt);
+          if (out !== undefined) this.add(key, "envelope", out, "array");
         } else {
           r.skipValue(vt, depth + 1);
           this.note("info", "bond.skipped-struct", `Record.${key}: ${bondTypeName(vt)} value not decoded`, vAt, r.pos - vAt);
@@ -561,6 +506,16 @@ class AriaDecoder extends BondDecodeState {
     }
     r.skipValue(type, depth);
     this.note("info", "bond.skipped-struct", `Record.${name}: legacy struct field not decoded`, at, r.pos - at);
+  }
+
+  /** A list header at the cursor (reported at `at`) → its scalar items; undefined after skipping other items. */
+  private scalarList(where: string, depth: number, at: number): FieldValue[] | undefined {
+    const n = this.nestedList(where, "scalars", isScalar, depth, at);
+    if (n < 0) return undefined;
+    const et = this.r.elemType;
+    const out: FieldValue[] = [];
+    for (let i = 0; i < n; i++) out.push(this.scalar(et));
+    return out;
   }
 
   private scalar(type: number): FieldValue {

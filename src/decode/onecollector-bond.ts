@@ -14,7 +14,12 @@ import {
   bondTypeName,
   hexOf,
   int64Value,
+  isByteType,
+  isFloatingType,
   isIntegerType,
+  isListType,
+  isStringType,
+  isStructType,
   ticksToIso,
   uint64Value,
   windowsGuid,
@@ -328,14 +333,36 @@ export class BondDecodeState {
     return undefined;
   }
 
-  /** list/set field header check; returns the count, or -1 after skipping a non-list. */
-  list(type: number, where: string, headerAt: number, depth: number): number {
-    if (type !== BT.LIST && type !== BT.SET) {
+  /**
+   * A list/set field whose items must pass `accepts`: returns the count (element type in
+   * r.elemType), or -1 after skipping a non-list or items of another type, reported as expecting
+   * items of `expected`.
+   */
+  listOf(type: number, where: string, expected: string, accepts: (elemType: number) => boolean, headerAt: number, depth: number): number {
+    if (!isListType(type)) {
       this.mismatch(where, "list", type, headerAt, depth);
       return -1;
     }
-    this.r.checkDepth(depth);
-    return this.r.readListHeader();
+    const r = this.r;
+    r.checkDepth(depth);
+    const count = r.readListHeader();
+    if (accepts(r.elemType)) return count;
+    this.skipItems(where, expected, r.elemType, count, headerAt, depth + 1);
+    return -1;
+  }
+
+  /**
+   * A list header at the cursor (an item of an outer list or map, no field header) at `depth`:
+   * returns its count when `accepts(elemType)`, else -1 after skipping its items and reporting
+   * them at `at`.
+   */
+  nestedList(where: string, expected: string, accepts: (elemType: number) => boolean, depth: number, at = this.r.pos): number {
+    const r = this.r;
+    r.checkDepth(depth);
+    const count = r.readListHeader();
+    if (accepts(r.elemType)) return count;
+    this.skipItems(where, expected, r.elemType, count, at, depth + 1);
+    return -1;
   }
 
   /** Skips `count` remaining list items of the last element type and reports the mismatch. */
@@ -351,14 +378,48 @@ export class BondDecodeState {
 
   /** A list<uint8|int8> (GUID bytes); undefined after skipping other element types. */
   byteList(where: string, depth: number): Uint8Array | undefined {
+    const n = this.nestedList(where, "uint8", isByteType, depth);
+    return n < 0 ? undefined : this.r.readBytes(n, "byte list");
+  }
+
+  /**
+   * Map field header check: returns the pair count (key / value types in r.elemType /
+   * r.valueType), or -1 after skipping a non-map, reported as expecting `expected`.
+   */
+  map(type: number, where: string, expected: string, headerAt: number, depth: number): number {
+    if (type !== BT.MAP) {
+      this.mismatch(where, expected, type, headerAt, depth);
+      return -1;
+    }
+    this.r.checkDepth(depth);
+    return this.r.readMapHeader();
+  }
+
+  /** Skips the `count` pairs of the map header just read; `depth` is the nesting depth of a key. */
+  skipMapPairs(count: number, depth: number): void {
     const r = this.r;
-    const at = r.pos;
-    r.checkDepth(depth);
-    const n = r.readListHeader();
-    const et = r.elemType;
-    if (et === BT.UINT8 || et === BT.INT8) return r.readBytes(n, "byte list");
-    this.skipItems(where, "uint8", et, n, at, depth + 1);
-    return undefined;
+    const kt = r.elemType;
+    const vt = r.valueType;
+    for (let i = 0; i < count; i++) {
+      r.skipValue(kt, depth);
+      r.skipValue(vt, depth);
+    }
+  }
+
+  /**
+   * Skips the `count` pairs of the map header just read and reports its key / value types: against
+   * `expected` when given, else as unexpected.
+   */
+  skipMap(where: string, expected: string | undefined, count: number, at: number, depth: number): void {
+    const r = this.r;
+    const got = `map<${bondTypeName(r.elemType)},${bondTypeName(r.valueType)}>`;
+    this.skipMapPairs(count, depth);
+    this.warn(
+      `${this.codePrefix}.type-mismatch`,
+      expected === undefined ? `${where}: unexpected ${got}; skipped` : `${where}: expected ${expected}, got ${got}; skipped`,
+      at,
+      r.pos - at,
+    );
   }
 
   /**
@@ -367,25 +428,12 @@ export class BondDecodeState {
    */
   stringMap(type: number, where: string, prefix: string, part: FieldPart, headerAt: number, depth: number): void {
     const r = this.r;
-    if (type !== BT.MAP) {
-      this.mismatch(where, "map<string,string>", type, headerAt, depth);
-      return;
-    }
-    r.checkDepth(depth);
-    const count = r.readMapHeader();
+    const count = this.map(type, where, "map<string,string>", headerAt, depth);
+    if (count < 0) return;
     const kt = r.elemType;
     const vt = r.valueType;
-    if ((kt !== BT.STRING && kt !== BT.WSTRING) || (vt !== BT.STRING && vt !== BT.WSTRING)) {
-      for (let i = 0; i < count; i++) {
-        r.skipValue(kt, depth + 1);
-        r.skipValue(vt, depth + 1);
-      }
-      this.warn(
-        `${this.codePrefix}.type-mismatch`,
-        `${where}: expected map<string,string>, got map<${bondTypeName(kt)},${bondTypeName(vt)}>; skipped`,
-        headerAt,
-        r.pos - headerAt,
-      );
+    if (!isStringType(kt) || !isStringType(vt)) {
+      this.skipMap(where, "map<string,string>", count, headerAt, depth + 1);
       return;
     }
     for (let i = 0; i < count; i++) {
@@ -395,27 +443,26 @@ export class BondDecodeState {
     }
   }
 
-  /** list<list<string>> → the inner lists flattened into one array. */
-  stringLists(where: string, depth: number, out: string[]): void {
-    const r = this.r;
-    const at = r.pos;
-    const outer = r.readListHeader();
-    const oet = r.elemType;
-    if (oet !== BT.LIST && oet !== BT.SET) {
-      this.skipItems(where, "list<string>", oet, outer, at, depth + 1);
-      return;
+  /** list<list<string>> field → the inner lists flattened into one array; undefined after skipping a non-list. */
+  stringLists(type: number, where: string, headerAt: number, depth: number): string[] | undefined {
+    if (!isListType(type)) {
+      this.mismatch(where, "list<list<string>>", type, headerAt, depth);
+      return undefined;
     }
+    const r = this.r;
+    const out: string[] = [];
+    const outer = this.nestedList(where, "list<string>", isListType, depth);
     for (let i = 0; i < outer; i++) {
-      r.checkDepth(depth + 1);
-      const innerAt = r.pos;
-      const n = r.readListHeader();
+      const n = this.nestedList(where, "string", isStringType, depth + 1);
       const et = r.elemType;
-      if (et !== BT.STRING && et !== BT.WSTRING) {
-        this.skipItems(where, "string", et, n, innerAt, depth + 2);
-        continue;
-      }
       for (let j = 0; j < n; j++) out.push(r.readAnyString(et));
     }
+    return out;
+  }
+
+  /** What was decoded so far: the result, or the partial result of a DecodeError. */
+  result(): DecodeResult {
+    return { events: this.events, findings: this.findings };
   }
 }
 
@@ -434,15 +481,11 @@ class CsDecoder extends BondDecodeState {
       try {
         this.readRecord(start);
       } catch (e) {
-        if (e instanceof DecodeError) throw new DecodeError(e.code, `record ${this.events.length} at ${start}: ${e.message}`, e.offset, this.partial());
+        if (e instanceof DecodeError) throw new DecodeError(e.code, `record ${this.events.length} at ${start}: ${e.message}`, e.offset, this.result());
         throw e;
       }
     }
-    return { events: this.events, findings: this.findings };
-  }
-
-  private partial(): DecodeResult {
-    return { events: this.events, findings: this.findings };
+    return this.result();
   }
 
   private readRecord(start: number): void {
@@ -549,13 +592,8 @@ class CsDecoder extends BondDecodeState {
   private readExtension(schema: ExtSchema, type: number, at: number): void {
     const r = this.r;
     const where = `Record.${schema.bond}`;
-    const count = this.list(type, where, at, 2);
+    const count = this.listOf(type, where, "struct", isStructType, at, 2);
     if (count < 0) return;
-    const et = r.elemType;
-    if (et !== BT.STRUCT) {
-      this.skipItems(where, "struct", et, count, at, 3);
-      return;
-    }
     for (let i = 0; i < count; i++) {
       if (i === 0) this.readExtStruct(schema, where);
       else r.skipStruct(3);
@@ -605,14 +643,8 @@ class CsDecoder extends BondDecodeState {
           this.stringMap(type, f.path, `${f.path}.`, "A", at, 4);
           break;
         case "strlists": {
-          if (type !== BT.LIST && type !== BT.SET) {
-            this.mismatch(f.path, "list<list<string>>", type, at, 4);
-            break;
-          }
-          r.checkDepth(4);
-          const out: string[] = [];
-          this.stringLists(f.path, 4, out);
-          this.add(f.path, "A", out, "array");
+          const v = this.stringLists(type, f.path, at, 4);
+          if (v !== undefined) this.add(f.path, "A", v, "array");
           break;
         }
       }
@@ -622,13 +654,8 @@ class CsDecoder extends BondDecodeState {
   /** vector<Data> (depth 2) → properties. More than one element: all are decoded, with a finding. */
   private readDataList(type: number, where: string, prefix: string, part: FieldPart, at: number): void {
     const r = this.r;
-    const count = this.list(type, where, at, 2);
+    const count = this.listOf(type, where, "struct", isStructType, at, 2);
     if (count < 0) return;
-    const et = r.elemType;
-    if (et !== BT.STRUCT) {
-      this.skipItems(where, "struct", et, count, at, 3);
-      return;
-    }
     for (let i = 0; i < count; i++) this.readData(where, prefix, part);
     if (count > 1) this.warn("bond.data-count", `${where}: ${count} Data elements (expected 1), all decoded`, at, r.pos - at);
   }
@@ -646,25 +673,11 @@ class CsDecoder extends BondDecodeState {
         this.unknownField(`${where}.Data`, type, r.id, at, 4);
         continue;
       }
-      if (type !== BT.MAP) {
-        this.mismatch(`${where}.properties`, "map<string,Value>", type, at, 4);
-        continue;
-      }
-      r.checkDepth(4);
-      const count = r.readMapHeader();
+      const count = this.map(type, `${where}.properties`, "map<string,Value>", at, 4);
+      if (count < 0) continue;
       const kt = r.elemType;
-      const vt = r.valueType;
-      if ((kt !== BT.STRING && kt !== BT.WSTRING) || vt !== BT.STRUCT) {
-        for (let i = 0; i < count; i++) {
-          r.skipValue(kt, 5);
-          r.skipValue(vt, 5);
-        }
-        this.warn(
-          "bond.type-mismatch",
-          `${where}.properties: expected map<string,Value>, got map<${bondTypeName(kt)},${bondTypeName(vt)}>; skipped`,
-          at,
-          r.pos - at,
-        );
+      if (!isStringType(kt) || r.valueType !== BT.STRUCT) {
+        this.skipMap(`${where}.properties`, "map<string,Value>", count, at, 5);
         continue;
       }
       if (kt === BT.STRING && prefix === "") {
@@ -703,12 +716,7 @@ class CsDecoder extends BondDecodeState {
           break;
         case 2: {
           // vector<Attributes>; Attributes: 1 pii vector<PII{1 Kind}>, 2 customerContent vector<CustomerContent{1 Kind}>
-          const n = this.list(type, `${path}: Value.attributes`, at, 6);
-          if (n < 0) break;
-          if (r.elemType !== BT.STRUCT) {
-            this.skipItems(`${path}: Value.attributes`, "struct", r.elemType, n, at, 7);
-            break;
-          }
+          const n = this.listOf(type, `${path}: Value.attributes`, "struct", isStructType, at, 6);
           for (let i = 0; i < n; i++) {
             const kinds = this.readAttributes(path);
             if (piiKind === 0 && kinds.pii !== 0) piiKind = kinds.pii;
@@ -738,15 +746,11 @@ class CsDecoder extends BondDecodeState {
           if (list !== undefined && list.length > 0) guid = list[0];
           break;
         }
-        case 10:
-          if (type !== BT.LIST && type !== BT.SET) {
-            this.mismatch(`${path}: Value.stringArray`, "list<list<string>>", type, at, 6);
-            break;
-          }
-          r.checkDepth(6);
-          strArr = [];
-          this.stringLists(`${path}: Value.stringArray`, 6, strArr);
+        case 10: {
+          const v = this.stringLists(type, `${path}: Value.stringArray`, at, 6);
+          if (v !== undefined) strArr = v;
           break;
+        }
         case 11:
           longArr = this.longLists(type, `${path}: Value.longArray`, at);
           break;
@@ -921,12 +925,7 @@ class CsDecoder extends BondDecodeState {
         continue;
       }
       const where = `${path}: Attributes.${id === 1 ? "pii" : "customerContent"}`;
-      const n = this.list(type, where, at, 8);
-      if (n < 0) continue;
-      if (r.elemType !== BT.STRUCT) {
-        this.skipItems(where, "struct", r.elemType, n, at, 9);
-        continue;
-      }
+      const n = this.listOf(type, where, "struct", isStructType, at, 8);
       for (let i = 0; i < n; i++) {
         // PII / CustomerContent struct (depth 9): 1 Kind int32.
         r.checkDepth(9);
@@ -954,14 +953,8 @@ class CsDecoder extends BondDecodeState {
 
   /** vector<vector<uint8>> (guidValue) at depth 6. */
   private byteLists(type: number, where: string, at: number): Uint8Array[] | undefined {
-    const r = this.r;
-    const n = this.list(type, where, at, 6);
+    const n = this.listOf(type, where, "list<uint8>", isListType, at, 6);
     if (n < 0) return undefined;
-    const et = r.elemType;
-    if (et !== BT.LIST && et !== BT.SET) {
-      this.skipItems(where, "list<uint8>", et, n, at, 7);
-      return undefined;
-    }
     const out: Uint8Array[] = [];
     for (let i = 0; i < n; i++) {
       const b = this.byteList(where, 7);
@@ -972,24 +965,11 @@ class CsDecoder extends BondDecodeState {
 
   /** vector<vector<vector<uint8>>> (guidArray) at depth 6, flattened to one list of GUIDs. */
   private guidLists(type: number, where: string, at: number): Uint8Array[] | undefined {
-    const r = this.r;
-    const n = this.list(type, where, at, 6);
+    const n = this.listOf(type, where, "list<list<uint8>>", isListType, at, 6);
     if (n < 0) return undefined;
-    const et = r.elemType;
-    if (et !== BT.LIST && et !== BT.SET) {
-      this.skipItems(where, "list<list<uint8>>", et, n, at, 7);
-      return undefined;
-    }
     const out: Uint8Array[] = [];
     for (let i = 0; i < n; i++) {
-      r.checkDepth(7);
-      const innerAt = r.pos;
-      const m = r.readListHeader();
-      const iet = r.elemType;
-      if (iet !== BT.LIST && iet !== BT.SET) {
-        this.skipItems(where, "list<uint8>", iet, m, innerAt, 8);
-        continue;
-      }
+      const m = this.nestedList(where, "list<uint8>", isListType, 7);
       for (let j = 0; j < m; j++) {
         const b = this.byteList(where, 8);
         if (b !== undefined) out.push(b);
@@ -1001,25 +981,14 @@ class CsDecoder extends BondDecodeState {
   /** vector<vector<int64>> at depth 6 → flat [hi, lo, hi, lo, …]. */
   private longLists(type: number, where: string, at: number): number[] | undefined {
     const r = this.r;
-    const n = this.list(type, where, at, 6);
+    const n = this.listOf(type, where, "list<int64>", isListType, at, 6);
     if (n < 0) return undefined;
-    const et = r.elemType;
-    if (et !== BT.LIST && et !== BT.SET) {
-      this.skipItems(where, "list<int64>", et, n, at, 7);
-      return undefined;
-    }
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
-      r.checkDepth(7);
-      const innerAt = r.pos;
-      const m = r.readListHeader();
-      const iet = r.elemType;
-      if (!isIntegerType(iet)) {
-        this.skipItems(where, "int64", iet, m, innerAt, 8);
-        continue;
-      }
+      const m = this.nestedList(where, "int64", isIntegerType, 7);
+      const et = r.elemType;
       for (let j = 0; j < m; j++) {
-        r.readIntegerRaw(iet);
+        r.readIntegerRaw(et);
         out.push(r.hi, r.lo);
       }
     }
@@ -1029,22 +998,13 @@ class CsDecoder extends BondDecodeState {
   /** vector<vector<double>> at depth 6, flattened. */
   private doubleLists(type: number, where: string, at: number): number[] | undefined {
     const r = this.r;
-    const n = this.list(type, where, at, 6);
+    const n = this.listOf(type, where, "list<double>", isListType, at, 6);
     if (n < 0) return undefined;
-    const et = r.elemType;
-    if (et !== BT.LIST && et !== BT.SET) {
-      this.skipItems(where, "list<double>", et, n, at, 7);
-      return undefined;
-    }
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
-      r.checkDepth(7);
-      const innerAt = r.pos;
-      const m = r.readListHeader();
-      const iet = r.elemType;
-      if (iet === BT.DOUBLE) for (let j = 0; j < m; j++) out.push(r.readDouble());
-      else if (iet === BT.FLOAT) for (let j = 0; j < m; j++) out.push(r.readFloat());
-      else this.skipItems(where, "double", iet, m, innerAt, 8);
+      const m = this.nestedList(where, "double", isFloatingType, 7);
+      const et = r.elemType;
+      for (let j = 0; j < m; j++) out.push(et === BT.DOUBLE ? r.readDouble() : r.readFloat());
     }
     return out;
   }

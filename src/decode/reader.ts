@@ -66,6 +66,29 @@ export function isValueType(type: number): boolean {
   return type >= BT.BOOL && type <= BT.WSTRING;
 }
 
+/** Either string wire type: string (UTF-8) or wstring (UTF-16LE). */
+export function isStringType(type: number): boolean {
+  return type === BT.STRING || type === BT.WSTRING;
+}
+
+/** Either list wire type: list or set (same encoding). */
+export function isListType(type: number): boolean {
+  return type === BT.LIST || type === BT.SET;
+}
+
+export function isStructType(type: number): boolean {
+  return type === BT.STRUCT;
+}
+
+/** Single-byte integers, the element types of a GUID byte list. */
+export function isByteType(type: number): boolean {
+  return type === BT.UINT8 || type === BT.INT8;
+}
+
+export function isFloatingType(type: number): boolean {
+  return type === BT.DOUBLE || type === BT.FLOAT;
+}
+
 /** Wire types encoded as (possibly ZigZag) varints or single bytes that hold an integer. */
 export function isIntegerType(type: number): boolean {
   return (

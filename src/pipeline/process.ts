@@ -1,35 +1,52 @@
 /**
- * The stages after capture, for one stored exchange: load → decode → (classify) → store. Runs in
+ * The stages after capture, for one stored exchange: load → decode → classify → store. Runs in
  * the processing worker while the proxy is up, and in-process for `exhaust reprocess`.
  */
+import { EndpointCatalog } from "../catalog/endpoints.js";
+import { classifyEvent, classifyRequest, loadRulePacks, type RulePacks } from "../classify/engine.js";
+import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
-import { DecodedStore } from "../store/decoded-store.js";
+import { EventStore } from "../store/event-store.js";
 
 export interface ProcessOutcome {
   exchangeId: string;
   decoder: string;
   events: number;
   findings: number;
+  contentFields: number;
 }
 
 export class ExchangeProcessor {
-  private readonly store: DecodedStore;
+  private readonly store: EventStore;
+  private readonly packs: RulePacks;
+  private readonly catalog: EndpointCatalog;
+  readonly rulesFingerprint: string;
 
-  constructor(db: Db) {
-    this.store = new DecodedStore(db);
+  constructor(db: Db, options: { packs?: RulePacks; catalog?: EndpointCatalog } = {}) {
+    this.store = new EventStore(db);
+    this.packs = options.packs ?? loadRulePacks();
+    this.catalog = options.catalog ?? EndpointCatalog.load();
+    this.rulesFingerprint = rulePacksFingerprint();
   }
 
   process(exchangeId: string): ProcessOutcome | undefined {
     const upload = this.store.loadUpload(exchangeId);
     if (!upload) return undefined;
     const decoded = decodeUpload(upload);
-    this.store.replaceDecoded(upload, decoded);
-    return { exchangeId, decoder: decoded.decoder, events: decoded.events.length, findings: decoded.findings.length };
+    const q = upload.path.indexOf("?");
+    const query = new URLSearchParams(q === -1 ? "" : upload.path.slice(q + 1));
+    const context = { facts: decoded.facts, endpointPurpose: this.catalog.match(upload.host)?.purpose };
+    const classified = decoded.events.map((e) => classifyEvent(e, this.packs, context));
+    const request = classifyRequest({ headers: upload.headers, query, clientAddress: upload.clientAddress }, this.packs);
+    this.store.replaceEvents(upload, { decoded, classified, request, rulesFingerprint: this.rulesFingerprint });
+    let contentFields = 0;
+    for (const c of classified) for (const f of c.fields) if (f.category === "content") contentFields++;
+    return { exchangeId, decoder: decoded.decoder, events: decoded.events.length, findings: decoded.findings.length, contentFields };
   }
 
-  /** Exchanges not decoded yet, or decoded by an older decoder version (all of them with `all`). */
+  /** Exchanges not processed yet, decoded by an older decoder, or classified with other rules (all with `all`). */
   pending(options: { sessionId?: number; all?: boolean } = {}): string[] {
-    return this.store.pendingExchanges({ ...options, currentTags: CURRENT_DECODER_TAGS });
+    return this.store.pendingExchanges({ ...options, currentTags: CURRENT_DECODER_TAGS, rulesFingerprint: this.rulesFingerprint });
   }
 }

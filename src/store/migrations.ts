@@ -136,4 +136,57 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (exchange_id, idx)
   ) WITHOUT ROWID;
   `,
+  /* 3: classification */ `
+  ALTER TABLE exchanges ADD COLUMN classified_with TEXT;   -- fingerprint of the rule packs used
+
+  ALTER TABLE events ADD COLUMN ms_group TEXT;             -- required | optional | essential | connected-experience | unknown
+  ALTER TABLE events ADD COLUMN group_rule TEXT;
+  ALTER TABLE events ADD COLUMN category TEXT;             -- DPIA category of the event as a whole
+  ALTER TABLE events ADD COLUMN catalog_category TEXT;     -- Microsoft's category (office-events.tsv)
+  ALTER TABLE events ADD COLUMN subtype TEXT;
+  CREATE INDEX events_session_category ON events(session_id, category);
+  CREATE INDEX events_session_group ON events(session_id, ms_group);
+
+  ALTER TABLE fields ADD COLUMN category TEXT;             -- content | functional | diagnostic
+  ALTER TABLE fields ADD COLUMN personal TEXT;             -- direct-identifier | pseudonymous-id | network-identifier | none
+  ALTER TABLE fields ADD COLUMN rule TEXT;                 -- the winning rule id
+  ALTER TABLE fields ADD COLUMN reasons TEXT;              -- JSON array of every rule that fired
+  ALTER TABLE fields ADD COLUMN confidence REAL;
+  CREATE INDEX fields_category ON fields(category);
+
+  CREATE TABLE classification_findings (
+    event_id   INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    code       TEXT NOT NULL,                  -- declared.untagged-pii, content.in-diagnostic, ...
+    message    TEXT NOT NULL,
+    field_path TEXT NOT NULL,
+    rule       TEXT,
+    PRIMARY KEY (event_id, idx)
+  ) WITHOUT ROWID;
+
+  -- Request headers, beacon query parameters and the client address of each upload, classified.
+  CREATE TABLE request_items (
+    exchange_id TEXT NOT NULL REFERENCES exchanges(id),
+    idx         INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    location    TEXT NOT NULL,                 -- header | query | connection
+    category    TEXT NOT NULL,
+    personal    TEXT NOT NULL,
+    secret      INTEGER NOT NULL,
+    rule        TEXT NOT NULL,
+    reasons     TEXT NOT NULL,
+    PRIMARY KEY (exchange_id, idx)
+  ) WITHOUT ROWID;
+
+  CREATE VIEW fields_by_category AS
+    SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     GROUP BY s.name, e.name, f.category;
+
+  CREATE VIEW content_findings AS
+    SELECT s.name AS session, e.exchange_id, e.id AS event_id, e.name AS event, f.path, f.value, f.rule, f.reasons,
+           f.pii_kind, f.customer_content
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     WHERE f.category = 'content';
+  `,
 ];
