@@ -8,7 +8,8 @@
  * Then decode throughput (events/s) and a mutation run over every decoder.
  *
  * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
- * --only proxy,first-contact,decode,fuzz (default: all), --fuzz-runs N (default 100,000 per decoder).
+ * --only proxy,first-contact,decode,fuzz,classify,pipeline (default: all),
+ * --fuzz-runs N (default 100,000 per decoder).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -22,7 +23,9 @@ import { openDatabase } from "../src/store/database.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
 import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
+import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
+import { pipelineThroughput } from "./pipeline.js";
 import { round, runLoad, summarise, type LoadResult } from "./load.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -34,10 +37,17 @@ const durationMs = arg("--duration", 8000);
 const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
-const only = new Set(onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz"]);
+const only = new Set(
+  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline"],
+);
 
 // CPU-only sections first, on a quiet machine.
 const decode = only.has("decode") ? (say("decode throughput, 100 events x 40 fields"), decodeThroughput()) : undefined;
+const classify = only.has("classify")
+  ? (say("classify throughput, ~40-field events"),
+    { realistic: measureClassifyThroughput("realistic", 3), unique: measureClassifyThroughput("unique", 3), targetFieldsPerSec: 400_000 })
+  : undefined;
+const pipeline = only.has("pipeline") ? (say("decode + classify + store, end to end"), await pipelineThroughput()) : undefined;
 const fuzz = only.has("fuzz")
   ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
   : undefined;
@@ -232,6 +242,8 @@ const report = {
     : undefined,
   firstContact: contact,
   decode: decode && { ...decode, targetEventsPerSec: 100_000 },
+  classify,
+  pipeline,
   fuzz,
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

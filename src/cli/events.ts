@@ -115,7 +115,7 @@ export function eventJson(ev: EventDetail): object {
         customerContent: f.customerContent === null ? null : f.customerContent === 1,
       },
       rule: f.rule,
-      reasons: f.reasons ? (JSON.parse(f.reasons) as string[]) : [],
+      reasons: f.reasons ? (JSON.parse(f.reasons) as string[]) : f.rule ? [f.rule] : [],
       confidence: f.confidence,
     })),
     findings: ev.findings,

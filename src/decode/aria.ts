@@ -8,32 +8,9 @@
  * `package.*` envelope fields.
  */
 import { BondDecodeState } from "./onecollector-bond.js";
-import {
-  BT,
-  bondTypeName,
-  hexOf,
-  int64Value,
-  isFloatingType,
-  isIntegerType,
-  isListType,
-  isStringType,
-  isStructType,
-  ticksToIso,
-  uint64Value,
-  unixMsToIso,
-  windowsGuid,
-} from "./reader.js";
-import {
-  DecodeError,
-  type DecodeContext,
-  type DecodedEvent,
-  type DecodedField,
-  type DecodeResult,
-  type Decoder,
-  type FieldAnnotations,
-  type FieldType,
-  type FieldValue,
-} from "./types.js";
+import { BT, bondTypeName, hexOf, int64Value, isFloatingType, isIntegerType, isListType, isStringType, isStructType, ticksToIso, uint64Value, unixMsToIso, windowsGuid } from "./reader.js";
+import { DecodeError } from "./types.js";
+import type { DecodeContext, DecodedEvent, DecodedField, DecodeResult, Decoder, FieldAnnotations, FieldType, FieldValue } from "./types.js";
 
 /** Typed extension maps (Record 25/26 and 31–35): map<string, T>. */
 const enum MapKind {
@@ -139,11 +116,8 @@ class AriaDecoder extends BondDecodeState {
   private readRequest(): void {
     const r = this.r;
     r.checkDepth(1);
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) return;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       switch (r.id) {
         case 1: {
           const n = this.listOf(type, "ClientToCollectorRequest.DataPackages", "struct", isStructType, at, 2);
@@ -189,11 +163,8 @@ class AriaDecoder extends BondDecodeState {
     const facts: DecodedField[] = [];
     let tenantId: string | undefined;
     const fd = depth + 1;
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) break;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       const id = r.id;
       switch (id) {
         case 1:
@@ -288,18 +259,13 @@ class AriaDecoder extends BondDecodeState {
     let time: string | undefined;
     if (token !== undefined) this.add("iKey", "envelope", token, "string");
     const fd = depth + 1;
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) break;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       const id = r.id;
       switch (id) {
-        case 1: {
-          const v = this.str(type, "Record.Id", at, fd);
-          if (v !== undefined) this.add("Id", "envelope", v, "string");
+        case 1:
+          this.strField(type, "Record.Id", "Id", "envelope", at, fd);
           break;
-        }
         case 3:
           if (this.int(type, "Record.Timestamp", at, fd)) {
             const ms = int64Value(r.hi, r.lo);
@@ -312,19 +278,12 @@ class AriaDecoder extends BondDecodeState {
             }
           }
           break;
-        case 5: {
-          const v = this.str(type, "Record.Type", at, fd);
-          if (v !== undefined) this.add("Type", "envelope", v, "string");
+        case 5:
+          this.strField(type, "Record.Type", "Type", "envelope", at, fd);
           break;
-        }
-        case 6: {
-          const v = this.str(type, "Record.EventType", at, fd);
-          if (v !== undefined) {
-            name = v;
-            this.add("name", "envelope", v, "string");
-          }
+        case 6:
+          name = this.strField(type, "Record.EventType", "name", "envelope", at, fd) ?? name;
           break;
-        }
         case 13:
           this.stringMap(type, "Record.Extension", "", "C", at, fd);
           break;
@@ -359,13 +318,8 @@ class AriaDecoder extends BondDecodeState {
         }
       }
     }
-    const end = r.pos;
     if (receipt) this.add("package.receipt", "envelope", true, "bool");
-    if (name === undefined) this.warn("bond.missing-name", "Aria Record has no EventType (field 6)", start, end - start);
-    const event: DecodedEvent = { index: this.events.length, name: name ?? "", byteRange: [start, end], fields: this.fields };
-    if (time !== undefined) event.time = time;
-    if (token !== undefined) event.iKey = token;
-    this.events.push(event);
+    this.endEvent(start, name, time, token, "Aria Record has no EventType (field 6)");
     this.eventIndex = -1;
   }
 
@@ -437,11 +391,8 @@ class AriaDecoder extends BondDecodeState {
       let scrubType = 0;
       let kind = 0;
       let raw: string | undefined;
-      for (;;) {
-        const fat = r.pos;
-        const ft = r.readFieldHeader();
-        if (ft === BT.STOP) break;
-        if (ft === BT.STOP_BASE) continue;
+      for (let ft = r.readField(); ft !== BT.STOP; ft = r.readField()) {
+        const fat = r.fieldAt;
         const id = r.id;
         if (pii && id === 1) {
           if (this.int(ft, `${where}[${key}].ScrubType`, fat, sd + 1)) scrubType = r.lo | 0;

@@ -24,20 +24,8 @@ import {
   uint64Value,
   windowsGuid,
 } from "./reader.js";
-import {
-  DecodeError,
-  type DecodeContext,
-  type DecodedEvent,
-  type DecodedField,
-  type DecodeLimits,
-  type DecodeResult,
-  type Decoder,
-  type FieldAnnotations,
-  type FieldPart,
-  type FieldType,
-  type FieldValue,
-  type Finding,
-} from "./types.js";
+import { DecodeError } from "./types.js";
+import type { DecodeContext, DecodedEvent, DecodedField, DecodeLimits, DecodeResult, Decoder, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "./types.js";
 
 /** Recursion guard independent of the configured limit, so a huge maxDepth cannot blow the stack. */
 const HARD_MAX_DEPTH = 512;
@@ -259,6 +247,16 @@ export class BondDecodeState {
     this.eventIndex = this.events.length;
   }
 
+  /** Ends the event whose record began at `start`, with a `missing-name` warning when it has no name. */
+  endEvent(start: number, name: string | undefined, time: string | undefined, iKey: string | undefined, missingName: string): void {
+    const end = this.r.pos;
+    if (name === undefined) this.warn(`${this.codePrefix}.missing-name`, missingName, start, end - start);
+    const event: DecodedEvent = { index: this.events.length, name: name ?? "", byteRange: [start, end], fields: this.fields };
+    if (time !== undefined) event.time = time;
+    if (iKey !== undefined) event.iKey = iKey;
+    this.events.push(event);
+  }
+
   add(path: string, part: FieldPart, value: FieldValue, type: FieldType, annotations?: FieldAnnotations): void {
     if (this.fields.length >= this.limits.maxFieldsPerEvent) {
       if (!this.overflowed) {
@@ -317,6 +315,13 @@ export class BondDecodeState {
     if (type === BT.WSTRING) return this.r.readWString();
     this.mismatch(where, "string", type, headerAt, depth);
     return undefined;
+  }
+
+  /** A string field added to the event at `path`: returns it, or undefined after skipping a non-string. */
+  strField(type: number, where: string, path: string, part: FieldPart, headerAt: number, depth: number): string | undefined {
+    const v = this.str(type, where, headerAt, depth);
+    if (v !== undefined) this.add(path, part, v, "string");
+    return v;
   }
 
   /** An integer field into r.lo/r.hi; false (after skipping) when the wire type is not an integer. */
@@ -496,27 +501,17 @@ class CsDecoder extends BondDecodeState {
     let iKey: string | undefined;
     let fieldCount = 0;
     r.checkDepth(1);
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) break;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       const id = r.id;
       fieldCount++;
       switch (id) {
-        case 1: {
-          const v = this.str(type, "Record.ver", at, 2);
-          if (v !== undefined) this.add("ver", "envelope", v, "string");
+        case 1:
+          this.strField(type, "Record.ver", "ver", "envelope", at, 2);
           break;
-        }
-        case 2: {
-          const v = this.str(type, "Record.name", at, 2);
-          if (v !== undefined) {
-            name = v;
-            this.add("name", "envelope", v, "string");
-          }
+        case 2:
+          name = this.strField(type, "Record.name", "name", "envelope", at, 2) ?? name;
           break;
-        }
         case 3: {
           if (this.int(type, "Record.time", at, 2)) {
             const iso = ticksToIso(r.hi, r.lo);
@@ -534,34 +529,25 @@ class CsDecoder extends BondDecodeState {
           if (v !== undefined) this.add("popSample", "envelope", v, "double");
           break;
         }
-        case 5: {
-          const v = this.str(type, "Record.iKey", at, 2);
-          if (v !== undefined) {
-            iKey = v;
-            this.add("iKey", "envelope", v, "string");
-          }
+        case 5:
+          iKey = this.strField(type, "Record.iKey", "iKey", "envelope", at, 2) ?? iKey;
           break;
-        }
         case 6: {
           if (this.int(type, "Record.flags", at, 2)) this.add("flags", "envelope", int64Value(r.hi, r.lo), "int64");
           break;
         }
-        case 7: {
-          const v = this.str(type, "Record.cV", at, 2);
-          if (v !== undefined) this.add("cV", "envelope", v, "string");
+        case 7:
+          this.strField(type, "Record.cV", "cV", "envelope", at, 2);
           break;
-        }
         case 41:
           this.readDataList(type, "Record.ext", EXT_DATA_PREFIX, "A", at);
           break;
         case 51:
           this.stringMap(type, "Record.tags", "tags.", "envelope", at, 2);
           break;
-        case 60: {
-          const v = this.str(type, "Record.baseType", at, 2);
-          if (v !== undefined) this.add("data.baseType", "envelope", v, "string");
+        case 60:
+          this.strField(type, "Record.baseType", "data.baseType", "envelope", at, 2);
           break;
-        }
         case 61:
           this.readDataList(type, "Record.baseData", BASE_DATA_PREFIX, "B", at);
           break;
@@ -581,11 +567,7 @@ class CsDecoder extends BondDecodeState {
       this.warn("bond.empty-record", "empty Record struct (a lone 0x00) skipped", start, end - start);
       return;
     }
-    if (name === undefined) this.warn("bond.missing-name", "Record has no name (field 2)", start, end - start);
-    const event: DecodedEvent = { index: this.events.length, name: name ?? "", byteRange: [start, end], fields: this.fields };
-    if (time !== undefined) event.time = time;
-    if (iKey !== undefined) event.iKey = iKey;
-    this.events.push(event);
+    this.endEvent(start, name, time, iKey, "Record has no name (field 2)");
   }
 
   /** vector<Ext> (depth 2): element 0 is decoded, further elements are skipped with a finding. */
@@ -607,22 +589,17 @@ class CsDecoder extends BondDecodeState {
   private readExtStruct(schema: ExtSchema, where: string): void {
     const r = this.r;
     r.checkDepth(3);
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) return;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       const f = schema.fields.get(r.id);
       if (f === undefined) {
         this.unknownField(where, type, r.id, at, 4);
         continue;
       }
       switch (f.kind) {
-        case "string": {
-          const v = this.str(type, f.path, at, 4);
-          if (v !== undefined) this.add(f.path, "A", v, "string");
+        case "string":
+          this.strField(type, f.path, f.path, "A", at, 4);
           break;
-        }
         case "int32":
         case "int64":
           if (this.int(type, f.path, at, 4)) this.add(f.path, "A", int64Value(r.hi, r.lo), EXT_TYPE[f.kind]);
@@ -664,11 +641,8 @@ class CsDecoder extends BondDecodeState {
   private readData(where: string, prefix: string, part: FieldPart): void {
     const r = this.r;
     r.checkDepth(3);
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) return;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       if (r.id !== 1) {
         this.unknownField(`${where}.Data`, type, r.id, at, 4);
         continue;
@@ -705,11 +679,8 @@ class CsDecoder extends BondDecodeState {
     let longArr: number[] | undefined;
     let dblArr: number[] | undefined;
     let guidArr: Uint8Array[] | undefined;
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) break;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       switch (r.id) {
         case 1:
           if (this.int(type, `${path}: Value.type`, at, 6)) kind = r.lo | 0;
@@ -914,11 +885,8 @@ class CsDecoder extends BondDecodeState {
     r.checkDepth(7);
     let pii = 0;
     let cc = false;
-    for (;;) {
-      const at = r.pos;
-      const type = r.readFieldHeader();
-      if (type === BT.STOP) break;
-      if (type === BT.STOP_BASE) continue;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+      const at = r.fieldAt;
       const id = r.id;
       if (id !== 1 && id !== 2) {
         this.unknownField(`${path}: Attributes`, type, id, at, 8);
@@ -930,11 +898,8 @@ class CsDecoder extends BondDecodeState {
         // PII / CustomerContent struct (depth 9): 1 Kind int32.
         r.checkDepth(9);
         let kind = 0;
-        for (;;) {
-          const fat = r.pos;
-          const ft = r.readFieldHeader();
-          if (ft === BT.STOP) break;
-          if (ft === BT.STOP_BASE) continue;
+        for (let ft = r.readField(); ft !== BT.STOP; ft = r.readField()) {
+          const fat = r.fieldAt;
           if (r.id === 1) {
             if (this.int(ft, `${where}.Kind`, fat, 10)) kind = r.lo | 0;
           } else {

@@ -7,20 +7,8 @@
  * The JSON helpers here (exact parsing, line framing, flattening) are shared by the App Insights
  * and generic JSON decoders.
  */
-import {
-  DecodeError,
-  type DecodeContext,
-  type DecodedEvent,
-  type DecodedField,
-  type Decoder,
-  type DecodeLimits,
-  type DecodeResult,
-  type FieldAnnotations,
-  type FieldPart,
-  type FieldType,
-  type FieldValue,
-  type Finding,
-} from "./types.js";
+import { DecodeError } from "./types.js";
+import type { DecodeContext, DecodedEvent, DecodedField, Decoder, DecodeLimits, DecodeResult, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------
 // Exact JSON: JSON.parse, unless the text holds an integer literal too long to be safe.

@@ -153,6 +153,8 @@ export class ByteReader {
 
   /** Field id of the last `readFieldHeader`. */
   id = 0;
+  /** Offset of the field header last returned by `readField`. */
+  fieldAt = 0;
   /** Element type of the last `readListHeader`; key type of the last `readMapHeader`. */
   elemType = 0;
   /** Value type of the last `readMapHeader`. */
@@ -454,6 +456,19 @@ export class ByteReader {
   }
 
   /**
+   * The next field of a struct, passing over BT_STOP_BASE (the end of a base part): returns its wire
+   * type, BT_STOP at the end of the struct; the id is left in `id`, the header's offset in `fieldAt`.
+   */
+  readField(): number {
+    let type: number;
+    do {
+      this.fieldAt = this.pos;
+      type = this.readFieldHeader();
+    } while (type === BT.STOP_BASE);
+    return type;
+  }
+
+  /**
    * List/set header, v1 (§3.3): element type byte with the top 3 bits zero (non-zero = a v2 packed
    * count, rejected like CCT's reader does), then a varint count that must not exceed the bytes
    * left (every element takes at least one byte). Returns the count; element type in `elemType`.
@@ -562,12 +577,7 @@ export class ByteReader {
   /** Skips the rest of a struct: fields until BT_STOP (BT_STOP_BASE ends a base part and goes on). */
   skipStruct(depth: number): void {
     this.checkDepth(depth);
-    for (;;) {
-      const type = this.readFieldHeader();
-      if (type === BT.STOP) return;
-      if (type === BT.STOP_BASE) continue;
-      this.skipValue(type, depth + 1);
-    }
+    for (let type = this.readField(); type !== BT.STOP; type = this.readField()) this.skipValue(type, depth + 1);
   }
 
   skipVarint(): void {

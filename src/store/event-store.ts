@@ -26,8 +26,12 @@ export interface ProcessedUpload {
   rulesFingerprint: string;
 }
 
-/** Rows per write transaction: short enough that the proxy's commits never wait long for the lock. */
-const ROWS_PER_TRANSACTION = 500;
+/**
+ * Rows per write transaction: about one upload of 100 events × 40 fields. Smaller transactions
+ * rewrite the same B-tree pages again and again; a few milliseconds of lock is what the proxy's
+ * group commit may wait at worst (it runs on another thread's connection, with a busy timeout).
+ */
+const ROWS_PER_TRANSACTION = 5000;
 
 /**
  * Writes decoded and classified events and fields, replacing earlier results for the same exchange
@@ -139,7 +143,7 @@ export class EventStore {
             cf?.category ?? null,
             cf?.personal ?? null,
             cf?.rule ?? null,
-            cf ? JSON.stringify(cf.reasons) : null,
+            reasonsText(cf),
             cf?.confidence ?? null,
           );
         });
@@ -160,6 +164,18 @@ export class EventStore {
     );
     flush();
   }
+}
+
+/** Reasons as JSON, NULL when the winning rule is the only reason (most fields): less to write. */
+const reasonsJson = new WeakMap<object, string | null>();
+function reasonsText(cf: ClassifiedEvent["fields"][number] | undefined): string | null {
+  if (!cf) return null;
+  let text = reasonsJson.get(cf);
+  if (text === undefined) {
+    text = cf.reasons.length === 1 && cf.reasons[0] === cf.rule ? null : JSON.stringify(cf.reasons);
+    reasonsJson.set(cf, text);
+  }
+  return text;
 }
 
 export function fieldValueText(f: Pick<DecodedField, "value">): string | null {

@@ -152,7 +152,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE fields ADD COLUMN rule TEXT;                 -- the winning rule id
   ALTER TABLE fields ADD COLUMN reasons TEXT;              -- JSON array of every rule that fired
   ALTER TABLE fields ADD COLUMN confidence REAL;
-  CREATE INDEX fields_category ON fields(category);
+  -- Content is rare: a partial index finds it without making every field insert pay for an index.
+  CREATE INDEX fields_content ON fields(event_id) WHERE category = 'content';
 
   CREATE TABLE classification_findings (
     event_id   INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,

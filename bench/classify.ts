@@ -1,6 +1,6 @@
 /**
  * Classifier throughput on Office-like events of ~40 fields (not a test: no timing assertions).
- * Run after a build: `node dist/src/classify/bench.js [seconds]`, or call measureClassifyThroughput
+ * Run after a build: `node dist/bench/classify.js [seconds]`, or call measureClassifyThroughput
  * from bench/run.ts. Reports fields/s and events/s for three mixes:
  *   realistic  — per-event unique times, ids and correlation vectors; everything else repeats;
  *                1 % of events carry a file path, an e-mail address or a sentence;
@@ -9,8 +9,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
-import type { DecodedEvent, DecodedField, FieldAnnotations, FieldValue } from "../decode/types.js";
-import { classifyEvent, loadRulePacks } from "./engine.js";
+import type { DecodedEvent, DecodedField, FieldAnnotations, FieldValue } from "../src/decode/types.js";
+import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
 
 export type BenchMix = "realistic" | "unique" | "declared";
 
