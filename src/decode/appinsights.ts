@@ -5,15 +5,17 @@
  * `tags.<key>` is Part A; `data.baseData.*` (with `properties` and `measurements` flattened) is Part B.
  */
 import {
+  decodeJsonUpload,
+  emitBaseType,
+  emitEnvelopeKeys,
   emitJson,
-  eventTime,
+  emitPartsBC,
   flattenerFindings,
   isJsonObject,
+  jsonEvent,
   newFlattener,
   own,
-  readJsonRecords,
   type JsonRecord,
-  type JsonValue,
 } from "./onecollector-json.js";
 import type { DecodeContext, DecodedEvent, Decoder, DecodeLimits, DecodeResult, Finding } from "./types.js";
 
@@ -22,39 +24,16 @@ function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, fi
   const fl = newFlattener(limits);
   const tags = own(o, "tags");
   const data = own(o, "data");
-  for (const k of Object.keys(o)) {
-    if ((k === "tags" && isJsonObject(tags)) || (k === "data" && isJsonObject(data))) continue;
-    emitJson(fl, k, "envelope", o[k], 1);
-  }
-  let baseData: JsonValue | undefined;
-  if (isJsonObject(data)) {
-    const baseType = own(data, "baseType");
-    if (baseType !== undefined) emitJson(fl, "data.baseType", "envelope", baseType, 2);
-    baseData = own(data, "baseData");
-  }
+  emitEnvelopeKeys(fl, o, "tags");
+  const baseData = isJsonObject(data) ? emitBaseType(fl, data) : undefined;
   if (isJsonObject(tags)) {
     // Tag keys are dotted names ("ai.cloud.role"): kept verbatim after `tags.`.
     for (const k of Object.keys(tags)) emitJson(fl, `tags.${k}`, "A", tags[k], 2);
   }
-  if (isJsonObject(data)) {
-    if (baseData !== undefined) emitJson(fl, "data.baseData", "B", baseData, 2);
-    for (const k of Object.keys(data)) {
-      if (k === "baseType" || k === "baseData") continue;
-      emitJson(fl, k, "C", data[k], 2);
-    }
-  }
+  if (isJsonObject(data)) emitPartsBC(fl, data, baseData);
   const name = own(o, "name");
   const baseName = isJsonObject(baseData) ? own(baseData, "name") : undefined;
-  const iKey = own(o, "iKey");
-  const event: DecodedEvent = {
-    index,
-    name: typeof name === "string" && name ? name : typeof baseName === "string" && baseName ? baseName : "(unnamed)",
-    fields: fl.fields,
-  };
-  const time = eventTime(own(o, "time"));
-  if (time !== undefined) event.time = time;
-  if (typeof iKey === "string") event.iKey = iKey;
-  if (rec.range) event.byteRange = rec.range;
+  const event = jsonEvent(rec, index, typeof name === "string" && name ? name : typeof baseName === "string" && baseName ? baseName : "(unnamed)", fl);
   findings.push(...flattenerFindings(fl, "appinsights", index, rec.range));
   return event;
 }
@@ -73,10 +52,6 @@ export const appInsightsDecoder: Decoder = {
     return head.includes('"baseData"') && !head.includes('"ext"') ? 0.3 : 0.1;
   },
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
-    const findings: Finding[] = [];
-    const records = readJsonRecords(body, ctx.limits, findings);
-    const events: DecodedEvent[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) events[i] = decodeEnvelope(records[i], i, ctx.limits, findings);
-    return { events, findings };
+    return decodeJsonUpload(body, ctx.limits, decodeEnvelope);
   },
 };

@@ -525,6 +525,65 @@ export function eventTime(v: JsonValue | undefined): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Event layout shared by the 1DS and App Insights decoders: envelope keys at the top level, Part A
+// under its own key (`ext`, `tags`), `data.baseType`, Part B in `data.baseData`, Part C in `data`.
+
+/**
+ * Every top-level key of `o` not in `skip` as an envelope field, except `partAKey` and `data` when
+ * they hold objects: those are read as parts.
+ */
+export function emitEnvelopeKeys(fl: Flattener, o: JsonObject, partAKey: string, skip: readonly string[] = []): void {
+  const partAIsObject = isJsonObject(own(o, partAKey));
+  const dataIsObject = isJsonObject(own(o, "data"));
+  for (const k of Object.keys(o)) {
+    if (skip.includes(k) || (k === partAKey && partAIsObject) || (k === "data" && dataIsObject)) continue;
+    emitJson(fl, k, "envelope", o[k], 1);
+  }
+}
+
+/** `data.baseType` as an envelope field; returns `data.baseData`, which goes out later as Part B. */
+export function emitBaseType(fl: Flattener, data: JsonObject): JsonValue | undefined {
+  const baseType = own(data, "baseType");
+  if (baseType !== undefined) emitJson(fl, "data.baseType", "envelope", baseType, 2);
+  return own(data, "baseData");
+}
+
+/** Part B (`baseData`) and Part C (every other key of `data`, verbatim), each with its `ext.metadata` tag if any. */
+export function emitPartsBC(fl: Flattener, data: JsonObject, baseData: JsonValue | undefined, tags?: JsonObject): void {
+  if (baseData !== undefined) emitJson(fl, "data.baseData", "B", baseData, 2, tags ? own(tags, "baseData") : undefined);
+  for (const k of Object.keys(data)) {
+    if (k === "baseType" || k === "baseData") continue;
+    // Part C keys are verbatim: "Data.Doc.Ext" is one field, never split.
+    emitJson(fl, k, "C", data[k], 2, tags ? own(tags, k) : undefined);
+  }
+}
+
+/** The event of a record: its fields so far, and the time, iKey and byte range the record gives. */
+export function jsonEvent(rec: JsonRecord, index: number, name: string, fl: Flattener): DecodedEvent {
+  const o = rec.value;
+  const iKey = own(o, "iKey");
+  const event: DecodedEvent = { index, name, fields: fl.fields };
+  const time = eventTime(own(o, "time"));
+  if (time !== undefined) event.time = time;
+  if (typeof iKey === "string") event.iKey = iKey;
+  if (rec.range) event.byteRange = rec.range;
+  return event;
+}
+
+/** A JSON upload decoded record by record with `decodeRecord`. */
+export function decodeJsonUpload(
+  body: Uint8Array,
+  limits: DecodeLimits,
+  decodeRecord: (rec: JsonRecord, index: number, limits: DecodeLimits, findings: Finding[]) => DecodedEvent,
+): DecodeResult {
+  const findings: Finding[] = [];
+  const records = readJsonRecords(body, limits, findings);
+  const events: DecodedEvent[] = new Array(records.length);
+  for (let i = 0; i < records.length; i++) events[i] = decodeRecord(records[i], i, limits, findings);
+  return { events, findings };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The 1DS decoder
 
 /** Common Schema envelope keys that sit outside `ext` and `data`. */
@@ -538,19 +597,10 @@ function decodeEvent(rec: JsonRecord, index: number, limits: DecodeLimits, findi
     const v = own(o, k);
     if (v !== undefined) emitJson(fl, k, "envelope", v, 1);
   }
+  emitEnvelopeKeys(fl, o, "ext", ENVELOPE_FIRST);
   const ext = own(o, "ext");
   const data = own(o, "data");
-  for (const k of Object.keys(o)) {
-    if (ENVELOPE_FIRST.includes(k)) continue;
-    if ((k === "ext" && isJsonObject(ext)) || (k === "data" && isJsonObject(data))) continue;
-    emitJson(fl, k, "envelope", o[k], 1);
-  }
-  let baseData: JsonValue | undefined;
-  if (isJsonObject(data)) {
-    const baseType = own(data, "baseType");
-    if (baseType !== undefined) emitJson(fl, "data.baseType", "envelope", baseType, 2);
-    baseData = own(data, "baseData");
-  }
+  const baseData = isJsonObject(data) ? emitBaseType(fl, data) : undefined;
 
   // Part A, with ext.metadata read as annotations.
   let tags: JsonObject | undefined;
@@ -569,30 +619,10 @@ function decodeEvent(rec: JsonRecord, index: number, limits: DecodeLimits, findi
     }
   }
 
-  // Part B and Part C.
-  if (isJsonObject(data)) {
-    if (baseData !== undefined) {
-      const bTag = tags ? own(tags, "baseData") : undefined;
-      emitJson(fl, "data.baseData", "B", baseData, 2, bTag);
-    }
-    for (const k of Object.keys(data)) {
-      if (k === "baseType" || k === "baseData") continue;
-      // Part C keys are verbatim: "Data.Doc.Ext" is one field, never split.
-      emitJson(fl, k, "C", data[k], 2, tags ? own(tags, k) : undefined);
-    }
-  }
+  if (isJsonObject(data)) emitPartsBC(fl, data, baseData, tags);
 
   const name = own(o, "name");
-  const iKey = own(o, "iKey");
-  const event: DecodedEvent = {
-    index,
-    name: typeof name === "string" && name ? name : "(unnamed)",
-    fields: fl.fields,
-  };
-  const time = eventTime(own(o, "time"));
-  if (time !== undefined) event.time = time;
-  if (typeof iKey === "string") event.iKey = iKey;
-  if (rec.range) event.byteRange = rec.range;
+  const event = jsonEvent(rec, index, typeof name === "string" && name ? name : "(unnamed)", fl);
   if (event.name === "(unnamed)") {
     findings.push({ code: "json.no-name", severity: "warning", message: "event has no name", eventIndex: index, ...(rec.range ? { offset: rec.range[0] } : {}) });
   }
@@ -640,10 +670,6 @@ export const oneCollectorJsonDecoder: Decoder = {
     return 0.2;
   },
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
-    const findings: Finding[] = [];
-    const records = readJsonRecords(body, ctx.limits, findings);
-    const events: DecodedEvent[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) events[i] = decodeEvent(records[i], i, ctx.limits, findings);
-    return { events, findings };
+    return decodeJsonUpload(body, ctx.limits, decodeEvent);
   },
 };
