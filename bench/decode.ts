@@ -7,8 +7,8 @@ import { performance } from "node:perf_hooks";
 import { gzipSync, deflateRawSync } from "node:zlib";
 import { DECODERS, decodeUpload } from "../src/decode/registry.js";
 import { DEFAULT_DECODE_LIMITS, DecodeError, type DecodeContext } from "../src/decode/types.js";
-import { encodeAriaRequest, makeCsBatch } from "../test/helpers/bond-writer.js";
-import { makeJsonLinesBatch } from "../test/helpers/json-events.js";
+import { encodeAriaRequest, makeCsBatch, mutate, type Mutation } from "../test/helpers/bond-writer.js";
+import { makeJsonLinesBatch, prng } from "../test/helpers/json-events.js";
 import { round } from "./load.js";
 
 interface Throughput {
@@ -60,34 +60,20 @@ export function decodeThroughput(ms = 3000): Record<string, Throughput & { field
   };
 }
 
-/** A small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function mutate(base: Uint8Array, rnd: () => number): Uint8Array {
+/**
+ * 1–8 random mutations of one kind (truncate, flip bits, set bytes, insert junk), drawn from `rnd`
+ * so a failing run can be replayed from its seed.
+ */
+function randomMutations(rnd: () => number, size: number): Mutation[] {
+  const at = () => Math.floor(rnd() * size);
+  const byte = () => Math.floor(rnd() * 256);
   const kind = Math.floor(rnd() * 4);
-  if (kind === 0) return base.subarray(0, Math.floor(rnd() * base.length));
-  const out = Uint8Array.from(base);
-  const flips = 1 + Math.floor(rnd() * 8);
-  for (let i = 0; i < flips; i++) {
-    const at = Math.floor(rnd() * out.length);
-    if (kind === 1) out[at] ^= 1 << Math.floor(rnd() * 8);
-    else if (kind === 2) out[at] = Math.floor(rnd() * 256);
-  }
-  if (kind === 3) {
-    const at = Math.floor(rnd() * out.length);
-    const junk = Uint8Array.from({ length: 1 + Math.floor(rnd() * 16) }, () => Math.floor(rnd() * 256));
-    return new Uint8Array([...out.subarray(0, at), ...junk, ...out.subarray(at)]);
-  }
-  return out;
+  if (kind === 0) return [{ kind: "truncate", at: at() }];
+  if (kind === 3) return [{ kind: "insert", at: at(), bytes: Uint8Array.from({ length: 1 + Math.floor(rnd() * 16) }, byte) }];
+  const muts: Mutation[] = [];
+  const n = 1 + Math.floor(rnd() * 8);
+  for (let i = 0; i < n; i++) muts.push(kind === 1 ? { kind: "flip", at: at(), bit: Math.floor(rnd() * 8) } : { kind: "set", at: at(), byte: byte() });
+  return muts;
 }
 
 export function fuzzDecoders(runs = 100_000): Record<string, { runs: number; decodeErrors: number; escapes: number; slowestMs: number; firstEscape?: string }> {
@@ -110,7 +96,7 @@ export function fuzzDecoders(runs = 100_000): Record<string, { runs: number; dec
     const rnd = prng(0xe1ab5 ^ decoder.id.length);
     const r = { runs, decodeErrors: 0, escapes: 0, slowestMs: 0, firstEscape: undefined as string | undefined };
     for (let i = 0; i < runs; i++) {
-      const body = mutate(seed, rnd);
+      const body = mutate(seed, randomMutations(rnd, seed.length));
       const t0 = performance.now();
       try {
         decoder.decode(body, ctx);

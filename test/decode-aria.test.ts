@@ -1,53 +1,24 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ariaDecoder } from "../src/decode/aria.js";
 import { oneCollectorBondDecoder } from "../src/decode/onecollector-bond.js";
-import { DEFAULT_DECODE_LIMITS, DecodeError, type DecodeContext, type DecodedField, type DecodeLimits, type DecodeResult } from "../src/decode/types.js";
+import type { DecodedField, DecodeLimits, DecodeResult } from "../src/decode/types.js";
 import {
   BondType,
   BondWriter,
   encodeAriaRequest,
   makeAriaBatch,
   makeCsBatch,
-  mutate,
   ticksFromIso,
   unknownFieldsOfEveryType,
   type AriaRecordSpec,
   type AriaTenantSpec,
-  type Mutation,
 } from "./helpers/bond-writer.js";
+import { decodeError, field, fromHex, postContext, toHex } from "./helpers/decode.js";
+import { FUZZ_RUNS, FUZZ_TIMEOUT_MS, fuzzDecoder, fuzzSniff } from "./helpers/fuzz.js";
 
-function ctx(limits: Partial<DecodeLimits> = {}): DecodeContext {
-  return {
-    method: "POST",
-    path: "/Collector/3.0/",
-    query: new URLSearchParams(),
-    contentType: "application/bond-compact-binary",
-    headers: [["Content-Type", "application/bond-compact-binary"]],
-    limits: { ...DEFAULT_DECODE_LIMITS, ...limits },
-  };
-}
+const ctx = (limits?: Partial<DecodeLimits>) => postContext("/Collector/3.0/", "application/bond-compact-binary", limits);
 
 const decode = (body: Uint8Array, limits?: Partial<DecodeLimits>): DecodeResult => ariaDecoder.decode(body, ctx(limits));
-
-const fromHex = (hex: string) => Uint8Array.from(hex.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
-const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
-function field(fields: DecodedField[], path: string): DecodedField {
-  const f = fields.filter((x) => x.path === path);
-  if (f.length !== 1) throw new Error(`${f.length} fields at ${path}: ${JSON.stringify(fields.map((x) => x.path))}`);
-  return f[0];
-}
-
-function decodeError(fn: () => unknown): DecodeError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DecodeError) return e;
-    throw e;
-  }
-  throw new Error("expected a DecodeError");
-}
 
 // wire-formats.md §4.1 shape, typed out by hand: `6D 09 0B <#tenants>`, `<token> 0A 01 <DataPackage>`, `00`.
 const MINIMAL_HEX = [
@@ -361,27 +332,6 @@ describe("aria-collector: malformed bodies and limits", () => {
 
 // ---- robustness -----------------------------------------------------------------------------------
 
-const FUZZ_RUNS = Math.max(1, Number(process.env.EXHAUST_FUZZ_RUNS ?? 10_000));
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant("set" as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
-  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), len: fc.integer({ min: 1, max: 8 }) }),
-  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
-);
-
-const FIELD_TYPES = new Set(["string", "bool", "int32", "uint32", "int64", "uint64", "double", "datetime", "guid", "null", "array", "bytes"]);
-
-function checkResult(r: DecodeResult, size: number): void {
-  for (const ev of r.events) {
-    if (typeof ev.name !== "string" || !Array.isArray(ev.fields)) throw new Error("bad event shape");
-    if (ev.byteRange && (ev.byteRange[0] < 0 || ev.byteRange[1] > size)) throw new Error("byteRange out of the body");
-    for (const f of ev.fields) if (!FIELD_TYPES.has(f.type)) throw new Error(`bad field type ${f.type}`);
-  }
-  JSON.stringify(r);
-}
-
 describe("aria-collector: robustness (fast-check)", () => {
   const seeds = [
     makeAriaBatch(3, 20),
@@ -396,35 +346,11 @@ describe("aria-collector: robustness (fast-check)", () => {
   it(
     `${FUZZ_RUNS} mutated bodies: returns or throws DecodeError, never anything else`,
     () => {
-      let errors = 0;
-      fc.assert(
-        fc.property(fc.integer({ min: 0, max: seeds.length - 1 }), fc.array(mutationArb, { minLength: 1, maxLength: 6 }), (si, muts) => {
-          const body = mutate(seeds[si], muts);
-          const t0 = performance.now();
-          try {
-            checkResult(decode(body), body.length);
-          } catch (e) {
-            if (!(e instanceof DecodeError)) throw e;
-            errors++;
-            if (!(e.offset >= 0 && e.offset <= body.length)) throw new Error(`offset ${e.offset} outside 0..${body.length}`);
-            checkResult(e.partial, body.length);
-          }
-          if (performance.now() - t0 > 1000) throw new Error("decode took over a second");
-        }),
-        { numRuns: FUZZ_RUNS },
-      );
-      expect(errors).toBeGreaterThan(0);
+      const { decodeErrors } = fuzzDecoder(ariaDecoder, ctx(), seeds);
+      expect(decodeErrors).toBeGreaterThan(0);
     },
-    Math.max(20_000, FUZZ_RUNS * 3),
+    FUZZ_TIMEOUT_MS,
   );
 
-  it("sniff never throws on arbitrary bytes", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 16 }), (b) => {
-        const s = ariaDecoder.sniff!(b);
-        return s >= 0 && s <= 1;
-      }),
-      { numRuns: 2000 },
-    );
-  });
+  it("sniff never throws on arbitrary bytes", () => fuzzSniff(ariaDecoder));
 });

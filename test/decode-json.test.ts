@@ -22,9 +22,9 @@ import {
   type Decoder,
 } from "../src/decode/types.js";
 import type { RawHeaders } from "../src/types.js";
+import { decodeError } from "./helpers/decode.js";
+import { FUZZ_RUNS, FUZZ_TIMEOUT_MS, fuzzDecode, fuzzDecoder, textMutations, type FuzzOptions } from "./helpers/fuzz.js";
 import { jsonLines, makeJsonLinesBatch, renderJsonEvent, typed, typeTag } from "./helpers/json-events.js";
-
-const FUZZ_RUNS = Math.max(1, Number(process.env.EXHAUST_FUZZ_RUNS) || 10_000);
 
 function ctxFor(over: Partial<DecodeContext> = {}): DecodeContext {
   return {
@@ -53,16 +53,6 @@ const fieldOf = (e: DecodedEvent, path: string): DecodedField => {
   if (!f) throw new Error(`no field ${path} in ${e.fields.map((x) => x.path).join(", ")}`);
   return f;
 };
-
-function decodeError(fn: () => unknown): DecodeError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DecodeError) return e;
-    throw e;
-  }
-  throw new Error("expected a DecodeError");
-}
 
 const WORD_EVENT = {
   name: "Office.Word.FileOpen.UserInitiatedOpen",
@@ -599,80 +589,14 @@ describe("generic decoders", () => {
 // ---------------------------------------------------------------------------------------------
 // Robustness: truncated and mutated bodies either decode or throw DecodeError, never anything else.
 
-type Mutation =
-  | { kind: "truncate"; at: number }
-  | { kind: "flip"; at: number[]; bit: number }
-  | { kind: "set"; at: number[]; byte: number }
-  | { kind: "insert"; at: number; bytes: Uint8Array }
-  | { kind: "delete"; at: number; len: number }
-  | { kind: "random"; bytes: Uint8Array };
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant("flip" as const), at: fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({
-    kind: fc.constant("set" as const),
-    at: fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
-    byte: fc.constantFrom(0x00, 0x0a, 0x0d, 0x22, 0x2c, 0x2d, 0x30, 0x31, 0x39, 0x3a, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d, 0xff, 0x80),
-  }),
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
-  fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), len: fc.integer({ min: 1, max: 64 }) }),
-  fc.record({ kind: fc.constant("random" as const), bytes: fc.uint8Array({ maxLength: 64 }) }),
-);
-
-function mutate(seed: Uint8Array, m: Mutation): Uint8Array {
-  const n = seed.length;
-  switch (m.kind) {
-    case "truncate":
-      return seed.subarray(0, n ? m.at % (n + 1) : 0);
-    case "flip": {
-      const out = Uint8Array.from(seed);
-      if (n) for (const a of m.at) out[a % n] ^= 1 << m.bit;
-      return out;
-    }
-    case "set": {
-      const out = Uint8Array.from(seed);
-      if (n) for (const a of m.at) out[a % n] = m.byte;
-      return out;
-    }
-    case "insert": {
-      const at = m.at % (n + 1);
-      return Buffer.concat([seed.subarray(0, at), m.bytes, seed.subarray(at)]);
-    }
-    case "delete": {
-      const at = n ? m.at % n : 0;
-      return Buffer.concat([seed.subarray(0, at), seed.subarray(at + m.len)]);
-    }
-    case "random":
-      return m.bytes;
-  }
-}
-
-/** Runs `decode` over FUZZ_RUNS mutations of each seed; anything but a result or a DecodeError fails. */
-function fuzz(seeds: Uint8Array[], decode: (b: Uint8Array) => unknown, sniff?: (b: Uint8Array) => number): { slowestMs: number } {
-  let slowestMs = 0;
-  fc.assert(
-    fc.property(fc.nat({ max: seeds.length - 1 }), mutationArb, (which, m) => {
-      const body = mutate(seeds[which], m);
-      if (sniff) {
-        const s = sniff(body);
-        expect(s >= 0 && s <= 1).toBe(true);
-      }
-      const t0 = performance.now();
-      try {
-        decode(body);
-      } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-      }
-      slowestMs = Math.max(slowestMs, performance.now() - t0);
-    }),
-    { numRuns: FUZZ_RUNS, seed: 0x5eed ^ seeds.length, endOnFailure: true },
-  );
-  return { slowestMs };
-}
+/** Text mutations; a fixed fast-check seed per seed set (a failure replays as is) and no shrinking. */
+const textFuzzOptions = (seeds: Uint8Array[]): FuzzOptions => ({
+  mutations: textMutations,
+  offsetInBody: false,
+  params: { seed: 0x5eed ^ seeds.length, endOnFailure: true },
+});
 
 describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
-  const timeout = Math.max(20_000, FUZZ_RUNS * 2);
   const boundary = "fuzzBoundary";
   const multipartBody = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n--${boundary}\r\n` +
@@ -700,10 +624,9 @@ describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
     it(
       `${decoder.id}: returns or throws DecodeError`,
       () => {
-        const { slowestMs } = fuzz(seeds, (b) => decoder.decode(b, ctx), decoder.sniff?.bind(decoder));
-        expect(slowestMs).toBeLessThan(1000);
+        fuzzDecoder(decoder, ctx, seeds, textFuzzOptions(seeds));
       },
-      timeout,
+      FUZZ_TIMEOUT_MS,
     );
   }
 
@@ -743,7 +666,7 @@ describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
         { numRuns: Math.min(FUZZ_RUNS, 10_000), seed: 0x1d5 },
       );
     },
-    timeout,
+    FUZZ_TIMEOUT_MS,
   );
 
   it(
@@ -753,12 +676,15 @@ describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
       const seeds = [gzipSync(plain), deflateSync(plain), deflateRawSync(plain), brotliCompressSync(plain)];
       const labels = ["gzip", "deflate", "deflate", "br"];
       let i = 0;
-      const { slowestMs } = fuzz(seeds, (b) => {
-        const label = labels[i++ % labels.length];
-        return decodeContentEncoding(b, label, { maxBytes: 1024 * 1024, maxRatio: DEFAULT_MAX_RATIO });
-      });
-      expect(slowestMs).toBeLessThan(1000);
+      fuzzDecode(
+        seeds,
+        (b) => {
+          const label = labels[i++ % labels.length];
+          return decodeContentEncoding(b, label, { maxBytes: 1024 * 1024, maxRatio: DEFAULT_MAX_RATIO });
+        },
+        textFuzzOptions(seeds),
+      );
     },
-    timeout,
+    FUZZ_TIMEOUT_MS,
   );
 });

@@ -25,6 +25,7 @@ import { CaptureStore } from "../store/capture-store.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase } from "../store/database.js";
+import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { collect, runCommand } from "./run.js";
 
@@ -117,14 +118,17 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   const db = openDatabase(options.dbFile);
   // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
   const checkpointer = Checkpointer.start(db, options.dbFile);
-  const store = new CaptureStore(db);
-  // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
-  const processing = ProcessingThread.start(options.dbFile, log);
+  const priority = new WriterPriority();
+  const store = new CaptureStore(db, priority);
   const session = store.openSession(options.session, {
     toolVersion: TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
   });
+  // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
+  // Started after the session row is written: from here on the proxy's thread writes only through
+  // the capture store, which retries a busy lock from the event loop.
+  const processing = ProcessingThread.start(options.dbFile, log, priority);
   let proxy;
   try {
     proxy = await startProxy({
@@ -135,8 +139,9 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
       log,
     });
   } catch (e) {
-    store.discardSessionIfEmpty(session);
     await processing.stop();
+    db.pragma("busy_timeout = 5000");
+    store.discardSessionIfEmpty(session);
     await checkpointer.stop();
     db.close();
     throw e;
@@ -153,8 +158,10 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   });
   await proxy.close();
   await store.close();
-  store.endSession(session);
+  // The processing thread first: afterwards nothing else writes, and the last statements need no retry.
   await processing.stop();
+  db.pragma("busy_timeout = 5000");
+  store.endSession(session);
   await checkpointer.stop();
   db.close();
   loopDelay.disable();

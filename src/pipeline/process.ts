@@ -8,6 +8,7 @@ import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
 import { EventStore } from "../store/event-store.js";
+import type { WriterPriority } from "../store/writer-priority.js";
 
 export interface ProcessOutcome {
   exchangeId: string;
@@ -23,8 +24,11 @@ export class ExchangeProcessor {
   private readonly catalog: EndpointCatalog;
   readonly rulesFingerprint: string;
 
-  constructor(db: Db, options: { packs?: RulePacks; catalog?: EndpointCatalog } = {}) {
-    this.store = new EventStore(db);
+  constructor(
+    db: Db,
+    options: { packs?: RulePacks; catalog?: EndpointCatalog; rowsPerTransaction?: number; priority?: WriterPriority } = {},
+  ) {
+    this.store = new EventStore(db, { rowsPerTransaction: options.rowsPerTransaction, priority: options.priority });
     this.packs = options.packs ?? loadRulePacks();
     this.catalog = options.catalog ?? EndpointCatalog.load();
     this.rulesFingerprint = rulePacksFingerprint();

@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
+import type { WriterPriority } from "../store/writer-priority.js";
 
 /** The compiled worker (dist/); `npm test` and `npm start` build it first. */
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
@@ -33,11 +34,12 @@ export class ProcessingThread {
     worker.unref();
   }
 
-  static start(dbFile: string, log: Logger): ProcessingThread {
+  /** `priority` is the capture writer's: the thread's writes yield to the proxy's commits. */
+  static start(dbFile: string, log: Logger, priority: WriterPriority): ProcessingThread {
     if (!existsSync(WORKER_FILE)) {
       throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
     }
-    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile } }), log);
+    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile, prioritySignal: priority.signal } }), log);
   }
 
   submit(exchangeId: string): void {

@@ -3,13 +3,31 @@
  * event loop. It is told exchange ids as they are committed, and on start it catches up on any
  * left undecoded (a crash, a stop with a backlog, an older decoder).
  */
+import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { openDatabase } from "../store/database.js";
+import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../store/event-store.js";
+import { WriterPriority } from "../store/writer-priority.js";
 import { ExchangeProcessor } from "./process.js";
 
 const port = parentPort!;
-const db = openDatabase((workerData as { dbFile: string }).dbFile);
-const processor = new ExchangeProcessor(db);
+// On Linux the nice value is per thread: lower this one's, so that under load the scheduler gives
+// the proxy's thread the CPU and decoding catches up when traffic lulls. (Elsewhere setPriority
+// would act on the whole process, so it is left alone.)
+if (process.platform === "linux") {
+  try {
+    setPriority(0, 10);
+  } catch {
+    // Not permitted in this environment: run at normal priority.
+  }
+}
+const { dbFile, prioritySignal } = workerData as { dbFile: string; prioritySignal: Int32Array };
+const db = openDatabase(dbFile);
+// Beside the proxy: short transactions, and none while the proxy has captures to commit.
+const processor = new ExchangeProcessor(db, {
+  rowsPerTransaction: ROWS_PER_TRANSACTION_BESIDE_PROXY,
+  priority: new WriterPriority(prioritySignal),
+});
 const queue: string[] = processor.pending();
 let running = false;
 let stopped = false;

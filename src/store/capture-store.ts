@@ -2,6 +2,7 @@ import type { Statement } from "better-sqlite3";
 import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "../capture/chain.js";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { Db } from "./database.js";
+import type { WriterPriority } from "./writer-priority.js";
 
 export interface SessionInfo {
   id: number;
@@ -54,7 +55,14 @@ export class CaptureStore implements CaptureSink {
   private readonly stmt: Record<string, Statement>;
   private closed = false;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    /** Raised while commits are queued, so background writers leave the lock to the proxy. */
+    private readonly priority?: WriterPriority,
+  ) {
+    // Never sleep in SQLite's busy handler on the proxy's thread: a busy lock is retried from the
+    // event loop (runQueue).
+    if (priority) db.pragma("busy_timeout = 0");
     this.stmt = {
       insertBlob: db.prepare("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)"),
       insertExchange: db.prepare(`INSERT INTO exchanges (
@@ -255,6 +263,7 @@ export class CaptureStore implements CaptureSink {
       this.queue.push({ write, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
+        this.priority?.raise();
         setImmediate(() => this.runQueue());
       }
     });
@@ -262,10 +271,24 @@ export class CaptureStore implements CaptureSink {
 
   private runQueue(): void {
     this.flushScheduled = false;
+    if (this.commitQueue() === "busy") {
+      // Another connection (the processing thread) holds the write lock: try again in a moment
+      // instead of sleeping in SQLite's busy handler with the event loop stopped.
+      this.flushScheduled = true;
+      setTimeout(() => this.runQueue(), 1);
+      return;
+    }
+    if (this.queue.length === 0) this.priority?.lower();
+  }
+
+  private commitQueue(): "done" | "busy" {
     const batch = this.queue;
     this.queue = [];
     const failures = new Map<number, unknown>();
+    // The chain heads as they were: a batch that does not commit must not advance them.
+    const heads = new Map(this.lastHash);
     try {
+      // IMMEDIATE takes the write lock at BEGIN, so "busy" can only happen before anything is written.
       this.db.transaction(() => {
         batch.forEach((item, i) => {
           // One bad row must not take the batch down: a savepoint per write.
@@ -275,13 +298,20 @@ export class CaptureStore implements CaptureSink {
             failures.set(i, e);
           }
         });
-      })();
+      }).immediate();
     } catch (e) {
+      this.lastHash.clear();
+      for (const [k, v] of heads) this.lastHash.set(k, v);
+      if ((e as { code?: string }).code === "SQLITE_BUSY") {
+        this.queue = [...batch, ...this.queue];
+        return "busy";
+      }
       // The commit itself failed: nothing in the batch is durable.
       this.lastHash.clear();
       for (const item of batch) item.reject(e);
-      return;
+      return "done";
     }
     batch.forEach((item, i) => (failures.has(i) ? item.reject(failures.get(i)) : item.resolve()));
+    return "done";
   }
 }

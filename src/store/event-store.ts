@@ -4,6 +4,7 @@ import type { DecodedUpload } from "../decode/registry.js";
 import type { DecodedField, FieldValue } from "../decode/types.js";
 import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
+import type { WriterPriority } from "./writer-priority.js";
 
 /** A stored exchange as the decode and classify stages need it. */
 export interface StoredUpload {
@@ -27,11 +28,12 @@ export interface ProcessedUpload {
 }
 
 /**
- * Rows per write transaction: about one upload of 100 events × 40 fields. Smaller transactions
- * rewrite the same B-tree pages again and again; a few milliseconds of lock is what the proxy's
- * group commit may wait at worst (it runs on another thread's connection, with a busy timeout).
+ * Rows per write transaction. Alone (`exhaust reprocess`), large transactions are fastest: small
+ * ones rewrite the same B-tree pages again and again. Beside a running proxy, each transaction holds
+ * the database's one write lock, so there they are kept to about a millisecond.
  */
-const ROWS_PER_TRANSACTION = 5000;
+export const ROWS_PER_TRANSACTION_ALONE = 5000;
+export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 300;
 
 /**
  * Writes decoded and classified events and fields, replacing earlier results for the same exchange
@@ -41,7 +43,10 @@ const ROWS_PER_TRANSACTION = 5000;
 export class EventStore {
   private readonly stmt: Record<string, Statement>;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly options: { rowsPerTransaction?: number; priority?: WriterPriority } = {},
+  ) {
     this.stmt = {
       load: db.prepare(`SELECT e.id, e.session_id AS sessionId, e.method, e.host, e.path, e.request_headers AS headers,
           b.data AS body, c.client_address AS clientAddress
@@ -90,7 +95,12 @@ export class EventStore {
     const s = this.stmt;
     const { decoded } = p;
     const format = decoded.decoder.split("@")[0];
-    this.db.transaction(() => {
+    const rowsPerTransaction = this.options.rowsPerTransaction ?? ROWS_PER_TRANSACTION_ALONE;
+    const write = (fn: () => void) => {
+      this.options.priority?.yieldToCapture();
+      this.db.transaction(fn).immediate();
+    };
+    write(() => {
       s.deleteEvents.run(upload.id);
       s.deleteFindings.run(upload.id);
       s.deleteRequestItems.run(upload.id);
@@ -100,14 +110,14 @@ export class EventStore {
       p.request.forEach((r, i) =>
         s.insertRequestItem.run(upload.id, i, r.name, r.where, r.category, r.personal, r.secret ? 1 : 0, r.rule, JSON.stringify(r.reasons)),
       );
-    }).immediate();
+    });
     let pending: Array<() => void> = [];
     let pendingRows = 0;
     const flush = () => {
       const batch = pending;
       pending = [];
       pendingRows = 0;
-      this.db.transaction(() => batch.forEach((w) => w())).immediate();
+      write(() => batch.forEach((w) => w()));
     };
     decoded.events.forEach((event, n) => {
       const c = p.classified[n];
@@ -150,7 +160,7 @@ export class EventStore {
         c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
       });
       pendingRows += event.fields.length + 1;
-      if (pendingRows >= ROWS_PER_TRANSACTION) flush();
+      if (pendingRows >= rowsPerTransaction) flush();
     });
     pending.push(() =>
       s.markDecoded.run(

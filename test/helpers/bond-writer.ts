@@ -1,34 +1,17 @@
 /**
  * A small Bond Compact Binary v1 WRITER (wire-formats.md §3.3) and fixture builders for the
  * 1DS Common Schema Record (§3.5) and the Aria ClientToCollectorRequest (§4.2). Independent of
- * the decoders on purpose (own type ids, own schema tables), so a decoder bug is not mirrored here.
+ * the decoders on purpose (own schema tables), so a decoder bug is not mirrored here. The wire
+ * type ids are the decoder's own `BT`: the hand-typed byte tests (the §3.6 worked example and the
+ * type-id test in decode-bond, the §4.1 request in decode-aria) hold them to the spec.
  *
  * Writers follow the 1DS C++ SDK conventions: fields in ascending ordinal order, defaults omitted
  * (Value.type for strings, zero longValue, empty strings), one element per `vector<Ext>`.
  */
+import { BT } from "../../src/decode/reader.js";
 
 /** BondDataType ids (§3.2). */
-export const BondType = {
-  STOP: 0,
-  STOP_BASE: 1,
-  BOOL: 2,
-  UINT8: 3,
-  UINT16: 4,
-  UINT32: 5,
-  UINT64: 6,
-  FLOAT: 7,
-  DOUBLE: 8,
-  STRING: 9,
-  STRUCT: 10,
-  LIST: 11,
-  SET: 12,
-  MAP: 13,
-  INT8: 14,
-  INT16: 15,
-  INT32: 16,
-  INT64: 17,
-  WSTRING: 18,
-} as const;
+export const BondType = BT;
 
 /** ValueKind (§3.5). */
 export const ValueKind = {
@@ -1027,12 +1010,18 @@ export type Mutation =
   | { kind: "set"; at: number; byte: number }
   | { kind: "insert"; at: number; bytes: Uint8Array }
   | { kind: "delete"; at: number; len: number }
-  | { kind: "truncate"; at: number };
+  | { kind: "truncate"; at: number }
+  /** The whole body replaced by `bytes` (any bytes at all, not a variation of the seed). */
+  | { kind: "replace"; bytes: Uint8Array };
 
 /** Applies mutations in order (positions taken modulo the current length); never mutates `base`. */
 export function mutate(base: Uint8Array, muts: Mutation[]): Uint8Array {
   let b = base;
   for (const m of muts) {
+    if (m.kind === "replace") {
+      b = m.bytes;
+      continue;
+    }
     const at = b.length ? m.at % (b.length + (m.kind === "insert" ? 1 : 0)) : 0;
     switch (m.kind) {
       case "flip":
@@ -1046,10 +1035,10 @@ export function mutate(base: Uint8Array, muts: Mutation[]): Uint8Array {
         b[at] = m.byte;
         break;
       case "insert":
-        b = new Uint8Array([...b.subarray(0, at), ...m.bytes, ...b.subarray(at)]);
+        b = concat(b.subarray(0, at), m.bytes, b.subarray(at));
         break;
       case "delete":
-        b = new Uint8Array([...b.subarray(0, at), ...b.subarray(at + m.len)]);
+        b = concat(b.subarray(0, at), b.subarray(at + m.len));
         break;
       case "truncate":
         b = b.subarray(0, at);
@@ -1057,4 +1046,14 @@ export function mutate(base: Uint8Array, muts: Mutation[]): Uint8Array {
     }
   }
   return b;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -142,7 +142,8 @@ export function jsonLines(lines: string[], sep = "\n"): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Realistic Office-like events (names and fields from wire-formats.md §7.2; identifiers synthetic)
 
-function prng(seed: number): () => number {
+/** A small deterministic PRNG (mulberry32), so a batch or a failing case can be made again from its seed. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -10,6 +10,7 @@ import { createLogger } from "../../src/log.js";
 import { defaultAddons } from "../../src/proxy/addons/index.js";
 import { startProxy, type RunningProxy } from "../../src/proxy/server.js";
 import { CaptureStore } from "../../src/store/capture-store.js";
+import { WriterPriority } from "../../src/store/writer-priority.js";
 import { ProcessingThread } from "../../src/pipeline/processing.js";
 import { openDatabase, type Db } from "../../src/store/database.js";
 
@@ -78,9 +79,10 @@ export async function startTestProxy(
   });
   const issuer = await LeafIssuer.create(ca);
   const db = openDatabase(options.dbFile);
-  const store = new CaptureStore(db);
+  const priority = new WriterPriority();
+  const store = new CaptureStore(db, priority);
   const session = store.openSession(options.session, { toolVersion: "test", caFingerprint: ca.fingerprint256 });
-  const processing = ProcessingThread.start(options.dbFile, log);
+  const processing = ProcessingThread.start(options.dbFile, log, priority);
   const proxy = await startProxy({
     options,
     catalog,
