@@ -7,12 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { randomUUID } from "node:crypto";
 import { ExchangeProcessor } from "../src/pipeline/process.js";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
-import type { Exchange } from "../src/types.js";
 import { encodeCsRecords, makeCsRecord } from "../test/helpers/bond-writer.js";
+import { makeExchange } from "../test/helpers/exchange.js";
 import { round } from "./load.js";
 
 /** Part C properties per event so that, with the envelope and Part A, an event has ~40 fields. */
@@ -29,24 +28,9 @@ export async function pipelineThroughput(uploads = 100, eventsPerUpload = 100): 
       // Every upload different (event numbers shift), as a real capture would be.
       const records = Array.from({ length: eventsPerUpload }, (_, e) => makeCsRecord(u * eventsPerUpload + e, PART_C_FOR_40_FIELDS));
       const body = Buffer.from(encodeCsRecords(records));
-      const x: Exchange = {
-        id: randomUUID(),
-        scheme: "https",
-        method: "POST",
-        host: "mobile.events.data.microsoft.com",
-        port: 443,
-        path: "/OneCollector/1.0/",
-        httpVersion: "1.1",
+      const x = makeExchange(body, {
         requestHeaders: [["Content-Type", "application/bond-compact-binary"], ["APIKey", "0123456789abcdef0123456789abcdef-aaaa-7000"]],
-        requestBody: body,
-        requestBodySize: body.length,
-        requestBodyTruncated: false,
-        requestComplete: true,
-        mode: "sinkhole",
-        outcome: "sinkholed",
-        startedAt: Date.now(),
-        capture: true,
-      };
+      });
       await store.commitExchange(session, x);
       ids.push(x.id);
     }

@@ -1,30 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
-import type { Exchange } from "../src/types.js";
+import { makeExchange } from "./helpers/exchange.js";
 import { tempDir } from "./helpers/proxy.js";
 
-const exchange = (body: string): Exchange => ({
-  id: randomUUID(),
-  scheme: "https",
-  method: "POST",
-  host: "mobile.events.data.microsoft.com",
-  port: 443,
-  path: "/OneCollector/1.0/",
-  httpVersion: "1.1",
-  requestHeaders: [["Content-Type", "application/x-json-stream"]],
-  requestBody: Buffer.from(body),
-  requestBodySize: body.length,
-  requestBodyTruncated: false,
-  requestComplete: true,
-  mode: "sinkhole",
-  outcome: "sinkholed",
-  startedAt: Date.now(),
-  capture: true,
-});
+const exchange = (body: string) => makeExchange(body);
 
 describe("capture store beside a background writer", () => {
   it("waits for another connection's write lock without blocking the event loop, then commits in chain order", async () => {
