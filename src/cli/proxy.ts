@@ -140,7 +140,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     });
   } catch (e) {
     await processing.stop();
-    db.pragma("busy_timeout = 5000");
+    await store.close();
     store.discardSessionIfEmpty(session);
     await checkpointer.stop();
     db.close();
@@ -157,10 +157,9 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     process.once("SIGTERM", stop);
   });
   await proxy.close();
-  await store.close();
-  // The processing thread first: afterwards nothing else writes, and the last statements need no retry.
+  // The processing thread first: afterwards nothing else writes while the session is closed.
   await processing.stop();
-  db.pragma("busy_timeout = 5000");
+  await store.close();
   store.endSession(session);
   await checkpointer.stop();
   db.close();

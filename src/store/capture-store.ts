@@ -236,9 +236,11 @@ export class CaptureStore implements CaptureSink {
     await this.enqueue(() => {});
   }
 
+  /** Commits what is queued; afterwards the connection may wait for locks again (shutdown writes). */
   async close(): Promise<void> {
     await this.flush();
     this.closed = true;
+    if (this.priority) this.db.pragma("busy_timeout = 5000");
   }
 
   private putBlob(data: Uint8Array): string {
