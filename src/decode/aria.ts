@@ -116,11 +116,13 @@ class AriaDecoder extends BondDecodeState {
   private readRequest(): void {
     const r = this.r;
     r.checkDepth(1);
-    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+    for (;;) {
+      const type = r.readField();
+      if (type === BT.STOP) break;
       const at = r.fieldAt;
       switch (r.id) {
         case 1: {
-          const n = this.listOf(type, "ClientToCollectorRequest.DataPackages", "struct", isStructType, at, 2);
+          const n = this.structList(type, "ClientToCollectorRequest.DataPackages", at, 2);
           for (let i = 0; i < n; i++) this.readPackage(undefined, 3);
           break;
         }
@@ -163,7 +165,9 @@ class AriaDecoder extends BondDecodeState {
     const facts: DecodedField[] = [];
     let tenantId: string | undefined;
     const fd = depth + 1;
-    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+    for (;;) {
+      const type = r.readField();
+      if (type === BT.STOP) break;
       const at = r.fieldAt;
       const id = r.id;
       switch (id) {
@@ -207,7 +211,7 @@ class AriaDecoder extends BondDecodeState {
         case 8:
         case 9: {
           const where = id === 8 ? "DataPackage.Records" : "DataPackage.Receipts";
-          const n = this.listOf(type, where, "struct", isStructType, at, fd);
+          const n = this.structList(type, where, at, fd);
           if (n < 0) break;
           this.skipStaleCountTail(n);
           for (let i = 0; i < n; i++) this.readRecord(token, id === 9, fd + 1);
@@ -259,7 +263,9 @@ class AriaDecoder extends BondDecodeState {
     let time: string | undefined;
     if (token !== undefined) this.add("iKey", "envelope", token, "string");
     const fd = depth + 1;
-    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
+    for (;;) {
+      const type = r.readField();
+      if (type === BT.STOP) break;
       const at = r.fieldAt;
       const id = r.id;
       switch (id) {
@@ -391,7 +397,9 @@ class AriaDecoder extends BondDecodeState {
       let scrubType = 0;
       let kind = 0;
       let raw: string | undefined;
-      for (let ft = r.readField(); ft !== BT.STOP; ft = r.readField()) {
+      for (;;) {
+        const ft = r.readField();
+        if (ft === BT.STOP) break;
         const fat = r.fieldAt;
         const id = r.id;
         if (pii && id === 1) {
