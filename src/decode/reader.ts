@@ -76,6 +76,7 @@ export function isListType(type: number): boolean {
   return type === BT.LIST || type === BT.SET;
 }
 
+/** For the list helpers that take an element-type test (BondDecodeState.nestedList). */
 export function isStructType(type: number): boolean {
   return type === BT.STRUCT;
 }
@@ -85,6 +86,7 @@ export function isByteType(type: number): boolean {
   return type === BT.UINT8 || type === BT.INT8;
 }
 
+/** double or float, both read as a JS number. */
 export function isFloatingType(type: number): boolean {
   return type === BT.DOUBLE || type === BT.FLOAT;
 }

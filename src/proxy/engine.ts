@@ -49,6 +49,9 @@ export interface EngineDeps {
 export class ExhaustEngine extends MitmProxy {
   private readonly states = new WeakMap<IContext, RequestState>();
   private readonly deps: EngineDeps;
+  /** How upstream certificates are verified; also given per request, because a proxy agent
+   * (https-proxy-agent) takes the target's TLS options from the request, not from itself. */
+  private upstreamTls!: https.RequestOptions;
 
   constructor(deps: EngineDeps) {
     super();
@@ -59,12 +62,12 @@ export class ExhaustEngine extends MitmProxy {
     this.timeout = 0;
     // Extra trust goes in through one prebuilt SecureContext: a `ca` option would be built into the
     // agent's pool key (https.Agent#getName) and concatenated on every request.
-    const tlsTrust = {
+    const tlsTrust = (this.upstreamTls = {
       rejectUnauthorized: !options.insecureUpstream,
       ...(options.upstreamCaPem.length
         ? { secureContext: createSecureContext({ ca: [...rootCertificates, ...options.upstreamCaPem] }) }
         : {}),
-    };
+    });
     const agentOptions = { keepAlive: true, noDelay: true, maxSockets: 256 } as https.AgentOptions;
     this.httpAgent = withNoDelay(new http.Agent(agentOptions));
     this.httpsAgent = options.upstreamProxy
@@ -173,6 +176,7 @@ export class ExhaustEngine extends MitmProxy {
     opts.headers = forwarded;
     if (x.scheme === "https") {
       opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
+      Object.assign(opts, this.upstreamTls);
     } else if (options.upstreamProxy) {
       // Plain HTTP through a corporate proxy: absolute-form request line to the proxy.
       opts.path = `http://${x.host}:${x.port}${x.path}`;
