@@ -31,8 +31,3 @@ export function headerPairs(raw: readonly string[]): Array<[string, string]> {
   for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i], raw[i + 1]]);
   return pairs;
 }
-
-export function headerValue(pairs: ReadonlyArray<[string, string]>, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  return pairs.find(([k]) => k.toLowerCase() === lower)?.[1];
-}

@@ -1,6 +1,5 @@
-import { gunzipSync } from "node:zlib";
+import { decodeContentEncoding, effectiveContentEncoding, effectiveContentType } from "../../decode/content-encoding.js";
 import type { Exchange, ProxyMode } from "../../types.js";
-import { headerValue } from "../body.js";
 import { compileHostPattern } from "../options.js";
 import type { Addon, AddonContext, LocalResponse } from "./addon.js";
 
@@ -11,19 +10,15 @@ import type { Addon, AddonContext, LocalResponse } from "./addon.js";
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
-  const modeFor = (host: string, endpointId: string | undefined): ProxyMode => {
-    const byFlag = patterns.find((p) => p.matches(host));
-    if (byFlag) return byFlag.mode;
-    const entry = endpointId ? catalog.endpoints.find((e) => e.id === endpointId) : undefined;
-    return entry?.mode ?? options.mode;
-  };
+  const modeFor = (host: string): ProxyMode =>
+    patterns.find((p) => p.matches(host))?.mode ?? catalog.match(host)?.mode ?? options.mode;
   return {
     name: "modes",
     onConnect(d) {
-      d.mode = modeFor(d.host, catalog.match(d.host)?.id);
+      d.mode = modeFor(d.host);
     },
     onRequestHeaders(x) {
-      x.mode = modeFor(x.host, x.endpointId);
+      x.mode = modeFor(x.host);
     },
     respond(x): LocalResponse | undefined {
       if (x.mode === "sinkhole") {
@@ -46,22 +41,24 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
 }
 
 /**
- * Records in a 1DS JSON-lines upload (one JSON object per line, plain or gzip). Binary formats are
- * counted once their decoders exist; until then the collector-style answer says 0, which clients
- * accept (`acc` is informational).
+ * Records in a 1DS JSON-lines upload (one JSON object per line), after undoing its content
+ * encoding with the decode stage's own caps. Binary formats (Bond, Aria) answer 0: counting them
+ * means decoding them on the proxy's thread, and clients accept it (`acc` is informational).
  */
 export function countUploadRecords(x: Exchange): number {
-  const query = x.path.includes("?") ? new URLSearchParams(x.path.slice(x.path.indexOf("?") + 1)) : undefined;
-  const type = query?.get("content-type") ?? headerValue(x.requestHeaders, "content-type") ?? "";
-  if (!type.includes("x-json-stream") || x.requestBodyTruncated) return 0;
-  const encoding = (query?.get("content-encoding") ?? headerValue(x.requestHeaders, "content-encoding") ?? "").toLowerCase();
-  let body = x.requestBody;
+  if (x.requestBodyTruncated) return 0;
+  const q = x.path.indexOf("?");
+  const query = new URLSearchParams(q === -1 ? "" : x.path.slice(q + 1));
+  if (effectiveContentType(x.requestHeaders, query) !== "application/x-json-stream") return 0;
+  let body: Uint8Array;
   try {
-    if (encoding === "gzip" || (body[0] === 0x1f && body[1] === 0x8b)) body = gunzipSync(body, { maxOutputLength: 64 * 1024 * 1024 });
+    body = decodeContentEncoding(x.requestBody, effectiveContentEncoding(x.requestHeaders, query)).body;
   } catch {
     return 0;
   }
   let n = 0;
-  for (const line of body.toString("utf8").split("\n")) if (line.trim().startsWith("{")) n++;
+  for (const line of Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8").split("\n")) {
+    if (line.trim().startsWith("{")) n++;
+  }
   return n;
 }
