@@ -11,22 +11,16 @@ const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
 
 /**
  * Runs the processing worker beside the proxy and feeds it every captured exchange once its
- * capture is complete. `idle()` resolves when everything sent so far has been processed.
+ * capture is complete.
  */
 export class ProcessingThread {
-  private idleWaiters: Array<() => void> = [];
-  private submitted = 0;
-  private processed = -1;
 
   private constructor(
     private readonly worker: Worker,
     log: Logger,
   ) {
-    worker.on("message", (m: { type: string; exchangeId?: string; message?: string; received?: number }) => {
-      if (m.type === "idle") {
-        this.processed = m.received ?? 0;
-        if (this.processed >= this.submitted) for (const w of this.idleWaiters.splice(0)) w();
-      } else if (m.type === "error") {
+    worker.on("message", (m: { type: string; exchangeId?: string; message?: string }) => {
+      if (m.type === "error") {
         log.error({ code: "EXH_PROCESS_FAILED", exchange: m.exchangeId, reason: m.message }, "processing an exchange failed");
       }
     });
@@ -43,14 +37,7 @@ export class ProcessingThread {
   }
 
   submit(exchangeId: string): void {
-    this.submitted++;
     this.worker.postMessage({ type: "exchange", id: exchangeId });
-  }
-
-  /** Resolves once the worker has caught up with the backlog and every exchange submitted so far. */
-  idle(): Promise<void> {
-    if (this.processed >= this.submitted) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Ends the thread after the exchange in hand; a backlog is picked up on the next start. */

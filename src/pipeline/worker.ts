@@ -31,8 +31,6 @@ const processor = new ExchangeProcessor(db, {
 const queue: string[] = processor.pending();
 let running = false;
 let stopped = false;
-/** Ids received by message, reported with "idle" so the proxy side knows what is done. */
-let received = 0;
 
 function drain(): void {
   if (running) return;
@@ -43,7 +41,6 @@ function drain(): void {
     if (stopped) return;
     if (id === undefined) {
       running = false;
-      port.postMessage({ type: "idle", received });
       return;
     }
     try {
@@ -58,7 +55,6 @@ function drain(): void {
 
 port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" }) => {
   if (m.type === "exchange") {
-    received++;
     queue.push(m.id);
     drain();
   } else if (m.type === "stop") {

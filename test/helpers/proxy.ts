@@ -23,8 +23,6 @@ export interface TestProxy {
   dbFile: string;
   dir: string;
   logLines: string[];
-  /** Resolves when every captured exchange so far has been decoded. */
-  processed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,12 +96,6 @@ export async function startTestProxy(
     dbFile: options.dbFile,
     dir,
     logLines,
-    async processed() {
-      // The exchange is handed to the processing thread just after its response ends.
-      await new Promise((r) => setTimeout(r, 50));
-      await store.flush();
-      await processing.idle();
-    },
     async close() {
       await proxy.close();
       await store.close();
