@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gzipSync } from "node:zlib";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { runCli } from "./helpers/cli.js";
+import { openDatabase } from "../src/store/database.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const HOST = "browser.events.data.microsoft.com";
@@ -99,6 +100,19 @@ describe("decoding captured uploads end to end", () => {
     const summary = JSON.parse(r.stdout);
     expect(summary.exchanges).toBeGreaterThanOrEqual(2);
     expect(eventsJson(p, "--limit", "1000").length).toBe(before);
+    // The old events' field rows went with them: every stored field row belongs to a current event.
+    const db = openDatabase(p.dbFile, { readonly: true });
+    const counts = db
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM field_values) AS rows,
+                (SELECT COALESCE(SUM(field_count), 0) FROM events) AS declared,
+                (SELECT COUNT(*) FROM field_values v WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = v.event_id)) AS orphans`,
+      )
+      .get() as { rows: number; declared: number; orphans: number };
+    db.close();
+    expect(counts.orphans).toBe(0);
+    expect(counts.rows).toBe(counts.declared);
+    expect(counts.rows).toBeGreaterThan(0);
     expect(runCli(["reprocess", "--db", p.dbFile, "--session", "nope"]).status).toBe(2);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
 import { join } from "node:path";
+import { MIGRATIONS } from "../src/store/migrations.js";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
@@ -37,6 +39,38 @@ describe("capture store beside a background writer", () => {
     expect(rows.map((r) => r.seq)).toEqual([1, 2]);
     expect(rows[1].prev_hash).toBe(rows[0].hash);
     other.close();
+    db.close();
+  });
+});
+
+describe("schema migrations", () => {
+  it("moves fields stored by schema 3 into interned field rows, readable through the `fields` view", () => {
+    const file = join(tempDir(), "old.db");
+    const old = new Database(file);
+    old.exec(MIGRATIONS.slice(0, 3).join(";\n"));
+    old.pragma("user_version = 3");
+    old.exec(`INSERT INTO sessions (id, name, started_at, tool_version) VALUES (1, 's', 0, 't');
+      INSERT INTO blobs VALUES ('h', 0, x'');
+      INSERT INTO exchanges (id, session_id, seq, scheme, method, host, port, path, http_version, request_headers,
+        request_body_sha256, request_body_size, request_complete, mode, outcome, started_at, prev_hash, hash)
+        VALUES ('x', 1, 1, 'https', 'POST', 'h', 443, '/', '1.1', '[]', 'h', 0, 1, 'sinkhole', 'sinkholed', 0, '', '');
+      INSERT INTO events (id, exchange_id, session_id, idx, format, name, field_count) VALUES (7, 'x', 1, 0, 'f', 'E', 3);
+      INSERT INTO fields (event_id, idx, part, path, value, type, category, personal, rule) VALUES
+        (7, 0, 'C', 'Data.Doc.FileName', 'a.docx', 'string', 'content', 'none', 'detector.path'),
+        (7, 1, 'A', 'ext.device.localId', 's:1', 'string', 'diagnostic', 'pseudonymous-id', 'field.cs.device-localid'),
+        (7, 2, 'C', 'Activity.Success', 'true', 'bool', 'diagnostic', 'none', NULL);`);
+    old.close();
+
+    const db = openDatabase(file);
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    const rows = db.prepare("SELECT idx, part, path, value, type, category, personal, rule FROM fields WHERE event_id = 7 ORDER BY idx").all();
+    expect(rows).toEqual([
+      { idx: 0, part: "C", path: "Data.Doc.FileName", value: "a.docx", type: "string", category: "content", personal: "none", rule: "detector.path" },
+      { idx: 1, part: "A", path: "ext.device.localId", value: "s:1", type: "string", category: "diagnostic", personal: "pseudonymous-id", rule: "field.cs.device-localid" },
+      { idx: 2, part: "C", path: "Activity.Success", value: "true", type: "bool", category: "diagnostic", personal: "none", rule: null },
+    ]);
+    expect(db.prepare("SELECT content_fields, personal_fields FROM events WHERE id = 7").get()).toEqual({ content_fields: 1, personal_fields: 1 });
+    expect(db.prepare("SELECT event_id, path FROM content_findings").all()).toEqual([{ event_id: 7, path: "Data.Doc.FileName" }]);
     db.close();
   });
 });

@@ -38,10 +38,13 @@ export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 300;
 /**
  * Writes decoded and classified events and fields, replacing earlier results for the same exchange
  * (reprocess). Strings are stored as they are, every other value as JSON, so `sqlite3` users can
- * read and LIKE-search values directly.
+ * read and LIKE-search values directly (through the `fields` view).
  */
 export class EventStore {
   private readonly stmt: Record<string, Statement>;
+  /** Interned field paths and rule ids (see migration 4), by `part\0path` and by rule id. */
+  private readonly pathIds = new Map<string, number>();
+  private readonly ruleIds = new Map<string, number>();
 
   constructor(
     private readonly db: Db,
@@ -57,14 +60,19 @@ export class EventStore {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       insertClassFinding: db.prepare(`INSERT INTO classification_findings (event_id, idx, code, message, field_path, rule)
         VALUES (?, ?, ?, ?, ?, ?)`),
+      deleteFieldValues: db.prepare("DELETE FROM field_values WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)"),
       deleteEvents: db.prepare("DELETE FROM events WHERE exchange_id = ?"),
       deleteFindings: db.prepare("DELETE FROM decode_findings WHERE exchange_id = ?"),
       insertEvent: db.prepare(`INSERT INTO events (exchange_id, session_id, idx, format, name, time, ikey, byte_start, byte_end,
-          field_count, ms_group, group_rule, category, catalog_category, subtype)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertField: db.prepare(`INSERT INTO fields (event_id, idx, part, path, value, type, pii_kind, customer_content, wire_type,
-          scrub_type, category, personal, rule, reasons, confidence)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+          field_count, ms_group, group_rule, category, catalog_category, subtype, content_fields, personal_fields)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertField: db.prepare(`INSERT INTO field_values (event_id, idx, path_id, value, type, pii_kind, customer_content, wire_type,
+          scrub_type, category, personal, rule_id, reasons, confidence)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      selectPath: db.prepare("SELECT id FROM field_paths WHERE path = ? AND part = ?").pluck(),
+      insertPath: db.prepare("INSERT INTO field_paths (path, part) VALUES (?, ?) RETURNING id").pluck(),
+      selectRule: db.prepare("SELECT id FROM rules WHERE rule = ?").pluck(),
+      insertRule: db.prepare("INSERT INTO rules (rule) VALUES (?) RETURNING id").pluck(),
       insertFinding: db.prepare(`INSERT INTO decode_findings (exchange_id, idx, code, severity, message, offset, length, event_index)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       markDecoded: db.prepare(`UPDATE exchanges SET decoder = ?, content_encoding = ?, upload_facts = ?, decoded_at = ?,
@@ -94,13 +102,11 @@ export class EventStore {
   replaceEvents(upload: StoredUpload, p: ProcessedUpload): void {
     const s = this.stmt;
     const { decoded } = p;
+    const events = decoded.events;
     const format = decoded.decoder.split("@")[0];
     const rowsPerTransaction = this.options.rowsPerTransaction ?? ROWS_PER_TRANSACTION_ALONE;
-    const write = (fn: () => void) => {
-      this.options.priority?.yieldToCapture();
-      this.db.transaction(fn).immediate();
-    };
-    write(() => {
+    this.write(() => {
+      s.deleteFieldValues.run(upload.id);
       s.deleteEvents.run(upload.id);
       s.deleteFindings.run(upload.id);
       s.deleteRequestItems.run(upload.id);
@@ -111,68 +117,108 @@ export class EventStore {
         s.insertRequestItem.run(upload.id, i, r.name, r.where, r.category, r.personal, r.secret ? 1 : 0, r.rule, JSON.stringify(r.reasons)),
       );
     });
-    let pending: Array<() => void> = [];
-    let pendingRows = 0;
-    const flush = () => {
-      const batch = pending;
-      pending = [];
-      pendingRows = 0;
-      write(() => batch.forEach((w) => w()));
-    };
-    decoded.events.forEach((event, n) => {
-      const c = p.classified[n];
-      pending.push(() => {
-        const info = s.insertEvent.run(
-          upload.id,
-          upload.sessionId,
-          event.index,
-          format,
-          event.name,
-          event.time ?? null,
-          event.iKey ?? null,
-          event.byteRange?.[0] ?? null,
-          event.byteRange?.[1] ?? null,
-          event.fields.length,
-          c?.group ?? null,
-          c?.groupRule ?? null,
-          c?.eventCategory ?? null,
-          c?.catalogCategory ?? null,
-          c?.subtype ?? null,
-        );
-        const eventId = info.lastInsertRowid;
-        event.fields.forEach((f, i) => {
-          const cf = c?.fields[i];
-          s.insertField.run(
-            eventId,
-            i,
-            f.part,
-            f.path,
-            fieldValueText(f),
-            f.type,
-            ...annotationColumns(f),
-            cf?.category ?? null,
-            cf?.personal ?? null,
-            cf?.rule ?? null,
-            reasonsText(cf),
-            cf?.confidence ?? null,
-          );
-        });
-        c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
+    let from = 0;
+    while (from < events.length || from === 0) {
+      // Whole events per transaction, about rowsPerTransaction rows each; the last also marks the exchange.
+      let to = from;
+      for (let rows = 0; to < events.length && rows < rowsPerTransaction; to++) rows += events[to].fields.length + 1;
+      const last = to >= events.length;
+      this.write(() => {
+        for (let n = from; n < to; n++) this.insertEvent(upload, p, format, n);
+        if (last) {
+          s.markDecoded.run(decoded.decoder, decoded.encodings.join(", ") || null, JSON.stringify(decoded.facts), Date.now(), p.rulesFingerprint, upload.id);
+        }
       });
-      pendingRows += event.fields.length + 1;
-      if (pendingRows >= rowsPerTransaction) flush();
-    });
-    pending.push(() =>
-      s.markDecoded.run(
-        decoded.decoder,
-        decoded.encodings.join(", ") || null,
-        JSON.stringify(decoded.facts),
-        Date.now(),
-        p.rulesFingerprint,
-        upload.id,
-      ),
-    );
-    flush();
+      if (last) break;
+      from = to;
+    }
+  }
+
+  private write(fn: () => void): void {
+    this.options.priority?.yieldToCapture();
+    try {
+      this.db.transaction(fn).immediate();
+    } catch (e) {
+      // Ids interned in a rolled-back transaction do not exist.
+      this.pathIds.clear();
+      this.ruleIds.clear();
+      throw e;
+    }
+  }
+
+  private insertEvent(upload: StoredUpload, p: ProcessedUpload, format: string, n: number): void {
+    const s = this.stmt;
+    const event = p.decoded.events[n];
+    const c = p.classified[n];
+    let contentFields = 0;
+    let personalFields = 0;
+    if (c) {
+      for (const cf of c.fields) {
+        if (cf.category === "content") contentFields++;
+        if (cf.personal !== "none") personalFields++;
+      }
+    }
+    const eventId = s.insertEvent.run(
+      upload.id,
+      upload.sessionId,
+      event.index,
+      format,
+      event.name,
+      event.time ?? null,
+      event.iKey ?? null,
+      event.byteRange?.[0] ?? null,
+      event.byteRange?.[1] ?? null,
+      event.fields.length,
+      c?.group ?? null,
+      c?.groupRule ?? null,
+      c?.eventCategory ?? null,
+      c?.catalogCategory ?? null,
+      c?.subtype ?? null,
+      contentFields,
+      personalFields,
+    ).lastInsertRowid;
+    const fields = event.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      const cf = c?.fields[i];
+      const a = f.annotations;
+      s.insertField.run(
+        eventId,
+        i,
+        this.pathId(f.part, f.path),
+        fieldValueText(f),
+        f.type,
+        a?.piiKind ?? null,
+        a?.customerContent === undefined ? null : a.customerContent ? 1 : 0,
+        a?.wireType ?? null,
+        a?.scrubType ?? null,
+        cf?.category ?? null,
+        cf?.personal ?? null,
+        cf ? this.ruleId(cf.rule) : null,
+        reasonsText(cf),
+        cf?.confidence ?? null,
+      );
+    }
+    c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
+  }
+
+  private pathId(part: string, path: string): number {
+    const key = part + "\0" + path;
+    let id = this.pathIds.get(key);
+    if (id === undefined) {
+      id = (this.stmt.selectPath.get(path, part) ?? this.stmt.insertPath.get(path, part)) as number;
+      this.pathIds.set(key, id);
+    }
+    return id;
+  }
+
+  private ruleId(rule: string): number {
+    let id = this.ruleIds.get(rule);
+    if (id === undefined) {
+      id = (this.stmt.selectRule.get(rule) ?? this.stmt.insertRule.get(rule)) as number;
+      this.ruleIds.set(rule, id);
+    }
+    return id;
   }
 }
 
@@ -216,9 +262,4 @@ export function fieldValueFromText(text: string | null, type: string): FieldValu
     default:
       return text;
   }
-}
-
-function annotationColumns(f: DecodedField): [number | null, number | null, number | null, number | null] {
-  const a = f.annotations;
-  return [a?.piiKind ?? null, a?.customerContent === undefined ? null : a.customerContent ? 1 : 0, a?.wireType ?? null, a?.scrubType ?? null];
 }

@@ -190,4 +190,74 @@ export const MIGRATIONS: readonly string[] = [
       FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
      WHERE f.category = 'content';
   `,
+  /* 4: compact field rows */ `
+  -- Fields are most of the database (about 40 per event). Paths and rule ids repeat, so each is
+  -- stored once and field rows point at it; the view \`fields\` keeps the readable shape.
+  CREATE TABLE field_paths (
+    id   INTEGER PRIMARY KEY,
+    part TEXT NOT NULL,                        -- envelope | A | B | C | body
+    path TEXT NOT NULL,
+    UNIQUE (path, part)
+  );
+  CREATE TABLE rules (
+    id   INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL UNIQUE                  -- a rule id from classifiers/
+  );
+  -- No foreign key to events: the check would cost a lookup per row. EventStore deletes an event's
+  -- field rows with the event.
+  CREATE TABLE field_values (
+    event_id         INTEGER NOT NULL,         -- events.id
+    idx              INTEGER NOT NULL,         -- position in the event
+    path_id          INTEGER NOT NULL,         -- field_paths.id
+    value            TEXT,                     -- strings as they are; other types as JSON
+    type             TEXT NOT NULL,
+    pii_kind         INTEGER,                  -- declared on the wire (PIIKind)
+    customer_content INTEGER,                  -- declared on the wire
+    wire_type        INTEGER,
+    scrub_type       INTEGER,
+    category         TEXT,                     -- content | functional | diagnostic
+    personal         TEXT,                     -- direct-identifier | pseudonymous-id | network-identifier | none
+    rule_id          INTEGER,                  -- rules.id of the winning rule
+    reasons          TEXT,                     -- JSON array of every rule that fired; NULL when only the winning rule did
+    confidence       REAL,
+    PRIMARY KEY (event_id, idx)
+  ) WITHOUT ROWID;
+
+  INSERT OR IGNORE INTO field_paths (part, path) SELECT DISTINCT part, path FROM fields;
+  INSERT OR IGNORE INTO rules (rule) SELECT DISTINCT rule FROM fields WHERE rule IS NOT NULL;
+  INSERT INTO field_values
+    SELECT f.event_id, f.idx, p.id, f.value, f.type, f.pii_kind, f.customer_content, f.wire_type, f.scrub_type,
+           f.category, f.personal, r.id, f.reasons, f.confidence
+      FROM fields f JOIN field_paths p ON p.path = f.path AND p.part = f.part LEFT JOIN rules r ON r.rule = f.rule;
+
+  DROP VIEW content_findings;
+  DROP VIEW fields_by_category;
+  DROP TABLE fields;
+
+  -- Content is rare: a partial index finds it without making every field insert pay for an index.
+  CREATE INDEX field_values_content ON field_values(event_id) WHERE category = 'content';
+
+  CREATE VIEW fields AS
+    SELECT v.event_id, v.idx, p.part, p.path, v.value, v.type, v.pii_kind, v.customer_content, v.wire_type, v.scrub_type,
+           v.category, v.personal, r.rule, v.reasons, v.confidence
+      FROM field_values v JOIN field_paths p ON p.id = v.path_id LEFT JOIN rules r ON r.id = v.rule_id;
+
+  CREATE VIEW fields_by_category AS
+    SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     GROUP BY s.name, e.name, f.category;
+
+  CREATE VIEW content_findings AS
+    SELECT s.name AS session, e.exchange_id, e.id AS event_id, e.name AS event, f.path, f.value, f.rule, f.reasons,
+           f.pii_kind, f.customer_content
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     WHERE f.category = 'content';
+
+  -- Per-event counts, so event lists filter on content and personal data without reading fields.
+  ALTER TABLE events ADD COLUMN content_fields INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE events ADD COLUMN personal_fields INTEGER NOT NULL DEFAULT 0;  -- fields whose personal kind is not none
+  UPDATE events SET
+    content_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.category = 'content'),
+    personal_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.personal IS NOT NULL AND v.personal <> 'none');
+  `,
 ];
