@@ -260,4 +260,23 @@ export const MIGRATIONS: readonly string[] = [
     content_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.category = 'content'),
     personal_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.personal IS NOT NULL AND v.personal <> 'none');
   `,
+  /* 5: verification */ `
+  -- One row per \`exhaust verify\` run; the whole report as JSON (src/verify/types.ts VerdictReport).
+  CREATE TABLE verdicts (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES sessions(id),
+    profile     TEXT NOT NULL,                 -- profile name
+    status      TEXT NOT NULL,                 -- pass | fail | warn
+    created_at  INTEGER NOT NULL,              -- ms since the Unix epoch
+    report_json TEXT NOT NULL
+  );
+  CREATE INDEX verdicts_session ON verdicts(session_id, created_at);
+
+  -- Tokens from \`exhaust canary new\`, searched for by verification.
+  CREATE TABLE canaries (
+    token      TEXT PRIMARY KEY,
+    label      TEXT,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
