@@ -1,0 +1,275 @@
+import { piiKindName } from "../decode/pii-kinds.js";
+import type { Db } from "../store/database.js";
+import {
+  categoriesPerEventName,
+  chainHead,
+  contentFindings,
+  eventsOverTime,
+  eventsPerGroup,
+  fieldsByCategory,
+  sessionEndpoints,
+  sessionInfo,
+} from "../store/ui-queries.js";
+import { latestVerdicts } from "../store/verdicts.js";
+import { TOOL_VERSION } from "../version.js";
+import type { Evidence, VerdictReport } from "../verify/types.js";
+import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
+
+/** Content findings listed in full; past this the report says how many were left out. */
+export const REPORT_MAX_FINDINGS = 10_000;
+/** Evidence items shown per verdict rule (the verdict itself caps what it stores). */
+const EVIDENCE_PER_RULE = 50;
+/** Characters of a captured value shown; the rest is in the database and the exports. */
+const VALUE_CHARS = 400;
+const TIME_BUCKETS = 48;
+
+/**
+ * One session as a self-contained HTML document: inline CSS and SVG, no scripts, no external
+ * references of any kind, so it can be mailed, archived and printed to PDF. Every captured string
+ * is escaped (it is hostile input).
+ */
+export function renderReport(db: Db, sessionId: number): string {
+  const info = sessionInfo(db, sessionId);
+  if (!info) throw new Error(`no session with id ${sessionId}`);
+  const endpoints = sessionEndpoints(db, sessionId);
+  const groups = eventsPerGroup(db, sessionId);
+  const categories = fieldsByCategory(db, sessionId);
+  const findings = contentFindings(db, sessionId, REPORT_MAX_FINDINGS);
+  const verdicts = latestVerdicts(db, sessionId);
+  const head = chainHead(db, sessionId);
+  const overTime = eventsOverTime(db, sessionId, TIME_BUCKETS);
+  const shares = categoriesPerEventName(db, sessionId, 20, "fields");
+
+  const out: string[] = [];
+  out.push(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">`);
+  out.push(`<meta name="viewport" content="width=device-width, initial-scale=1">`);
+  out.push(`<title>exhaust report: ${h(info.name)}</title><style>${REPORT_CSS}</style></head><body>`);
+  out.push(`<header><h1>exhaust report: session <span class="mono">${h(info.name)}</span></h1>`);
+  out.push(`<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped); values longer than ${VALUE_CHARS} characters are cut.</p></header>`);
+  out.push(nav());
+
+  out.push(section("captured", "What was captured", [
+    dl([
+      ["Session", info.name],
+      ["Started", iso(info.startedAt)],
+      ["Ended", info.endedAt === null ? "still open (or not closed cleanly)" : iso(info.endedAt)],
+      ["First / last upload", info.firstExchangeAt === null ? "none" : `${iso(info.firstExchangeAt)} / ${iso(info.lastExchangeAt!)}`],
+      ["Connections", String(info.connections)],
+      ["Exchanges (uploads)", String(info.exchanges)],
+      ["Request bytes", String(info.requestBytes)],
+      ["Decoded events", String(info.events)],
+      ["Captured by", `exhaust ${info.toolVersion}`],
+      ["CA fingerprint (SHA-256)", info.caFingerprint ?? "-"],
+    ]),
+  ]));
+
+  out.push(section("endpoints", "Endpoints", [
+    `<p>Every connection the client opened through the proxy. <em>client-rejected-certificate</em> means the client refused exhaust's certificate (certificate pinning): the connection is evidence in itself, but its content could not be read; <em>tunnelled</em> connections were passed through unread.</p>`,
+    table(
+      ["Host", "Port", "Outcome", "Connections", "Exchanges", "Bytes from client", "Bytes to client"],
+      endpoints.map((e) => [
+        { text: e.host, cls: "mono" },
+        String(e.port),
+        { text: e.outcome, cls: e.outcome === "intercepted" ? "" : "flag" },
+        String(e.connections),
+        String(e.exchanges ?? 0),
+        String(e.bytesFromClient ?? 0),
+        String(e.bytesToClient ?? 0),
+      ]),
+      "no connections recorded",
+    ),
+    `<h3>Events over time per endpoint</h3>`,
+    eventsOverTimeChart(overTime, TIME_BUCKETS),
+  ]));
+
+  out.push(section("groups", "Events per Microsoft group", [
+    `<p>Microsoft's diagnostic data groups: <em>required</em>, <em>optional</em>, <em>essential</em> services, <em>connected-experience</em>; <em>unknown</em> = in no published catalogue.</p>`,
+    table(
+      ["Group", "Events", "Events with content", "Events with personal data"],
+      groups.map((g) => [g.group ?? "(not classified)", String(g.events), String(g.contentEvents), String(g.personalEvents)]),
+      "no decoded events",
+    ),
+  ]));
+
+  const totalFields = categories.reduce((a, c) => a + c.fields, 0) || 1;
+  out.push(section("categories", "Fields by category", [
+    table(
+      ["Category", "Fields", "Share"],
+      categories.map((c) => [
+        { text: c.category ?? "(not classified)", cls: `cat-${c.category ?? "unclassified"}` },
+        String(c.fields),
+        `${((c.fields / totalFields) * 100).toFixed(1)} %`,
+      ]),
+      "no fields",
+    ),
+    `<h3>Share of field categories per event name (20 most frequent names)</h3>`,
+    categoryShareChart(shares),
+  ]));
+
+  const omitted = findings.total - findings.rows.length;
+  out.push(section("content", "Content findings", [
+    `<p>${findings.total} field${findings.total === 1 ? "" : "s"} classified as <strong>content</strong> (customer content: what a user wrote, named or opened).${omitted > 0 ? ` The first ${findings.rows.length} are listed; ${omitted} more are in the database (<code>content_findings</code> view).` : ""} Each row is evidence: the event id, the exchange and the SHA-256 of the request body it was decoded from.</p>`,
+    table(
+      ["Event", "Field", "Value", "Rule / reasons", "Declared by client", "Evidence"],
+      findings.rows.map((f) => [
+        `<span class="mono">#${f.eventId}</span><br>${h(f.eventName)}`,
+        { text: f.path, cls: "mono" },
+        { text: cut(f.value ?? "null"), cls: "value cat-content" },
+        h(f.rule ?? "-") + (f.reasons ? `<br><small>${h((JSON.parse(f.reasons) as string[]).join(", "))}</small>` : ""),
+        h([piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(", ") || "nothing"),
+        `<small class="mono">exchange ${h(f.exchangeId)}<br>${h(f.host)}<br>body sha256 ${h(f.bodySha256)}</small>`,
+      ]),
+      "no content fields in this session",
+    ),
+  ]));
+
+  out.push(section("canaries", "Canary hits", [canaryHits(verdicts)]));
+  out.push(section("verdicts", "Verdicts", verdicts.length ? verdicts.map(verdictBlock) : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`]));
+
+  out.push(section("chain", "Hash chain head", [
+    head.hash
+      ? dl([
+          ["Exchanges in the chain", String(head.exchanges)],
+          ["Last sequence number", String(head.seq)],
+          ["Head hash (SHA-256)", head.hash],
+        ])
+      : "<p>No exchanges, so no chain.</p>",
+    `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (README, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,
+  ]));
+  out.push(`</body></html>\n`);
+  return out.join("\n");
+}
+
+const CANARY_KIND = /canary/i;
+
+/** Canary hits are the evidence of canary rules in the verdicts, with the form and where it was found. */
+function canaryHits(verdicts: VerdictReport[]): string {
+  const rows: Array<Array<string | Cell>> = [];
+  let checked = false;
+  for (const v of verdicts) {
+    for (const r of v.rules) {
+      const isCanaryRule = CANARY_KIND.test(r.kind);
+      checked ||= isCanaryRule;
+      for (const e of r.evidence) {
+        if (!isCanaryRule && e.form === undefined) continue;
+        rows.push([v.profile.name, { text: r.id, cls: "mono" }, e.form ?? "-", e.location ?? "-", evidenceText(e)]);
+      }
+    }
+  }
+  if (!rows.length) {
+    return checked ? `<p class="pass">Canary rules were checked and no canary was found.</p>` : `<p>No verdict checked for canaries.</p>`;
+  }
+  return `<p class="fail">${rows.length} canary hit${rows.length === 1 ? "" : "s"}.</p>` + table(["Profile", "Rule", "Form", "Location", "Evidence"], rows, "");
+}
+
+function verdictBlock(v: VerdictReport): string {
+  const rules = table(
+    ["Rule", "Status", "Count", "What it checks", "Evidence"],
+    v.rules.map((r) => [
+      { text: r.id, cls: "mono" },
+      { text: r.status, cls: r.status },
+      String(r.count),
+      h(r.description) + (r.setting ? `<br><small>setting: ${h(r.setting)}</small>` : "") + `<br><small>source: ${h(r.source)}</small>`,
+      r.evidence.length
+        ? `<ul class="evidence">${r.evidence
+            .slice(0, EVIDENCE_PER_RULE)
+            .map((e) => `<li>${evidenceText(e)}</li>`)
+            .join("")}</ul>${r.evidence.length > EVIDENCE_PER_RULE || r.evidenceOmitted ? `<small>${r.evidence.length - Math.min(EVIDENCE_PER_RULE, r.evidence.length) + r.evidenceOmitted} more not shown</small>` : ""}`
+        : "-",
+    ]),
+    "no rules",
+  );
+  return (
+    `<div class="verdict"><h3>Profile <span class="mono">${h(v.profile.name)}</span>: <span class="${h(v.status)}">${h(v.status.toUpperCase())}</span></h3>` +
+    `<p>${h(v.profile.description)}<br><small>profile sha256 ${h(v.profile.sha256)}; checked ${h(iso(v.createdAt))} by exhaust ${h(v.toolVersion)}; classification rules ${h(v.rulesFingerprint)}; pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail}</small></p>` +
+    rules +
+    `</div>`
+  );
+}
+
+function evidenceText(e: Evidence): string {
+  const parts: string[] = [];
+  if (e.eventId !== undefined) parts.push(`event #${e.eventId}${e.eventName ? ` ${e.eventName}` : ""}`);
+  else if (e.eventName) parts.push(`event ${e.eventName}`);
+  if (e.fieldPath) parts.push(`field ${e.fieldPath}`);
+  if (e.host) parts.push(`host ${e.host}`);
+  if (e.exchangeId) parts.push(`exchange ${e.exchangeId}`);
+  if (e.connectionId) parts.push(`connection ${e.connectionId}`);
+  if (e.location) parts.push(`at ${e.location}`);
+  if (e.form) parts.push(`as ${e.form}`);
+  if (e.bodySha256) parts.push(`body sha256 ${e.bodySha256}`);
+  let html = h(parts.join(", "));
+  if (e.excerpt !== undefined) html += `<br><span class="value">${h(cut(e.excerpt))}</span>`;
+  if (e.note) html += `<br><small>${h(e.note)}</small>`;
+  return html;
+}
+
+type Cell = { text: string; cls: string };
+
+/** A table; plain strings are trusted markup built here, Cells carry captured text to escape. */
+function table(header: string[], rows: Array<Array<string | Cell>>, empty: string): string {
+  if (!rows.length) return empty ? `<p>${h(empty)}</p>` : "";
+  const cell = (c: string | Cell) => (typeof c === "string" ? `<td>${c}</td>` : `<td class="${h(c.cls)}">${h(c.text)}</td>`);
+  return `<table><thead><tr>${header.map((x) => `<th>${h(x)}</th>`).join("")}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map(cell).join("")}</tr>`)
+    .join("")}</tbody></table>`;
+}
+
+function dl(items: Array<[string, string]>): string {
+  return `<dl>${items.map(([k, v]) => `<dt>${h(k)}</dt><dd>${h(v)}</dd>`).join("")}</dl>`;
+}
+
+function section(id: string, title: string, body: string[]): string {
+  return `<section id="${id}"><h2>${h(title)}</h2>${body.join("\n")}</section>`;
+}
+
+function nav(): string {
+  const items: Array<[string, string]> = [
+    ["captured", "What was captured"],
+    ["endpoints", "Endpoints"],
+    ["groups", "Microsoft groups"],
+    ["categories", "Fields by category"],
+    ["content", "Content findings"],
+    ["canaries", "Canary hits"],
+    ["verdicts", "Verdicts"],
+    ["chain", "Hash chain head"],
+  ];
+  return `<nav><ol>${items.map(([id, t]) => `<li><a href="#${id}">${h(t)}</a></li>`).join("")}</ol></nav>`;
+}
+
+function cut(text: string): string {
+  return text.length > VALUE_CHARS ? `${text.slice(0, VALUE_CHARS)}… (${text.length} characters)` : text;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+const REPORT_CSS = `
+:root { --content: ${CATEGORY_COLORS.content}; --functional: ${CATEGORY_COLORS.functional}; --diagnostic: ${CATEGORY_COLORS.diagnostic}; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1b1b; max-width: 1100px; margin: 0 auto; padding: 1.5em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #333; padding-bottom: 0.15em; margin-top: 1.6em; }
+.meta, small { color: #555; }
+.mono, code { font-family: ui-monospace, "Cascadia Mono", Consolas, monospace; font-size: 0.92em; }
+table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: left; vertical-align: top; }
+th { background: #f1f1f1; }
+td { overflow-wrap: anywhere; }
+.value { font-family: ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
+.cat-content { color: var(--content); font-weight: 600; } .cat-functional { color: var(--functional); } .cat-diagnostic { color: var(--diagnostic); }
+td.cat-content { background: #fdecea; }
+.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; }
+.flag { color: #ef6c00; font-weight: 600; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; } dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
+nav ol { columns: 2; } .chart { max-width: 100%; height: auto; }
+ul.evidence { margin: 0; padding-left: 1.1em; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10.5pt; }
+  nav { display: none; }
+  a { color: inherit; text-decoration: none; }
+  section { break-inside: auto; } h2, h3 { break-after: avoid; }
+  tr, .chart, dl { break-inside: avoid; }
+  thead { display: table-header-group; }
+  @page { size: A4; margin: 15mm 12mm; }
+}
+`;

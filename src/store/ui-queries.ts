@@ -1,0 +1,256 @@
+import type { Db } from "./database.js";
+
+/**
+ * Read-only summaries of one session for the HTML report and the web UI. Every query is bounded by
+ * the session and uses the per-event counts (content_fields, personal_fields) or the partial index
+ * field_values_content where it can, so a session of a million events stays cheap; the one query
+ * that reads every field row (fieldsByCategory) is used by the report only.
+ */
+
+export interface SessionInfo {
+  id: number;
+  name: string;
+  startedAt: number;
+  endedAt: number | null;
+  toolVersion: string;
+  caFingerprint: string | null;
+  exchanges: number;
+  connections: number;
+  events: number;
+  requestBytes: number;
+  firstExchangeAt: number | null;
+  lastExchangeAt: number | null;
+}
+
+export function sessionInfo(db: Db, sessionId: number): SessionInfo | undefined {
+  return db
+    .prepare(
+      `SELECT s.id, s.name, s.started_at AS startedAt, s.ended_at AS endedAt, s.tool_version AS toolVersion,
+              s.ca_fingerprint AS caFingerprint,
+              (SELECT COUNT(*) FROM exchanges x WHERE x.session_id = s.id) AS exchanges,
+              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id) AS connections,
+              (SELECT COUNT(*) FROM events e WHERE e.session_id = s.id) AS events,
+              (SELECT COALESCE(SUM(x.request_body_size), 0) FROM exchanges x WHERE x.session_id = s.id) AS requestBytes,
+              (SELECT MIN(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS firstExchangeAt,
+              (SELECT MAX(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS lastExchangeAt
+         FROM sessions s WHERE s.id = ?`,
+    )
+    .get(sessionId) as SessionInfo | undefined;
+}
+
+/** The newest session's id: what commands use when no --session is given. */
+export function latestSessionId(db: Db): number | undefined {
+  return (db.prepare("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined)?.id;
+}
+
+export interface EndpointRow {
+  host: string;
+  port: number;
+  outcome: string;
+  connections: number;
+  exchanges: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+}
+
+/** Connections per host, port and outcome (intercepted, tunnelled, pinned = client-rejected-certificate, ...). */
+export function sessionEndpoints(db: Db, sessionId: number): EndpointRow[] {
+  return db
+    .prepare(
+      `SELECT host, port, outcome, COUNT(*) AS connections, SUM(exchanges) AS exchanges,
+              SUM(bytes_from_client) AS bytesFromClient, SUM(bytes_to_client) AS bytesToClient
+         FROM connections WHERE session_id = ?
+        GROUP BY host, port, outcome ORDER BY host, port, outcome`,
+    )
+    .all(sessionId) as EndpointRow[];
+}
+
+export interface ConnectionRow {
+  id: string;
+  host: string;
+  port: number;
+  sni: string | null;
+  outcome: string;
+  upstream: string | null;
+  exchanges: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+  startedAt: number;
+  error: string | null;
+}
+
+/** Connections of a session, newest id order, at most `limit`. */
+export function sessionConnections(db: Db, sessionId: number, limit: number): ConnectionRow[] {
+  return db
+    .prepare(
+      `SELECT id, host, port, sni, outcome, upstream, exchanges, bytes_from_client AS bytesFromClient,
+              bytes_to_client AS bytesToClient, started_at AS startedAt, error
+         FROM connections WHERE session_id = ? ORDER BY started_at, id LIMIT ?`,
+    )
+    .all(sessionId, limit) as ConnectionRow[];
+}
+
+export interface ExchangeRow {
+  id: string;
+  seq: number;
+  method: string;
+  host: string;
+  path: string;
+  requestBodySize: number;
+  responseStatus: number | null;
+  outcome: string;
+  decoder: string | null;
+  startedAt: number;
+}
+
+/** Exchanges of a session in chain order, keyset-paged by seq. */
+export function sessionExchanges(db: Db, sessionId: number, options: { afterSeq?: number; limit: number }): ExchangeRow[] {
+  return db
+    .prepare(
+      `SELECT id, seq, method, host, path, request_body_size AS requestBodySize, response_status AS responseStatus,
+              outcome, decoder, started_at AS startedAt
+         FROM exchanges WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    )
+    .all(sessionId, options.afterSeq ?? -1, options.limit) as ExchangeRow[];
+}
+
+export interface GroupRow {
+  group: string | null;
+  events: number;
+  contentEvents: number;
+  personalEvents: number;
+}
+
+/** Events per Microsoft group (required, optional, essential, ...). */
+export function eventsPerGroup(db: Db, sessionId: number): GroupRow[] {
+  return db
+    .prepare(
+      `SELECT ms_group AS "group", COUNT(*) AS events, SUM(content_fields > 0) AS contentEvents,
+              SUM(personal_fields > 0) AS personalEvents
+         FROM events WHERE session_id = ? GROUP BY ms_group ORDER BY events DESC`,
+    )
+    .all(sessionId) as GroupRow[];
+}
+
+export interface CategoryCount {
+  category: string | null;
+  fields: number;
+}
+
+/** Field rows per DPIA category for a session. Reads every field row of the session. */
+export function fieldsByCategory(db: Db, sessionId: number): CategoryCount[] {
+  return db
+    .prepare(
+      `SELECT v.category, COUNT(*) AS fields
+         FROM events e JOIN field_values v ON v.event_id = e.id
+        WHERE e.session_id = ? GROUP BY v.category ORDER BY fields DESC`,
+    )
+    .all(sessionId) as CategoryCount[];
+}
+
+export interface NameCategoryRow {
+  name: string;
+  category: string | null;
+  count: number;
+}
+
+/**
+ * Share of categories per event name for the `top` most frequent names. `unit: "fields"` counts
+ * field rows (reads them all: for reports); `unit: "events"` counts events by their overall category
+ * (index only: for the UI over large sessions).
+ */
+export function categoriesPerEventName(db: Db, sessionId: number | undefined, top: number, unit: "fields" | "events"): NameCategoryRow[] {
+  const names = `SELECT name FROM events WHERE (@session IS NULL OR session_id = @session)
+                  GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT @top`;
+  const sql =
+    unit === "fields"
+      ? `SELECT e.name, v.category, COUNT(*) AS count
+           FROM events e JOIN field_values v ON v.event_id = e.id
+          WHERE (@session IS NULL OR e.session_id = @session) AND e.name IN (${names})
+          GROUP BY e.name, v.category`
+      : `SELECT e.name, e.category, COUNT(*) AS count
+           FROM events e
+          WHERE (@session IS NULL OR e.session_id = @session) AND e.name IN (${names})
+          GROUP BY e.name, e.category`;
+  return db.prepare(sql).all({ session: sessionId ?? null, top }) as NameCategoryRow[];
+}
+
+export interface TimeBucketRow {
+  host: string;
+  bucket: number;
+  events: number;
+}
+
+/**
+ * Events over capture time per host: `buckets` equal slices between the first and last exchange.
+ * Counts events per exchange through the (exchange_id, idx) index, then sums per bucket.
+ */
+export function eventsOverTime(db: Db, sessionId: number | undefined, buckets: number): { from: number; to: number; rows: TimeBucketRow[] } {
+  const range = db
+    .prepare("SELECT MIN(started_at) AS lo, MAX(started_at) AS hi FROM exchanges WHERE (@s IS NULL OR session_id = @s)")
+    .get({ s: sessionId ?? null }) as { lo: number | null; hi: number | null };
+  if (range.lo === null || range.hi === null) return { from: 0, to: 0, rows: [] };
+  const span = Math.max(1, range.hi - range.lo + 1);
+  const rows = db
+    .prepare(
+      `SELECT x.host, CAST((x.started_at - @lo) * @buckets / @span AS INTEGER) AS bucket, SUM(n.c) AS events
+         FROM (SELECT exchange_id, COUNT(*) AS c FROM events WHERE (@s IS NULL OR session_id = @s) GROUP BY exchange_id) n
+         JOIN exchanges x ON x.id = n.exchange_id
+        GROUP BY x.host, bucket ORDER BY x.host, bucket`,
+    )
+    .all({ s: sessionId ?? null, lo: range.lo, span, buckets }) as TimeBucketRow[];
+  return { from: range.lo, to: range.hi, rows };
+}
+
+export interface ContentFindingRow {
+  eventId: number;
+  eventName: string;
+  exchangeId: string;
+  host: string;
+  bodySha256: string;
+  path: string;
+  value: string | null;
+  rule: string | null;
+  reasons: string | null;
+  personal: string | null;
+  piiKind: number | null;
+  customerContent: number | null;
+}
+
+/** Every content field of a session (through the partial index field_values_content), at most `limit`. */
+export function contentFindings(db: Db, sessionId: number, limit: number): { rows: ContentFindingRow[]; total: number } {
+  const total = (
+    db.prepare("SELECT COALESCE(SUM(content_fields), 0) AS n FROM events WHERE session_id = ? AND content_fields > 0").get(sessionId) as {
+      n: number;
+    }
+  ).n;
+  const rows = db
+    .prepare(
+      `SELECT e.id AS eventId, e.name AS eventName, e.exchange_id AS exchangeId, x.host, x.request_body_sha256 AS bodySha256,
+              p.path, v.value, r.rule, v.reasons, v.personal, v.pii_kind AS piiKind, v.customer_content AS customerContent
+         FROM events e
+         JOIN field_values v ON v.event_id = e.id AND v.category = 'content'
+         JOIN field_paths p ON p.id = v.path_id
+         LEFT JOIN rules r ON r.id = v.rule_id
+         JOIN exchanges x ON x.id = e.exchange_id
+        WHERE e.session_id = ? AND e.content_fields > 0
+        ORDER BY e.id, v.idx LIMIT ?`,
+    )
+    .all(sessionId, limit) as ContentFindingRow[];
+  return { rows, total };
+}
+
+export interface ChainHead {
+  exchanges: number;
+  seq: number | null;
+  hash: string | null;
+}
+
+/** The last link of the session's hash chain: what an auditor compares with a recomputation. */
+export function chainHead(db: Db, sessionId: number): ChainHead {
+  const head = db.prepare("SELECT seq, hash FROM exchanges WHERE session_id = ? ORDER BY seq DESC LIMIT 1").get(sessionId) as
+    | { seq: number; hash: string }
+    | undefined;
+  const n = (db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE session_id = ?").get(sessionId) as { n: number }).n;
+  return { exchanges: n, seq: head?.seq ?? null, hash: head?.hash ?? null };
+}
