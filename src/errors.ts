@@ -44,6 +44,10 @@ export const ERROR_DEFINITIONS = {
   EXH_CLIENT_ABORTED: { message: "client closed the connection before the request body ended", exitCode: 1 },
   EXH_PROCESS_FAILED: { message: "decoding exchange {exchange} failed: {reason}", exitCode: 1 },
   EXH_EVENT_UNKNOWN: { message: "no event with id {id} in {file}", exitCode: 2 },
+  EXH_EXPORT_OUT_EXISTS: { message: "{path} already exists (and is not an empty directory); choose a new --out", exitCode: 2 },
+  EXH_BUNDLE_INVALID: { message: "cannot read bundle {path}: {reason}", exitCode: 2 },
+  EXH_IMPORT_FORMAT: { message: "cannot import {file}: {reason}", exitCode: 2 },
+  EXH_IMPORT_SESSION_EXISTS: { message: "session {session} already exists in {file}; imports go into a new session (pick another --session)", exitCode: 2 },
   EXH_ADDON_FAILED: { message: "addon {addon} failed in {hook}: {reason}", exitCode: 1, httpStatus: 500 },
 } as const satisfies Record<string, ErrorDefinition>;
 

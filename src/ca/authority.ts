@@ -91,7 +91,7 @@ function validatePermittedDomains(domains: readonly string[]): string[] {
  * Writes through a temporary file created 0600 and renamed into place, so the key is never
  * readable by others, not even for a moment, and a crash never leaves half a file.
  */
-async function writeFileAtomically(file: string, contents: string, mode: number): Promise<void> {
+export async function writeFileAtomically(file: string, contents: string, mode: number): Promise<void> {
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     await writeFile(temporary, contents, { mode, flag: "wx" });

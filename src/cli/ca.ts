@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { join } from "node:path";
 import { CA_CERT_FILE, exportAuthority, initAuthority, loadAuthority } from "../ca/authority.js";
+import { loadOrCreateSigningIdentity, SIGNING_CERT_FILE } from "../ca/signing.js";
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR } from "../paths.js";
@@ -24,7 +25,9 @@ export function registerCaCommand(program: Command): void {
           unconstrained: opts.unconstrained ?? false,
           force: opts.force ?? false,
         });
-        process.stdout.write(describe(authority));
+        // The evidence-bundle signing key, issued by this CA (re-issued when the CA was replaced).
+        await loadOrCreateSigningIdentity(authority);
+        process.stdout.write(`${describe(authority)}signing      ${join(authority.dir, SIGNING_CERT_FILE)} (evidence bundles)\n`);
       }),
     );
 

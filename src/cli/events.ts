@@ -1,10 +1,10 @@
 import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { piiKindName } from "../decode/pii-kinds.js";
+import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
-import { fieldValueFromText } from "../store/event-store.js";
-import { getEvent, listEvents, sessionIdByName, type EventDetail } from "../store/queries.js";
+import { getEvent, listEvents, sessionIdByName } from "../store/queries.js";
 import { formatTable } from "./sessions.js";
 import { runCommand } from "./run.js";
 
@@ -32,7 +32,7 @@ export function registerEventCommands(program: Command): void {
             offset: positiveInt("--offset", opts.offset, true),
           });
           if (opts.json) {
-            for (const r of rows) process.stdout.write(`${JSON.stringify(eventJson(getEvent(db, r.id)!))}\n`);
+            for (const r of rows) process.stdout.write(eventJsonLine(db, r.id));
             return;
           }
           if (rows.length === 0) {
@@ -95,31 +95,6 @@ export function registerEventCommands(program: Command): void {
         }
       }),
     );
-}
-
-/** The per-event JSON shape of design.md §4, shared with the JSONL export. */
-export function eventJson(ev: EventDetail): object {
-  return {
-    session: ev.session,
-    exchange: ev.exchangeId,
-    event: { id: ev.id, name: ev.name, time: ev.time, format: ev.format, iKey: ev.iKey, group: ev.group, category: ev.category },
-    fields: ev.fields.map((f) => ({
-      path: f.path,
-      part: f.part,
-      value: fieldValueFromText(f.value, f.type),
-      type: f.type,
-      category: f.category,
-      personal: f.personal,
-      declared: {
-        piiKind: piiKindName(f.piiKind) ?? null,
-        customerContent: f.customerContent === null ? null : f.customerContent === 1,
-      },
-      rule: f.rule,
-      reasons: f.reasons ? (JSON.parse(f.reasons) as string[]) : f.rule ? [f.rule] : [],
-      confidence: f.confidence,
-    })),
-    findings: ev.findings,
-  };
 }
 
 const CATEGORIES = ["content", "functional", "diagnostic"];

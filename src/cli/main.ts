@@ -5,6 +5,9 @@ import { registerEventCommands } from "./events.js";
 import { registerReprocessCommand } from "./reprocess.js";
 import { registerProxyCommand } from "./proxy.js";
 import { registerSessionsCommand } from "./sessions.js";
+import { registerCanaryCommand } from "./canary.js";
+import { registerDiffCommand } from "./diff.js";
+import { registerVerifyCommand } from "./verify.js";
 
 const program = new Command()
   .name("exhaust")
@@ -18,6 +21,9 @@ registerCaCommand(program);
 registerSessionsCommand(program);
 registerEventCommands(program);
 registerReprocessCommand(program);
+registerVerifyCommand(program);
+registerDiffCommand(program);
+registerCanaryCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -37,6 +37,16 @@ export interface RuleVerdict {
   evidence: Evidence[];
   /** Evidence items left out of `evidence` (it is capped); 0 when all are listed. */
   evidenceOmitted: number;
+  /** The rule's one-line why. */
+  why?: string;
+  /** The profile the rule is written in (an included profile's name for included rules). */
+  profile?: string;
+  /** How many items the rule looked at (events, fields, connections, requests). */
+  checked?: number;
+  /** On a failure: how many further items only need review (what would otherwise be a warning). */
+  reviewCount?: number;
+  /** Anything the reader should know about how the rule ran (e.g. no canaries to search for). */
+  note?: string;
 }
 
 export interface VerdictReport {

@@ -1,0 +1,85 @@
+import { closeSync, existsSync, openSync, writeSync } from "node:fs";
+import type { Command } from "commander";
+import { loadOrCreateAuthority } from "../ca/authority.js";
+import { loadOrCreateSigningIdentity } from "../ca/signing.js";
+import { EndpointCatalog } from "../catalog/endpoints.js";
+import { exhaustError } from "../errors.js";
+import { writeBundle } from "../export/bundle.js";
+import { sessionCsvLines } from "../export/csv.js";
+import { sessionHarChunks, type OmittedItem } from "../export/har.js";
+import { sessionEventLines } from "../export/jsonl.js";
+import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js";
+import { renderReport } from "../export/report.js";
+import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
+import { openDatabase } from "../store/database.js";
+import { sessionsForExport } from "../store/export-queries.js";
+import { sessionIdByName } from "../store/queries.js";
+import { runCommand } from "./run.js";
+
+const FORMATS = ["har", "jsonl", "csv", "bundle"] as const;
+
+/** Writes text chunks to a new file (never over an existing one). */
+function writeChunks(out: string, chunks: Iterable<string>): void {
+  if (existsSync(out)) throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path: out });
+  const fd = openSync(out, "wx", 0o600);
+  try {
+    for (const c of chunks) writeSync(fd, c);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function registerExportCommand(program: Command): void {
+  program
+    .command("export")
+    .description("export sessions as HAR, JSONL, CSV or a signed evidence bundle (credentials redacted unless --include-secrets)")
+    .requiredOption("--format <format>", "har | jsonl | csv | bundle")
+    .requiredOption("--out <path>", "output file; for bundle a directory, or a file ending in .zip")
+    .option("--session <name>", "only this session (default: every session)")
+    .option("--include-secrets", "keep credential headers and query parameters as captured (the manifest says so)")
+    .option("--db <file>", "database file", DEFAULT_DB_FILE)
+    .option("--certs <dir>", "CA directory: the signing key and the redaction key live here", DEFAULT_CERTS_DIR)
+    .option("--json", "print a JSON summary")
+    .action((opts: { format: string; out: string; session?: string; includeSecrets?: boolean; db: string; certs: string; json?: boolean }) =>
+      runCommand(async () => {
+        const format = opts.format as (typeof FORMATS)[number];
+        if (!FORMATS.includes(format)) {
+          throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv or bundle, got "${opts.format}"` });
+        }
+        const db = openDatabase(opts.db);
+        try {
+          let sessionId: number | undefined;
+          if (opts.session !== undefined) {
+            sessionId = sessionIdByName(db, opts.session);
+            if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session, file: opts.db });
+          }
+          const sessions = sessionsForExport(db, sessionId);
+          const redactor = () => createRedactor(opts.includeSecrets ? undefined : loadOrCreateRedactionKey(opts.certs));
+          let summary: Record<string, unknown> = { format, out: opts.out, sessions: sessions.map((s) => s.name), secrets: opts.includeSecrets ? "included" : "redacted" };
+          if (format === "jsonl") writeChunks(opts.out, sessionEventLines(db, sessions.map((s) => s.id)));
+          else if (format === "csv") writeChunks(opts.out, sessionCsvLines(db, sessions.map((s) => s.id)));
+          else if (format === "har") {
+            const omitted: OmittedItem[] = [];
+            writeChunks(opts.out, sessionHarChunks(db, sessions, redactor(), omitted));
+            summary = { ...summary, omitted };
+          } else {
+            const ca = await loadOrCreateAuthority(opts.certs, { permittedDomains: EndpointCatalog.load().constraintDomains() });
+            const signer = await loadOrCreateSigningIdentity(ca);
+            const result = await writeBundle(db, { out: opts.out, sessions, redactor: redactor(), signer, renderReport });
+            summary = { ...summary, ...result };
+          }
+          if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+          else {
+            const omitted = (summary.omitted as OmittedItem[] | undefined) ?? [];
+            process.stdout.write(
+              `exported ${sessions.length} session(s) as ${format} to ${opts.out}; credentials ${opts.includeSecrets ? "INCLUDED" : "redacted (keyed hashes)"}` +
+                (omitted.length ? `; ${omitted.length} item(s) left out, listed in the ${format === "bundle" ? "manifest" : "output"}` : "") +
+                "\n",
+            );
+          }
+        } finally {
+          db.close();
+        }
+      }),
+    );
+}

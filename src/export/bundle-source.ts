@@ -1,0 +1,106 @@
+/**
+ * Reads an evidence bundle that is either a directory or a .zip, the same way: list the files,
+ * read one, stream one. Used by `bundle verify` and by the bundle importer.
+ */
+import { createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import type { Readable } from "node:stream";
+import yauzl from "yauzl";
+import { exhaustError } from "../errors.js";
+
+export interface BundleSource {
+  readonly path: string;
+  /** Bundle-relative paths with `/` separators. */
+  files(): string[];
+  has(name: string): boolean;
+  read(name: string): Promise<Buffer>;
+  stream(name: string): Promise<Readable>;
+  close(): void;
+}
+
+function listDir(root: string, dir = root, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) listDir(root, full, out);
+    else out.push(relative(root, full).split(sep).join("/"));
+  }
+  return out;
+}
+
+function directorySource(path: string): BundleSource {
+  const files = listDir(path).sort();
+  const set = new Set(files);
+  return {
+    path,
+    files: () => files,
+    has: (n) => set.has(n),
+    read: async (n) => readFileSync(join(path, n)),
+    stream: async (n) => createReadStream(join(path, n)),
+    close() {},
+  };
+}
+
+async function zipSource(path: string): Promise<BundleSource> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (err, z) => (err ? reject(err) : resolve(z))),
+  );
+  const entries = new Map<string, yauzl.Entry>();
+  await new Promise<void>((resolve, reject) => {
+    zip.on("entry", (e: yauzl.Entry) => {
+      if (!e.fileName.endsWith("/")) entries.set(e.fileName, e);
+      zip.readEntry();
+    });
+    zip.once("end", () => resolve());
+    zip.once("error", reject);
+    zip.readEntry();
+  });
+  const stream = (n: string) =>
+    new Promise<Readable>((resolve, reject) => {
+      const e = entries.get(n);
+      if (!e) return reject(new Error(`${n} is not in the bundle`));
+      zip.openReadStream(e, (err, s) => (err ? reject(err) : resolve(s)));
+    });
+  return {
+    path,
+    files: () => [...entries.keys()].sort(),
+    has: (n) => entries.has(n),
+    stream,
+    async read(n) {
+      const chunks: Buffer[] = [];
+      for await (const c of await stream(n)) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    },
+    close: () => zip.close(),
+  };
+}
+
+/** Opens a bundle directory or zip; EXH_BUNDLE_INVALID when it is neither. */
+export async function openBundle(path: string): Promise<BundleSource> {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (e) {
+    throw exhaustError("EXH_BUNDLE_INVALID", { path, reason: (e as Error).message }, e);
+  }
+  if (isDir) return directorySource(path);
+  try {
+    return await zipSource(path);
+  } catch (e) {
+    throw exhaustError("EXH_BUNDLE_INVALID", { path, reason: `not a bundle directory or zip: ${(e as Error).message}` }, e);
+  }
+}
+
+/** Whether `path` looks like a bundle: a directory or zip holding manifest.json. */
+export async function isBundle(path: string): Promise<boolean> {
+  try {
+    const source = await openBundle(path);
+    try {
+      return source.has("manifest.json");
+    } finally {
+      source.close();
+    }
+  } catch {
+    return false;
+  }
+}
+

@@ -1,0 +1,267 @@
+/**
+ * Evidence bundle: a directory (or the same tree zipped) that anyone can check offline with
+ * `exhaust bundle verify`. Layout:
+ *
+ *   manifest.json       what is in the bundle: tool, sessions (metadata, capture time range, chain
+ *                       head), verdicts, redaction, every file with its SHA-256 and size, and
+ *                       everything left out
+ *   manifest.sig        base64 RSA-SHA256 signature over the exact bytes of manifest.json
+ *   certs/signing.pem   the certificate of the key that signed, issued by certs/ca.pem
+ *   certs/ca.pem        exhaust's CA certificate
+ *   exchanges.jsonl     one exchange record per line, in chain order: the inputs of the hash chain
+ *   blobs/<sha256>      every request and response body, byte for byte
+ *   events.jsonl        decoded and classified events (design.md §4)
+ *   verdicts.json       latest verdict per profile and session
+ *   report.html         the HTML report, when the report module is available
+ */
+import { sign } from "node:crypto";
+import { closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import yazl from "yazl";
+import type { SigningIdentity } from "../ca/signing.js";
+import { CHAIN_GENESIS } from "../capture/chain.js";
+import { exhaustError } from "../errors.js";
+import type { Db } from "../store/database.js";
+import { blobData, chainSummary, exchangesOfSession, type SessionRecord } from "../store/export-queries.js";
+import { latestVerdicts } from "../store/verdicts.js";
+import { TOOL_VERSION } from "../version.js";
+import { learnCredentials, redactedRecord, type OmittedItem } from "./har.js";
+import { sessionEventLines } from "./jsonl.js";
+import { containsCredential, type Redactor } from "./redaction.js";
+
+export const BUNDLE_FORMAT = "exhaust-evidence-bundle";
+export const BUNDLE_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = "manifest.json";
+export const SIGNATURE_FILE = "manifest.sig";
+export const SIGNING_CERT_PATH = "certs/signing.pem";
+export const CA_CERT_PATH = "certs/ca.pem";
+export const EXCHANGES_FILE = "exchanges.jsonl";
+export const EVENTS_FILE = "events.jsonl";
+export const VERDICTS_FILE = "verdicts.json";
+
+export interface ManifestFile {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+export interface ManifestSession {
+  name: string;
+  startedAt: number;
+  endedAt: number | null;
+  toolVersion: string;
+  caFingerprint: string | null;
+  options: Record<string, unknown>;
+  captureTimeRange: { first: string | null; last: string | null };
+  exchanges: number;
+  events: number;
+  chain: { genesis: string; head: string; lastSeq: number };
+}
+
+export interface Manifest {
+  format: typeof BUNDLE_FORMAT;
+  formatVersion: number;
+  tool: { name: "exhaust"; version: string };
+  createdAt: string;
+  secrets: { included: boolean; note: string };
+  signer: { subject: string; fingerprint256: string; caFingerprint256: string; certificate: string; caCertificate: string };
+  chainDefinition: string;
+  sessions: ManifestSession[];
+  verdicts: Array<{ session: string; profile: string; status: string; counts: Record<string, number> }>;
+  files: ManifestFile[];
+  omitted: OmittedItem[];
+}
+
+/** Writes files into a directory and remembers the SHA-256 and size of each. */
+class FileTree {
+  readonly files: ManifestFile[] = [];
+  constructor(readonly root: string) {}
+
+  write(path: string, data: Uint8Array | string): void {
+    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    const full = join(this.root, path);
+    mkdirSync(dirname(full), { recursive: true });
+    const fd = openSync(full, "wx", 0o600);
+    try {
+      writeSync(fd, buf);
+    } finally {
+      closeSync(fd);
+    }
+    this.files.push({ path, sha256: createHash("sha256").update(buf).digest("hex"), size: buf.length });
+  }
+
+  /** Writes a file from chunks of text, hashing as it goes (events and exchanges can be large). */
+  writeLines(path: string, lines: Iterable<string>): number {
+    const full = join(this.root, path);
+    mkdirSync(dirname(full), { recursive: true });
+    const fd = openSync(full, "wx", 0o600);
+    const hash = createHash("sha256");
+    let size = 0;
+    let count = 0;
+    try {
+      for (const line of lines) {
+        const buf = Buffer.from(line, "utf8");
+        writeSync(fd, buf);
+        hash.update(buf);
+        size += buf.length;
+        count++;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.files.push({ path, sha256: hash.digest("hex"), size });
+    return count;
+  }
+}
+
+export interface BundleOptions {
+  out: string;
+  sessions: readonly SessionRecord[];
+  redactor: Redactor;
+  signer: SigningIdentity;
+  /** renderReport(db, sessionId) from src/export/report.ts, when it exists. */
+  renderReport?: (db: Db, sessionId: number) => string;
+}
+
+export interface BundleResult {
+  out: string;
+  files: number;
+  exchanges: number;
+  events: number;
+  omitted: OmittedItem[];
+}
+
+export const CHAIN_DEFINITION =
+  'hash = SHA-256(prev_hash + "\\n" + JSON.stringify([session, seq, id, startedAt, method, scheme, host, port, path, requestHeaders, requestBodySha256, requestBodySize, responseStatus])), prev_hash of the first exchange = 64 zeros; fields as in exchanges.jsonl (src/capture/chain.ts)';
+
+export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResult> {
+  const zip = o.out.toLowerCase().endsWith(".zip");
+  if (existsSync(o.out) && (zip || readdirSync(o.out).length > 0)) {
+    throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path: o.out });
+  }
+  const root = zip ? mkdtempSync(join(tmpdir(), "exhaust-bundle-")) : o.out;
+  mkdirSync(root, { recursive: true });
+  try {
+    const tree = new FileTree(root);
+    const omitted: OmittedItem[] = [];
+    learnCredentials(db, o.sessions, o.redactor);
+
+    const written = new Set<string>();
+    const addBlob = (sha: string | null, what: string, exchange: string) => {
+      if (sha === null || written.has(sha)) return;
+      const data = blobData(db, sha);
+      if (!data) return void omitted.push({ what, exchange, sha256: sha, reason: "blob missing from the database" });
+      if (o.redactor.redacting && containsCredential(data, o.redactor.seenValues)) {
+        written.add(sha);
+        return void omitted.push({ what, exchange, sha256: sha, reason: "contains a credential value from a header (export with --include-secrets to keep it)" });
+      }
+      written.add(sha);
+      tree.write(`blobs/${sha}`, data);
+    };
+    let exchanges = 0;
+    function* exchangeLines(): Generator<string> {
+      for (const s of o.sessions) {
+        for (const x of exchangesOfSession(db, s.id)) {
+          addBlob(x.requestBodySha256, "request body", x.id);
+          addBlob(x.responseBodySha256, "response body", x.id);
+          exchanges++;
+          yield `${JSON.stringify(redactedRecord(x, o.redactor))}\n`;
+        }
+      }
+    }
+    tree.writeLines(EXCHANGES_FILE, exchangeLines());
+    const events = tree.writeLines(EVENTS_FILE, sessionEventLines(db, o.sessions.map((s) => s.id)));
+
+    const verdicts = o.sessions.map((s) => ({ session: s.name, verdicts: latestVerdicts(db, s.id) }));
+    tree.write(VERDICTS_FILE, `${JSON.stringify(verdicts, null, 2)}\n`);
+    if (o.renderReport) {
+      for (const s of o.sessions) {
+        const name = o.sessions.length === 1 ? "report.html" : `reports/${encodeURIComponent(s.name)}.html`;
+        tree.write(name, o.renderReport(db, s.id));
+      }
+    } else {
+      omitted.push({ what: "report.html", reason: "the HTML report module is not available in this build" });
+    }
+    tree.write(SIGNING_CERT_PATH, o.signer.certPem);
+    tree.write(CA_CERT_PATH, o.signer.caCertPem);
+
+    const sessions: ManifestSession[] = o.sessions.map((s) => {
+      const c = chainSummary(db, s.id);
+      const eventCount = db.prepare("SELECT COUNT(*) FROM events WHERE session_id = ?").pluck().get(s.id) as number;
+      return {
+        name: s.name,
+        startedAt: s.startedAt,
+        endedAt: s.endedAt,
+        toolVersion: s.toolVersion,
+        caFingerprint: s.caFingerprint,
+        options: s.options,
+        captureTimeRange: {
+          first: c.firstStartedAt === null ? null : new Date(c.firstStartedAt).toISOString(),
+          last: c.lastActivityAt === null ? null : new Date(c.lastActivityAt).toISOString(),
+        },
+        exchanges: c.exchanges,
+        events: eventCount,
+        chain: { genesis: CHAIN_GENESIS, head: c.head ?? CHAIN_GENESIS, lastSeq: c.lastSeq },
+      };
+    });
+    const manifest: Manifest = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      tool: { name: "exhaust", version: TOOL_VERSION },
+      createdAt: new Date().toISOString(),
+      secrets: o.redactor.redacting
+        ? {
+            included: false,
+            note: "credential header values and query parameters (Tickets, Auth*, Aad-*, Authorization, cookies, MSFPC) are replaced by hmac-sha256 keyed hashes; exchanges marked chainInputsRedacted cannot have their chain hash recomputed, only their links",
+          }
+        : { included: true, note: "SECRETS INCLUDED: credential headers and query parameters are exported as captured" },
+      signer: {
+        subject: o.signer.subject,
+        fingerprint256: o.signer.fingerprint256,
+        caFingerprint256: o.signer.caFingerprint256,
+        certificate: SIGNING_CERT_PATH,
+        caCertificate: CA_CERT_PATH,
+      },
+      chainDefinition: CHAIN_DEFINITION,
+      sessions,
+      verdicts: verdicts.flatMap((v) => v.verdicts.map((r) => ({ session: v.session, profile: r.profile.name, status: r.status, counts: r.counts }))),
+      files: [...tree.files].sort((a, b) => a.path.localeCompare(b.path)),
+      omitted,
+    };
+    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8");
+    writeRaw(root, MANIFEST_FILE, manifestBytes);
+    writeRaw(root, SIGNATURE_FILE, Buffer.from(`${sign("sha256", manifestBytes, o.signer.key).toString("base64")}\n`));
+    if (zip) await zipTree(root, [MANIFEST_FILE, SIGNATURE_FILE, ...manifest.files.map((f) => f.path)], o.out);
+    return { out: o.out, files: manifest.files.length + 2, exchanges, events, omitted };
+  } catch (e) {
+    if (!zip) rmSync(root, { recursive: true, force: true });
+    throw e;
+  } finally {
+    if (zip) rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function writeRaw(root: string, name: string, data: Buffer): void {
+  const fd = openSync(join(root, name), "wx", 0o600);
+  try {
+    writeSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Zips the tree; yazl reads each file only when its turn comes, so blobs never pile up in memory. */
+async function zipTree(root: string, paths: string[], out: string): Promise<void> {
+  const zip = new yazl.ZipFile();
+  const done = new Promise<void>((resolve, reject) => {
+    const stream = createWriteStream(out, { mode: 0o600 });
+    stream.once("close", () => resolve());
+    stream.once("error", reject);
+    zip.outputStream.once("error", reject).pipe(stream);
+  });
+  for (const p of paths) zip.addFile(join(root, p), p, { compress: !p.startsWith("blobs/") });
+  zip.end();
+  await done;
+}

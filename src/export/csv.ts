@@ -1,0 +1,24 @@
+/** CSV export: one row per decoded field, RFC 4180 (CRLF line ends, fields quoted when needed). */
+import type { Db } from "../store/database.js";
+import { fieldRowsOfSession, type FieldExportRow } from "../store/export-queries.js";
+
+export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;
+
+/** RFC 4180 §2.6–2.7: quote a field holding a comma, quote, CR or LF, doubling inner quotes. */
+export function csvField(value: string | number | null): string {
+  if (value === null) return "";
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function csvRecord(values: ReadonlyArray<string | number | null>): string {
+  return `${values.map(csvField).join(",")}\r\n`;
+}
+
+/** The header line, then one record per field of every event of the sessions. */
+export function* sessionCsvLines(db: Db, sessionIds: readonly number[]): Generator<string> {
+  yield csvRecord(CSV_COLUMNS);
+  for (const sessionId of sessionIds) {
+    for (const r of fieldRowsOfSession(db, sessionId)) yield csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+  }
+}

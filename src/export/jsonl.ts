@@ -1,0 +1,62 @@
+/**
+ * The per-event JSON shape of design.md §4: what `exhaust events --json` prints and what the JSONL
+ * export and the bundle's events.jsonl hold, one line per event.
+ */
+import { piiKindName } from "../decode/pii-kinds.js";
+import type { Db } from "../store/database.js";
+import { fieldValueFromText } from "../store/event-store.js";
+import { eventIdsOfSession } from "../store/export-queries.js";
+import { getEvent, type EventDetail } from "../store/queries.js";
+
+export interface EventJson {
+  session: string;
+  exchange: string;
+  event: { id: number; name: string; time: string | null; format: string; iKey: string | null; group: string | null; category: string | null };
+  fields: Array<{
+    path: string;
+    part: string;
+    value: unknown;
+    type: string;
+    category: string | null;
+    personal: string | null;
+    declared: { piiKind: string | null; customerContent: boolean | null };
+    rule: string | null;
+    reasons: string[];
+    confidence: number | null;
+  }>;
+  findings: EventDetail["findings"];
+}
+
+export function eventJson(ev: EventDetail): EventJson {
+  return {
+    session: ev.session,
+    exchange: ev.exchangeId,
+    event: { id: ev.id, name: ev.name, time: ev.time, format: ev.format, iKey: ev.iKey, group: ev.group, category: ev.category },
+    fields: ev.fields.map((f) => ({
+      path: f.path,
+      part: f.part,
+      value: fieldValueFromText(f.value, f.type),
+      type: f.type,
+      category: f.category,
+      personal: f.personal,
+      declared: {
+        piiKind: piiKindName(f.piiKind) ?? null,
+        customerContent: f.customerContent === null ? null : f.customerContent === 1,
+      },
+      rule: f.rule,
+      reasons: f.reasons ? (JSON.parse(f.reasons) as string[]) : f.rule ? [f.rule] : [],
+      confidence: f.confidence,
+    })),
+    findings: ev.findings,
+  };
+}
+
+/** One event as one JSONL line (with the newline). */
+export function eventJsonLine(db: Db, eventId: number): string {
+  return `${JSON.stringify(eventJson(getEvent(db, eventId)!))}\n`;
+}
+
+/** The JSONL lines of every event of the sessions, in capture order. */
+export function* sessionEventLines(db: Db, sessionIds: readonly number[]): Generator<string> {
+  for (const sessionId of sessionIds) for (const id of eventIdsOfSession(db, sessionId)) yield eventJsonLine(db, id);
+}

@@ -1,0 +1,140 @@
+/**
+ * Windows Diagnostic Data Viewer importers: `EventTranscript.db` (wire-formats.md §5.1: table
+ * `events_persisted`, one Common Schema 4.0 JSON payload per event, data-category tags through
+ * `event_tags` and `tag_descriptions`) and the JSON that `Get-DiagnosticData | ConvertTo-Json`
+ * writes (Name, Timestamp, Payload, IsBasic, DiagnosticDataTypes).
+ *
+ * DiagTrack pins its certificate, so these events never cross the proxy decrypted. Each one is
+ * stored as the upload it stands for: a 1DS JSON-lines POST to the v10c OneCollector path, whose
+ * body is the payload byte for byte, so the existing onecollector-json decoder and the classifier
+ * treat it exactly like live traffic. What the viewer adds (tags, sid, full name, flags) travels in
+ * `X-Exhaust-Ddv-*` request headers, kept with the exchange.
+ */
+import Database from "better-sqlite3";
+import type { Readable } from "node:stream";
+import chain from "stream-chain";
+import { parser } from "stream-json";
+import streamArray from "stream-json/streamers/stream-array.js";
+import { exhaustError, isExhaustError } from "../errors.js";
+import type { RawHeaders } from "../types.js";
+import type { ImportedExchange, ImportSession } from "./session.js";
+
+/** Where DiagTrack uploads on Windows 10 1809+ (wire-formats.md §5.1). */
+export const DDV_HOST = "v10c.events.data.microsoft.com";
+export const DDV_PATH = "/OneCollector/1.0/";
+
+/** FILETIME (100-ns ticks since 1601-01-01) to ms since the Unix epoch. */
+export function fileTimeToMs(ft: bigint | number): number {
+  return Number(BigInt(ft) / 10_000n - 11_644_473_600_000n);
+}
+
+export function ddvExchange(payload: string, startedAt: number, extra: RawHeaders): ImportedExchange {
+  return {
+    method: "POST",
+    scheme: "https",
+    host: DDV_HOST,
+    port: 443,
+    path: DDV_PATH,
+    requestHeaders: [["Content-Type", "application/x-json-stream"], ...extra],
+    requestBody: Buffer.from(payload, "utf8"),
+    startedAt,
+    respondedAt: startedAt,
+    endedAt: startedAt,
+  };
+}
+
+/** Header values must be one line of visible ASCII: tags are plain English, but be safe. */
+const headerText = (s: string) => s.replace(/[^\x20-\x7e]/g, "?");
+
+export async function importEventTranscript(file: string, sink: ImportSession): Promise<void> {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (e) {
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: (e as Error).message }, e);
+  }
+  try {
+    const has = (t: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined;
+    if (!has("events_persisted")) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "an SQLite file without an events_persisted table (not an EventTranscript.db)" });
+    const tagsOf =
+      has("event_tags") && has("tag_descriptions")
+        ? db
+            .prepare(
+              `SELECT DISTINCT d.tag_name FROM event_tags t JOIN tag_descriptions d ON d.tag_id = t.tag_id
+                WHERE t.full_event_name_hash = ? AND (d.locale_name = 'en-US' OR NOT EXISTS
+                      (SELECT 1 FROM tag_descriptions e WHERE e.tag_id = d.tag_id AND e.locale_name = 'en-US'))
+                ORDER BY t.tag_id`,
+            )
+            .pluck()
+        : undefined;
+    // Read in pages: SQLite cannot run the tag query while a cursor over the events is open.
+    const page = db
+      .prepare(
+        `SELECT rowid AS rowid, sid, timestamp, payload, full_event_name AS name, full_event_name_hash AS hash,
+                logging_binary_name AS binary FROM events_persisted WHERE rowid > ? ORDER BY rowid LIMIT 500`,
+      )
+      .safeIntegers(true);
+    let after = 0n;
+    for (;;) {
+      const batch = page.all(after) as Array<{ rowid: bigint; sid: string | null; timestamp: bigint | null; payload: string | Buffer | null; name: string | null; hash: bigint | null; binary: string | null }>;
+      if (batch.length === 0) break;
+      for (const r of batch) {
+        after = r.rowid;
+        if (r.payload === null) {
+          sink.skipped++;
+          continue;
+        }
+        const payload = typeof r.payload === "string" ? r.payload : r.payload.toString("utf8");
+        const tags = tagsOf && r.hash !== null ? (tagsOf.all(r.hash) as string[]) : [];
+        const headers: RawHeaders = [];
+        if (r.name) headers.push(["X-Exhaust-Ddv-Event", headerText(r.name)]);
+        if (tags.length) headers.push(["X-Exhaust-Ddv-Tags", headerText(tags.join("; "))]);
+        if (r.sid) headers.push(["X-Exhaust-Ddv-Sid", headerText(String(r.sid))]);
+        if (r.binary) headers.push(["X-Exhaust-Ddv-Binary", headerText(r.binary)]);
+        headers.push(["X-Exhaust-Source", "EventTranscript.db"]);
+        await sink.add(ddvExchange(payload, r.timestamp === null ? 0 : fileTimeToMs(r.timestamp), headers));
+      }
+    }
+  } finally {
+    db.close();
+  }
+}
+
+interface DiagnosticDataItem {
+  Name?: string;
+  Timestamp?: string;
+  Payload?: string | object;
+  IsBasic?: boolean;
+  DiagnosticDataTypes?: number[] | number;
+}
+
+/** Windows PowerShell 5.1 writes DateTime as "\/Date(1541695973000)\/"; PowerShell 7 as ISO 8601. */
+function psTime(t: string | undefined): number {
+  const m = /Date\((-?\d+)/.exec(t ?? "");
+  if (m) return Number(m[1]);
+  const parsed = Date.parse(t ?? "");
+  return Number.isFinite(parsed) ? parsed : 0;
+}
+
+export async function importDiagnosticDataJson(input: Readable, file: string, sink: ImportSession): Promise<void> {
+  const pipeline = chain([input, parser(), streamArray()]);
+  try {
+    for await (const { value } of pipeline as AsyncIterable<{ value: DiagnosticDataItem }>) {
+      if (value.Payload === undefined || value.Payload === null) {
+        sink.skipped++;
+        continue;
+      }
+      const payload = typeof value.Payload === "string" ? value.Payload : JSON.stringify(value.Payload);
+      const types = value.DiagnosticDataTypes === undefined ? [] : ([] as number[]).concat(value.DiagnosticDataTypes);
+      const headers: RawHeaders = [];
+      if (value.Name) headers.push(["X-Exhaust-Ddv-Event", headerText(value.Name)]);
+      if (types.length) headers.push(["X-Exhaust-Ddv-Types", types.join(", ")]);
+      if (value.IsBasic !== undefined) headers.push(["X-Exhaust-Ddv-Basic", String(value.IsBasic)]);
+      headers.push(["X-Exhaust-Source", "Get-DiagnosticData"]);
+      await sink.add(ddvExchange(payload, psTime(value.Timestamp), headers));
+    }
+  } catch (e) {
+    if (isExhaustError(e)) throw e;
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `not Get-DiagnosticData JSON: ${(e as Error).message}` }, e);
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * `exhaust import`: recognises a file by its first bytes (and, for JSON, its shape), hashes it for
+ * the session's provenance, and hands it to the importer for its format. Each file (each session
+ * of a bundle) becomes a new session, decoded and classified like live traffic.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { Transform, type Readable } from "node:stream";
+import cliProgress from "cli-progress";
+import { openBundle } from "../export/bundle-source.js";
+import { verifyBundle } from "../export/bundle-verify.js";
+import { exhaustError, isExhaustError } from "../errors.js";
+import type { Db } from "../store/database.js";
+import { sessionIdByName } from "../store/queries.js";
+import { importEventTranscript, importDiagnosticDataJson } from "./diagnostic-data.js";
+import { bundleManifest, importBundleSession, importExhaustJsonl } from "./exhaust-formats.js";
+import { importHar } from "./har.js";
+import { importSaz } from "./saz.js";
+import { ImportSession, type ImportSummary } from "./session.js";
+
+export type ImportFormat = "har" | "saz" | "event-transcript" | "diagnostic-data-json" | "exhaust-jsonl" | "bundle";
+
+export interface ImportOptions {
+  db: Db;
+  dbFile: string;
+  /** Session name; several files (or bundle sessions) get `NAME-2`, `NAME-3`, ... */
+  session?: string;
+  /** Show a progress bar on stderr (the CLI passes stderr.isTTY). */
+  progress?: boolean;
+}
+
+function head(file: string, bytes: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(bytes);
+    return buf.subarray(0, readSync(fd, buf, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function detectFormat(file: string): Promise<ImportFormat> {
+  let stat;
+  try {
+    stat = statSync(file);
+  } catch (e) {
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: (e as Error).message }, e);
+  }
+  if (stat.isDirectory()) {
+    const b = await openBundle(file);
+    const isBundle = b.has("manifest.json");
+    b.close();
+    if (isBundle) return "bundle";
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "a directory without manifest.json (not an exhaust bundle)" });
+  }
+  const start = head(file, 64 * 1024);
+  if (start.subarray(0, 16).toString("latin1") === "SQLite format 3\0") return "event-transcript";
+  if (start.subarray(0, 4).toString("latin1") === "PK\x03\x04") {
+    const zip = await openBundle(file);
+    try {
+      if (zip.has("manifest.json")) return "bundle";
+      if (zip.files().some((n) => /^raw\/\d+_c\.txt$/i.test(n))) return "saz";
+    } finally {
+      zip.close();
+    }
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "a zip that is neither a Fiddler SAZ (raw/N_c.txt) nor an exhaust bundle (manifest.json)" });
+  }
+  const text = start.toString("utf8").replace(/^\uFEFF/, "");
+  const first = text.trimStart()[0];
+  if (first === "[") return "diagnostic-data-json";
+  if (first === "{") {
+    const line = text.trimStart().split("\n")[0];
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o && typeof o === "object" && "fields" in o && "event" in o) return "exhaust-jsonl";
+    } catch {
+      // Not one JSON object per line: a (pretty-printed) HAR.
+    }
+    return "har";
+  }
+  throw exhaustError("EXH_IMPORT_FORMAT", {
+    file,
+    reason: "unrecognised format (expected HAR, SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust JSONL or an exhaust bundle)",
+  });
+}
+
+async function sha256File(file: string): Promise<string> {
+  if (statSync(file).isDirectory()) {
+    // A bundle directory: its manifest (which holds every file's hash) stands for it.
+    return createHash("sha256").update(head(`${file}/manifest.json`, 64 * 1024 * 1024)).digest("hex");
+  }
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+function freeName(db: Db, wanted: string, explicit: boolean, dbFile: string): string {
+  if (sessionIdByName(db, wanted) === undefined) return wanted;
+  if (explicit) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: wanted, file: dbFile });
+  for (let n = 2; ; n++) if (sessionIdByName(db, `${wanted}-${n}`) === undefined) return `${wanted}-${n}`;
+}
+
+/** A read stream of the file that moves the progress bar as bytes go by. */
+function trackedStream(file: string, bar: cliProgress.SingleBar | undefined): Readable {
+  const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  if (!bar) return input;
+  let done = 0;
+  return input.pipe(
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        done += chunk.length;
+        bar.update(done);
+        cb(null, chunk);
+      },
+    }),
+  );
+}
+
+export async function importFile(file: string, o: ImportOptions, index = 0): Promise<ImportSummary[]> {
+  const format = await detectFormat(file);
+  const sha256 = await sha256File(file);
+  const base = o.session ? (index === 0 ? o.session : `${o.session}-${index + 1}`) : `import-${basename(file).replace(/\.[^.]*$/, "")}`;
+  const provenance = { file: basename(file), format, sha256 };
+  const size = statSync(file).isDirectory() ? 0 : statSync(file).size;
+  const bar =
+    o.progress && size > 0
+      ? new cliProgress.SingleBar({ format: `import ${basename(file)} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr }, cliProgress.Presets.shades_classic)
+      : undefined;
+
+  const run = async (name: string, body: (s: ImportSession) => Promise<void>): Promise<ImportSummary> => {
+    const sink = new ImportSession(o.db, freeName(o.db, name, o.session !== undefined, o.dbFile), o.dbFile, provenance);
+    try {
+      bar?.start(size, 0);
+      await body(sink);
+      bar?.update(size);
+      bar?.stop();
+      return { file, format, ...(await sink.finish()) };
+    } catch (e) {
+      bar?.stop();
+      await sink.abandon();
+      if (isExhaustError(e)) throw e;
+      throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: (e as Error).message }, e);
+    }
+  };
+
+  switch (format) {
+    case "har":
+      return [await run(base, (s) => importHar(trackedStream(file, bar), file, s))];
+    case "diagnostic-data-json":
+      return [await run(base, (s) => importDiagnosticDataJson(trackedStream(file, bar), file, s))];
+    case "exhaust-jsonl":
+      return [await run(base, (s) => importExhaustJsonl(trackedStream(file, bar), s))];
+    case "event-transcript":
+      return [await run(base, (s) => importEventTranscript(file, s))];
+    case "saz": {
+      const zip = await openBundle(file);
+      try {
+        return [await run(base, (s) => importSaz(zip, s))];
+      } finally {
+        zip.close();
+      }
+    }
+    case "bundle": {
+      const verified = await verifyBundle(file);
+      if (!verified.ok) {
+        const bad = verified.checks.find((c) => !c.ok)!;
+        throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the bundle does not verify (${bad.detail}); run \`exhaust bundle verify\`` });
+      }
+      const bundle = await openBundle(file);
+      try {
+        const manifest = await bundleManifest(bundle);
+        const out: ImportSummary[] = [];
+        for (const [i, s] of manifest.sessions.entries()) {
+          const name = manifest.sessions.length === 1 ? base : `${base}-${s.name}`;
+          const summary = await run(i === 0 || !o.session ? name : `${name}`, (sink) => importBundleSession(bundle, s.name, sink));
+          if (!manifest.secrets.included) summary.notes.push("credential headers were redacted in the bundle: the imported values are keyed hashes");
+          out.push(summary);
+        }
+        return out;
+      } finally {
+        bundle.close();
+      }
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Where every importer puts what it reads: a new session created through the capture store (so
+ * bodies are content-addressed and the exchanges form a hash chain like live captures), then
+ * decoded and classified by the same ExchangeProcessor the proxy's processing thread runs.
+ */
+import { randomUUID } from "node:crypto";
+import { ExchangeProcessor } from "../pipeline/process.js";
+import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-store.js";
+import type { Db } from "../store/database.js";
+import { recordImportProvenance } from "../store/import-store.js";
+import { sessionIdByName } from "../store/queries.js";
+import { exhaustError } from "../errors.js";
+import type { Exchange, RawHeaders } from "../types.js";
+import { TOOL_VERSION } from "../version.js";
+
+/** Commits queued before the importer waits for them: bounds memory while keeping transactions large. */
+const MAX_PENDING_COMMITS = 200;
+
+export interface ImportSummary {
+  file: string;
+  format: string;
+  session: string;
+  exchanges: number;
+  events: number;
+  findings: number;
+  skipped: number;
+  notes: string[];
+}
+
+/** What an importer knows about one request; the rest of an Exchange gets import defaults. */
+export interface ImportedExchange {
+  method: string;
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  path: string;
+  httpVersion?: string;
+  requestHeaders: RawHeaders;
+  requestBody: Buffer;
+  requestBodySize?: number;
+  requestBodyTruncated?: boolean;
+  requestComplete?: boolean;
+  startedAt: number;
+  requestEndedAt?: number;
+  respondedAt?: number;
+  endedAt?: number;
+  mode?: Exchange["mode"];
+  outcome?: Exchange["outcome"];
+  endpointId?: string;
+  upstream?: string;
+  error?: Exchange["error"];
+  response?: { status: number; headers: RawHeaders; body?: Buffer; bodyTruncated?: boolean; trailers?: RawHeaders; source?: "upstream" | "exhaust" };
+}
+
+export class ImportSession {
+  private readonly store: CaptureStore;
+  readonly session: SessionInfo;
+  private pending: Array<Promise<void>> = [];
+  exchanges = 0;
+  skipped = 0;
+  readonly notes: string[] = [];
+
+  constructor(
+    private readonly db: Db,
+    name: string,
+    dbFile: string,
+    private readonly provenance: { file: string; format: string; sha256: string },
+  ) {
+    if (sessionIdByName(db, name) !== undefined) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: name, file: dbFile });
+    this.store = new CaptureStore(db);
+    this.session = this.store.openSession(name, { toolVersion: TOOL_VERSION, options: { imported: provenance } });
+  }
+
+  /** Queues one exchange; resolves at once unless enough commits are queued that it waits for them. */
+  async add(i: ImportedExchange): Promise<void> {
+    const x: Exchange = {
+      id: randomUUID(),
+      scheme: i.scheme,
+      method: i.method,
+      host: i.host,
+      port: i.port,
+      path: i.path,
+      httpVersion: i.httpVersion ?? "1.1",
+      requestHeaders: i.requestHeaders,
+      requestBody: i.requestBody,
+      requestBodySize: i.requestBodySize ?? i.requestBody.length,
+      requestBodyTruncated: i.requestBodyTruncated ?? false,
+      requestComplete: i.requestComplete ?? true,
+      mode: i.mode ?? "forward",
+      outcome: i.outcome ?? "ok",
+      error: i.error,
+      endpointId: i.endpointId,
+      upstream: i.upstream,
+      startedAt: i.startedAt,
+      requestEndedAt: i.requestEndedAt,
+      respondedAt: i.respondedAt,
+      endedAt: i.endedAt ?? i.respondedAt ?? i.startedAt,
+      capture: true,
+      response: i.response && {
+        status: i.response.status,
+        headers: i.response.headers,
+        body: i.response.body,
+        bodyTruncated: i.response.bodyTruncated,
+        trailers: i.response.trailers,
+        source: i.response.source ?? "upstream",
+      },
+    };
+    this.exchanges++;
+    this.pending.push(this.store.commitExchange(this.session, x), this.store.completeExchange(completionOf(x)));
+    if (this.pending.length >= MAX_PENDING_COMMITS) await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    await Promise.all(batch);
+  }
+
+  /** Commits what is queued, decodes and classifies every exchange, records provenance. */
+  async finish(onProgress?: (done: number, total: number) => void): Promise<Omit<ImportSummary, "file" | "format">> {
+    await this.drain();
+    await this.store.close();
+    const processor = new ExchangeProcessor(this.db);
+    const ids = processor.pending({ sessionId: this.session.id, all: true });
+    let events = 0;
+    let findings = 0;
+    ids.forEach((id, n) => {
+      const outcome = processor.process(id);
+      events += outcome?.events ?? 0;
+      findings += outcome?.findings ?? 0;
+      if (onProgress && n % 100 === 0) onProgress(n, ids.length);
+    });
+    recordImportProvenance(this.db, this.session.id, { ...this.provenance, exchanges: this.exchanges, skipped: this.skipped, notes: this.notes });
+    return { session: this.session.name, exchanges: this.exchanges, events, findings, skipped: this.skipped, notes: this.notes };
+  }
+
+  /** Drops the session when the import failed before anything was stored. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.pending);
+    await this.store.close().catch(() => undefined);
+    this.store.discardSessionIfEmpty(this.session);
+  }
+}

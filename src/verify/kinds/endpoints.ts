@@ -1,0 +1,116 @@
+/**
+ * endpoint-forbidden / endpoint-allowed-only: which hosts the session may contact. A host counts
+ * whether exhaust decrypted its traffic (each exchange is an item) or not: tunnelled, pinned
+ * (the client rejected exhaust's certificate), denied or failed connections are items too,
+ * because pinning does not hide that data left.
+ */
+import { z } from "zod";
+import { hostGlobToRegExp, type EndpointCatalog } from "../../catalog/endpoints.js";
+import {
+  bareConnectionHostCounts,
+  bareConnectionsToHost,
+  exchangeHostCounts,
+  exchangesToHost,
+} from "../../store/verify-queries.js";
+import type { Evidence } from "../types.js";
+import { emptyOutcome, type RuleBase, type RuleKind, type RuleOutcome, type VerifyContext } from "./kind.js";
+
+const PURPOSES = ["diagnostic-upload", "configuration", "connected-experience", "error-reporting", "application-insights"] as const;
+
+const selectorParams = {
+  /** Host globs (`*` = part of one DNS label), as in classifiers/endpoints.yaml. */
+  hosts: z.array(z.string().regex(/^[a-z0-9*][a-z0-9*.-]*$/, "host globs are lower-case DNS names with `*`")).optional(),
+  /** Entry ids of classifiers/endpoints.yaml: every host glob of each entry. */
+  endpoints: z.array(z.string().min(1)).optional(),
+  /** Endpoint purposes of classifiers/endpoints.yaml: every entry with that purpose. */
+  purposes: z.array(z.enum(PURPOSES)).optional(),
+};
+
+export interface EndpointRule extends RuleBase {
+  hosts?: string[];
+  endpoints?: string[];
+  purposes?: Array<(typeof PURPOSES)[number]>;
+}
+
+function refineSelectors(rule: EndpointRule, catalog: EndpointCatalog): string | undefined {
+  if (!rule.hosts?.length && !rule.endpoints?.length && !rule.purposes?.length) {
+    return "needs at least one of hosts, endpoints, purposes";
+  }
+  const known = new Set(catalog.endpoints.map((e) => e.id));
+  const unknown = (rule.endpoints ?? []).find((id) => !known.has(id));
+  if (unknown) return `endpoints: no entry ${unknown} in classifiers/endpoints.yaml`;
+  const purposes = new Set(catalog.endpoints.map((e) => e.purpose));
+  const missing = (rule.purposes ?? []).find((p) => !purposes.has(p));
+  if (missing) return `purposes: no entry of classifiers/endpoints.yaml has purpose ${missing}`;
+  return undefined;
+}
+
+/** The host globs a rule selects, each matched on its own (the catalogue's first-match order does not apply). */
+export function selectedHostMatcher(rule: EndpointRule, catalog: EndpointCatalog): (host: string) => boolean {
+  const ids = new Set(rule.endpoints ?? []);
+  const purposes = new Set<string>(rule.purposes ?? []);
+  const globs = [
+    ...(rule.hosts ?? []),
+    ...catalog.endpoints.filter((e) => ids.has(e.id) || purposes.has(e.purpose)).flatMap((e) => e.hosts),
+  ];
+  const res = [...new Set(globs)].map(hostGlobToRegExp);
+  return (host) => {
+    const h = host.toLowerCase();
+    return res.some((re) => re.test(h));
+  };
+}
+
+/** Adds every exchange and bare connection to the hosts `offending` picks as failures. */
+function checkHosts(ctx: VerifyContext, offending: (host: string) => boolean, why: (host: string) => string): RuleOutcome {
+  const out = emptyOutcome(ctx);
+  const exchanges = exchangeHostCounts(ctx.db, ctx.sessionId);
+  const connections = bareConnectionHostCounts(ctx.db, ctx.sessionId);
+  for (const { host, count } of exchanges) {
+    out.checked += count;
+    if (!offending(host)) continue;
+    const listed = exchangesToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map(
+      (x): Evidence => ({
+        exchangeId: x.id,
+        host: x.host,
+        bodySha256: x.bodySha256,
+        excerpt: `${x.method} https://${x.host}${x.path}`.slice(0, 160),
+        note: `${why(host)}; decrypted exchange (${x.outcome})`,
+      }),
+    );
+    out.failures.addCounted(count, listed);
+  }
+  for (const { host, count } of connections) {
+    out.checked += count;
+    if (!offending(host)) continue;
+    const listed = bareConnectionsToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map(
+      (c): Evidence => ({
+        connectionId: c.id,
+        host: c.host,
+        excerpt: `${c.host}:${c.port} ${c.outcome}, ${c.bytesFromClient} bytes from the client${c.error ? ` (${c.error})` : ""}`.slice(0, 160),
+        note: `${why(host)}; connection ${c.outcome}${c.outcome === "client-rejected-certificate" ? " (pinned: data left unread)" : ""}`,
+      }),
+    );
+    out.failures.addCounted(count, listed);
+  }
+  return out;
+}
+
+export const endpointForbidden: RuleKind<EndpointRule> = {
+  kind: "endpoint-forbidden",
+  params: selectorParams,
+  refine: refineSelectors,
+  check(ctx, rule) {
+    const forbidden = selectedHostMatcher(rule, ctx.catalog);
+    return checkHosts(ctx, forbidden, (host) => `${host} is a forbidden endpoint`);
+  },
+};
+
+export const endpointAllowedOnly: RuleKind<EndpointRule> = {
+  kind: "endpoint-allowed-only",
+  params: selectorParams,
+  refine: refineSelectors,
+  check(ctx, rule) {
+    const allowed = selectedHostMatcher(rule, ctx.catalog);
+    return checkHosts(ctx, (host) => !allowed(host), (host) => `${host} is not an allowed endpoint`);
+  },
+};
