@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { ExchangeProcessor } from "../src/pipeline/process.js";
 import { CaptureStore } from "../src/store/capture-store.js";
+import { Checkpointer } from "../src/store/checkpointer.js";
 import { openDatabase } from "../src/store/database.js";
+import { ROWS_PER_TRANSACTION_ALONE } from "../src/store/event-store.js";
 import { encodeCsRecords, makeCsRecord } from "../test/helpers/bond-writer.js";
 import { makeExchange } from "../test/helpers/exchange.js";
 import { round } from "./load.js";
@@ -17,10 +19,21 @@ import { round } from "./load.js";
 /** Part C properties per event so that, with the envelope and Part A, an event has ~40 fields. */
 const PART_C_FOR_40_FIELDS = 17;
 
-export async function pipelineThroughput(uploads = 100, eventsPerUpload = 100): Promise<object> {
+/**
+ * `rowsPerTransaction` as `exhaust reprocess` uses it (alone) and as the processing thread uses it
+ * beside a running proxy, where transactions are kept short so captures never wait long.
+ */
+export async function pipelineThroughput(
+  uploads = 300,
+  eventsPerUpload = 100,
+  rowsPerTransaction = ROWS_PER_TRANSACTION_ALONE,
+): Promise<object> {
   const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-pipeline-"));
   try {
-    const db = openDatabase(join(dir, "bench.db"));
+    const dbFile = join(dir, "bench.db");
+    const db = openDatabase(dbFile);
+    // As in the proxy and `exhaust reprocess`: checkpoints run on their own thread.
+    const checkpointer = Checkpointer.start(db, dbFile);
     const store = new CaptureStore(db);
     const session = store.openSession("bench", { toolVersion: "bench" });
     const ids: string[] = [];
@@ -34,7 +47,7 @@ export async function pipelineThroughput(uploads = 100, eventsPerUpload = 100): 
       await store.commitExchange(session, x);
       ids.push(x.id);
     }
-    const processor = new ExchangeProcessor(db);
+    const processor = new ExchangeProcessor(db, { rowsPerTransaction });
     let events = 0;
     let fields = 0;
     const t0 = performance.now();
@@ -48,9 +61,11 @@ export async function pipelineThroughput(uploads = 100, eventsPerUpload = 100): 
     };
     events = counts.events;
     fields = counts.fields;
+    await checkpointer.stop();
     db.close();
     return {
       uploads,
+      rowsPerTransaction,
       events,
       fieldsPerEvent: round(fields / Math.max(1, events), 1),
       seconds: round(seconds),

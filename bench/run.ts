@@ -26,6 +26,7 @@ import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js"
 import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
 import { pipelineThroughput } from "./pipeline.js";
+import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
 import { round, runLoad, summarise, type LoadResult } from "./load.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -47,7 +48,13 @@ const classify = only.has("classify")
   ? (say("classify throughput, ~40-field events"),
     { realistic: measureClassifyThroughput("realistic", 3), unique: measureClassifyThroughput("unique", 3), targetFieldsPerSec: 400_000 })
   : undefined;
-const pipeline = only.has("pipeline") ? (say("decode + classify + store, end to end"), await pipelineThroughput()) : undefined;
+const pipeline = only.has("pipeline")
+  ? (say("decode + classify + store, end to end"),
+    {
+      alone: await pipelineThroughput(),
+      besideProxy: await pipelineThroughput(300, 100, ROWS_PER_TRANSACTION_BESIDE_PROXY),
+    })
+  : undefined;
 const fuzz = only.has("fuzz")
   ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
   : undefined;

@@ -83,6 +83,8 @@ describe("classification of a captured Office event, end to end", () => {
   });
 
   it("re-classifies stored events whose rule-pack fingerprint is not the current one, and only those", async () => {
+    // Events become visible as they are written; the exchange is marked done in the last transaction.
+    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NULL").get() as { n: number }).n === 0 || undefined);
     expect(JSON.parse(runCli(["reprocess", "--db", p.dbFile, "--json"]).stdout).exchanges).toBe(0);
     // As if the exchange had been classified with an older version of classifiers/.
     const { openDatabase } = await import("../src/store/database.js");

@@ -58,7 +58,7 @@ describe("schema migrations", () => {
       INSERT INTO fields (event_id, idx, part, path, value, type, category, personal, rule) VALUES
         (7, 0, 'C', 'Data.Doc.FileName', 'a.docx', 'string', 'content', 'none', 'detector.path'),
         (7, 1, 'A', 'ext.device.localId', 's:1', 'string', 'diagnostic', 'pseudonymous-id', 'field.cs.device-localid'),
-        (7, 2, 'C', 'Activity.Success', 'true', 'bool', 'diagnostic', 'none', NULL);`);
+        (7, 2, 'C', 'Activity.Success', 'true', 'bool', 'diagnostic', 'none', 'event.default');`);
     old.close();
 
     const db = openDatabase(file);
@@ -67,7 +67,7 @@ describe("schema migrations", () => {
     expect(rows).toEqual([
       { idx: 0, part: "C", path: "Data.Doc.FileName", value: "a.docx", type: "string", category: "content", personal: "none", rule: "detector.path" },
       { idx: 1, part: "A", path: "ext.device.localId", value: "s:1", type: "string", category: "diagnostic", personal: "pseudonymous-id", rule: "field.cs.device-localid" },
-      { idx: 2, part: "C", path: "Activity.Success", value: "true", type: "bool", category: "diagnostic", personal: "none", rule: null },
+      { idx: 2, part: "C", path: "Activity.Success", value: "true", type: "bool", category: "diagnostic", personal: "none", rule: "event.default" },
     ]);
     expect(db.prepare("SELECT content_fields, personal_fields FROM events WHERE id = 7").get()).toEqual({ content_fields: 1, personal_fields: 1 });
     expect(db.prepare("SELECT event_id, path FROM content_findings").all()).toEqual([{ event_id: 7, path: "Data.Doc.FileName" }]);

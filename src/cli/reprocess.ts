@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { ExchangeProcessor } from "../pipeline/process.js";
+import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase } from "../store/database.js";
 import { sessionIdByName } from "../store/queries.js";
 import { runCommand } from "./run.js";
@@ -15,8 +16,10 @@ export function registerReprocessCommand(program: Command): void {
     .option("--all", "re-decode every exchange, not only stale ones")
     .option("--json", "print a JSON summary")
     .action((opts: { db: string; session?: string; all?: boolean; json?: boolean }) =>
-      runCommand(() => {
+      runCommand(async () => {
         const db = openDatabase(opts.db);
+        // Checkpoints on their own thread, as beside the proxy: the inserting thread never waits for them.
+        const checkpointer = Checkpointer.start(db, opts.db);
         try {
           let sessionId: number | undefined;
           if (opts.session !== undefined) {
@@ -37,6 +40,7 @@ export function registerReprocessCommand(program: Command): void {
             opts.json ? `${JSON.stringify(summary)}\n` : `reprocessed ${ids.length} exchanges: ${events} events, ${findings} findings\n`,
           );
         } finally {
+          await checkpointer.stop();
           db.close();
         }
       }),

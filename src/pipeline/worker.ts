@@ -23,6 +23,9 @@ if (process.platform === "linux") {
 }
 const { dbFile, prioritySignal } = workerData as { dbFile: string; prioritySignal: Int32Array };
 const db = openDatabase(dbFile);
+// The proxy runs a Checkpointer thread beside this one (both are compiled JavaScript, so where this
+// worker runs, that one does too): commits here should not also stop to checkpoint.
+db.pragma("wal_autocheckpoint = 0");
 // Beside the proxy: short transactions, and none while the proxy has captures to commit.
 const processor = new ExchangeProcessor(db, {
   rowsPerTransaction: ROWS_PER_TRANSACTION_BESIDE_PROXY,

@@ -28,12 +28,13 @@ export interface ProcessedUpload {
 }
 
 /**
- * Rows per write transaction. Alone (`exhaust reprocess`), large transactions are fastest: small
- * ones rewrite the same B-tree pages again and again. Beside a running proxy, each transaction holds
- * the database's one write lock, so there they are kept to about a millisecond.
+ * Rows per write transaction. Large transactions are fastest: small ones rewrite the same B-tree
+ * pages again and again. Beside a running proxy a transaction holds the database's one write lock,
+ * so there it is smaller (a few milliseconds) and also ends early, between two events, as soon as a
+ * capture commit is waiting (WriterPriority).
  */
 export const ROWS_PER_TRANSACTION_ALONE = 5000;
-export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 300;
+export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 2000;
 
 /**
  * Writes decoded and classified events and fields, replacing earlier results for the same exchange
@@ -42,9 +43,9 @@ export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 300;
  */
 export class EventStore {
   private readonly stmt: Record<string, Statement>;
-  /** Interned field paths and rule ids (see migration 4), by `part\0path` and by rule id. */
-  private readonly pathIds = new Map<string, number>();
-  private readonly ruleIds = new Map<string, number>();
+  /** Interned field_paths and field_classes rows (migration 4), looked up by path and by rule. */
+  private readonly paths = new Map<string, InternedPath[]>();
+  private readonly classes = new Map<string, InternedClass[]>();
 
   constructor(
     private readonly db: Db,
@@ -66,13 +67,25 @@ export class EventStore {
       insertEvent: db.prepare(`INSERT INTO events (exchange_id, session_id, idx, format, name, time, ikey, byte_start, byte_end,
           field_count, ms_group, group_rule, category, catalog_category, subtype, content_fields, personal_fields)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertField: db.prepare(`INSERT INTO field_values (event_id, idx, path_id, value, type, pii_kind, customer_content, wire_type,
-          scrub_type, category, personal, rule_id, reasons, confidence)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      selectPath: db.prepare("SELECT id FROM field_paths WHERE path = ? AND part = ?").pluck(),
-      insertPath: db.prepare("INSERT INTO field_paths (path, part) VALUES (?, ?) RETURNING id").pluck(),
-      selectRule: db.prepare("SELECT id FROM rules WHERE rule = ?").pluck(),
-      insertRule: db.prepare("INSERT INTO rules (rule) VALUES (?) RETURNING id").pluck(),
+      insertField: db.prepare("INSERT INTO field_values (event_id, idx, path_id, value, class_id, category) VALUES (?, ?, ?, ?, ?, ?)"),
+      selectPath: db
+        .prepare(
+          `SELECT id FROM field_paths WHERE path = ? AND part = ? AND type = ? AND pii_kind IS ? AND customer_content IS ?
+              AND wire_type IS ? AND scrub_type IS ?`,
+        )
+        .pluck(),
+      insertPath: db
+        .prepare(
+          `INSERT INTO field_paths (path, part, type, pii_kind, customer_content, wire_type, scrub_type)
+           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        )
+        .pluck(),
+      selectClass: db
+        .prepare("SELECT id FROM field_classes WHERE rule = ? AND category = ? AND personal = ? AND confidence = ? AND reasons IS ?")
+        .pluck(),
+      insertClass: db
+        .prepare("INSERT INTO field_classes (rule, category, personal, confidence, reasons) VALUES (?, ?, ?, ?, ?) RETURNING id")
+        .pluck(),
       insertFinding: db.prepare(`INSERT INTO decode_findings (exchange_id, idx, code, severity, message, offset, length, event_index)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       markDecoded: db.prepare(`UPDATE exchanges SET decoder = ?, content_encoding = ?, upload_facts = ?, decoded_at = ?,
@@ -117,20 +130,27 @@ export class EventStore {
         s.insertRequestItem.run(upload.id, i, r.name, r.where, r.category, r.personal, r.secret ? 1 : 0, r.rule, JSON.stringify(r.reasons)),
       );
     });
-    let from = 0;
-    while (from < events.length || from === 0) {
-      // Whole events per transaction, about rowsPerTransaction rows each; the last also marks the exchange.
-      let to = from;
-      for (let rows = 0; to < events.length && rows < rowsPerTransaction; to++) rows += events[to].fields.length + 1;
-      const last = to >= events.length;
+    const priority = this.options.priority;
+    let next = 0;
+    let done = false;
+    while (!done) {
+      // Whole events per transaction, up to about rowsPerTransaction rows; beside the proxy the
+      // transaction also ends as soon as a capture commit is waiting for the lock. The last one
+      // marks the exchange processed.
       this.write(() => {
-        for (let n = from; n < to; n++) this.insertEvent(upload, p, format, n);
-        if (last) {
+        let rows = 0;
+        do {
+          if (next < events.length) {
+            this.insertEvent(upload, p, format, next);
+            rows += events[next].fields.length + 1;
+            next++;
+          }
+        } while (next < events.length && rows < rowsPerTransaction && !priority?.captureWaiting());
+        if (next >= events.length) {
           s.markDecoded.run(decoded.decoder, decoded.encodings.join(", ") || null, JSON.stringify(decoded.facts), Date.now(), p.rulesFingerprint, upload.id);
+          done = true;
         }
       });
-      if (last) break;
-      from = to;
     }
   }
 
@@ -140,8 +160,8 @@ export class EventStore {
       this.db.transaction(fn).immediate();
     } catch (e) {
       // Ids interned in a rolled-back transaction do not exist.
-      this.pathIds.clear();
-      this.ruleIds.clear();
+      this.paths.clear();
+      this.classes.clear();
       throw e;
     }
   }
@@ -181,57 +201,77 @@ export class EventStore {
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i];
       const cf = c?.fields[i];
-      const a = f.annotations;
-      s.insertField.run(
-        eventId,
-        i,
-        this.pathId(f.part, f.path),
-        fieldValueText(f),
-        f.type,
-        a?.piiKind ?? null,
-        a?.customerContent === undefined ? null : a.customerContent ? 1 : 0,
-        a?.wireType ?? null,
-        a?.scrubType ?? null,
-        cf?.category ?? null,
-        cf?.personal ?? null,
-        cf ? this.ruleId(cf.rule) : null,
-        reasonsText(cf),
-        cf?.confidence ?? null,
-      );
+      s.insertField.run(eventId, i, this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
     }
     c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
   }
 
-  private pathId(part: string, path: string): number {
-    const key = part + "\0" + path;
-    let id = this.pathIds.get(key);
-    if (id === undefined) {
-      id = (this.stmt.selectPath.get(path, part) ?? this.stmt.insertPath.get(path, part)) as number;
-      this.pathIds.set(key, id);
+  /** The field_paths id of a field's path, type and wire declarations, interning it on first sight. */
+  private pathId(f: DecodedField): number {
+    const a = f.annotations;
+    const piiKind = a?.piiKind ?? null;
+    const customerContent = a?.customerContent === undefined ? null : a.customerContent ? 1 : 0;
+    const wireType = a?.wireType ?? null;
+    const scrubType = a?.scrubType ?? null;
+    let known = this.paths.get(f.path);
+    if (known === undefined) this.paths.set(f.path, (known = []));
+    // Nearly always one entry per path: comparing beats building a composite key for every field.
+    for (const k of known) {
+      if (k.part === f.part && k.type === f.type && k.piiKind === piiKind && k.customerContent === customerContent && k.wireType === wireType && k.scrubType === scrubType) {
+        return k.id;
+      }
     }
+    const row = [f.path, f.part, f.type, piiKind, customerContent, wireType, scrubType] as const;
+    const id = (this.stmt.selectPath.get(...row) ?? this.stmt.insertPath.get(...row)) as number;
+    known.push({ id, part: f.part, type: f.type, piiKind, customerContent, wireType, scrubType });
     return id;
   }
 
-  private ruleId(rule: string): number {
-    let id = this.ruleIds.get(rule);
-    if (id === undefined) {
-      id = (this.stmt.selectRule.get(rule) ?? this.stmt.insertRule.get(rule)) as number;
-      this.ruleIds.set(rule, id);
+  /** The field_classes id of a classification outcome, interning it on first sight. */
+  private classId(cf: ClassifiedField): number {
+    let known = this.classes.get(cf.rule);
+    if (known === undefined) this.classes.set(cf.rule, (known = []));
+    for (const k of known) {
+      if (k.category === cf.category && k.personal === cf.personal && k.confidence === cf.confidence && sameReasons(k.reasons, cf.reasons)) {
+        return k.id;
+      }
     }
+    const row = [cf.rule, cf.category, cf.personal, cf.confidence, reasonsText(cf)] as const;
+    const id = (this.stmt.selectClass.get(...row) ?? this.stmt.insertClass.get(...row)) as number;
+    known.push({ id, category: cf.category, personal: cf.personal, confidence: cf.confidence, reasons: cf.reasons });
     return id;
   }
 }
 
-/** Reasons as JSON, NULL when the winning rule is the only reason (most fields): less to write. */
-const reasonsJson = new WeakMap<object, string | null>();
-function reasonsText(cf: ClassifiedEvent["fields"][number] | undefined): string | null {
-  if (!cf) return null;
-  let text = reasonsJson.get(cf);
-  if (text === undefined) {
-    text = cf.reasons.length === 1 && cf.reasons[0] === cf.rule ? null : JSON.stringify(cf.reasons);
-    reasonsJson.set(cf, text);
-  }
-  return text;
+type ClassifiedField = ClassifiedEvent["fields"][number];
+
+interface InternedPath {
+  id: number;
+  part: string;
+  type: string;
+  piiKind: number | null;
+  customerContent: number | null;
+  wireType: number | null;
+  scrubType: number | null;
+}
+
+interface InternedClass {
+  id: number;
+  category: string;
+  personal: string;
+  confidence: number;
+  reasons: readonly string[];
+}
+
+function sameReasons(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Reasons as JSON, NULL when the winning rule is the only reason (most fields): less to store. */
+function reasonsText(cf: ClassifiedField): string | null {
+  return cf.reasons.length === 1 && cf.reasons[0] === cf.rule ? null : JSON.stringify(cf.reasons);
 }
 
 export function fieldValueText(f: Pick<DecodedField, "value">): string | null {

@@ -191,44 +191,55 @@ export const MIGRATIONS: readonly string[] = [
      WHERE f.category = 'content';
   `,
   /* 4: compact field rows */ `
-  -- Fields are most of the database (about 40 per event). Paths and rule ids repeat, so each is
-  -- stored once and field rows point at it; the view \`fields\` keeps the readable shape.
-  CREATE TABLE field_paths (
-    id   INTEGER PRIMARY KEY,
-    part TEXT NOT NULL,                        -- envelope | A | B | C | body
-    path TEXT NOT NULL,
-    UNIQUE (path, part)
-  );
-  CREATE TABLE rules (
-    id   INTEGER PRIMARY KEY,
-    rule TEXT NOT NULL UNIQUE                  -- a rule id from classifiers/
-  );
-  -- No foreign key to events: the check would cost a lookup per row. EventStore deletes an event's
-  -- field rows with the event.
-  CREATE TABLE field_values (
-    event_id         INTEGER NOT NULL,         -- events.id
-    idx              INTEGER NOT NULL,         -- position in the event
-    path_id          INTEGER NOT NULL,         -- field_paths.id
-    value            TEXT,                     -- strings as they are; other types as JSON
+  -- Fields are most of the database (about 40 per event), and almost everything about a field
+  -- repeats: its path, type and wire declarations, and its classification. Each distinct one is
+  -- stored once; a field row is its event, position, value and two ids. The view \`fields\` keeps
+  -- the readable shape.
+  CREATE TABLE field_paths (                   -- a field as the wire declares it
+    id               INTEGER PRIMARY KEY,
+    part             TEXT NOT NULL,            -- envelope | A | B | C | body
+    path             TEXT NOT NULL,
     type             TEXT NOT NULL,
     pii_kind         INTEGER,                  -- declared on the wire (PIIKind)
     customer_content INTEGER,                  -- declared on the wire
     wire_type        INTEGER,
-    scrub_type       INTEGER,
-    category         TEXT,                     -- content | functional | diagnostic
-    personal         TEXT,                     -- direct-identifier | pseudonymous-id | network-identifier | none
-    rule_id          INTEGER,                  -- rules.id of the winning rule
-    reasons          TEXT,                     -- JSON array of every rule that fired; NULL when only the winning rule did
-    confidence       REAL,
+    scrub_type       INTEGER
+  );
+  CREATE UNIQUE INDEX field_paths_key ON field_paths(path, part, type, ifnull(pii_kind, -1),
+    ifnull(customer_content, -1), ifnull(wire_type, -1), ifnull(scrub_type, -1));
+  CREATE TABLE field_classes (                 -- a classification outcome
+    id         INTEGER PRIMARY KEY,
+    category   TEXT NOT NULL,                  -- content | functional | diagnostic
+    personal   TEXT NOT NULL,                  -- direct-identifier | pseudonymous-id | network-identifier | none
+    rule       TEXT NOT NULL,                  -- the winning rule id
+    reasons    TEXT,                           -- JSON array of every rule that fired; NULL when only the winning rule did
+    confidence REAL NOT NULL
+  );
+  CREATE UNIQUE INDEX field_classes_key ON field_classes(rule, category, personal, confidence, ifnull(reasons, ''));
+  -- No foreign keys: each check would cost a lookup per row. EventStore deletes an event's field
+  -- rows with the event.
+  CREATE TABLE field_values (
+    event_id INTEGER NOT NULL,                 -- events.id
+    idx      INTEGER NOT NULL,                 -- position in the event
+    path_id  INTEGER NOT NULL,                 -- field_paths.id
+    value    TEXT,                             -- strings as they are; other types as JSON
+    class_id INTEGER,                          -- field_classes.id; NULL = not classified
+    category TEXT,                             -- the class's category, here so an index can find content
     PRIMARY KEY (event_id, idx)
   ) WITHOUT ROWID;
 
-  INSERT OR IGNORE INTO field_paths (part, path) SELECT DISTINCT part, path FROM fields;
-  INSERT OR IGNORE INTO rules (rule) SELECT DISTINCT rule FROM fields WHERE rule IS NOT NULL;
+  INSERT OR IGNORE INTO field_paths (part, path, type, pii_kind, customer_content, wire_type, scrub_type)
+    SELECT DISTINCT part, path, type, pii_kind, customer_content, wire_type, scrub_type FROM fields;
+  INSERT OR IGNORE INTO field_classes (category, personal, rule, reasons, confidence)
+    SELECT DISTINCT category, personal, rule, reasons, ifnull(confidence, 1) FROM fields
+     WHERE category IS NOT NULL AND personal IS NOT NULL AND rule IS NOT NULL;
   INSERT INTO field_values
-    SELECT f.event_id, f.idx, p.id, f.value, f.type, f.pii_kind, f.customer_content, f.wire_type, f.scrub_type,
-           f.category, f.personal, r.id, f.reasons, f.confidence
-      FROM fields f JOIN field_paths p ON p.path = f.path AND p.part = f.part LEFT JOIN rules r ON r.rule = f.rule;
+    SELECT f.event_id, f.idx, p.id, f.value, c.id, f.category
+      FROM fields f
+      JOIN field_paths p ON p.path = f.path AND p.part = f.part AND p.type = f.type AND p.pii_kind IS f.pii_kind
+           AND p.customer_content IS f.customer_content AND p.wire_type IS f.wire_type AND p.scrub_type IS f.scrub_type
+      LEFT JOIN field_classes c ON c.rule = f.rule AND c.category = f.category AND c.personal = f.personal
+           AND c.confidence = ifnull(f.confidence, 1) AND c.reasons IS f.reasons;
 
   DROP VIEW content_findings;
   DROP VIEW fields_by_category;
@@ -238,9 +249,9 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX field_values_content ON field_values(event_id) WHERE category = 'content';
 
   CREATE VIEW fields AS
-    SELECT v.event_id, v.idx, p.part, p.path, v.value, v.type, v.pii_kind, v.customer_content, v.wire_type, v.scrub_type,
-           v.category, v.personal, r.rule, v.reasons, v.confidence
-      FROM field_values v JOIN field_paths p ON p.id = v.path_id LEFT JOIN rules r ON r.id = v.rule_id;
+    SELECT v.event_id, v.idx, p.part, p.path, v.value, p.type, p.pii_kind, p.customer_content, p.wire_type, p.scrub_type,
+           v.category, c.personal, c.rule, c.reasons, c.confidence
+      FROM field_values v JOIN field_paths p ON p.id = v.path_id LEFT JOIN field_classes c ON c.id = v.class_id;
 
   CREATE VIEW fields_by_category AS
     SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
@@ -257,8 +268,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN content_fields INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE events ADD COLUMN personal_fields INTEGER NOT NULL DEFAULT 0;  -- fields whose personal kind is not none
   UPDATE events SET
-    content_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.category = 'content'),
-    personal_fields = (SELECT COUNT(*) FROM field_values v WHERE v.event_id = events.id AND v.personal IS NOT NULL AND v.personal <> 'none');
+    content_fields = (SELECT COUNT(*) FROM fields f WHERE f.event_id = events.id AND f.category = 'content'),
+    personal_fields = (SELECT COUNT(*) FROM fields f WHERE f.event_id = events.id AND f.personal <> 'none');
   `,
   /* 5: verification */ `
   -- One row per \`exhaust verify\` run; the whole report as JSON (src/verify/types.ts VerdictReport).

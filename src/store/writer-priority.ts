@@ -22,6 +22,11 @@ export class WriterPriority {
     Atomics.notify(this.signal, 0);
   }
 
+  /** Background side: capture commits are queued, so a transaction in progress should end now. */
+  captureWaiting(): boolean {
+    return Atomics.load(this.signal, 0) !== 0;
+  }
+
   /**
    * Background side (a worker thread: Atomics.wait blocks it): wait while capture commits are
    * queued, at most `maxMs` in all so that a stuck flag cannot stop processing for good.
