@@ -35,10 +35,24 @@ export interface EventFilter {
   sessionId?: number;
   /** SQLite GLOB on the event name: `Office.Word.*`. */
   nameGlob?: string;
-  /** DPIA category of the event as a whole. */
+  /** DPIA category of the event as a whole (content if any of its fields is). */
   category?: string;
+  /** Host the upload went to (exact, as captured). */
+  host?: string;
+  /** Microsoft group: required, optional, essential, connected-experience, unknown. */
+  group?: string;
+  /** Only events with at least one field that is personal data. */
+  personal?: boolean;
+  /**
+   * Free text: case-insensitive substring of the event name or of any field value. Values cannot be
+   * indexed cheaply (tens of millions of rows), so this is a bounded scan: see listEventsPage.
+   */
+  search?: string;
   limit: number;
+  /** Skip this many (offset paging: costs grow with the offset). */
   offset?: number;
+  /** Keyset paging: only events with a larger id (cost independent of depth). */
+  afterId?: number;
 }
 
 export interface EventRow {
@@ -53,30 +67,116 @@ export interface EventRow {
   fieldCount: number;
   group: string | null;
   category: string | null;
+  contentFields: number;
+  personalFields: number;
+}
+
+export interface EventPage {
+  rows: EventRow[];
+  /** Pass as afterId for the next page; null when nothing is left. */
+  nextAfterId: number | null;
+  /** For a search: the id up to which events were examined (the scan stops there even if the page is not full). */
+  scannedThroughId: number | null;
+}
+
+/** Events a search examines per call at most, in id order; the caller continues from scannedThroughId. */
+export const SEARCH_SCAN_EVENTS = 20_000;
+
+const EVENT_COLUMNS = `ev.id, s.name AS session, ev.exchange_id AS exchangeId, x.host, ev.format, ev.name, ev.time,
+       ev.ikey AS iKey, ev.field_count AS fieldCount, ev.ms_group AS "group", ev.category,
+       ev.content_fields AS contentFields, ev.personal_fields AS personalFields`;
+
+/** WHERE clauses for the filter; only the ones in use, so SQLite can pick an index for them. */
+function eventConditions(f: Omit<EventFilter, "limit" | "offset" | "search">): { where: string[]; params: Record<string, unknown> } {
+  const where: string[] = [];
+  const params: Record<string, unknown> = {};
+  if (f.sessionId !== undefined) {
+    where.push("ev.session_id = @session");
+    params.session = f.sessionId;
+  }
+  if (f.nameGlob !== undefined) {
+    where.push("ev.name GLOB @glob");
+    params.glob = f.nameGlob;
+  }
+  if (f.category !== undefined) {
+    where.push("ev.category = @category");
+    params.category = f.category;
+  }
+  if (f.group !== undefined) {
+    where.push("ev.ms_group = @group");
+    params.group = f.group;
+  }
+  if (f.personal) where.push("ev.personal_fields > 0");
+  if (f.host !== undefined) {
+    where.push(
+      `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
+    );
+    params.host = f.host;
+  }
+  if (f.afterId !== undefined) {
+    where.push("ev.id > @after");
+    params.after = f.afterId;
+  }
+  return { where, params };
+}
+
+/** `%text%` for LIKE with the wildcards in the text escaped. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * One page of events in id (capture) order. With `search`, at most SEARCH_SCAN_EVENTS events that
+ * pass the other filters are examined per call: the page may come back short, and
+ * `scannedThroughId` says where to continue. Without it, keyset paging (afterId) keeps deep pages
+ * as fast as the first.
+ */
+export function listEventsPage(db: Db, f: EventFilter): EventPage {
+  const { where, params } = eventConditions(f);
+  params.limit = f.limit;
+  params.offset = f.offset ?? 0;
+  let scannedThroughId: number | null = null;
+  if (f.search !== undefined && f.search !== "") {
+    // The end of the scan window: the SEARCH_SCAN_EVENTS-th event that passes the cheap filters.
+    const bound = db
+      .prepare(
+        `SELECT MAX(id) AS id FROM (SELECT ev.id FROM events ev ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+          ORDER BY ev.id LIMIT ${SEARCH_SCAN_EVENTS})`,
+      )
+      .get(params) as { id: number | null };
+    if (bound.id === null) return { rows: [], nextAfterId: null, scannedThroughId: null };
+    scannedThroughId = bound.id;
+    where.push("ev.id <= @scanEnd");
+    where.push(
+      "(ev.name LIKE @q ESCAPE '\\' OR EXISTS (SELECT 1 FROM field_values sv WHERE sv.event_id = ev.id AND sv.value LIKE @q ESCAPE '\\'))",
+    );
+    params.scanEnd = bound.id;
+    params.q = likePattern(f.search);
+  }
+  const rows = db
+    .prepare(
+      `SELECT ${EVENT_COLUMNS}
+         FROM events ev
+         JOIN exchanges x ON x.id = ev.exchange_id
+         JOIN sessions s ON s.id = ev.session_id
+        ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY ev.id
+        LIMIT @limit OFFSET @offset`,
+    )
+    .all(params) as EventRow[];
+  let nextAfterId: number | null = rows.length === f.limit ? rows[rows.length - 1].id : null;
+  if (scannedThroughId !== null && nextAfterId === null) {
+    // A short page from a search: more may match beyond the window unless it reached the end.
+    const rest = eventConditions({ ...f, afterId: scannedThroughId });
+    const more = db.prepare(`SELECT 1 FROM events ev WHERE ${rest.where.join(" AND ")} LIMIT 1`).get(rest.params);
+    nextAfterId = more ? scannedThroughId : null;
+  }
+  return { rows, nextAfterId, scannedThroughId };
 }
 
 /** Events in capture order, filtered; the list `exhaust events` prints. */
 export function listEvents(db: Db, f: EventFilter): EventRow[] {
-  return db
-    .prepare(
-      `SELECT ev.id, s.name AS session, ev.exchange_id AS exchangeId, x.host, ev.format, ev.name, ev.time,
-              ev.ikey AS iKey, ev.field_count AS fieldCount, ev.ms_group AS "group", ev.category
-         FROM events ev
-         JOIN exchanges x ON x.id = ev.exchange_id
-         JOIN sessions s ON s.id = ev.session_id
-        WHERE (@session IS NULL OR ev.session_id = @session)
-          AND (@glob IS NULL OR ev.name GLOB @glob)
-          AND (@category IS NULL OR ev.category = @category)
-        ORDER BY ev.id
-        LIMIT @limit OFFSET @offset`,
-    )
-    .all({
-      session: f.sessionId ?? null,
-      glob: f.nameGlob ?? null,
-      category: f.category ?? null,
-      limit: f.limit,
-      offset: f.offset ?? 0,
-    }) as EventRow[];
+  return listEventsPage(db, f).rows;
 }
 
 export interface FieldRow {
@@ -116,7 +216,8 @@ export function getEvent(db: Db, id: number): EventDetail | undefined {
   const ev = db
     .prepare(
       `SELECT ev.id, s.name AS session, ev.exchange_id AS exchangeId, x.host, ev.format, ev.name, ev.time, ev.ikey AS iKey,
-              ev.field_count AS fieldCount, ev.ms_group AS "group", ev.category, ev.group_rule AS groupRule,
+              ev.field_count AS fieldCount, ev.ms_group AS "group", ev.category, ev.content_fields AS contentFields,
+              ev.personal_fields AS personalFields, ev.group_rule AS groupRule,
               ev.catalog_category AS catalogCategory, ev.subtype, x.method, x.scheme, x.path, x.started_at AS startedAt,
               x.request_body_sha256 AS requestBodySha256, x.decoder
          FROM events ev JOIN exchanges x ON x.id = ev.exchange_id JOIN sessions s ON s.id = ev.session_id
@@ -136,4 +237,68 @@ export function getEvent(db: Db, id: number): EventDetail | undefined {
     .all(id) as ClassificationFindingRow[];
   const { method, scheme, path, startedAt, requestBodySha256, decoder, ...row } = ev;
   return { ...row, exchange: { method, scheme, path, startedAt, requestBodySha256, decoder }, fields, findings };
+}
+
+export interface FieldFilter {
+  sessionId?: number;
+  /** DPIA category of the field; `content` is served by the partial index field_values_content. */
+  category?: string;
+  /** Exact field path (`Data.Doc.FileName`) or, with * ? [, a GLOB. */
+  path?: string;
+  /** Keyset paging: fields after (afterEventId, afterIdx). */
+  afterEventId?: number;
+  afterIdx?: number;
+  limit: number;
+}
+
+export interface FieldListRow {
+  eventId: number;
+  idx: number;
+  eventName: string;
+  host: string;
+  part: string;
+  path: string;
+  value: string | null;
+  type: string;
+  category: string | null;
+  personal: string | null;
+  rule: string | null;
+  reasons: string | null;
+}
+
+/** Field rows across events in (event, position) order: "every content field", "every Data.Doc.FileName". */
+export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: f.limit };
+  if (f.category === "content") {
+    // A literal, so SQLite can use the partial index field_values_content (a bound parameter does not match it).
+    where.push("fv.category = 'content'");
+  } else if (f.category !== undefined) {
+    where.push("fv.category = @category");
+    params.category = f.category;
+  }
+  if (f.sessionId !== undefined) {
+    where.push("e.session_id = @session");
+    params.session = f.sessionId;
+  }
+  if (f.path !== undefined) {
+    where.push(`fv.path ${/[*?[]/.test(f.path) ? "GLOB" : "="} @path`);
+    params.path = f.path;
+  }
+  if (f.afterEventId !== undefined) {
+    where.push("(fv.event_id, fv.idx) > (@afterEvent, @afterIdx)");
+    params.afterEvent = f.afterEventId;
+    params.afterIdx = f.afterIdx ?? 1e9;
+  }
+  return db
+    .prepare(
+      `SELECT fv.event_id AS eventId, fv.idx, e.name AS eventName, x.host, fv.part, fv.path, fv.value, fv.type, fv.category,
+              fv.personal, fv.rule, fv.reasons
+         FROM fields fv
+         JOIN events e ON e.id = fv.event_id
+         JOIN exchanges x ON x.id = e.exchange_id
+        ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY fv.event_id, fv.idx LIMIT @limit`,
+    )
+    .all(params) as FieldListRow[];
 }

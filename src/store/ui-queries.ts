@@ -79,7 +79,7 @@ export interface ConnectionRow {
   error: string | null;
 }
 
-/** Connections of a session, newest id order, at most `limit`. */
+/** Connections of a session in the order they were opened, at most `limit`. */
 export function sessionConnections(db: Db, sessionId: number, limit: number): ConnectionRow[] {
   return db
     .prepare(
@@ -217,7 +217,7 @@ export interface ContentFindingRow {
   customerContent: number | null;
 }
 
-/** Every content field of a session (through the partial index field_values_content), at most `limit`. */
+/** Every content field of a session (the view `fields` over the partial index field_values_content), at most `limit`. */
 export function contentFindings(db: Db, sessionId: number, limit: number): { rows: ContentFindingRow[]; total: number } {
   const total = (
     db.prepare("SELECT COALESCE(SUM(content_fields), 0) AS n FROM events WHERE session_id = ? AND content_fields > 0").get(sessionId) as {
@@ -227,14 +227,12 @@ export function contentFindings(db: Db, sessionId: number, limit: number): { row
   const rows = db
     .prepare(
       `SELECT e.id AS eventId, e.name AS eventName, e.exchange_id AS exchangeId, x.host, x.request_body_sha256 AS bodySha256,
-              p.path, v.value, r.rule, v.reasons, v.personal, v.pii_kind AS piiKind, v.customer_content AS customerContent
+              f.path, f.value, f.rule, f.reasons, f.personal, f.pii_kind AS piiKind, f.customer_content AS customerContent
          FROM events e
-         JOIN field_values v ON v.event_id = e.id AND v.category = 'content'
-         JOIN field_paths p ON p.id = v.path_id
-         LEFT JOIN rules r ON r.id = v.rule_id
+         JOIN fields f ON f.event_id = e.id AND f.category = 'content'
          JOIN exchanges x ON x.id = e.exchange_id
         WHERE e.session_id = ? AND e.content_fields > 0
-        ORDER BY e.id, v.idx LIMIT ?`,
+        ORDER BY e.id, f.idx LIMIT ?`,
     )
     .all(sessionId, limit) as ContentFindingRow[];
   return { rows, total };
@@ -253,4 +251,97 @@ export function chainHead(db: Db, sessionId: number): ChainHead {
     | undefined;
   const n = (db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE session_id = ?").get(sessionId) as { n: number }).n;
   return { exchanges: n, seq: head?.seq ?? null, hash: head?.hash ?? null };
+}
+
+export interface ExchangeDetail {
+  id: string;
+  session: string;
+  sessionId: number;
+  seq: number;
+  connectionId: string | null;
+  scheme: string;
+  method: string;
+  host: string;
+  port: number;
+  path: string;
+  httpVersion: string;
+  /** JSON [[name, value], ...] as stored: credentials included, redact before showing. */
+  requestHeaders: string;
+  requestBodySha256: string;
+  requestBodySize: number;
+  requestBodyTruncated: number;
+  responseStatus: number | null;
+  responseHeaders: string | null;
+  outcome: string;
+  mode: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+  startedAt: number;
+  decoder: string | null;
+  contentEncoding: string | null;
+  uploadFacts: string | null;
+  hash: string;
+  prevHash: string;
+  connectionOutcome: string | null;
+  events: number;
+}
+
+export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
+  return db
+    .prepare(
+      `SELECT x.id, s.name AS session, x.session_id AS sessionId, x.seq, x.connection_id AS connectionId, x.scheme, x.method,
+              x.host, x.port, x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders,
+              x.request_body_sha256 AS requestBodySha256, x.request_body_size AS requestBodySize,
+              x.request_body_truncated AS requestBodyTruncated, x.response_status AS responseStatus,
+              x.response_headers AS responseHeaders, x.outcome, x.mode, x.error_code AS errorCode, x.error_message AS errorMessage,
+              x.started_at AS startedAt, x.decoder, x.content_encoding AS contentEncoding, x.upload_facts AS uploadFacts,
+              x.hash, x.prev_hash AS prevHash, c.outcome AS connectionOutcome,
+              (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events
+         FROM exchanges x JOIN sessions s ON s.id = x.session_id LEFT JOIN connections c ON c.id = x.connection_id
+        WHERE x.id = ?`,
+    )
+    .get(id) as ExchangeDetail | undefined;
+}
+
+/** A stored body by its SHA-256 (the bytes exactly as received). */
+export function blobData(db: Db, sha256: string): Buffer | undefined {
+  return (db.prepare("SELECT data FROM blobs WHERE sha256 = ?").get(sha256) as { data: Buffer } | undefined)?.data;
+}
+
+export interface RequestItemRow {
+  name: string;
+  location: string;
+  category: string;
+  personal: string;
+  secret: number;
+  rule: string;
+}
+
+export function requestItems(db: Db, exchangeId: string): RequestItemRow[] {
+  return db
+    .prepare("SELECT name, location, category, personal, secret, rule FROM request_items WHERE exchange_id = ? ORDER BY idx")
+    .all(exchangeId) as RequestItemRow[];
+}
+
+export interface DecodeFindingRow {
+  code: string;
+  severity: string;
+  message: string;
+  offset: number | null;
+  eventIndex: number | null;
+}
+
+export function decodeFindings(db: Db, exchangeId: string): DecodeFindingRow[] {
+  return db
+    .prepare("SELECT code, severity, message, offset, event_index AS eventIndex FROM decode_findings WHERE exchange_id = ? ORDER BY idx")
+    .all(exchangeId) as DecodeFindingRow[];
+}
+
+/** Hosts uploads went to, for filter lists (exchanges are few compared with events). */
+export function uploadHosts(db: Db, sessionId: number | undefined): string[] {
+  return (
+    db
+      .prepare("SELECT DISTINCT host FROM exchanges WHERE (@s IS NULL OR session_id = @s) ORDER BY host")
+      .all({ s: sessionId ?? null }) as Array<{ host: string }>
+  ).map((r) => r.host);
 }

@@ -98,7 +98,7 @@ export function timeSeriesSvg(series: Series[], from: number, to: number): strin
     const ly = top + plotH + 30 + Math.floor(i / 3) * 16;
     out.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${seriesColor(i)}"/>`);
     const total = s.values.reduce((a, b) => a + b, 0);
-    out.push(`<text x="${lx + 14}" y="${ly}" font-size="11">${escapeHtml(`${s.name.length > 30 ? `${s.name.slice(0, 29)}…` : s.name} (${total})`)}</text>`);
+    out.push(`<text x="${lx + 14}" y="${ly}" font-size="11">${escapeHtml(`${s.name.length > 36 ? `${s.name.slice(0, 35)}…` : s.name} (${total})`)}</text>`);
   });
   out.push("</svg>");
   return out.join("");

@@ -1,0 +1,327 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawServerDefault } from "fastify";
+import { decodeContentEncoding, effectiveContentEncoding } from "../decode/content-encoding.js";
+import { exhaustError } from "../errors.js";
+import { isSecretHeader, REDACTED, type Logger } from "../log.js";
+import { PACKAGE_ROOT } from "../paths.js";
+import { openDatabase, type Db } from "../store/database.js";
+import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventFilter } from "../store/queries.js";
+import {
+  blobData,
+  categoriesPerEventName,
+  decodeFindings,
+  eventsOverTime,
+  eventsPerGroup,
+  exchangeDetail,
+  requestItems,
+  sessionConnections,
+  sessionEndpoints,
+  sessionExchanges,
+  sessionInfo,
+  uploadHosts,
+} from "../store/ui-queries.js";
+import { latestVerdicts } from "../store/verdicts.js";
+import type { RawHeaders } from "../types.js";
+import { categoryShareChart, eventsOverTimeChart } from "./html.js";
+
+export const STATIC_DIR = join(PACKAGE_ROOT, "src", "web", "static");
+const STATIC_FILES: Record<string, string> = {
+  "/": "index.html",
+  "/app.js": "app.js",
+  "/app.css": "app.css",
+};
+const CONTENT_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+};
+const TOKEN_COOKIE = "exhaust_ui_token";
+const TOKEN_HEADER = "x-exhaust-token";
+/** Page sizes the API accepts; the UI asks for 100. */
+const MAX_PAGE = 500;
+/** Body bytes sent to the page at most (text or hex dump); the full body is in the database. */
+const MAX_BODY_VIEW = 256 * 1024;
+const CHART_BUCKETS = 48;
+
+export interface UiServerOptions {
+  dbFile: string;
+  host: string;
+  port: number;
+  log: Logger;
+  /** Required when host is not a loopback address; generated when not given. */
+  token?: string;
+}
+
+export interface RunningUi {
+  url: string;
+  host: string;
+  port: number;
+  /** Set when listening beyond loopback: give it as ?token= once (then a cookie), or the x-exhaust-token header. */
+  token: string | undefined;
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1" || host === "[::1]";
+}
+
+/**
+ * `exhaust ui`: a read-only JSON API and a single page over the database. Opened read-only, so the
+ * UI can run beside a capturing proxy. Listening beyond loopback requires a token on every request.
+ */
+export async function startUiServer(options: UiServerOptions): Promise<RunningUi> {
+  const db = openDatabase(options.dbFile, { readonly: true });
+  const token = isLoopback(options.host) ? undefined : (options.token ?? randomBytes(24).toString("base64url"));
+  // Request lines are left out: URLs carry search terms typed over captured (personal) data.
+  const app = Fastify({ loggerInstance: options.log, logController: new LogController({ disableRequestLogging: true }) });
+  if (token) app.addHook("onRequest", async (req, reply) => checkToken(req, reply, token));
+  app.addHook("onSend", async (_req, reply) => {
+    // The page loads nothing from elsewhere; say so to the browser too.
+    reply.header("content-security-policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'");
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("referrer-policy", "no-referrer");
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) options.log.error({ err }, "ui request failed");
+    void reply.code(status).send({ error: err.message, code: err.code ?? null });
+  });
+  registerRoutes(app, db);
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (e) {
+    db.close();
+    throw exhaustError("EXH_LISTEN_FAILED", { address: `${options.host}:${options.port}`, reason: (e as Error).message }, e);
+  }
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  const hostInUrl = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${hostInUrl}:${port}/`,
+    host: options.host,
+    port,
+    token,
+    async close() {
+      await app.close();
+      db.close();
+    },
+  };
+}
+
+async function checkToken(req: FastifyRequest, reply: FastifyReply, token: string): Promise<void> {
+  const url = new URL(req.url, "http://ui.invalid");
+  const fromQuery = url.searchParams.get("token");
+  if (fromQuery !== null && sameSecret(fromQuery, token)) {
+    // First visit with the printed link: keep the token in a cookie, drop it from the address bar.
+    url.searchParams.delete("token");
+    void reply
+      .header("set-cookie", `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`)
+      .redirect(url.pathname + (url.search || ""), 303);
+    return reply;
+  }
+  const header = req.headers[TOKEN_HEADER];
+  const cookie = cookieValue(req.headers.cookie, TOKEN_COOKIE);
+  const given = typeof header === "string" ? header : cookie;
+  if (given !== undefined && sameSecret(given, token)) return;
+  void reply.code(401).send({ error: "token required: open the address printed by `exhaust ui` (it carries ?token=)" });
+  return reply;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
+type Query = Record<string, string | undefined>;
+
+function badRequest(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400, code: "EXH_OPT_INVALID" });
+}
+
+function notFound(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 404 });
+}
+
+function intParam(q: Query, name: string, min = 0): number | undefined {
+  const text = q[name];
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw badRequest(`${name} must be an integer ≥ ${min}`);
+  return n;
+}
+
+function textParam(q: Query, name: string): string | undefined {
+  const text = q[name];
+  return text === undefined || text === "" ? undefined : text;
+}
+
+/** The filters of the event list, from the query string; the same names the page and the CLI use. */
+export function eventFilterFromQuery(q: Query): EventFilter {
+  return {
+    sessionId: intParam(q, "session", 1),
+    nameGlob: textParam(q, "name"),
+    category: textParam(q, "category"),
+    host: textParam(q, "host"),
+    group: textParam(q, "group"),
+    personal: q.personal === "1" || q.personal === "true",
+    search: textParam(q, "q"),
+    afterId: intParam(q, "after"),
+    limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100),
+  };
+}
+
+/** Headers as [name, value] pairs with credential values replaced (src/log.ts decides which). */
+export function redactHeaders(headers: RawHeaders): RawHeaders {
+  return headers.map(([name, value]) => [name, isSecretHeader(name) ? REDACTED : value]);
+}
+
+function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>, db: Db): void {
+  for (const [route, file] of Object.entries(STATIC_FILES)) {
+    app.get(route, async (_req, reply) => {
+      const ext = file.split(".").pop()!;
+      // Read on each request: cheap, and edits to the page show without a restart.
+      return reply.type(CONTENT_TYPES[ext]).header("cache-control", "no-store").send(readFileSync(join(STATIC_DIR, file)));
+    });
+  }
+
+  app.get("/api/sessions", async () => listSessions(db));
+
+  app.get("/api/sessions/:id", async (req) => {
+    const id = intParam(req.params as Query, "id", 1)!;
+    const info = sessionInfo(db, id);
+    if (!info) throw notFound(`no session ${id}`);
+    return {
+      info,
+      endpoints: sessionEndpoints(db, id),
+      connections: sessionConnections(db, id, 1000),
+      groups: eventsPerGroup(db, id),
+      verdicts: latestVerdicts(db, id),
+    };
+  });
+
+  app.get("/api/sessions/:id/exchanges", async (req) => {
+    const id = intParam(req.params as Query, "id", 1)!;
+    const q = req.query as Query;
+    return sessionExchanges(db, id, { afterSeq: intParam(q, "after"), limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100) });
+  });
+
+  app.get("/api/hosts", async (req) => uploadHosts(db, intParam(req.query as Query, "session", 1)));
+
+  app.get("/api/events", async (req) => listEventsPage(db, eventFilterFromQuery(req.query as Query)));
+
+  app.get("/api/fields", async (req) => {
+    const q = req.query as Query;
+    return listFieldsPage(db, {
+      sessionId: intParam(q, "session", 1),
+      category: textParam(q, "category"),
+      path: textParam(q, "path"),
+      afterEventId: intParam(q, "afterEvent"),
+      afterIdx: intParam(q, "afterIdx"),
+      limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100),
+    });
+  });
+
+  app.get("/api/events/:id", async (req) => {
+    const id = intParam(req.params as Query, "id", 1)!;
+    const event = getEvent(db, id);
+    if (!event) throw notFound(`no event ${id}`);
+    return event;
+  });
+
+  app.get("/api/exchanges/:id", async (req) => {
+    const { id } = req.params as { id: string };
+    const x = exchangeDetail(db, id);
+    if (!x) throw notFound(`no exchange ${id}`);
+    const { requestHeaders, responseHeaders, uploadFacts, ...rest } = x;
+    return {
+      ...rest,
+      requestHeaders: redactHeaders(JSON.parse(requestHeaders) as RawHeaders),
+      responseHeaders: responseHeaders ? redactHeaders(JSON.parse(responseHeaders) as RawHeaders) : null,
+      uploadFacts: uploadFacts ? (JSON.parse(uploadFacts) as object) : null,
+      requestItems: requestItems(db, id),
+      decodeFindings: decodeFindings(db, id),
+    };
+  });
+
+  app.get("/api/exchanges/:id/body", async (req) => {
+    const { id } = req.params as { id: string };
+    const q = req.query as Query;
+    const x = exchangeDetail(db, id);
+    if (!x) throw notFound(`no exchange ${id}`);
+    const raw = blobData(db, x.requestBodySha256) ?? Buffer.alloc(0);
+    let bytes: Uint8Array = raw;
+    let decoded: string[] = [];
+    let error: string | null = null;
+    if (q.decompress === "1") {
+      try {
+        const url = new URL(x.path, "https://body.invalid");
+        const r = decodeContentEncoding(raw, effectiveContentEncoding(JSON.parse(x.requestHeaders) as RawHeaders, url.searchParams));
+        bytes = r.body;
+        decoded = r.applied;
+      } catch (e) {
+        error = (e as Error).message;
+      }
+    }
+    const shown = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, MAX_BODY_VIEW));
+    const asText = q.view === "text" || (q.view !== "hex" && looksLikeText(shown));
+    return {
+      sha256: x.requestBodySha256,
+      size: bytes.length,
+      storedSize: raw.length,
+      decompressed: decoded,
+      error,
+      view: asText ? "text" : "hex",
+      truncated: bytes.length > shown.length,
+      text: asText ? shown.toString("utf8") : hexDump(shown),
+    };
+  });
+
+  app.get("/api/charts/time", async (req) => {
+    const session = intParam(req.query as Query, "session", 1);
+    return { svg: eventsOverTimeChart(eventsOverTime(db, session, CHART_BUCKETS), CHART_BUCKETS) };
+  });
+
+  app.get("/api/charts/categories", async (req) => {
+    const session = intParam(req.query as Query, "session", 1);
+    // Field-level shares read every field row; over large scopes the events' own categories are counted.
+    const events = session === undefined ? Infinity : (sessionInfo(db, session)?.events ?? 0);
+    const unit = events <= 50_000 ? "fields" : "events";
+    return { unit, svg: categoryShareChart(categoriesPerEventName(db, session, 15, unit)) };
+  });
+}
+
+function looksLikeText(b: Buffer): boolean {
+  if (b.length === 0) return true;
+  let bad = 0;
+  for (const c of b.subarray(0, 4096)) if (c === 0 || (c < 9 && c !== 0) || (c > 13 && c < 32)) bad++;
+  return bad === 0 && !b.toString("utf8").includes("\ufffd");
+}
+
+/** `offset  hex bytes  |ascii|`, 16 bytes a line, like `hexdump -C`. */
+export function hexDump(b: Uint8Array): string {
+  const lines: string[] = [];
+  for (let off = 0; off < b.length; off += 16) {
+    const chunk = b.subarray(off, off + 16);
+    const hex = [...chunk].map((c) => c.toString(16).padStart(2, "0"));
+    const left = hex.slice(0, 8).join(" ");
+    const right = hex.slice(8).join(" ");
+    const ascii = [...chunk].map((c) => (c >= 32 && c < 127 ? String.fromCharCode(c) : ".")).join("");
+    lines.push(`${off.toString(16).padStart(8, "0")}  ${left.padEnd(23)}  ${right.padEnd(23)}  |${ascii}|`);
+  }
+  return lines.join("\n");
+}

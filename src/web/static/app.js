@@ -1,0 +1,389 @@
+// exhaust UI: plain DOM, no framework, no build step. Captured data is hostile: it only ever
+// reaches the page through textContent (el() below); the only markup taken from the server is the
+// SVG of the charts, which the server builds with every label escaped.
+
+const $ = (sel) => document.querySelector(sel);
+const main = $("#main");
+const PAGE = 100;
+
+/** el("td", { class: "x", title: "..." }, "text", child...) — strings become text nodes. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "onclick") node.addEventListener("click", v);
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: { accept: "application/json" } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+  return body;
+}
+
+function filters() {
+  return {
+    session: $("#f-session").value,
+    host: $("#f-host").value,
+    name: $("#f-name").value.trim(),
+    group: $("#f-group").value,
+    category: $("#f-category").value,
+    personal: $("#f-personal").checked ? "1" : "",
+    q: $("#f-q").value.trim(),
+  };
+}
+
+function query(obj) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined && v !== null && v !== "") p.set(k, String(v));
+  return p.toString();
+}
+
+function catBadge(category) {
+  const c = category || "none";
+  return el("span", { class: `cat cat-${c}`, "data-category": c }, category || "-");
+}
+
+function fmtTime(ms) {
+  return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-";
+}
+
+/** Text with every occurrence of `term` (case-insensitive) in <mark>. */
+function highlighted(text, term) {
+  const s = text === null || text === undefined ? "null" : String(text);
+  if (!term) return [s];
+  const out = [];
+  const lower = s.toLowerCase();
+  const t = term.toLowerCase();
+  let from = 0;
+  for (let i = lower.indexOf(t); i >= 0; i = lower.indexOf(t, from)) {
+    out.push(s.slice(from, i), el("mark", {}, s.slice(i, i + t.length)));
+    from = i + t.length;
+  }
+  out.push(s.slice(from));
+  return out;
+}
+
+function showError(e) {
+  main.replaceChildren(el("p", { class: "error" }, `Error: ${e.message}`));
+}
+
+// ---- Events list, keyset-paged ----
+
+let cursors = [undefined]; // afterId of each page visited; the last is the current page
+function resetPaging() {
+  cursors = [undefined];
+}
+
+async function renderEvents() {
+  const f = filters();
+  const after = cursors[cursors.length - 1];
+  const t0 = performance.now();
+  const page = await api(`/api/events?${query({ ...f, after, limit: PAGE })}`);
+  const ms = Math.round(performance.now() - t0);
+  const rows = page.rows.map((r) =>
+    el(
+      "tr",
+      { class: "clickable", "data-event": r.id, onclick: () => (location.hash = `#/event/${r.id}`) },
+      el("td", { class: "num" }, el("a", { href: `#/event/${r.id}` }, r.id)),
+      el("td", { class: "mono" }, (r.time || "").slice(0, 19)),
+      el("td", {}, r.host),
+      el("td", {}, r.group || "-"),
+      el("td", {}, catBadge(r.category)),
+      el("td", { class: "num", title: "content fields" }, r.contentFields),
+      el("td", { class: "num", title: "fields with personal data" }, r.personalFields),
+      el("td", { class: "mono" }, highlighted(r.name, f.q)),
+    ),
+  );
+  const searchNote = f.q
+    ? el(
+        "p",
+        { class: "note" },
+        `Free-text search is a bounded scan (values are not indexed): each page examines at most 20,000 events after the previous one` +
+          (page.scannedThroughId ? `, this one up to event ${page.scannedThroughId}` : "") +
+          `. A short page does not mean there are no further matches: use Next.`,
+      )
+    : null;
+  main.replaceChildren(
+    searchNote ?? "",
+    pager(page, ms),
+    el(
+      "table",
+      { id: "events" },
+      el("thead", {}, el("tr", {}, ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8 }, "no events on this page"))),
+    ),
+    pager(page, ms),
+  );
+}
+
+function pager(page, ms) {
+  return el(
+    "div",
+    { class: "pager" },
+    el("button", { type: "button", disabled: cursors.length <= 1, onclick: () => (cursors.pop(), renderEvents().catch(showError)) }, "◀ Previous"),
+    el("span", {}, `page ${cursors.length} · ${page.rows.length} events · ${ms} ms`),
+    el("button", { type: "button", class: "next", disabled: page.nextAfterId === null, onclick: () => (cursors.push(page.nextAfterId), renderEvents().catch(showError)) }, "Next ▶"),
+  );
+}
+
+// ---- One event: fields, raw body, headers ----
+
+async function renderEvent(id) {
+  const ev = await api(`/api/events/${id}`);
+  const x = await api(`/api/exchanges/${encodeURIComponent(ev.exchangeId)}`);
+  const term = filters().q;
+  const fieldRows = ev.fields.map((f) => {
+    const reasons = f.reasons ? JSON.parse(f.reasons).join(", ") : f.rule;
+    const declared = [f.piiKind !== null ? `PII kind ${f.piiKind}` : "", f.customerContent ? "customer content" : ""].filter(Boolean).join(", ");
+    return el(
+      "tr",
+      {
+        class: `field field-${f.category || "none"}`,
+        "data-category": f.category || "none",
+        "data-path": f.path,
+        title: `rule: ${f.rule || "-"}\nreasons: ${reasons || "-"}\nconfidence: ${f.confidence ?? "-"}${declared ? `\ndeclared by the client: ${declared}` : ""}`,
+      },
+      el("td", { class: "num" }, f.idx),
+      el("td", {}, f.part),
+      el("td", { class: "mono" }, f.path),
+      el("td", {}, catBadge(f.category)),
+      el("td", {}, f.personal && f.personal !== "none" ? el("span", { class: "badge personal" }, f.personal) : "-"),
+      el("td", { class: "mono" }, f.rule || "-"),
+      el("td", { class: "value" }, highlighted(f.value, term)),
+      el("td", {}, f.type),
+    );
+  });
+  const findings = ev.findings.length
+    ? el("ul", {}, ev.findings.map((f) => el("li", {}, el("span", { class: "mono" }, f.code), ` ${f.fieldPath}: ${f.message}`)))
+    : el("p", { class: "note" }, "none");
+  const bodyBox = el("div", { id: "body" }, "Loading body…");
+  main.replaceChildren(
+    el("h2", {}, `Event ${ev.id}: `, el("span", { class: "mono" }, ev.name)),
+    el(
+      "dl",
+      {},
+      ...[
+        ["Session", ev.session],
+        ["Time", ev.time || "-"],
+        ["Tenant", ev.iKey || "-"],
+        ["Format", `${ev.format} (${ev.exchange.decoder || "not decoded"})`],
+        ["Group", `${ev.group || "-"} (${ev.groupRule || "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}`],
+        ["Category", ev.category || "-"],
+        ["Exchange", `${ev.exchangeId}  ${x.method} ${x.scheme}://${x.host}${x.path}`],
+        ["Connection", x.connectionOutcome || "-"],
+        ["Body SHA-256", ev.exchange.requestBodySha256],
+      ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
+    ),
+    el("section", {}, el("h3", {}, `Fields (${ev.fields.length}) — hover a row for the rule and reasons`),
+      el("table", { id: "fields" },
+        el("thead", {}, el("tr", {}, ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, fieldRows))),
+    el("section", {}, el("h3", {}, "Classification findings"), findings),
+    el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
+    el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
+    x.decodeFindings.length
+      ? el("section", {}, el("h3", {}, "Decode findings"), el("ul", {}, x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`))))
+      : "",
+  );
+  loadBody(x.id, bodyBox, "", false).catch(showError);
+}
+
+function headersTable(headers) {
+  return el("table", { class: "headers" }, el("tbody", {}, headers.map(([k, v]) => el("tr", {}, el("td", { class: "mono" }, k), el("td", { class: "value" }, v)))));
+}
+
+function bodyControls(exchangeId, box) {
+  const view = el("select", { id: "body-view" }, el("option", { value: "" }, "auto"), el("option", { value: "text" }, "text"), el("option", { value: "hex" }, "hex dump"));
+  const dec = el("input", { type: "checkbox", id: "body-decompress" });
+  const reload = () => loadBody(exchangeId, box, view.value, dec.checked).catch(showError);
+  view.addEventListener("change", reload);
+  dec.addEventListener("change", reload);
+  return el("p", {}, el("label", {}, "View ", view), " ", el("label", {}, dec, " decompressed"));
+}
+
+async function loadBody(exchangeId, box, view, decompress) {
+  const b = await api(`/api/exchanges/${encodeURIComponent(exchangeId)}/body?${query({ view, decompress: decompress ? "1" : "" })}`);
+  box.replaceChildren(
+    el("p", { class: "note" }, `${b.size} bytes${b.decompressed.length ? ` after undoing ${b.decompressed.join(", ")}` : ""}, shown as ${b.view}${b.truncated ? " (first 256 KiB)" : ""}${b.error ? ` — could not decompress: ${b.error}` : ""}`),
+    el("pre", { class: "body" }, b.text),
+  );
+}
+
+// ---- Fields across events (content fields first) ----
+
+let fieldCursors = [undefined];
+async function renderFields() {
+  const f = filters();
+  const after = fieldCursors[fieldCursors.length - 1];
+  const category = f.category || "content";
+  const rows = await api(`/api/fields?${query({ session: f.session, category, afterEvent: after?.[0], afterIdx: after?.[1], limit: PAGE })}`);
+  const last = rows[rows.length - 1];
+  main.replaceChildren(
+    el("p", { class: "note" }, `Fields of category ${category}, in capture order (set Category above for another).`),
+    el("div", { class: "pager" },
+      el("button", { type: "button", disabled: fieldCursors.length <= 1, onclick: () => (fieldCursors.pop(), renderFields().catch(showError)) }, "◀ Previous"),
+      el("span", {}, `page ${fieldCursors.length} · ${rows.length} fields`),
+      el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (fieldCursors.push([last.eventId, last.idx]), renderFields().catch(showError)) }, "Next ▶")),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((r) =>
+        el("tr", { class: `clickable field-${r.category || "none"}`, onclick: () => (location.hash = `#/event/${r.eventId}`), title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}` },
+          el("td", { class: "num" }, r.eventId), el("td", { class: "mono" }, r.eventName), el("td", {}, r.host), el("td", { class: "mono" }, r.path),
+          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono" }, r.rule || "-"), el("td", { class: "value" }, highlighted(r.value, f.q)))))),
+  );
+}
+
+// ---- Session overview: endpoints, pinned/tunnelled connections, verdicts, charts ----
+
+async function renderSession() {
+  const id = $("#f-session").value;
+  if (!id) {
+    main.replaceChildren(el("p", {}, "Choose a session above."));
+    return;
+  }
+  const s = await api(`/api/sessions/${id}`);
+  const timeBox = el("div", {}, "Loading chart…");
+  const catBox = el("div", {}, "Loading chart…");
+  const outcomeClass = (o) => (o === "client-rejected-certificate" ? "outcome-pinned" : o === "tunnelled" ? "outcome-tunnelled" : "");
+  const outcomeText = (o) => (o === "client-rejected-certificate" ? "pinned (client rejected the certificate)" : o);
+  main.replaceChildren(
+    el("h2", {}, "Session ", el("span", { class: "mono" }, s.info.name)),
+    el("dl", {}, ...[
+      ["Started", fmtTime(s.info.startedAt)], ["Ended", fmtTime(s.info.endedAt)], ["Connections", s.info.connections],
+      ["Exchanges", s.info.exchanges], ["Events", s.info.events], ["Request bytes", s.info.requestBytes],
+    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    el("section", { id: "verdicts" }, el("h3", {}, "Verdicts"), verdictBlocks(s.verdicts)),
+    el("section", {}, el("h3", {}, "Events over time per endpoint"), timeBox),
+    el("section", {}, el("h3", {}, "Share of categories per event name"), catBox),
+    el("section", {}, el("h3", {}, "Events per Microsoft group"),
+      el("table", {}, el("thead", {}, el("tr", {}, ["Group", "Events", "With content", "With personal data"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, s.groups.map((g) => el("tr", {}, el("td", {}, g.group || "-"), el("td", { class: "num" }, g.events), el("td", { class: "num" }, g.contentEvents), el("td", { class: "num" }, g.personalEvents)))))),
+    el("section", { id: "connections" }, el("h3", {}, "Connections (pinned and tunnelled ones are highlighted)"),
+      el("table", {}, el("thead", {}, el("tr", {}, ["Opened", "Host", "Port", "SNI", "Outcome", "Exchanges", "Bytes from client", "Error"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, s.connections.map((c) => el("tr", { "data-outcome": c.outcome },
+          el("td", { class: "mono" }, fmtTime(c.startedAt)), el("td", {}, c.host), el("td", { class: "num" }, c.port), el("td", {}, c.sni || "-"),
+          el("td", { class: outcomeClass(c.outcome) }, outcomeText(c.outcome)), el("td", { class: "num" }, c.exchanges), el("td", { class: "num" }, c.bytesFromClient), el("td", {}, c.error || "")))))),
+  );
+  api(`/api/charts/time?${query({ session: id })}`).then((c) => (timeBox.innerHTML = c.svg)).catch(showError);
+  api(`/api/charts/categories?${query({ session: id })}`).then((c) => {
+    catBox.innerHTML = c.svg;
+    catBox.prepend(el("p", { class: "note" }, c.unit === "fields" ? "Share of field categories." : "Large session: share of the events' own categories (a field-level count would read every field row)."));
+  }).catch(showError);
+}
+
+function verdictBlocks(verdicts) {
+  if (!verdicts.length) return el("p", { class: "note" }, "No verdict stored for this session (exhaust verify).");
+  const evidence = (e) =>
+    el("li", {},
+      e.eventId ? el("a", { href: `#/event/${e.eventId}` }, `event ${e.eventId}`) : "",
+      ` ${[e.eventName, e.fieldPath, e.host, e.location, e.form].filter(Boolean).join(" · ")} `,
+      e.excerpt ? el("span", { class: "mono" }, e.excerpt) : "");
+  const ruleRow = (r) =>
+    el("tr", {},
+      el("td", { class: "mono" }, r.id), el("td", { class: r.status }, r.status), el("td", { class: "num" }, r.count), el("td", {}, r.description),
+      el("td", {}, el("ul", {}, r.evidence.slice(0, 10).map(evidence)), r.evidence.length > 10 || r.evidenceOmitted ? `${r.evidence.length - 10 + r.evidenceOmitted} more` : ""));
+  return verdicts.map((v) =>
+    el("div", { class: "verdict" },
+      el("p", {}, "Profile ", el("span", { class: "mono" }, v.profile.name), ": ", el("span", { class: v.status }, v.status.toUpperCase()),
+        ` (pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail})`),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ["Rule", "Status", "Count", "Description", "Evidence"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, v.rules.map(ruleRow)))));
+}
+
+let exchangeCursors = [undefined];
+async function renderExchanges() {
+  const id = $("#f-session").value;
+  if (!id) {
+    main.replaceChildren(el("p", {}, "Choose a session above."));
+    return;
+  }
+  const rows = await api(`/api/sessions/${id}/exchanges?${query({ after: exchangeCursors[exchangeCursors.length - 1], limit: PAGE })}`);
+  main.replaceChildren(
+    el("div", { class: "pager" },
+      el("button", { type: "button", disabled: exchangeCursors.length <= 1, onclick: () => (exchangeCursors.pop(), renderExchanges().catch(showError)) }, "◀ Previous"),
+      el("span", {}, `page ${exchangeCursors.length}`),
+      el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (exchangeCursors.push(rows[rows.length - 1].seq), renderExchanges().catch(showError)) }, "Next ▶")),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((x) => el("tr", { class: "clickable", onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
+        el("td", { class: "num" }, x.seq), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, x.host),
+        el("td", { class: "mono value" }, x.path), el("td", { class: "num" }, x.requestBodySize), el("td", { class: "num" }, x.responseStatus ?? "-"),
+        el("td", {}, x.outcome), el("td", {}, x.decoder || "-"))))),
+  );
+}
+
+async function renderExchange(id) {
+  const x = await api(`/api/exchanges/${encodeURIComponent(id)}`);
+  const bodyBox = el("div", {}, "Loading body…");
+  main.replaceChildren(
+    el("h2", {}, `Exchange ${x.seq} of session ${x.session}`),
+    el("dl", {}, ...[
+      ["Request", `${x.method} ${x.scheme}://${x.host}:${x.port}${x.path}`], ["Started", fmtTime(x.startedAt)], ["Outcome", `${x.outcome} (${x.mode})`],
+      ["Connection", x.connectionOutcome || "-"], ["Response status", x.responseStatus ?? "-"], ["Decoder", x.decoder || "-"],
+      ["Content encoding", x.contentEncoding || "-"], ["Events", x.events], ["Body", `${x.requestBodySize} bytes, sha256 ${x.requestBodySha256}`],
+      ["Chain", `prev ${x.prevHash}\nhash ${x.hash}`],
+    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)])),
+    el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
+    el("section", {}, el("h3", {}, "Request items as classified"),
+      el("table", {}, el("tbody", {}, x.requestItems.map((r) => el("tr", {}, el("td", { class: "mono" }, r.name), el("td", {}, r.location), el("td", {}, catBadge(r.category)), el("td", {}, r.personal), el("td", {}, r.secret ? "secret" : ""), el("td", { class: "mono" }, r.rule)))))),
+    el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
+  );
+  loadBody(x.id, bodyBox, "", false).catch(showError);
+}
+
+// ---- Routing and start ----
+
+function route() {
+  const [, view, arg] = location.hash.split("/");
+  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.id === `nav-${view || "events"}`);
+  const run =
+    view === "event" ? renderEvent(arg)
+    : view === "exchange" ? renderExchange(decodeURIComponent(arg))
+    : view === "fields" ? renderFields()
+    : view === "session" ? renderSession()
+    : view === "exchanges" ? renderExchanges()
+    : renderEvents();
+  run.catch(showError);
+}
+
+async function loadHosts() {
+  const hosts = await api(`/api/hosts?${query({ session: $("#f-session").value })}`);
+  const sel = $("#f-host");
+  const keep = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "any"), ...hosts.map((h) => el("option", { value: h }, h)));
+  if (hosts.includes(keep)) sel.value = keep;
+}
+
+async function start() {
+  const sessions = await api("/api/sessions");
+  $("#f-session").append(...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)));
+  await loadHosts();
+  $("#filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    resetPaging();
+    fieldCursors = [undefined];
+    const view = location.hash.split("/")[1];
+    if (view === "fields") renderFields().catch(showError);
+    else if (location.hash !== "#/events") location.hash = "#/events";
+    else renderEvents().catch(showError);
+  });
+  $("#f-session").addEventListener("change", () => {
+    resetPaging();
+    fieldCursors = [undefined];
+    exchangeCursors = [undefined];
+    loadHosts().catch(showError);
+    route();
+  });
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start().catch(showError);

@@ -1,0 +1,198 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { chromium, type Browser } from "playwright-core";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../src/log.js";
+import { PACKAGE_ROOT } from "../src/paths.js";
+import { startUiServer, type RunningUi } from "../src/web/server.js";
+import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = join(PACKAGE_ROOT, "test", "artifacts");
+const haveBrowser = existsSync(CHROMIUM);
+if (!haveBrowser) {
+  const msg = `\n!!! ${CHROMIUM} is missing: the UI browser test ${process.env.EXHAUST_REQUIRE_BROWSER === "1" ? "FAILS (EXHAUST_REQUIRE_BROWSER=1)" : "is SKIPPED"}. Install it with: apt-get install -y chromium\n`;
+  process.stderr.write(msg);
+}
+
+const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
+  const res = await request(url, { headers });
+  const text = await res.body.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.statusCode, body, text, headers: res.headers };
+}
+
+describe("exhaust ui over a capture made through the real proxy", () => {
+  let p: TestProxy;
+  let ui: RunningUi;
+  let cap: FilledCapture;
+
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole" });
+    cap = await fillCapture(p);
+    ui = await startUiServer({ dbFile: p.dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
+  }, 60_000);
+  afterAll(async () => {
+    await ui?.close();
+    await p?.close();
+  });
+
+  it("lists events with the filters of the CLI, keyset-paged", async () => {
+    const content = await getJson(`${ui.url}api/events?session=${cap.sessionId}&category=content`);
+    expect(content.status).toBe(200);
+    expect(content.body.rows.map((r: { id: number }) => r.id)).toEqual([cap.plantedEventId]);
+    expect(content.body.rows[0]).toMatchObject({ name: "Office.Word.FileIO.Save", host: "mobile.events.data.microsoft.com", category: "content" });
+    expect(content.body.rows[0].contentFields).toBeGreaterThanOrEqual(1);
+
+    const byHost = await getJson(`${ui.url}api/events?host=browser.events.data.microsoft.com`);
+    expect(byHost.body.rows).toHaveLength(5);
+    expect(byHost.body.rows.every((r: { name: string }) => r.name.startsWith("Office.Outlook."))).toBe(true);
+
+    const glob = await getJson(`${ui.url}api/events?name=${encodeURIComponent("Office.Excel.*")}&limit=7`);
+    expect(glob.body.rows).toHaveLength(7);
+    const next = await getJson(`${ui.url}api/events?name=${encodeURIComponent("Office.Excel.*")}&limit=7&after=${glob.body.nextAfterId}`);
+    expect(next.body.rows[0].id).toBeGreaterThan(glob.body.rows[6].id);
+    const all: number[] = [];
+    for (let after: number | null = 0; after !== null; ) {
+      const page: { body: { rows: Array<{ id: number }>; nextAfterId: number | null } } = await getJson(
+        `${ui.url}api/events?name=${encodeURIComponent("Office.Excel.*")}&limit=7&after=${after}`,
+      );
+      all.push(...page.body.rows.map((r) => r.id));
+      after = page.body.nextAfterId;
+    }
+    expect(all).toHaveLength(30);
+    expect(new Set(all).size).toBe(30);
+
+    const search = await getJson(`${ui.url}api/events?q=${encodeURIComponent("zephyr-4471")}`);
+    expect(search.body.rows.map((r: { id: number }) => r.id)).toEqual([cap.plantedEventId]);
+    const fields = await getJson(`${ui.url}api/fields?category=content`);
+    expect(fields.body.map((f: { path: string }) => f.path)).toContain("Data.Doc.FileName");
+    expect(fields.body.every((f: { category: string }) => f.category === "content")).toBe(true);
+
+    const bad = await getJson(`${ui.url}api/events?after=-3`);
+    expect(bad.status).toBe(400);
+  });
+
+  it("shows headers with credentials redacted and the raw body as a hex dump", async () => {
+    const ev = await getJson(`${ui.url}api/events/${cap.plantedEventId}`);
+    const x = await getJson(`${ui.url}api/exchanges/${ev.body.exchangeId}`);
+    expect(x.status).toBe(200);
+    const headers = new Map<string, string>(x.body.requestHeaders);
+    expect(headers.get("Tickets")).toBe("[redacted]");
+    expect(headers.get("Authorization")).toBe("[redacted]");
+    expect(headers.get("Content-Type")).toBe("application/bond-compact-binary");
+    expect(x.text).not.toContain(TICKET_SECRET);
+    expect(x.text).not.toContain(AUTH_SECRET.split(" ")[1]);
+
+    const raw = await getJson(`${ui.url}api/exchanges/${ev.body.exchangeId}/body`);
+    expect(raw.body.view).toBe("hex");
+    expect(raw.body.text).toMatch(/^00000000 {2}[0-9a-f]{2} /);
+    const inflated = await getJson(`${ui.url}api/exchanges/${ev.body.exchangeId}/body?decompress=1&view=hex`);
+    expect(inflated.body.decompressed).toEqual(["deflate(raw)"]);
+    expect(inflated.body.size).toBeGreaterThan(raw.body.size);
+    // The planted path is in the inflated Bond body, byte for byte (UTF-8 in the dump's ASCII column).
+    const ascii = (inflated.body.text as string).split("\n").map((l) => l.slice(l.indexOf("|") + 1, -1)).join("");
+    expect(ascii).toContain("Zephyr-4471.docx");
+  });
+
+  it("shows the session's connections, verdicts and charts", async () => {
+    const s = await getJson(`${ui.url}api/sessions/${cap.sessionId}`);
+    expect(s.body.verdicts[0]).toMatchObject({ status: "fail", profile: { name: "zero-exhaust-test" } });
+    expect(s.body.connections.map((c: { outcome: string }) => c.outcome)).toContain("intercepted");
+    const chart = await getJson(`${ui.url}api/charts/time?session=${cap.sessionId}`);
+    expect(chart.body.svg).toMatch(/^<svg[^>]*class="chart"/);
+    expect(chart.body.svg).toContain("mobile.events.data.microsoft.com (31)");
+    expect(chart.body.svg).toContain("browser.events.data.microsoft.com (5)");
+    const shares = await getJson(`${ui.url}api/charts/categories?session=${cap.sessionId}`);
+    expect(shares.body.unit).toBe("fields");
+    expect(shares.body.svg).toContain("Office.Word.FileIO.Save: content");
+  });
+
+  it("requires a token when listening beyond loopback", async () => {
+    const open = await startUiServer({ dbFile: p.dbFile, host: "0.0.0.0", port: 0, log: quietLog() });
+    try {
+      expect(open.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      const base = `http://127.0.0.1:${open.port}`;
+      expect((await getJson(`${base}/api/sessions`)).status).toBe(401);
+      expect((await getJson(`${base}/`)).status).toBe(401);
+      expect((await getJson(`${base}/api/sessions`, { "x-exhaust-token": "wrong" })).status).toBe(401);
+      expect((await getJson(`${base}/api/sessions`, { "x-exhaust-token": open.token! })).status).toBe(200);
+      const first = await getJson(`${base}/?token=${open.token}`);
+      expect(first.status).toBe(303);
+      const cookie = String(first.headers["set-cookie"]).split(";")[0];
+      expect(cookie).toBe(`exhaust_ui_token=${open.token}`);
+      expect((await getJson(`${base}/api/sessions`, { cookie })).status).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    "in a browser: filter to content, open the event, the planted value is highlighted as content",
+    async () => {
+      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      let browser: Browser | undefined;
+      try {
+        browser = await chromium.launch({
+          executablePath: CHROMIUM,
+          args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+          headless: true,
+        });
+        const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+        const external: string[] = [];
+        page.on("request", (r) => {
+          if (!r.url().startsWith(ui.url)) external.push(r.url());
+        });
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(e.message));
+        await page.goto(ui.url);
+        await page.waitForSelector("#events tbody tr[data-event]");
+        await page.selectOption("#f-session", String(cap.sessionId));
+        await page.selectOption("#f-category", "content");
+        await page.click("#apply");
+        await page.waitForFunction(() => document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        const row = page.locator(`#events tbody tr[data-event="${cap.plantedEventId}"]`);
+        await expect(row.textContent()).resolves.toContain("Office.Word.FileIO.Save");
+        await row.click();
+        const field = page.locator('#fields tr[data-path="Data.Doc.FileName"]');
+        await field.waitFor();
+        expect(await field.getAttribute("data-category")).toBe("content");
+        expect(await field.getAttribute("class")).toContain("field-content");
+        expect(await field.locator("td.value").textContent()).toBe(PLANTED);
+        // Highlighted: the content colour on the value, the content background on the row.
+        expect(await field.locator("td.value").evaluate((e) => getComputedStyle(e).color)).toBe("rgb(198, 40, 40)");
+        expect(await field.evaluate((e) => getComputedStyle(e).backgroundColor)).toBe("rgb(253, 236, 234)");
+        expect(await field.getAttribute("title")).toContain("rule: detector.windows-path");
+        // Hostile captured markup stays text: no element was created from it.
+        const comment = page.locator('#fields tr[data-path="Data.Doc.Comment"] td.value');
+        expect(await comment.textContent()).toBe(HOSTILE);
+        expect(await comment.locator("script, img").count()).toBe(0);
+        await page.waitForSelector("#body pre.body");
+        expect(await page.locator("table.headers").textContent()).not.toContain(TICKET_SECRET);
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: join(ARTIFACTS, "ui-event.png"), fullPage: true });
+
+        await page.click("#nav-session");
+        await page.waitForSelector("#verdicts .verdict");
+        await page.waitForSelector("section svg.chart");
+        expect(await page.locator("#verdicts").textContent()).toContain("FAIL");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-session.png"), fullPage: true });
+        expect(external).toEqual([]);
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser?.close();
+      }
+    },
+    60_000,
+  );
+});
