@@ -290,4 +290,9 @@ export const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  /* 6: inspection */ `
+  -- Event lists page through a session in id order: (session_id, rowid) serves that without a sort.
+  -- One entry per event (not per field), so inserts barely notice it.
+  CREATE INDEX events_session ON events(session_id);
+  `,
 ];
