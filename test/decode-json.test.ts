@@ -12,7 +12,7 @@ import {
   isZlibHeader,
 } from "../src/decode/content-encoding.js";
 import { formDecoder, genericJsonDecoder, multipartDecoder, opaqueDecoder } from "../src/decode/generic.js";
-import { oneCollectorJsonDecoder, parseJsonExact, BigIntLiteral } from "../src/decode/onecollector-json.js";
+import { oneCollectorJsonDecoder, parseJsonExact, BigIntLiteral, utf8ByteOffset } from "../src/decode/onecollector-json.js";
 import {
   DEFAULT_DECODE_LIMITS,
   DecodeError,
@@ -592,7 +592,6 @@ describe("generic decoders", () => {
 /** Text mutations; a fixed fast-check seed per seed set (a failure replays as is) and no shrinking. */
 const textFuzzOptions = (seeds: Uint8Array[]): FuzzOptions => ({
   mutations: textMutations,
-  offsetInBody: false,
   params: { seed: 0x5eed ^ seeds.length, endOnFailure: true },
 });
 
@@ -687,4 +686,31 @@ describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
     },
     FUZZ_TIMEOUT_MS,
   );
+});
+
+describe("byte offsets of JSON syntax errors", () => {
+  it("maps a decoded text position back to the bytes it came from, invalid UTF-8 included", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), (bytes, n) => {
+        const buf = Buffer.from(bytes);
+        const text = buf.toString("utf8");
+        // Positions between characters (not inside a surrogate pair).
+        const chars = Array.from(text);
+        const position = chars.slice(0, n % (chars.length + 1)).join("").length;
+        const offset = utf8ByteOffset(buf, 0, buf.length, position);
+        expect(offset).toBeGreaterThanOrEqual(0);
+        expect(offset).toBeLessThanOrEqual(buf.length);
+        // The bytes before the offset decode to exactly the text before the position.
+        expect(buf.subarray(0, offset).toString("utf8")).toBe(text.slice(0, position));
+      }),
+      { numRuns: 5000, seed: 0x0ff5e7 },
+    );
+  });
+
+  it("reports the byte of the error in a body with invalid UTF-8 before it", () => {
+    const body = Buffer.concat([Buffer.from('{"a": "'), Buffer.from([0xff, 0xfe, 0xe2, 0x82]), Buffer.from('", "b": x}')]);
+    const err = decodeError(() => genericJsonDecoder.decode(body, ctxFor({ path: "/api/report", contentType: "application/json" })));
+    expect(err.code).toBe("json.invalid");
+    expect(body[err.offset]).toBe("x".charCodeAt(0));
+  });
 });

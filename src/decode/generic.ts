@@ -13,6 +13,7 @@ import {
   makeField,
   newFlattener,
   parseJsonExact,
+  utf8ByteOffset,
   type Flattener,
   type JsonValue,
 } from "./onecollector-json.js";
@@ -63,7 +64,7 @@ export const genericJsonDecoder: Decoder = {
       value = parseJsonExact(text);
     } catch (e) {
       const pos = e instanceof JsonSyntaxError ? e.position : 0;
-      const offset = start + Buffer.byteLength(text.slice(0, Math.min(pos, text.length)), "utf8");
+      const offset = utf8ByteOffset(body, start, body.length, pos);
       throw new DecodeError("json.invalid", `body is not valid JSON: ${(e as Error).message}`, offset);
     }
     const fl = newFlattener(ctx.limits);

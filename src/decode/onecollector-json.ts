@@ -194,9 +194,49 @@ class ExactParser {
   }
 }
 
-/** Character position → byte offset in the UTF-8 encoding of `text`. */
-function byteOffsetOf(text: string, position: number): number {
-  return Buffer.byteLength(text.slice(0, Math.max(0, Math.min(position, text.length))), "utf8");
+/**
+ * The byte offset in `buf` (from `start`) of UTF-16 position `position` in `buf.toString("utf8",
+ * start, end)`. Walks the bytes as the WHATWG UTF-8 decoder does, so invalid sequences, each
+ * decoded to one U+FFFD, map back to the bytes they came from: re-encoding the text would not.
+ */
+export function utf8ByteOffset(buf: Uint8Array, start: number, end: number, position: number): number {
+  let units = 0;
+  let i = start;
+  while (i < end && units < position) {
+    const b = buf[i];
+    let need = 0;
+    let lower = 0x80;
+    let upper = 0xbf;
+    if (b < 0x80) need = 0;
+    else if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      if (b === 0xe0) lower = 0xa0;
+      if (b === 0xed) upper = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      if (b === 0xf0) lower = 0x90;
+      if (b === 0xf4) upper = 0x8f;
+    } else {
+      // Not a lead byte: one U+FFFD.
+      units++;
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    let got = 0;
+    while (got < need && j < end && buf[j] >= lower && buf[j] <= upper) {
+      lower = 0x80;
+      upper = 0xbf;
+      got++;
+      j++;
+    }
+    // A complete sequence is one character (two units above U+FFFF); a cut one is one U+FFFD and
+    // the byte that broke it starts over.
+    units += got === need && need === 3 ? 2 : 1;
+    i = j;
+  }
+  return i;
 }
 
 export const isJsonObject = (v: unknown): v is JsonObject =>
@@ -268,7 +308,7 @@ export function readJsonRecords(body: Uint8Array, limits: DecodeLimits, findings
     try {
       value = parseJsonExact(text);
     } catch (err) {
-      const at = err instanceof JsonSyntaxError ? byteOffsetOf(text, err.position) : 0;
+      const at = err instanceof JsonSyntaxError ? utf8ByteOffset(buf, s, e, err.position) - s : 0;
       bad.push({
         code: "json.bad-line",
         severity: "error",
@@ -320,7 +360,7 @@ function readJsonArray(buf: Buffer, first: number, limits: DecodeLimits, finding
   try {
     value = parseJsonExact(text);
   } catch (err) {
-    const at = first + (err instanceof JsonSyntaxError ? byteOffsetOf(text, err.position) : 0);
+    const at = err instanceof JsonSyntaxError ? utf8ByteOffset(buf, first, buf.length, err.position) : first;
     throw new DecodeError("json.invalid", `body is not a valid JSON array: ${(err as Error).message}`, at, { events: [], findings: [...findings] });
   }
   const items = value as JsonValue[];
