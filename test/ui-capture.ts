@@ -77,11 +77,10 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
     ca: [p.caPem],
   });
   expect(res2.status).toBe(200);
-  const plantedEventId = await eventually(() => {
-    const n = (p.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n;
-    if (n < 36) return undefined;
-    return (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number } | undefined)?.id;
-  }, 15_000);
+  // Both uploads decoded and classified (the exchange row is marked in the last write).
+  await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 2, 15_000);
+  const plantedEventId = (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number }).id;
+  expect((p.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(36);
   const sessionId = (p.db.prepare("SELECT id FROM sessions WHERE name = 'test'").get() as { id: number }).id;
   const exchangeId = (p.db.prepare("SELECT exchange_id AS x FROM events WHERE id = ?").get(plantedEventId) as { x: string }).x;
   const verdict: VerdictReport = {

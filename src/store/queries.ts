@@ -87,7 +87,10 @@ const EVENT_COLUMNS = `ev.id, s.name AS session, ev.exchange_id AS exchangeId, x
        ev.content_fields AS contentFields, ev.personal_fields AS personalFields`;
 
 /** WHERE clauses for the filter; only the ones in use, so SQLite can pick an index for them. */
-function eventConditions(f: Omit<EventFilter, "limit" | "offset" | "search">): { where: string[]; params: Record<string, unknown> } {
+function eventConditions(
+  f: Omit<EventFilter, "limit" | "offset" | "search">,
+  options: { nameIndex?: boolean } = {},
+): { where: string[]; params: Record<string, unknown> } {
   const where: string[] = [];
   const params: Record<string, unknown> = {};
   if (f.sessionId !== undefined) {
@@ -95,7 +98,8 @@ function eventConditions(f: Omit<EventFilter, "limit" | "offset" | "search">): {
     params.session = f.sessionId;
   }
   if (f.nameGlob !== undefined) {
-    where.push("ev.name GLOB @glob");
+    // `+` keeps SQLite off the name index: for a common name, walking ids is faster than sorting them.
+    where.push(options.nameIndex === false ? "+ev.name GLOB @glob" : "ev.name GLOB @glob");
     params.glob = f.nameGlob;
   }
   if (f.category !== undefined) {
@@ -132,7 +136,7 @@ function likePattern(text: string): string {
  * as fast as the first.
  */
 export function listEventsPage(db: Db, f: EventFilter): EventPage {
-  const { where, params } = eventConditions(f);
+  const { where, params } = eventConditions(f, { nameIndex: f.nameGlob === undefined || isRareName(db, f) });
   params.limit = f.limit;
   params.offset = f.offset ?? 0;
   let scannedThroughId: number | null = null;
@@ -172,6 +176,21 @@ export function listEventsPage(db: Db, f: EventFilter): EventPage {
     nextAfterId = more ? scannedThroughId : null;
   }
   return { rows, nextAfterId, scannedThroughId };
+}
+
+/** Matches of a name glob beyond which the list walks ids instead of the name index. */
+const COMMON_NAME_MATCHES = 2000;
+
+/**
+ * Whether the name glob matches few events (then the name index and a small sort win) or many
+ * (then walking events in id order finds a page at once). Counted through the index, capped.
+ */
+function isRareName(db: Db, f: EventFilter): boolean {
+  const { where, params } = eventConditions({ sessionId: f.sessionId, nameGlob: f.nameGlob, afterId: f.afterId });
+  const n = db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events ev WHERE ${where.join(" AND ")} LIMIT ${COMMON_NAME_MATCHES})`).get(params) as {
+    n: number;
+  };
+  return n.n < COMMON_NAME_MATCHES;
 }
 
 /** Events in capture order, filtered; the list `exhaust events` prints. */
@@ -243,8 +262,6 @@ export interface FieldFilter {
   sessionId?: number;
   /** DPIA category of the field; `content` is served by the partial index field_values_content. */
   category?: string;
-  /** Exact field path (`Data.Doc.FileName`) or, with * ? [, a GLOB. */
-  path?: string;
   /** Keyset paging: fields after (afterEventId, afterIdx). */
   afterEventId?: number;
   afterIdx?: number;
@@ -266,7 +283,10 @@ export interface FieldListRow {
   reasons: string | null;
 }
 
-/** Field rows across events in (event, position) order: "every content field", "every Data.Doc.FileName". */
+/**
+ * Field rows across events in (event, position) order: "every content field". Content is served by
+ * a partial index; other categories walk field rows in order and stop at the page.
+ */
 export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
   const where: string[] = [];
   const params: Record<string, unknown> = { limit: f.limit };
@@ -280,10 +300,6 @@ export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
   if (f.sessionId !== undefined) {
     where.push("e.session_id = @session");
     params.session = f.sessionId;
-  }
-  if (f.path !== undefined) {
-    where.push(`fv.path ${/[*?[]/.test(f.path) ? "GLOB" : "="} @path`);
-    params.path = f.path;
   }
   if (f.afterEventId !== undefined) {
     where.push("(fv.event_id, fv.idx) > (@afterEvent, @afterIdx)");

@@ -229,7 +229,6 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     return listFieldsPage(db, {
       sessionId: intParam(q, "session", 1),
       category: textParam(q, "category"),
-      path: textParam(q, "path"),
       afterEventId: intParam(q, "afterEvent"),
       afterIdx: intParam(q, "afterIdx"),
       limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100),
