@@ -8,7 +8,7 @@
  * Then decode throughput (events/s) and a mutation run over every decoder.
  *
  * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
- * --only proxy,first-contact,decode,fuzz,classify,pipeline (default: all),
+ * --only proxy,first-contact,decode,fuzz,classify,pipeline,verify (default: all),
  * --fuzz-runs N (default 100,000 per decoder).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -26,6 +26,7 @@ import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js"
 import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
 import { pipelineThroughput } from "./pipeline.js";
+import { verifyThroughput } from "./verify.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
 import { round, runLoad, summarise, type LoadResult } from "./load.js";
 
@@ -39,7 +40,7 @@ const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
 const only = new Set(
-  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline"],
+  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "verify"],
 );
 
 // CPU-only sections first, on a quiet machine.
@@ -55,6 +56,7 @@ const pipeline = only.has("pipeline")
       besideProxy: await pipelineThroughput(300, 100, ROWS_PER_TRANSACTION_BESIDE_PROXY),
     })
   : undefined;
+const verify = only.has("verify") ? (say("verification of a 100,000-event session"), await verifyThroughput(say)) : undefined;
 const fuzz = only.has("fuzz")
   ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
   : undefined;
@@ -251,6 +253,7 @@ const report = {
   decode: decode && { ...decode, targetEventsPerSec: 100_000 },
   classify,
   pipeline,
+  verify,
   fuzz,
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

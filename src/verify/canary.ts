@@ -99,6 +99,16 @@ export class CanaryMatcher {
     return this.tokens.length === 0;
   }
 
+  /** Whether any form of any token is in `text` (cheaper than search: stops at the first). */
+  test(text: string): boolean {
+    for (const re of [this.insensitive, this.sensitive]) {
+      if (!re) continue;
+      re.lastIndex = 0;
+      if (re.test(text)) return true;
+    }
+    return false;
+  }
+
   /** Every form of every token in `text` (one hit per token and form). */
   search(text: string): CanaryHit[] {
     const hits: CanaryHit[] = [];

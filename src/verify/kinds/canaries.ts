@@ -9,7 +9,7 @@ import { z } from "zod";
 import { decodeContentEncoding, effectiveContentEncoding } from "../../decode/content-encoding.js";
 import { isSecretHeader, REDACTED } from "../../log.js";
 import type { RawHeaders } from "../../types.js";
-import { eventRef, fieldPathNames, iterateFieldValues, iterateRequests, type RequestRow } from "../../store/verify-queries.js";
+import { eventFields, eventRef, iterateEventValueTexts, iterateRequests, type RequestRow } from "../../store/verify-queries.js";
 import { CanaryMatcher, excerptAround } from "../canary.js";
 import type { Evidence } from "../types.js";
 import { emptyOutcome, type EvidenceList, type RuleBase, type RuleKind, type VerifyContext } from "./kind.js";
@@ -20,8 +20,6 @@ export interface CanaryRule extends RuleBase {
   /** What a session checked without any token to search for gets. */
   whenNoCanaries: "pass" | "warn";
 }
-
-const SEPARATOR = "\u0001";
 
 export const canaryForbidden: RuleKind<CanaryRule> = {
   kind: "canary-forbidden",
@@ -88,46 +86,28 @@ function decodedBody(body: Buffer, headers: RawHeaders, path: string): Buffer {
   }
 }
 
-/** Field values of one event are joined and searched at once; a hit is mapped back to its field. */
+/** Field values of one event are searched at once (joined in SQLite); a hit is then found field by field. */
 function searchFieldValues(ctx: VerifyContext, matcher: CanaryMatcher, failures: EvidenceList): void {
-  let paths: Map<number, string> | undefined;
-  let eventId = -1;
-  let values: string[] = [];
-  let pathIds: number[] = [];
-  const flush = () => {
-    if (eventId < 0) return;
-    // One search per event; only an event with a hit is searched field by field.
-    if (!matcher.search(values.join(SEPARATOR)).length) return;
-    paths ??= fieldPathNames(ctx.db);
-    const ev = eventRef(ctx.db, eventId);
-    values.forEach((value, i) => {
-      const path = paths!.get(pathIds[i]) ?? `#${pathIds[i]}`;
+  for (const row of iterateEventValueTexts(ctx.db, ctx.sessionId)) {
+    if (!row.text || !matcher.test(row.text)) continue;
+    const ev = eventRef(ctx.db, row.eventId);
+    for (const field of eventFields(ctx.db, row.eventId)) {
+      const value = field.value ?? "";
       for (const hit of matcher.search(value)) {
         failures.add(
           (): Evidence => ({
             exchangeId: ev?.exchangeId,
-            eventId,
+            eventId: row.eventId,
             eventName: ev?.name,
-            fieldPath: path,
+            fieldPath: field.path,
             bodySha256: ev?.bodySha256,
-            location: `field ${path}`,
+            location: `field ${field.path}`,
             form: hit.form,
             excerpt: excerptAround(value, hit.index, hit.match.length),
             note: `canary ${hit.token}`,
           }),
         );
       }
-    });
-  };
-  for (const row of iterateFieldValues(ctx.db, ctx.sessionId)) {
-    if (row.eventId !== eventId) {
-      flush();
-      eventId = row.eventId;
-      values = [];
-      pathIds = [];
     }
-    values.push(row.value ?? "");
-    pathIds.push(row.pathId);
   }
-  flush();
 }
