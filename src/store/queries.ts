@@ -89,7 +89,7 @@ const EVENT_COLUMNS = `ev.id, s.name AS session, ev.exchange_id AS exchangeId, x
 /** WHERE clauses for the filter; only the ones in use, so SQLite can pick an index for them. */
 function eventConditions(
   f: Omit<EventFilter, "limit" | "offset" | "search">,
-  options: { nameIndex?: boolean } = {},
+  options: { nameIndex?: boolean; hostWalk?: boolean } = {},
 ): { where: string[]; params: Record<string, unknown> } {
   const where: string[] = [];
   const params: Record<string, unknown> = {};
@@ -112,8 +112,11 @@ function eventConditions(
   }
   if (f.personal) where.push("ev.personal_fields > 0");
   if (f.host !== undefined) {
+    // A common host: check each event's exchange while walking ids. A rare one: its exchanges first.
     where.push(
-      `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
+      options.hostWalk
+        ? "(SELECT hx.host FROM exchanges hx WHERE hx.id = ev.exchange_id) = @host"
+        : `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
     );
     params.host = f.host;
   }
@@ -136,7 +139,10 @@ function likePattern(text: string): string {
  * as fast as the first.
  */
 export function listEventsPage(db: Db, f: EventFilter): EventPage {
-  const { where, params } = eventConditions(f, { nameIndex: f.nameGlob === undefined || isRareName(db, f) });
+  const { where, params } = eventConditions(f, {
+    nameIndex: f.nameGlob === undefined || isRare(db, { sessionId: f.sessionId, nameGlob: f.nameGlob, afterId: f.afterId }),
+    hostWalk: f.host !== undefined && !isRare(db, { sessionId: f.sessionId, host: f.host, afterId: f.afterId }),
+  });
   params.limit = f.limit;
   params.offset = f.offset ?? 0;
   let scannedThroughId: number | null = null;
@@ -178,19 +184,20 @@ export function listEventsPage(db: Db, f: EventFilter): EventPage {
   return { rows, nextAfterId, scannedThroughId };
 }
 
-/** Matches of a name glob beyond which the list walks ids instead of the name index. */
-const COMMON_NAME_MATCHES = 2000;
+/** Matches of a name glob or host beyond which the list walks ids instead of an index. */
+const COMMON_MATCHES = 2000;
 
 /**
- * Whether the name glob matches few events (then the name index and a small sort win) or many
- * (then walking events in id order finds a page at once). Counted through the index, capped.
+ * Whether a filter matches few events (then its index and a small sort win) or many (then walking
+ * events in id order fills a page at once). Counted through the index, capped: SQLite's planner
+ * has no statistics in a database nobody ran ANALYZE on.
  */
-function isRareName(db: Db, f: EventFilter): boolean {
-  const { where, params } = eventConditions({ sessionId: f.sessionId, nameGlob: f.nameGlob, afterId: f.afterId });
-  const n = db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events ev WHERE ${where.join(" AND ")} LIMIT ${COMMON_NAME_MATCHES})`).get(params) as {
+function isRare(db: Db, f: Omit<EventFilter, "limit">): boolean {
+  const { where, params } = eventConditions(f);
+  const n = db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events ev WHERE ${where.join(" AND ")} LIMIT ${COMMON_MATCHES})`).get(params) as {
     n: number;
   };
-  return n.n < COMMON_NAME_MATCHES;
+  return n.n < COMMON_MATCHES;
 }
 
 /** Events in capture order, filtered; the list `exhaust events` prints. */
@@ -298,7 +305,8 @@ export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
     params.category = f.category;
   }
   if (f.sessionId !== undefined) {
-    where.push("e.session_id = @session");
+    // `+`: walk the (rare) content rows and check the session, rather than every event of a session.
+    where.push(f.category === "content" ? "+e.session_id = @session" : "e.session_id = @session");
     params.session = f.sessionId;
   }
   if (f.afterEventId !== undefined) {
