@@ -79,8 +79,17 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
   expect(res2.status).toBe(200);
   // Both uploads decoded and classified (the exchange row is marked in the last write).
   await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 2, 15_000);
-  const plantedEventId = (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number }).id;
-  expect((p.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(36);
+  // The processing thread may process an upload a second time (its events get new ids): wait
+  // until the ids stay put, and let callers read the id afresh (plantedEventId is a getter).
+  const plantedId = () => (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number } | undefined)?.id;
+  let last = -1;
+  let since = Date.now();
+  await eventually(() => {
+    const now = plantedId() ?? -1;
+    if (now !== last) [last, since] = [now, Date.now()];
+    return Date.now() - since > 750 && (p.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n === 36;
+  }, 15_000);
+  const plantedEventId = plantedId()!;
   const sessionId = (p.db.prepare("SELECT id FROM sessions WHERE name = 'test'").get() as { id: number }).id;
   const exchangeId = (p.db.prepare("SELECT exchange_id AS x FROM events WHERE id = ?").get(plantedEventId) as { x: string }).x;
   const verdict: VerdictReport = {
@@ -116,5 +125,11 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
     rulesFingerprint: "rules:0000000000000000",
   };
   saveVerdict(p.db, verdict);
-  return { sessionId, plantedEventId, verdict };
+  return {
+    sessionId,
+    get plantedEventId() {
+      return plantedId()!;
+    },
+    verdict,
+  };
 }
