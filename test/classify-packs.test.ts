@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CLASSIFIERS_DIR } from "../src/paths.js";
 import { isExhaustError } from "../src/errors.js";
 import { buildRulePacks, loadRulePacks } from "../src/classify/engine.js";
+import { rulePacksFingerprint } from "../src/classify/fingerprint.js";
 
 const tmpRoots: string[] = [];
 afterAll(() => {
@@ -125,5 +126,21 @@ describe("rule packs", () => {
   it("refuse event packs that leave a group without a default", () => {
     const text = readFileSync(join(CLASSIFIERS_DIR, "events", "rules.yaml"), "utf8").replace(/  - id: event\.default\.optional[\s\S]*?(?=  - id: event\.default\.unknown)/, "");
     expect(loadError(packsWith("events/rules.yaml", text)).message).toContain("missing optional");
+  });
+});
+
+describe("rule-pack fingerprint", () => {
+  const base = rulePacksFingerprint(CLASSIFIERS_DIR);
+
+  it("changes when a rule file or the endpoint catalogue changes", () => {
+    const fields = readFileSync(join(CLASSIFIERS_DIR, "fields", "office-common.yaml"), "utf8");
+    expect(rulePacksFingerprint(packsWith("fields/office-common.yaml", `${fields}\n# edited\n`))).not.toBe(base);
+    const endpoints = readFileSync(join(CLASSIFIERS_DIR, "endpoints.yaml"), "utf8");
+    expect(rulePacksFingerprint(packsWith("endpoints.yaml", `${endpoints}\n# edited\n`))).not.toBe(base);
+  });
+
+  it("stays the same when only a verification profile changes", () => {
+    expect(rulePacksFingerprint(packsWith("profiles/office-neither.yaml", "# a different profile\n"))).toBe(base);
+    expect(rulePacksFingerprint(packsWith("profiles/my-lab.yaml", "name: my-lab\n"))).toBe(base);
   });
 });

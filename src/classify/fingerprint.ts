@@ -1,11 +1,19 @@
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { CLASSIFIERS_DIR } from "../paths.js";
 
 /**
- * A short fingerprint of every rule file under classifiers/ (paths and contents). Stored with each
- * classified exchange, so `exhaust reprocess` knows which ones an edited rule pack makes stale.
+ * What classification reads: the rule packs and the endpoint catalogue (an endpoint's purpose is
+ * part of an event's context). Verification profiles (profiles/) are not: editing one must not make
+ * every stored exchange stale.
+ */
+const CLASSIFICATION_INPUTS = ["detectors", "endpoints.yaml", "events", "fields"];
+
+/**
+ * A short fingerprint of the classification inputs under classifiers/ (paths and contents). Stored
+ * with each classified exchange, so `exhaust reprocess` knows which ones an edited rule pack makes
+ * stale.
  */
 export function rulePacksFingerprint(dir: string = CLASSIFIERS_DIR): string {
   const hash = createHash("sha256");
@@ -16,7 +24,9 @@ export function rulePacksFingerprint(dir: string = CLASSIFIERS_DIR): string {
         const full = join(d, name);
         return statSync(full).isDirectory() ? walk(full) : /\.(ya?ml|tsv)$/.test(name) ? [full] : [];
       });
-  for (const file of walk(dir)) {
+  const inputs = CLASSIFICATION_INPUTS.map((name) => join(dir, name)).filter((p) => existsSync(p));
+  const files = inputs.flatMap((p) => (statSync(p).isDirectory() ? walk(p) : [p]));
+  for (const file of files) {
     hash.update(relative(dir, file)).update("\0").update(readFileSync(file)).update("\0");
   }
   return `rules:${hash.digest("hex").slice(0, 16)}`;
