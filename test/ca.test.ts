@@ -295,3 +295,18 @@ describe("leaf certificates over real TLS", () => {
     expect(() => unconstrainedIssuer.issueLeafCertificate("")).toThrow(RangeError);
   });
 });
+
+describe("endpoint catalogue lookup", () => {
+  it("gives a host the most specific entry, wherever it sits in the file", () => {
+    const catalog = EndpointCatalog.load();
+    expect(catalog.match("v10c.events.data.microsoft.com")?.id).toBe("windows-utc");
+    expect(catalog.match("eu-v20.events.data.microsoft.com")?.id).toBe("windows-utc");
+    expect(catalog.match("umwatsonc.events.data.microsoft.com")?.id).toBe("windows-error-reporting-events");
+    expect(catalog.match("self.events.data.microsoft.com")?.id).toBe("onecollector");
+    expect(catalog.match("mobile.events.data.microsoft.com")?.id).toBe("onecollector");
+    // A catch-all listed after a specific entry does not take its host either.
+    const reordered = new EndpointCatalog([...catalog.endpoints].reverse());
+    expect(reordered.match("v10c.events.data.microsoft.com")?.id).toBe("windows-utc");
+    expect(reordered.match("www.bank.example")).toBeUndefined();
+  });
+});

@@ -52,13 +52,19 @@ export function globToDomain(glob: string): string {
 
 export class EndpointCatalog {
   readonly endpoints: readonly Endpoint[];
-  private readonly matchers: Array<{ re: RegExp; endpoint: Endpoint }>;
+  private readonly matchers: Array<{ re: RegExp; endpoint: Endpoint; rank: number }>;
   /** Hosts seen by the proxy repeat endlessly; remember the answer (bounded). */
   private readonly lookupCache = new Map<string, Endpoint | null>();
 
   constructor(endpoints: Endpoint[]) {
     this.endpoints = endpoints;
-    this.matchers = endpoints.flatMap((endpoint) => endpoint.hosts.map((h) => ({ re: hostGlobToRegExp(h), endpoint })));
+    // The most specific pattern wins wherever it sits in the file: exact hosts before globs, then
+    // the glob with more fixed characters (`v10c.events.data…` is windows-utc, not the catch-all
+    // `*.events.data…`); equal ones keep file order.
+    const specificity = (glob: string) => (glob.includes("*") ? 0 : 1_000_000) + glob.replace(/\*/g, "").length;
+    this.matchers = endpoints
+      .flatMap((endpoint) => endpoint.hosts.map((h) => ({ re: hostGlobToRegExp(h), endpoint, rank: specificity(h) })))
+      .sort((a, b) => b.rank - a.rank);
   }
 
   static load(file: string = DEFAULT_CATALOG_FILE): EndpointCatalog {
