@@ -26,6 +26,7 @@ import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js"
 import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
 import { pipelineThroughput } from "./pipeline.js";
+import { importThroughput } from "./import.js";
 import { verifyThroughput } from "./verify.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
 import { round, runLoad, summarise, type LoadResult } from "./load.js";
@@ -57,6 +58,10 @@ const pipeline = only.has("pipeline")
     })
   : undefined;
 const verify = only.has("verify") ? (say("verification of a 100,000-event session"), await verifyThroughput(say)) : undefined;
+// Not in the default set: it writes and imports a 1 GB HAR. `--only import`, size by --import-mb or EXHAUST_BENCH_IMPORT_MB.
+const importHar = only.has("import")
+  ? await importThroughput(arg("--import-mb", Number(process.env.EXHAUST_BENCH_IMPORT_MB ?? 1024)), say)
+  : undefined;
 const fuzz = only.has("fuzz")
   ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
   : undefined;
@@ -253,6 +258,7 @@ const report = {
   decode: decode && { ...decode, targetEventsPerSec: 100_000 },
   classify,
   pipeline,
+  import: importHar,
   verify,
   fuzz,
 };

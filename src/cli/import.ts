@@ -1,9 +1,49 @@
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { importFile } from "../import/index.js";
+import { exhaustError, type ErrorCode } from "../errors.js";
 import type { ImportSummary } from "../import/session.js";
-import { DEFAULT_DB_FILE } from "../paths.js";
-import { openDatabase } from "../store/database.js";
+import type { ImportWorkerData, ImportWorkerMessage } from "../import/worker.js";
+import { DEFAULT_DB_FILE, PACKAGE_ROOT } from "../paths.js";
 import { runCommand } from "./run.js";
+
+const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "import", "worker.js");
+/**
+ * The import thread's heap. Live data is one HAR entry (or SAZ session) plus a few hundred queued
+ * commits; the cap makes V8 collect early instead of growing. Bodies up to --max-body (32 MiB) fit.
+ */
+const IMPORT_HEAP_LIMITS = { maxOldGenerationSizeMb: 160, maxYoungGenerationSizeMb: 16 };
+
+function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void): Promise<void> {
+  const worker = new Worker(WORKER_FILE, { workerData: data, resourceLimits: IMPORT_HEAP_LIMITS });
+  let bar: cliProgress.SingleBar | undefined;
+  let failure: Error | undefined;
+  worker.on("message", (m: ImportWorkerMessage) => {
+    if (m.type === "start") {
+      bar = new cliProgress.SingleBar(
+        { format: `import ${m.label} [{bar}] {percentage}% | {value}/{total} bytes | {eta_formatted}`, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(m.total, 0);
+    } else if (m.type === "update") bar?.update(m.done);
+    else if (m.type === "stop") bar?.stop();
+    else if (m.type === "summary") onSummary(m.summary);
+    else if (m.code) failure = exhaustError(m.code as ErrorCode, m.params);
+    else failure = new Error(m.message);
+  });
+  return new Promise((resolve, reject) => {
+    worker.once("error", (e) => {
+      bar?.stop();
+      reject(
+        (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY"
+          ? exhaustError("EXH_IMPORT_FORMAT", { file: data.files.join(", "), reason: `an entry is too large to import within ${IMPORT_HEAP_LIMITS.maxOldGenerationSizeMb} MB` })
+          : e,
+      );
+    });
+    worker.once("exit", () => (failure ? reject(failure) : resolve()));
+  });
+}
 
 export function registerImportCommand(program: Command): void {
   program
@@ -14,24 +54,16 @@ export function registerImportCommand(program: Command): void {
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print one JSON summary per session")
     .action((files: string[], opts: { session?: string; db: string; json?: boolean }) =>
-      runCommand(async () => {
-        const db = openDatabase(opts.db);
-        try {
-          for (const [i, file] of files.entries()) {
-            const summaries: ImportSummary[] = await importFile(file, { db, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true }, i);
-            for (const s of summaries) {
-              process.stdout.write(
-                opts.json
-                  ? `${JSON.stringify(s)}\n`
-                  : `imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
-                      (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
-                      "\n",
-              );
-            }
-          }
-        } finally {
-          db.close();
-        }
-      }),
+      runCommand(() =>
+        runImport({ files, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true }, (s) =>
+          process.stdout.write(
+            opts.json
+              ? `${JSON.stringify(s)}\n`
+              : `imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
+                  (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
+                  "\n",
+          ),
+        ),
+      ),
     );
 }

@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { Transform, type Readable } from "node:stream";
-import cliProgress from "cli-progress";
 import { openBundle } from "../export/bundle-source.js";
 import { verifyBundle } from "../export/bundle-verify.js";
 import { exhaustError, isExhaustError } from "../errors.js";
@@ -26,8 +25,14 @@ export interface ImportOptions {
   dbFile: string;
   /** Session name; several files (or bundle sessions) get `NAME-2`, `NAME-3`, ... */
   session?: string;
-  /** Show a progress bar on stderr (the CLI passes stderr.isTTY). */
-  progress?: boolean;
+  /** Told how far through the file the import is (bytes); the CLI draws a progress bar from it. */
+  progress?: ImportProgress;
+}
+
+export interface ImportProgress {
+  start(label: string, totalBytes: number): void;
+  update(doneBytes: number): void;
+  stop(): void;
 }
 
 function head(file: string, bytes: number): Buffer {
@@ -102,7 +107,7 @@ function freeName(db: Db, wanted: string, explicit: boolean, dbFile: string): st
 }
 
 /** A read stream of the file that moves the progress bar as bytes go by. */
-function trackedStream(file: string, bar: cliProgress.SingleBar | undefined): Readable {
+function trackedStream(file: string, bar: ImportProgress | undefined): Readable {
   const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
   if (!bar) return input;
   let done = 0;
@@ -123,15 +128,12 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
   const base = o.session ? (index === 0 ? o.session : `${o.session}-${index + 1}`) : `import-${basename(file).replace(/\.[^.]*$/, "")}`;
   const provenance = { file: basename(file), format, sha256 };
   const size = statSync(file).isDirectory() ? 0 : statSync(file).size;
-  const bar =
-    o.progress && size > 0
-      ? new cliProgress.SingleBar({ format: `import ${basename(file)} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr }, cliProgress.Presets.shades_classic)
-      : undefined;
+  const bar = size > 0 ? o.progress : undefined;
 
   const run = async (name: string, body: (s: ImportSession) => Promise<void>): Promise<ImportSummary> => {
     const sink = new ImportSession(o.db, freeName(o.db, name, o.session !== undefined, o.dbFile), o.dbFile, provenance);
     try {
-      bar?.start(size, 0);
+      bar?.start(basename(file), size);
       await body(sink);
       bar?.update(size);
       bar?.stop();

@@ -1,0 +1,58 @@
+/**
+ * `exhaust import` runs here, on a worker thread whose V8 heap is capped (IMPORT_HEAP_LIMITS), so
+ * streaming a 1 GB file keeps the process small: without a cap V8 lets garbage pile up to several
+ * hundred MB before collecting it. The main thread only draws the progress bar and prints.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { isExhaustError } from "../errors.js";
+import { openDatabase } from "../store/database.js";
+import { importFile } from "./index.js";
+
+export interface ImportWorkerData {
+  files: string[];
+  dbFile: string;
+  session?: string;
+  progress: boolean;
+}
+
+export type ImportWorkerMessage =
+  | { type: "start"; label: string; total: number }
+  | { type: "update"; done: number }
+  | { type: "stop" }
+  | { type: "summary"; summary: import("./session.js").ImportSummary }
+  | { type: "error"; code?: string; params?: Record<string, string | number>; message: string };
+
+const data = workerData as ImportWorkerData;
+const post = (m: ImportWorkerMessage) => parentPort!.postMessage(m);
+
+let db: ReturnType<typeof openDatabase> | undefined;
+try {
+  db = openDatabase(data.dbFile);
+  for (const [i, file] of data.files.entries()) {
+    const summaries = await importFile(
+      file,
+      {
+        db,
+        dbFile: data.dbFile,
+        session: data.session,
+        progress: data.progress
+          ? {
+              start: (label, total) => post({ type: "start", label, total }),
+              update: (done) => post({ type: "update", done }),
+              stop: () => post({ type: "stop" }),
+            }
+          : undefined,
+      },
+      i,
+    );
+    for (const summary of summaries) post({ type: "summary", summary });
+  }
+} catch (e) {
+  post(
+    isExhaustError(e)
+      ? { type: "error", code: e.code, params: e.params, message: e.message }
+      : { type: "error", message: (e as Error)?.stack ?? String(e) },
+  );
+} finally {
+  db?.close();
+}
