@@ -4,8 +4,7 @@ import { piiKindName } from "../decode/pii-kinds.js";
 import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
-import { getEvent, listEvents, sessionIdByName } from "../store/queries.js";
-import { formatTable } from "./sessions.js";
+import { getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
 import { runCommand } from "./run.js";
 
 export function registerEventCommands(program: Command): void {
@@ -16,20 +15,29 @@ export function registerEventCommands(program: Command): void {
     .option("--session <name>", "only this session")
     .option("--name <glob>", "event name glob, e.g. 'Office.Word.*'")
     .option("--category <category>", "content | functional | diagnostic (of the event as a whole)")
+    .option("--host <host>", "only uploads to this host")
+    .option("--group <group>", "Microsoft group: required | optional | essential | connected-experience | unknown")
+    .option("--personal", "only events with a field that is personal data")
+    .option("--search <text>", "text in the event name or any field value (a bounded scan: see README)")
     .option("--limit <n>", "at most this many events", "100")
     .option("--offset <n>", "skip this many", "0")
+    .option("--after <id>", "only events after this id (fast paging: pass the last id printed)")
     .option("--json", "one JSON object per line, with every field")
-    .action((opts: { db: string; session?: string; name?: string; category?: string; limit: string; offset: string; json?: boolean }) =>
+    .action((opts: EventsOptions) =>
       runCommand(() => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { readonly: true });
         try {
-          const sessionId = resolveSession(db, opts.db, opts.session);
-          const rows = listEvents(db, {
-            sessionId,
+          const rows = findEvents(db, {
+            sessionId: resolveSession(db, opts.db, opts.session),
             nameGlob: opts.name,
             category: parseCategory(opts.category),
+            host: opts.host,
+            group: parseGroup(opts.group),
+            personal: opts.personal,
+            search: opts.search,
             limit: positiveInt("--limit", opts.limit),
             offset: positiveInt("--offset", opts.offset, true),
+            afterId: opts.after === undefined ? undefined : positiveInt("--after", opts.after, true),
           });
           if (opts.json) {
             for (const r of rows) process.stdout.write(eventJsonLine(db, r.id));
@@ -39,12 +47,19 @@ export function registerEventCommands(program: Command): void {
             process.stdout.write("no events (capture something, or run `exhaust reprocess` after a decoder update)\n");
             return;
           }
-          const header = ["ID", "TIME", "GROUP", "CATEGORY", "NAME"];
           process.stdout.write(
-            formatTable([
-              header,
-              ...rows.map((r) => [String(r.id), (r.time ?? "").slice(0, 19), r.group ?? "-", r.category ?? "-", r.name]),
-            ]),
+            fitTable(
+              ["ID", "TIME", "GROUP", "CATEGORY", "C/P", "NAME"],
+              rows.map((r) => [
+                String(r.id),
+                (r.time ?? "").slice(5, 19).replace("T", " "),
+                (r.group ?? "-").replace("connected-experience", "connected"),
+                r.category ?? "-",
+                `${r.contentFields}/${r.personalFields}`,
+                r.name,
+              ]),
+              5,
+            ),
           );
         } finally {
           db.close();
@@ -60,7 +75,7 @@ export function registerEventCommands(program: Command): void {
     .option("--json", "print JSON")
     .action((id: string, opts: { db: string; json?: boolean }) =>
       runCommand(() => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { readonly: true });
         try {
           const ev = getEvent(db, positiveInt("event-id", id));
           if (!ev) throw exhaustError("EXH_EVENT_UNKNOWN", { id, file: opts.db });
@@ -68,33 +83,122 @@ export function registerEventCommands(program: Command): void {
             process.stdout.write(`${JSON.stringify(eventJson(ev), null, 2)}\n`);
             return;
           }
-          process.stdout.write(
-            [
-              `event     ${ev.id}  ${ev.name}`,
-              `time      ${ev.time ?? "-"}`,
-              `tenant    ${ev.iKey ?? "-"}`,
-              `format    ${ev.format} (${ev.exchange.decoder ?? "not decoded"})`,
-              `group     ${ev.group ?? "-"} (${ev.groupRule ?? "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}${ev.subtype ? ` / ${ev.subtype}` : ""}`,
-              `category  ${ev.category ?? "-"}`,
-              `exchange  ${ev.exchangeId}  ${ev.exchange.method} ${ev.exchange.scheme}://${ev.host}${ev.exchange.path.split("?")[0]}`,
-              `body      sha256 ${ev.exchange.requestBodySha256}`,
-              "",
-            ].join("\n"),
-          );
-          const table = [["PATH", "CATEGORY", "PERSONAL", "RULE", "VALUE", "DECLARED"]];
-          for (const f of ev.fields) {
+          const head = [
+            `event     ${ev.id}  ${ev.name}`,
+            `time      ${ev.time ?? "-"}`,
+            `tenant    ${ev.iKey ?? "-"}`,
+            `format    ${ev.format} (${ev.exchange.decoder ?? "not decoded"})`,
+            `group     ${ev.group ?? "-"} (${ev.groupRule ?? "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}${ev.subtype ? ` / ${ev.subtype}` : ""}`,
+            `category  ${ev.category ?? "-"}`,
+            `exchange  ${ev.exchangeId}`,
+            `request   ${ev.exchange.method} ${ev.exchange.scheme}://${ev.host}${ev.exchange.path.split("?")[0]}`,
+            `sha256    ${ev.exchange.requestBodySha256}`,
+          ];
+          process.stdout.write(`${head.map((l) => ellipsis(l, WIDTH)).join("\n")}\n\n`);
+          // 80 columns: one line per field with what decided, its value on the next line.
+          const lines = fitTable(
+            ["PATH", "CATEGORY", "PERSONAL", "RULE"],
+            ev.fields.map((f) => [f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-"]),
+            0,
+          ).split("\n");
+          const out = [lines[0]];
+          ev.fields.forEach((f, i) => {
             const declared = [piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(",");
-            table.push([f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-", ellipsis(f.value ?? "null", 40), declared]);
-          }
-          process.stdout.write(formatTable(table));
+            out.push(lines[i + 1], `    ${ellipsis(f.value ?? "null", WIDTH - 4 - (declared ? declared.length + 13 : 0))}${declared ? `  [declared ${declared}]` : ""}`);
+          });
+          process.stdout.write(`${out.join("\n")}\n`);
           if (ev.findings.length) {
-            process.stdout.write(`\nfindings\n${ev.findings.map((f) => `  ${f.code}  ${f.fieldPath}: ${f.message}`).join("\n")}\n`);
+            const lines = ev.findings.flatMap((f) => [ellipsis(`  ${f.code}  ${f.fieldPath}`, WIDTH), ...wrap(f.message, WIDTH - 6).map((l) => `      ${l}`)]);
+            process.stdout.write(`\nfindings\n${lines.join("\n")}\n`);
           }
         } finally {
           db.close();
         }
       }),
     );
+}
+
+interface EventsOptions {
+  db: string;
+  session?: string;
+  name?: string;
+  category?: string;
+  host?: string;
+  group?: string;
+  personal?: boolean;
+  search?: string;
+  limit: string;
+  offset: string;
+  after?: string;
+  json?: boolean;
+}
+
+/** Terminal width the tables are made for. */
+const WIDTH = 80;
+
+/**
+ * Events for the CLI: a search is a bounded scan per call (listEventsPage), so keep calling until
+ * the page is full or nothing is left; a command line may wait longer than a web page.
+ */
+function findEvents(db: Db, filter: EventFilter): EventRow[] {
+  if (!filter.search) return listEvents(db, filter);
+  const rows: EventRow[] = [];
+  let skip = filter.offset ?? 0;
+  let afterId = filter.afterId;
+  for (;;) {
+    const page = listEventsPage(db, { ...filter, offset: 0, afterId, limit: filter.limit - rows.length + skip });
+    const take = page.rows.slice(Math.min(skip, page.rows.length));
+    skip -= Math.min(skip, page.rows.length);
+    rows.push(...take);
+    if (rows.length >= filter.limit || page.nextAfterId === null) return rows.slice(0, filter.limit);
+    afterId = page.nextAfterId;
+  }
+}
+
+/**
+ * A table that fits WIDTH columns: every column as wide as its widest cell, except column `flex`,
+ * which gets what is left and loses the middle of longer cells (names differ at both ends).
+ */
+export function fitTable(header: string[], rows: string[][], flex: number): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const others = widths.reduce((a, w, i) => (i === flex ? a : a + w + 2), 0);
+  widths[flex] = Math.max(12, Math.min(widths[flex], WIDTH - others - (flex === header.length - 1 ? 0 : 2)));
+  const cell = (text: string, i: number) => {
+    const t = i === flex ? middleEllipsis(text, widths[i]) : text;
+    return i === header.length - 1 ? t : t.padEnd(widths[i]);
+  };
+  return all.map((r) => r.map(cell).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+/** Words to lines of at most `max` characters (a longer word gets a line of its own). */
+function wrap(text: string, max: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > max) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ellipsis(l, max));
+}
+
+function middleEllipsis(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = Math.ceil((max - 1) / 2);
+  return `${text.slice(0, head)}…${text.slice(text.length - (max - 1 - head))}`;
+}
+
+const GROUPS = ["required", "optional", "essential", "connected-experience", "unknown"];
+
+function parseGroup(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!GROUPS.includes(text)) {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--group", reason: `expected one of ${GROUPS.join(", ")}, got "${text}"` });
+  }
+  return text;
 }
 
 const CATEGORIES = ["content", "functional", "diagnostic"];
