@@ -18,6 +18,12 @@ if (!haveBrowser) {
   process.stderr.write(msg);
 }
 
+/** The page's globals, typed here: the tests compile without the DOM library. Only inside page functions. */
+type PageGlobals = {
+  getComputedStyle(e: unknown): { color: string; backgroundColor: string };
+  document: { querySelectorAll(selector: string): { length: number } };
+};
+
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
@@ -160,7 +166,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.selectOption("#f-session", String(cap.sessionId));
         await page.selectOption("#f-category", "content");
         await page.click("#apply");
-        await page.waitForFunction(() => document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1);
         const row = page.locator(`#events tbody tr[data-event="${cap.plantedEventId}"]`);
         await expect(row.textContent()).resolves.toContain("Office.Word.FileIO.Save");
         await row.click();
@@ -170,8 +176,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         expect(await field.getAttribute("class")).toContain("field-content");
         expect(await field.locator("td.value").textContent()).toBe(PLANTED);
         // Highlighted: the content colour on the value, the content background on the row.
-        expect(await field.locator("td.value").evaluate((e) => getComputedStyle(e).color)).toBe("rgb(198, 40, 40)");
-        expect(await field.evaluate((e) => getComputedStyle(e).backgroundColor)).toBe("rgb(253, 236, 234)");
+        expect(await field.locator("td.value").evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).color)).toBe("rgb(198, 40, 40)");
+        expect(await field.evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)).toBe("rgb(253, 236, 234)");
         expect(await field.getAttribute("title")).toContain("rule: detector.windows-path");
         // Hostile captured markup stays text: no element was created from it.
         const comment = page.locator('#fields tr[data-path="Data.Doc.Comment"] td.value');
