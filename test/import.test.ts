@@ -203,5 +203,11 @@ describe("exhaust JSONL and bad input", () => {
     const r3 = runCli(["import", broken, "--db", join(dir, "x.db")]);
     expect(r3.status).toBe(2);
     expect(r3.stderr).toContain("EXH_IMPORT_FORMAT");
+    const notHar = join(dir, "package.json");
+    writeFileSync(notHar, '{"name": "not a har", "version": "1.0.0"}\n');
+    const r4 = runCli(["import", notHar, "--db", join(dir, "x.db"), "--session", "nothing"]);
+    expect(r4.status).toBe(2);
+    expect(r4.stderr).toContain("without log.entries");
+    expect(runCli(["sessions", "--db", join(dir, "x.db"), "--json"]).stdout).not.toContain('"nothing"');
   });
 });

@@ -140,21 +140,8 @@ export async function verifyBundle(path: string): Promise<VerifyResult> {
             if (x.chainInputsRedacted) {
               linkedOnly++;
             } else {
-              const h = exchangeChainHash(prev, {
-                session: x.session,
-                seq: x.seq,
-                id: x.id,
-                startedAt: x.startedAt,
-                method: x.method,
-                scheme: x.scheme,
-                host: x.host,
-                port: x.port,
-                path: x.path,
-                requestHeaders: x.requestHeaders,
-                requestBodySha256: x.requestBodySha256,
-                requestBodySize: x.requestBodySize,
-                responseStatus: x.responseStatus,
-              });
+              // The record carries the chain inputs under their ChainedExchange names.
+              const h = exchangeChainHash(prev, x);
               if (h !== x.hash) {
                 broken = `exchange seq ${x.seq} (${x.id}) hashes to ${h}, the record says ${x.hash}`;
                 break;

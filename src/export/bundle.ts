@@ -47,13 +47,7 @@ export interface ManifestFile {
   size: number;
 }
 
-export interface ManifestSession {
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  toolVersion: string;
-  caFingerprint: string | null;
-  options: Record<string, unknown>;
+export interface ManifestSession extends Omit<SessionRecord, "id"> {
   captureTimeRange: { first: string | null; last: string | null };
   exchanges: number;
   events: number;

@@ -135,8 +135,10 @@ export function harEntryToExchange(e: HarEntry): ImportedExchange | string {
 /** Streams the entries of a HAR into the session. */
 export async function importHar(input: Readable, file: string, sink: ImportSession): Promise<void> {
   const pipeline = chain([input, parser(), pick({ filter: "log.entries" }), streamArray()]);
+  let entries = 0;
   try {
     for await (const item of pipeline as AsyncIterable<{ key: number; value: HarEntry }>) {
+      entries++;
       const x = harEntryToExchange(item.value);
       if (typeof x === "string") {
         sink.skipped++;
@@ -149,4 +151,5 @@ export async function importHar(input: Readable, file: string, sink: ImportSessi
     if (isExhaustError(e)) throw e;
     throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `not valid HAR JSON: ${(e as Error).message}` }, e);
   }
+  if (entries === 0) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "JSON without log.entries (not a HAR, or a HAR with no entries)" });
 }
