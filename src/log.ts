@@ -2,9 +2,10 @@ import pino, { type Logger, type DestinationStream } from "pino";
 
 /**
  * Header names whose values are credentials. Matched case-insensitively, on whole names or prefixes
- * (`Auth*`, `Aad-*`). The same list serves log redaction and (later) export redaction.
+ * (`Auth*`, `Aad-*`), also as query parameters. One list serves log, UI and export redaction. MSFPC
+ * is Microsoft's first-party cookie, also sent as a header or parameter of its own.
  */
-const SECRET_HEADER = /^(tickets|auth.*|aad-.*|authorization|proxy-authorization|cookie|set-cookie|x-api-key)$/i;
+const SECRET_HEADER = /^(tickets|auth.*|aad-.*|authorization|proxy-authorization|cookie|set-cookie|x-api-key|msfpc)$/i;
 
 export function isSecretHeader(name: string): boolean {
   return SECRET_HEADER.test(name);

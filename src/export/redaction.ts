@@ -14,11 +14,6 @@ import type { RawHeaders } from "../types.js";
 export const REDACTION_KEY_FILE = "exhaust-redaction.key";
 export const REDACTED_PREFIX = "hmac-sha256:";
 
-/** The log's credential list (Tickets, Auth*, Aad-*, Authorization, cookies, ...) plus the MSFPC cookie name. */
-export function isCredentialName(name: string): boolean {
-  return isSecretHeader(name) || /^msfpc$/i.test(name);
-}
-
 export interface Redactor {
   /** false with --include-secrets: values pass through untouched. */
   readonly redacting: boolean;
@@ -57,7 +52,7 @@ export function createRedactor(key: Buffer | undefined): Redactor {
   return {
     redacting: key !== undefined,
     seenValues: seen,
-    headers: (h) => (key ? h.map(([n, v]) => [n, isCredentialName(n) ? hide(v) : v]) : h),
+    headers: (h) => (key ? h.map(([n, v]) => [n, isSecretHeader(n) ? hide(v) : v]) : h),
     path(p) {
       const q = p.indexOf("?");
       if (!key || q === -1) return p;
@@ -70,7 +65,7 @@ export function createRedactor(key: Buffer | undefined): Redactor {
         } catch {
           name = pair.slice(0, eq);
         }
-        return isCredentialName(name) ? `${pair.slice(0, eq)}=${encodeURIComponent(hide(pair.slice(eq + 1)))}` : pair;
+        return isSecretHeader(name) ? `${pair.slice(0, eq)}=${encodeURIComponent(hide(pair.slice(eq + 1)))}` : pair;
       });
       return `${p.slice(0, q)}?${parts.join("&")}`;
     },
