@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { join } from "node:path";
 import { MIGRATIONS } from "../src/store/migrations.js";
+import { ExchangeProcessor } from "../src/pipeline/process.js";
+import { makeJsonLinesBatch } from "./helpers/json-events.js";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
@@ -71,6 +73,26 @@ describe("schema migrations", () => {
     ]);
     expect(db.prepare("SELECT content_fields, personal_fields FROM events WHERE id = 7").get()).toEqual({ content_fields: 1, personal_fields: 1 });
     expect(db.prepare("SELECT event_id, path FROM content_findings").all()).toEqual([{ event_id: 7, path: "Data.Doc.FileName" }]);
+    db.close();
+  });
+});
+
+describe("processing an exchange the processing thread was told of twice", () => {
+  it("leaves an exchange already processed by the current decoders and rules alone, so its event ids stay", async () => {
+    const db = openDatabase(join(tempDir(), "twice.db"));
+    const store = new CaptureStore(db);
+    const session = store.openSession("s", { toolVersion: "test" });
+    const x = makeExchange(makeJsonLinesBatch(2, 10), { requestHeaders: [["Content-Type", "application/x-json-stream"]] });
+    await store.commitExchange(session, x);
+    const processor = new ExchangeProcessor(db);
+    const ids = () => db.prepare("SELECT id FROM events WHERE exchange_id = ? ORDER BY idx").all(x.id);
+
+    expect(processor.process(x.id, { onlyIfPending: true })?.events).toBe(2);
+    const first = ids();
+    expect(processor.process(x.id, { onlyIfPending: true })).toBeUndefined();
+    expect(ids()).toEqual(first);
+    // Without the option (`exhaust reprocess --all`) it is processed again.
+    expect(processor.process(x.id)?.events).toBe(2);
     db.close();
   });
 });

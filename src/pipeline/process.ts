@@ -7,7 +7,7 @@ import { classifyEvent, classifyRequest, loadRulePacks, type RulePacks } from ".
 import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
-import { EventStore } from "../store/event-store.js";
+import { EventStore, type Currency } from "../store/event-store.js";
 import type { WriterPriority } from "../store/writer-priority.js";
 
 export interface ProcessOutcome {
@@ -34,7 +34,14 @@ export class ExchangeProcessor {
     this.rulesFingerprint = rulePacksFingerprint();
   }
 
-  process(exchangeId: string): ProcessOutcome | undefined {
+  /**
+   * Decodes, classifies and stores one exchange. With `onlyIfPending`, an exchange that is already
+   * processed by the current decoders and rules is left alone: the processing thread can be told of
+   * an exchange twice (its catch-up list at start and the proxy's notice both name a capture made
+   * while it started), and processing again would give its events new ids.
+   */
+  process(exchangeId: string, options: { onlyIfPending?: boolean } = {}): ProcessOutcome | undefined {
+    if (options.onlyIfPending && !this.store.isPending(exchangeId, this.currency)) return undefined;
     const upload = this.store.loadUpload(exchangeId);
     if (!upload) return undefined;
     const decoded = decodeUpload(upload);
@@ -51,6 +58,10 @@ export class ExchangeProcessor {
 
   /** Exchanges not processed yet, decoded by an older decoder, or classified with other rules (all with `all`). */
   pending(options: { sessionId?: number; all?: boolean } = {}): string[] {
-    return this.store.pendingExchanges({ ...options, currentTags: CURRENT_DECODER_TAGS, rulesFingerprint: this.rulesFingerprint });
+    return this.store.pendingExchanges({ ...options, ...this.currency });
+  }
+
+  private get currency(): Currency {
+    return { currentTags: CURRENT_DECODER_TAGS, rulesFingerprint: this.rulesFingerprint };
   }
 }

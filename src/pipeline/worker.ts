@@ -47,7 +47,7 @@ function drain(): void {
       return;
     }
     try {
-      processor.process(id);
+      processor.process(id, { onlyIfPending: true });
     } catch (e) {
       port.postMessage({ type: "error", exchangeId: id, message: (e as Error).message });
     }

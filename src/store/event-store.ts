@@ -88,6 +88,7 @@ export class EventStore {
         .pluck(),
       insertFinding: db.prepare(`INSERT INTO decode_findings (exchange_id, idx, code, severity, message, offset, length, event_index)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      processingState: db.prepare("SELECT id, decoder, classified_with AS rules FROM exchanges WHERE id = ?"),
       markDecoded: db.prepare(`UPDATE exchanges SET decoder = ?, content_encoding = ?, upload_facts = ?, decoded_at = ?,
           classified_with = ? WHERE id = ?`),
     };
@@ -102,13 +103,17 @@ export class EventStore {
    * Exchange ids to process: never processed, decoded by a decoder version that is no longer
    * current, or classified with other rule packs than `rulesFingerprint`.
    */
-  pendingExchanges(options: { sessionId?: number; all?: boolean; currentTags: ReadonlySet<string>; rulesFingerprint: string }): string[] {
+  pendingExchanges(options: { sessionId?: number; all?: boolean } & Currency): string[] {
     const rows = this.db
       .prepare(`SELECT id, decoder, classified_with AS rules FROM exchanges WHERE (? IS NULL OR session_id = ?) ORDER BY session_id, seq`)
-      .all(options.sessionId ?? null, options.sessionId ?? null) as Array<{ id: string; decoder: string | null; rules: string | null }>;
-    const stale = (r: (typeof rows)[number]) =>
-      r.decoder === null || (r.decoder !== "none" && !options.currentTags.has(r.decoder)) || r.rules !== options.rulesFingerprint;
-    return rows.filter((r) => options.all || stale(r)).map((r) => r.id);
+      .all(options.sessionId ?? null, options.sessionId ?? null) as ProcessingState[];
+    return rows.filter((r) => options.all || isStale(r, options)).map((r) => r.id);
+  }
+
+  /** Whether one exchange still needs processing (see pendingExchanges); false when it is gone. */
+  isPending(id: string, currency: Currency): boolean {
+    const row = this.stmt.processingState.get(id) as ProcessingState | undefined;
+    return row !== undefined && isStale(row, currency);
   }
 
   /** Replaces the events of one exchange, in transactions of bounded size. */
@@ -244,6 +249,22 @@ export class EventStore {
 }
 
 type ClassifiedField = ClassifiedEvent["fields"][number];
+
+/** What processing is current: the decoder versions in use and the rule packs' fingerprint. */
+export interface Currency {
+  currentTags: ReadonlySet<string>;
+  rulesFingerprint: string;
+}
+
+interface ProcessingState {
+  id: string;
+  decoder: string | null;
+  rules: string | null;
+}
+
+function isStale(r: ProcessingState, c: Currency): boolean {
+  return r.decoder === null || (r.decoder !== "none" && !c.currentTags.has(r.decoder)) || r.rules !== c.rulesFingerprint;
+}
 
 interface InternedPath {
   id: number;
