@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gzipSync } from "node:zlib";
+import { deflateRawSync, gzipSync } from "node:zlib";
 import { createHash, X509Certificate } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
@@ -9,6 +9,7 @@ import type { CertificateAuthority } from "../src/ca/authority.js";
 import { exchangeChainHash, CHAIN_GENESIS } from "../src/capture/chain.js";
 import { connectTunnel, httpsThroughProxy, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
+import { encodeCsRecords, makeCsRecord } from "./helpers/bond-writer.js";
 import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const COLLECTOR = "mobile.events.data.microsoft.com";
@@ -163,16 +164,25 @@ describe("sinkhole mode", () => {
     expect(row.outcome).toBe("sinkholed");
   });
 
-  it("answers 0 records for a binary upload it cannot count yet", async () => {
-    const res = await httpsThroughProxy({
-      proxyPort: p.port,
-      host: "eu-mobile.events.data.microsoft.com",
-      path: "/OneCollector/1.0/",
-      headers: { "content-type": "application/bond-compact-binary" },
-      body: Buffer.from([0x29, 0x03, 0x33, 0x2e, 0x30]),
-      ca: [p.caPem],
-    });
-    expect(JSON.parse(res.body.toString())).toEqual({ acc: 0 });
+  it("counts the records of a deflated Bond upload, and of a cut one those before the fault", async () => {
+    const records = Array.from({ length: 7 }, (_, i) => makeCsRecord(i, 5));
+    const bond = Buffer.from(encodeCsRecords(records));
+    const ack = async (body: Buffer, encoding?: string) => {
+      const res = await httpsThroughProxy({
+        proxyPort: p.port,
+        host: "eu-mobile.events.data.microsoft.com",
+        path: "/OneCollector/1.0/",
+        headers: { "content-type": "application/bond-compact-binary", ...(encoding ? { "content-encoding": encoding } : {}) },
+        body,
+        ca: [p.caPem],
+      });
+      return JSON.parse(res.body.toString());
+    };
+    expect(await ack(deflateRawSync(bond), "deflate")).toEqual({ acc: 7 });
+    // Cut inside the fifth record: four whole ones before it.
+    const fifth = encodeCsRecords(records.slice(0, 4)).length + 3;
+    expect(await ack(bond.subarray(0, fifth))).toEqual({ acc: 4 });
+    expect(await ack(Buffer.from([0x29, 0x03, 0x33, 0x2e, 0x30]))).toEqual({ acc: 0 });
   });
 });
 

@@ -1050,4 +1050,18 @@ export const oneCollectorBondDecoder: Decoder = {
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
     return new CsDecoder(body, ctx.limits).run();
   },
+  countRecords(body: Uint8Array, limits: DecodeLimits): number {
+    // Records are whole structs one after another: skip each by wire type.
+    const r = new ByteReader(body, limits.maxDepth);
+    let n = 0;
+    try {
+      while (r.pos < r.end && n < limits.maxEvents) {
+        r.skipStruct(0);
+        n++;
+      }
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+    }
+    return n;
+  },
 };

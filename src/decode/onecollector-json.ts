@@ -712,4 +712,17 @@ export const oneCollectorJsonDecoder: Decoder = {
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
     return decodeJsonUpload(body, ctx.limits, decodeEvent);
   },
+  countRecords(body: Uint8Array, limits: DecodeLimits): number {
+    // One event per line: count the lines that open an object, without parsing them.
+    const buf = asBuffer(body);
+    let n = 0;
+    for (let pos = 0; pos < buf.length && n < limits.maxEvents; ) {
+      let s = pos;
+      while (s < buf.length && isSpace(buf[s])) s++;
+      if (buf[s] === 0x7b /* { */) n++;
+      const nl = buf.indexOf(0x0a, s);
+      pos = nl === -1 ? buf.length : nl + 1;
+    }
+    return n;
+  },
 };

@@ -106,17 +106,8 @@ export function chooseDecoder(body: Uint8Array, ctx: DecodeContext): Decoder {
  * in the store, gets findings (with byte offsets), and the events decoded before the fault.
  */
 export function decodeUpload(input: UploadInput, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): DecodedUpload {
-  const q = input.path.indexOf("?");
-  const query = new URLSearchParams(q === -1 ? "" : input.path.slice(q + 1));
-  const headers = input.headers;
-  const ctx: DecodeContext = {
-    method: input.method,
-    path: q === -1 ? input.path : input.path.slice(0, q),
-    query,
-    contentType: effectiveContentType(headers, query),
-    headers,
-    limits,
-  };
+  const ctx = contextOf(input, limits);
+  const { headers, query } = ctx;
   const facts = uploadFacts(headers, query);
   const findings: Finding[] = [];
   let body: Uint8Array;
@@ -142,6 +133,35 @@ export function decodeUpload(input: UploadInput, limits: DecodeLimits = DEFAULT_
     const events = partial.events.length ? partial.events : opaqueDecoder.decode(body, ctx).events;
     return { decoder: decoderTag(decoder), encodings, events, findings, facts };
   }
+}
+
+/**
+ * How many events an upload holds, for a sinkhole's `{"acc":N}`: its content encoding undone (with
+ * the same caps), the decoder chosen as decodeUpload would, and that decoder's cheap count; 0 when
+ * the decoder has none (the count is informational to clients) or the body cannot be read.
+ */
+export function countUploadRecords(input: UploadInput, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): number {
+  const ctx = contextOf(input, limits);
+  try {
+    const { body } = decodeContentEncoding(input.body, effectiveContentEncoding(ctx.headers, ctx.query));
+    if (body.length === 0) return 0;
+    return chooseDecoder(body, ctx).countRecords?.(body, limits) ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+function contextOf(input: UploadInput, limits: DecodeLimits): DecodeContext {
+  const q = input.path.indexOf("?");
+  const query = new URLSearchParams(q === -1 ? "" : input.path.slice(q + 1));
+  return {
+    method: input.method,
+    path: q === -1 ? input.path : input.path.slice(0, q),
+    query,
+    contentType: effectiveContentType(input.headers, query),
+    headers: input.headers,
+    limits,
+  };
 }
 
 function findingOf(e: unknown, fallbackCode: string): Finding {

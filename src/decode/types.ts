@@ -119,6 +119,12 @@ export interface Decoder {
   /** 0 = not mine … 1 = certainly mine, from the first bytes of the (decompressed) body. */
   sniff?(body: Uint8Array): number;
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult;
+  /**
+   * How many records (events) the body holds, found without building fields: what a sinkholed
+   * upload is acknowledged with (`{"acc":N}`). Runs on the proxy's thread, so it must be cheap; a
+   * malformed body counts the records before the fault.
+   */
+  countRecords?(body: Uint8Array, limits: DecodeLimits): number;
 }
 
 /** A malformed body: where and what. `partial` carries what was decoded before the fault. */

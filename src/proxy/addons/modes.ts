@@ -1,4 +1,4 @@
-import { decodeContentEncoding, effectiveContentEncoding, effectiveContentType } from "../../decode/content-encoding.js";
+import { countUploadRecords } from "../../decode/registry.js";
 import type { Exchange, ProxyMode } from "../../types.js";
 import { compileHostPattern } from "../options.js";
 import type { Addon, AddonContext, LocalResponse } from "./addon.js";
@@ -25,7 +25,8 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
         return {
           status: 200,
           headers: [["Content-Type", "application/json"]],
-          body: Buffer.from(JSON.stringify({ acc: countUploadRecords(x) })),
+          // A cut body (--max-body) is not the upload the client sent: no count.
+          body: Buffer.from(JSON.stringify({ acc: x.requestBodyTruncated ? 0 : countUploadRecords({ method: x.method, path: x.path, headers: x.requestHeaders, body: x.requestBody }) })),
         };
       }
       if (x.mode === "block") {
@@ -38,27 +39,4 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
       return undefined;
     },
   };
-}
-
-/**
- * Records in a 1DS JSON-lines upload (one JSON object per line), after undoing its content
- * encoding with the decode stage's own caps. Binary formats (Bond, Aria) answer 0: counting them
- * means decoding them on the proxy's thread, and clients accept it (`acc` is informational).
- */
-export function countUploadRecords(x: Exchange): number {
-  if (x.requestBodyTruncated) return 0;
-  const q = x.path.indexOf("?");
-  const query = new URLSearchParams(q === -1 ? "" : x.path.slice(q + 1));
-  if (effectiveContentType(x.requestHeaders, query) !== "application/x-json-stream") return 0;
-  let body: Uint8Array;
-  try {
-    body = decodeContentEncoding(x.requestBody, effectiveContentEncoding(x.requestHeaders, query)).body;
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const line of Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8").split("\n")) {
-    if (line.trim().startsWith("{")) n++;
-  }
-  return n;
 }
