@@ -60,6 +60,17 @@ describe("exhaust diff between a baseline and a session with fewer events", () =
     expect(d.fields.disappeared.find((f) => f.path === "Data.Sentence")?.categories).toEqual(["content"]);
     expect(d.categories.a.content).toBeGreaterThan(0);
     expect(d.categories.b.content ?? 0).toBe(0);
+    // The per-category counts are every field of each session, as the fields_by_category view has them.
+    const ro = openDatabase(db, { readonly: true });
+    const byCategory = (session: string) =>
+      Object.fromEntries(
+        (ro.prepare("SELECT category, SUM(fields) AS n FROM fields_by_category WHERE session = ? GROUP BY category").all(session) as Array<{ category: string; n: number }>).map(
+          (x) => [x.category ?? "unclassified", x.n],
+        ),
+      );
+    expect(d.categories.a).toEqual(byCategory("baseline"));
+    expect(d.categories.b).toEqual(byCategory("policy"));
+    ro.close();
     expect(d.events.countChanged).toEqual([]);
     expect(d.endpoints.appeared).toEqual([]);
     expect(d.endpoints.disappeared).toEqual([]);

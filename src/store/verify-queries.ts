@@ -319,13 +319,3 @@ export function iterateFieldSummary(db: Db, sessionId: number): IterableIterator
     )
     .iterate(sessionId) as IterableIterator<FieldSummaryRow>;
 }
-
-export function fieldCategoryCounts(db: Db, sessionId: number): Record<string, number> {
-  const rows = db
-    .prepare(
-      `SELECT COALESCE(v.category, 'unclassified') AS category, COUNT(*) AS n
-         FROM events e JOIN field_values v ON v.event_id = e.id WHERE e.session_id = ? GROUP BY 1 ORDER BY 1`,
-    )
-    .all(sessionId) as Array<{ category: string; n: number }>;
-  return Object.fromEntries(rows.map((r) => [r.category, r.n]));
-}

@@ -7,7 +7,6 @@ import type { Db } from "../store/database.js";
 import {
   endpointSummary,
   eventNameSummary,
-  fieldCategoryCounts,
   iterateFieldSummary,
   type SessionRef,
 } from "../store/verify-queries.js";
@@ -75,23 +74,29 @@ function events(db: Db, sessionId: number): Map<string, EventEntry> {
   );
 }
 
-function fields(db: Db, sessionId: number): Map<string, FieldEntry> {
-  const out = new Map<string, FieldEntry>();
+/** Fields per event name and path, and the session's field count per category, from one pass. */
+function fields(db: Db, sessionId: number): { byPath: Map<string, FieldEntry>; categories: Record<string, number> } {
+  const byPath = new Map<string, FieldEntry>();
+  const categories: Record<string, number> = {};
   for (const r of iterateFieldSummary(db, sessionId)) {
     const key = `${r.name}\u0000${r.path}`;
-    let e = out.get(key);
-    if (!e) out.set(key, (e = { event: r.name, path: r.path, count: 0, categories: [] }));
+    let e = byPath.get(key);
+    if (!e) byPath.set(key, (e = { event: r.name, path: r.path, count: 0, categories: [] }));
     e.count += r.count;
     if (r.category && !e.categories.includes(r.category)) e.categories.push(r.category);
+    const category = r.category ?? "unclassified";
+    categories[category] = (categories[category] ?? 0) + r.count;
   }
-  for (const e of out.values()) e.categories.sort();
-  return out;
+  for (const e of byPath.values()) e.categories.sort();
+  return { byPath, categories: Object.fromEntries(Object.entries(categories).sort(([x], [y]) => x.localeCompare(y))) };
 }
 
 export function diffSessions(db: Db, a: SessionRef, b: SessionRef): SessionDiff {
   const ep = partition(endpoints(db, a.id), endpoints(db, b.id));
   const ev = partition(events(db, a.id), events(db, b.id));
-  const fl = partition(fields(db, a.id), fields(db, b.id));
+  const fa = fields(db, a.id);
+  const fb = fields(db, b.id);
+  const fl = partition(fa.byPath, fb.byPath);
   return {
     a,
     b,
@@ -117,7 +122,7 @@ export function diffSessions(db: Db, a: SessionRef, b: SessionRef): SessionDiff 
         .filter(([x, y]) => !sameList(x.categories, y.categories))
         .map(([x, y]) => ({ event: x.event, path: x.path, a: x.categories, b: y.categories })),
     },
-    categories: { a: fieldCategoryCounts(db, a.id), b: fieldCategoryCounts(db, b.id) },
+    categories: { a: fa.categories, b: fb.categories },
   };
 }
 
