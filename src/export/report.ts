@@ -1,8 +1,8 @@
 import { piiKindName } from "../decode/pii-kinds.js";
 import type { Db } from "../store/database.js";
+import { chainSummary } from "../store/export-queries.js";
 import {
   categoriesPerEventName,
-  chainHead,
   contentFindings,
   eventsOverTime,
   eventsPerGroup,
@@ -36,7 +36,7 @@ export function renderReport(db: Db, sessionId: number): string {
   const categories = fieldsByCategory(db, sessionId);
   const findings = contentFindings(db, sessionId, REPORT_MAX_FINDINGS);
   const verdicts = latestVerdicts(db, sessionId);
-  const head = chainHead(db, sessionId);
+  const chain = chainSummary(db, sessionId);
   const overTime = eventsOverTime(db, sessionId, TIME_BUCKETS);
   const shares = categoriesPerEventName(db, sessionId, 20, "fields");
 
@@ -127,11 +127,11 @@ export function renderReport(db: Db, sessionId: number): string {
   out.push(section("verdicts", "Verdicts", verdicts.length ? verdicts.map(verdictBlock) : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`]));
 
   out.push(section("chain", "Hash chain head", [
-    head.hash
+    chain.head
       ? dl([
-          ["Exchanges in the chain", String(head.exchanges)],
-          ["Last sequence number", String(head.seq)],
-          ["Head hash (SHA-256)", head.hash],
+          ["Exchanges in the chain", String(chain.exchanges)],
+          ["Last sequence number", String(chain.lastSeq)],
+          ["Head hash (SHA-256)", chain.head],
         ])
       : "<p>No exchanges, so no chain.</p>",
     `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (README, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,

@@ -238,21 +238,6 @@ export function contentFindings(db: Db, sessionId: number, limit: number): { row
   return { rows, total };
 }
 
-export interface ChainHead {
-  exchanges: number;
-  seq: number | null;
-  hash: string | null;
-}
-
-/** The last link of the session's hash chain: what an auditor compares with a recomputation. */
-export function chainHead(db: Db, sessionId: number): ChainHead {
-  const head = db.prepare("SELECT seq, hash FROM exchanges WHERE session_id = ? ORDER BY seq DESC LIMIT 1").get(sessionId) as
-    | { seq: number; hash: string }
-    | undefined;
-  const n = (db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE session_id = ?").get(sessionId) as { n: number }).n;
-  return { exchanges: n, seq: head?.seq ?? null, hash: head?.hash ?? null };
-}
-
 export interface ExchangeDetail {
   id: string;
   session: string;
