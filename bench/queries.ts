@@ -6,8 +6,7 @@
  * The database is written through the real EventStore (replaceEvents) from synthetic decoded and
  * classified events, with exchanges committed by the real CaptureStore (hash chain included). It
  * is cached under os.tmpdir(), keyed by schema version and shape, because building it takes
- * minutes. Fields per event are fewer than a real upload's ~40 (see FIELDS_PER_EVENT), so building
- * stays within a few minutes: 1 M events × 12 fields = 12 M field rows.
+ * minutes: 1 M events × 40 fields (as a real upload's) = 40 M field rows, a few GB.
  */
 import { createHash } from "node:crypto";
 import { existsSync, renameSync, rmSync } from "node:fs";
@@ -26,7 +25,8 @@ import { round } from "./load.js";
 
 export const QUERY_BENCH_EVENTS = 1_000_000;
 const EVENTS_PER_UPLOAD = 100;
-const FIELDS_PER_EVENT = 12;
+/** A real upload's ~40: 12 with meaning for the filters, the rest ordinary diagnostic values. */
+const FIELDS_PER_EVENT = 40;
 const HOSTS = ["mobile.events.data.microsoft.com", "self.events.data.microsoft.com", "nexusrules.officeapps.live.com", "v10.events.data.microsoft.com", "browser.pipe.aria.microsoft.com"];
 const GROUPS = ["required", "required", "optional", "optional", "optional", "essential", "unknown"] as const;
 /** One event in CONTENT_EVERY carries a document path (content), like a real capture: content is rare. */
@@ -64,6 +64,15 @@ function syntheticUpload(u: number): { events: DecodedEvent[]; classified: Class
         ? { path: "Data.Doc.FileName", part: "C", value: `C:\\Users\\user${n % 97}\\Documents\\Report ${n}.docx`, type: "string" }
         : { path: "Data.Doc.SizeBucket", part: "C", value: n % 6, type: "int32" },
     ];
+    for (let k = 0; fields.length < FIELDS_PER_EVENT; k++) {
+      fields.push(
+        k % 3 === 0
+          ? { path: `Data.Counter${k}`, part: "C", value: (n * (k + 1)) % 1000, type: "int32" }
+          : k % 3 === 1
+            ? { path: `Data.Flag${k}`, part: "C", value: (n + k) % 5 === 0, type: "bool" }
+            : { path: `Data.Label${k}`, part: "C", value: `label-${(n + k) % 17}`, type: "string" },
+      );
+    }
     const personalId = n % PERSONAL_EVERY === 0;
     const cf: ClassifiedField[] = fields.map((f) => {
       if (f.path === "Data.Doc.FileName") return { category: "content", personal: "none", rule: "detector.windows-path", reasons: ["detector.windows-path"], confidence: 0.9 };
