@@ -10,12 +10,13 @@ import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import { exhaustError, type ErrorCode } from "../errors.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Logger } from "../log.js";
-import type { ConnectionRecord, Exchange, ExchangeOutcome } from "../types.js";
+import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs } from "./body.js";
 import { parseHostPort, type ProxyOptions } from "./options.js";
@@ -87,24 +88,21 @@ export class ExhaustEngine extends MitmProxy {
     this.httpsAgent.destroy();
   }
 
-  private beginExchange(ctx: IContext, cb: (err?: Error | null) => void): void {
-    const { addons, options } = this.deps;
-    const req = ctx.clientToProxyRequest;
-    const target = ctx.proxyToServerRequestOptions!;
+  /** A new exchange for a request whose line and headers have arrived. */
+  private newExchange(req: http.IncomingMessage, isTls: boolean, host: string, port: number, path: string): { x: Exchange; conn?: ConnectionRecord } {
+    const { options } = this.deps;
     const conn = this.deps.connectionOf(req.socket);
-    const requestHeaders = headerPairs(req.rawHeaders);
-    const host = String(target.host).toLowerCase();
     const endpoint = this.deps.catalog.match(host);
     const x: Exchange = {
       id: randomUUID(),
       connectionId: conn?.id,
-      scheme: ctx.isSSL ? "https" : "http",
+      scheme: isTls ? "https" : "http",
       method: req.method ?? "GET",
       host,
-      port: Number(target.port ?? (ctx.isSSL ? 443 : 80)),
-      path: req.url ?? "/",
+      port,
+      path,
       httpVersion: req.httpVersion,
-      requestHeaders,
+      requestHeaders: headerPairs(req.rawHeaders),
       requestBody: Buffer.alloc(0),
       requestBodySize: 0,
       requestBodyTruncated: false,
@@ -113,9 +111,17 @@ export class ExhaustEngine extends MitmProxy {
       outcome: "ok",
       startedAt: Date.now(),
       endpointId: endpoint?.id,
-      capture: ctx.isSSL || options.intercept === "all" || endpoint !== undefined,
+      capture: isTls || options.intercept === "all" || endpoint !== undefined,
     };
     if (conn) conn.exchanges++;
+    return { x, conn };
+  }
+
+  private beginExchange(ctx: IContext, cb: (err?: Error | null) => void): void {
+    const { addons, options } = this.deps;
+    const req = ctx.clientToProxyRequest;
+    const target = ctx.proxyToServerRequestOptions!;
+    const { x, conn } = this.newExchange(req, ctx.isSSL, String(target.host).toLowerCase(), Number(target.port ?? (ctx.isSSL ? 443 : 80)), req.url ?? "/");
     let markRequestDone!: () => void;
     const st: RequestState = {
       x,
@@ -282,6 +288,122 @@ export class ExhaustEngine extends MitmProxy {
   }
 
   /**
+   * A request to switch protocols (WebSocket): the library's pipeline only speaks HTTP, so the
+   * handshake is relayed here. The upstream answers it first (a refusal reaches the client as the
+   * upstream sent it); on 101 both sockets are joined byte for byte. The handshake is stored like
+   * any exchange (committed before the answer is released); the frames that follow are counted in
+   * the connection's bytes, not decoded. Sinkhole and block answer locally, so nothing leaves.
+   */
+  upgrade(req: http.IncomingMessage, client: Duplex, head: Buffer, isTls: boolean): void {
+    const { addons, options } = this.deps;
+    client.on("error", () => client.destroy());
+    let authority: { host: string; port: number; path: string };
+    try {
+      authority = upgradeTarget(req, isTls);
+    } catch {
+      client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    const { x } = this.newExchange(req, isTls, authority.host, authority.port, authority.path);
+    x.requestComplete = true;
+    x.requestEndedAt = x.startedAt;
+    addons.runSync("onRequestHeaders", x);
+    const answerLocally = async (answer: LocalResponse) => {
+      x.respondedAt = Date.now();
+      x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
+      await addons.run("onResponse", x);
+      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
+      client.end(answer.body);
+      x.endedAt = Date.now();
+      await addons.run("onExchangeEnd", x);
+    };
+    if (x.mode !== "forward") {
+      x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
+      void answerLocally(addons.respond(x) ?? { status: 503, headers: [["Content-Type", "text/plain"]], body: Buffer.from("exhaust: not forwarded\n") });
+      return;
+    }
+    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
+    const headers: string[] = [];
+    for (const [name, value] of x.requestHeaders) {
+      // The handshake's own Connection/Upgrade headers go on; only our proxy's are dropped.
+      if (!/^proxy-(authorization|connection)$/i.test(name)) headers.push(name, value);
+    }
+    const upstreamReq = (isTls ? https : http).request({
+      host: target.host,
+      port: target.port,
+      method: x.method,
+      path: x.path,
+      headers,
+      setHost: false,
+      agent: isTls ? this.httpsAgent : this.httpAgent,
+      ...(isTls ? { servername: /^[\d.]+$|:/.test(x.host) ? undefined : x.host, ...this.upstreamTls } : {}),
+    } as https.RequestOptions);
+    let settled = false;
+    const timer = setTimeout(() => upstreamReq.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })), options.upstreamTimeoutMs);
+    const upstreamAnswered = async (res: http.IncomingMessage) => {
+      settled = true;
+      clearTimeout(timer);
+      x.respondedAt = Date.now();
+      x.response = { status: res.statusCode ?? 502, statusMessage: res.statusMessage, headers: headerPairs(res.rawHeaders), source: "upstream" };
+      await addons.run("onResponse", x);
+    };
+    upstreamReq.on("upgrade", async (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer) => {
+      await upstreamAnswered(res);
+      upstream.on("error", () => client.destroy());
+      client.write(rawResponseHead(res.statusCode ?? 101, x.response!.headers, res.statusMessage));
+      if (upstreamHead.length) client.write(upstreamHead);
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        upstream.destroy();
+        client.destroy();
+        x.endedAt = Date.now();
+        void addons.run("onExchangeEnd", x);
+      };
+      upstream.on("close", end);
+      client.on("close", end);
+    });
+    upstreamReq.on("response", async (res: http.IncomingMessage) => {
+      // The upstream refused to switch: its answer goes to the client as it is.
+      const body = new BodyCollector(options.maxBodyBytes);
+      res.on("data", (chunk: Buffer) => body.push(chunk));
+      await upstreamAnswered(res);
+      client.write(rawResponseHead(res.statusCode ?? 502, x.response!.headers, res.statusMessage));
+      res.pipe(client);
+      res.on("end", () => {
+        x.response!.body = body.toBuffer();
+        x.response!.bodyTruncated = body.truncated;
+        x.endedAt = Date.now();
+        void addons.run("onExchangeEnd", x);
+      });
+    });
+    upstreamReq.on("error", (err: Error & { code?: string }) => {
+      clearTimeout(timer);
+      if (settled) {
+        client.destroy();
+        return;
+      }
+      settled = true;
+      const failure = classifyUpstreamError(err, err.code === "ETIMEDOUT", x.upstream ?? `${x.host}:${x.port}`, options.upstreamTimeoutMs);
+      x.outcome = failure.outcome;
+      x.error = failure.error;
+      void answerLocally({
+        status: failure.status,
+        headers: [["Content-Type", "text/plain; charset=utf-8"], ["X-Exhaust-Error", failure.error.code]],
+        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
+      });
+    });
+    client.on("close", () => {
+      if (!settled) upstreamReq.destroy();
+    });
+    upstreamReq.end();
+  }
+
+  /**
    * Replaces the library's handler, which prints to the console and answers 504 with the raw
    * error text. Ours answers 502/504 with one short line, stores the outcome, and never throws.
    */
@@ -373,3 +495,16 @@ function classifyUpstreamError(
   return { outcome: "upstream-failed", status: 502, error: errorInfo("EXH_UPSTREAM_FAILED", { target, reason }) };
 }
 
+
+/** Host, port and path of an upgrade request: origin-form inside a tunnel, absolute-form in plain proxying. */
+function upgradeTarget(req: http.IncomingMessage, isTls: boolean): { host: string; port: number; path: string } {
+  const raw = req.url ?? "/";
+  const u = raw.startsWith("/") ? new URL(`${isTls ? "https" : "http"}://${req.headers.host ?? ""}${raw}`) : new URL(raw);
+  const secure = u.protocol === "https:" || u.protocol === "wss:";
+  return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (secure ? 443 : 80)), path: `${u.pathname}${u.search}` };
+}
+
+/** A status line and headers as bytes, in the given order and case. */
+function rawResponseHead(status: number, headers: RawHeaders, message = http.STATUS_CODES[status] ?? ""): string {
+  return `HTTP/1.1 ${status} ${message}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
+}

@@ -63,6 +63,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   // Decrypted client connections are fed to this server; it never listens.
   const decrypted = http.createServer({ noDelay: true, keepAlive: true });
   decrypted.on("request", (req, res) => engine.handle(req, res, true));
+  decrypted.on("upgrade", (req, socket, head) => engine.upgrade(req, socket, head, true));
   decrypted.on("clientError", (err, socket) => {
     // The client spoke (badly) after the handshake: it accepted our certificate.
     const c = connections.get(socket as Socket);
@@ -88,23 +89,37 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     closeConnection(c);
   };
 
+  /** A plain-HTTP proxy request's connection gets its record on its first request. */
+  const plainConnection = (req: http.IncomingMessage) => {
+    if (connections.has(req.socket)) return;
+    const target = safeHostPort(req.headers.host ?? "", 80);
+    const c = newConnection(req.socket, target?.host ?? "", target?.port ?? 80, "plain-http");
+    connections.set(req.socket, c);
+    openConnection(c);
+    req.socket.once("close", () => {
+      c.bytesFromClient = req.socket.bytesRead;
+      c.bytesToClient = req.socket.bytesWritten;
+      closeConnection(c);
+    });
+  };
+
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    const denied = access.check(req);
+    if (denied) {
+      refuse(socket, req.headers.host ?? "", 80, denied);
+      return;
+    }
+    plainConnection(req);
+    engine.upgrade(req, socket, head, false);
+  });
+
   server.on("request", (req, res) => {
     const denied = access.check(req);
     if (denied) {
       refuse(req.socket, req.headers.host ?? "", 80, denied);
       return;
     }
-    if (!connections.has(req.socket)) {
-      const target = safeHostPort(req.headers.host ?? "", 80);
-      const c = newConnection(req.socket, target?.host ?? "", target?.port ?? 80, "plain-http");
-      connections.set(req.socket, c);
-      openConnection(c);
-      req.socket.once("close", () => {
-        c.bytesFromClient = req.socket.bytesRead;
-        c.bytesToClient = req.socket.bytesWritten;
-        closeConnection(c);
-      });
-    }
+    plainConnection(req);
     engine.handle(req, res, false);
   });
 

@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LeafIssuer } from "../../src/ca/leaf.js";
 import type { CertificateAuthority } from "../../src/ca/authority.js";
+import type { Duplex } from "node:stream";
+import { acceptKey, encodeFrame, OPCODE, readFrame } from "./websocket.js";
 
 export interface ReceivedRequest {
   method: string;
@@ -47,6 +49,33 @@ export async function startOrigin(
       handler(r, res, req);
     });
   });
+  // WebSocket: answers the handshake on any path but /refuse (403), then echoes each text frame
+  // back as "echo:<text>" (see helpers/websocket.ts).
+  const upgraded = new Set<Duplex>();
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.on("close", () => upgraded.delete(socket));
+    received.push({ method: req.method ?? "", url: req.url ?? "", rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
+    if (req.url === "/refuse") {
+      socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused");
+      return;
+    }
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`,
+    );
+    let buf = head;
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (let r = readFrame(buf); r; r = readFrame(buf)) {
+        buf = r.rest;
+        if (r.frame.opcode === OPCODE.close) socket.end(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: false }));
+        else socket.write(encodeFrame(`echo:${r.frame.payload.toString()}`, { masked: false }));
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", () => socket.destroy());
+    onData(Buffer.alloc(0));
+  });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -54,6 +83,7 @@ export async function startOrigin(
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
+        for (const s of upgraded) s.destroy();
         server.close(() => resolve());
       }),
   };

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TLSSocket } from "node:tls";
+import type { CertificateAuthority } from "../src/ca/authority.js";
+import { tlsThroughProxy } from "./helpers/client.js";
+import { startOrigin, type Origin } from "./helpers/origin.js";
+import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { acceptKey, encodeFrame, frameReader, newKey, OPCODE, readResponseHead } from "./helpers/websocket.js";
+
+// A connected-experience service in the catalogue (intercepted) that speaks WebSocket.
+const HOST = "augloop.office.com";
+
+let originCa: CertificateAuthority;
+let origin: Origin;
+
+beforeAll(async () => {
+  originCa = await makeOriginAuthority();
+  origin = await startOrigin(originCa);
+});
+afterAll(() => origin?.close());
+
+/** Opens a TLS tunnel through the proxy and sends a WebSocket handshake for `path`. */
+async function handshake(p: TestProxy, path: string): Promise<{ socket: TLSSocket; key: string; response: Awaited<ReturnType<typeof readResponseHead>> }> {
+  const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem]);
+  const key = newKey();
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
+      `Sec-WebSocket-Version: 13\r\nX-Lab-Case: KeepMe\r\n\r\n`,
+  );
+  return { socket, key, response: await readResponseHead(socket) };
+}
+
+interface Row {
+  path: string;
+  method: string;
+  response_status: number | null;
+  response_source: string | null;
+  outcome: string;
+  mode: string;
+  request_headers: string;
+  connection_outcome: string;
+}
+
+const rows = (p: TestProxy, path: string) =>
+  p.db
+    .prepare(
+      `SELECT x.path, x.method, x.response_status, x.response_source, x.outcome, x.mode, x.request_headers, c.outcome AS connection_outcome
+         FROM exchanges x LEFT JOIN connections c ON c.id = x.connection_id WHERE x.path = ?`,
+    )
+    .all(path) as Row[];
+
+describe("WebSocket on an intercepted host, forward mode", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+  });
+  afterAll(() => p.close());
+
+  it("relays the handshake and the frames both ways, and stores the handshake as an exchange", async () => {
+    const { socket, key, response } = await handshake(p, "/v2/ws?session=1");
+    expect(response.status).toBe(101);
+    // The origin's own answer to the client's own key: the handshake really went through.
+    expect(response.headers.get("sec-websocket-accept")).toBe(acceptKey(key));
+    const next = frameReader(socket, response.rest);
+    socket.resume();
+    socket.write(encodeFrame("hello", { masked: true }));
+    expect((await next()).payload.toString()).toBe("echo:hello");
+    const big = "x".repeat(70_000);
+    socket.write(encodeFrame(big, { masked: true }));
+    expect((await next()).payload.toString()).toBe(`echo:${big}`);
+    socket.write(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: true }));
+    expect((await next()).opcode).toBe(OPCODE.close);
+    socket.destroy();
+
+    // The origin saw the client's headers in order and case, without our proxy's.
+    const seen = origin.received.find((r) => r.url === "/v2/ws?session=1")!;
+    expect(seen.rawHeaders).toEqual(expect.arrayContaining(["X-Lab-Case", "KeepMe", "Upgrade", "websocket"]));
+    const [row] = await eventually(() => (rows(p, "/v2/ws?session=1").length ? rows(p, "/v2/ws?session=1") : undefined));
+    expect(row).toMatchObject({ method: "GET", response_status: 101, response_source: "upstream", outcome: "ok", mode: "forward", connection_outcome: "intercepted" });
+    expect(JSON.parse(row.request_headers)).toContainEqual(["Sec-WebSocket-Key", key]);
+  });
+
+  it("passes the upstream's refusal to the client as it was sent", async () => {
+    const { socket, response } = await handshake(p, "/refuse");
+    expect(response.status).toBe(403);
+    socket.destroy();
+    const [row] = await eventually(() => (rows(p, "/refuse").length ? rows(p, "/refuse") : undefined));
+    expect(row).toMatchObject({ response_status: 403, response_source: "upstream", outcome: "ok" });
+  });
+});
+
+describe("WebSocket on an intercepted host, sinkhole mode", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole", mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+  });
+  afterAll(() => p.close());
+
+  it("answers the handshake itself, so nothing reaches the service", async () => {
+    const before = origin.received.length;
+    const { socket, response } = await handshake(p, "/v2/ws?sinkholed=1");
+    expect(response.status).not.toBe(101);
+    socket.destroy();
+    expect(origin.received.length).toBe(before);
+    const [row] = await eventually(() => (rows(p, "/v2/ws?sinkholed=1").length ? rows(p, "/v2/ws?sinkholed=1") : undefined));
+    expect(row).toMatchObject({ outcome: "sinkholed", response_source: "exhaust", mode: "sinkhole" });
+  });
+});
