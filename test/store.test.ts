@@ -96,3 +96,30 @@ describe("processing an exchange the processing thread was told of twice", () =>
     db.close();
   });
 });
+
+describe("writer priority between the proxy and the processing thread", () => {
+  it("wakes a capture commit waiting for the lock as soon as the background transaction ends", async () => {
+    const priority = new WriterPriority();
+    // As if the processing thread were inside a transaction.
+    Atomics.store(priority.signal, 1, 1);
+    let woken = false;
+    const t0 = Date.now();
+    const waiting = priority.backgroundDone(10_000).then(() => (woken = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(woken).toBe(false);
+    // The transaction ends: writing() clears the mark and notifies.
+    priority.writing(() => undefined);
+    await waiting;
+    expect(woken).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
+  it("waits on a timer, not in a loop, when the lock is held by a connection that does not say so", async () => {
+    const priority = new WriterPriority();
+    let immediateRan = false;
+    setImmediate(() => (immediateRan = true));
+    await priority.backgroundDone(10_000);
+    // A timer let the event loop turn (a microtask loop would not have).
+    expect(immediateRan).toBe(true);
+  });
+});

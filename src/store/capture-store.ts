@@ -274,10 +274,11 @@ export class CaptureStore implements CaptureSink {
   private runQueue(): void {
     this.flushScheduled = false;
     if (this.commitQueue() === "busy") {
-      // Another connection (the processing thread) holds the write lock: try again in a moment
-      // instead of sleeping in SQLite's busy handler with the event loop stopped.
+      // Another connection (the processing thread) holds the write lock: try again as soon as it
+      // lets go, instead of sleeping in SQLite's busy handler with the event loop stopped.
       this.flushScheduled = true;
-      setTimeout(() => this.runQueue(), 1);
+      if (this.priority) void this.priority.backgroundDone().then(() => this.runQueue());
+      else setTimeout(() => this.runQueue(), 1);
       return;
     }
     if (this.queue.length === 0) this.priority?.lower();

@@ -160,9 +160,12 @@ export class EventStore {
   }
 
   private write(fn: () => void): void {
-    this.options.priority?.yieldToCapture();
+    const priority = this.options.priority;
+    priority?.yieldToCapture();
     try {
-      this.db.transaction(fn).immediate();
+      const transaction = this.db.transaction(fn);
+      if (priority) priority.writing(() => transaction.immediate());
+      else transaction.immediate();
     } catch (e) {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();

@@ -1,30 +1,63 @@
 /**
  * The proxy's capture commits must never wait behind background writers (decoding, classification):
  * SQLite has one writer per file, and a busy proxy thread sleeps in SQLite's busy handler with the
- * event loop stopped. So the capture writer raises this shared flag while it has commits queued, and
- * background writers check it before each (short) transaction and wait until it drops.
+ * event loop stopped. So the capture writer raises a shared flag while it has commits queued, and
+ * background writers check it before each transaction, end a running one early when it rises, and
+ * wait until it drops. A background writer also says when it holds the lock, so a capture commit
+ * that found the lock taken retries the moment it is released instead of polling.
  */
+/** Atomics.waitAsync is ES2024 (in Node since 16); the project's lib stays at what Node 20 fully has. */
+interface AtomicsWithWaitAsync {
+  waitAsync(a: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
+const CAPTURE_WAITING = 0;
+const BACKGROUND_WRITING = 1;
+
 export class WriterPriority {
   readonly signal: Int32Array;
 
   constructor(signal?: Int32Array) {
-    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(4));
+    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(8));
   }
 
   /** Capture side: commits are queued. */
   raise(): void {
-    Atomics.store(this.signal, 0, 1);
+    Atomics.store(this.signal, CAPTURE_WAITING, 1);
   }
 
   /** Capture side: the queue is committed. */
   lower(): void {
-    Atomics.store(this.signal, 0, 0);
-    Atomics.notify(this.signal, 0);
+    Atomics.store(this.signal, CAPTURE_WAITING, 0);
+    Atomics.notify(this.signal, CAPTURE_WAITING);
+  }
+
+  /**
+   * Capture side, after finding the lock taken: resolves when the background writer's transaction
+   * ends (at most `maxMs`). When no background writer says it holds the lock, another connection
+   * does (`exhaust reprocess`, a `sqlite3` shell): then it resolves after a millisecond, a timer,
+   * so the retries never starve the event loop.
+   */
+  async backgroundDone(maxMs = 5): Promise<void> {
+    const wait = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync(this.signal, BACKGROUND_WRITING, 1, maxMs);
+    if (wait.async) await wait.value;
+    else await new Promise((resolve) => setTimeout(resolve, 1));
   }
 
   /** Background side: capture commits are queued, so a transaction in progress should end now. */
   captureWaiting(): boolean {
-    return Atomics.load(this.signal, 0) !== 0;
+    return Atomics.load(this.signal, CAPTURE_WAITING) !== 0;
+  }
+
+  /** Background side: runs one write transaction, marked as holding the lock while it runs. */
+  writing<T>(transaction: () => T): T {
+    Atomics.store(this.signal, BACKGROUND_WRITING, 1);
+    try {
+      return transaction();
+    } finally {
+      Atomics.store(this.signal, BACKGROUND_WRITING, 0);
+      Atomics.notify(this.signal, BACKGROUND_WRITING);
+    }
   }
 
   /**
@@ -33,10 +66,10 @@ export class WriterPriority {
    */
   yieldToCapture(maxMs = 1000): void {
     const until = Date.now() + maxMs;
-    while (Atomics.load(this.signal, 0) !== 0) {
+    while (Atomics.load(this.signal, CAPTURE_WAITING) !== 0) {
       const left = until - Date.now();
       if (left <= 0) return;
-      Atomics.wait(this.signal, 0, 1, Math.min(left, 50));
+      Atomics.wait(this.signal, CAPTURE_WAITING, 1, Math.min(left, 50));
     }
   }
 }
