@@ -49,6 +49,7 @@ export const ERROR_DEFINITIONS = {
   EXH_IMPORT_FORMAT: { message: "cannot import {file}: {reason}", exitCode: 2 },
   EXH_IMPORT_SESSION_EXISTS: { message: "session {session} already exists in {file}; imports go into a new session (pick another --session)", exitCode: 2 },
   EXH_ADDON_FAILED: { message: "addon {addon} failed in {hook}: {reason}", exitCode: 1, httpStatus: 500 },
+  EXH_WEBSOCKET_COMPRESSED: { message: "WebSocket message sent compressed (permessage-deflate); stored as sent, not inflated", exitCode: 1 },
   EXH_DB_NO_SESSION: { message: "no sessions in {file}: capture or import something first", exitCode: 2 },
   EXH_PROFILE_UNKNOWN: { message: "no verification profile {profile} (shipped: {known}); give a profile name or a YAML file", exitCode: 2 },
   EXH_PROFILE_INVALID: { message: "profile {file} is invalid: {reason}", exitCode: 2 },

@@ -8,6 +8,7 @@ import { acceptKey, encodeFrame, frameReader, newKey, OPCODE, readResponseHead }
 
 // A connected-experience service in the catalogue (intercepted) that speaks WebSocket.
 const HOST = "augloop.office.com";
+const SENTENCE = "The quarterly salaries of the whole finance team will be cut by twelve percent next spring, says the board.";
 
 let originCa: CertificateAuthority;
 let origin: Origin;
@@ -24,7 +25,7 @@ async function handshake(p: TestProxy, path: string): Promise<{ socket: TLSSocke
   const key = newKey();
   socket.write(
     `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
-      `Sec-WebSocket-Version: 13\r\nX-Lab-Case: KeepMe\r\n\r\n`,
+      `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nX-Lab-Case: KeepMe\r\n\r\n`,
   );
   return { socket, key, response: await readResponseHead(socket) };
 }
@@ -67,13 +68,40 @@ describe("WebSocket on an intercepted host, forward mode", () => {
     const big = "x".repeat(70_000);
     socket.write(encodeFrame(big, { masked: true }));
     expect((await next()).payload.toString()).toBe(`echo:${big}`);
+    // A connected-experience-like JSON message in two frames, with a ping between them.
+    const message = JSON.stringify({ name: "AugLoop.Editor.Check", time: "2026-11-24T08:00:00Z", data: { "Data.Text": SENTENCE } });
+    socket.write(encodeFrame(message.slice(0, 40), { masked: true, fin: false }));
+    socket.write(encodeFrame("", { opcode: OPCODE.ping, masked: true }));
+    socket.write(encodeFrame(message.slice(40), { opcode: OPCODE.continuation, masked: true }));
+    expect((await next()).payload.toString()).toBe(`echo:${message}`);
     socket.write(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: true }));
     expect((await next()).opcode).toBe(OPCODE.close);
     socket.destroy();
 
-    // The origin saw the client's headers in order and case, without our proxy's.
+    // The origin saw the client's headers in order and case, without our proxy's and without the
+    // compression offer (so the messages stay readable).
     const seen = origin.received.find((r) => r.url === "/v2/ws?session=1")!;
     expect(seen.rawHeaders).toEqual(expect.arrayContaining(["X-Lab-Case", "KeepMe", "Upgrade", "websocket"]));
+    expect(seen.rawHeaders.map((h) => h.toLowerCase())).not.toContain("sec-websocket-extensions");
+
+    // Each message the client sent is an exchange of its own, byte for byte, decoded and classified.
+    const messages = await eventually(() => {
+      const r = p.db
+        .prepare(
+          `SELECT x.id, b.data AS body, x.request_body_size AS size FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256
+            WHERE x.method = 'WEBSOCKET' AND x.path = '/v2/ws?session=1' ORDER BY x.seq`,
+        )
+        .all() as Array<{ id: string; body: Buffer; size: number }>;
+      return r.length === 3 ? r : undefined;
+    });
+    expect(messages.map((m) => m.body.toString())).toEqual(["hello", big, message]);
+    const field = await eventually(
+      () =>
+        p.db
+          .prepare(`SELECT e.name, f.path, f.value, f.category FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'Data.Text'`)
+          .get(messages[2].id) as { name: string; value: string; category: string } | undefined,
+    );
+    expect(field).toMatchObject({ name: "AugLoop.Editor.Check", value: SENTENCE, category: "content" });
     const [row] = await eventually(() => (rows(p, "/v2/ws?session=1").length ? rows(p, "/v2/ws?session=1") : undefined));
     expect(row).toMatchObject({ method: "GET", response_status: 101, response_source: "upstream", outcome: "ok", mode: "forward", connection_outcome: "intercepted" });
     expect(JSON.parse(row.request_headers)).toContainEqual(["Sec-WebSocket-Key", key]);

@@ -20,6 +20,7 @@ import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "..
 import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs } from "./body.js";
 import { parseHostPort, type ProxyOptions } from "./options.js";
+import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
@@ -304,7 +305,7 @@ export class ExhaustEngine extends MitmProxy {
       client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    const { x } = this.newExchange(req, isTls, authority.host, authority.port, authority.path);
+    const { x, conn } = this.newExchange(req, isTls, authority.host, authority.port, authority.path);
     x.requestComplete = true;
     x.requestEndedAt = x.startedAt;
     addons.runSync("onRequestHeaders", x);
@@ -325,8 +326,9 @@ export class ExhaustEngine extends MitmProxy {
     const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
     const headers: string[] = [];
     for (const [name, value] of x.requestHeaders) {
-      // The handshake's own Connection/Upgrade headers go on; only our proxy's are dropped.
-      if (!/^proxy-(authorization|connection)$/i.test(name)) headers.push(name, value);
+      // The handshake's own Connection/Upgrade headers go on; our proxy's are dropped, and so is the
+      // offer of compression, so that the messages can be read (the stored headers keep it).
+      if (!/^(proxy-(authorization|connection)|sec-websocket-extensions)$/i.test(name)) headers.push(name, value);
     }
     const upstreamReq = (isTls ? https : http).request({
       host: target.host,
@@ -355,6 +357,10 @@ export class ExhaustEngine extends MitmProxy {
       if (head.length) upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
+      if (res.statusCode === 101 && x.capture) {
+        const reader = new WebSocketMessageReader(options.maxBodyBytes, (m) => void this.storeWebSocketMessage(x, conn, m));
+        client.on("data", (chunk: Buffer) => reader.push(chunk));
+      }
       let ended = false;
       const end = () => {
         if (ended) return;
@@ -401,6 +407,37 @@ export class ExhaustEngine extends MitmProxy {
       if (!settled) upstreamReq.destroy();
     });
     upstreamReq.end();
+  }
+
+  /**
+   * One message the client sent over a relayed WebSocket, stored as an exchange of its own (method
+   * WEBSOCKET, the handshake's path, the payload as the body, no response) so it is chained,
+   * decoded and classified like an upload: a connected experience's JSON messages become events.
+   */
+  private async storeWebSocketMessage(handshake: Exchange, conn: ConnectionRecord | undefined, m: WebSocketMessage): Promise<void> {
+    const { addons } = this.deps;
+    const now = Date.now();
+    const x: Exchange = {
+      ...handshake,
+      id: randomUUID(),
+      method: "WEBSOCKET",
+      requestHeaders: [],
+      requestBody: m.payload,
+      requestBodySize: m.size,
+      requestBodyTruncated: m.truncated,
+      requestComplete: true,
+      response: undefined,
+      outcome: "ok",
+      error: m.compressed ? errorInfo("EXH_WEBSOCKET_COMPRESSED", {}) : undefined,
+      startedAt: now,
+      requestEndedAt: now,
+      respondedAt: undefined,
+      endedAt: undefined,
+    };
+    if (conn) conn.exchanges++;
+    await addons.run("onResponse", x);
+    x.endedAt = Date.now();
+    await addons.run("onExchangeEnd", x);
   }
 
   /**

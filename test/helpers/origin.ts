@@ -49,8 +49,8 @@ export async function startOrigin(
       handler(r, res, req);
     });
   });
-  // WebSocket: answers the handshake on any path but /refuse (403), then echoes each text frame
-  // back as "echo:<text>" (see helpers/websocket.ts).
+  // WebSocket: answers the handshake on any path but /refuse (403), then echoes each message
+  // (fragments joined, control frames other than close ignored) back as "echo:<text>".
   const upgraded = new Set<Duplex>();
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     upgraded.add(socket);
@@ -64,12 +64,18 @@ export async function startOrigin(
       `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`,
     );
     let buf = head;
+    let message: Buffer[] = [];
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       for (let r = readFrame(buf); r; r = readFrame(buf)) {
         buf = r.rest;
-        if (r.frame.opcode === OPCODE.close) socket.end(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: false }));
-        else socket.write(encodeFrame(`echo:${r.frame.payload.toString()}`, { masked: false }));
+        const { fin, opcode, payload } = r.frame;
+        if (opcode === OPCODE.close) socket.end(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: false }));
+        if (opcode >= 0x8) continue;
+        message.push(payload);
+        if (!fin) continue;
+        socket.write(encodeFrame(`echo:${Buffer.concat(message).toString()}`, { masked: false }));
+        message = [];
       }
     };
     socket.on("data", onData);

@@ -15,14 +15,15 @@ export function newKey(): string {
   return randomBytes(16).toString("base64");
 }
 
-export const OPCODE = { text: 0x1, binary: 0x2, close: 0x8 } as const;
+export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9 } as const;
 
-export function encodeFrame(payload: Buffer | string, opts: { opcode?: number; masked: boolean }): Buffer {
+/** One frame; `fin: false` for all but the last frame of a fragmented message. */
+export function encodeFrame(payload: Buffer | string, opts: { opcode?: number; masked: boolean; fin?: boolean }): Buffer {
   const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
   const len = data.length;
   const lenBytes = len < 126 ? Buffer.from([len]) : len < 65536 ? Buffer.from([126, len >> 8, len & 0xff]) : Buffer.concat([Buffer.from([127]), bigLength(len)]);
   lenBytes[0] |= opts.masked ? 0x80 : 0;
-  const first = Buffer.from([0x80 | (opts.opcode ?? OPCODE.text)]);
+  const first = Buffer.from([(opts.fin === false ? 0 : 0x80) | (opts.opcode ?? OPCODE.text)]);
   if (!opts.masked) return Buffer.concat([first, lenBytes, data]);
   const mask = randomBytes(4);
   const masked = Buffer.from(data.map((b, i) => b ^ mask[i & 3]));
@@ -36,6 +37,7 @@ function bigLength(n: number): Buffer {
 }
 
 export interface Frame {
+  fin: boolean;
   opcode: number;
   payload: Buffer;
 }
@@ -60,7 +62,7 @@ export function readFrame(buf: Buffer): { frame: Frame; rest: Buffer } | undefin
   if (buf.length < at + len) return undefined;
   const raw = buf.subarray(at, at + len);
   const payload = mask ? Buffer.from(raw.map((b, i) => b ^ mask[i & 3])) : Buffer.from(raw);
-  return { frame: { opcode: buf[0] & 0x0f, payload }, rest: buf.subarray(at + len) };
+  return { frame: { fin: (buf[0] & 0x80) !== 0, opcode: buf[0] & 0x0f, payload }, rest: buf.subarray(at + len) };
 }
 
 /** Collects bytes from a stream and hands out the frames as they complete. */
