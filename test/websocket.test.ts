@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import net, { type AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 import { tlsThroughProxy } from "./helpers/client.js";
-import { startOrigin, type Origin } from "./helpers/origin.js";
+import { answerWebSocket, startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { acceptKey, encodeFrame, frameReader, newKey, OPCODE, readResponseHead } from "./helpers/websocket.js";
 
@@ -131,5 +133,57 @@ describe("WebSocket on an intercepted host, sinkhole mode", () => {
     expect(origin.received.length).toBe(before);
     const [row] = await eventually(() => (rows(p, "/v2/ws?sinkholed=1").length ? rows(p, "/v2/ws?sinkholed=1") : undefined));
     expect(row).toMatchObject({ outcome: "sinkholed", response_source: "exhaust", mode: "sinkhole" });
+  });
+});
+
+describe("WebSocket through the proxy as plain HTTP (ws://, absolute-form request)", () => {
+  let p: TestProxy;
+  let plain: http.Server;
+  beforeAll(async () => {
+    plain = http.createServer();
+    plain.on("connection", (s: net.Socket) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    });
+    plain.on("upgrade", (req, socket, head) => answerWebSocket(req, socket, head));
+    await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
+    p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${(plain.address() as AddressInfo).port}`] });
+  });
+  const sockets = new Set<net.Socket>();
+  afterAll(async () => {
+    await p.close();
+    // Upgraded sockets are not the HTTP server's any more: close them by hand.
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => plain.close(r));
+  });
+
+  it("relays the handshake and the messages, and stores both", async () => {
+    const socket = net.connect(p.port, "127.0.0.1");
+    await new Promise((r) => socket.once("connect", r));
+    const key = newKey();
+    socket.write(
+      `GET http://${HOST}/plain?x=1 HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    const response = await readResponseHead(socket);
+    expect(response.status).toBe(101);
+    expect(response.headers.get("sec-websocket-accept")).toBe(acceptKey(key));
+    const next = frameReader(socket, response.rest);
+    socket.resume();
+    socket.write(encodeFrame("over plain http", { masked: true }));
+    expect((await next()).payload.toString()).toBe("echo:over plain http");
+    socket.destroy();
+    const stored = await eventually(() => {
+      const r = p.db.prepare("SELECT method, scheme, path, response_status FROM exchanges WHERE path = '/plain?x=1' ORDER BY seq").all();
+      return r.length === 2 ? r : undefined;
+    });
+    expect(stored).toEqual([
+      { method: "GET", scheme: "http", path: "/plain?x=1", response_status: 101 },
+      { method: "WEBSOCKET", scheme: "http", path: "/plain?x=1", response_status: null },
+    ]);
+    // The client hung up, so the proxy closed its side to the service too.
+    await eventually(() => ([...sockets].every((s) => s.destroyed) || undefined));
+    // ... and its own connection with the client is over (not left half open).
+    await eventually(() => p.db.prepare("SELECT ended_at FROM connections WHERE outcome = 'plain-http' AND host = ? AND ended_at IS NOT NULL").get(HOST));
   });
 });

@@ -355,8 +355,12 @@ export class ExhaustEngine extends MitmProxy {
       client.write(rawResponseHead(res.statusCode ?? 101, x.response!.headers, res.statusMessage));
       if (upstreamHead.length) client.write(upstreamHead);
       if (head.length) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
+      // Not piped with end: a WebSocket has no half-closed state, so when one side hangs up the
+      // other is told (after what was sent before reaches it) and the relay ends.
+      upstream.pipe(client, { end: false });
+      client.pipe(upstream, { end: false });
+      upstream.once("end", () => client.end(end));
+      client.once("end", () => upstream.end(end));
       if (res.statusCode === 101 && x.capture) {
         const reader = new WebSocketMessageReader(options.maxBodyBytes, (m) => void this.storeWebSocketMessage(x, conn, m));
         client.on("data", (chunk: Buffer) => reader.push(chunk));

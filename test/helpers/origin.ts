@@ -49,38 +49,12 @@ export async function startOrigin(
       handler(r, res, req);
     });
   });
-  // WebSocket: answers the handshake on any path but /refuse (403), then echoes each message
-  // (fragments joined, control frames other than close ignored) back as "echo:<text>".
   const upgraded = new Set<Duplex>();
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     upgraded.add(socket);
     socket.on("close", () => upgraded.delete(socket));
     received.push({ method: req.method ?? "", url: req.url ?? "", rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
-    if (req.url === "/refuse") {
-      socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused");
-      return;
-    }
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`,
-    );
-    let buf = head;
-    let message: Buffer[] = [];
-    const onData = (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      for (let r = readFrame(buf); r; r = readFrame(buf)) {
-        buf = r.rest;
-        const { fin, opcode, payload } = r.frame;
-        if (opcode === OPCODE.close) socket.end(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: false }));
-        if (opcode >= 0x8) continue;
-        message.push(payload);
-        if (!fin) continue;
-        socket.write(encodeFrame(`echo:${Buffer.concat(message).toString()}`, { masked: false }));
-        message = [];
-      }
-    };
-    socket.on("data", onData);
-    socket.on("error", () => socket.destroy());
-    onData(Buffer.alloc(0));
+    answerWebSocket(req, socket, head);
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   return {
@@ -93,4 +67,38 @@ export async function startOrigin(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The WebSocket side of a test origin: answers the handshake on any path but /refuse (403), then
+ * echoes each message (fragments joined, control frames other than close ignored) as "echo:<text>".
+ */
+export function answerWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  if (req.url === "/refuse") {
+    socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused");
+    return;
+  }
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`,
+  );
+  let buf = head;
+  let message: Buffer[] = [];
+  const onData = (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (let r = readFrame(buf); r; r = readFrame(buf)) {
+      buf = r.rest;
+      const { fin, opcode, payload } = r.frame;
+      if (opcode === OPCODE.close) socket.end(encodeFrame(Buffer.alloc(0), { opcode: OPCODE.close, masked: false }));
+      if (opcode >= 0x8) continue;
+      message.push(payload);
+      if (!fin) continue;
+      socket.write(encodeFrame(`echo:${Buffer.concat(message).toString()}`, { masked: false }));
+      message = [];
+    }
+  };
+  socket.on("data", onData);
+  socket.on("error", () => socket.destroy());
+  // Like a real WebSocket server: a peer that hangs up is gone.
+  socket.on("end", () => socket.end());
+  onData(Buffer.alloc(0));
 }
