@@ -53,6 +53,13 @@ export const ERROR_DEFINITIONS = {
   EXH_DB_NO_SESSION: { message: "no sessions in {file}: capture or import something first", exitCode: 2 },
   EXH_PROFILE_UNKNOWN: { message: "no verification profile {profile} (shipped: {known}); give a profile name or a YAML file", exitCode: 2 },
   EXH_PROFILE_INVALID: { message: "profile {file} is invalid: {reason}", exitCode: 2 },
+  EXH_DB_NOT_FOUND: { message: "no database at {file}: capture (exhaust proxy) or import first, or pass --db", exitCode: 2 },
+  EXH_CAPTURE_FAILED: { message: "the capture could not be stored ({reason}); not acknowledged, retry later", exitCode: 1, httpStatus: 503 },
+  EXH_SESSION_BUSY: {
+    message: "session {session} in {file} is being captured by another proxy ({owner}); stop it or choose another --session",
+    exitCode: 2,
+  },
+  EXH_STORE_GONE: { message: "the database {file} was deleted or replaced under the running proxy; capture stopped", exitCode: 1 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

@@ -19,6 +19,11 @@ function findPackageRoot(): string {
 export const PACKAGE_ROOT = findPackageRoot();
 export const CLASSIFIERS_DIR = join(PACKAGE_ROOT, "classifiers");
 
-/** Defaults are relative to the working directory, like mitmproxy's ~/.mitmproxy but per lab folder. */
+/** The CA directory defaults to the working directory's certs/, like mitmproxy's ~/.mitmproxy but per lab folder. */
 export const DEFAULT_CERTS_DIR = resolve("certs");
-export const DEFAULT_DB_FILE = resolve("captures", "exhaust.db");
+/**
+ * The database every command uses without --db, the same from any working directory: $EXHAUST_DB
+ * when set (a relative value is taken from the working directory), else captures/exhaust.db in the
+ * package root (see docs/durability.md).
+ */
+export const DEFAULT_DB_FILE = process.env.EXHAUST_DB ? resolve(process.env.EXHAUST_DB) : join(PACKAGE_ROOT, "captures", "exhaust.db");

@@ -39,7 +39,7 @@ export function registerCanaryCommand(program: Command): void {
     .option("--json", "print JSON")
     .action((opts: { db: string; json?: boolean }) =>
       runCommand(() => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         const rows = listCanaries(db);
         db.close();
         if (opts.json) {

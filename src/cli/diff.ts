@@ -15,7 +15,7 @@ export function registerDiffCommand(program: Command): void {
     .option("--json", "print JSON")
     .action((a: string, b: string, opts: { db: string; json?: boolean }) =>
       runCommand(() => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         try {
           const diff = diffSessions(db, resolveSessionOrLatest(db, opts.db, a), resolveSessionOrLatest(db, opts.db, b));
           process.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiffText(diff));

@@ -46,7 +46,7 @@ export function registerExportCommand(program: Command): void {
         if (!FORMATS.includes(format)) {
           throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv or bundle, got "${opts.format}"` });
         }
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         try {
           let sessionId: number | undefined;
           if (opts.session !== undefined) {

@@ -128,7 +128,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
   // Started after the session row is written: from here on the proxy's thread writes only through
   // the capture store, which retries a busy lock from the event loop.
-  const processing = ProcessingThread.start(options.dbFile, log, priority);
+  const processing = ProcessingThread.start(options.dbFile, log, priority, session.id);
   let proxy;
   try {
     proxy = await startProxy({

@@ -17,7 +17,7 @@ export function registerReprocessCommand(program: Command): void {
     .option("--json", "print a JSON summary")
     .action((opts: { db: string; session?: string; all?: boolean; json?: boolean }) =>
       runCommand(async () => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         // Checkpoints on their own thread, as beside the proxy: the inserting thread never waits for them.
         const checkpointer = Checkpointer.start(db, opts.db);
         try {

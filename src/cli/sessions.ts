@@ -12,7 +12,7 @@ export function registerSessionsCommand(program: Command): void {
     .option("--json", "print JSON")
     .action((opts: { db: string; json?: boolean }) =>
       runCommand(() => {
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         const rows = listSessions(db);
         db.close();
         if (opts.json) {

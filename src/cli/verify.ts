@@ -27,7 +27,7 @@ export function registerVerifyCommand(program: Command): void {
         const evidenceLimit = opts.evidence === undefined ? undefined : positiveInt("--evidence", opts.evidence);
         const catalog = EndpointCatalog.load();
         const profile = loadProfile(opts.profile, catalog);
-        const db = openDatabase(opts.db);
+        const db = openDatabase(opts.db, { mustExist: true });
         try {
           const session = resolveSessionOrLatest(db, opts.db, opts.session);
           const report = verifySession(db, profile, session, { catalog, evidenceLimit });

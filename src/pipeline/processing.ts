@@ -29,11 +29,12 @@ export class ProcessingThread {
   }
 
   /** `priority` is the capture writer's: the thread's writes yield to the proxy's commits. */
-  static start(dbFile: string, log: Logger, priority: WriterPriority): ProcessingThread {
+  /** `sessionId`: the catch-up at start covers this session only (all sessions when not given). */
+  static start(dbFile: string, log: Logger, priority: WriterPriority, sessionId?: number): ProcessingThread {
     if (!existsSync(WORKER_FILE)) {
       throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
     }
-    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile, prioritySignal: priority.signal } }), log);
+    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile, prioritySignal: priority.signal, sessionId } }), log);
   }
 
   submit(exchangeId: string): void {

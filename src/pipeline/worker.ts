@@ -21,8 +21,9 @@ if (process.platform === "linux") {
     // Not permitted in this environment: run at normal priority.
   }
 }
-const { dbFile, prioritySignal } = workerData as { dbFile: string; prioritySignal: Int32Array };
-const db = openDatabase(dbFile);
+const { dbFile, prioritySignal, sessionId } = workerData as { dbFile: string; prioritySignal: Int32Array; sessionId?: number };
+// The proxy created the file: never create one here (a deleted store is not silently replaced).
+const db = openDatabase(dbFile, { mustExist: true });
 // The proxy runs a Checkpointer thread beside this one (both are compiled JavaScript, so where this
 // worker runs, that one does too): commits here should not also stop to checkpoint.
 db.pragma("wal_autocheckpoint = 0");
@@ -31,7 +32,9 @@ const processor = new ExchangeProcessor(db, {
   rowsPerTransaction: ROWS_PER_TRANSACTION_BESIDE_PROXY,
   priority: new WriterPriority(prioritySignal),
 });
-const queue: string[] = processor.pending();
+// Catch up on the proxy's own session only: another proxy may be capturing (and processing) another
+// session of the same database, and two threads processing one exchange would interleave its events.
+const queue: string[] = processor.pending({ sessionId });
 let running = false;
 let stopped = false;
 

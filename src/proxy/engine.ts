@@ -19,7 +19,7 @@ import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs } from "./body.js";
-import { parseHostPort, type ProxyOptions } from "./options.js";
+import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
@@ -73,7 +73,7 @@ export class ExhaustEngine extends MitmProxy {
     const agentOptions = { keepAlive: true, noDelay: true, maxSockets: 256 } as https.AgentOptions;
     this.httpAgent = withNoDelay(new http.Agent(agentOptions));
     this.httpsAgent = options.upstreamProxy
-      ? (new HttpsProxyAgent(options.upstreamProxy, { ...agentOptions, ...tlsTrust }) as unknown as https.Agent)
+      ? allHeaders(new HttpsProxyAgent(options.upstreamProxy, { ...agentOptions, ...tlsTrust }) as unknown as https.Agent)
       : withNoDelay(new https.Agent({ ...agentOptions, ...tlsTrust }));
     this.onRequest((ctx, cb) => this.beginExchange(ctx, cb));
     this.onResponse((ctx, cb) => void this.upstreamResponded(ctx, cb));
@@ -181,6 +181,7 @@ export class ExhaustEngine extends MitmProxy {
     opts.port = target.port;
     // An array keeps the client's header order and case on the way upstream.
     opts.headers = forwarded;
+    opts.maxHeaderSize = MAX_HEADER_BYTES;
     if (x.scheme === "https") {
       opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
       Object.assign(opts, this.upstreamTls);
@@ -337,6 +338,7 @@ export class ExhaustEngine extends MitmProxy {
       path: x.path,
       headers,
       setHost: false,
+      maxHeaderSize: MAX_HEADER_BYTES,
       agent: isTls ? this.httpsAgent : this.httpAgent,
       ...(isTls ? { servername: /^[\d.]+$|:/.test(x.host) ? undefined : x.host, ...this.upstreamTls } : {}),
     } as https.RequestOptions);
@@ -503,11 +505,25 @@ export class ExhaustEngine extends MitmProxy {
  * agent's noDelay option.)
  */
 function withNoDelay<A extends http.Agent>(agent: A): A {
+  allHeaders(agent);
   const create = (agent as unknown as { createConnection: (...a: unknown[]) => Socket | undefined }).createConnection;
   (agent as unknown as { createConnection: unknown }).createConnection = function (this: A, ...args: unknown[]) {
     const socket = create.apply(this, args);
     socket?.setNoDelay(true);
     return socket;
+  };
+  return agent;
+}
+
+/**
+ * Upstream responses keep all their headers: a request's header-count limit can only be lifted on
+ * the request object before its socket is assigned, which is when the agent receives it.
+ */
+function allHeaders<A extends http.Agent>(agent: A): A {
+  const add = (agent as unknown as { addRequest: (req: http.ClientRequest, ...rest: unknown[]) => unknown }).addRequest;
+  (agent as unknown as { addRequest: unknown }).addRequest = function (this: A, req: http.ClientRequest, ...rest: unknown[]) {
+    req.maxHeadersCount = 0;
+    return add.call(this, req, ...rest);
   };
   return agent;
 }

@@ -43,6 +43,13 @@ export const PROXY_DEFAULTS = {
   upstreamTimeoutMs: 30_000,
 };
 
+/**
+ * Request and response heads: any number of headers (all are stored and chained), up to this many
+ * bytes in all (Node's default is 16 KiB and 1,000-odd headers, silently dropping the rest). A head
+ * above it is answered 431 and stored as a malformed request.
+ */
+export const MAX_HEADER_BYTES = 256 * 1024;
+
 export function parseHostPort(option: string, text: string, defaultHost?: string): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
   if (!m) {

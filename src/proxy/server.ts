@@ -11,7 +11,7 @@ import type { ConnectionRecord } from "../types.js";
 import { AccessPolicy, deniedResponse } from "./access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
 import { ExhaustEngine } from "./engine.js";
-import { parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
+import { MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
 
 export interface ProxyDeps {
   options: ProxyOptions;
@@ -61,7 +61,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
 
   // Decrypted client connections are fed to this server; it never listens.
-  const decrypted = http.createServer({ noDelay: true, keepAlive: true });
+  const decrypted = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+  // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
+  // the head's size is bounded by maxHeaderSize.
+  decrypted.maxHeadersCount = 0;
   decrypted.on("request", (req, res) => engine.handle(req, res, true));
   decrypted.on("upgrade", (req, socket, head) => engine.upgrade(req, socket, head, true));
   decrypted.on("clientError", (err, socket) => {
@@ -71,7 +74,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     answerClientError(socket, err);
   });
 
-  const server = http.createServer({ noDelay: true, keepAlive: true });
+  const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+  server.maxHeadersCount = 0;
   server.on("connection", (socket: Socket) => {
     open.add(socket);
     socket.on("close", () => open.delete(socket));

@@ -1,39 +1,87 @@
 import Database from "better-sqlite3";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { exhaustError } from "../errors.js";
 import { MIGRATIONS } from "./migrations.js";
 
 export type Db = Database.Database;
 
+export interface OpenOptions {
+  /** Open read-only (never writes, never migrates). Implies `mustExist`. */
+  readonly?: boolean;
+  /**
+   * The command only works on an existing database: a missing file is EXH_DB_NOT_FOUND and
+   * nothing (no file, no directory) is created. Only the proxy and `import` create databases.
+   */
+  mustExist?: boolean;
+}
+
 /**
- * Opens (creating if needed) an exhaust database and brings its schema up to date.
+ * Opens (creating if needed, unless `mustExist`) an exhaust database and brings its schema up to
+ * date.
  *
  * WAL with synchronous=NORMAL: a committed transaction survives the process being killed (the WAL
  * is in the OS page cache), which is the guarantee the proxy gives; only power loss can take the
  * last commits. FULL would fsync on every commit and stall the event loop of a synchronous driver.
+ *
+ * The database file is never opened with `fs` while it exists: closing any descriptor of a file
+ * drops every POSIX lock this process holds on it, including those of live SQLite connections of
+ * other threads, and an outside `sqlite3` client would then take itself for the last connection,
+ * checkpoint and delete the WAL the proxy is still writing (see docs/durability.md).
  */
-export function openDatabase(file: string, options: { readonly?: boolean } = {}): Db {
-  let db: Db;
+export function openDatabase(file: string, options: OpenOptions = {}): Db {
+  const readonly = options.readonly ?? false;
+  const mustExist = readonly || (options.mustExist ?? false);
+  if (mustExist && !existsSync(file)) throw exhaustError("EXH_DB_NOT_FOUND", { file });
+  let db: Db | undefined;
   try {
-    if (!options.readonly) {
-      mkdirSync(dirname(file), { recursive: true });
-      // Captures hold credentials as received. SQLite gives the -wal and -shm files the main file's
-      // mode, so creating it 0600 first keeps all three private.
-      closeSync(openSync(file, "a", 0o600));
+    if (!mustExist) createPrivate(file);
+    db = new Database(file, { readonly, fileMustExist: mustExist });
+    if (!readonly) {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      migrate(db);
+    } else {
+      // A file that is not a database only says so at its first read: make that happen here.
+      db.pragma("user_version");
     }
-    db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    return db;
   } catch (e) {
-    throw exhaustError("EXH_DB_OPEN", { file, reason: (e as Error).message }, e);
+    try {
+      db?.close();
+    } catch {
+      // Closing a connection that failed to open: nothing more to report.
+    }
+    throw exhaustError("EXH_DB_OPEN", { file, reason: (e as Error).message.split("\n")[0] }, e);
   }
-  if (!options.readonly) {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    migrate(db);
+}
+
+/**
+ * Captures hold credentials as received. SQLite gives the -wal and -shm files the main file's mode,
+ * so creating the main file 0600 first keeps all three private. Done only when the file does not
+ * exist yet (`wx`): then no connection of this process can hold a lock on it.
+ */
+function createPrivate(file: string): void {
+  if (existsSync(file)) return;
+  mkdirSync(dirname(file), { recursive: true });
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+  } catch (e) {
+    // Created meanwhile by someone else: theirs is the file (and its mode).
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
   }
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 5000");
-  return db;
+}
+
+/** Device and inode of the database file: a store whose file was deleted or replaced has changed them. */
+export function fileIdentity(file: string): string | undefined {
+  try {
+    const s = statSync(file);
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
 }
 
 function migrate(db: Db): void {
