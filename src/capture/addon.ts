@@ -1,19 +1,36 @@
+import { exhaustError, isExhaustError } from "../errors.js";
 import type { Addon } from "../proxy/addons/addon.js";
+import type { Exchange } from "../types.js";
 import { completionOf, type CaptureSink, type SessionInfo } from "../store/capture-store.js";
 
 /**
  * Durable capture. The engine awaits `onResponse` before it releases the response, and this hook
  * resolves only after the group commit that holds the exchange: an upload the client saw
- * acknowledged is on disk (WAL) even if the proxy is killed the next instant.
+ * acknowledged is on disk (WAL) even if the proxy is killed the next instant. The hook is
+ * `required`: when the commit fails (disk full, database locked, store gone) it throws
+ * EXH_CAPTURE_FAILED and the engine answers 503 instead of releasing anything (fail closed).
  */
 export function captureAddon(store: CaptureSink, session: SessionInfo): Addon {
+  // Exchanges whose durable point committed: only those get their completion written.
+  const committed = new WeakSet<Exchange>();
+  const commit = async (x: Exchange) => {
+    if (!x.capture) return;
+    try {
+      await store.commitExchange(session, x);
+    } catch (e) {
+      if (isExhaustError(e) && e.code === "EXH_CAPTURE_FAILED") throw e;
+      throw exhaustError("EXH_CAPTURE_FAILED", { reason: (e as Error)?.message?.split("\n")[0] ?? String(e) }, e);
+    }
+    committed.add(x);
+  };
   return {
     name: "capture",
+    required: ["onResponse"],
     onConnectionOpened: (c) => store.openConnection(session, c),
     onConnectionClosed: (c) => store.closeConnection(c),
-    onResponse: (x) => (x.capture ? store.commitExchange(session, x) : undefined),
-    onError: (x) => (x.capture ? store.commitExchange(session, x) : undefined),
-    onExchangeEnd: (x) => (x.capture ? store.completeExchange(completionOf(x)) : undefined),
+    onResponse: commit,
+    onError: commit,
+    onExchangeEnd: (x) => (committed.has(x) ? store.completeExchange(completionOf(x)) : undefined),
     close: () => store.flush(),
   };
 }

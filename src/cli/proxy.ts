@@ -1,10 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Command } from "commander";
 import { loadOrCreateAuthority } from "../ca/authority.js";
 import { LeafIssuer } from "../ca/leaf.js";
 import { EndpointCatalog } from "../catalog/endpoints.js";
-import { exhaustError } from "../errors.js";
+import { exhaustError, type ExhaustError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { defaultAddons } from "../proxy/addons/index.js";
@@ -24,7 +26,8 @@ import { assertListenAllowed } from "../proxy/access.js";
 import { CaptureStore } from "../store/capture-store.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { ProcessingThread } from "../pipeline/processing.js";
-import { openDatabase } from "../store/database.js";
+import { openDatabase, watchStore, type Db } from "../store/database.js";
+import { claimSession, heartbeatWrite, releaseSession, type SessionOwner } from "../store/session-owner.js";
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { collect, runCommand } from "./run.js";
@@ -116,10 +119,26 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   const issuer = await LeafIssuer.create(ca);
   assertListenAllowed(options);
   const db = openDatabase(options.dbFile);
+  const owner = claimOwnSession(db, options);
+  // A stop asked for by a signal, or forced by the store going away under the proxy.
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // Checked before every commit and every second: a store whose files were deleted or replaced
+  // takes no more commits (nothing is acknowledged into the void) and the proxy exits.
+  const sameStore = watchStore(options.dbFile);
+  let storeGone: ExhaustError | undefined;
+  const guard = () => {
+    if (!storeGone && !sameStore()) {
+      storeGone = exhaustError("EXH_STORE_GONE", { file: options.dbFile });
+      log.error({ code: storeGone.code, db: options.dbFile }, storeGone.message);
+      stop();
+    }
+    return storeGone;
+  };
   // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
   const checkpointer = Checkpointer.start(db, options.dbFile);
   const priority = new WriterPriority();
-  const store = new CaptureStore(db, priority);
+  const store = new CaptureStore(db, priority, { guard });
   const session = store.openSession(options.session, {
     toolVersion: TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
@@ -142,25 +161,42 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     await processing.stop();
     await store.close();
     store.discardSessionIfEmpty(session);
+    releaseSession(db, owner);
     await checkpointer.stop();
     db.close();
     throw e;
   }
+  const beat = heartbeatWrite(db, owner);
+  let ticks = 0;
+  const watch = setInterval(() => {
+    if (guard()) return;
+    if (++ticks % OWNER_HEARTBEAT_TICKS === 0) store.write(beat).catch(() => {});
+  }, STORE_CHECK_MS);
+  watch.unref();
   log.info({ session: session.name, db: options.dbFile, ca: ca.fingerprint256 }, "capturing");
   // How long the event loop was ever held up: leaf issuance and SQLite commits must stay short.
   const LOOP_RESOLUTION_MS = 10;
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loopDelay.enable();
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await stopped;
+  clearInterval(watch);
+  if (storeGone) {
+    // Nothing more can be stored: close what is open and say so (exit 1), writing nothing.
+    await proxy.close();
+    await processing.stop();
+    await checkpointer.stop().catch(() => {});
+    db.close();
+    log.flush();
+    throw storeGone;
+  }
   await proxy.close();
   // The processing thread first: afterwards nothing else writes while the session is closed.
   await processing.stop();
   await store.close();
   store.endSession(session);
+  releaseSession(db, owner);
   await checkpointer.stop();
   db.close();
   loopDelay.disable();
@@ -179,6 +215,49 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     "stopped",
   );
   log.flush();
+}
+
+/** How often the store's files are checked when no commit does it (every commit checks too). */
+const STORE_CHECK_MS = 1000;
+/** The session owner's heartbeat, in store checks (5 s); a claim older than OWNER_STALE_MS lapses. */
+const OWNER_HEARTBEAT_TICKS = 5;
+const OWNER_STALE_MS = 30_000;
+
+/**
+ * One proxy captures a session at a time: two would interleave one hash chain. A claim whose
+ * proxy was killed lapses as soon as its pid is gone (same host), or its heartbeat is old.
+ */
+function claimOwnSession(db: Db, options: ProxyOptions): SessionOwner {
+  const now = Date.now();
+  const owner: SessionOwner = { session: options.session, pid: process.pid, host: hostname(), token: randomUUID(), startedAt: now, heartbeatAt: now };
+  const isStale = (o: SessionOwner) =>
+    Date.now() - o.heartbeatAt > OWNER_STALE_MS || (o.host === owner.host && (o.pid === process.pid || !pidAlive(o.pid)));
+  let current: SessionOwner | undefined;
+  try {
+    current = claimSession(db, owner, isStale);
+  } catch (e) {
+    db.close();
+    throw exhaustError("EXH_DB_OPEN", { file: options.dbFile, reason: (e as Error).message }, e);
+  }
+  if (current) {
+    db.close();
+    throw exhaustError("EXH_SESSION_BUSY", {
+      session: options.session,
+      file: options.dbFile,
+      owner: `pid ${current.pid} on ${current.host}, since ${new Date(current.startedAt).toISOString()}`,
+    });
+  }
+  return owner;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, under another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The options stored with the session: enough to know how it was captured, no credentials. */

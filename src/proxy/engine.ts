@@ -17,7 +17,7 @@ import { exhaustError, type ErrorCode } from "../errors.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
-import type { AddonChain, LocalResponse } from "./addons/addon.js";
+import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs } from "./body.js";
 import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
@@ -36,6 +36,8 @@ interface RequestState {
   upstreamTimedOut: boolean;
   /** The exchange has been answered or failed; later errors are echoes. */
   settled: boolean;
+  /** A required addon failed at the durable point: the client got 503, the upstream's answer is drained. */
+  refused?: boolean;
   ctx: IContext;
 }
 
@@ -225,7 +227,16 @@ export class ExhaustEngine extends MitmProxy {
       source: "upstream",
     };
     x.outcome = "ok";
-    await this.deps.addons.run("onResponse", x);
+    const failure = await this.deps.addons.run("onResponse", x);
+    if (failure) {
+      // Fail closed: the upstream's answer is not passed on (the client would take it as an
+      // acknowledgement of an upload that is not stored); it is read and dropped.
+      st.refused = true;
+      upstream.resume();
+      writeLocal(ctx.proxyToClientResponse, refusal(x, failure));
+      void this.finish(st);
+      return;
+    }
     cb();
   }
 
@@ -255,11 +266,8 @@ export class ExhaustEngine extends MitmProxy {
     const { x, ctx } = st;
     x.respondedAt = Date.now();
     x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
-    await this.deps.addons.run("onResponse", x);
-    const res = ctx.proxyToClientResponse;
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(answer.status, answer.headers.flat());
-    res.end(answer.body);
+    const failure = await this.deps.addons.run("onResponse", x);
+    writeLocal(ctx.proxyToClientResponse, failure ? refusal(x, failure) : answer);
   }
 
   private async clientAborted(st: RequestState): Promise<void> {
@@ -313,7 +321,8 @@ export class ExhaustEngine extends MitmProxy {
     const answerLocally = async (answer: LocalResponse) => {
       x.respondedAt = Date.now();
       x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
-      await addons.run("onResponse", x);
+      const failure = await addons.run("onResponse", x);
+      if (failure) answer = refusal(x, failure);
       client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
       client.end(answer.body);
       x.endedAt = Date.now();
@@ -344,15 +353,26 @@ export class ExhaustEngine extends MitmProxy {
     } as https.RequestOptions);
     let settled = false;
     const timer = setTimeout(() => upstreamReq.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })), options.upstreamTimeoutMs);
-    const upstreamAnswered = async (res: http.IncomingMessage) => {
+    /** Resolves false when the handshake could not be stored: the client got 503 and nothing is relayed. */
+    const upstreamAnswered = async (res: http.IncomingMessage): Promise<boolean> => {
       settled = true;
       clearTimeout(timer);
       x.respondedAt = Date.now();
       x.response = { status: res.statusCode ?? 502, statusMessage: res.statusMessage, headers: headerPairs(res.rawHeaders), source: "upstream" };
-      await addons.run("onResponse", x);
+      const failure = await addons.run("onResponse", x);
+      if (!failure) return true;
+      const answer = refusal(x, failure);
+      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
+      client.end(answer.body);
+      x.endedAt = Date.now();
+      void addons.run("onExchangeEnd", x);
+      return false;
     };
     upstreamReq.on("upgrade", async (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer) => {
-      await upstreamAnswered(res);
+      if (!(await upstreamAnswered(res))) {
+        upstream.destroy();
+        return;
+      }
       upstream.on("error", () => client.destroy());
       client.write(rawResponseHead(res.statusCode ?? 101, x.response!.headers, res.statusMessage));
       if (upstreamHead.length) client.write(upstreamHead);
@@ -364,7 +384,11 @@ export class ExhaustEngine extends MitmProxy {
       upstream.once("end", () => client.end(end));
       client.once("end", () => upstream.end(end));
       if (res.statusCode === 101 && x.capture) {
-        const reader = new WebSocketMessageReader(options.maxBodyBytes, (m) => void this.storeWebSocketMessage(x, conn, m));
+        // A message that cannot be stored ends the relay (it has gone upstream already; the client
+        // sees the socket close and cannot take the message as delivered and kept).
+        const reader = new WebSocketMessageReader(options.maxBodyBytes, (m) =>
+          void this.storeWebSocketMessage(x, conn, m).then((stored) => stored || end()),
+        );
         client.on("data", (chunk: Buffer) => reader.push(chunk));
       }
       let ended = false;
@@ -383,7 +407,10 @@ export class ExhaustEngine extends MitmProxy {
       // The upstream refused to switch: its answer goes to the client as it is.
       const body = new BodyCollector(options.maxBodyBytes);
       res.on("data", (chunk: Buffer) => body.push(chunk));
-      await upstreamAnswered(res);
+      if (!(await upstreamAnswered(res))) {
+        res.resume();
+        return;
+      }
       client.write(rawResponseHead(res.statusCode ?? 502, x.response!.headers, res.statusMessage));
       res.pipe(client);
       res.on("end", () => {
@@ -420,7 +447,7 @@ export class ExhaustEngine extends MitmProxy {
    * WEBSOCKET, the handshake's path, the payload as the body, no response) so it is chained,
    * decoded and classified like an upload: a connected experience's JSON messages become events.
    */
-  private async storeWebSocketMessage(handshake: Exchange, conn: ConnectionRecord | undefined, m: WebSocketMessage): Promise<void> {
+  private async storeWebSocketMessage(handshake: Exchange, conn: ConnectionRecord | undefined, m: WebSocketMessage): Promise<boolean> {
     const { addons } = this.deps;
     const now = Date.now();
     const x: Exchange = {
@@ -441,9 +468,11 @@ export class ExhaustEngine extends MitmProxy {
       endedAt: undefined,
     };
     if (conn) conn.exchanges++;
-    await addons.run("onResponse", x);
+    const failure = await addons.run("onResponse", x);
     x.endedAt = Date.now();
+    if (failure) x.error = { code: failure.code, message: failure.message };
     await addons.run("onExchangeEnd", x);
+    return !failure;
   }
 
   /**
@@ -469,6 +498,7 @@ export class ExhaustEngine extends MitmProxy {
     const target = x.upstream ?? `${x.host}:${x.port}`;
     const failure = classifyUpstreamError(err, st.upstreamTimedOut, target, this.deps.options.upstreamTimeoutMs);
     const res = ctx.proxyToClientResponse;
+    if (st.refused) return;
     if (st.settled) {
       // The response was already under way: the upstream died mid-body.
       if (x.outcome === "ok") {
@@ -526,6 +556,34 @@ function allHeaders<A extends http.Agent>(agent: A): A {
     return add.call(this, req, ...rest);
   };
   return agent;
+}
+
+/** How long a client is asked to wait after a refused release (RFC 9110 Retry-After, seconds). */
+const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The answer when a required addon failed at the durable point (the capture could not be
+ * committed): 503 with Retry-After, so telemetry clients keep the batch and send it again.
+ */
+function refusal(x: Exchange, failure: HookFailure): LocalResponse {
+  x.error = { code: failure.code, message: failure.message };
+  const answer: LocalResponse = {
+    status: 503,
+    headers: [
+      ["Content-Type", "text/plain; charset=utf-8"],
+      ["Retry-After", String(RETRY_AFTER_SECONDS)],
+      ["X-Exhaust-Error", failure.code],
+    ],
+    body: Buffer.from(`exhaust: ${failure.message}\n`),
+  };
+  x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
+  return answer;
+}
+
+function writeLocal(res: http.ServerResponse, answer: LocalResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(answer.status, answer.headers.flat());
+  res.end(answer.body);
 }
 
 function errorInfo(code: ErrorCode, params: Record<string, string | number>): { code: string; message: string } {

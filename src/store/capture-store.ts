@@ -43,6 +43,20 @@ export interface CaptureSink {
 
 type Write = () => void;
 
+export interface CaptureStoreOptions {
+  /**
+   * Asked before every commit: an error means the store must not be written (its file was deleted
+   * or replaced). The batch and everything after it are rejected with that error.
+   */
+  guard?: () => Error | undefined;
+  /**
+   * How long commits may find the lock held by another connection (an outside client's open write
+   * transaction) before they are given up and rejected, so that clients are refused rather than
+   * kept waiting without end. Default 5 s, SQLite's usual busy timeout.
+   */
+  busyGiveUpMs?: number;
+}
+
 /**
  * The capture writer: every write is queued and the queue is committed in one transaction on the
  * next turn of the event loop (group commit). The promise of a write resolves only after its
@@ -54,11 +68,16 @@ export class CaptureStore implements CaptureSink {
   private readonly lastHash = new Map<number, { seq: number; hash: string }>();
   private readonly stmt: Record<string, Statement>;
   private closed = false;
+  /** Set once the guard refused: the store is gone for good. */
+  private gone: Error | undefined;
+  /** Since when commits find the lock taken (undefined: the last attempt got it). */
+  private busySince: number | undefined;
 
   constructor(
     private readonly db: Db,
     /** Raised while commits are queued, so background writers leave the lock to the proxy. */
     private readonly priority?: WriterPriority,
+    private readonly options: CaptureStoreOptions = {},
   ) {
     // Never sleep in SQLite's busy handler on the proxy's thread: a busy lock is retried from the
     // event loop (runQueue).
@@ -230,6 +249,11 @@ export class CaptureStore implements CaptureSink {
     });
   }
 
+  /** Any write, committed with the capture's group commit (the session owner's heartbeat). */
+  write(write: Write): Promise<void> {
+    return this.enqueue(write);
+  }
+
   /** Commits whatever is queued now; resolves when the queue is empty. */
   async flush(): Promise<void> {
     if (this.queue.length === 0) return;
@@ -260,6 +284,7 @@ export class CaptureStore implements CaptureSink {
   }
 
   private enqueue(write: Write): Promise<void> {
+    if (this.gone) return Promise.reject(this.gone);
     if (this.closed) return Promise.reject(new Error("capture store is closed"));
     return new Promise((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
@@ -273,7 +298,21 @@ export class CaptureStore implements CaptureSink {
 
   private runQueue(): void {
     this.flushScheduled = false;
+    const gone = this.gone ?? this.options.guard?.();
+    if (gone) {
+      this.gone = gone;
+      this.rejectQueued(gone);
+      return;
+    }
     if (this.commitQueue() === "busy") {
+      const now = Date.now();
+      this.busySince ??= now;
+      const waited = now - this.busySince;
+      if (waited >= (this.options.busyGiveUpMs ?? 5000)) {
+        this.busySince = undefined;
+        this.rejectQueued(new Error(`database is locked: another connection has held the write lock for ${waited} ms`));
+        return;
+      }
       // Another connection (the processing thread) holds the write lock: try again as soon as it
       // lets go, instead of sleeping in SQLite's busy handler with the event loop stopped.
       this.flushScheduled = true;
@@ -281,7 +320,17 @@ export class CaptureStore implements CaptureSink {
       else setTimeout(() => this.runQueue(), 1);
       return;
     }
+    this.busySince = undefined;
     if (this.queue.length === 0) this.priority?.lower();
+  }
+
+  private rejectQueued(e: Error): void {
+    const batch = this.queue;
+    this.queue = [];
+    // What was not committed does not advance the chain: read the head again next time.
+    this.lastHash.clear();
+    for (const item of batch) item.reject(e);
+    this.priority?.lower();
   }
 
   private commitQueue(): "done" | "busy" {

@@ -74,14 +74,34 @@ function createPrivate(file: string): void {
   }
 }
 
-/** Device and inode of the database file: a store whose file was deleted or replaced has changed them. */
-export function fileIdentity(file: string): string | undefined {
+/** Device and inode of a file, undefined when there is none. */
+function fileIdentity(file: string): string | undefined {
   try {
     const s = statSync(file);
     return `${s.dev}:${s.ino}`;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Watches the files of an open database: the returned check is false once the database file or
+ * its WAL was deleted or replaced (another inode). SQLite would go on writing into the unlinked
+ * files, and every commit would be lost at the next start. The WAL is identified when first seen
+ * (it exists from the first write of a WAL database until the last connection closes).
+ */
+export function watchStore(file: string): () => boolean {
+  const main = fileIdentity(file);
+  let wal = fileIdentity(`${file}-wal`);
+  return () => {
+    if (main === undefined || fileIdentity(file) !== main) return false;
+    const nowWal = fileIdentity(`${file}-wal`);
+    if (wal === undefined) {
+      wal = nowWal;
+      return true;
+    }
+    return nowWal === wal;
+  };
 }
 
 function migrate(db: Db): void {

@@ -295,4 +295,17 @@ export const MIGRATIONS: readonly string[] = [
   -- One entry per event (not per field), so inserts barely notice it.
   CREATE INDEX events_session ON events(session_id);
   `,
+  /* 12a: session owners (the lead renumbers at merge) */ `
+  -- The proxy capturing a session: one at a time (EXH_SESSION_BUSY). Keyed by session name, so a
+  -- proxy claims its session before the session row is made. A claim lapses when its pid is gone
+  -- (same host) or its heartbeat is old; a clean stop deletes it.
+  CREATE TABLE session_owners (
+    session      TEXT PRIMARY KEY,              -- sessions.name
+    pid          INTEGER NOT NULL,
+    host         TEXT NOT NULL,                 -- os.hostname() of the owner
+    token        TEXT NOT NULL,                 -- random, per proxy run
+    started_at   INTEGER NOT NULL,              -- ms since the Unix epoch
+    heartbeat_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

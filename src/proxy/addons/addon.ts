@@ -28,10 +28,17 @@ export interface LocalResponse {
 /**
  * A feature around the core, in the manner of mitmproxy's addons: it compiles its options once in
  * its factory and then only runs hooks. Every hook call is wrapped by the AddonChain: a throw is
- * logged as EXH_ADDON_FAILED with the exchange id and traffic continues.
+ * logged as EXH_ADDON_FAILED with the exchange id and traffic continues, except in the hooks the
+ * addon lists as `required`: there a throw fails the exchange (fail closed, see HookFailure).
  */
 export interface Addon {
   name: string;
+  /**
+   * Hooks whose failure must stop what follows them: a failed `onResponse` means the response is
+   * not released, and the client gets 503 with the error's code instead (the capture addon: an
+   * upload that was not committed is never acknowledged).
+   */
+  required?: ReadonlyArray<"onResponse">;
   onConnect?(d: ConnectDecision): void;
   onConnectionOpened?(c: ConnectionRecord): void | Promise<void>;
   onConnectionClosed?(c: ConnectionRecord): void | Promise<void>;
@@ -55,10 +62,28 @@ export interface AddonContext {
   log: Logger;
 }
 
-type HookName = Exclude<keyof Addon, "name">;
+type HookName = Exclude<keyof Addon, "name" | "required">;
+
+/** A required hook failed: what the engine answers instead of the release. */
+export interface HookFailure {
+  addon: string;
+  /** The thrown error's stable code when it has one (EXH_CAPTURE_FAILED), else EXH_ADDON_FAILED. */
+  code: string;
+  message: string;
+}
+
+/** A burst of failures of one hook of one addon is logged once (its first), then summed up. */
+const BURST_LOG_INTERVAL_MS = 30_000;
+interface Burst {
+  since: number;
+  loggedAt: number;
+  failures: number;
+}
 
 /** Runs the hooks of an ordered addon list, isolating failures. */
 export class AddonChain {
+  private readonly bursts = new Map<string, Burst>();
+
   constructor(
     readonly addons: readonly Addon[],
     private readonly log: Logger,
@@ -82,19 +107,34 @@ export class AddonChain {
     }
   }
 
+  /**
+   * Runs one hook on every addon in order. Resolves with the failure of the first addon that lists
+   * this hook as `required` and threw in it (the addons after it do not run: the exchange is not
+   * released), or undefined; other failures are logged and passed over.
+   */
   async run<H extends "onConnectionOpened" | "onConnectionClosed" | "onResponse" | "onError" | "onExchangeEnd">(
     hook: H,
     arg: Parameters<NonNullable<Addon[H]>>[0],
-  ): Promise<void> {
+  ): Promise<HookFailure | undefined> {
     for (const addon of this.addons) {
       const fn = addon[hook] as ((a: typeof arg) => void | Promise<void>) | undefined;
       if (!fn) continue;
       try {
         await fn.call(addon, arg);
+        if (this.bursts.size) this.succeeded(addon, hook);
       } catch (e) {
         this.failed(addon, hook, arg, e);
+        if ((addon.required as readonly string[] | undefined)?.includes(hook)) {
+          const code = (e as { code?: unknown })?.code;
+          return {
+            addon: addon.name,
+            code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+            message: (e as Error)?.message ?? String(e),
+          };
+        }
       }
     }
+    return undefined;
   }
 
   respond(x: Exchange): LocalResponse | undefined {
@@ -120,11 +160,45 @@ export class AddonChain {
     }
   }
 
+  /**
+   * Logs a failure, once per burst: a full disk fails every commit, and one line per request would
+   * bury the cause. The first failure is logged with its reason; while the burst lasts, a summary
+   * every BURST_LOG_INTERVAL_MS; when the hook succeeds again, how many failed.
+   */
   private failed(addon: Addon, hook: HookName, arg: unknown, e: unknown): void {
     const id = arg && typeof arg === "object" && "id" in arg ? (arg as { id: string }).id : undefined;
+    const key = `${addon.name}\0${hook}`;
+    const now = Date.now();
+    const burst = this.bursts.get(key);
+    if (burst) {
+      burst.failures++;
+      if (now - burst.loggedAt < BURST_LOG_INTERVAL_MS) return;
+      burst.loggedAt = now;
+    } else {
+      this.bursts.set(key, { since: now, loggedAt: now, failures: 1 });
+    }
+    const code = (e as { code?: unknown })?.code;
     this.log.error(
-      { code: "EXH_ADDON_FAILED", addon: addon.name, hook, exchange: id, reason: (e as Error)?.message },
-      `addon ${addon.name} failed in ${hook}`,
+      {
+        code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+        addon: addon.name,
+        hook,
+        exchange: id,
+        reason: (e as Error)?.message,
+        ...(burst ? { failuresSoFar: burst.failures } : {}),
+      },
+      burst ? `addon ${addon.name} still failing in ${hook}` : `addon ${addon.name} failed in ${hook} (further failures are summed up)`,
+    );
+  }
+
+  private succeeded(addon: Addon, hook: HookName): void {
+    const key = `${addon.name}\0${hook}`;
+    const burst = this.bursts.get(key);
+    if (!burst) return;
+    this.bursts.delete(key);
+    this.log.warn(
+      { addon: addon.name, hook, failures: burst.failures, forMs: Date.now() - burst.since },
+      `addon ${addon.name} works again in ${hook}`,
     );
   }
 }
