@@ -123,6 +123,9 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   // A stop asked for by a signal, or forced by the store going away under the proxy.
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // From here on a signal is a clean stop, even one that comes while the proxy is starting.
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   // Checked before every commit and every second: a store whose files were deleted or replaced
   // takes no more commits (nothing is acknowledged into the void) and the proxy exits.
   const sameStore = watchStore(options.dbFile);
@@ -178,8 +181,6 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   const LOOP_RESOLUTION_MS = 10;
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loopDelay.enable();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
   await stopped;
   clearInterval(watch);
   if (storeGone) {
