@@ -46,7 +46,7 @@ export const PROXY_DEFAULTS = {
 /**
  * Request and response heads: any number of headers (all are stored and chained), up to this many
  * bytes in all (Node's default is 16 KiB and 1,000-odd headers, silently dropping the rest). A head
- * above it is answered 431 and stored as a malformed request.
+ * above it is answered 400 as a malformed request (HPE_HEADER_OVERFLOW on the connection row).
  */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
