@@ -262,7 +262,8 @@ export class CaptureStore implements CaptureSink {
 
   /** Commits what is queued; afterwards the connection may wait for locks again (shutdown writes). */
   async close(): Promise<void> {
-    await this.flush();
+    // What could not be committed was refused to its client already; closing goes on.
+    await this.flush().catch(() => {});
     this.closed = true;
     if (this.priority) this.db.pragma("busy_timeout = 5000");
   }

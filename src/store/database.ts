@@ -105,11 +105,19 @@ export function watchStore(file: string): () => boolean {
 }
 
 function migrate(db: Db): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  const version = () => db.pragma("user_version", { simple: true }) as number;
+  if (version() >= MIGRATIONS.length) return;
+  // Each step under the write lock, reading the version again: two processes opening an old
+  // database at once (two proxies on two sessions) must not both apply a migration.
+  for (let done = false; !done; ) {
+    done = db
+      .transaction(() => {
+        const v = version();
+        if (v >= MIGRATIONS.length) return true;
+        db.exec(MIGRATIONS[v]);
+        db.pragma(`user_version = ${v + 1}`);
+        return false;
+      })
+      .immediate();
   }
 }
