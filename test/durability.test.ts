@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { httpsThroughProxy } from "./helpers/client.js";
+import { httpsThroughProxy, tlsThroughProxy } from "./helpers/client.js";
+import { encodeFrame, newKey, readResponseHead } from "./helpers/websocket.js";
 import { runCli, spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
 import {
   checkStore,
@@ -255,6 +256,44 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       const ok = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", body: uniqueUpload(), ca: [p.caPem] });
       expect(ok.status).toBe(200);
       expect(JSON.parse(ok.body.toString())).toMatchObject({ origin: "local" });
+    } finally {
+      await p.close();
+      await origin.close();
+    }
+  });
+});
+
+describe("fail closed on WebSockets", () => {
+  it("a handshake that cannot be stored is answered 503, a message that cannot be stored ends the WebSocket", async () => {
+    const originCa = await makeOriginAuthority();
+    const origin = await startOrigin(originCa);
+    const HOST = "augloop.office.com";
+    const p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    const handshake = async () => {
+      const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem]);
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      return { socket, response: await readResponseHead(socket) };
+    };
+    try {
+      let holder = outsideClient(p.dbFile, ["BEGIN EXCLUSIVE", "SELECT 1"], true);
+      await holder.result;
+      const refused = await handshake();
+      await holder.close();
+      expect(refused.response.status).toBe(503);
+      expect(refused.response.headers.get("x-exhaust-error")).toBe("EXH_CAPTURE_FAILED");
+      refused.socket.destroy();
+
+      const { socket, response } = await handshake();
+      expect(response.status).toBe(101);
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.resume();
+      holder = outsideClient(p.dbFile, ["BEGIN EXCLUSIVE", "SELECT 1"], true);
+      await holder.result;
+      socket.write(encodeFrame("not kept", { masked: true }));
+      await closed;
+      await holder.close();
     } finally {
       await p.close();
       await origin.close();
