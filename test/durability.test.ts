@@ -37,15 +37,20 @@ function proxyArgs(dir: string, dbFile: string, session: string): string[] {
   return ["--db", dbFile, "--certs", join(dir, "certs"), "--session", session, "--mode", "sinkhole"];
 }
 
+/** `exhaust proxy` in sinkhole mode on a new database in a temp dir. */
+async function spawnInTemp(session: string): Promise<{ dir: string; dbFile: string; proxy: ProxyProcess; ca: string }> {
+  const dir = workDir();
+  const dbFile = join(dir, "exhaust.db");
+  const proxy = await spawnProxy(proxyArgs(dir, dbFile, session));
+  return { dir, dbFile, proxy, ca: readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8") };
+}
+
 const acked = (rs: UploadResult[]) => rs.filter((r) => r.status === 200);
 
 describe("an outside SQLite client on the live database", () => {
   for (const hold of [false, true]) {
     it(`costs no capture when the proxy is killed (client ${hold ? "still open during the kill" : "opened and closed before"})`, async () => {
-      const dir = workDir();
-      const dbFile = join(dir, "exhaust.db");
-      const proxy = await spawnProxy(proxyArgs(dir, dbFile, "outside"));
-      const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+      const { dbFile, proxy, ca } = await spawnInTemp("outside");
       const first = await sendUploads(proxy.port, ca, 20);
       expect(acked(first)).toHaveLength(20);
 
@@ -215,10 +220,7 @@ describe("fail closed: an upload that could not be committed is never acknowledg
   });
 
   it("while another client holds the write lock, uploads get 503 after the busy limit (never 200 unstored), and 200 again once it lets go", async () => {
-    const dir = workDir();
-    const dbFile = join(dir, "exhaust.db");
-    const proxy = await spawnProxy(proxyArgs(dir, dbFile, "locked"));
-    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    const { dbFile, proxy, ca } = await spawnInTemp("locked");
     const before = await sendUploads(proxy.port, ca, 5);
     const holder = outsideClient(dbFile, ["BEGIN EXCLUSIVE", "SELECT COUNT(*) FROM exchanges"], true);
     await holder.result;
@@ -344,10 +346,7 @@ describe("one proxy owns a session", () => {
 
 describe("a store that is gone", () => {
   it("deleting the database files under a running proxy: it exits non-zero with EXH_STORE_GONE and acknowledges nothing after", async () => {
-    const dir = workDir();
-    const dbFile = join(dir, "exhaust.db");
-    const proxy = await spawnProxy(proxyArgs(dir, dbFile, "gone"));
-    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    const { dbFile, proxy, ca } = await spawnInTemp("gone");
     const before = await sendUploads(proxy.port, ca, 10);
     expect(acked(before)).toHaveLength(10);
     let deletedAt = 0;

@@ -6,7 +6,8 @@ import net from "node:net";
 import tls from "node:tls";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
-import { exchangeChainHash, CHAIN_GENESIS } from "../src/capture/chain.js";
+import { CHAIN_GENESIS } from "../src/capture/chain.js";
+import { rowChainHash } from "./helpers/chain.js";
 import { connectTunnel, httpsThroughProxy, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { encodeCsRecords, makeCsRecord } from "./helpers/bond-writer.js";
@@ -110,31 +111,12 @@ describe("forward mode through --map-host", () => {
     rows.forEach((r, i) => {
       expect(r.seq).toBe(i + 1);
       expect(r.prev_hash).toBe(prev);
-      const recomputed = exchangeChainHash(prev, {
-        session: "test",
-        seq: r.seq,
-        id: r.id,
-        startedAt: r.started_at,
-        method: r.method,
-        scheme: r.scheme,
-        host: r.host,
-        port: r.port,
-        path: r.path,
-        requestHeaders: JSON.parse(r.request_headers),
-        requestBodySha256: r.request_body_sha256,
-        requestBodySize: r.request_body_size,
-        responseStatus: r.response_status,
-      });
+      const recomputed = rowChainHash("test", prev, r);
       expect(r.hash).toBe(recomputed);
       prev = r.hash;
     });
     // Tampering with a stored request breaks the recomputation.
-    const tampered = exchangeChainHash(rows[0].prev_hash, {
-      session: "test", seq: rows[0].seq, id: rows[0].id, startedAt: rows[0].started_at, method: rows[0].method,
-      scheme: rows[0].scheme, host: rows[0].host, port: rows[0].port, path: `${rows[0].path}x`,
-      requestHeaders: JSON.parse(rows[0].request_headers), requestBodySha256: rows[0].request_body_sha256,
-      requestBodySize: rows[0].request_body_size, responseStatus: rows[0].response_status,
-    });
+    const tampered = rowChainHash("test", rows[0].prev_hash, { ...rows[0], path: `${rows[0].path}x` });
     expect(tampered).not.toBe(rows[0].hash);
   });
 });

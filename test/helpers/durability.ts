@@ -8,7 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { CHAIN_GENESIS, exchangeChainHash } from "../../src/capture/chain.js";
+import { CHAIN_GENESIS } from "../../src/capture/chain.js";
+import { rowChainHash, type ChainedRow } from "./chain.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { httpsThroughProxy } from "./client.js";
 
@@ -159,21 +160,7 @@ export function checkStore(file: string, session: string): StoreCheck {
       if (r.seq !== i + 1) problems.push(`seq ${r.seq} at position ${i + 1}`);
       if (r.prev_hash !== prev) problems.push(`prev_hash of seq ${r.seq}`);
       if (r.has_blob !== 1) problems.push(`no body blob for seq ${r.seq}`);
-      const hash = exchangeChainHash(prev, {
-        session,
-        seq: r.seq,
-        id: r.id,
-        startedAt: r.started_at,
-        method: r.method,
-        scheme: r.scheme,
-        host: r.host,
-        port: r.port,
-        path: r.path,
-        requestHeaders: JSON.parse(r.request_headers),
-        requestBodySha256: r.request_body_sha256,
-        requestBodySize: r.request_body_size,
-        responseStatus: r.response_status,
-      });
+      const hash = rowChainHash(session, prev, r as unknown as ChainedRow);
       if (hash !== r.hash) problems.push(`hash of seq ${r.seq}`);
       prev = r.hash;
     });
