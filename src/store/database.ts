@@ -77,8 +77,12 @@ function createPrivate(file: string): void {
 /** Device and inode of a file, undefined when there is none. */
 function fileIdentity(file: string): string | undefined {
   // Asked before every commit: no exception for a missing file (a few microseconds, not tens).
-  const s = statSync(file, { throwIfNoEntry: false });
-  return s && `${s.dev}:${s.ino}`;
+  try {
+    const s = statSync(file, { throwIfNoEntry: false });
+    return s && `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined; // not a directory on the way, no permission: not the file it was
+  }
 }
 
 /**
