@@ -318,13 +318,15 @@ export class ExhaustEngine extends MitmProxy {
     x.requestComplete = true;
     x.requestEndedAt = x.startedAt;
     addons.runSync("onRequestHeaders", x);
+    const sendLocal = (answer: LocalResponse) => {
+      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
+      client.end(answer.body);
+    };
     const answerLocally = async (answer: LocalResponse) => {
       x.respondedAt = Date.now();
       x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
       const failure = await addons.run("onResponse", x);
-      if (failure) answer = refusal(x, failure);
-      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
-      client.end(answer.body);
+      sendLocal(failure ? refusal(x, failure) : answer);
       x.endedAt = Date.now();
       await addons.run("onExchangeEnd", x);
     };
@@ -361,9 +363,7 @@ export class ExhaustEngine extends MitmProxy {
       x.response = { status: res.statusCode ?? 502, statusMessage: res.statusMessage, headers: headerPairs(res.rawHeaders), source: "upstream" };
       const failure = await addons.run("onResponse", x);
       if (!failure) return true;
-      const answer = refusal(x, failure);
-      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
-      client.end(answer.body);
+      sendLocal(refusal(x, failure));
       x.endedAt = Date.now();
       void addons.run("onExchangeEnd", x);
       return false;
