@@ -40,7 +40,8 @@ function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, fi
 
 export const appInsightsDecoder: Decoder = {
   id: "appinsights",
-  version: 1,
+  // 2: arrays of objects walked into indexed paths; Part C keys never share an envelope path.
+  version: 2,
   paths: [/\/v2(\.1)?\/track/i],
   sniff(body) {
     let i = 0;
