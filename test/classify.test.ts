@@ -329,3 +329,35 @@ describe("request headers and the client address", () => {
     expect(by["connection:client-ip"]).toMatchObject({ category: "functional", personal: "network-identifier", rule: "header.client-ip" });
   });
 });
+
+describe("wrapped text, field roles and repeated values", () => {
+  it("classifies what hex or base64 wraps, keeping the raw value", () => {
+    const hex = "0x" + Buffer.from("https://www.bing.com/search?q=salary+negotiation").toString("hex").toUpperCase();
+    const b64 = Buffer.from("C:\\Users\\jdoe\\Documents\\Merger plan.docx").toString("base64");
+    const ev = event("Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", [field("navigationUrlBytes", hex), field("blob", b64), field("hash", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")]);
+    const [url, path, hash] = classifyEvent(ev, packs).fields;
+    expect(url).toMatchObject({ category: "content", rule: "detector.url-search" });
+    expect(url.reasons).toContain("detector.wrapped-text");
+    expect(path.category).toBe("content");
+    expect(hash.category).not.toBe("content");
+    expect(hash.reasons).not.toContain("detector.wrapped-text");
+    expect(ev.fields[0].value).toBe(hex);
+  });
+
+  it("calls a short search query content by the field's role, not elsewhere", () => {
+    const ev = event("App.Search", [field("Data.query", "salary negotiation tips"), field("Data.Feature", "salary negotiation tips")]);
+    const [q, other] = classifyEvent(ev, packs).fields;
+    expect(q).toMatchObject({ category: "content", rule: "detector.free-text-by-role" });
+    expect(other.category).not.toBe("content");
+  });
+
+  it("gives the same value in two fields of one event the stronger personal kind", () => {
+    const id = "0551da834d91078fb8f41d5abc217566329d490ea91422c5d61c50a1bf8e2d09";
+    const ev = event("AppEvents", [field("data.baseData.properties.Machine ID", id), field("data.baseData.properties.Previous", id), field("a", "Windows"), field("b", "Windows")]);
+    const [a, b, c, d] = classifyEvent(ev, packs).fields;
+    expect(a.personal).toBe("pseudonymous-id");
+    expect(b.personal).toBe("pseudonymous-id");
+    expect(b.reasons).toContain("context.same-value");
+    expect([c.personal, d.personal]).toEqual(["none", "none"]);
+  });
+});

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "./helpers/cli.js";
+import { spawnSync } from "node:child_process";
+import { EXHAUST_BIN, runCli } from "./helpers/cli.js";
 import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { fillCapture, PLANTED, type FilledCapture } from "./ui-capture.js";
 
@@ -55,6 +56,15 @@ describe("exhaust events / show: 80 columns, the UI's filters", () => {
     expect(next).toHaveLength(10);
     expect(next[0]).toBeGreaterThan(first[9]);
     expect(ids(events("--name", "Office.Excel.*", "--limit", "10", "--offset", "10").stdout)).toEqual(next);
+  });
+
+  it("exits quietly when the reader closes the pipe early (events --json | head -1)", () => {
+    // 36 events of JSON lines is more than a pipe takes after head has gone; repeat to be sure.
+    for (let i = 0; i < 3; i++) {
+      const r = spawnSync("sh", ["-c", `"${process.execPath}" "${EXHAUST_BIN}" events --json --limit 1000 --db "${p.dbFile}" | head -c 10`], { encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/^\{/);
+    }
   });
 
   it("keeps the --json line shape and rejects bad filters with exit 2", () => {

@@ -421,6 +421,16 @@ describe("onecollector-bond: schema coverage", () => {
     expect(() => JSON.stringify(r)).not.toThrow();
   });
 
+  it("gives a Part C property named like an envelope field its own path under data.", () => {
+    const body = encodeCsRecord({ name: "MyNewEvent", data: { name: V.str("MyEvent"), "ext.app.id": V.str("x"), plain: V.str("y") } });
+    const f = decode(body).events[0].fields;
+    expect(new Set(f.map((x) => x.path)).size).toBe(f.length);
+    expect(field(f, "name")).toMatchObject({ part: "envelope", value: "MyNewEvent" });
+    expect(field(f, "data.name")).toMatchObject({ part: "C", value: "MyEvent" });
+    expect(field(f, "data.ext.app.id")).toMatchObject({ part: "C", value: "x" });
+    expect(field(f, "plain")).toMatchObject({ part: "C", value: "y" });
+  });
+
   it("renders GUIDs from Windows byte order (Data1 LE32, Data2 LE16, Data3 LE16, Data4 as-is)", () => {
     // 00112233-4455-6677-8899-aabbccddeeff is stored as 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff.
     const raw = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { partCKey, partCPath } from "../src/decode/paths.js";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { brotliCompressSync, constants as zc, createGzip, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
@@ -101,7 +102,39 @@ describe("1DS JSON lines", () => {
     expect(fieldOf(e, "Data.Doc.Ext")).toMatchObject({ part: "C", value: "docx" });
     expect(fieldOf(e, "Data.Doc.Size.Bytes")).toMatchObject({ part: "C", value: 12, type: "int64" });
     expect(fieldOf(e, "list")).toMatchObject({ value: [1, 2, 3], type: "array" });
-    expect(fieldOf(e, "objs")).toMatchObject({ value: ['{"a":1}'], type: "array" });
+    expect(fieldOf(e, "objs[0].a")).toMatchObject({ part: "C", value: 1, type: "int64" });
+    expect(e.fields.some((f) => f.path === "objs")).toBe(false);
+  });
+
+  it("walks arrays of objects into indexed paths, nested arrays included", () => {
+    const line = JSON.stringify({
+      name: "n",
+      data: {
+        baseData: { exceptions: [{ typeName: "E", parsedStack: [{ level: 0, fileName: "a.cs" }, { level: 1, fileName: "b.cs" }] }] },
+        Metrics: [{ Name: "m0", Value: 1 }, 7, [{ deep: true }]],
+      },
+    });
+    const [e] = oneCollectorJsonDecoder.decode(Buffer.from(line), ctxFor()).events;
+    expect(fieldOf(e, "data.baseData.exceptions[0].typeName")).toMatchObject({ part: "B", value: "E" });
+    expect(fieldOf(e, "data.baseData.exceptions[0].parsedStack[1].fileName")).toMatchObject({ part: "B", value: "b.cs" });
+    expect(fieldOf(e, "Metrics[0].Name")).toMatchObject({ part: "C", value: "m0" });
+    expect(fieldOf(e, "Metrics[1]")).toMatchObject({ value: 7, type: "int64" });
+    expect(fieldOf(e, "Metrics[2][0].deep")).toMatchObject({ value: true, type: "bool" });
+  });
+
+  it("never gives a Part C property the path of an envelope field", () => {
+    // The OneCollector exporter's own test line: an event named MyNewEvent whose data has a `name` too.
+    const line = JSON.stringify({ ver: "4.0", name: "MyNewEvent", time: "2023-01-01T00:00:00Z", iKey: "o:k", data: { name: "MyEvent", time: "t", "ext.app.name": "x" } });
+    const [e] = oneCollectorJsonDecoder.decode(Buffer.from(line), ctxFor()).events;
+    const paths = e.fields.map((f) => f.path);
+    expect(new Set(paths).size).toBe(paths.length);
+    expect(fieldOf(e, "name")).toMatchObject({ part: "envelope", value: "MyNewEvent" });
+    expect(fieldOf(e, "data.name")).toMatchObject({ part: "C", value: "MyEvent" });
+    expect(fieldOf(e, "data.time")).toMatchObject({ part: "C", value: "t" });
+    expect(fieldOf(e, "data.ext.app.name")).toMatchObject({ part: "C", value: "x" });
+    // The JSONL importer rebuilds events from paths: every Part C path maps back to its wire key.
+    for (const f of e.fields.filter((x) => x.part === "C")) expect(partCPath(partCKey(f.path))).toBe(f.path);
+    expect(["name", "time", "ext.app.name", "Data.Doc.Ext", "data"].map((k) => partCKey(partCPath(k)))).toEqual(["name", "time", "ext.app.name", "Data.Doc.Ext", "data"]);
   });
 
   it("types from JSON values: string, bool, int64 for integers, double otherwise, null", () => {

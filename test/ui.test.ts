@@ -151,7 +151,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       try {
         browser = await chromium.launch({
           executablePath: CHROMIUM,
-          args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+          // Chromium's own background requests go to a closed loopback port, never out; the UI on
+          // 127.0.0.1 is reached directly (loopback bypasses the proxy).
+          args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
           headless: true,
         });
         const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -11,6 +11,22 @@ const hostGlob = z
   .string()
   .regex(/^[a-z0-9*][a-z0-9*.-]*$/, "host globs are lower-case DNS names where `*` stands for part of a label");
 
+/**
+ * What the sinkhole answers for uploads to an endpoint, in the shape its SDKs read (status, headers,
+ * body; `{count}` in the body is the number of records in the upload). The first entry whose
+ * `path` (a case-insensitive regex on the path without query) and `method` match wins; with none,
+ * the 1DS collector's `{"acc":N}`.
+ */
+const SinkholeAnswerSchema = z.strictObject({
+  path: z.string().min(1),
+  method: z.string().regex(/^[A-Z]+$/).optional(),
+  status: z.number().int().min(200).max(599),
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
+  body: z.string().default(""),
+  source: z.string().min(1),
+});
+export type SinkholeAnswer = z.infer<typeof SinkholeAnswerSchema>;
+
 const EndpointSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9-]+$/),
   hosts: z.array(hostGlob).min(1),
@@ -18,6 +34,7 @@ const EndpointSchema = z.strictObject({
   purpose: z.enum(["diagnostic-upload", "configuration", "connected-experience", "error-reporting", "application-insights"]),
   pinning: z.enum(["expected", "none", "unknown"]).default("unknown"),
   mode: z.enum(["forward", "sinkhole", "block"]).optional(),
+  sinkhole: z.array(SinkholeAnswerSchema).optional(),
   source: z.string().min(1),
 });
 
@@ -55,6 +72,7 @@ export class EndpointCatalog {
   private readonly matchers: Array<{ re: RegExp; endpoint: Endpoint; rank: number }>;
   /** Hosts seen by the proxy repeat endlessly; remember the answer (bounded). */
   private readonly lookupCache = new Map<string, Endpoint | null>();
+  private readonly sinkholeAnswers = new Map<Endpoint, Array<{ path: RegExp; answer: SinkholeAnswer }>>();
 
   constructor(endpoints: Endpoint[]) {
     this.endpoints = endpoints;
@@ -65,6 +83,16 @@ export class EndpointCatalog {
     this.matchers = endpoints
       .flatMap((endpoint) => endpoint.hosts.map((h) => ({ re: hostGlobToRegExp(h), endpoint, rank: specificity(h) })))
       .sort((a, b) => b.rank - a.rank);
+    for (const e of endpoints) {
+      if (e.sinkhole) this.sinkholeAnswers.set(e, e.sinkhole.map((answer) => ({ path: new RegExp(answer.path, "i"), answer })));
+    }
+  }
+
+  /** The sinkhole answer the catalogue gives for an upload to host/path (path without query), if any. */
+  sinkholeAnswer(host: string, method: string, path: string): SinkholeAnswer | undefined {
+    const e = this.match(host);
+    const answers = e ? this.sinkholeAnswers.get(e) : undefined;
+    return answers?.find((a) => (a.answer.method === undefined || a.answer.method === method) && a.path.test(path))?.answer;
   }
 
   static load(file: string = DEFAULT_CATALOG_FILE): EndpointCatalog {
@@ -83,6 +111,13 @@ export class EndpointCatalog {
     for (const e of parsed.data.endpoints) {
       if (ids.has(e.id)) throw exhaustError("EXH_CATALOG_INVALID", { file, reason: `duplicate id ${e.id}` });
       ids.add(e.id);
+      for (const [i, a] of (e.sinkhole ?? []).entries()) {
+        try {
+          new RegExp(a.path, "i");
+        } catch (err) {
+          throw exhaustError("EXH_CATALOG_INVALID", { file, reason: `${e.id}.sinkhole.${i}.path: ${(err as Error).message}` });
+        }
+      }
     }
     return new EndpointCatalog(parsed.data.endpoints);
   }

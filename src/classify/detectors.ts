@@ -96,7 +96,10 @@ export interface Detector {
   source: string;
   file: string;
   skipPaths?: RegExp;
+  onlyPaths?: RegExp;
   personalIfPath?: RegExp;
+  /** wrapped-text detectors: the printable text the value decodes to, if any. */
+  unwrap?(value: string): string | undefined;
   // prefilter
   all: number;
   any: number;
@@ -159,7 +162,38 @@ export const DETECTOR_MATCH_TYPES: { [K in DetectorMatchDef["type"]]: (def: Extr
   "free-text"(def) {
     return (v) => isFreeText(v, def);
   },
+
+  "wrapped-text"(def) {
+    return (v) => unwrapText(v, def.minChars) !== undefined;
+  },
 };
+
+const HEX_WRAPPED = /^(?:0[xX])?((?:[0-9A-Fa-f]{2})+)$/;
+const BASE64_WRAPPED = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/**
+ * The text a hex- or base64-wrapped value stands for (DiagTrack's `navigationUrlBytes =
+ * 0x647777772E6D736E2E636F6D` is "dwww.msn.com"), when it decodes to at least `minChars` printable
+ * characters of valid UTF-8 with a letter among them; otherwise undefined. Random ids and hashes
+ * decode to bytes that are not all printable, so they stay what they are.
+ */
+export function unwrapText(v: string, minChars: number): string | undefined {
+  let bytes: Buffer;
+  const hex = HEX_WRAPPED.exec(v);
+  if (hex) bytes = Buffer.from(hex[1], "hex");
+  else if (v.length >= 12 && BASE64_WRAPPED.test(v) && v.length % 4 !== 1) bytes = Buffer.from(v, v.includes("-") || v.includes("_") ? "base64url" : "base64");
+  else return undefined;
+  if (bytes.length < minChars) return undefined;
+  let letters = 0;
+  for (const b of bytes) {
+    // Printable ASCII, tab/CR/LF, or UTF-8 multi-byte units (checked as a whole below).
+    if (b < 0x20 ? b !== 9 && b !== 10 && b !== 13 : b === 0x7f) return undefined;
+    if ((b >= 65 && b <= 90) || (b >= 97 && b <= 122)) letters++;
+  }
+  if (letters === 0) return undefined;
+  const text = bytes.toString("utf8");
+  return text.includes("\ufffd") ? undefined : text;
+}
 
 function countDigits(s: string): number {
   let d = 0;
@@ -278,7 +312,7 @@ export class DetectorSet {
     return guid ? this.intern([guid]) : NO_DETECTION;
   }
 
-  private run(value: string): Detection {
+  private run(value: string, depth = 0): Detection {
     const s = value.length > MAX_SCAN ? value.slice(0, MAX_SCAN) : value;
     const sc = scan(s);
     let hits: Detector[] | undefined;
@@ -290,9 +324,18 @@ export class DetectorSet {
         break;
       }
     }
+    let inner: string | undefined;
     for (const d of this.others) {
-      if (identifier && d.cls !== "personal") continue;
-      if (passes(d, sc) && d.test(s)) (hits ??= []).push(d);
+      // A wrapped text is looked at whatever shape the wrapping has (hex looks like a hash).
+      if (identifier && d.cls !== "personal" && d.unwrap === undefined) continue;
+      if (passes(d, sc) && d.test(s)) {
+        (hits ??= []).push(d);
+        if (d.unwrap !== undefined) inner ??= d.unwrap(s);
+      }
+    }
+    if (inner !== undefined && depth < 2) {
+      // What the wrapped text is (a URL, a path, an e-mail address) counts for the field; the raw value is kept.
+      for (const d of this.run(inner, depth + 1).hits) if (!hits!.includes(d) && d.cls !== "identifier") hits!.push(d);
     }
     return hits === undefined ? NO_DETECTION : this.intern(hits);
   }
@@ -335,6 +378,8 @@ export function compileDetector(def: DetectorDef, index: number, file: string, p
     source,
     file,
     skipPaths: def.skipPaths === undefined ? undefined : new RegExp(def.skipPaths, "i"),
+    onlyPaths: def.onlyPaths === undefined ? undefined : new RegExp(def.onlyPaths, "i"),
+    unwrap: def.match.type === "wrapped-text" ? ((m) => (v: string) => unwrapText(v, m.minChars))(def.match) : undefined,
     personalIfPath: def.personalIfPath === undefined ? undefined : new RegExp(def.personalIfPath, "i"),
     all: p.all ? charMask(p.all) : 0,
     any: p.any ? charMask(p.any) : 0,

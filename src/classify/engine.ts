@@ -48,7 +48,7 @@ const PERSONAL_WORDS: Record<PersonalKind, string> = {
 
 interface PathInfo {
   rule: FieldRule | undefined;
-  /** Per detector: 1 = skip here (skipPaths), 2 = personal applies here (personalIfPath). */
+  /** Per detector: 1 = skip here (skipPaths, or outside onlyPaths), 2 = personal applies here (personalIfPath). */
   flags: Uint8Array;
 }
 
@@ -89,7 +89,7 @@ function pathInfo(packs: RulePacks, st: EngineState, path: string): PathInfo {
   const flags = new Uint8Array(ds.length);
   for (let i = 0; i < ds.length; i++) {
     const d = ds[i];
-    if (d.skipPaths?.test(path)) flags[i] |= 1;
+    if (d.skipPaths?.test(path) || (d.onlyPaths !== undefined && !d.onlyPaths.test(path))) flags[i] |= 1;
     if (d.personalIfPath === undefined || d.personalIfPath.test(path)) flags[i] |= 2;
   }
   pi = { rule, flags };
@@ -154,12 +154,15 @@ export function classifyEvent(event: DecodedEvent, packs: RulePacks = loadRulePa
     });
   }
   let content = false;
+  let personal = false;
   for (let i = 0; i < n; i++) {
     const cf = classifyField(src[i], info.dflt, packs, st, tenants);
     fields[i] = cf;
     if (cf.category === "content") content = true;
+    if (cf.personal !== "none") personal = true;
     if (cf.findings !== undefined) for (const f of cf.findings) findings.push(f);
   }
+  if (personal) spreadPersonalKinds(src, fields);
   const r = info.rule;
   const out: ClassifiedEvent = {
     group: info.group,
@@ -173,6 +176,37 @@ export function classifyEvent(event: DecodedEvent, packs: RulePacks = loadRulePa
   if (r?.docStatus !== undefined) out.docStatus = r.docStatus;
   return out;
 }
+
+/** Values shorter than this are not compared across fields ("True", "0", "Windows" repeat innocently). */
+const SAME_VALUE_MIN_LENGTH = 8;
+
+/**
+ * The same value in two fields of one event is the same datum: it gets the strongest personal kind
+ * any of its fields has (.NET's `Machine ID` is personal by rule, so its copy `Machine ID Old` is
+ * too), with the reason `context.same-value`.
+ */
+function spreadPersonalKinds(src: readonly DecodedField[], fields: ClassifiedField[]): void {
+  const strongest = new Map<string, PersonalKind>();
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i].value;
+    const k = fields[i].personal;
+    if (k === "none" || typeof v !== "string" || v.length < SAME_VALUE_MIN_LENGTH) continue;
+    const had = strongest.get(v);
+    if (had === undefined || RANK[k] > RANK[had]) strongest.set(v, k);
+  }
+  if (strongest.size === 0) return;
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i].value;
+    if (typeof v !== "string" || v.length < SAME_VALUE_MIN_LENGTH) continue;
+    const k = strongest.get(v);
+    const f = fields[i];
+    if (k === undefined || RANK[k] <= RANK[f.personal]) continue;
+    fields[i] = { ...f, personal: k, reasons: [...f.reasons, SAME_VALUE_REASON] };
+  }
+}
+
+/** The reason a field's personal kind was raised by another field with the same value. */
+export const SAME_VALUE_REASON = "context.same-value";
 
 /** The Microsoft group of an event name alone (no fields), with the rule that gave it. */
 export function eventGroup(
@@ -411,7 +445,7 @@ function requestItem(name: string, where: ClassifiedRequestItem["where"], rule: 
 // ---------------------------------------------------------------------------------------------
 // Values alone (the detector examples in the rule packs are tested through this)
 
-/** Ids of the detectors that fire on `value` as a string field at `path` (skipPaths applied). */
+/** Ids of the detectors that fire on `value` as a string field at `path` (skipPaths and onlyPaths applied). */
 export function detectValue(value: string, path = "value", packs: RulePacks = loadRulePacks()): string[] {
   const pi = pathInfo(packs, stateOf(packs), path);
   return packs.detectors

@@ -80,6 +80,8 @@ export const DetectorMatchSchema = z.discriminatedUnion("type", [
     digits: z.strictObject({ min: Int, max: Int }).optional(),
   }),
   z.strictObject({ type: z.literal("ipv6") }),
+  /** Hex (`0x…`) or base64 that decodes to printable text: the detectors run on that text too. */
+  z.strictObject({ type: z.literal("wrapped-text"), minChars: Int.min(3) }),
   z.strictObject({
     type: z.literal("free-text"),
     minWords: Int.min(2),
@@ -111,6 +113,8 @@ export const DetectorSchema = z.strictObject({
   personalIfPath: z.string().min(1).optional(),
   /** Field paths (case-insensitive regex) where the detector must not fire. */
   skipPaths: z.string().min(1).optional(),
+  /** Field paths (case-insensitive regex) where alone the detector may fire: a field's role (`message`, `query`). */
+  onlyPaths: z.string().min(1).optional(),
   confidence: Confidence,
   prefilter: PrefilterSchema.default({}),
   match: DetectorMatchSchema,

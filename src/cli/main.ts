@@ -14,6 +14,13 @@ import { registerCanaryCommand } from "./canary.js";
 import { registerDiffCommand } from "./diff.js";
 import { registerVerifyCommand } from "./verify.js";
 
+// A reader that stops early (`exhaust events --json | head`) closes the pipe: that is the reader's
+// choice, not an error, so exit quietly as other Unix tools do instead of dying on EPIPE.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const program = new Command()
   .name("exhaust")
   .description("Intercept, decode and classify Microsoft Office and Windows telemetry")

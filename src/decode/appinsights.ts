@@ -15,6 +15,7 @@ import {
   jsonEvent,
   newFlattener,
   own,
+  readJsonRecords,
   type JsonRecord,
 } from "./onecollector-json.js";
 import type { DecodeContext, DecodedEvent, Decoder, DecodeLimits, DecodeResult, Finding } from "./types.js";
@@ -40,7 +41,8 @@ function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, fi
 
 export const appInsightsDecoder: Decoder = {
   id: "appinsights",
-  version: 1,
+  // 2: arrays of objects walked into indexed paths; Part C keys never share an envelope path.
+  version: 2,
   paths: [/\/v2(\.1)?\/track/i],
   sniff(body) {
     let i = 0;
@@ -53,5 +55,13 @@ export const appInsightsDecoder: Decoder = {
   },
   decode(body: Uint8Array, ctx: DecodeContext): DecodeResult {
     return decodeJsonUpload(body, ctx.limits, decodeEnvelope);
+  },
+  /** Envelopes in the upload (a JSON array or one per line), for a sinkhole's `itemsReceived`. */
+  countRecords(body: Uint8Array, limits: DecodeLimits): number {
+    try {
+      return readJsonRecords(body, limits, []).length;
+    } catch {
+      return 0;
+    }
   },
 };

@@ -518,7 +518,8 @@ function sniffAria(body: Uint8Array): number {
 
 export const ariaDecoder: Decoder = {
   id: "aria-collector",
-  version: 1,
+  // 2: Part C keys never share an envelope path (src/decode/paths.ts).
+  version: 2,
   contentTypes: ["application/bond-compact-binary"],
   paths: [/\/Collector\/3\.0/i],
   sniff: sniffAria,

@@ -37,7 +37,8 @@ const SNIFF_PARSE_LIMIT = 256 * 1024;
 
 export const genericJsonDecoder: Decoder = {
   id: "json",
-  version: 1,
+  // 2: arrays of objects walked into indexed paths.
+  version: 2,
   contentTypes: ["application/json", "text/json"],
   sniff(body) {
     const i = firstContentByte(body);

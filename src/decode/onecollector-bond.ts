@@ -23,6 +23,7 @@ import {
   uint64Value,
   windowsGuid,
 } from "./reader.js";
+import { partCPath } from "./paths.js";
 import { DecodeError } from "./types.js";
 import type { DecodeContext, DecodedEvent, DecodedField, DecodeLimits, DecodeResult, Decoder, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "./types.js";
 
@@ -266,6 +267,7 @@ export class BondDecodeState {
   }
 
   add(path: string, part: FieldPart, value: FieldValue, type: FieldType, annotations?: FieldAnnotations): void {
+    if (part === "C") path = partCPath(path);
     if (this.fields.length >= this.limits.maxFieldsPerEvent) {
       if (!this.overflowed) {
         this.overflowed = true;
@@ -1043,7 +1045,8 @@ function sniffCs(body: Uint8Array): number {
 
 export const oneCollectorBondDecoder: Decoder = {
   id: "onecollector-bond",
-  version: 1,
+  // 2: Part C keys never share an envelope path (src/decode/paths.ts).
+  version: 2,
   contentTypes: ["application/bond-compact-binary"],
   paths: [/\/OneCollector\//i],
   sniff: sniffCs,

@@ -8,6 +8,7 @@
  * and generic JSON decoders.
  */
 import { DecodeError } from "./types.js";
+import { partCPath } from "./paths.js";
 import type { DecodeContext, DecodedEvent, DecodedField, Decoder, DecodeLimits, DecodeResult, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -511,6 +512,17 @@ function pushField(fl: Flattener, field: DecodedField): void {
  * is one field. `tag` is the `ext.metadata.f` entry for this value, if any (`{t}`, `{f}`, `{a:{t}}` or a bare number).
  */
 export function emitJson(fl: Flattener, path: string, part: FieldPart, v: JsonValue, depth: number, tag?: JsonValue): void {
+  if (Array.isArray(v) && holdsObject(v, fl.maxDepth - depth)) {
+    // An array of objects is walked into indexed paths (`exceptions[0].parsedStack[3].fileName`),
+    // so each value is a field of its own that rules and detectors can see.
+    if (depth >= fl.maxDepth) {
+      fl.tooDeep = true;
+      return;
+    }
+    const element = arrayElementTag(tag);
+    for (let i = 0; i < v.length; i++) emitJson(fl, `${path}[${i}]`, part, v[i], depth + 1, element);
+    return;
+  }
   if (isJsonObject(v)) {
     if (depth >= fl.maxDepth) {
       fl.tooDeep = true;
@@ -523,6 +535,18 @@ export function emitJson(fl: Flattener, path: string, part: FieldPart, v: JsonVa
     return;
   }
   pushField(fl, makeField(path, part, v, depth, fl, tagNumber(tag, Array.isArray(v))));
+}
+
+/** An object, or an array with an object somewhere inside. */
+function holdsObject(v: JsonValue, depthLeft: number): boolean {
+  if (depthLeft <= 0) return false;
+  if (Array.isArray(v)) return v.some((e) => holdsObject(e, depthLeft - 1));
+  return isJsonObject(v);
+}
+
+/** The tag of an array's elements: the `a` of `{a:{…}}`. */
+function arrayElementTag(tag: JsonValue | undefined): JsonValue | undefined {
+  return isJsonObject(tag) ? own(tag, "a") : undefined;
 }
 
 /** The nested `f` of a tag entry (for objects and baseData). */
@@ -594,7 +618,7 @@ export function emitPartsBC(fl: Flattener, data: JsonObject, baseData: JsonValue
   for (const k of Object.keys(data)) {
     if (k === "baseType" || k === "baseData") continue;
     // Part C keys are verbatim: "Data.Doc.Ext" is one field, never split.
-    emitJson(fl, k, "C", data[k], 2, tags ? own(tags, k) : undefined);
+    emitJson(fl, partCPath(k), "C", data[k], 2, tags ? own(tags, k) : undefined);
   }
 }
 
@@ -697,7 +721,8 @@ function sniffJsonObjectKeys(body: Uint8Array): { object: boolean; head: string 
 
 export const oneCollectorJsonDecoder: Decoder = {
   id: "onecollector-json",
-  version: 1,
+  // 2: arrays of objects walked into indexed paths; Part C keys never share an envelope path.
+  version: 2,
   contentTypes: ["application/x-json-stream"],
   paths: [/\/OneCollector\//i],
   sniff(body) {

@@ -39,9 +39,11 @@ export interface FieldAnnotations {
 export interface DecodedField {
   /**
    * The path a user types to filter. Part A: `ext.<extension>.<field>` (`ext.device.localId`); Part B:
-   * `data.baseData.<key>`; Part C: the key verbatim (`Data.Doc.Ext` stays one name, never split);
+   * `data.baseData.<key>`; Part C: the key verbatim (`Data.Doc.Ext` stays one name, never split),
+   * under `data.` only where the key would read as an envelope field (`data.name`; src/decode/paths.ts);
    * envelope: `name`, `time`, `ver`, `iKey`, `flags`, `popSample`, `cV`, `data.baseType`.
-   * Nested JSON objects join with dots; array elements are kept in one field (type `array`).
+   * Nested JSON objects join with dots; arrays of scalars are one field (type `array`), arrays
+   * holding objects are walked into indexed paths (`exceptions[0].parsedStack[3].fileName`).
    */
   path: string;
   part: FieldPart;

@@ -7,6 +7,7 @@
  * onecollector-json. Use a bundle or the HAR export when byte-exact evidence matters.
  */
 import type { Readable } from "node:stream";
+import { partCKey } from "../decode/paths.js";
 import { createInterface } from "node:readline";
 import type { BundleSource } from "../export/bundle-source.js";
 import { EXCHANGES_FILE, type Manifest } from "../export/bundle.js";
@@ -80,7 +81,7 @@ export function rebuildCsEvent(e: EventJson): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const f of e.fields) {
     if (f.part === "C" || f.part === "body") {
-      setPath(out, ["data", f.path], f.value);
+      setPath(out, ["data", partCKey(f.path)], f.value);
     } else if (f.part === "B" && f.path.startsWith("data.baseData.")) {
       setPath(out, ["data", "baseData", f.path.slice("data.baseData.".length)], f.value);
     } else {

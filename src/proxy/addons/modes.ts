@@ -2,16 +2,36 @@ import { countUploadRecords } from "../../decode/registry.js";
 import type { Exchange, ProxyMode } from "../../types.js";
 import { compileHostPattern } from "../options.js";
 import type { Addon, AddonContext, LocalResponse } from "./addon.js";
+import { corsHeaders, isPreflight, preflightHeaders } from "./cors.js";
 
 /**
  * forward | sinkhole | block, per exchange. Precedence: --host-mode patterns, then the catalogue
- * entry's `mode`, then --mode. Sinkhole answers like a collector (`200 {"acc":N}`) so the client
- * believes its upload landed and nothing leaves the lab; block answers 503 to study retries.
+ * entry's `mode`, then --mode. Sinkhole answers like the endpoint's collector (the catalogue's
+ * `sinkhole` shapes: Application Insights `itemsReceived`, Live Metrics `x-ms-qps-subscribed`, …;
+ * else the 1DS `200 {"acc":N}`) so the client believes its upload landed and nothing leaves the
+ * lab; block answers 503 to study retries. Browser preflights are answered in both, so that a
+ * page's SDK goes on to send (sinkhole) or sees the refusal (block).
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
   const modeFor = (host: string): ProxyMode =>
     patterns.find((p) => p.matches(host))?.mode ?? catalog.match(host)?.mode ?? options.mode;
+
+  const sinkholeAnswer = (x: Exchange): LocalResponse => {
+    // A cut body (--max-body) is not the upload the client sent: no count.
+    const count = x.requestBodyTruncated ? 0 : countUploadRecords({ method: x.method, path: x.path, headers: x.requestHeaders, body: x.requestBody });
+    const q = x.path.indexOf("?");
+    const shaped = catalog.sinkholeAnswer(x.host, x.method, q === -1 ? x.path : x.path.slice(0, q));
+    if (shaped) {
+      return {
+        status: shaped.status,
+        headers: Object.entries(shaped.headers),
+        body: Buffer.from(shaped.body.replaceAll("{count}", String(count))),
+      };
+    }
+    return { status: 200, headers: [["Content-Type", "application/json"]], body: Buffer.from(JSON.stringify({ acc: count })) };
+  };
+
   return {
     name: "modes",
     onConnect(d) {
@@ -21,22 +41,13 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
       x.mode = modeFor(x.host);
     },
     respond(x): LocalResponse | undefined {
-      if (x.mode === "sinkhole") {
-        return {
-          status: 200,
-          headers: [["Content-Type", "application/json"]],
-          // A cut body (--max-body) is not the upload the client sent: no count.
-          body: Buffer.from(JSON.stringify({ acc: x.requestBodyTruncated ? 0 : countUploadRecords({ method: x.method, path: x.path, headers: x.requestHeaders, body: x.requestBody }) })),
-        };
-      }
-      if (x.mode === "block") {
-        return {
-          status: 503,
-          headers: [["Content-Type", "text/plain"], ["Retry-After", "60"]],
-          body: Buffer.from("exhaust: blocked by policy\n"),
-        };
-      }
-      return undefined;
+      if (x.mode === "forward") return undefined;
+      if (isPreflight(x)) return { status: 200, headers: preflightHeaders(x), body: Buffer.alloc(0) };
+      const answer: LocalResponse =
+        x.mode === "sinkhole"
+          ? sinkholeAnswer(x)
+          : { status: 503, headers: [["Content-Type", "text/plain"], ["Retry-After", "60"]], body: Buffer.from("exhaust: blocked by policy\n") };
+      return { ...answer, headers: [...answer.headers, ...corsHeaders(x)] };
     },
   };
 }
