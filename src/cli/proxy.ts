@@ -27,6 +27,7 @@ import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase } from "../store/database.js";
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
+import { decodePendingWithProgress } from "./complete.js";
 import { collect, runCommand } from "./run.js";
 
 interface ProxyFlags {
@@ -156,10 +157,22 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  // From here a second Ctrl-C (or SIGTERM) skips decoding the backlog instead of killing the process.
+  let skipBacklog = false;
+  const skip = () => {
+    skipBacklog = true;
+  };
+  process.on("SIGINT", skip);
+  process.on("SIGTERM", skip);
   await proxy.close();
   // The processing thread first: afterwards nothing else writes while the session is closed.
   await processing.stop();
   await store.close();
+  // Complete before it answers: what the processing thread had not decoded yet is decoded here, on
+  // this (normal-priority) thread, with a progress line; a second Ctrl-C leaves it to the next
+  // reading command or `exhaust reprocess`, and says how much that is.
+  db.pragma("busy_timeout = 5000");
+  await decodePendingWithProgress(db, { sessionIds: [session.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog });
   store.endSession(session);
   await checkpointer.stop();
   db.close();
@@ -179,6 +192,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     "stopped",
   );
   log.flush();
+  process.off("SIGINT", skip);
+  process.off("SIGTERM", skip);
 }
 
 /** The options stored with the session: enough to know how it was captured, no credentials. */

@@ -12,6 +12,7 @@ import {
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
+import { coverageText } from "../verify/format.js";
 import type { Evidence, VerdictReport } from "../verify/types.js";
 import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
 
@@ -182,6 +183,8 @@ function verdictBlock(v: VerdictReport): string {
   return (
     `<div class="verdict"><h3>Profile <span class="mono">${h(v.profile.name)}</span>: <span class="${h(v.status)}">${h(v.status.toUpperCase())}</span></h3>` +
     `<p>${h(v.profile.description)}<br><small>profile sha256 ${h(v.profile.sha256)}; checked ${h(iso(v.createdAt))} by exhaust ${h(v.toolVersion)}; classification rules ${h(v.rulesFingerprint)}; pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail}</small></p>` +
+    (v.coverage ? `<p><small>covered: ${h(coverageText(v) ?? "")}</small></p>` : "") +
+    (v.inconclusive?.length ? `<ul class="inconclusive">${v.inconclusive.map((r) => `<li>${h(r)}</li>`).join("")}</ul>` : "") +
     rules +
     `</div>`
   );
@@ -258,7 +261,7 @@ td { overflow-wrap: anywhere; }
 .value { font-family: ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 .cat-content { color: var(--content); font-weight: 600; } .cat-functional { color: var(--functional); } .cat-diagnostic { color: var(--diagnostic); }
 td.cat-content { background: #fdecea; }
-.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; }
+.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; } .inconclusive { color: #6a1b9a; font-weight: 700; }
 .flag { color: #ef6c00; font-weight: 600; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; } dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 nav ol { columns: 2; } .chart { max-width: 100%; height: auto; }

@@ -277,7 +277,7 @@ export const MIGRATIONS: readonly string[] = [
     id          INTEGER PRIMARY KEY,
     session_id  INTEGER NOT NULL REFERENCES sessions(id),
     profile     TEXT NOT NULL,                 -- profile name
-    status      TEXT NOT NULL,                 -- pass | fail | warn
+    status      TEXT NOT NULL,                 -- pass | fail | warn | inconclusive
     created_at  INTEGER NOT NULL,              -- ms since the Unix epoch
     report_json TEXT NOT NULL
   );
@@ -294,5 +294,11 @@ export const MIGRATIONS: readonly string[] = [
   -- Event lists page through a session in id order: (session_id, rowid) serves that without a sort.
   -- One entry per event (not per field), so inserts barely notice it.
   CREATE INDEX events_session ON events(session_id);
+  `,
+  /* 12b: incomplete sessions */ `
+  -- Why a session is known not to hold everything it should: an import that has not finished (still
+  -- running, killed or failed). NULL for a whole session. \`exhaust sessions\` shows it and
+  -- \`exhaust verify\` answers INCONCLUSIVE for it.
+  ALTER TABLE sessions ADD COLUMN incomplete TEXT;
   `,
 ];
