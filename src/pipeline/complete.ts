@@ -111,5 +111,5 @@ function exchangeUndecoded(db: Db, exchangeId: string): number {
 
 function busyReason(states: SessionState[]): string {
   const names = states.map((s) => s.name).join(", ");
-  return `session ${names} is still being written by another process (a running proxy or import)`;
+  return `session ${names} is still being written by another process (a running proxy or import; a killed import stays so)`;
 }

@@ -2,6 +2,7 @@
  * What a session holds and how much of it is decoded: the counts behind "complete before it
  * answers" (src/pipeline/complete.ts) and the coverage of a verdict (src/verify/verify.ts).
  */
+import { hostname } from "node:os";
 import type { Db } from "./database.js";
 
 export interface SessionCoverage {
@@ -86,14 +87,38 @@ export function eventScope(db: Db, eventId: number): { sessionId: number; exchan
     | undefined;
 }
 
+/** A session owner whose heartbeat is older than this is gone (the proxy renews it every 5 s). */
+const OWNER_STALE_MS = 30_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
- * Sessions another process may still be writing (a proxy capturing, an import running), which a
- * reading command must not decode under it: those not ended. A session a proxy left unended by
- * dying is counted here too (nothing tells it from a live one): its backlog is decoded by
- * `exhaust reprocess`, or by the proxy when it continues the session.
+ * Sessions another process may still be writing, which a reading command must not decode under it:
+ * one a live proxy owns (the `session_owners` claim of engineer 12a's migration: fresh heartbeat,
+ * and on this host a live pid), and an import that has not finished (not ended, marked incomplete:
+ * a running import and a killed one look alike). Without the owners table (an older schema) every
+ * session not ended counts. A proxy that died leaves a session not ended and unowned: not in use,
+ * so its backlog is decoded by the next reading command.
  */
 export function sessionsInUse(db: Db, sessionIds?: readonly number[]): Set<number> {
-  return new Set(sessionStates(db, sessionIds).filter((s) => s.endedAt === null).map((s) => s.id));
+  const states = sessionStates(db, sessionIds).filter((s) => s.endedAt === null);
+  if (states.length === 0) return new Set();
+  const hasOwners = (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
+  if (!hasOwners) return new Set(states.map((s) => s.id));
+  const owner = db.prepare("SELECT pid, host, heartbeat_at AS heartbeatAt FROM session_owners WHERE session = ?");
+  const here = hostname();
+  const owned = (name: string) => {
+    const o = owner.get(name) as { pid: number; host: string; heartbeatAt: number } | undefined;
+    return o !== undefined && Date.now() - o.heartbeatAt <= OWNER_STALE_MS && (o.host !== here || pidAlive(o.pid));
+  };
+  return new Set(states.filter((s) => s.incomplete !== undefined || owned(s.name)).map((s) => s.id));
 }
 
 /** Exchanges never decoded, per session id (sessions with none are left out). */
