@@ -194,6 +194,13 @@ describe("with the processing thread starved by two busy loops", () => {
     const ev = ro(["events", "--session", "killed", "--limit", "1"]);
     expect(ev.status).toBe(0);
     expect(ev.stderr).toContain(`${left.toLocaleString("en-US")} exchange${left === 1 ? "" : "s"} undecoded (the database is read-only)`);
+    // The HTML report says it in the report itself.
+    const outDir = join(dir, "out");
+    mkdirSync(outDir);
+    chmodSync(outDir, 0o777);
+    const html = join(outDir, "killed.html");
+    expect(ro(["report", "--session", "killed", "--out", html]).status).toBe(0);
+    expect(readFileSync(html, "utf8")).toContain(`<dt>Undecoded exchanges</dt><dd>${left} (left out of everything below`);
     expect(undecoded(copy).undecoded).toBe(left);
   }, 180_000);
 });

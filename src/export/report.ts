@@ -12,6 +12,7 @@ import {
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
+import { sessionCoverage, sessionStates } from "../store/completeness.js";
 import { coverageText } from "../verify/format.js";
 import type { Evidence, VerdictReport } from "../verify/types.js";
 import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
@@ -59,6 +60,7 @@ export function renderReport(db: Db, sessionId: number): string {
       ["Exchanges (uploads)", String(info.exchanges)],
       ["Request bytes", String(info.requestBytes)],
       ["Decoded events", String(info.events)],
+      ...completenessRows(db, sessionId),
       ["Captured by", `exhaust ${info.toolVersion}`],
       ["CA fingerprint (SHA-256)", info.caFingerprint ?? "-"],
     ]),
@@ -161,6 +163,16 @@ function canaryHits(verdicts: VerdictReport[]): string {
     return checked ? `<p class="pass">Canary rules were checked and no canary was found.</p>` : `<p>No verdict checked for canaries.</p>`;
   }
   return `<p class="fail">${rows.length} canary hit${rows.length === 1 ? "" : "s"}.</p>` + table(["Profile", "Rule", "Form", "Location", "Evidence"], rows, "");
+}
+
+/** Undecoded exchanges and an unfinished import, said in the report itself (not only on stderr). */
+function completenessRows(db: Db, sessionId: number): Array<[string, string]> {
+  const c = sessionCoverage(db, sessionId);
+  const incomplete = sessionStates(db, [sessionId])[0]?.incomplete;
+  const rows: Array<[string, string]> = [];
+  if (c.exchanges > c.decoded) rows.push(["Undecoded exchanges", `${c.exchanges - c.decoded} (left out of everything below; \`exhaust reprocess\` decodes them)`]);
+  if (incomplete) rows.push(["Incomplete", incomplete]);
+  return rows;
 }
 
 function verdictBlock(v: VerdictReport): string {
