@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import { openDatabase } from "../store/database.js";
+import type { SessionRef } from "../store/verify-queries.js";
 import { diffSessions, formatDiffText } from "../verify/diff.js";
+import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 import { resolveSessionOrLatest } from "./verify.js";
 
@@ -14,10 +15,14 @@ export function registerDiffCommand(program: Command): void {
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print JSON")
     .action((a: string, b: string, opts: { db: string; json?: boolean }) =>
-      runCommand(() => {
-        const db = openDatabase(opts.db, { mustExist: true });
+      runCommand(async () => {
+        let sessions: SessionRef[] = [];
+        const { db } = await readCompleted(opts.db, (d) => {
+          sessions = [resolveSessionOrLatest(d, opts.db, a), resolveSessionOrLatest(d, opts.db, b)];
+          return { sessionIds: sessions.map((s) => s.id) };
+        });
         try {
-          const diff = diffSessions(db, resolveSessionOrLatest(db, opts.db, a), resolveSessionOrLatest(db, opts.db, b));
+          const diff = diffSessions(db, sessions[0], sessions[1]);
           process.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiffText(diff));
         } finally {
           db.close();

@@ -3,8 +3,10 @@ import { exhaustError } from "../errors.js";
 import { piiKindName } from "../decode/pii-kinds.js";
 import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import { openDatabase, type Db } from "../store/database.js";
+import { eventScope } from "../store/completeness.js";
+import type { Db } from "../store/database.js";
 import { getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
+import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 
 export function registerEventCommands(program: Command): void {
@@ -24,11 +26,15 @@ export function registerEventCommands(program: Command): void {
     .option("--after <id>", "only events after this id (fast paging: pass the last id printed)")
     .option("--json", "one JSON object per line, with every field")
     .action((opts: EventsOptions) =>
-      runCommand(() => {
-        const db = openDatabase(opts.db, { readonly: true });
+      runCommand(async () => {
+        let sessionId: number | undefined;
+        const { db } = await readCompleted(opts.db, (d) => {
+          sessionId = resolveSession(d, opts.db, opts.session);
+          return { sessionIds: sessionId === undefined ? undefined : [sessionId] };
+        });
         try {
           const rows = findEvents(db, {
-            sessionId: resolveSession(db, opts.db, opts.session),
+            sessionId,
             nameGlob: opts.name,
             category: parseCategory(opts.category),
             host: opts.host,
@@ -74,10 +80,15 @@ export function registerEventCommands(program: Command): void {
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print JSON")
     .action((id: string, opts: { db: string; json?: boolean }) =>
-      runCommand(() => {
-        const db = openDatabase(opts.db, { readonly: true });
+      runCommand(async () => {
+        const eventId = positiveInt("event-id", id);
+        // Its exchange decoded with the current decoders and rules (the id survives re-decoding).
+        const { db } = await readCompleted(opts.db, (d) => {
+          const scope = eventScope(d, eventId);
+          return scope ? { sessionIds: [scope.sessionId], exchangeId: scope.exchangeId } : { sessionIds: [] };
+        });
         try {
-          const ev = getEvent(db, positiveInt("event-id", id));
+          const ev = getEvent(db, eventId);
           if (!ev) throw exhaustError("EXH_EVENT_UNKNOWN", { id, file: opts.db });
           if (opts.json) {
             process.stdout.write(`${JSON.stringify(eventJson(ev), null, 2)}\n`);

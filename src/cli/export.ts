@@ -11,9 +11,9 @@ import { sessionEventLines } from "../export/jsonl.js";
 import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js";
 import { renderReport } from "../export/report.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
-import { openDatabase } from "../store/database.js";
 import { sessionsForExport } from "../store/export-queries.js";
 import { sessionIdByName } from "../store/queries.js";
+import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 
 const FORMATS = ["har", "jsonl", "csv", "bundle"] as const;
@@ -46,13 +46,15 @@ export function registerExportCommand(program: Command): void {
         if (!FORMATS.includes(format)) {
           throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv or bundle, got "${opts.format}"` });
         }
-        const db = openDatabase(opts.db, { mustExist: true });
-        try {
-          let sessionId: number | undefined;
+        let sessionId: number | undefined;
+        const { db } = await readCompleted(opts.db, (d) => {
           if (opts.session !== undefined) {
-            sessionId = sessionIdByName(db, opts.session);
+            sessionId = sessionIdByName(d, opts.session);
             if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session, file: opts.db });
           }
+          return { sessionIds: sessionId === undefined ? undefined : [sessionId] };
+        });
+        try {
           const sessions = sessionsForExport(db, sessionId);
           const redactor = () => createRedactor(opts.includeSecrets ? undefined : loadOrCreateRedactionKey(opts.certs));
           let summary: Record<string, unknown> = { format, out: opts.out, sessions: sessions.map((s) => s.name), secrets: opts.includeSecrets ? "included" : "redacted" };

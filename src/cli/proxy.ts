@@ -30,6 +30,7 @@ import { openDatabase, watchStore, type Db } from "../store/database.js";
 import { claimSession, heartbeatWrite, releaseSession, type SessionOwner } from "../store/session-owner.js";
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
+import { decodePendingWithProgress } from "./complete.js";
 import { collect, runCommand } from "./run.js";
 
 interface ProxyFlags {
@@ -192,10 +193,22 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     log.flush();
     throw storeGone;
   }
+  // From here a second Ctrl-C (or SIGTERM) skips decoding the backlog instead of killing the process.
+  let skipBacklog = false;
+  const skip = () => {
+    skipBacklog = true;
+  };
+  process.on("SIGINT", skip);
+  process.on("SIGTERM", skip);
   await proxy.close();
   // The processing thread first: afterwards nothing else writes while the session is closed.
   await processing.stop();
   await store.close();
+  // Complete before it answers: what the processing thread had not decoded yet is decoded here, on
+  // this (normal-priority) thread, with a progress line; a second Ctrl-C leaves it to the next
+  // reading command or `exhaust reprocess`, and says how much that is.
+  db.pragma("busy_timeout = 5000");
+  await decodePendingWithProgress(db, { sessionIds: [session.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog });
   store.endSession(session);
   releaseSession(db, owner);
   await checkpointer.stop();
@@ -216,6 +229,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     "stopped",
   );
   log.flush();
+  process.off("SIGINT", skip);
+  process.off("SIGTERM", skip);
 }
 
 /** How often the store's files are checked when no commit does it (every commit checks too). */

@@ -3,9 +3,9 @@ import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { renderReport } from "../export/report.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import { openDatabase } from "../store/database.js";
 import { sessionIdByName } from "../store/queries.js";
 import { latestSessionId } from "../store/ui-queries.js";
+import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 
 export function registerReportCommand(program: Command): void {
@@ -16,11 +16,15 @@ export function registerReportCommand(program: Command): void {
     .option("--session <name>", "the session (default: the newest)")
     .requiredOption("--out <file>", "the HTML file to write")
     .action((opts: { db: string; session?: string; out: string }) =>
-      runCommand(() => {
-        const db = openDatabase(opts.db, { readonly: true });
-        try {
-          const sessionId = opts.session === undefined ? latestSessionId(db) : sessionIdByName(db, opts.session);
+      runCommand(async () => {
+        let sessionId: number | undefined;
+        const { db } = await readCompleted(opts.db, (d) => {
+          sessionId = opts.session === undefined ? latestSessionId(d) : sessionIdByName(d, opts.session);
           if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
+          return { sessionIds: [sessionId] };
+        });
+        try {
+          if (sessionId === undefined) return;
           writeFileSync(opts.out, renderReport(db, sessionId));
           process.stderr.write(`exhaust: report written to ${opts.out}\n`);
         } finally {

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
+import { sessionStates, undecodedBySession } from "../store/completeness.js";
 import { listSessions } from "../store/queries.js";
 import { runCommand } from "./run.js";
 
@@ -13,7 +14,10 @@ export function registerSessionsCommand(program: Command): void {
     .action((opts: { db: string; json?: boolean }) =>
       runCommand(() => {
         const db = openDatabase(opts.db, { mustExist: true });
-        const rows = listSessions(db);
+        // With each session: whether it is known incomplete (an unfinished import) and what is undecoded.
+        const states = new Map(sessionStates(db).map((s) => [s.id, s]));
+        const undecoded = undecodedBySession(db);
+        const rows = listSessions(db).map((r) => ({ ...r, incomplete: states.get(r.id)?.incomplete ?? null, undecoded: undecoded.get(r.id) ?? 0 }));
         db.close();
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -23,7 +27,7 @@ export function registerSessionsCommand(program: Command): void {
           process.stdout.write("no sessions yet: run `exhaust proxy` and send traffic through it\n");
           return;
         }
-        const header = ["SESSION", "STARTED", "EXCH", "CONN", "PINNED", "TUNNEL", "UPLOADED"];
+        const header = ["SESSION", "STARTED", "EXCH", "CONN", "PINNED", "TUNNEL", "UPLOADED", "STATE"];
         const lines = rows.map((r) => [
           r.name,
           new Date(r.startedAt).toISOString().slice(0, 19).replace("T", " "),
@@ -32,8 +36,10 @@ export function registerSessionsCommand(program: Command): void {
           String(r.pinned),
           String(r.tunnelled),
           formatBytes(r.requestBytes),
+          [r.incomplete ? "INCOMPLETE" : r.endedAt === null ? "open" : "ended", r.undecoded ? `${r.undecoded} undecoded` : ""].filter(Boolean).join(", "),
         ]);
         process.stdout.write(formatTable([header, ...lines]));
+        for (const r of rows) if (r.incomplete) process.stdout.write(`${r.name}: incomplete: ${r.incomplete}\n`);
       }),
     );
 }

@@ -3,6 +3,7 @@ import { createLogger } from "../log.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { parseHostPort } from "../proxy/options.js";
 import { startUiServer } from "../web/server.js";
+import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 
 export const UI_DEFAULT_LISTEN = "127.0.0.1:8081";
@@ -16,6 +17,8 @@ export function registerUiCommand(program: Command): void {
     .action((opts: { listen: string; db: string }) =>
       runCommand(async () => {
         const listen = parseHostPort("--listen", opts.listen, "127.0.0.1");
+        // Every session decoded before the first page is served (the server itself only reads).
+        (await readCompleted(opts.db, () => ({}))).db.close();
         const log = createLogger();
         const ui = await startUiServer({ dbFile: opts.db, host: listen.host, port: listen.port, log });
         // The address (with the token, when one is needed) goes to stdout for the user; logs go to stderr.

@@ -12,6 +12,8 @@ import {
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
+import { sessionCoverage, sessionStates } from "../store/completeness.js";
+import { coverageText } from "../verify/format.js";
 import type { Evidence, VerdictReport } from "../verify/types.js";
 import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
 
@@ -58,6 +60,7 @@ export function renderReport(db: Db, sessionId: number): string {
       ["Exchanges (uploads)", String(info.exchanges)],
       ["Request bytes", String(info.requestBytes)],
       ["Decoded events", String(info.events)],
+      ...completenessRows(db, sessionId),
       ["Captured by", `exhaust ${info.toolVersion}`],
       ["CA fingerprint (SHA-256)", info.caFingerprint ?? "-"],
     ]),
@@ -162,6 +165,16 @@ function canaryHits(verdicts: VerdictReport[]): string {
   return `<p class="fail">${rows.length} canary hit${rows.length === 1 ? "" : "s"}.</p>` + table(["Profile", "Rule", "Form", "Location", "Evidence"], rows, "");
 }
 
+/** Undecoded exchanges and an unfinished import, said in the report itself (not only on stderr). */
+function completenessRows(db: Db, sessionId: number): Array<[string, string]> {
+  const c = sessionCoverage(db, sessionId);
+  const incomplete = sessionStates(db, [sessionId])[0]?.incomplete;
+  const rows: Array<[string, string]> = [];
+  if (c.exchanges > c.decoded) rows.push(["Undecoded exchanges", `${c.exchanges - c.decoded} (left out of everything below; \`exhaust reprocess\` decodes them)`]);
+  if (incomplete) rows.push(["Incomplete", incomplete]);
+  return rows;
+}
+
 function verdictBlock(v: VerdictReport): string {
   const rules = table(
     ["Rule", "Status", "Count", "What it checks", "Evidence"],
@@ -182,6 +195,8 @@ function verdictBlock(v: VerdictReport): string {
   return (
     `<div class="verdict"><h3>Profile <span class="mono">${h(v.profile.name)}</span>: <span class="${h(v.status)}">${h(v.status.toUpperCase())}</span></h3>` +
     `<p>${h(v.profile.description)}<br><small>profile sha256 ${h(v.profile.sha256)}; checked ${h(iso(v.createdAt))} by exhaust ${h(v.toolVersion)}; classification rules ${h(v.rulesFingerprint)}; pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail}</small></p>` +
+    (v.coverage ? `<p><small>covered: ${h(coverageText(v) ?? "")}</small></p>` : "") +
+    (v.inconclusive?.length ? `<ul class="inconclusive">${v.inconclusive.map((r) => `<li>${h(r)}</li>`).join("")}</ul>` : "") +
     rules +
     `</div>`
   );
@@ -258,7 +273,7 @@ td { overflow-wrap: anywhere; }
 .value { font-family: ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 .cat-content { color: var(--content); font-weight: 600; } .cat-functional { color: var(--functional); } .cat-diagnostic { color: var(--diagnostic); }
 td.cat-content { background: #fdecea; }
-.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; }
+.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; } .inconclusive { color: #6a1b9a; font-weight: 700; }
 .flag { color: #ef6c00; font-weight: 600; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; } dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 nav ol { columns: 2; } .chart { max-width: 100%; height: auto; }

@@ -140,7 +140,7 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
       return { file, format, ...(await sink.finish()) };
     } catch (e) {
       bar?.stop();
-      await sink.abandon();
+      await sink.abandon((e as Error)?.message);
       if (isExhaustError(e)) throw e;
       throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: (e as Error).message }, e);
     }

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { ExchangeProcessor } from "../pipeline/process.js";
 import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-store.js";
 import type { Db } from "../store/database.js";
+import { markSessionIncomplete } from "../store/completeness.js";
 import { recordImportProvenance } from "../store/import-store.js";
 import { sessionIdByName } from "../store/queries.js";
 import { exhaustError } from "../errors.js";
@@ -68,7 +69,13 @@ export class ImportSession {
   ) {
     if (sessionIdByName(db, name) !== undefined) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: name, file: dbFile });
     this.store = new CaptureStore(db);
-    this.session = this.store.openSession(name, { toolVersion: TOOL_VERSION, options: { imported: provenance } });
+    // Marked incomplete from the start, in the same transaction: an import killed halfway leaves a
+    // session that says so (`exhaust sessions`, verify INCONCLUSIVE); finish() clears the mark.
+    this.session = db.transaction(() => {
+      const session = this.store.openSession(name, { toolVersion: TOOL_VERSION, options: { imported: provenance } });
+      markSessionIncomplete(db, session.id, `import of ${provenance.file} did not finish (still running, or killed)`);
+      return session;
+    })();
   }
 
   /** Queues one exchange; resolves at once unless enough commits are queued that it waits for them. */
@@ -134,10 +141,15 @@ export class ImportSession {
     return { session: this.session.name, exchanges: this.exchanges, events, findings, skipped: this.skipped, notes: this.notes };
   }
 
-  /** Drops the session when the import failed before anything was stored. */
-  async abandon(): Promise<void> {
+  /**
+   * Drops the session when the import failed before anything was stored; otherwise ends it, still
+   * marked incomplete with the reason.
+   */
+  async abandon(reason?: string): Promise<void> {
     await Promise.allSettled(this.pending);
     await this.store.close().catch(() => undefined);
     this.store.discardSessionIfEmpty(this.session);
+    markSessionIncomplete(this.db, this.session.id, `import of ${this.provenance.file} failed${reason ? `: ${reason}` : ""}`);
+    this.store.endSession(this.session);
   }
 }

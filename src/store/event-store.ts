@@ -62,11 +62,16 @@ export class EventStore {
       insertClassFinding: db.prepare(`INSERT INTO classification_findings (event_id, idx, code, message, field_path, rule)
         VALUES (?, ?, ?, ?, ?, ?)`),
       deleteFieldValues: db.prepare("DELETE FROM field_values WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)"),
-      deleteEvents: db.prepare("DELETE FROM events WHERE exchange_id = ?"),
+      deleteClassFindings: db.prepare("DELETE FROM classification_findings WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)"),
+      eventIds: db.prepare("SELECT idx, id FROM events WHERE exchange_id = ?"),
+      deleteEventsNotIn: db.prepare("DELETE FROM events WHERE exchange_id = ? AND idx NOT IN (SELECT value FROM json_each(?))"),
       deleteFindings: db.prepare("DELETE FROM decode_findings WHERE exchange_id = ?"),
       insertEvent: db.prepare(`INSERT INTO events (exchange_id, session_id, idx, format, name, time, ikey, byte_start, byte_end,
           field_count, ms_group, group_rule, category, catalog_category, subtype, content_fields, personal_fields)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      updateEvent: db.prepare(`UPDATE events SET exchange_id = ?, session_id = ?, idx = ?, format = ?, name = ?, time = ?, ikey = ?,
+          byte_start = ?, byte_end = ?, field_count = ?, ms_group = ?, group_rule = ?, category = ?, catalog_category = ?, subtype = ?,
+          content_fields = ?, personal_fields = ? WHERE id = ?`),
       insertField: db.prepare("INSERT INTO field_values (event_id, idx, path_id, value, class_id, category) VALUES (?, ?, ?, ?, ?, ?)"),
       selectPath: db
         .prepare(
@@ -116,16 +121,26 @@ export class EventStore {
     return row !== undefined && isStale(row, currency);
   }
 
-  /** Replaces the events of one exchange, in transactions of bounded size. */
+  /**
+   * Replaces the events of one exchange, in transactions of bounded size. An event keeps its id
+   * across re-decoding (`exhaust reprocess`): the event at the same position in the same upload is
+   * updated in place, so every id a stored verdict, report or link names still opens that event.
+   * Rows are never deleted and re-inserted (another writer could take a freed id in between);
+   * only events past the new count go.
+   */
   replaceEvents(upload: StoredUpload, p: ProcessedUpload): void {
     const s = this.stmt;
     const { decoded } = p;
     const events = decoded.events;
     const format = decoded.decoder.split("@")[0];
     const rowsPerTransaction = this.options.rowsPerTransaction ?? ROWS_PER_TRANSACTION_ALONE;
+    let kept = new Map<number, number>();
     this.write(() => {
       s.deleteFieldValues.run(upload.id);
-      s.deleteEvents.run(upload.id);
+      s.deleteClassFindings.run(upload.id);
+      // An event is known by its position in the upload: keep the ids of the positions decoded again.
+      s.deleteEventsNotIn.run(upload.id, JSON.stringify(events.map((e) => e.index)));
+      kept = new Map((s.eventIds.all(upload.id) as Array<{ idx: number; id: number }>).map((r) => [r.idx, r.id]));
       s.deleteFindings.run(upload.id);
       s.deleteRequestItems.run(upload.id);
       decoded.findings.forEach((f, i) =>
@@ -146,7 +161,7 @@ export class EventStore {
         let rows = 0;
         do {
           if (next < events.length) {
-            this.insertEvent(upload, p, format, next);
+            this.insertEvent(upload, p, format, next, kept.get(p.decoded.events[next].index));
             rows += events[next].fields.length + 1;
             next++;
           }
@@ -174,7 +189,8 @@ export class EventStore {
     }
   }
 
-  private insertEvent(upload: StoredUpload, p: ProcessedUpload, format: string, n: number): void {
+  /** Writes event `n` with its fields: into the row `keepId` when the event had one before, else a new row. */
+  private insertEvent(upload: StoredUpload, p: ProcessedUpload, format: string, n: number, keepId?: number): void {
     const s = this.stmt;
     const event = p.decoded.events[n];
     const c = p.classified[n];
@@ -186,7 +202,7 @@ export class EventStore {
         if (cf.personal !== "none") personalFields++;
       }
     }
-    const eventId = s.insertEvent.run(
+    const row = [
       upload.id,
       upload.sessionId,
       event.index,
@@ -204,7 +220,12 @@ export class EventStore {
       c?.subtype ?? null,
       contentFields,
       personalFields,
-    ).lastInsertRowid;
+    ];
+    let eventId: number | bigint;
+    if (keepId !== undefined) {
+      s.updateEvent.run(...row, keepId);
+      eventId = keepId;
+    } else eventId = s.insertEvent.run(...row).lastInsertRowid;
     const fields = event.fields;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i];

@@ -277,7 +277,7 @@ export const MIGRATIONS: readonly string[] = [
     id          INTEGER PRIMARY KEY,
     session_id  INTEGER NOT NULL REFERENCES sessions(id),
     profile     TEXT NOT NULL,                 -- profile name
-    status      TEXT NOT NULL,                 -- pass | fail | warn
+    status      TEXT NOT NULL,                 -- pass | fail | warn | inconclusive
     created_at  INTEGER NOT NULL,              -- ms since the Unix epoch
     report_json TEXT NOT NULL
   );
@@ -295,7 +295,7 @@ export const MIGRATIONS: readonly string[] = [
   -- One entry per event (not per field), so inserts barely notice it.
   CREATE INDEX events_session ON events(session_id);
   `,
-  /* 12a: session owners (the lead renumbers at merge) */ `
+  /* 7: session owners */ `
   -- The proxy capturing a session: one at a time (EXH_SESSION_BUSY). Keyed by session name, so a
   -- proxy claims its session before the session row is made. A claim lapses when its pid is gone
   -- (same host) or its heartbeat is old; a clean stop deletes it.
@@ -307,5 +307,11 @@ export const MIGRATIONS: readonly string[] = [
     started_at   INTEGER NOT NULL,              -- ms since the Unix epoch
     heartbeat_at INTEGER NOT NULL
   ) WITHOUT ROWID;
+  `,
+  /* 8: incomplete sessions */ `
+  -- Why a session is known not to hold everything it should: an import that has not finished (still
+  -- running, killed or failed). NULL for a whole session. \`exhaust sessions\` shows it and
+  -- \`exhaust verify\` answers INCONCLUSIVE for it.
+  ALTER TABLE sessions ADD COLUMN incomplete TEXT;
   `,
 ];

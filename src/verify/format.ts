@@ -41,10 +41,25 @@ function countText(r: RuleVerdict): string {
   return `${items}${review}${r.checked !== undefined ? ` (checked ${r.checked})` : ""}`;
 }
 
+/** "12 exchanges (10 decoded), 40 events, 3 connections without an exchange, 12 to catalogue hosts". */
+export function coverageText(report: VerdictReport): string | undefined {
+  const c = report.coverage;
+  if (!c) return undefined;
+  return (
+    `${c.exchanges} exchange${c.exchanges === 1 ? "" : "s"} (${c.decodedExchanges} decoded), ${c.events} event${c.events === 1 ? "" : "s"}, ` +
+    `${c.bareConnections} connection${c.bareConnections === 1 ? "" : "s"} without an exchange; ${c.catalogueTraffic} to catalogue hosts` +
+    (c.incomplete ? `; incomplete: ${c.incomplete}` : "")
+  );
+}
+
+const reasonsText = (report: VerdictReport) => (report.inconclusive ?? []).join("; ");
+
 function text(report: VerdictReport): string {
+  const coverage = coverageText(report);
   const lines = [
     `profile  ${report.profile.name}  (sha256 ${report.profile.sha256.slice(0, 16)})  ${report.profile.description}`,
     `session  ${report.session.name}`,
+    ...(coverage ? [`covered  ${coverage}`] : []),
     "",
   ];
   for (const r of report.rules) {
@@ -61,6 +76,7 @@ function text(report: VerdictReport): string {
   }
   const c = report.counts;
   lines.push("", `verdict: ${report.status.toUpperCase()} (${c.fail} fail, ${c.warn} warn, ${c.pass} pass)`);
+  for (const reason of report.inconclusive ?? []) lines.push(`${report.status === "inconclusive" ? "because" : "also"}: ${reason}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -85,22 +101,38 @@ function evidenceBlock(r: RuleVerdict): string {
     .join("\n");
 }
 
-/** One testsuite per verification, one testcase per rule: fail → <failure>, warn → passes with <system-out>. */
+/**
+ * One testsuite per verification, one testcase per rule: fail → <failure>, warn → passes with
+ * <system-out>. A verdict that cannot speak for its session (inconclusive reasons) adds a testcase
+ * `coverage` with an <error>.
+ */
 function junit(report: VerdictReport): string {
   const c = report.counts;
   const suite = `${report.profile.name} @ ${report.session.name}`;
+  const errors = report.inconclusive?.length ? 1 : 0;
+  const tests = report.rules.length + errors;
   const out = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
-    `<testsuites name="exhaust verify" tests="${report.rules.length}" failures="${c.fail}" errors="0">`,
-    `  <testsuite name="${xml(suite)}" tests="${report.rules.length}" failures="${c.fail}" errors="0" skipped="0" timestamp="${new Date(report.createdAt).toISOString()}">`,
+    `<testsuites name="exhaust verify" tests="${tests}" failures="${c.fail}" errors="${errors}">`,
+    `  <testsuite name="${xml(suite)}" tests="${tests}" failures="${c.fail}" errors="${errors}" skipped="0" timestamp="${new Date(report.createdAt).toISOString()}">`,
     `    <properties>`,
     `      <property name="profile" value="${xml(report.profile.name)}"/>`,
     `      <property name="profile.sha256" value="${report.profile.sha256}"/>`,
     `      <property name="session" value="${xml(report.session.name)}"/>`,
     `      <property name="verdict" value="${report.status}"/>`,
     `      <property name="tool.version" value="${xml(report.toolVersion)}"/>`,
+    ...(report.coverage
+      ? Object.entries(report.coverage).map(([k, v]) => `      <property name="coverage.${k}" value="${xml(String(v))}"/>`)
+      : []),
     `    </properties>`,
   ];
+  if (errors) {
+    out.push(
+      `    <testcase classname="exhaust.${xml(report.profile.name)}" name="coverage">`,
+      `      <error type="inconclusive" message="${xml(reasonsText(report))}">${xml(`${reasonsText(report)}\ncovered: ${coverageText(report) ?? "-"}`)}</error>`,
+      `    </testcase>`,
+    );
+  }
   for (const r of report.rules) {
     out.push(`    <testcase classname="exhaust.${xml(report.profile.name)}" name="${xml(r.id)}">`);
     if (r.status === "fail") {
@@ -123,6 +155,8 @@ function markdown(report: VerdictReport): string {
     "",
     `Session **${md(report.session.name)}**, profile ${md(report.profile.description)} (sha256 \`${report.profile.sha256}\`), ` +
       `${c.fail} fail, ${c.warn} warn, ${c.pass} pass. exhaust ${md(report.toolVersion)}, ${new Date(report.createdAt).toISOString()}.`,
+    ...(report.coverage ? ["", `Covered: ${md(coverageText(report)!)}.`] : []),
+    ...(report.inconclusive?.length ? ["", "**Inconclusive:**", "", ...report.inconclusive.map((r) => `- ${md(r)}`)] : []),
     "",
     "| status | rule | kind | items | description |",
     "|---|---|---|---|---|",

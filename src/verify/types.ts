@@ -4,6 +4,30 @@
  */
 export type RuleStatus = "pass" | "fail" | "warn";
 
+/**
+ * The verdict as a whole: a rule status, or `inconclusive` when the session cannot speak for the
+ * setting (exchanges undecoded, an unfinished import, no traffic to a catalogue host) and no rule
+ * failed. Exit codes of `exhaust verify`: pass/warn 0, fail 1, usage error 2, inconclusive 3.
+ */
+export type VerdictStatus = RuleStatus | "inconclusive";
+
+/** What a verdict covered: the session's counts when it was checked. */
+export interface VerdictCoverage {
+  /** Exchanges stored in the session. */
+  exchanges: number;
+  /** Of those, decoded (the rest are `undecoded`). */
+  decodedExchanges: number;
+  undecoded: number;
+  /** Events the decoded exchanges hold. */
+  events: number;
+  /** Connections without a decrypted exchange (pinned, tunnelled, denied, failed). */
+  bareConnections: number;
+  /** Exchanges and bare connections to hosts in the endpoint catalogue. */
+  catalogueTraffic: number;
+  /** Why the session is known to be incomplete (an import that did not finish). */
+  incomplete?: string;
+}
+
 /** One piece of evidence behind a failure or warning: enough to find the bytes again. */
 export interface Evidence {
   exchangeId?: string;
@@ -52,8 +76,15 @@ export interface RuleVerdict {
 export interface VerdictReport {
   profile: { name: string; description: string; sha256: string };
   session: { id: number; name: string };
-  /** fail if any rule failed, else warn if any warned, else pass. */
-  status: RuleStatus;
+  /**
+   * fail if any rule failed (what was seen is a violation, whatever was not seen); else
+   * inconclusive when `inconclusive` lists a reason; else warn if any rule warned; else pass.
+   */
+  status: VerdictStatus;
+  /** Why the session cannot speak for the setting; set (non-empty) even on a failure. */
+  inconclusive?: string[];
+  /** What the verdict covered (absent in verdicts stored before coverage was recorded). */
+  coverage?: VerdictCoverage;
   counts: Record<RuleStatus, number>;
   rules: RuleVerdict[];
   createdAt: number;

@@ -294,6 +294,10 @@ function verdictBlocks(verdicts) {
     el("div", { class: "verdict" },
       el("p", {}, "Profile ", el("span", { class: "mono" }, v.profile.name), ": ", el("span", { class: v.status }, v.status.toUpperCase()),
         ` (pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail})`),
+      v.coverage
+        ? el("p", { class: "note" }, `Covered ${v.coverage.exchanges} exchanges (${v.coverage.decodedExchanges} decoded), ${v.coverage.events} events, ${v.coverage.catalogueTraffic} to catalogue hosts.`)
+        : "",
+      (v.inconclusive || []).length ? el("ul", { class: "inconclusive" }, v.inconclusive.map((r) => el("li", {}, r))) : "",
       el("table", {},
         el("thead", {}, el("tr", {}, ["Rule", "Status", "Count", "Description", "Evidence"].map((h) => el("th", {}, h)))),
         el("tbody", {}, v.rules.map(ruleRow)))));

@@ -1,0 +1,130 @@
+/**
+ * What a session holds and how much of it is decoded: the counts behind "complete before it
+ * answers" (src/pipeline/complete.ts) and the coverage of a verdict (src/verify/verify.ts).
+ */
+import { hostname } from "node:os";
+import type { Db } from "./database.js";
+
+export interface SessionCoverage {
+  /** Exchanges stored in the session. */
+  exchanges: number;
+  /** Of those, decoded (by any decoder version). */
+  decoded: number;
+  /** Events stored for the session. */
+  events: number;
+  /** Connections that carried no decrypted exchange (tunnelled, pinned, denied, failed). */
+  bareConnections: number;
+}
+
+/** Counts for one session. */
+export function sessionCoverage(db: Db, sessionId: number): SessionCoverage {
+  const x = db
+    .prepare("SELECT COUNT(*) AS exchanges, COUNT(decoder) AS decoded FROM exchanges WHERE session_id = ?")
+    .get(sessionId) as { exchanges: number; decoded: number };
+  const events = db.prepare("SELECT COUNT(*) FROM events WHERE session_id = ?").pluck().get(sessionId) as number;
+  const bareConnections = db
+    .prepare(
+      `SELECT COUNT(*) FROM connections WHERE session_id = ? AND exchanges = 0 AND (ended_at IS NOT NULL OR outcome <> 'intercepted')`,
+    )
+    .pluck()
+    .get(sessionId) as number;
+  return { ...x, events, bareConnections };
+}
+
+/** Hosts the session's exchanges and connections went to (each once). */
+export function sessionHosts(db: Db, sessionId: number): string[] {
+  return db
+    .prepare("SELECT host FROM exchanges WHERE session_id = ? UNION SELECT host FROM connections WHERE session_id = ?")
+    .pluck()
+    .all(sessionId, sessionId) as string[];
+}
+
+/** Exchanges never decoded, in the given sessions (every session when `sessionIds` is undefined). */
+export function undecodedCount(db: Db, sessionIds?: readonly number[]): number {
+  if (sessionIds === undefined) return db.prepare("SELECT COUNT(*) FROM exchanges WHERE decoder IS NULL").pluck().get() as number;
+  return db
+    .prepare("SELECT COUNT(*) FROM exchanges WHERE decoder IS NULL AND session_id IN (SELECT value FROM json_each(?))")
+    .pluck()
+    .get(JSON.stringify(sessionIds)) as number;
+}
+
+export interface SessionState {
+  id: number;
+  name: string;
+  endedAt: number | null;
+  /** Why the session is known to be incomplete (an unfinished import); undefined when it is whole. */
+  incomplete?: string;
+}
+
+/** Whether the database has migration 12b's column (a read-only file of an older schema may not). */
+function hasIncompleteColumn(db: Db): boolean {
+  return (db.prepare("SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'incomplete'").pluck().get() as number) > 0;
+}
+
+/** End time and incompleteness of the given sessions (every session when undefined). */
+export function sessionStates(db: Db, sessionIds?: readonly number[]): SessionState[] {
+  const incomplete = hasIncompleteColumn(db) ? "incomplete" : "NULL";
+  const rows = db
+    .prepare(
+      `SELECT id, name, ended_at AS endedAt, ${incomplete} AS incomplete FROM sessions
+        WHERE ? IS NULL OR id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    )
+    .all(sessionIds ? JSON.stringify(sessionIds) : null, sessionIds ? JSON.stringify(sessionIds) : null) as Array<
+    Omit<SessionState, "incomplete"> & { incomplete: string | null }
+  >;
+  return rows.map((r) => ({ ...r, incomplete: r.incomplete ?? undefined }));
+}
+
+/** Marks a session incomplete (with why) or, with undefined, whole again. */
+export function markSessionIncomplete(db: Db, sessionId: number, why: string | undefined): void {
+  db.prepare("UPDATE sessions SET incomplete = ? WHERE id = ?").run(why ?? null, sessionId);
+}
+
+/** The session an event belongs to, and its exchange. */
+export function eventScope(db: Db, eventId: number): { sessionId: number; exchangeId: string } | undefined {
+  return db.prepare("SELECT session_id AS sessionId, exchange_id AS exchangeId FROM events WHERE id = ?").get(eventId) as
+    | { sessionId: number; exchangeId: string }
+    | undefined;
+}
+
+/** A session owner whose heartbeat is older than this is gone (the proxy renews it every 5 s). */
+const OWNER_STALE_MS = 30_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Sessions another process may still be writing, which a reading command must not decode under it:
+ * one a live proxy owns (the `session_owners` claim of engineer 12a's migration: fresh heartbeat,
+ * and on this host a live pid), and an import that has not finished (not ended, marked incomplete:
+ * a running import and a killed one look alike). Without the owners table (an older schema) every
+ * session not ended counts. A proxy that died leaves a session not ended and unowned: not in use,
+ * so its backlog is decoded by the next reading command.
+ */
+export function sessionsInUse(db: Db, sessionIds?: readonly number[]): Set<number> {
+  const states = sessionStates(db, sessionIds).filter((s) => s.endedAt === null);
+  if (states.length === 0) return new Set();
+  const hasOwners = (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
+  if (!hasOwners) return new Set(states.map((s) => s.id));
+  const owner = db.prepare("SELECT pid, host, heartbeat_at AS heartbeatAt FROM session_owners WHERE session = ?");
+  const here = hostname();
+  const owned = (name: string) => {
+    const o = owner.get(name) as { pid: number; host: string; heartbeatAt: number } | undefined;
+    return o !== undefined && Date.now() - o.heartbeatAt <= OWNER_STALE_MS && (o.host !== here || pidAlive(o.pid));
+  };
+  return new Set(states.filter((s) => s.incomplete !== undefined || owned(s.name)).map((s) => s.id));
+}
+
+/** Exchanges never decoded, per session id (sessions with none are left out). */
+export function undecodedBySession(db: Db): Map<number, number> {
+  const rows = db
+    .prepare("SELECT session_id AS id, COUNT(*) AS n FROM exchanges WHERE decoder IS NULL GROUP BY session_id")
+    .all() as Array<{ id: number; n: number }>;
+  return new Map(rows.map((r) => [r.id, r.n]));
+}
