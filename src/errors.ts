@@ -53,6 +53,11 @@ export const ERROR_DEFINITIONS = {
   EXH_DB_NO_SESSION: { message: "no sessions in {file}: capture or import something first", exitCode: 2 },
   EXH_PROFILE_UNKNOWN: { message: "no verification profile {profile} (shipped: {known}); give a profile name or a YAML file", exitCode: 2 },
   EXH_PROFILE_INVALID: { message: "profile {file} is invalid: {reason}", exitCode: 2 },
+  // 13a: containment
+  EXH_TARGET_REFUSED: { message: "relay to {target} refused: {reason}", exitCode: 1, httpStatus: 403 },
+  EXH_HOST_MISMATCH: { message: "Host header {host} differs from the connection's target {target}; the request went to {target}", exitCode: 1 },
+  EXH_PROXY_BUSY: { message: "proxy at its limit ({reason}); try again later", exitCode: 1, httpStatus: 503 },
+  EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

@@ -1,6 +1,7 @@
 import http from "node:http";
 import tls from "node:tls";
 import type { Socket } from "node:net";
+import { Duplex } from "node:stream";
 
 export interface ClientResponse {
   status: number;
@@ -26,11 +27,12 @@ export interface ProxiedRequest {
 }
 
 /** Opens a CONNECT tunnel through the proxy and returns the raw socket (after 200). */
-export function connectTunnel(proxyPort: number, authority: string, proxyAuthorization?: string): Promise<Socket> {
+export function connectTunnel(proxyPort: number, authority: string, proxyAuthorization?: string, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: "127.0.0.1",
       port: proxyPort,
+      localAddress,
       method: "CONNECT",
       path: authority,
       headers: { host: authority, ...(proxyAuthorization ? { "proxy-authorization": proxyAuthorization } : {}) },
@@ -38,7 +40,7 @@ export function connectTunnel(proxyPort: number, authority: string, proxyAuthori
     req.once("connect", (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        reject(Object.assign(new Error(`CONNECT answered ${res.statusCode}`), { status: res.statusCode }));
+        reject(Object.assign(new Error(`CONNECT answered ${res.statusCode}`), { status: res.statusCode, headers: res.headers }));
         return;
       }
       resolve(socket);
@@ -105,4 +107,36 @@ export function writeBody(req: http.ClientRequest, body: Buffer | string | undef
   }
   for (let i = 0; i < buf.length; i += chunkSize) req.write(buf.subarray(i, i + chunkSize));
   req.end();
+}
+
+/**
+ * A client that refuses the proxy's leaf the way SChannel or OpenSSL do: a real ClientHello
+ * (TLS 1.2, so the alert travels in clear), then, once the server's certificate flight arrives, a
+ * fatal `unknown_ca` alert and a close. (Node's own TLS client checks the certificate only after
+ * the handshake and just hangs up, which the proxy treats as weak evidence.)
+ */
+export async function rejectLeafWithAlert(proxyPort: number, host: string, port = 443, localAddress?: string): Promise<void> {
+  const raw = await connectTunnel(proxyPort, `${host}:${port}`, undefined, localAddress);
+  await new Promise<void>((resolve) => {
+    const hello = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        if (!raw.destroyed) raw.write(chunk);
+        cb();
+      },
+    });
+    const client = tls.connect({ socket: hello, servername: host, maxVersion: "TLSv1.2", rejectUnauthorized: false });
+    client.on("error", () => {});
+    let seen = Buffer.alloc(0);
+    raw.on("data", (d: Buffer) => {
+      seen = Buffer.concat([seen, d]);
+      // ServerHelloDone (handshake type 14) ends the server's first flight.
+      if (seen.includes(Buffer.from([0x0e, 0x00, 0x00, 0x00]))) {
+        raw.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x30]));
+        client.destroy();
+      }
+    });
+    raw.on("close", () => resolve());
+    raw.on("error", () => resolve());
+  });
 }
