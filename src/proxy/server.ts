@@ -353,6 +353,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void, helloComplete: boolean): void {
     let secure = false;
+    // The client went on with the handshake after its ClientHello (it read our certificate and
+    // answered): only then can giving up be about the certificate.
+    const helloRead = socket.bytesRead;
+    const answeredOurFlight = () => helloComplete && socket.bytesRead > helloRead;
     let secureAt = 0;
     let defaultContext: tls.SecureContext;
     try {
@@ -412,7 +416,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
           c.pinEvidence = "certificate-alert";
         } else {
           c.outcome = "tls-failed";
-          if (helloComplete && /ECONNRESET|EPIPE/.test(why)) c.pinEvidence = "abandoned-handshake";
+          if (/ECONNRESET|EPIPE/.test(why) && answeredOurFlight()) c.pinEvidence = "abandoned-handshake";
         }
         c.error = err.code ?? err.message;
       }
@@ -423,8 +427,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         // A quiet close during the handshake: evidence only after a complete ClientHello, and only
         // when it repeats (the pinning addon counts); garbage and partial hellos never count.
         c.outcome = "tls-failed";
-        c.error ??= helloComplete ? "closed during the TLS handshake, after its ClientHello" : "closed before a complete ClientHello";
-        if (helloComplete) c.pinEvidence = "abandoned-handshake";
+        const answered = answeredOurFlight();
+        c.error ??= answered
+          ? "closed during the TLS handshake, after answering our certificate"
+          : helloComplete
+            ? "closed during the TLS handshake, without answering our certificate"
+            : "closed before a complete ClientHello";
+        if (answered) c.pinEvidence = "abandoned-handshake";
       } else if (c.outcome === "intercepted" && c.exchanges === 0 && !spoke.has(c) && Date.now() - secureAt < PIN_CHECK_WINDOW_MS) {
         // Completed the handshake and hung up at once, before any request: some stacks (OkHttp's
         // CertificatePinner) check the pin after the handshake. Weak evidence: it must repeat.

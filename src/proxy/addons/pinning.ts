@@ -28,9 +28,10 @@ export interface PinningAddon extends Addon {
  * the data out, so the CONNECT is refused instead.
  *
  * Pinning is decided on evidence only (docs/containment.md): a TLS alert naming the certificate
- * pins at once; a handshake abandoned after a complete ClientHello, or a close right after the
- * handshake before any request, pins only when the same client address does it PIN_REPEAT times
- * within PIN_WINDOW_MS. Resets before a ClientHello, timeouts, garbage and plain HTTP never count.
+ * pins at once; a handshake abandoned after the client sent a complete ClientHello and answered our
+ * certificate flight, or a close right after the handshake before any request, pins only when the
+ * same client address does it PIN_REPEAT times within PIN_WINDOW_MS. Resets and closes before or
+ * right after the ClientHello, timeouts, garbage and plain HTTP never count.
  * The state is per (client address, host), expires after --pin-expiry, and --no-pin-bypass keeps
  * intercepting whatever the evidence.
  */
@@ -82,7 +83,7 @@ export function pinningAddon({ log, options }: AddonContext): PinningAddon {
       s.weak.push(now);
       state.set(key, s);
       if (s.weak.length >= PIN_REPEAT) {
-        pin(key, c, `${s.weak.length} ${c.pinEvidence === "quiet-close" ? "closes right after the handshake" : "handshakes abandoned after the ClientHello"} within ${PIN_WINDOW_MS / 1000} s`, now);
+        pin(key, c, `${s.weak.length} ${c.pinEvidence === "quiet-close" ? "closes right after the handshake" : "handshakes abandoned after reading our certificate"} within ${PIN_WINDOW_MS / 1000} s`, now);
       }
     },
     clear() {

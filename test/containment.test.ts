@@ -1,0 +1,365 @@
+/**
+ * Containment (docs/containment.md): sinkhole and block relay nothing, the proxy is nobody's relay
+ * into private space, no one connection can switch capture off, tunnels tell the truth, and every
+ * resource is bounded. Real sockets throughout; origins count every connection and byte they get.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import http from "node:http";
+import net, { type AddressInfo } from "node:net";
+import tls from "node:tls";
+import type { CertificateAuthority } from "../src/ca/authority.js";
+import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
+import { startOrigin, type Origin } from "./helpers/origin.js";
+import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { newKey, readResponseHead } from "./helpers/websocket.js";
+
+const HOST = "browser.events.data.microsoft.com";
+
+/** A loopback listener that must receive nothing: counts connections and bytes. */
+interface Witness {
+  port: number;
+  connections: number;
+  bytes: number;
+  close(): Promise<void>;
+}
+
+async function startWitness(): Promise<Witness> {
+  const sockets = new Set<net.Socket>();
+  const w = {
+    port: 0,
+    connections: 0,
+    bytes: 0,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+  const server = net.createServer((s) => {
+    w.connections++;
+    sockets.add(s);
+    s.on("data", (d: Buffer) => (w.bytes += d.length));
+    s.on("error", () => {});
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  w.port = (server.address() as AddressInfo).port;
+  return w;
+}
+
+/** Sends raw bytes on a fresh CONNECT tunnel and returns everything the proxy answers until it closes. */
+async function rawInsideConnect(port: number, authority: string, bytes: string | Buffer, localAddress?: string): Promise<string> {
+  const socket = await connectTunnel(port, authority, undefined, localAddress);
+  return new Promise((resolve) => {
+    let text = "";
+    socket.on("data", (d) => {
+      text += d;
+      // One whole response (head and Content-Length body) is all we wait for.
+      const end = text.indexOf("\r\n\r\n");
+      const length = /content-length: (\d+)/i.exec(text.slice(0, end));
+      const whole = length ? text.length >= end + 4 + Number(length[1]) : text.endsWith("\r\n0\r\n\r\n");
+      if (end >= 0 && whole) socket.end();
+    });
+    socket.on("close", () => resolve(text));
+    socket.on("error", () => resolve(text));
+    socket.write(bytes);
+  });
+}
+
+const closedPort = async (): Promise<number> => {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+};
+
+interface ConnRow {
+  host: string;
+  port: number;
+  outcome: string;
+  error: string | null;
+  client_address: string;
+}
+const connRows = (p: TestProxy, where = "1=1", ...args: unknown[]) =>
+  p.db.prepare(`SELECT host, port, outcome, error, client_address FROM connections WHERE ended_at IS NOT NULL AND ${where} ORDER BY started_at`).all(...args) as ConnRow[];
+
+describe("sinkhole is airtight", () => {
+  let p: TestProxy;
+  let witness: Witness;
+  beforeAll(async () => {
+    witness = await startWitness();
+    // The catalogue host is mapped to the witness: if anything were relayed, it would land there.
+    p = await startTestProxy({ mode: "sinkhole", mapHost: [`${HOST}=127.0.0.1:${witness.port}`] });
+  });
+  afterAll(async () => {
+    await p.close();
+    await witness.close();
+  });
+
+  it("answers a TLS upload itself and stores it", async () => {
+    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/OneCollector/1.0/", body: '{"name":"TLS-UPLOAD"}', ca: [p.caPem] });
+    expect(res.status).toBe(200);
+    await eventually(() => p.db.prepare("SELECT 1 FROM exchanges WHERE path = '/OneCollector/1.0/' AND outcome = 'sinkholed'").get());
+  });
+
+  it("parses plain HTTP inside a CONNECT, stores it and answers it, never tunnels it", async () => {
+    const body = '{"name":"LEAKED-UPLOAD"}';
+    const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    expect(answer).toMatch(/^HTTP\/1.1 200/);
+    const row = await eventually(
+      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
+        | { host: string; scheme: string; outcome: string; data: Buffer }
+        | undefined,
+    );
+    expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed" });
+    expect(row.data.toString()).toBe(body);
+  });
+
+  it("answers a WebSocket upgrade locally", async () => {
+    const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem]);
+    socket.write(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const head = await readResponseHead(socket);
+    socket.destroy();
+    expect(head.status).not.toBe(101);
+  });
+
+  it("follows the CONNECT target, not the Host header, and records the mismatch", async () => {
+    const res = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/hostile-host",
+      headers: ["Host", `127.0.0.1:${witness.port}`, "Content-Type", "application/json"],
+      body: '{"name":"X"}',
+      ca: [p.caPem],
+    });
+    expect(res.status).toBe(200);
+    const row = await eventually(() => p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/hostile-host'").get() as { host: string; error_code: string } | undefined);
+    expect(row).toEqual({ host: HOST, error_code: "EXH_HOST_MISMATCH" });
+  });
+
+  it("refuses bytes that are neither TLS nor HTTP and records them", async () => {
+    await rawInsideConnect(p.port, `${HOST}:443`, Buffer.from([0x00, 0x01, 0x02, 0xff, 0x10]));
+    const row = await eventually(() => connRows(p, "outcome = 'closed-by-policy' AND error LIKE 'neither TLS nor HTTP%'")[0]);
+    expect(row.host).toBe(HOST);
+  });
+
+  it("refuses a pinned client's next CONNECT instead of tunnelling it", async () => {
+    await rejectLeafWithAlert(p.port, HOST);
+    await eventually(() => connRows(p, "outcome = 'client-rejected-certificate'")[0]);
+    await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 503 });
+    await eventually(() => connRows(p, "outcome = 'closed-by-policy' AND error LIKE 'pinned-earlier%'")[0]);
+  });
+
+  it("relayed not one byte to the catalogue host's upstream", () => {
+    expect({ connections: witness.connections, bytes: witness.bytes }).toEqual({ connections: 0, bytes: 0 });
+  });
+});
+
+describe("forward mode: the CONNECT target decides the upstream", () => {
+  let p: TestProxy;
+  let originCa: CertificateAuthority;
+  let origin: Origin;
+  let witness: Witness;
+  beforeAll(async () => {
+    originCa = await makeOriginAuthority();
+    origin = await startOrigin(originCa);
+    witness = await startWitness();
+    p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+  });
+  afterAll(async () => {
+    await p.close();
+    await origin.close();
+    await witness.close();
+  });
+
+  it("sends a request whose Host names a loopback port to the CONNECT target's upstream", async () => {
+    const before = origin.received.length;
+    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/steer", headers: ["Host", `127.0.0.1:${witness.port}`], body: "{}", ca: [p.caPem] });
+    expect(res.status).toBe(200);
+    expect(origin.received.slice(before).map((r) => r.url)).toEqual(["/steer"]);
+    expect(witness.connections).toBe(0);
+    const row = await eventually(() => p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/steer'").get() as { host: string; error_code: string } | undefined);
+    expect(row).toEqual({ host: HOST, error_code: "EXH_HOST_MISMATCH" });
+  });
+
+  it("forwards plain HTTP inside a CONNECT as a captured exchange to the CONNECT target", async () => {
+    // The origin speaks TLS, so a plain request relayed there fails: what matters is that it was
+    // parsed and stored (not tunnelled) and answered by exhaust.
+    const answer = await rawInsideConnect(p.port, `${HOST}:443`, `GET /plain-forward HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1.1 (502|504)/);
+    const row = await eventually(() => p.db.prepare("SELECT host, scheme FROM exchanges WHERE path = '/plain-forward'").get());
+    expect(row).toEqual({ host: HOST, scheme: "http" });
+  });
+});
+
+describe("no relay to private space", () => {
+  let p: TestProxy;
+  let ui: Witness;
+  let other: Witness;
+  beforeAll(async () => {
+    ui = await startWitness();
+    other = await startWitness();
+    p = await startTestProxy({ uiPort: [String(ui.port)] });
+  });
+  afterAll(async () => {
+    await p.close();
+    await ui.close();
+    await other.close();
+  });
+
+  it("answers CONNECT to the UI's loopback port with 403 and a connection row", async () => {
+    await expect(connectTunnel(p.port, `127.0.0.1:${ui.port}`)).rejects.toMatchObject({ status: 403, headers: { "x-exhaust-error": "EXH_TARGET_REFUSED" } });
+    const row = await eventually(() => connRows(p, "port = ?", ui.port)[0]);
+    expect(row).toMatchObject({ host: "127.0.0.1", outcome: "refused-private" });
+    expect(row.error).toMatch(/UI|loopback/);
+  });
+
+  it("answers an absolute-form request to loopback with 403 and a connection row", async () => {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port: p.port, path: `http://127.0.0.1:${ui.port}/api/sessions`, headers: { host: `127.0.0.1:${ui.port}` } });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.end();
+    });
+    res.resume();
+    expect(res.statusCode).toBe(403);
+    expect(res.headers["x-exhaust-error"]).toBe("EXH_TARGET_REFUSED");
+    await eventually(() => connRows(p, "port = ? AND outcome = 'refused-private'", ui.port).length >= 2);
+  });
+
+  it("refuses hostnames that resolve to loopback, and any loopback port", async () => {
+    await expect(connectTunnel(p.port, `localhost:${other.port}`)).rejects.toMatchObject({ status: 403 });
+    await expect(connectTunnel(p.port, `[::1]:${other.port}`)).rejects.toMatchObject({ status: 403 });
+    await expect(connectTunnel(p.port, `169.254.169.254:80`)).rejects.toMatchObject({ status: 403 });
+    await expect(connectTunnel(p.port, `10.1.2.3:443`)).rejects.toMatchObject({ status: 403 });
+    await expect(connectTunnel(p.port, `127.0.0.1:${p.port}`)).rejects.toMatchObject({ status: 403 });
+    expect(ui.connections + other.connections).toBe(0);
+  });
+
+  it("with --allow-private relays to loopback, still never to the UI or the proxy itself", async () => {
+    const open = await startTestProxy({ allowPrivate: true, uiPort: [String(ui.port)] });
+    try {
+      const tunnel = await connectTunnel(open.port, `127.0.0.1:${other.port}`);
+      tunnel.destroy();
+      await eventually(() => other.connections === 1);
+      await expect(connectTunnel(open.port, `127.0.0.1:${ui.port}`)).rejects.toMatchObject({ status: 403 });
+      await expect(connectTunnel(open.port, `127.0.0.1:${open.port}`)).rejects.toMatchObject({ status: 403 });
+      expect(ui.connections).toBe(0);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe("tunnels tell the truth", () => {
+  it("answers a CONNECT to a closed loopback port 502 and stores upstream-failed with the error", async () => {
+    const port = await closedPort();
+    const p = await startTestProxy({ allowPrivate: true, mapHost: [`www.example.org=127.0.0.1:${port}`] });
+    try {
+      await expect(connectTunnel(p.port, `127.0.0.1:${port}`)).rejects.toMatchObject({ status: 502, headers: { "x-exhaust-error": "EXH_UPSTREAM_FAILED" } });
+      // The same through a --map-host (allowed without --allow-private).
+      await expect(connectTunnel(p.port, "www.example.org:443")).rejects.toMatchObject({ status: 502 });
+      const rows = await eventually(() => {
+        const r = connRows(p, "outcome = 'upstream-failed'");
+        return r.length >= 2 ? r : undefined;
+      });
+      expect(rows.map((r) => r.error)).toEqual(["ECONNREFUSED", "ECONNREFUSED"]);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+describe("no one connection switches capture off", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole", handshakeTimeout: "2000" });
+  });
+  afterAll(() => p.close());
+
+  /** A ClientHello as a real client sends it (Node's), captured off a throwaway socket. */
+  const clientHello = (): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const server = net.createServer((s) => {
+        s.once("data", (d: Buffer) => {
+          resolve(d);
+          s.destroy();
+          server.close();
+        });
+      });
+      server.listen(0, "127.0.0.1", () => {
+        const c = tls.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: HOST, rejectUnauthorized: false });
+        c.on("error", () => {});
+      });
+    });
+
+  it("1,000 clients that send garbage or reset mid-handshake do not stop the next correct one", async () => {
+    const hello = await clientHello();
+    const abuse = async (i: number) => {
+      const socket = await connectTunnel(p.port, `${HOST}:443`);
+      await new Promise<void>((resolve) => {
+        socket.on("close", () => resolve());
+        socket.on("error", () => resolve());
+        if (i % 3 === 0) socket.write(Buffer.from([0x16, 0x03])); // a partial record, then close
+        else if (i % 3 === 1) socket.write(hello); // a whole ClientHello, then a reset
+        else socket.write("\x16garbage-that-is-no-tls");
+        setTimeout(() => (i % 3 === 1 ? socket.resetAndDestroy() : socket.destroy()), 5);
+      });
+    };
+    for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => abuse(i + j)));
+    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/after-abuse", body: '{"name":"OK"}', ca: [p.caPem] });
+    expect(res.status).toBe(200);
+    await eventually(() => p.db.prepare("SELECT 1 FROM exchanges WHERE path = '/after-abuse' AND outcome = 'sinkholed'").get());
+    expect(connRows(p, "outcome = 'client-rejected-certificate'")).toHaveLength(0);
+  }, 120_000);
+
+  it("a client address that answers the leaf with unknown_ca is refused (sinkhole) while another is still intercepted", async () => {
+    await rejectLeafWithAlert(p.port, HOST, 443, "127.0.0.2");
+    await eventually(() => connRows(p, "outcome = 'client-rejected-certificate' AND client_address = '127.0.0.2'")[0]);
+    await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.2")).rejects.toMatchObject({ status: 503 });
+    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/other-client", body: "{}", ca: [p.caPem] });
+    expect(res.status).toBe(200);
+  });
+
+  it("counts a client that hangs up after reading the leaf only when it repeats", async () => {
+    // Hanging up after the handshake, without an alert, is weak evidence: the third time (within
+    // the window) pins, not the first.
+    await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
+    await eventually(() => connRows(p, "client_address = '127.0.0.3'").length === 1);
+    const ok = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/between", body: "{}", ca: [p.caPem], localAddress: "127.0.0.3" });
+    expect(ok.status).toBe(200);
+    await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
+    await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
+    await eventually(() => connRows(p, "client_address = '127.0.0.3' AND outcome = 'client-rejected-certificate'")[0]);
+    await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.3")).rejects.toMatchObject({ status: 503 });
+  });
+});
+
+describe("pinned client in forward mode", () => {
+  it("is tunnelled while another client address is still intercepted; --no-pin-bypass keeps intercepting", async () => {
+    const originCa = await makeOriginAuthority();
+    const origin = await startOrigin(originCa);
+    const p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    const strict = await startTestProxy({ pinBypass: false, mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    try {
+      await rejectLeafWithAlert(p.port, HOST, 443, "127.0.0.2");
+      await eventually(() => connRows(p, "outcome = 'client-rejected-certificate'")[0]);
+      // The pinned client now reaches the origin itself (its certificate, not ours).
+      const tunnelled = await tlsThroughProxy(p.port, HOST, 443, [originCa.certPem], "127.0.0.2");
+      tunnelled.destroy();
+      const intercepted = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/still-captured", body: "{}", ca: [p.caPem] });
+      expect(intercepted.status).toBe(200);
+      await eventually(() => p.db.prepare("SELECT 1 FROM exchanges WHERE path = '/still-captured'").get());
+
+      await rejectLeafWithAlert(strict.port, HOST, 443, "127.0.0.2");
+      await eventually(() => connRows(strict, "outcome = 'client-rejected-certificate'")[0]);
+      const again = await tlsThroughProxy(strict.port, HOST, 443, [strict.caPem], "127.0.0.2");
+      again.destroy();
+    } finally {
+      await p.close();
+      await strict.close();
+      await origin.close();
+    }
+  });
+});
