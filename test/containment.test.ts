@@ -4,14 +4,21 @@
  * resource is bounded. Real sockets throughout; origins count every connection and byte they get.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import { join } from "node:path";
 import tls from "node:tls";
 import type { CertificateAuthority } from "../src/ca/authority.js";
+import { LeafIssuer } from "../src/ca/leaf.js";
+import { openDatabase } from "../src/store/database.js";
+import { spawnProxy } from "./helpers/cli.js";
 import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
-import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
-import { newKey, readResponseHead } from "./helpers/websocket.js";
+import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
+import { acceptKey, newKey, readResponseHead } from "./helpers/websocket.js";
 
 const HOST = "browser.events.data.microsoft.com";
 
@@ -362,4 +369,175 @@ describe("pinned client in forward mode", () => {
       await origin.close();
     }
   });
+});
+
+describe("the processing thread", () => {
+  it("is started again when it dies, and catches up on what was captured meanwhile", async () => {
+    const p = await startTestProxy({ mode: "sinkhole" });
+    try {
+      await p.processing.kill();
+      for (let i = 0; i < 3; i++) {
+        const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: `/while-down-${i}`, body: '{"name":"Office.Test","data":{}}', ca: [p.caPem] });
+        expect(res.status).toBe(200);
+      }
+      await eventually(() => p.processing.starts >= 2, 10_000);
+      await eventually(
+        () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE path LIKE '/while-down-%' AND decoder IS NOT NULL").get() as { n: number }).n === 3,
+        15_000,
+      );
+    } finally {
+      await p.close();
+    }
+  }, 30_000);
+});
+
+/** Descriptors, CPU ticks and peak RSS of a child process, from /proc. */
+const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+const cpuTicks = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+};
+const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("bounded resources (child proxy)", () => {
+  const proxyArgs = (dir: string, ...more: string[]) => ["--db", join(dir, "exhaust.db"), "--certs", join(dir, "certs"), "--session", "limits", ...more];
+  const stop = async (child: ChildProcess): Promise<number | null> => {
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    return exited;
+  };
+  const sessionEnded = (dir: string) => {
+    const db = openDatabase(join(dir, "exhaust.db"));
+    const row = db.prepare("SELECT ended_at FROM sessions WHERE name = 'limits'").get() as { ended_at: number | null };
+    db.close();
+    return row.ended_at;
+  };
+
+  it("reclaims 2,000 idle CONNECTs within the timeout and returns to its baseline of descriptors", async () => {
+    const dir = tempDir();
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "4000"));
+    const pid = proc.child.pid!;
+    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    expect((await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/warm", body: "{}", ca: [ca] })).status).toBe(200);
+    await sleep(500);
+    const baseline = fdCount(pid);
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 2000; i += 200) {
+      sockets.push(...(await Promise.all(Array.from({ length: 200 }, () => connectTunnel(proc.port, `${HOST}:443`)))));
+    }
+    const closed = sockets.map((s) => new Promise<void>((r) => (s.destroyed ? r() : s.once("close", () => r()))));
+    for (const s of sockets) s.on("error", () => {});
+    const peak = fdCount(pid);
+    expect(peak).toBeGreaterThan(baseline + 1000);
+    const t0 = Date.now();
+    await eventually(() => fdCount(pid) <= baseline + 5, 20_000);
+    await Promise.all(closed);
+    const reclaimedMs = Date.now() - t0;
+    expect(await stop(proc.child)).toBe(0);
+    expect(sessionEnded(dir)).not.toBeNull();
+    const db = openDatabase(join(dir, "exhaust.db"));
+    const timedOut = (db.prepare("SELECT COUNT(*) AS n FROM connections WHERE error LIKE 'nothing usable within%'").get() as { n: number }).n;
+    db.close();
+    expect(timedOut).toBe(2000);
+    console.log(`idle CONNECTs: baseline ${baseline} fds, peak ${peak}, back to baseline ${reclaimedMs} ms after the last was opened`);
+  }, 90_000);
+
+  it("under a low descriptor limit refuses, recovers, and exits 0 on SIGTERM with the session closed", async () => {
+    const dir = tempDir();
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"), undefined, { maxFiles: 256 });
+    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    // Exhaust the proxy's descriptors with idle connections.
+    const hogs: net.Socket[] = [];
+    for (let i = 0; i < 300; i++) {
+      const s = net.connect(proc.port, "127.0.0.1");
+      s.on("error", () => {});
+      hogs.push(s);
+    }
+    await eventually(() => /EXH_PROXY_BUSY/.test(proc.stderr()), 10_000);
+    // While at the limit, a client is refused (not left hanging, not crashing the proxy).
+    await expect(httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/at-limit", body: "{}", ca: [ca] })).rejects.toThrow();
+    for (const s of hogs) s.destroy();
+    await sleep(500);
+    // Recovered: the next client is intercepted and captured.
+    const res = await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/recovered", body: '{"name":"X"}', ca: [ca] });
+    expect(res.status).toBe(200);
+    expect(proc.child.exitCode).toBeNull();
+    expect(await stop(proc.child)).toBe(0);
+    expect(sessionEnded(dir)).not.toBeNull();
+    const db = openDatabase(join(dir, "exhaust.db"));
+    expect(db.prepare("SELECT outcome FROM exchanges WHERE path = '/recovered'").get()).toEqual({ outcome: "sinkholed" });
+    db.close();
+  }, 60_000);
+
+  it("assembles a 64 MiB WebSocket message in under a CPU-second and stores it capped at --max-body", async () => {
+    const dir = tempDir();
+    const originCa = await makeOriginAuthority();
+    writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
+    const issuer = await LeafIssuer.create(originCa);
+    let received = 0;
+    const origin = https.createServer({ SNICallback: (n, cb) => cb(null, issuer.secureContextFor(n)) });
+    origin.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`);
+      socket.on("data", (d: Buffer) => (received += d.length));
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((r) => origin.listen(0, "127.0.0.1", r));
+    const WS_HOST = "augloop.office.com";
+    const proc = await spawnProxy(proxyArgs(dir,
+      "--map-host", `${WS_HOST}=127.0.0.1:${(origin.address() as AddressInfo).port}`, "--upstream-ca", join(dir, "origin-ca.pem"), "--max-body", String(1024 * 1024)));
+    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    const socket = await tlsThroughProxy(proc.port, WS_HOST, 443, [ca]);
+    socket.write(`GET /ws HTTP/1.1\r\nHost: ${WS_HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    expect((await readResponseHead(socket)).status).toBe(101);
+    socket.resume();
+    const size = 64 * 1024 * 1024;
+    // One binary frame, masked with a zero key (so the payload is sent as it is).
+    const header = Buffer.alloc(14);
+    header[0] = 0x82;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(size), 2);
+    const chunk = Buffer.alloc(1024 * 1024, 0x41);
+    const before = cpuTicks(proc.child.pid!);
+    socket.write(header);
+    for (let sent = 0; sent < size; sent += chunk.length) {
+      if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r));
+    }
+    await eventually(() => received >= size + 14, 60_000);
+    const db = openDatabase(join(dir, "exhaust.db"));
+    const row = await eventually(
+      () => db.prepare("SELECT x.request_body_size AS size, x.request_body_truncated AS truncated, b.size AS kept FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.method = 'WEBSOCKET'").get() as
+        | { size: number; truncated: number; kept: number }
+        | undefined,
+      20_000,
+    );
+    const cpuSeconds = (cpuTicks(proc.child.pid!) - before) / 100;
+    db.close();
+    socket.destroy();
+    expect(row).toEqual({ size, truncated: 1, kept: 1024 * 1024 });
+    console.log(`64 MiB WebSocket message: ${cpuSeconds.toFixed(2)} CPU-seconds in the proxy`);
+    expect(cpuSeconds).toBeLessThan(1);
+    expect(await stop(proc.child)).toBe(0);
+    await new Promise((r) => origin.close(r));
+  }, 120_000);
+
+  it("keeps 40 concurrent 32 MiB uploads under the documented RSS bound (--max-inflight)", async () => {
+    const dir = tempDir();
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"));
+    const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+    const body = Buffer.alloc(32 * 1024 * 1024, 0x42);
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: `/big-${i}`, headers: { "content-type": "application/octet-stream" }, body, ca: [ca] }),
+      ),
+    );
+    const statuses = results.map((r) => (r.status === "fulfilled" ? r.value.status : 0));
+    const peak = peakRssMb(proc.child.pid!);
+    console.log(`40 × 32 MiB uploads: ${statuses.filter((s) => s === 200).length} stored, ${statuses.filter((s) => s === 503).length} answered 503, peak RSS ${peak.toFixed(0)} MiB`);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 503 || s === 0)).toBe(true);
+    // docs/containment.md: peak RSS stays under --max-inflight (256 MiB) + 512 MiB.
+    expect(peak).toBeLessThan(768);
+    expect(await stop(proc.child)).toBe(0);
+  }, 180_000);
 });
