@@ -91,6 +91,15 @@ export class ExhaustEngine extends MitmProxy {
     this._onHttpServerRequest(isTls, req, res);
   }
 
+  /** Upstream sockets the agents hold (open or pooled), for the descriptor gauge. */
+  upstreamSockets(): number {
+    let n = 0;
+    for (const agent of [this.httpAgent, this.httpsAgent]) {
+      for (const list of [...Object.values(agent.sockets ?? {}), ...Object.values(agent.freeSockets ?? {})]) n += list?.length ?? 0;
+    }
+    return n;
+  }
+
   destroyAgents(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
@@ -53,6 +54,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   /** Connections whose client sent a request (or tried to) after the handshake. */
   const spoke = new WeakSet<ConnectionRecord>();
   const open = new Set<Socket>();
+  /** Upstream sockets of byte-for-byte tunnels, for the descriptor gauge. */
+  let tunnels = 0;
   let bound: HostPort | undefined;
   const targets = new TargetPolicy(options, () => bound);
   const budget = new InflightBudget(options.maxInflightBytes);
@@ -109,7 +112,22 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   const server = http.createServer({ noDelay: true, keepAlive: true });
   server.timeout = options.idleTimeoutMs;
+  const descriptors = new DescriptorGauge(() => open.size + tunnels + engine.upstreamSockets());
+  let lastBusyWarning = 0;
   server.on("connection", (socket: Socket) => {
+    // At the descriptor limit (less a reserve for the store and the threads) new clients get 503
+    // at once, with a logged reason, instead of failing somewhere inside.
+    const busy = descriptors.exhausted();
+    if (busy) {
+      if (Date.now() - lastBusyWarning > 1000) {
+        lastBusyWarning = Date.now();
+        log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
+      }
+      socket.on("error", () => socket.destroy());
+      socket.end(localAnswer(503, "EXH_PROXY_BUSY", { reason: busy }));
+      socket.setTimeout(1000, () => socket.destroy());
+      return;
+    }
     open.add(socket);
     socket.on("close", () => open.delete(socket));
     socket.setNoDelay(true);
@@ -480,6 +498,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       return;
     }
     const upstream = net.connect({ host: to.host, port: to.port, noDelay: true, timeout: options.upstreamTimeoutMs });
+    tunnels++;
+    upstream.once("close", () => tunnels--);
     upstream.once("timeout", () => {
       if (!joined) upstream.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
     });
@@ -541,6 +561,38 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       await addons.close();
     },
   };
+}
+
+/**
+ * How close the process is to its descriptor limit (RLIMIT_NOFILE, read from /proc on Linux;
+ * elsewhere unknown and never reported exhausted). Descriptors in use = those open at start (the
+ * store, the threads, the listener) + the proxy's sockets as counted by `inUse`.
+ */
+class DescriptorGauge {
+  private readonly limit: number;
+  private readonly base: number;
+  private readonly reserve: number;
+
+  constructor(private readonly inUse: () => number) {
+    this.limit = Infinity;
+    this.base = 0;
+    try {
+      const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+      if (m) this.limit = Number(m[1]);
+      this.base = readdirSync("/proc/self/fd").length;
+    } catch {
+      // Not Linux: no gauge.
+    }
+    this.reserve = Math.max(32, Math.ceil(this.limit / 8));
+  }
+
+  /** A reason when new work must be refused, else undefined. */
+  exhausted(): string | undefined {
+    if (this.limit === Infinity) return undefined;
+    const used = this.base + this.inUse();
+    if (used < this.limit - this.reserve) return undefined;
+    return `about ${used} of ${this.limit} file descriptors in use (${this.reserve} kept in reserve)`;
+  }
 }
 
 /** host:port with brackets for IPv6. */
