@@ -34,6 +34,13 @@ export function registerSessionsCommand(program: Command): void {
           formatBytes(r.requestBytes),
         ]);
         process.stdout.write(formatTable([header, ...lines]));
+        // Pin evidence: which client rejected our certificate for which host (docs/containment.md).
+        for (const r of rows) {
+          for (const pin of r.pins) {
+            const last = new Date(pin.lastAt).toISOString().slice(0, 19).replace("T", " ");
+            process.stdout.write(`pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`);
+          }
+        }
       }),
     );
 }
