@@ -371,6 +371,27 @@ describe("pinned client in forward mode", () => {
   });
 });
 
+describe("a stalled response body", () => {
+  it("is cut off after --body-timeout and stored with EXH_BODY_STALLED", async () => {
+    const originCa = await makeOriginAuthority();
+    const origin = await startOrigin(originCa, (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": "100" });
+      res.write("partial"); // ...and nothing more
+    });
+    const p = await startTestProxy({ mapHost: [`${HOST}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem, bodyTimeout: "500" });
+    try {
+      const t0 = Date.now();
+      await expect(httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/stall", body: "{}", ca: [p.caPem] })).rejects.toThrow();
+      expect(Date.now() - t0).toBeLessThan(5000);
+      const row = await eventually(() => p.db.prepare("SELECT outcome, error_code FROM exchanges WHERE path = '/stall' AND ended_at IS NOT NULL").get());
+      expect(row).toEqual({ outcome: "upstream-failed", error_code: "EXH_BODY_STALLED" });
+    } finally {
+      await p.close();
+      await origin.close();
+    }
+  });
+});
+
 describe("the processing thread", () => {
   it("is started again when it dies, and catches up on what was captured meanwhile", async () => {
     const p = await startTestProxy({ mode: "sinkhole" });
