@@ -44,7 +44,7 @@ export class BodyCollector {
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
-    if (this.kept >= this.cap || this.overBudget) return;
+    if (this.kept >= this.cap || this.overBudget || this.released) return;
     const room = this.cap - this.kept;
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
     const need = this.kept + part.length - this.held;
@@ -59,8 +59,11 @@ export class BodyCollector {
     this.kept += part.length;
   }
 
-  /** Gives the held bytes back to the budget (the exchange is stored or dropped). */
+  private released = false;
+
+  /** Gives the held bytes back to the budget (the exchange is stored or dropped); keeps no more. */
   release(): void {
+    this.released = true;
     this.budget?.give(this.held);
     this.held = 0;
   }

@@ -169,6 +169,12 @@ export class ExhaustEngine extends MitmProxy {
       if (!req.complete) void this.clientAborted(st);
     });
 
+    // The budget comes back when the exchange ends, or at the latest when its response is over
+    // (a client gone mid-response never ends the exchange): a leak would refuse uploads for good.
+    ctx.proxyToClientResponse.once("close", () => {
+      st.requestBody.release();
+      st.responseBody?.release();
+    });
     if (!this.admit(st)) return;
 
     if (x.mode !== "forward") {
