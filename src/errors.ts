@@ -60,6 +60,11 @@ export const ERROR_DEFINITIONS = {
     exitCode: 2,
   },
   EXH_STORE_GONE: { message: "the database {file} was deleted or replaced under the running proxy; capture stopped", exitCode: 1 },
+  // containment
+  EXH_TARGET_REFUSED: { message: "relay to {target} refused: {reason}", exitCode: 1, httpStatus: 403 },
+  EXH_HOST_MISMATCH: { message: "Host header {host} differs from the connection's target {target}; the request went to {target}", exitCode: 1 },
+  EXH_PROXY_BUSY: { message: "proxy at its limit ({reason}); try again later", exitCode: 1, httpStatus: 503 },
+  EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

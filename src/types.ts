@@ -17,7 +17,8 @@ export type ConnectionOutcome =
   | "tls-failed" // TLS handshake failed for another reason
   | "upstream-failed" // a tunnel whose upstream could not be reached
   | "denied" // proxy authentication or address allowlist refused it
-  | "closed-by-policy"; // a pinned host in sinkhole/block mode: tunnelling it would let data out
+  | "closed-by-policy" // a pinned host in sinkhole/block mode: tunnelling it would let data out
+  | "refused-private"; // target in private address space, the proxy itself or the UI (docs/containment.md)
 
 export interface ConnectionRecord {
   id: string;
@@ -38,6 +39,8 @@ export interface ConnectionRecord {
   upstream?: string;
   error?: string;
   exchanges: number;
+  /** In memory only: what the handshake said about pinning (pinning addon, docs/containment.md). */
+  pinEvidence?: "certificate-alert" | "abandoned-handshake" | "quiet-close";
 }
 
 export type ExchangeOutcome =
@@ -48,7 +51,8 @@ export type ExchangeOutcome =
   | "upstream-reset"
   | "upstream-timeout"
   | "upstream-failed"
-  | "client-aborted";
+  | "client-aborted"
+  | "refused-busy"; // the proxy was at a limit (--max-inflight): 503 with Retry-After, nothing relayed
 
 export interface ExchangeResponse {
   status: number;

@@ -6,9 +6,9 @@ import net from "node:net";
 import tls from "node:tls";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
-import { CHAIN_GENESIS } from "../src/capture/chain.js";
+import { exchangeChainHash, CHAIN_GENESIS } from "../src/capture/chain.js";
 import { rowChainHash } from "./helpers/chain.js";
-import { connectTunnel, httpsThroughProxy, tlsThroughProxy } from "./helpers/client.js";
+import { connectTunnel, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { encodeCsRecords, makeCsRecord } from "./helpers/bond-writer.js";
 import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
@@ -202,8 +202,9 @@ describe("certificate pinning", () => {
   afterAll(() => p.close());
 
   it("records a client that refuses the leaf, then tunnels its next connection", async () => {
-    // A pinned client trusts only the real issuer (here: the origin's CA), never ours.
-    await expect(tlsThroughProxy(p.port, host, 443, [originCa.certPem])).rejects.toThrow();
+    // A pinned client trusts only the real issuer (here: the origin's CA), never ours: it answers
+    // our leaf with an unknown_ca alert.
+    await rejectLeafWithAlert(p.port, host);
     const rejected = await eventually(
       () => p.db.prepare("SELECT * FROM connections WHERE host = ? AND ended_at IS NOT NULL").get(host) as
         | { outcome: string; error: string }
@@ -229,7 +230,7 @@ describe("certificate pinning in sinkhole mode", () => {
   afterAll(() => p.close());
 
   it("refuses the pinned host's next CONNECT instead of letting its data out through a tunnel", async () => {
-    await expect(tlsThroughProxy(p.port, host, 443, [])).rejects.toThrow();
+    await rejectLeafWithAlert(p.port, host);
     await eventually(() => p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get());
     await expect(connectTunnel(p.port, `${host}:443`)).rejects.toMatchObject({ status: 503 });
     const row = await eventually(
@@ -402,8 +403,8 @@ describe("awkward requests and failing upstreams", () => {
       socket.write("POST /x HTTP/1.1\r\nHost: a\r\nBad Header Without Colon\r\n\r\n");
     });
     expect(answer).toMatch(/^HTTP\/1.1 400/);
-    const raw = await connectTunnel(p.port, "garbage");
-    raw.destroy();
+    // A CONNECT to a name that does not resolve is answered 502, nothing is relayed.
+    await expect(connectTunnel(p.port, "garbage")).rejects.toMatchObject({ status: 502 });
     const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/after-malformed", body: "{}", ca: [p.caPem] });
     expect(res.status).toBe(200);
   });

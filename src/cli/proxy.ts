@@ -10,6 +10,7 @@ import { exhaustError, type ExhaustError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { defaultAddons } from "../proxy/addons/index.js";
+import type { PinningAddon } from "../proxy/addons/pinning.js";
 import {
   parseAuth,
   parseCidr,
@@ -32,6 +33,7 @@ import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodePendingWithProgress } from "./complete.js";
 import { collect, runCommand } from "./run.js";
+import { UI_DEFAULT_LISTEN } from "./ui.js";
 
 interface ProxyFlags {
   listen: string;
@@ -50,6 +52,14 @@ interface ProxyFlags {
   upstreamTimeout: string;
   upstreamCa: string[];
   insecureUpstream?: boolean;
+  allowPrivate?: boolean;
+  idleTimeout?: string;
+  handshakeTimeout?: string;
+  bodyTimeout?: string;
+  maxInflight?: string;
+  pinExpiry?: string;
+  pinBypass?: boolean;
+  uiPort?: string[];
 }
 
 export function registerProxyCommand(program: Command): void {
@@ -72,6 +82,14 @@ export function registerProxyCommand(program: Command): void {
     .option("--upstream-timeout <ms>", "wait this long for the upstream's response head", String(PROXY_DEFAULTS.upstreamTimeoutMs))
     .option("--upstream-ca <file>", "extra PEM CA to trust for upstream TLS (repeatable)", collect, [])
     .option("--insecure-upstream", "do not verify upstream certificates (lab only)")
+    .option("--allow-private", "relay to loopback, link-local and private (RFC 1918, ULA) addresses (refused by default)")
+    .option("--idle-timeout <ms>", "close a client connection with no traffic either way for this long", String(PROXY_DEFAULTS.idleTimeoutMs))
+    .option("--handshake-timeout <ms>", "limit from a CONNECT's answer to its first byte and through the TLS handshake", String(PROXY_DEFAULTS.handshakeTimeoutMs))
+    .option("--body-timeout <ms>", "cut off a request or response body that stalls this long", String(PROXY_DEFAULTS.bodyTimeoutMs))
+    .option("--max-inflight <bytes>", "body bytes held in memory across all exchanges; beyond it uploads get 503", String(PROXY_DEFAULTS.maxInflightBytes))
+    .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
+    .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
+    .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
     .action((flags: ProxyFlags) => runCommand(() => runProxy(flags)));
 }
 
@@ -108,6 +126,18 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
       }
     }),
     insecureUpstream: flags.insecureUpstream ?? false,
+    allowPrivate: flags.allowPrivate ?? false,
+    idleTimeoutMs: positive("--idle-timeout", flags.idleTimeout ?? String(PROXY_DEFAULTS.idleTimeoutMs)),
+    handshakeTimeoutMs: positive("--handshake-timeout", flags.handshakeTimeout ?? String(PROXY_DEFAULTS.handshakeTimeoutMs)),
+    bodyTimeoutMs: positive("--body-timeout", flags.bodyTimeout ?? String(PROXY_DEFAULTS.bodyTimeoutMs)),
+    maxInflightBytes: positive("--max-inflight", flags.maxInflight ?? String(PROXY_DEFAULTS.maxInflightBytes)),
+    pinExpiryMs: positive("--pin-expiry", flags.pinExpiry ?? String(PROXY_DEFAULTS.pinExpiryMs)),
+    pinBypass: flags.pinBypass ?? true,
+    uiPorts: (flags.uiPort?.length ? flags.uiPort : [String(parseHostPort("--ui-port", UI_DEFAULT_LISTEN).port)]).map((p) => {
+      const n = positive("--ui-port", p);
+      if (n > 65535) throw exhaustError("EXH_OPT_INVALID", { option: "--ui-port", reason: `port ${n} is out of range` });
+      return n;
+    }),
   };
 }
 
@@ -153,12 +183,16 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   // the capture store, which retries a busy lock from the event loop.
   const processing = ProcessingThread.start(options.dbFile, log, priority, session.id);
   let proxy;
+  const addons = defaultAddons({ options, catalog, log }, store, session, [processing.addon()]);
+  // SIGHUP forgets every pin (docs/containment.md): the next connections are intercepted again.
+  const pinning = addons.find((a) => a.name === "pinning") as PinningAddon | undefined;
+  process.on("SIGHUP", () => log.warn({ cleared: pinning?.clear() ?? 0 }, "pins cleared (SIGHUP)"));
   try {
     proxy = await startProxy({
       options,
       catalog,
       issuer,
-      addons: defaultAddons({ options, catalog, log }, store, session, [processing.addon()]),
+      addons,
       log,
     });
   } catch (e) {
@@ -290,5 +324,12 @@ function describeOptions(o: ProxyOptions): object {
     maxBodyBytes: o.maxBodyBytes,
     upstreamTimeoutMs: o.upstreamTimeoutMs,
     insecureUpstream: o.insecureUpstream,
+    allowPrivate: o.allowPrivate,
+    idleTimeoutMs: o.idleTimeoutMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
+    bodyTimeoutMs: o.bodyTimeoutMs,
+    maxInflightBytes: o.maxInflightBytes,
+    pinExpiryMs: o.pinExpiryMs,
+    pinBypass: o.pinBypass,
   };
 }

@@ -40,6 +40,13 @@ export function registerSessionsCommand(program: Command): void {
         ]);
         process.stdout.write(formatTable([header, ...lines]));
         for (const r of rows) if (r.incomplete) process.stdout.write(`${r.name}: incomplete: ${r.incomplete}\n`);
+        // Pin evidence: which client rejected our certificate for which host (docs/containment.md).
+        for (const r of rows) {
+          for (const pin of r.pins) {
+            const last = new Date(pin.lastAt).toISOString().slice(0, 19).replace("T", " ");
+            process.stdout.write(`pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`);
+          }
+        }
       }),
     );
 }

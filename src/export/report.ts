@@ -67,7 +67,7 @@ export function renderReport(db: Db, sessionId: number): string {
   ]));
 
   out.push(section("endpoints", "Endpoints", [
-    `<p>Every connection the client opened through the proxy. <em>client-rejected-certificate</em> means the client refused exhaust's certificate (certificate pinning): the connection is evidence in itself, but its content could not be read; <em>tunnelled</em> connections were passed through unread.</p>`,
+    `<p>Every connection the client opened through the proxy.${outcomeNotes(endpoints.map((e) => e.outcome))}</p>`,
     table(
       ["Host", "Port", "Outcome", "Connections", "Exchanges", "Bytes from client", "Bytes to client"],
       endpoints.map((e) => [
@@ -288,3 +288,18 @@ ul.evidence { margin: 0; padding-left: 1.1em; }
   @page { size: A4; margin: 15mm 12mm; }
 }
 `;
+
+/** What each stored connection outcome means, said only for the outcomes the report shows. */
+const OUTCOME_NOTES: Record<string, string> = {
+  "client-rejected-certificate": "<em>client-rejected-certificate</em> means the client refused exhaust's certificate (certificate pinning): the connection is evidence in itself, but its content could not be read.",
+  tunnelled: "<em>tunnelled</em> connections reached their upstream and were passed through unread.",
+  "upstream-failed": "<em>upstream-failed</em> connections never reached their upstream (refused, not found, timed out): nothing was relayed.",
+  "refused-private": "<em>refused-private</em> connections named a private, loopback or link-local target (or the proxy or its UI) and were refused: nothing was relayed.",
+  "closed-by-policy": "<em>closed-by-policy</em> connections were refused because relaying them would have let data out in sinkhole or block mode.",
+  "tls-failed": "<em>tls-failed</em> connections never completed a TLS handshake (nothing was read or relayed).",
+};
+
+function outcomeNotes(outcomes: string[]): string {
+  const notes = [...new Set(outcomes)].map((o) => OUTCOME_NOTES[o]).filter(Boolean);
+  return notes.length ? ` ${notes.join(" ")}` : "";
+}

@@ -9,23 +9,31 @@ import type { WriterPriority } from "../store/writer-priority.js";
 /** The compiled worker (dist/); `npm test` and `npm start` build it first. */
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
 
+/** Waits before starting a worker again after it died, doubling up to the maximum. */
+const RESTART_MIN_MS = 200;
+const RESTART_MAX_MS = 10_000;
+
 /**
  * Runs the processing worker beside the proxy and feeds it every captured exchange once its
- * capture is complete.
+ * capture is complete. If the worker dies (out of descriptors or memory, a bug), it is started
+ * again after a short, growing delay; on start it catches up on every exchange left undecoded, so
+ * what was submitted to the dead one is not lost.
  */
 export class ProcessingThread {
+  private worker?: Worker;
+  private stopping = false;
+  private restartTimer?: NodeJS.Timeout;
+  private delay = RESTART_MIN_MS;
+  /** Workers started in all (1 + restarts). */
+  starts = 0;
 
   private constructor(
-    private readonly worker: Worker,
-    log: Logger,
+    private readonly dbFile: string,
+    private readonly log: Logger,
+    private readonly priority: WriterPriority,
+    private readonly sessionId?: number,
   ) {
-    worker.on("message", (m: { type: string; exchangeId?: string; message?: string }) => {
-      if (m.type === "error") {
-        log.error({ code: "EXH_PROCESS_FAILED", exchange: m.exchangeId, reason: m.message }, "processing an exchange failed");
-      }
-    });
-    worker.on("error", (e) => log.error({ code: "EXH_PROCESS_FAILED", reason: e.message }, "processing thread failed"));
-    worker.unref();
+    this.spawn();
   }
 
   /** `priority` is the capture writer's: the thread's writes yield to the proxy's commits. */
@@ -34,19 +42,70 @@ export class ProcessingThread {
     if (!existsSync(WORKER_FILE)) {
       throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
     }
-    return new ProcessingThread(new Worker(WORKER_FILE, { workerData: { dbFile, prioritySignal: priority.signal, sessionId } }), log);
+    return new ProcessingThread(dbFile, log, priority, sessionId);
+  }
+
+  private spawn(): void {
+    this.starts++;
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_FILE, { workerData: { dbFile: this.dbFile, prioritySignal: this.priority.signal, sessionId: this.sessionId } });
+    } catch (e) {
+      this.died((e as Error).message);
+      return;
+    }
+    this.worker = worker;
+    const startedAt = Date.now();
+    worker.on("message", (m: { type: string; exchangeId?: string; message?: string }) => {
+      if (m.type === "error") {
+        this.log.error({ code: "EXH_PROCESS_FAILED", exchange: m.exchangeId, reason: m.message }, "processing an exchange failed");
+      }
+    });
+    worker.on("error", (e) => this.log.error({ code: "EXH_PROCESS_FAILED", reason: e.message }, "processing thread failed"));
+    worker.once("exit", (code) => {
+      if (this.worker === worker) this.worker = undefined;
+      if (this.stopping) return;
+      // A worker that ran a while before dying starts again at once; a crash loop backs off.
+      if (Date.now() - startedAt > RESTART_MAX_MS) this.delay = RESTART_MIN_MS;
+      this.died(`exited with code ${code}`);
+    });
+    worker.unref();
+  }
+
+  private died(reason: string): void {
+    if (this.stopping) return;
+    this.log.error({ code: "EXH_PROCESS_FAILED", reason, restartInMs: this.delay }, "processing thread stopped; restarting it (it catches up on undecoded exchanges)");
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopping) this.spawn();
+    }, this.delay);
+    this.restartTimer.unref();
+    this.delay = Math.min(RESTART_MAX_MS, this.delay * 2);
   }
 
   submit(exchangeId: string): void {
-    this.worker.postMessage({ type: "exchange", id: exchangeId });
+    // While the thread is down, the id waits in the database: the next start catches up on it.
+    this.worker?.postMessage({ type: "exchange", id: exchangeId });
+  }
+
+  /** For tests: ends the current worker abruptly, as a crash would. */
+  async kill(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   /** Ends the thread after the exchange in hand; a backlog is picked up on the next start. */
   async stop(): Promise<void> {
-    this.worker.ref();
-    const exited = new Promise((r) => this.worker.once("exit", r));
-    this.worker.postMessage({ type: "stop" });
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    if (!worker) return;
+    worker.ref();
+    const exited = new Promise((r) => worker.once("exit", r));
+    worker.postMessage({ type: "stop" });
+    // A thread that cannot wind down (stuck on a lock at a resource limit) is ended.
+    const timer = setTimeout(() => void worker.terminate(), 10_000);
     await exited;
+    clearTimeout(timer);
   }
 
   /** The addon that hands each exchange over once its capture is complete. */

@@ -18,8 +18,9 @@ import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
-import { BodyCollector, headerPairs } from "./body.js";
+import { BodyCollector, headerPairs, type InflightBudget } from "./body.js";
 import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js";
+import type { Route } from "./targets.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
@@ -34,6 +35,8 @@ interface RequestState {
   markRequestDone: () => void;
   upstreamTimer?: NodeJS.Timeout;
   upstreamTimedOut: boolean;
+  /** The upstream's response body sent nothing for --body-timeout. */
+  bodyStalled?: boolean;
   /** The exchange has been answered or failed; later errors are echoes. */
   settled: boolean;
   /** A required addon failed at the durable point: the client got 503, the upstream's answer is drained. */
@@ -48,6 +51,10 @@ export interface EngineDeps {
   log: Logger;
   /** The connection record a client socket belongs to (set by server.ts). */
   connectionOf(socket: Socket): ConnectionRecord | undefined;
+  /** Where a request goes (set by server.ts): a connection's CONNECT target, a checked address. */
+  routeOf(req: http.IncomingMessage): Route | undefined;
+  /** Body bytes in memory across exchanges (--max-inflight). */
+  budget: InflightBudget;
 }
 
 export class ExhaustEngine extends MitmProxy {
@@ -84,6 +91,15 @@ export class ExhaustEngine extends MitmProxy {
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
     this._onHttpServerRequest(isTls, req, res);
+  }
+
+  /** Upstream sockets the agents hold (open or pooled), for the descriptor gauge. */
+  upstreamSockets(): number {
+    let n = 0;
+    for (const agent of [this.httpAgent, this.httpsAgent]) {
+      for (const list of [...Object.values(agent.sockets ?? {}), ...Object.values(agent.freeSockets ?? {})]) n += list?.length ?? 0;
+    }
+    return n;
   }
 
   destroyAgents(): void {
@@ -124,13 +140,17 @@ export class ExhaustEngine extends MitmProxy {
     const { addons, options } = this.deps;
     const req = ctx.clientToProxyRequest;
     const target = ctx.proxyToServerRequestOptions!;
-    const { x, conn } = this.newExchange(req, ctx.isSSL, String(target.host).toLowerCase(), Number(target.port ?? (ctx.isSSL ? 443 : 80)), req.url ?? "/");
+    const route = this.deps.routeOf(req);
+    const { x, conn } = route?.bound
+      ? this.newExchange(req, ctx.isSSL, route.host, route.port, req.url ?? "/")
+      : this.newExchange(req, ctx.isSSL, String(target.host).toLowerCase(), Number(target.port ?? (ctx.isSSL ? 443 : 80)), req.url ?? "/");
+    if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
     let markRequestDone!: () => void;
     const st: RequestState = {
       x,
       conn,
       ctx,
-      requestBody: new BodyCollector(options.maxBodyBytes),
+      requestBody: new BodyCollector(options.maxBodyBytes, this.deps.budget),
       requestDone: new Promise<void>((r) => (markRequestDone = r)),
       markRequestDone: () => {},
       upstreamTimedOut: false,
@@ -150,6 +170,14 @@ export class ExhaustEngine extends MitmProxy {
     req.on("close", () => {
       if (!req.complete) void this.clientAborted(st);
     });
+
+    // The budget comes back when the exchange ends, or at the latest when its response is over
+    // (a client gone mid-response never ends the exchange): a leak would refuse uploads for good.
+    ctx.proxyToClientResponse.once("close", () => {
+      st.requestBody.release();
+      st.responseBody?.release();
+    });
+    if (!this.admit(st)) return;
 
     if (x.mode !== "forward") {
       this.answerLocally(st);
@@ -184,6 +212,12 @@ export class ExhaustEngine extends MitmProxy {
     // An array keeps the client's header order and case on the way upstream.
     opts.headers = forwarded;
     opts.maxHeaderSize = MAX_HEADER_BYTES;
+    const dial = x.upstream ? undefined : this.deps.routeOf(ctx.clientToProxyRequest)?.dial;
+    if (dial && !(x.scheme === "http" && options.upstreamProxy)) {
+      // The address the target check resolved and approved: no second lookup (DNS rebinding).
+      opts.host = dial.host;
+      opts.port = dial.port;
+    }
     if (x.scheme === "https") {
       opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
       Object.assign(opts, this.upstreamTls);
@@ -207,7 +241,8 @@ export class ExhaustEngine extends MitmProxy {
     if (!st || st.settled) return cb();
     clearTimeout(st.upstreamTimer);
     const { x } = st;
-    st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes);
+    st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
+    this.watchStall(st, upstream);
     upstream.on("data", (chunk: Buffer) => st.responseBody!.push(chunk));
     // Node refuses to write a `Trailer` header on a response it does not chunk; we keep the
     // header (and the trailers) in the capture and do not pass them on.
@@ -284,10 +319,67 @@ export class ExhaustEngine extends MitmProxy {
     void this.finish(st);
   }
 
+  /**
+   * The global body budget (--max-inflight): a request whose declared length does not fit, or that
+   * arrives with the budget spent, is answered 503 with Retry-After before its body is read, and
+   * stored as `refused-busy`. A body without a declared length takes from the budget as it comes
+   * and is stored cut (flagged) if the budget runs out.
+   */
+  private admit(st: RequestState): boolean {
+    const { x, ctx } = st;
+    const { budget } = this.deps;
+    const declared = Number(ctx.clientToProxyRequest.headers["content-length"] ?? 0);
+    const fits = budget.used < budget.limit && (!(declared > 0) || st.requestBody.reserve(declared));
+    if (fits) return true;
+    st.settled = true;
+    x.outcome = "refused-busy";
+    x.error = errorInfo("EXH_PROXY_BUSY", { reason: `--max-inflight ${budget.limit} bytes in use` });
+    this.deps.log.warn({ exchange: x.id, host: x.host, code: x.error.code, inflight: budget.used }, x.error.message);
+    ctx.proxyToClientResponse.shouldKeepAlive = false;
+    void (async () => {
+      await this.releaseLocal(st, {
+        status: 503,
+        headers: [["Content-Type", "text/plain; charset=utf-8"], ["Retry-After", "5"], ["X-Exhaust-Error", x.error!.code]],
+        body: Buffer.from(`exhaust: ${x.error!.message}\n`),
+      });
+      void this.finish(st);
+    })();
+    // The body is read and dropped, never kept.
+    st.markRequestDone();
+    ctx.clientToProxyRequest.resume();
+    return false;
+  }
+
+  /** An upstream response body that sends nothing for --body-timeout is cut off. */
+  private watchStall(st: RequestState, upstream: http.IncomingMessage): void {
+    const ms = this.deps.options.bodyTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        st.bodyStalled = true;
+        upstream.destroy(Object.assign(new Error("response body stalled"), { code: "EXH_BODY_STALLED" }));
+      }, ms);
+    };
+    arm();
+    upstream.on("data", arm);
+    upstream.once("close", () => clearTimeout(timer));
+  }
+
   private async finish(st: RequestState): Promise<void> {
     const { x } = st;
     if (x.endedAt !== undefined) return;
     x.endedAt = Date.now();
+    try {
+      await this.finishExchange(st);
+    } finally {
+      st.requestBody.release();
+      st.responseBody?.release();
+    }
+  }
+
+  private async finishExchange(st: RequestState): Promise<void> {
+    const { x } = st;
     if (x.response && st.responseBody) {
       x.response.body = st.responseBody.toBuffer();
       x.response.bodyTruncated = st.responseBody.truncated;
@@ -308,13 +400,16 @@ export class ExhaustEngine extends MitmProxy {
     const { addons, options } = this.deps;
     client.on("error", () => client.destroy());
     let authority: { host: string; port: number; path: string };
+    const route = this.deps.routeOf(req);
     try {
       authority = upgradeTarget(req, isTls);
+      if (route?.bound) authority = { host: route.host, port: route.port, path: authority.path };
     } catch {
       client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
     const { x, conn } = this.newExchange(req, isTls, authority.host, authority.port, authority.path);
+    if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
     x.requestComplete = true;
     x.requestEndedAt = x.startedAt;
     addons.runSync("onRequestHeaders", x);
@@ -335,7 +430,7 @@ export class ExhaustEngine extends MitmProxy {
       void answerLocally(addons.respond(x) ?? { status: 503, headers: [["Content-Type", "text/plain"]], body: Buffer.from("exhaust: not forwarded\n") });
       return;
     }
-    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
+    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : (route?.dial ?? { host: x.host, port: x.port });
     const headers: string[] = [];
     for (const [name, value] of x.requestHeaders) {
       // The handshake's own Connection/Upgrade headers go on; our proxy's are dropped, and so is the
@@ -381,6 +476,11 @@ export class ExhaustEngine extends MitmProxy {
       // other is told (after what was sent before reaches it) and the relay ends.
       upstream.pipe(client, { end: false });
       client.pipe(upstream, { end: false });
+      // A relay with nothing either way for --idle-timeout is ended.
+      if ("setTimeout" in client) {
+        (client as Socket).setTimeout(options.idleTimeoutMs);
+        client.on("timeout", () => end());
+      }
       upstream.once("end", () => client.end(end));
       client.once("end", () => upstream.end(end));
       if (res.statusCode === 101 && x.capture) {
@@ -500,10 +600,11 @@ export class ExhaustEngine extends MitmProxy {
     const res = ctx.proxyToClientResponse;
     if (st.refused) return;
     if (st.settled) {
-      // The response was already under way: the upstream died mid-body.
+      // The response was already under way: the upstream died (or stalled) mid-body.
       if (x.outcome === "ok") {
         x.outcome = failure.outcome === "upstream-timeout" ? "upstream-failed" : failure.outcome;
-        x.error = failure.error;
+        x.error = st.bodyStalled ? errorInfo("EXH_BODY_STALLED", { side: "response", ms: this.deps.options.bodyTimeoutMs }) : failure.error;
+        if (st.bodyStalled) x.outcome = "upstream-failed";
       }
       res.destroy();
       void this.finish(st);
@@ -622,4 +723,23 @@ function upgradeTarget(req: http.IncomingMessage, isTls: boolean): { host: strin
 /** A status line and headers as bytes, in the given order and case. */
 function rawResponseHead(status: number, headers: RawHeaders, message = http.STATUS_CODES[status] ?? ""): string {
   return `HTTP/1.1 ${status} ${message}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
+}
+
+/**
+ * On a connection bound to a CONNECT the target is authoritative; a Host header naming another
+ * host is recorded on the exchange (and the connection) as a finding, never followed.
+ */
+function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostHeader: string | undefined, route: Route): void {
+  if (!hostHeader) return;
+  let named: { host: string; port: number };
+  try {
+    const u = new URL(`${x.scheme}://${hostHeader}`);
+    named = { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (x.scheme === "https" ? 443 : 80)) };
+  } catch {
+    named = { host: hostHeader, port: -1 };
+  }
+  if (named.host === route.host && named.port === route.port) return;
+  const target = route.host.includes(":") ? `[${route.host}]:${route.port}` : `${route.host}:${route.port}`;
+  x.error ??= errorInfo("EXH_HOST_MISMATCH", { host: hostHeader, target });
+  if (conn) conn.error ??= `Host header ${hostHeader} differs from the CONNECT target ${target}`;
 }

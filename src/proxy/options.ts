@@ -33,6 +33,22 @@ export interface ProxyOptions {
   /** Extra PEM CA certificates to trust for upstream TLS (lab origins). */
   upstreamCaPem: string[];
   insecureUpstream: boolean;
+  /** --allow-private: relay to loopback, link-local, RFC 1918 and ULA targets (off: refused with 403). */
+  allowPrivate: boolean;
+  /** A client connection with no bytes either way for this long is closed. */
+  idleTimeoutMs: number;
+  /** From the CONNECT's answer to the first byte, and through the TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** A request or response body that stalls (no bytes) this long is cut off. */
+  bodyTimeoutMs: number;
+  /** Body bytes held in memory across all exchanges in flight; beyond it new uploads get 503. */
+  maxInflightBytes: number;
+  /** How long a (client address, host) pin lasts after its last evidence. */
+  pinExpiryMs: number;
+  /** false with --no-pin-bypass: a client that rejects the leaf is never tunnelled or refused, always intercepted. */
+  pinBypass: boolean;
+  /** Ports of the web UI on loopback: refused as CONNECT/absolute-form targets even with --allow-private. */
+  uiPorts: number[];
 }
 
 export const PROXY_DEFAULTS = {
@@ -41,6 +57,12 @@ export const PROXY_DEFAULTS = {
   intercept: "catalog" as const,
   maxBodyBytes: 32 * 1024 * 1024,
   upstreamTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+  handshakeTimeoutMs: 10_000,
+  bodyTimeoutMs: 60_000,
+  maxInflightBytes: 256 * 1024 * 1024,
+  pinExpiryMs: 10 * 60_000,
+  uiPort: 8081,
 };
 
 /**

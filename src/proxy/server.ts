@@ -1,16 +1,19 @@
+import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { exhaustError } from "../errors.js";
+import { exhaustError, type ErrorCode } from "../errors.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { LeafIssuer } from "../ca/leaf.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord } from "../types.js";
 import { AccessPolicy, deniedResponse } from "./access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
+import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
+import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
 import { MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
 
 export interface ProxyDeps {
@@ -27,30 +30,44 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-/** A post-handshake close without a request counts as a pin check only this soon after the handshake. */
+/** A post-handshake close without a request counts as (weak) pin evidence only this soon after the handshake. */
 const PIN_CHECK_WINDOW_MS = 1000;
 
-/** TLS alerts and closes that mean "the client did not accept our certificate". */
-const CERT_REJECTION = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED|DECRYPT_ERROR)|ECONNRESET|EPIPE/;
+/** TLS alerts from the client that name our certificate: clear evidence it was refused. */
+const CERT_ALERT = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)/;
+
+/** Most bytes gathered while waiting for a complete ClientHello. */
+const MAX_CLIENT_HELLO = 64 * 1024;
 
 /**
- * The listening side: accepts proxy requests and CONNECTs, applies the access policy, decides per
- * CONNECT between interception (TLS terminated with a leaf from our CA, requests handed to the
+ * The listening side: accepts proxy requests and CONNECTs, applies the access policy and the
+ * target policy (no relay to private space), decides per CONNECT between interception (TLS
+ * terminated with a leaf from our CA, or plain HTTP parsed in place, requests handed to the
  * engine) and a byte-for-byte tunnel, and keeps a ConnectionRecord for every one of them.
  */
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { options, catalog, issuer, log } = deps;
   const access = new AccessPolicy(options);
   const addons = new AddonChain(deps.addons, log);
-  const connections = new WeakMap<Socket, ConnectionRecord>();
+  const connections = new WeakMap<object, ConnectionRecord>();
+  const routes = new WeakMap<object, Route>();
+  /** Connections whose client sent a request (or tried to) after the handshake. */
+  const spoke = new WeakSet<ConnectionRecord>();
   const open = new Set<Socket>();
+  /** Upstream sockets of byte-for-byte tunnels, for the descriptor gauge. */
+  let tunnels = 0;
+  let bound: HostPort | undefined;
+  const targets = new TargetPolicy(options, () => bound);
+  const budget = new InflightBudget(options.maxInflightBytes);
 
   const engine = new ExhaustEngine({
     options,
     catalog,
     addons,
     log,
+    budget,
     connectionOf: (socket) => connections.get(socket),
+    routeOf: (req) => routes.get(req) ?? routes.get(req.socket),
   });
 
   const openConnection = (c: ConnectionRecord) => void addons.run("onConnectionOpened", c);
@@ -60,23 +77,61 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     void addons.run("onConnectionClosed", c);
   };
 
+  /** A request on a connection bound to a CONNECT: the client spoke; a missing Host is the target's. */
+  const boundRequest = (req: http.IncomingMessage) => {
+    const c = connections.get(req.socket);
+    if (c) spoke.add(c);
+    const route = routes.get(req.socket);
+    if (route && !req.headers.host) req.headers.host = authorityOf(route);
+  };
+
   // Decrypted client connections are fed to this server; it never listens.
   const decrypted = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-  // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
-  // the head's size is bounded by maxHeaderSize.
-  decrypted.maxHeadersCount = 0;
-  decrypted.on("request", (req, res) => engine.handle(req, res, true));
-  decrypted.on("upgrade", (req, socket, head) => engine.upgrade(req, socket, head, true));
-  decrypted.on("clientError", (err, socket) => {
-    // The client spoke (badly) after the handshake: it accepted our certificate.
-    const c = connections.get(socket as Socket);
-    if (c) c.error ??= `malformed request: ${(err as Error & { code?: string }).code ?? err.message}`;
-    answerClientError(socket, err);
-  });
+  // Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled.
+  const plainInside = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+  for (const [inner, isTls] of [[decrypted, true], [plainInside, false]] as const) {
+    inner.timeout = options.idleTimeoutMs;
+    // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
+    // the head's size is bounded by maxHeaderSize.
+    inner.maxHeadersCount = 0;
+    inner.on("request", (req, res) => {
+      boundRequest(req);
+      engine.handle(req, res, isTls);
+    });
+    inner.on("upgrade", (req, socket, head) => {
+      boundRequest(req);
+      engine.upgrade(req, socket, head, isTls);
+    });
+    inner.on("clientError", (err, socket) => {
+      // The client spoke (badly) after the handshake: it accepted our certificate.
+      const c = connections.get(socket);
+      if (c) {
+        spoke.add(c);
+        c.error ??= `malformed request: ${(err as Error & { code?: string }).code ?? err.message}`;
+      }
+      answerClientError(socket, err);
+    });
+  }
 
   const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
   server.maxHeadersCount = 0;
+  server.timeout = options.idleTimeoutMs;
+  const descriptors = new DescriptorGauge(() => open.size + tunnels + engine.upstreamSockets());
+  let lastBusyWarning = 0;
   server.on("connection", (socket: Socket) => {
+    // At the descriptor limit (less a reserve for the store and the threads) new clients get 503
+    // at once, with a logged reason, instead of failing somewhere inside.
+    const busy = descriptors.exhausted();
+    if (busy) {
+      if (Date.now() - lastBusyWarning > 1000) {
+        lastBusyWarning = Date.now();
+        log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
+      }
+      socket.on("error", () => socket.destroy());
+      socket.end(localAnswer(503, "EXH_PROXY_BUSY", { reason: busy }));
+      socket.setTimeout(1000, () => socket.destroy());
+      return;
+    }
     open.add(socket);
     socket.on("close", () => open.delete(socket));
     socket.setNoDelay(true);
@@ -93,6 +148,29 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     closeConnection(c);
   };
 
+  /** A target the policy refused (private space, the proxy itself, the UI): 403 and a row. */
+  const refuseTarget = (socket: Socket, target: HostPort, reason: string) => {
+    const c = newConnection(socket, target.host, target.port, "refused-private");
+    c.error = reason;
+    openConnection(c);
+    log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
+    socket.end(localAnswer(403, "EXH_TARGET_REFUSED", { target: authorityOf(target), reason }));
+    closeConnection(c);
+  };
+
+  /** A target that could not be reached before anything was relayed: 502 (503 at a descriptor limit). */
+  const failTarget = (socket: Socket, c: ConnectionRecord, error: string) => {
+    c.outcome = "upstream-failed";
+    c.error = error;
+    const busy = error === "EMFILE" || error === "ENFILE";
+    if (busy) log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
+    socket.end(
+      busy
+        ? localAnswer(503, "EXH_PROXY_BUSY", { reason: error })
+        : localAnswer(502, "EXH_UPSTREAM_FAILED", { target: `${c.host}:${c.port}`, reason: error }),
+    );
+  };
+
   /** A plain-HTTP proxy request's connection gets its record on its first request. */
   const plainConnection = (req: http.IncomingMessage) => {
     if (connections.has(req.socket)) return;
@@ -107,14 +185,36 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     });
   };
 
+  /**
+   * Checks a plain proxy request's target (absolute-form URL, else Host) before the engine sees
+   * it; a refused one is answered here. Resolves to false when it was refused.
+   */
+  const routePlain = async (req: http.IncomingMessage): Promise<boolean> => {
+    const target = plainTarget(req);
+    if (!target) return true; // no target at all: the engine answers 400
+    const mapped = options.mapHosts.get(target.host);
+    const check = await targets.check(target, mapped, !options.upstreamProxy);
+    if (check.ok) {
+      routes.set(req, { host: target.host, port: target.port, dial: mapped ? undefined : check.dial, bound: false });
+      return true;
+    }
+    if (check.code === "resolve-failed") return true; // the engine reports it as an upstream failure
+    req.resume();
+    refuseTarget(req.socket, target, check.reason);
+    return false;
+  };
+
   server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
     const denied = access.check(req);
     if (denied) {
       refuse(socket, req.headers.host ?? "", 80, denied);
       return;
     }
-    plainConnection(req);
-    engine.upgrade(req, socket, head, false);
+    void routePlain(req).then((ok) => {
+      if (!ok) return;
+      plainConnection(req);
+      engine.upgrade(req, socket, head, false);
+    });
   });
 
   server.on("request", (req, res) => {
@@ -123,8 +223,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       refuse(req.socket, req.headers.host ?? "", 80, denied);
       return;
     }
-    plainConnection(req);
-    engine.handle(req, res, false);
+    void routePlain(req).then((ok) => {
+      if (!ok) return;
+      plainConnection(req);
+      engine.handle(req, res, false);
+    });
   });
 
   server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -143,7 +246,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     const decision: ConnectDecision = {
       host: target.host,
       port: target.port,
-      clientAddress: socket.remoteAddress ?? "",
+      clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
       action: options.intercept === "all" || entry ? "intercept" : "tunnel",
       reason: options.intercept === "all" ? "intercept-all" : entry ? `catalog:${entry.id}` : "not-in-catalog",
     };
@@ -156,15 +259,44 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       closeConnection(refused);
       return;
     }
-    const c = newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
-    if (decision.upstream) c.upstream = `${decision.upstream.host}:${decision.upstream.port}`;
-    connections.set(socket, c);
-    openConnection(c);
+    // Nothing is read from the client until the target is checked (and, for a tunnel, reached).
+    socket.pause();
+    const mode = decision.mode ?? options.mode;
+    const relays = decision.action === "tunnel" || mode === "forward";
+    const checked = relays
+      ? targets.check(target, decision.upstream, !options.upstreamProxy)
+      : Promise.resolve<TargetCheck>({ ok: true, dial: decision.upstream ?? target });
+    void checked.then((check) => {
+      if (socket.destroyed) return;
+      if (!check.ok && check.code !== "resolve-failed") {
+        refuseTarget(socket, target, check.reason);
+        return;
+      }
+      const c = newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
+      if (decision.upstream) c.upstream = `${decision.upstream.host}:${decision.upstream.port}`;
+      connections.set(socket, c);
+      openConnection(c);
+      if (!check.ok) {
+        failTarget(socket, c, check.error ?? check.reason);
+        closeConnection(c);
+        return;
+      }
+      const dial = decision.upstream ? undefined : check.dial;
+      routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
+      connected(socket, head, decision, c, check.dial);
+    });
+  });
+
+  /** After the target check: a tunnel connects first, interception answers and waits for bytes. */
+  function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort): void {
     // Counted from here on: what the client sends after its CONNECT line (head included).
     const readBase = socket.bytesRead - head.length;
     const established = "HTTP/1.1 200 Connection Established\r\n\r\n";
-    socket.write(established);
-    const writtenBase = socket.bytesWritten + Buffer.byteLength(established);
+    let writtenBase = socket.bytesWritten;
+    const answer = () => {
+      socket.write(established);
+      writtenBase = socket.bytesWritten;
+    };
     // Called once the client side is closed: by the raw socket for tunnels, by the TLS socket for
     // interception (its outcome is only known when the TLS socket closes).
     const finished = () => {
@@ -174,27 +306,79 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     };
     if (decision.action === "tunnel") {
       socket.once("close", finished);
-      tunnel(socket, head, decision, c);
+      tunnel(socket, head, dial, c, answer);
       return;
     }
-    const decide = (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
-      // Not TLS (plain HTTP or another protocol inside CONNECT): nothing to decrypt, relay it.
-      if (first[0] !== 0x16) {
-        c.outcome = "tunnelled";
-        socket.once("close", finished);
-        tunnel(socket, Buffer.alloc(0), decision, c);
+    answer();
+    const mode = decision.mode ?? options.mode;
+    // A CONNECT that never speaks, or never finishes its handshake, is reclaimed.
+    const onSilence = () => {
+      if (c.outcome === "intercepted" && !c.error) {
+        c.outcome = "tls-failed";
+        c.error = `nothing usable within ${options.handshakeTimeoutMs} ms of the CONNECT (--handshake-timeout)`;
+      }
+      socket.destroy();
+    };
+    socket.setTimeout(options.handshakeTimeoutMs);
+    socket.on("timeout", onSilence);
+    socket.once("close", () => {
+      if (!c.endedAt && !intercepting) finished();
+    });
+    let intercepting = false;
+    const gathered: Buffer[] = [];
+    const decide = (chunk: Buffer) => {
+      gathered.push(chunk);
+      const first = gathered.length === 1 ? chunk : Buffer.concat(gathered);
+      if (first[0] === 0x16) {
+        const hello = clientHelloState(first);
+        if (hello === "partial") {
+          socket.once("data", decide);
+          socket.resume();
+          return;
+        }
+        socket.pause();
+        socket.unshift(first);
+        socket.removeListener("timeout", onSilence);
+        socket.setTimeout(0);
+        intercepting = true;
+        intercept(socket, decision, c, finished, hello === "complete");
         return;
       }
-      intercept(socket, decision, c, finished);
+      socket.pause();
+      socket.unshift(first);
+      if (looksLikeHttp(first)) {
+        // Plain HTTP inside the CONNECT: captured and answered per mode like any request.
+        socket.removeListener("timeout", onSilence);
+        socket.setTimeout(0);
+        plainInside.emit("connection", socket);
+        socket.resume();
+        return;
+      }
+      if (mode !== "forward") {
+        c.outcome = "closed-by-policy";
+        c.error = `neither TLS nor HTTP inside the CONNECT; mode ${mode} relays nothing`;
+        socket.destroy();
+        return;
+      }
+      // Another protocol, in forward mode: relayed as it is, and recorded as a tunnel.
+      c.outcome = "tunnelled";
+      c.error = "neither TLS nor HTTP inside the CONNECT: relayed unread";
+      socket.removeListener("timeout", onSilence);
+      tunnel(socket, Buffer.alloc(0), dial, c, () => {});
     };
     if (head.length) decide(head);
-    else socket.once("data", decide);
-  });
+    else {
+      socket.once("data", decide);
+      socket.resume();
+    }
+  }
 
-  function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void): void {
+  function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void, helloComplete: boolean): void {
     let secure = false;
+    // The client went on with the handshake after its ClientHello (it read our certificate and
+    // answered): only then can giving up be about the certificate.
+    const helloRead = socket.bytesRead;
+    const answeredOurFlight = () => helloComplete && socket.bytesRead > helloRead;
     let secureAt = 0;
     let defaultContext: tls.SecureContext;
     try {
@@ -212,6 +396,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       ALPNProtocols: ["http/1.1"],
       SNICallback: (servername, cb) => {
         c.sni = servername;
+        if (servername && servername.toLowerCase() !== d.host) {
+          // Recorded, not followed: the upstream stays the CONNECT target.
+          c.error ??= `SNI ${servername} differs from the CONNECT target ${d.host}`;
+        }
         try {
           cb(null, servername && servername !== d.host ? issuer.secureContextFor(servername) : defaultContext);
         } catch (e) {
@@ -219,10 +407,22 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         }
       },
     });
-    connections.set(tlsSocket as unknown as Socket, c);
+    connections.set(tlsSocket, c);
+    routes.set(tlsSocket, routes.get(socket)!);
+    const onHandshakeTimeout = () => {
+      if (!secure && c.outcome === "intercepted") {
+        c.outcome = "tls-failed";
+        c.error = `TLS handshake not finished within ${options.handshakeTimeoutMs} ms (--handshake-timeout)`;
+      }
+      tlsSocket.destroy();
+    };
+    tlsSocket.setTimeout(options.handshakeTimeoutMs);
+    tlsSocket.on("timeout", onHandshakeTimeout);
     tlsSocket.on("secure", () => {
       secure = true;
       secureAt = Date.now();
+      tlsSocket.removeListener("timeout", onHandshakeTimeout);
+      tlsSocket.setTimeout(0);
       decrypted.emit("connection", tlsSocket);
     });
     // CONNECT sockets come from an allowHalfOpen server: a client that hangs up after reading our
@@ -233,49 +433,91 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     tlsSocket.on("error", (err: Error & { code?: string }) => {
       if (!secure && c.outcome === "intercepted") {
         const why = `${err.code ?? ""} ${err.message}`;
-        c.outcome = CERT_REJECTION.test(why) ? "client-rejected-certificate" : "tls-failed";
+        if (CERT_ALERT.test(why)) {
+          c.outcome = "client-rejected-certificate";
+          c.pinEvidence = "certificate-alert";
+        } else {
+          c.outcome = "tls-failed";
+          if (/ECONNRESET|EPIPE/.test(why) && answeredOurFlight()) c.pinEvidence = "abandoned-handshake";
+        }
         c.error = err.code ?? err.message;
       }
       tlsSocket.destroy();
     });
     tlsSocket.on("close", () => {
-      // A client that completes the handshake but hangs up at once, before any request, is
-      // treated like one that refused the certificate: some stacks (OkHttp's CertificatePinner)
-      // check the pin after the handshake. An idle preconnect that closes later is not.
-      const quietClose = secure && c.exchanges === 0 && !c.error && Date.now() - secureAt < PIN_CHECK_WINDOW_MS;
-      if (c.outcome === "intercepted" && (!secure || quietClose)) {
-        c.outcome = "client-rejected-certificate";
-        c.error ??= secure ? "closed before the first request" : "closed during the TLS handshake";
+      if (c.outcome === "intercepted" && !secure) {
+        // A quiet close during the handshake: evidence only after a complete ClientHello, and only
+        // when it repeats (the pinning addon counts); garbage and partial hellos never count.
+        c.outcome = "tls-failed";
+        const answered = answeredOurFlight();
+        c.error ??= answered
+          ? "closed during the TLS handshake, after answering our certificate"
+          : helloComplete
+            ? "closed during the TLS handshake, without answering our certificate"
+            : "closed before a complete ClientHello";
+        if (answered) c.pinEvidence = "abandoned-handshake";
+      } else if (c.outcome === "intercepted" && c.exchanges === 0 && !spoke.has(c) && Date.now() - secureAt < PIN_CHECK_WINDOW_MS) {
+        // Completed the handshake and hung up at once, before any request: some stacks (OkHttp's
+        // CertificatePinner) check the pin after the handshake. Weak evidence: it must repeat.
+        c.error ??= "closed before the first request";
+        c.pinEvidence = "quiet-close";
       }
       finished();
       socket.destroy();
     });
   }
 
-  function tunnel(socket: Socket, head: Buffer, d: ConnectDecision, c: ConnectionRecord): void {
-    const to = d.upstream ?? { host: d.host, port: d.port };
+  /**
+   * A byte-for-byte tunnel. The upstream is connected first; only then is `ready` called (which
+   * answers the CONNECT), so a failure is answered 502 and stored as upstream-failed.
+   */
+  function tunnel(socket: Socket, head: Buffer, to: HostPort, c: ConnectionRecord, ready: () => void): void {
+    let joined = false;
     const onUpstream = (upstream: Duplex) => {
+      if (socket.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      joined = true;
+      ready();
+      socket.setTimeout(options.idleTimeoutMs);
+      socket.on("timeout", () => {
+        socket.destroy();
+        upstream.destroy();
+      });
       if (head.length) upstream.write(head);
       socket.pipe(upstream);
       upstream.pipe(socket);
       socket.resume();
     };
     const fail = (err: Error & { code?: string }) => {
-      c.outcome = "upstream-failed";
-      c.error = err.code ?? err.message;
-      socket.destroy();
+      if (joined) {
+        socket.destroy();
+        return;
+      }
+      failTarget(socket, c, err.code ?? err.message);
     };
     if (options.upstreamProxy) {
       connectThroughProxy(options.upstreamProxy, to, onUpstream, fail, socket);
       return;
     }
-    const upstream = net.connect({ host: to.host, port: to.port, noDelay: true });
-    upstream.once("connect", () => onUpstream(upstream));
-    upstream.on("error", (err) => {
-      if (!upstream.readyState || upstream.connecting) fail(err);
-      socket.destroy();
+    const upstream = net.connect({ host: to.host, port: to.port, noDelay: true, timeout: options.upstreamTimeoutMs });
+    tunnels++;
+    upstream.once("close", () => tunnels--);
+    upstream.once("timeout", () => {
+      if (!joined) upstream.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
     });
-    upstream.on("close", () => socket.destroy());
+    upstream.once("connect", () => {
+      upstream.setTimeout(0);
+      onUpstream(upstream);
+    });
+    upstream.on("error", (err) => {
+      if (!joined) fail(err);
+      else socket.destroy();
+    });
+    upstream.on("close", () => {
+      if (joined) socket.destroy();
+    });
     socket.on("close", () => upstream.destroy());
   }
 
@@ -300,11 +542,20 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     );
     server.listen(options.listen.port, options.listen.host, () => resolve());
   });
-  const bound = server.address() as net.AddressInfo;
-  log.info({ listen: `${bound.address}:${bound.port}`, mode: options.mode, intercept: options.intercept }, "proxy listening");
+  // From here on an accept error (EMFILE, ENFILE at the descriptor limit) refuses that client
+  // and is logged; the listener and everything in flight go on.
+  let lastAcceptWarning = 0;
+  server.on("error", (e: Error & { code?: string }) => {
+    if (Date.now() - lastAcceptWarning < 1000) return;
+    lastAcceptWarning = Date.now();
+    log.warn({ code: "EXH_PROXY_BUSY", reason: e.code ?? e.message }, "cannot accept a connection: refusing new work until descriptors free up");
+  });
+  const boundAddress = server.address() as net.AddressInfo;
+  bound = { host: boundAddress.address, port: boundAddress.port };
+  log.info({ listen: `${boundAddress.address}:${boundAddress.port}`, mode: options.mode, intercept: options.intercept }, "proxy listening");
 
   return {
-    address: { host: bound.address, port: bound.port },
+    address: { host: boundAddress.address, port: boundAddress.port },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -314,6 +565,99 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       await addons.close();
     },
   };
+}
+
+/**
+ * How close the process is to its descriptor limit (RLIMIT_NOFILE, read from /proc on Linux;
+ * elsewhere unknown and never reported exhausted). Descriptors in use = those open at start (the
+ * store, the threads, the listener) + the proxy's sockets as counted by `inUse`.
+ */
+class DescriptorGauge {
+  private readonly limit: number;
+  private readonly base: number;
+  private readonly reserve: number;
+
+  constructor(private readonly inUse: () => number) {
+    this.limit = Infinity;
+    this.base = 0;
+    try {
+      const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+      if (m) this.limit = Number(m[1]);
+      this.base = readdirSync("/proc/self/fd").length;
+    } catch {
+      // Not Linux: no gauge.
+    }
+    this.reserve = Math.max(32, Math.ceil(this.limit / 8));
+  }
+
+  /** A reason when new work must be refused, else undefined. */
+  exhausted(): string | undefined {
+    if (this.limit === Infinity) return undefined;
+    const used = this.base + this.inUse();
+    if (used < this.limit - this.reserve) return undefined;
+    return `about ${used} of ${this.limit} file descriptors in use (${this.reserve} kept in reserve)`;
+  }
+}
+
+/** host:port with brackets for IPv6. */
+function authorityOf(hp: HostPort): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** A short answer of our own with the error code in X-Exhaust-Error. */
+function localAnswer(status: number, code: ErrorCode, params: Record<string, string | number>): string {
+  const body = `exhaust: ${exhaustError(code, params).message}\n`;
+  const extra = status === 503 ? "Retry-After: 5\r\n" : "";
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Exhaust-Error: ${code}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** The target of a plain proxy request: its absolute-form URL, else its Host header. */
+function plainTarget(req: http.IncomingMessage): HostPort | undefined {
+  const url = req.url ?? "";
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    try {
+      const u = new URL(url);
+      const secure = u.protocol === "https:" || u.protocol === "wss:";
+      return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (secure ? 443 : 80)) };
+    } catch {
+      return undefined;
+    }
+  }
+  return req.headers.host ? safeHostPort(req.headers.host, 80) : undefined;
+}
+
+/** An HTTP request line starts with a method token and a space. */
+function looksLikeHttp(b: Buffer): boolean {
+  let i = 0;
+  while (i < b.length && i < 16 && b[i] >= 0x41 && b[i] <= 0x5a) i++;
+  return i > 0 && (i === b.length || b[i] === 0x20);
+}
+
+/**
+ * Whether the bytes hold a whole ClientHello (handshake type 1, its length covered by the records
+ * gathered), need more, or are something else. The hello decides whether a failed handshake can
+ * be pin evidence: a client that gave up before sending one said nothing about our certificate.
+ */
+function clientHelloState(b: Buffer): "complete" | "partial" | "other" {
+  const payload: Buffer[] = [];
+  let at = 0;
+  let have = 0;
+  while (at + 5 <= b.length) {
+    if (b[at] !== 0x16) return "other";
+    const len = b.readUInt16BE(at + 3);
+    const part = b.subarray(at + 5, Math.min(at + 5 + len, b.length));
+    payload.push(part);
+    have += part.length;
+    if (have >= 4) {
+      const hs = Buffer.concat(payload, have);
+      if (hs[0] !== 1) return "other";
+      const need = hs.readUIntBE(1, 3) + 4;
+      if (have >= need) return "complete";
+    }
+    if (part.length < len) break;
+    at += 5 + len;
+  }
+  return b.length >= MAX_CLIENT_HELLO ? "other" : "partial";
 }
 
 function safeHostPort(text: string, defaultPort: number): HostPort | undefined {

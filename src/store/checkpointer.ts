@@ -9,10 +9,17 @@ import type { Db } from "./database.js";
  * automatic checkpoints instead, so nothing grows without bound.
  */
 export class Checkpointer {
+  /** The thread ended on its own (it died): stop() must not wait for it. */
+  private exited = false;
+
   private constructor(
     private readonly worker: Worker | undefined,
     private readonly db: Db,
-  ) {}
+  ) {
+    worker?.once("exit", () => (this.exited = true));
+    // A checkpoint thread that fails (out of descriptors) leaves the WAL to the final checkpoint.
+    worker?.on("error", () => {});
+  }
 
   static start(db: Db, file: string, intervalMs = 500): Checkpointer {
     const script = fileURLToPath(new URL("./checkpoint-worker.js", import.meta.url));
@@ -25,7 +32,7 @@ export class Checkpointer {
 
   /** Stops the thread and folds the whole WAL back into the database. */
   async stop(): Promise<void> {
-    if (this.worker) {
+    if (this.worker && !this.exited) {
       // Unref'd while running (it must not keep the proxy alive); held again while it winds down.
       this.worker.ref();
       const exited = new Promise((r) => this.worker!.once("exit", r));

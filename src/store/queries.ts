@@ -10,11 +10,22 @@ export interface SessionSummary {
   pinned: number;
   tunnelled: number;
   requestBytes: number;
+  /** Client addresses that rejected the leaf, per host (docs/containment.md): the pin evidence. */
+  pins: PinEvidence[];
+}
+
+export interface PinEvidence {
+  client: string;
+  host: string;
+  /** Connections recorded as client-rejected-certificate. */
+  connections: number;
+  /** When the last of them ended: a bypass lasts --pin-expiry after it (while the proxy runs). */
+  lastAt: number;
 }
 
 /** Sessions with their counts, newest first: what `exhaust sessions` prints. */
 export function listSessions(db: Db): SessionSummary[] {
-  return db
+  const rows = db
     .prepare(
       `SELECT s.id, s.name, s.started_at AS startedAt, s.ended_at AS endedAt,
               (SELECT COUNT(*) FROM exchanges e WHERE e.session_id = s.id) AS exchanges,
@@ -24,7 +35,13 @@ export function listSessions(db: Db): SessionSummary[] {
               (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id AND c.outcome = 'tunnelled') AS tunnelled
          FROM sessions s ORDER BY s.started_at DESC, s.id DESC`,
     )
-    .all() as SessionSummary[];
+    .all() as Array<Omit<SessionSummary, "pins">>;
+  const pins = db.prepare(
+    `SELECT client_address AS client, host, COUNT(*) AS connections, MAX(COALESCE(ended_at, started_at)) AS lastAt
+       FROM connections WHERE session_id = ? AND outcome = 'client-rejected-certificate'
+      GROUP BY client_address, host ORDER BY lastAt DESC`,
+  );
+  return rows.map((r) => ({ ...r, pins: pins.all(r.id) as PinEvidence[] }));
 }
 
 export function sessionIdByName(db: Db, name: string): number | undefined {

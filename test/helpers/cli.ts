@@ -16,12 +16,16 @@ export interface ProxyProcess {
   stderr: () => string;
 }
 
-/** Starts `exhaust proxy` as a child process and resolves once it logs its listening address. */
-export function spawnProxy(args: string[], cwd?: string): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...args], {
-    cwd,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/**
+ * Starts `exhaust proxy` as a child process and resolves once it logs its listening address.
+ * `maxFiles` runs it under `ulimit -n` (through sh, which then execs node: the pid is the proxy's).
+ */
+export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: number } = {}): Promise<ProxyProcess> {
+  const argv = [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...args];
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const child = opts.maxFiles
+    ? spawn("sh", ["-c", `ulimit -n ${opts.maxFiles} && exec ${[process.execPath, ...argv].map(quote).join(" ")}`], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, argv, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 20_000);

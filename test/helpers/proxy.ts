@@ -23,6 +23,8 @@ export interface TestProxy {
   dbFile: string;
   dir: string;
   logLines: string[];
+  /** The processing thread feeding on this proxy's captures. */
+  processing: ProcessingThread;
   close(): Promise<void>;
 }
 
@@ -96,8 +98,10 @@ export async function startTestProxy(
     dbFile: options.dbFile,
     dir,
     logLines,
+    processing,
     async close() {
       await proxy.close();
+      await processing.stop();
       await store.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });

@@ -36,6 +36,13 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
     name: "modes",
     onConnect(d) {
       d.mode = modeFor(d.host);
+      // A host not intercepted (outside the catalogue) that a --host-mode pattern puts in sinkhole
+      // or block: a tunnel would relay it, so the CONNECT is refused (docs/containment.md).
+      const pattern = patterns.find((p) => p.matches(d.host));
+      if (d.action === "tunnel" && pattern && pattern.mode !== "forward") {
+        d.action = "refuse";
+        d.reason = `host-mode ${pattern.mode} on a host not intercepted`;
+      }
     },
     onRequestHeaders(x) {
       x.mode = modeFor(x.host);
