@@ -53,6 +53,8 @@ export const ERROR_DEFINITIONS = {
   EXH_DB_NO_SESSION: { message: "no sessions in {file}: capture or import something first", exitCode: 2 },
   EXH_PROFILE_UNKNOWN: { message: "no verification profile {profile} (shipped: {known}); give a profile name or a YAML file", exitCode: 2 },
   EXH_PROFILE_INVALID: { message: "profile {file} is invalid: {reason}", exitCode: 2 },
+  EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
+  EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;
