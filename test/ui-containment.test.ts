@@ -4,13 +4,16 @@
  * real proxy (query parameters and a header) appears in any answer of the UI.
  */
 import http from "node:http";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
 import { redactCredentialParams } from "../src/web/containment.js";
+import { runCli } from "./helpers/cli.js";
 import { httpsThroughProxy } from "./helpers/client.js";
-import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { eventually, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
 
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -166,5 +169,53 @@ describe("web UI containment", () => {
     );
     expect(redactCredentialParams("/p?ticket=keep&name=x&Tickets=")).toBe("/p?ticket=keep&name=x&Tickets=");
     expect(redactCredentialParams("no query a=b")).toBe("no query a=b");
+  });
+});
+
+describe("terminal output of captured values", () => {
+  const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+  const VALUE = "report\u001b[2J\u001b]0;owned\u0007 done\u202eexe.txt\u2066x\u0085\u007f";
+  const NAME = "Office.Evil\u202eEvent";
+  let dir: string;
+  let db: string;
+
+  beforeAll(() => {
+    dir = tempDir("exhaust-terminal-");
+    db = join(dir, "t.db");
+    const file = join(dir, "ddv.json");
+    const payload = JSON.stringify({ ver: "4.0", name: NAME, time: "2026-11-24T08:00:00.000Z", data: { "Data.Title": VALUE, "Data.Esc\u001bKey": 1 } });
+    writeFileSync(file, JSON.stringify([{ Name: NAME, Timestamp: "2026-11-24T08:00:00Z", Payload: payload }]));
+    const r = runCli(["import", file, "--db", db, "--session", "evil\u202esession"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(UNSAFE.test(r.stdout)).toBe(false);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("`show` prints ESC, BEL, C1, DEL and bidi characters of a captured value escaped, never raw", () => {
+    const id = JSON.parse(runCli(["events", "--db", db, "--json"]).stdout.split("\n")[0]).event.id as number;
+    const show = runCli(["show", String(id), "--db", db]);
+    expect(show.status, show.stderr).toBe(0);
+    expect(UNSAFE.test(show.stdout)).toBe(false);
+    expect(show.stdout).toContain("report\\x1b[2J\\x1b]0;owned\\x07 done\\u202eexe.txt\\u2066x\\x85\\x7f");
+    expect(show.stdout).toContain("Office.Evil\\u202eEvent");
+    expect(show.stdout).toContain("Data.Esc\\x1bKey");
+
+    const events = runCli(["events", "--db", db]);
+    expect(events.status).toBe(0);
+    expect(UNSAFE.test(events.stdout)).toBe(false);
+    expect(events.stdout).toContain("Office.Evil\\u202eEvent");
+
+    // JSON stays the same value (escapes are JSON escapes), but carries no raw control or bidi character.
+    for (const args of [["show", String(id), "--json"], ["events", "--json"], ["sessions", "--json"]]) {
+      const r = runCli([...args, "--db", db]);
+      expect(r.status).toBe(0);
+      expect(UNSAFE.test(r.stdout), args.join(" ")).toBe(false);
+    }
+    const json = JSON.parse(runCli(["show", String(id), "--json", "--db", db]).stdout) as { fields: Array<{ path: string; value: unknown }> };
+    expect(json.fields.find((f) => f.path === "Data.Title")?.value).toBe(VALUE);
+
+    const sessions = runCli(["sessions", "--db", db]);
+    expect(UNSAFE.test(sessions.stdout)).toBe(false);
+    expect(sessions.stdout).toContain("evil\\u202esession");
   });
 });

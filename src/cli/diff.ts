@@ -3,6 +3,7 @@ import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
 import { diffSessions, formatDiffText } from "../verify/diff.js";
 import { runCommand } from "./run.js";
+import { jsonSafe, terminalSafe } from "./terminal.js";
 import { resolveSessionOrLatest } from "./verify.js";
 
 export function registerDiffCommand(program: Command): void {
@@ -18,7 +19,7 @@ export function registerDiffCommand(program: Command): void {
         const db = openDatabase(opts.db);
         try {
           const diff = diffSessions(db, resolveSessionOrLatest(db, opts.db, a), resolveSessionOrLatest(db, opts.db, b));
-          process.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiffText(diff));
+          process.stdout.write(opts.json ? `${jsonSafe(JSON.stringify(diff, null, 2))}\n` : terminalSafe(formatDiffText(diff)));
         } finally {
           db.close();
         }

@@ -7,6 +7,7 @@ import type { ImportSummary } from "../import/session.js";
 import type { ImportWorkerData, ImportWorkerMessage } from "../import/worker.js";
 import { DEFAULT_DB_FILE, PACKAGE_ROOT } from "../paths.js";
 import { runCommand } from "./run.js";
+import { jsonSafe, terminalSafe } from "./terminal.js";
 
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "import", "worker.js");
 /**
@@ -58,10 +59,10 @@ export function registerImportCommand(program: Command): void {
         runImport({ files, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true }, (s) =>
           process.stdout.write(
             opts.json
-              ? `${JSON.stringify(s)}\n`
-              : `imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
+              ? `${jsonSafe(JSON.stringify(s))}\n`
+              : terminalSafe(`imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
                   (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
-                  "\n",
+                  "\n"),
           ),
         ),
       ),

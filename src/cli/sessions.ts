@@ -3,6 +3,7 @@ import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
 import { listSessions } from "../store/queries.js";
 import { runCommand } from "./run.js";
+import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
 
 export function registerSessionsCommand(program: Command): void {
   program
@@ -16,7 +17,7 @@ export function registerSessionsCommand(program: Command): void {
         const rows = listSessions(db);
         db.close();
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          process.stdout.write(`${jsonSafe(JSON.stringify(rows, null, 2))}\n`);
           return;
         }
         if (rows.length === 0) {
@@ -25,7 +26,7 @@ export function registerSessionsCommand(program: Command): void {
         }
         const header = ["SESSION", "STARTED", "EXCH", "CONN", "PINNED", "TUNNEL", "UPLOADED"];
         const lines = rows.map((r) => [
-          r.name,
+          escapeControls(r.name),
           new Date(r.startedAt).toISOString().slice(0, 19).replace("T", " "),
           String(r.exchanges),
           String(r.connections),
@@ -33,7 +34,7 @@ export function registerSessionsCommand(program: Command): void {
           String(r.tunnelled),
           formatBytes(r.requestBytes),
         ]);
-        process.stdout.write(formatTable([header, ...lines]));
+        process.stdout.write(terminalSafe(formatTable([header, ...lines])));
       }),
     );
 }

@@ -10,6 +10,7 @@ import { loadProfile } from "../verify/profile.js";
 import { verifySession } from "../verify/verify.js";
 import { positiveInt } from "./events.js";
 import { runCommand } from "./run.js";
+import { jsonSafe, terminalSafe } from "./terminal.js";
 
 export function registerVerifyCommand(program: Command): void {
   program
@@ -32,7 +33,8 @@ export function registerVerifyCommand(program: Command): void {
           const session = resolveSessionOrLatest(db, opts.db, opts.session);
           const report = verifySession(db, profile, session, { catalog, evidenceLimit });
           if (opts.save) saveVerdict(db, report);
-          process.stdout.write(formatVerdict(report, format));
+          const output = formatVerdict(report, format);
+          process.stdout.write(format === "json" ? jsonSafe(output) : terminalSafe(output));
           return report.status === "fail" ? 1 : 0;
         } finally {
           db.close();
