@@ -181,6 +181,14 @@ describe("JSON and line formats", () => {
       }),
     );
     expectOneLineFormatError(runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", String(MB)]), /a JSON string is longer than \d+ characters/);
+
+    // No string is long, but one entry is too much to hold: a hundred thousand headers.
+    const headers = Array.from({ length: 100_000 }, (_, i) => ({ name: `x-h${i}`, value: "v" }));
+    writeFileSync(
+      file,
+      JSON.stringify({ log: { entries: [{ startedDateTime: "2026-11-24T08:00:00.000Z", request: { method: "POST", url: "https://h.example/", headers }, response: { status: 200 } }] } }),
+    );
+    expectOneLineFormatError(runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", "100000"]), /one item holds more than 1448576 bytes of JSON/);
   });
 
   it("refuses exhaust JSONL with a line longer than the limit, and Get-DiagnosticData JSON with an oversized payload", () => {

@@ -52,7 +52,7 @@ function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void
         (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY"
           ? exhaustError("EXH_IMPORT_FORMAT", {
               file,
-              reason: `an entry is too large to import within the ${limits.maxOldGenerationSizeMb} MB import heap (lower --max-body)`,
+              reason: `an entry is too large or too complex to import within the ${limits.maxOldGenerationSizeMb} MB import heap`,
             })
           : exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the import stopped: ${(e as Error).message?.split("\n")[0] ?? String(e)}` }, e);
     });

@@ -127,7 +127,7 @@ function psTime(t: string | undefined): number {
 }
 
 export async function importDiagnosticDataJson(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
-  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file), streamArray()]);
+  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 1), streamArray()]);
   try {
     for await (const { value } of pipeline as AsyncIterable<{ value: DiagnosticDataItem }>) {
       if (value.Payload === undefined || value.Payload === null) {

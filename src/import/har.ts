@@ -136,7 +136,7 @@ export function harEntryToExchange(e: HarEntry): ImportedExchange | string {
 /** Streams the entries of a HAR into the session. */
 export async function importHar(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
   // Strings are capped as they stream in (a body is one string, base64 or text); entries are held one at a time.
-  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file), pick({ filter: "log.entries" }), streamArray()]);
+  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 3), pick({ filter: "log.entries" }), streamArray()]);
   let entries = 0;
   try {
     for await (const item of pipeline as AsyncIterable<{ key: number; value: HarEntry }>) {
