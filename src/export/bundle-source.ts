@@ -86,14 +86,22 @@ async function zipSource(path: string): Promise<BundleSource> {
       const chunks: Buffer[] = [];
       let total = 0;
       const s = await stream(n);
-      for await (const c of s) {
-        total += (c as Buffer).length;
-        // yauzl already stops an entry at its declared size; this holds for any source.
-        if (maxBytes !== undefined && total > maxBytes) {
-          s.destroy();
-          throw new EntryTooLargeError(n, "inflates beyond its bound", maxBytes);
+      try {
+        for await (const c of s) {
+          total += (c as Buffer).length;
+          // yauzl already stops an entry at its declared size; this holds for any source.
+          if (maxBytes !== undefined && total > maxBytes) {
+            s.destroy();
+            throw new EntryTooLargeError(n, "inflates beyond its bound", maxBytes);
+          }
+          chunks.push(c as Buffer);
         }
-        chunks.push(c as Buffer);
+      } catch (e) {
+        // yauzl's validateEntrySizes: the entry inflates to more than it declares; it stopped there.
+        if (/^too many bytes in the stream/.test((e as Error).message)) {
+          throw new Error(`${n} inflates to more than the ${declared} bytes it declares (a corrupt or hostile archive); read stopped there`);
+        }
+        throw e;
       }
       return Buffer.concat(chunks);
     },
