@@ -5,12 +5,13 @@
  */
 import http from "node:http";
 import { rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
-import { redactCredentialParams } from "../src/web/containment.js";
+import { checkUiRequest, redactCredentialParams, uiHostNames } from "../src/web/containment.js";
 import { runCli } from "./helpers/cli.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
@@ -160,6 +161,22 @@ describe("web UI containment", () => {
     for (const [path, text] of Object.entries(texts)) {
       for (const f of forms) expect(text.includes(f), `${path} shows ${f}`).toBe(false);
     }
+  });
+
+  it("knows its names: loopback, a wildcard, a configured address and --host-name", () => {
+    const loop = uiHostNames("127.0.0.1", 8081, { loopback: true });
+    expect([...loop].sort()).toEqual(["127.0.0.1:8081", "[::1]:8081", "localhost:8081"]);
+    expect(uiHostNames("::1", 8081, { loopback: true }).has("[::1]:8081")).toBe(true);
+    const lab = uiHostNames("10.1.2.3", 8081, { loopback: false, extra: ["Lab.Example"] });
+    expect([...lab].sort()).toEqual(["10.1.2.3:8081", "lab.example:8081"]);
+    const any = uiHostNames("0.0.0.0", 8081, { loopback: false });
+    for (const n of ["0.0.0.0:8081", "127.0.0.1:8081", "localhost:8081", `${hostname().toLowerCase()}:8081`]) expect(any.has(n), n).toBe(true);
+    expect(any.has("attacker.example:8081")).toBe(false);
+    expect(uiHostNames("127.0.0.1", 80, { loopback: true }).has("localhost")).toBe(true);
+    expect(uiHostNames("127.0.0.1", 8081, { loopback: true }).has("localhost")).toBe(false);
+    expect(checkUiRequest("HEAD", { host: "localhost:8081", origin: "http://attacker.example" }, loop)).toEqual({ ok: true });
+    expect(checkUiRequest("POST", { host: "localhost:8081", origin: "http://localhost:8081" }, loop)).toEqual({ ok: true });
+    expect(checkUiRequest("POST", { host: "localhost:8081", origin: "http://localhost:9999" }, loop)).toMatchObject({ ok: false, status: 403 });
   });
 
   it("redacts credential parameters in free text as in paths, and nothing else", () => {
