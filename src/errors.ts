@@ -65,6 +65,8 @@ export const ERROR_DEFINITIONS = {
   EXH_HOST_MISMATCH: { message: "Host header {host} differs from the connection's target {target}; the request went to {target}", exitCode: 1 },
   EXH_PROXY_BUSY: { message: "proxy at its limit ({reason}); try again later", exitCode: 1, httpStatus: 503 },
   EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
+  EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
+  EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

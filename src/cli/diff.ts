@@ -4,6 +4,7 @@ import type { SessionRef } from "../store/verify-queries.js";
 import { diffSessions, formatDiffText } from "../verify/diff.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
+import { jsonSafe, terminalSafe } from "./terminal.js";
 import { resolveSessionOrLatest } from "./verify.js";
 
 export function registerDiffCommand(program: Command): void {
@@ -23,7 +24,7 @@ export function registerDiffCommand(program: Command): void {
         });
         try {
           const diff = diffSessions(db, sessions[0], sessions[1]);
-          process.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : formatDiffText(diff));
+          process.stdout.write(opts.json ? `${jsonSafe(JSON.stringify(diff, null, 2))}\n` : terminalSafe(formatDiffText(diff)));
         } finally {
           db.close();
         }

@@ -8,6 +8,7 @@ import type { Db } from "../store/database.js";
 import { getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
+import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
 
 export function registerEventCommands(program: Command): void {
   program
@@ -46,7 +47,7 @@ export function registerEventCommands(program: Command): void {
             afterId: opts.after === undefined ? undefined : positiveInt("--after", opts.after, true),
           });
           if (opts.json) {
-            for (const r of rows) process.stdout.write(eventJsonLine(db, r.id));
+            for (const r of rows) process.stdout.write(jsonSafe(eventJsonLine(db, r.id)));
             return;
           }
           if (rows.length === 0) {
@@ -54,7 +55,7 @@ export function registerEventCommands(program: Command): void {
             return;
           }
           process.stdout.write(
-            fitTable(
+            terminalSafe(fitTable(
               ["ID", "TIME", "GROUP", "CATEGORY", "C/P", "NAME"],
               rows.map((r) => [
                 String(r.id),
@@ -62,10 +63,10 @@ export function registerEventCommands(program: Command): void {
                 (r.group ?? "-").replace("connected-experience", "connected"),
                 r.category ?? "-",
                 `${r.contentFields}/${r.personalFields}`,
-                r.name,
+                escapeControls(r.name),
               ]),
               5,
-            ),
+            )),
           );
         } finally {
           db.close();
@@ -91,7 +92,7 @@ export function registerEventCommands(program: Command): void {
           const ev = getEvent(db, eventId);
           if (!ev) throw exhaustError("EXH_EVENT_UNKNOWN", { id, file: opts.db });
           if (opts.json) {
-            process.stdout.write(`${JSON.stringify(eventJson(ev), null, 2)}\n`);
+            process.stdout.write(`${jsonSafe(JSON.stringify(eventJson(ev), null, 2))}\n`);
             return;
           }
           const head = [
@@ -104,23 +105,26 @@ export function registerEventCommands(program: Command): void {
             `exchange  ${ev.exchangeId}`,
             `request   ${ev.exchange.method} ${ev.exchange.scheme}://${ev.host}${ev.exchange.path.split("?")[0]}`,
             `sha256    ${ev.exchange.requestBodySha256}`,
-          ];
-          process.stdout.write(`${head.map((l) => ellipsis(l, WIDTH)).join("\n")}\n\n`);
+          ].map(escapeControls);
+          process.stdout.write(terminalSafe(`${head.map((l) => ellipsis(l, WIDTH)).join("\n")}\n\n`));
           // 80 columns: one line per field with what decided, its value on the next line.
           const lines = fitTable(
             ["PATH", "CATEGORY", "PERSONAL", "RULE"],
-            ev.fields.map((f) => [f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-"]),
+            ev.fields.map((f) => [f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-"].map(escapeControls)),
             0,
           ).split("\n");
           const out = [lines[0]];
           ev.fields.forEach((f, i) => {
             const declared = [piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(",");
-            out.push(lines[i + 1], `    ${ellipsis(f.value ?? "null", WIDTH - 4 - (declared ? declared.length + 13 : 0))}${declared ? `  [declared ${declared}]` : ""}`);
+            out.push(lines[i + 1], `    ${ellipsis(escapeControls(f.value ?? "null"), WIDTH - 4 - (declared ? declared.length + 13 : 0))}${declared ? `  [declared ${declared}]` : ""}`);
           });
-          process.stdout.write(`${out.join("\n")}\n`);
+          process.stdout.write(terminalSafe(`${out.join("\n")}\n`));
           if (ev.findings.length) {
-            const lines = ev.findings.flatMap((f) => [ellipsis(`  ${f.code}  ${f.fieldPath}`, WIDTH), ...wrap(f.message, WIDTH - 6).map((l) => `      ${l}`)]);
-            process.stdout.write(`\nfindings\n${lines.join("\n")}\n`);
+            const lines = ev.findings.flatMap((f) => [
+              ellipsis(escapeControls(`  ${f.code}  ${f.fieldPath}`), WIDTH),
+              ...wrap(escapeControls(f.message), WIDTH - 6).map((l) => `      ${l}`),
+            ]);
+            process.stdout.write(terminalSafe(`\nfindings\n${lines.join("\n")}\n`));
           }
         } finally {
           db.close();

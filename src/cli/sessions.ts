@@ -4,6 +4,7 @@ import { openDatabase } from "../store/database.js";
 import { sessionStates, undecodedBySession } from "../store/completeness.js";
 import { listSessions } from "../store/queries.js";
 import { runCommand } from "./run.js";
+import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
 
 export function registerSessionsCommand(program: Command): void {
   program
@@ -20,7 +21,7 @@ export function registerSessionsCommand(program: Command): void {
         const rows = listSessions(db).map((r) => ({ ...r, incomplete: states.get(r.id)?.incomplete ?? null, undecoded: undecoded.get(r.id) ?? 0 }));
         db.close();
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          process.stdout.write(`${jsonSafe(JSON.stringify(rows, null, 2))}\n`);
           return;
         }
         if (rows.length === 0) {
@@ -29,7 +30,7 @@ export function registerSessionsCommand(program: Command): void {
         }
         const header = ["SESSION", "STARTED", "EXCH", "CONN", "PINNED", "TUNNEL", "UPLOADED", "STATE"];
         const lines = rows.map((r) => [
-          r.name,
+          escapeControls(r.name),
           new Date(r.startedAt).toISOString().slice(0, 19).replace("T", " "),
           String(r.exchanges),
           String(r.connections),
@@ -38,13 +39,13 @@ export function registerSessionsCommand(program: Command): void {
           formatBytes(r.requestBytes),
           [r.incomplete ? "INCOMPLETE" : r.endedAt === null ? "open" : "ended", r.undecoded ? `${r.undecoded} undecoded` : ""].filter(Boolean).join(", "),
         ]);
-        process.stdout.write(formatTable([header, ...lines]));
-        for (const r of rows) if (r.incomplete) process.stdout.write(`${r.name}: incomplete: ${r.incomplete}\n`);
+        process.stdout.write(terminalSafe(formatTable([header, ...lines])));
+        for (const r of rows) if (r.incomplete) process.stdout.write(terminalSafe(`${r.name}: incomplete: ${r.incomplete}\n`));
         // Pin evidence: which client rejected our certificate for which host (docs/containment.md).
         for (const r of rows) {
           for (const pin of r.pins) {
             const last = new Date(pin.lastAt).toISOString().slice(0, 19).replace("T", " ");
-            process.stdout.write(`pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`);
+            process.stdout.write(terminalSafe(`pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`));
           }
         }
       }),

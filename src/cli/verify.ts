@@ -11,6 +11,7 @@ import { verifySession } from "../verify/verify.js";
 import { readCompleted } from "./complete.js";
 import { positiveInt } from "./events.js";
 import { runCommand } from "./run.js";
+import { jsonSafe, terminalSafe } from "./terminal.js";
 
 export function registerVerifyCommand(program: Command): void {
   program
@@ -40,7 +41,8 @@ export function registerVerifyCommand(program: Command): void {
           const report = verifySession(db, profile, session!, { catalog, evidenceLimit, undecodedReasons: completion.reasons });
           // A read-only database keeps no verdict (the output is the record).
           if (opts.save && !readonly) saveVerdict(db, report);
-          process.stdout.write(formatVerdict(report, format));
+          const output = formatVerdict(report, format);
+          process.stdout.write(format === "json" ? jsonSafe(output) : terminalSafe(output));
           return VERIFY_EXIT[report.status];
         } finally {
           db.close();

@@ -13,7 +13,13 @@ export interface BundleSource {
   /** Bundle-relative paths with `/` separators. */
   files(): string[];
   has(name: string): boolean;
-  read(name: string): Promise<Buffer>;
+  /**
+   * The whole file. With `maxBytes`, a file that declares more (zip entry size, file size) is
+   * refused before it is read, and one that turns out longer is cut off at the bound with an error.
+   */
+  read(name: string, maxBytes?: number): Promise<Buffer>;
+  /** The size the file declares (a zip entry's uncompressed size), without reading it. */
+  size(name: string): number | undefined;
   stream(name: string): Promise<Readable>;
   close(): void;
 }
@@ -34,7 +40,14 @@ function directorySource(path: string): BundleSource {
     path,
     files: () => files,
     has: (n) => set.has(n),
-    read: async (n) => readFileSync(join(path, n)),
+    async read(n, maxBytes) {
+      if (maxBytes !== undefined) {
+        const size = statSync(join(path, n)).size;
+        if (size > maxBytes) throw new EntryTooLargeError(n, `is ${size} bytes`, maxBytes);
+      }
+      return readFileSync(join(path, n));
+    },
+    size: (n) => (set.has(n) ? statSync(join(path, n)).size : undefined),
     stream: async (n) => createReadStream(join(path, n)),
     close() {},
   };
@@ -65,13 +78,48 @@ async function zipSource(path: string): Promise<BundleSource> {
     files: () => [...entries.keys()].sort(),
     has: (n) => entries.has(n),
     stream,
-    async read(n) {
+    async read(n, maxBytes) {
+      const declared = entries.get(n)?.uncompressedSize;
+      if (maxBytes !== undefined && declared !== undefined && declared > maxBytes) {
+        throw new EntryTooLargeError(n, `declares ${declared} bytes`, maxBytes);
+      }
       const chunks: Buffer[] = [];
-      for await (const c of await stream(n)) chunks.push(c as Buffer);
+      let total = 0;
+      const s = await stream(n);
+      try {
+        for await (const c of s) {
+          total += (c as Buffer).length;
+          // yauzl already stops an entry at its declared size; this holds for any source.
+          if (maxBytes !== undefined && total > maxBytes) {
+            s.destroy();
+            throw new EntryTooLargeError(n, "inflates beyond its bound", maxBytes);
+          }
+          chunks.push(c as Buffer);
+        }
+      } catch (e) {
+        // yauzl's validateEntrySizes: the entry inflates to more than it declares; it stopped there.
+        if (/^too many bytes in the stream/.test((e as Error).message)) {
+          throw new Error(`${n} inflates to more than the ${declared} bytes it declares (a corrupt or hostile archive); read stopped there`);
+        }
+        throw e;
+      }
       return Buffer.concat(chunks);
     },
+    size: (n) => entries.get(n)?.uncompressedSize,
     close: () => zip.close(),
   };
+}
+
+/** A file of a bundle or archive larger than the reader allowed (BundleSource.read with maxBytes). */
+export class EntryTooLargeError extends Error {
+  constructor(
+    readonly entry: string,
+    readonly detail: string,
+    readonly limit: number,
+  ) {
+    super(`${entry} ${detail}, above the limit of ${limit} bytes`);
+    this.name = "EntryTooLargeError";
+  }
 }
 
 /** Opens a bundle directory or zip; EXH_BUNDLE_INVALID when it is neither. */

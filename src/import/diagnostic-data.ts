@@ -17,6 +17,7 @@ import { parser } from "stream-json";
 import streamArray from "stream-json/streamers/stream-array.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { RawHeaders } from "../types.js";
+import { capJsonTokens, tooLarge } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 /** Where DiagTrack uploads on Windows 10 1809+ (wire-formats.md §5.1). */
@@ -46,7 +47,7 @@ export function ddvExchange(payload: string, startedAt: number, extra: RawHeader
 /** Header values must be one line of visible ASCII: tags are plain English, but be safe. */
 const headerText = (s: string) => s.replace(/[^\x20-\x7e]/g, "?");
 
-export async function importEventTranscript(file: string, sink: ImportSession): Promise<void> {
+export async function importEventTranscript(file: string, sink: ImportSession, maxBody: number): Promise<void> {
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
@@ -67,24 +68,33 @@ export async function importEventTranscript(file: string, sink: ImportSession): 
             )
             .pluck()
         : undefined;
-    // Read in pages: SQLite cannot run the tag query while a cursor over the events is open.
+    // Read in pages: SQLite cannot run the tag query while a cursor over the events is open. The
+    // page carries each payload's size only (octet_length reads no content); payloads are then
+    // read one at a time, and one above the limit is refused before it is read.
     const page = db
       .prepare(
-        `SELECT rowid AS rowid, sid, timestamp, payload, full_event_name AS name, full_event_name_hash AS hash,
+        `SELECT rowid AS rowid, sid, timestamp, octet_length(payload) AS size, full_event_name AS name, full_event_name_hash AS hash,
                 logging_binary_name AS binary FROM events_persisted WHERE rowid > ? ORDER BY rowid LIMIT 500`,
       )
       .safeIntegers(true);
+    const payloadOf = db.prepare("SELECT payload FROM events_persisted WHERE rowid = ?").pluck();
     let after = 0n;
     for (;;) {
-      const batch = page.all(after) as Array<{ rowid: bigint; sid: string | null; timestamp: bigint | null; payload: string | Buffer | null; name: string | null; hash: bigint | null; binary: string | null }>;
+      const batch = page.all(after) as Array<{ rowid: bigint; sid: string | null; timestamp: bigint | null; size: bigint | null; name: string | null; hash: bigint | null; binary: string | null }>;
       if (batch.length === 0) break;
       for (const r of batch) {
         after = r.rowid;
-        if (r.payload === null) {
+        if (r.size === null) {
           sink.skipped++;
           continue;
         }
-        const payload = typeof r.payload === "string" ? r.payload : r.payload.toString("utf8");
+        if (r.size > BigInt(maxBody)) throw tooLarge(file, `the payload of events_persisted row ${r.rowid} is ${r.size} bytes`, maxBody);
+        const raw = payloadOf.get(r.rowid) as string | Buffer | null;
+        if (raw === null) {
+          sink.skipped++;
+          continue;
+        }
+        const payload = typeof raw === "string" ? raw : raw.toString("utf8");
         const tags = tagsOf && r.hash !== null ? (tagsOf.all(r.hash) as string[]) : [];
         const headers: RawHeaders = [];
         if (r.name) headers.push(["X-Exhaust-Ddv-Event", headerText(r.name)]);
@@ -116,8 +126,8 @@ function psTime(t: string | undefined): number {
   return Number.isFinite(parsed) ? parsed : 0;
 }
 
-export async function importDiagnosticDataJson(input: Readable, file: string, sink: ImportSession): Promise<void> {
-  const pipeline = chain([input, parser(), streamArray()]);
+export async function importDiagnosticDataJson(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
+  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 1), streamArray()]);
   try {
     for await (const { value } of pipeline as AsyncIterable<{ value: DiagnosticDataItem }>) {
       if (value.Payload === undefined || value.Payload === null) {
@@ -125,6 +135,7 @@ export async function importDiagnosticDataJson(input: Readable, file: string, si
         continue;
       }
       const payload = typeof value.Payload === "string" ? value.Payload : JSON.stringify(value.Payload);
+      if (Buffer.byteLength(payload) > maxBody) throw tooLarge(file, `the payload of ${value.Name ?? "an event"} is ${Buffer.byteLength(payload)} bytes`, maxBody);
       const types = value.DiagnosticDataTypes === undefined ? [] : ([] as number[]).concat(value.DiagnosticDataTypes);
       const headers: RawHeaders = [];
       if (value.Name) headers.push(["X-Exhaust-Ddv-Event", headerText(value.Name)]);

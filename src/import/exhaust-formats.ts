@@ -13,6 +13,7 @@ import type { BundleSource } from "../export/bundle-source.js";
 import { EXCHANGES_FILE, type Manifest } from "../export/bundle.js";
 import type { EventJson } from "../export/jsonl.js";
 import type { ExchangeRecord } from "../store/export-queries.js";
+import { boundedLines } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 export function bundleRecordToExchange(x: ExchangeRecord, request: Buffer | undefined, response: Buffer | undefined): ImportedExchange {
@@ -52,10 +53,10 @@ export function bundleRecordToExchange(x: ExchangeRecord, request: Buffer | unde
 }
 
 /** Imports one session of a bundle (the caller has verified the bundle). */
-export async function importBundleSession(bundle: BundleSource, session: string, sink: ImportSession): Promise<void> {
-  const blob = async (sha: string | null) => (sha && bundle.has(`blobs/${sha}`) ? bundle.read(`blobs/${sha}`) : undefined);
-  const lines = createInterface({ input: await bundle.stream(EXCHANGES_FILE), crlfDelay: Infinity });
-  for await (const line of lines) {
+export async function importBundleSession(bundle: BundleSource, session: string, sink: ImportSession, maxBody: number): Promise<void> {
+  const blob = async (sha: string | null) => (sha && bundle.has(`blobs/${sha}`) ? bundle.read(`blobs/${sha}`, maxBody) : undefined);
+  // A record holds a path and headers, no body: a line as long as a body is far beyond any real one.
+  for await (const line of boundedLines(await bundle.stream(EXCHANGES_FILE), maxBody, `${bundle.path} ${EXCHANGES_FILE}`)) {
     if (!line) continue;
     const x = JSON.parse(line) as ExchangeRecord;
     if (x.session !== session) continue;
@@ -95,7 +96,7 @@ export function rebuildCsEvent(e: EventJson): Record<string, unknown> {
 }
 
 /** Imports exhaust JSONL: one synthetic 1DS JSON-lines upload per original exchange. */
-export async function importExhaustJsonl(input: Readable, sink: ImportSession): Promise<void> {
+export async function importExhaustJsonl(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
   let current: { exchange: string; lines: string[]; time: number } | undefined;
   const flush = async () => {
     if (!current) return;
@@ -115,15 +116,20 @@ export async function importExhaustJsonl(input: Readable, sink: ImportSession): 
     });
     current = undefined;
   };
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+  let bytes = 0;
+  for await (const line of boundedLines(input, maxBody, file)) {
     if (!line.trim()) continue;
     const e = JSON.parse(line) as EventJson;
-    if (current?.exchange !== e.exchange) {
+    // The events of one exchange become one upload; past the body limit they continue in another.
+    if (current?.exchange !== e.exchange || bytes > maxBody) {
+      bytes = 0;
       await flush();
       const t = Date.parse(e.event.time ?? "");
       current = { exchange: e.exchange, lines: [], time: Number.isFinite(t) ? t : 0 };
     }
-    current.lines.push(JSON.stringify(rebuildCsEvent(e)));
+    const rebuilt = JSON.stringify(rebuildCsEvent(e));
+    bytes += rebuilt.length + 1;
+    current.lines.push(rebuilt);
   }
   await flush();
 }

@@ -14,6 +14,7 @@ import pick from "stream-json/filters/pick.js";
 import streamArray from "stream-json/streamers/stream-array.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { RawHeaders } from "../types.js";
+import { capJsonTokens, tooLarge } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 interface HarHeader {
@@ -133,8 +134,9 @@ export function harEntryToExchange(e: HarEntry): ImportedExchange | string {
 }
 
 /** Streams the entries of a HAR into the session. */
-export async function importHar(input: Readable, file: string, sink: ImportSession): Promise<void> {
-  const pipeline = chain([input, parser(), pick({ filter: "log.entries" }), streamArray()]);
+export async function importHar(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
+  // Strings are capped as they stream in (a body is one string, base64 or text); entries are held one at a time.
+  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 3), pick({ filter: "log.entries" }), streamArray()]);
   let entries = 0;
   try {
     for await (const item of pipeline as AsyncIterable<{ key: number; value: HarEntry }>) {
@@ -144,6 +146,9 @@ export async function importHar(input: Readable, file: string, sink: ImportSessi
         sink.skipped++;
         if (sink.notes.length < 20) sink.notes.push(x);
         continue;
+      }
+      for (const [what, body] of [["request", x.requestBody], ["response", x.response?.body]] as const) {
+        if (body && body.length > maxBody) throw tooLarge(file, `the ${what} body of entry ${entries} (${x.method} ${x.host}) is ${body.length} bytes`, maxBody);
       }
       await sink.add(x);
     }

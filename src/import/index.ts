@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { Transform, type Readable } from "node:stream";
-import { openBundle } from "../export/bundle-source.js";
+import { EntryTooLargeError, openBundle, type BundleSource } from "../export/bundle-source.js";
 import { verifyBundle } from "../export/bundle-verify.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
@@ -15,6 +15,7 @@ import { sessionIdByName } from "../store/queries.js";
 import { importEventTranscript, importDiagnosticDataJson } from "./diagnostic-data.js";
 import { bundleManifest, importBundleSession, importExhaustJsonl } from "./exhaust-formats.js";
 import { importHar } from "./har.js";
+import { BUNDLE_INDEX_MAX, IMPORT_MAX_BODY_DEFAULT, tooLarge } from "./limits.js";
 import { importSaz } from "./saz.js";
 import { ImportSession, type ImportSummary } from "./session.js";
 
@@ -25,6 +26,8 @@ export interface ImportOptions {
   dbFile: string;
   /** Session name; several files (or bundle sessions) get `NAME-2`, `NAME-3`, ... */
   session?: string;
+  /** Payload limit (bytes; default IMPORT_MAX_BODY_DEFAULT): see src/import/limits.ts. */
+  maxBodyBytes?: number;
   /** Told how far through the file the import is (bytes); the CLI draws a progress bar from it. */
   progress?: ImportProgress;
 }
@@ -122,7 +125,20 @@ function trackedStream(file: string, bar: ImportProgress | undefined): Readable 
   );
 }
 
+/**
+ * A bundle is verified (which reads its index files whole) before it is imported: refuse one whose
+ * entries declare more than they may hold, before anything is read.
+ */
+function checkBundleSizes(bundle: BundleSource, file: string, maxBody: number): void {
+  for (const name of bundle.files()) {
+    const limit = name.startsWith("blobs/") ? maxBody : BUNDLE_INDEX_MAX;
+    const size = bundle.size(name) ?? 0;
+    if (size > limit) throw tooLarge(file, `bundle file ${name} declares ${size} bytes`, limit);
+  }
+}
+
 export async function importFile(file: string, o: ImportOptions, index = 0): Promise<ImportSummary[]> {
+  const maxBody = o.maxBodyBytes ?? IMPORT_MAX_BODY_DEFAULT;
   const format = await detectFormat(file);
   const sha256 = await sha256File(file);
   const base = o.session ? (index === 0 ? o.session : `${o.session}-${index + 1}`) : `import-${basename(file).replace(/\.[^.]*$/, "")}`;
@@ -142,28 +158,35 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
       bar?.stop();
       await sink.abandon((e as Error)?.message);
       if (isExhaustError(e)) throw e;
+      if (e instanceof EntryTooLargeError) throw tooLarge(file, `archive entry ${e.entry} ${e.detail}`, e.limit);
       throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: (e as Error).message }, e);
     }
   };
 
   switch (format) {
     case "har":
-      return [await run(base, (s) => importHar(trackedStream(file, bar), file, s))];
+      return [await run(base, (s) => importHar(trackedStream(file, bar), file, s, maxBody))];
     case "diagnostic-data-json":
-      return [await run(base, (s) => importDiagnosticDataJson(trackedStream(file, bar), file, s))];
+      return [await run(base, (s) => importDiagnosticDataJson(trackedStream(file, bar), file, s, maxBody))];
     case "exhaust-jsonl":
-      return [await run(base, (s) => importExhaustJsonl(trackedStream(file, bar), s))];
+      return [await run(base, (s) => importExhaustJsonl(trackedStream(file, bar), file, s, maxBody))];
     case "event-transcript":
-      return [await run(base, (s) => importEventTranscript(file, s))];
+      return [await run(base, (s) => importEventTranscript(file, s, maxBody))];
     case "saz": {
       const zip = await openBundle(file);
       try {
-        return [await run(base, (s) => importSaz(zip, s))];
+        return [await run(base, (s) => importSaz(zip, s, maxBody))];
       } finally {
         zip.close();
       }
     }
     case "bundle": {
+      const sized = await openBundle(file);
+      try {
+        checkBundleSizes(sized, file, maxBody);
+      } finally {
+        sized.close();
+      }
       const verified = await verifyBundle(file);
       if (!verified.ok) {
         const bad = verified.checks.find((c) => !c.ok)!;
@@ -175,7 +198,7 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
         const out: ImportSummary[] = [];
         for (const [i, s] of manifest.sessions.entries()) {
           const name = manifest.sessions.length === 1 ? base : `${base}-${s.name}`;
-          const summary = await run(i === 0 || !o.session ? name : `${name}`, (sink) => importBundleSession(bundle, s.name, sink));
+          const summary = await run(i === 0 || !o.session ? name : `${name}`, (sink) => importBundleSession(bundle, s.name, sink, maxBody));
           if (!manifest.secrets.included) summary.notes.push("credential headers were redacted in the bundle: the imported values are keyed hashes");
           out.push(summary);
         }

@@ -4,9 +4,10 @@
  * `raw/N_m.xml` (timers and flags). CONNECT tunnels are skipped (they carry no request body); a
  * chunked body is de-chunked, as exhaust's own capture stores bodies after HTTP framing.
  */
-import type { BundleSource } from "../export/bundle-source.js";
+import { EntryTooLargeError, type BundleSource } from "../export/bundle-source.js";
 import type { RawHeaders } from "../types.js";
 import { splitUrl } from "./har.js";
+import { HEAD_ALLOWANCE } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 interface RawMessage {
@@ -93,7 +94,21 @@ export function sazSessionToExchange(request: Buffer, response: Buffer | undefin
 
 const SESSION_FILE = /^raw\/(\d+)_([csm])\.(txt|xml)$/i;
 
-export async function importSaz(zip: BundleSource, sink: ImportSession): Promise<void> {
+/**
+ * Each raw file is read whole, so it is bounded: a request file above --max-body plus room for its
+ * head is refused (zip bombs declare gigabytes); a response that large is left out with a note.
+ */
+export async function importSaz(zip: BundleSource, sink: ImportSession, maxBody: number): Promise<void> {
+  const bound = maxBody + HEAD_ALLOWANCE;
+  const response = async (name: string, n: number): Promise<Buffer | undefined> => {
+    try {
+      return await zip.read(name, bound);
+    } catch (e) {
+      if (!(e instanceof EntryTooLargeError)) throw e;
+      sink.notes.push(`session ${n}: response left out (${e.message})`);
+      return undefined;
+    }
+  };
   const sessions = new Map<number, { c?: string; s?: string; m?: string }>();
   for (const name of zip.files()) {
     const m = SESSION_FILE.exec(name);
@@ -111,9 +126,9 @@ export async function importSaz(zip: BundleSource, sink: ImportSession): Promise
       continue;
     }
     const x = sazSessionToExchange(
-      await zip.read(files.c),
-      files.s ? await zip.read(files.s) : undefined,
-      files.m ? (await zip.read(files.m)).toString("utf8") : undefined,
+      await zip.read(files.c, bound),
+      files.s ? await response(files.s, n) : undefined,
+      files.m ? (await zip.read(files.m, HEAD_ALLOWANCE)).toString("utf8") : undefined,
     );
     if (typeof x === "string") {
       sink.skipped++;

@@ -13,6 +13,8 @@ export interface ImportWorkerData {
   dbFile: string;
   session?: string;
   progress: boolean;
+  /** Payload limit in bytes (exhaust import --max-body). */
+  maxBodyBytes?: number;
 }
 
 export type ImportWorkerMessage =
@@ -35,6 +37,7 @@ try {
         db,
         dbFile: data.dbFile,
         session: data.session,
+        maxBodyBytes: data.maxBodyBytes,
         progress: data.progress
           ? {
               start: (label, total) => post({ type: "start", label, total }),

@@ -26,6 +26,7 @@ import {
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import type { RawHeaders } from "../types.js";
+import { checkUiRequest, redactDeep, uiHostNames } from "./containment.js";
 import { categoryShareChart, eventsOverTimeChart } from "./html.js";
 
 export const STATIC_DIR = join(PACKAGE_ROOT, "src", "web", "static");
@@ -54,6 +55,8 @@ export interface UiServerOptions {
   log: Logger;
   /** Required when host is not a loopback address; generated when not given. */
   token?: string;
+  /** More names the UI answers to in Host (beyond its address, and localhost on loopback). */
+  hostNames?: string[];
 }
 
 export interface RunningUi {
@@ -80,7 +83,19 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   const token = isLoopback(options.host) ? undefined : (options.token ?? randomBytes(24).toString("base64url"));
   // Request lines are left out: URLs carry search terms typed over captured (personal) data.
   const app = Fastify({ loggerInstance: options.log, logController: new LogController({ disableRequestLogging: true }) });
+  // Host (and Origin beyond GET/HEAD) first: a foreign page reaching the UI by DNS rebinding gets nothing.
+  // The names are fixed once the port is known (port 0 picks one on listen).
+  let allowedHosts: ReadonlySet<string> = new Set();
+  app.addHook("onRequest", async (req, reply) => {
+    const verdict = checkUiRequest(req.method, req.headers, allowedHosts);
+    if (verdict.ok) return;
+    const code = verdict.status === 421 ? "EXH_UI_HOST_REFUSED" : "EXH_UI_ORIGIN_REFUSED";
+    void reply.code(verdict.status).send({ error: exhaustError(code, { reason: verdict.reason }).message, code });
+    return reply;
+  });
   if (token) app.addHook("onRequest", async (req, reply) => checkToken(req, reply, token));
+  // Every answer passes here: credential query parameters are redacted wherever a URL or path appears.
+  app.addHook("preSerialization", async (_req, _reply, payload) => redactDeep(payload));
   app.addHook("onSend", async (_req, reply) => {
     // The page loads nothing from elsewhere; say so to the browser too.
     reply.header("content-security-policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'");
@@ -101,6 +116,7 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
+  allowedHosts = uiHostNames(options.host, port, { loopback: isLoopback(options.host), extra: options.hostNames });
   const hostInUrl = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host;
   return {
     url: `http://${hostInUrl}:${port}/`,
