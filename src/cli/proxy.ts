@@ -22,6 +22,7 @@ import {
 import { startProxy } from "../proxy/server.js";
 import { assertListenAllowed } from "../proxy/access.js";
 import { CaptureStore } from "../store/capture-store.js";
+import { checkpointOnStop } from "../capture/stop-checkpoint.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase } from "../store/database.js";
@@ -161,6 +162,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   await processing.stop();
   await store.close();
   store.endSession(session);
+  // Issue 14: a signed checkpoint of the chain head as the capture stops (stderr and the checkpoints table).
+  checkpointOnStop(db, session, ca);
   await checkpointer.stop();
   db.close();
   loopDelay.disable();

@@ -13,6 +13,8 @@ export interface ImportWorkerData {
   dbFile: string;
   session?: string;
   progress: boolean;
+  /** Trust anchor and heads a bundle is verified against (--ca, --fingerprint, --head). */
+  verify?: import("../export/bundle-verify.js").VerifyOptions;
 }
 
 export type ImportWorkerMessage =
@@ -35,6 +37,11 @@ try {
         db,
         dbFile: data.dbFile,
         session: data.session,
+        verify: data.verify && {
+          ...data.verify,
+          // A Buffer arrives as a plain Uint8Array after the thread hand-over.
+          anchor: data.verify.anchor && { ...data.verify.anchor, caCert: data.verify.anchor.caCert && Buffer.from(data.verify.anchor.caCert) },
+        },
         progress: data.progress
           ? {
               start: (label, total) => post({ type: "start", label, total }),

@@ -233,3 +233,17 @@ export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): 
     after = page[page.length - 1];
   }
 }
+
+/** Values of a session's decoded fields whose path `isSecretPath` accepts (credential keys). */
+export function secretFieldValues(db: Db, sessionId: number, isSecretPath: (path: string) => boolean): Array<{ path: string; value: string }> {
+  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) => isSecretPath(p.path));
+  if (paths.length === 0) return [];
+  const byId = new Map(paths.map((p) => [p.id, p.path]));
+  const rows = db
+    .prepare(
+      `SELECT DISTINCT v.path_id AS pathId, v.value FROM field_values v JOIN events e ON e.id = v.event_id
+        WHERE e.session_id = ? AND v.value IS NOT NULL AND v.path_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(sessionId, JSON.stringify([...byId.keys()])) as Array<{ pathId: number; value: string }>;
+  return rows.map((r) => ({ path: byId.get(r.pathId)!, value: r.value }));
+}
