@@ -174,9 +174,8 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
     }
     tree.writeLines(EXCHANGES_FILE, exchangeLines());
     const events = tree.writeLines(EVENTS_FILE, sessionEventLines(db, o.sessions.map((s) => s.id), o.redactor));
-    tree.writeLines(CHECKPOINTS_FILE, (function* () {
-      for (const s of o.sessions) for (const c of checkpointsOfSession(db, s.id)) yield `${JSON.stringify(c)}\n`;
-    })());
+    const checkpoints = o.sessions.flatMap((s) => checkpointsOfSession(db, s.id));
+    if (checkpoints.length) tree.write(CHECKPOINTS_FILE, checkpoints.map((c) => `${JSON.stringify(c)}\n`).join(""));
 
     const verdicts = o.sessions.map((s) => ({ session: s.name, verdicts: latestVerdicts(db, s.id) }));
     tree.write(VERDICTS_FILE, `${JSON.stringify(verdicts, null, 2)}\n`);
