@@ -19,7 +19,7 @@ import { startUiServer } from "../src/web/server.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { EXHAUST_BIN, runCli, spawnProxy, waitExit } from "./helpers/cli.js";
 import { renderJsonEvent } from "./helpers/json-events.js";
-import { tempDir } from "./helpers/proxy.js";
+import { eventually, tempDir } from "./helpers/proxy.js";
 import { Writable } from "node:stream";
 import { mkdirSync } from "node:fs";
 
@@ -68,6 +68,13 @@ async function capture(): Promise<void> {
   for (const u of uploads) {
     const r = await httpsThroughProxy({ proxyPort: p.port, host: HOST, method: "POST", ...u, ca: [caPem] });
     expect(r.status).toBeLessThan(500);
+  }
+  // Decoding runs on its own thread: wait until every upload is decoded before stopping.
+  const probe = new Database(db, { readonly: true });
+  try {
+    await eventually(() => (probe.prepare("SELECT COUNT(*) FROM exchanges WHERE decoder IS NOT NULL").pluck().get() as number) === uploads.length, 20_000);
+  } finally {
+    probe.close();
   }
   p.child.kill("SIGINT");
   await waitExit(p.child);
