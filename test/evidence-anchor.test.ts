@@ -12,6 +12,8 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exchangeChainHash } from "../src/capture/chain.js";
+import type { Db } from "../src/store/database.js";
+import { exchangesOfSession } from "../src/store/export-queries.js";
 import { checkpointSignatureValid } from "../src/capture/checkpoint.js";
 import { openBundle } from "../src/export/bundle-source.js";
 import { createLogger } from "../src/log.js";
@@ -228,6 +230,7 @@ describe("trust anchors and checkpoints", () => {
     const d = new Database(cut);
     d.pragma("foreign_keys = OFF");
     d.prepare("DELETE FROM exchanges WHERE seq > ?").run(stop.seq - 2);
+    d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
     d.prepare("DELETE FROM checkpoints").run();
     d.close();
     const bundle = out("cut");
@@ -236,6 +239,35 @@ describe("trust anchors and checkpoints", () => {
     const r = runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem"), "--head", `${stop.head}@${stop.seq}`]);
     expect(r.status).toBe(1);
     expect(r.stdout).toContain(`FAIL  head        head ${stop.head}@${stop.seq} is not in the bundle's chain (session lab ends at seq ${stop.seq - 2})`);
+  });
+
+  it("an exchange removed from the middle, the chain recomputed in the database and re-exported under the lab's CA: fails", () => {
+    const cut = join(dir, "middle.db");
+    const src = new Database(db, { readonly: true });
+    src.prepare("VACUUM INTO ?").run(cut);
+    src.close();
+    const d = new Database(cut);
+    d.pragma("foreign_keys = OFF");
+    d.prepare("DELETE FROM exchanges WHERE seq = 3").run();
+    d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
+    const sessionId = d.prepare("SELECT id FROM sessions WHERE name = 'lab'").pluck().get() as number;
+    let prev = "0".repeat(64);
+    for (const x of [...exchangesOfSession(d as unknown as Db, sessionId)]) {
+      const seq = x.seq > 3 ? x.seq - 1 : x.seq;
+      const hash = exchangeChainHash(prev, { ...x, seq });
+      d.prepare("UPDATE exchanges SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?").run(seq, prev, hash, x.id);
+      prev = hash;
+    }
+    d.close();
+    const bundle = out("middle");
+    const e = runCli(["export", "--format", "bundle", "--db", cut, "--certs", certs, "--session", "lab", "--out", bundle, "--include-secrets"]);
+    expect(e.status, e.stderr).toBe(0);
+    // The stop checkpoint stored in the database came along: the bundle's own check already fails.
+    const r = runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem"), "--head", `${stop.head}@${stop.seq}`]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/ok\s+chain/);
+    expect(r.stdout).toMatch(new RegExp(`FAIL\\s+checkpoints\\s+checkpoint of session lab at seq ${stop.seq} .* names head ${stop.head}, which the bundle's chain does not hold`));
+    expect(r.stdout).toMatch(/FAIL\s+head/);
   });
 
   it("`sessions --head` prints, stores and signs a checkpoint that verifies offline with the CA certificate", () => {
