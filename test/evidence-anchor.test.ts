@@ -94,6 +94,19 @@ const exportTo = (format: string, name: string, ...extra: string[]) => {
   return { path: out(name), stdout: r.stdout };
 };
 
+/** A copy of the capture database, changed by `tamper` (foreign keys off, as someone editing it by hand). */
+function tamperedCopy(name: string, tamper: (d: Database.Database) => void): string {
+  const copy = join(dir, name);
+  const src = new Database(db, { readonly: true });
+  src.prepare("VACUUM INTO ?").run(copy);
+  src.close();
+  const d = new Database(copy);
+  d.pragma("foreign_keys = OFF");
+  tamper(d);
+  d.close();
+  return copy;
+}
+
 const filesOf = (root: string, d = root): string[] =>
   readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesOf(root, join(d, e.name)) : [relative(root, join(d, e.name))]));
 
@@ -223,16 +236,11 @@ describe("trust anchors and checkpoints", () => {
   });
 
   it("the last two exchanges deleted and re-exported under the lab's own CA: verifies with --ca, fails with --head", () => {
-    const cut = join(dir, "cut.db");
-    const src = new Database(db, { readonly: true });
-    src.prepare("VACUUM INTO ?").run(cut);
-    src.close();
-    const d = new Database(cut);
-    d.pragma("foreign_keys = OFF");
-    d.prepare("DELETE FROM exchanges WHERE seq > ?").run(stop.seq - 2);
-    d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
-    d.prepare("DELETE FROM checkpoints").run();
-    d.close();
+    const cut = tamperedCopy("cut.db", (d) => {
+      d.prepare("DELETE FROM exchanges WHERE seq > ?").run(stop.seq - 2);
+      d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
+      d.prepare("DELETE FROM checkpoints").run();
+    });
     const bundle = out("cut");
     expect(runCli(["export", "--format", "bundle", "--db", cut, "--certs", certs, "--session", "lab", "--out", bundle]).status).toBe(0);
     expect(runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem")]).status).toBe(0);
@@ -242,23 +250,18 @@ describe("trust anchors and checkpoints", () => {
   });
 
   it("an exchange removed from the middle, the chain recomputed in the database and re-exported under the lab's CA: fails", () => {
-    const cut = join(dir, "middle.db");
-    const src = new Database(db, { readonly: true });
-    src.prepare("VACUUM INTO ?").run(cut);
-    src.close();
-    const d = new Database(cut);
-    d.pragma("foreign_keys = OFF");
-    d.prepare("DELETE FROM exchanges WHERE seq = 3").run();
-    d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
-    const sessionId = d.prepare("SELECT id FROM sessions WHERE name = 'lab'").pluck().get() as number;
-    let prev = "0".repeat(64);
-    for (const x of [...exchangesOfSession(d as unknown as Db, sessionId)]) {
-      const seq = x.seq > 3 ? x.seq - 1 : x.seq;
-      const hash = exchangeChainHash(prev, { ...x, seq });
-      d.prepare("UPDATE exchanges SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?").run(seq, prev, hash, x.id);
-      prev = hash;
-    }
-    d.close();
+    const cut = tamperedCopy("middle.db", (d) => {
+      d.prepare("DELETE FROM exchanges WHERE seq = 3").run();
+      d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
+      const sessionId = d.prepare("SELECT id FROM sessions WHERE name = 'lab'").pluck().get() as number;
+      let prev = "0".repeat(64);
+      for (const x of [...exchangesOfSession(d as unknown as Db, sessionId)]) {
+        const seq = x.seq > 3 ? x.seq - 1 : x.seq;
+        const hash = exchangeChainHash(prev, { ...x, seq });
+        d.prepare("UPDATE exchanges SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?").run(seq, prev, hash, x.id);
+        prev = hash;
+      }
+    });
     const bundle = out("middle");
     const e = runCli(["export", "--format", "bundle", "--db", cut, "--certs", certs, "--session", "lab", "--out", bundle, "--include-secrets"]);
     expect(e.status, e.stderr).toBe(0);

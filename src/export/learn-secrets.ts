@@ -4,20 +4,24 @@
  */
 import { isSecretJsonKey } from "../secrets.js";
 import type { Db } from "../store/database.js";
-import { blobData, exchangesOfSession, secretFieldValues } from "../store/export-queries.js";
+import { blobData, exchangesOfSession, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
 import type { Redactor } from "./redaction.js";
+import type { SecretValues } from "./secret-values.js";
+
+/** The credential values of one exchange: headers, query string, JSON and form bodies. */
+export function learnExchange(db: Db, x: ExchangeRecord, s: SecretValues): void {
+  s.learnRequest(x);
+  const req = blobData(db, x.requestBodySha256);
+  if (req) s.learnBody(req, x.requestHeaders, x.path);
+  const res = x.responseBodySha256 ? blobData(db, x.responseBodySha256) : undefined;
+  if (res) s.learnBody(res, x.responseHeaders);
+}
 
 export function learnSessionSecrets(db: Db, sessionIds: readonly number[], redactor: Redactor): void {
   if (!redactor.redacting) return;
   const s = redactor.secrets;
   for (const id of sessionIds) {
-    for (const x of exchangesOfSession(db, id, 1000)) {
-      s.learnRequest(x);
-      const req = blobData(db, x.requestBodySha256);
-      if (req) s.learnBody(req, x.requestHeaders, x.path);
-      const res = x.responseBodySha256 ? blobData(db, x.responseBodySha256) : undefined;
-      if (res) s.learnBody(res, x.responseHeaders);
-    }
+    for (const x of exchangesOfSession(db, id, 1000)) learnExchange(db, x, s);
     for (const f of secretFieldValues(db, id, isSecretJsonKey)) s.learnField(f.path, f.value);
   }
 }

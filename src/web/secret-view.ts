@@ -5,7 +5,8 @@
  * credential shows `[redacted]`, and any other string has each credential form replaced. Bodies
  * holding a credential are not shown at all (`bodyHasSecret`).
  */
-import { blobData, exchangesSinceRowid, secretFieldValuesSince } from "../store/export-queries.js";
+import { exchangesSinceRowid, secretFieldValuesSince } from "../store/export-queries.js";
+import { learnExchange } from "../export/learn-secrets.js";
 import type { Db } from "../store/database.js";
 import { createMarkerRedactor, type Redactor } from "../export/redaction.js";
 import { isSecretJsonKey } from "../secrets.js";
@@ -26,11 +27,7 @@ export class SecretView {
     for (;;) {
       const page = exchangesSinceRowid(this.db, this.lastRowid, PAGE);
       for (const x of page) {
-        s.learnRequest(x);
-        const req = blobData(this.db, x.requestBodySha256);
-        if (req) s.learnBody(req, x.requestHeaders, x.path);
-        const res = x.responseBodySha256 ? blobData(this.db, x.responseBodySha256) : undefined;
-        if (res) s.learnBody(res, x.responseHeaders);
+        learnExchange(this.db, x, s);
         this.lastRowid = x.rowid;
       }
       if (page.length < PAGE) break;
