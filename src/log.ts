@@ -1,14 +1,15 @@
 import pino, { type Logger, type DestinationStream } from "pino";
+import { exactSecretHeaderNames, isSecretHeaderName, isSecretJsonKey, isSecretParam } from "./secrets.js";
+
+export { isSecretHeaderName, isSecretJsonKey, isSecretParam };
 
 /**
- * Header names whose values are credentials. Matched case-insensitively, on whole names or prefixes
- * (`Auth*`, `Aad-*`), also as query parameters. One list serves log, UI and export redaction. MSFPC
- * is Microsoft's first-party cookie, also sent as a header or parameter of its own.
+ * Whether a header or query-string parameter holds a credential: the one list in
+ * classifiers/secrets.yaml (src/secrets.ts), matched case-insensitively on whole names or prefixes
+ * (`Auth*`, `Aad-*`). It serves log, UI, report and export redaction.
  */
-const SECRET_HEADER = /^(tickets|auth.*|aad-.*|authorization|proxy-authorization|cookie|set-cookie|x-api-key|msfpc)$/i;
-
 export function isSecretHeader(name: string): boolean {
-  return SECRET_HEADER.test(name);
+  return isSecretHeaderName(name) || isSecretParam(name);
 }
 
 export const REDACTED = "[redacted]";
@@ -18,14 +19,7 @@ export const REDACTED = "[redacted]";
  * bodies in a line at all; this is the second fence, for anything that slips through.
  */
 const REDACT_PATHS = [
-  "headers.authorization",
-  "headers.tickets",
-  "headers.cookie",
-  "*.headers.authorization",
-  "*.headers.tickets",
-  "*.headers.cookie",
-  "*.headers['proxy-authorization']",
-  "*.headers['set-cookie']",
+  ...exactSecretHeaderNames().flatMap((n) => [`headers[${JSON.stringify(n)}]`, `*.headers[${JSON.stringify(n)}]`]),
   "auth",
   "password",
   "key",

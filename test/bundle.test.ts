@@ -60,13 +60,17 @@ describe("evidence bundle", () => {
     const empty = tempDir("exhaust-nothing-");
     try {
       for (const b of [redacted, withSecrets]) {
-        const r = runCli(["bundle", "verify", b], empty);
+        const r = runCli(["bundle", "verify", b, "--ca", join(s.proxy.dir, "certs", "exhaust-ca.pem")], empty);
         expect(r.status).toBe(0);
         expect(r.stdout).toMatch(/ok\s+files\s+\d+ files match/);
         expect(r.stdout).toMatch(/ok\s+signature/);
         expect(r.stdout).toMatch(/ok\s+certificate/);
         expect(r.stdout).toMatch(/ok\s+chain\s+session test: 3 exchanges/);
-        expect(r.stdout).toContain("verifies");
+        expect(r.stdout).toContain("verified against the trusted CA");
+        // Without an anchor: consistent, but never a bare "verifies" (exit 4).
+        const u = runCli(["bundle", "verify", b], empty);
+        expect(u.status).toBe(4);
+        expect(u.stdout).toContain("consistent, signer not anchored (signer not checked against a trusted CA)");
       }
       expect(readdirSync(empty)).toEqual([]);
       // Redacted: chain hashes of exchanges with credentials are checked by their links; with secrets every hash is recomputed.

@@ -1,4 +1,3 @@
-import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import type { Command } from "commander";
 import { loadOrCreateAuthority } from "../ca/authority.js";
 import { loadOrCreateSigningIdentity } from "../ca/signing.js";
@@ -8,6 +7,8 @@ import { writeBundle } from "../export/bundle.js";
 import { sessionCsvLines } from "../export/csv.js";
 import { sessionHarChunks, type OmittedItem } from "../export/har.js";
 import { sessionEventLines } from "../export/jsonl.js";
+import { learnSessionSecrets } from "../export/learn-secrets.js";
+import { writePrivateFile } from "../export/private-files.js";
 import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js";
 import { renderReport } from "../export/report.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
@@ -18,16 +19,8 @@ import { runCommand } from "./run.js";
 
 const FORMATS = ["har", "jsonl", "csv", "bundle"] as const;
 
-/** Writes text chunks to a new file (never over an existing one). */
-function writeChunks(out: string, chunks: Iterable<string>): void {
-  if (existsSync(out)) throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path: out });
-  const fd = openSync(out, "wx", 0o600);
-  try {
-    for (const c of chunks) writeSync(fd, c);
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Writes text chunks to a new file, 0600 (never over an existing one). */
+const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks);
 
 export function registerExportCommand(program: Command): void {
   program
@@ -36,7 +29,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption("--format <format>", "har | jsonl | csv | bundle")
     .requiredOption("--out <path>", "output file; for bundle a directory, or a file ending in .zip")
     .option("--session <name>", "only this session (default: every session)")
-    .option("--include-secrets", "keep credential headers and query parameters as captured (the manifest says so)")
+    .option("--include-secrets", "keep credentials (headers, query parameters, bodies and decoded fields holding them) as captured; the output says so")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--certs <dir>", "CA directory: the signing key and the redaction key live here", DEFAULT_CERTS_DIR)
     .option("--json", "print a JSON summary")
@@ -57,9 +50,14 @@ export function registerExportCommand(program: Command): void {
         try {
           const sessions = sessionsForExport(db, sessionId);
           const redactor = () => createRedactor(opts.includeSecrets ? undefined : loadOrCreateRedactionKey(opts.certs));
+          const learned = () => {
+            const r = redactor();
+            learnSessionSecrets(db, sessions.map((s) => s.id), r);
+            return r;
+          };
           let summary: Record<string, unknown> = { format, out: opts.out, sessions: sessions.map((s) => s.name), secrets: opts.includeSecrets ? "included" : "redacted" };
-          if (format === "jsonl") writeChunks(opts.out, sessionEventLines(db, sessions.map((s) => s.id)));
-          else if (format === "csv") writeChunks(opts.out, sessionCsvLines(db, sessions.map((s) => s.id)));
+          if (format === "jsonl") writeChunks(opts.out, sessionEventLines(db, sessions.map((s) => s.id), learned()));
+          else if (format === "csv") writeChunks(opts.out, sessionCsvLines(db, sessions.map((s) => s.id), learned()));
           else if (format === "har") {
             const omitted: OmittedItem[] = [];
             writeChunks(opts.out, sessionHarChunks(db, sessions, redactor(), omitted));
@@ -74,7 +72,7 @@ export function registerExportCommand(program: Command): void {
           else {
             const omitted = (summary.omitted as OmittedItem[] | undefined) ?? [];
             process.stdout.write(
-              `exported ${sessions.length} session(s) as ${format} to ${opts.out}; credentials ${opts.includeSecrets ? "INCLUDED" : "redacted (keyed hashes)"}` +
+              `exported ${sessions.length} session(s) as ${format} to ${opts.out}; credentials ${opts.includeSecrets ? "INCLUDED (--include-secrets: the file holds credentials as captured)" : "redacted (keyed hashes)"}` +
                 (omitted.length ? `; ${omitted.length} item(s) left out, listed in the ${format === "bundle" ? "manifest" : "output"}` : "") +
                 "\n",
             );

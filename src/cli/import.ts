@@ -8,6 +8,7 @@ import type { ImportSummary } from "../import/session.js";
 import type { ImportWorkerData, ImportWorkerMessage } from "../import/worker.js";
 import { DEFAULT_DB_FILE, PACKAGE_ROOT } from "../paths.js";
 import { positiveInt } from "./events.js";
+import { anchorOptions, withAnchorOptions, type AnchorFlags } from "./bundle.js";
 import { runCommand } from "./run.js";
 import { jsonSafe, terminalSafe } from "./terminal.js";
 
@@ -66,22 +67,25 @@ function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void
 }
 
 export function registerImportCommand(program: Command): void {
-  program
-    .command("import")
-    .description("import captures made elsewhere (HAR, Fiddler SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust HAR/JSONL/bundles), one session per file, decoded and classified")
-    .argument("<file...>", "files to import")
+  withAnchorOptions(
+    program
+      .command("import")
+      .description("import captures made elsewhere (HAR, Fiddler SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust HAR/JSONL/bundles), one session per file, decoded and classified")
+      .argument("<file...>", "files to import"),
+  )
     .option("--session <name>", "session name (several files: NAME, NAME-2, ...); default import-<file name>")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print one JSON summary per session")
     .option("--max-body <bytes>", "largest payload, body or archive entry imported; a file holding a larger one is refused", String(IMPORT_MAX_BODY_DEFAULT))
-    .action((files: string[], opts: { session?: string; db: string; json?: boolean; maxBody: string }) =>
+    .action((files: string[], opts: AnchorFlags & { session?: string; db: string; json?: boolean; maxBody: string }) =>
       runCommand(() =>
-        runImport({ files, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true, maxBodyBytes: positiveInt("--max-body", opts.maxBody) }, (s) =>
+        runImport({ files, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true, maxBodyBytes: positiveInt("--max-body", opts.maxBody), verify: anchorOptions(opts) }, (s) =>
           process.stdout.write(
             opts.json
               ? `${jsonSafe(JSON.stringify(s))}\n`
               : terminalSafe(`imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
                   (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
+                  (s.verification ? `; bundle ${s.verification === "verified" ? "verified against the trusted CA" : "consistent, signer not anchored (signer not checked against a trusted CA)"}` : "") +
                   "\n"),
           ),
         ),

@@ -25,6 +25,7 @@ import {
 import { startProxy } from "../proxy/server.js";
 import { assertListenAllowed } from "../proxy/access.js";
 import { CaptureStore } from "../store/capture-store.js";
+import { checkpointOnStop } from "../capture/stop-checkpoint.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase, watchStore, type Db } from "../store/database.js";
@@ -245,6 +246,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   await decodePendingWithProgress(db, { sessionIds: [session.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog });
   store.endSession(session);
   releaseSession(db, owner);
+  // A signed checkpoint of the chain head as the capture stops (stderr and the checkpoints table).
+  checkpointOnStop(db, session, ca);
   await checkpointer.stop();
   db.close();
   loopDelay.disable();

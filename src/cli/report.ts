@@ -1,6 +1,6 @@
-import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
+import { writePrivateFile } from "../export/private-files.js";
 import { renderReport } from "../export/report.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { sessionIdByName } from "../store/queries.js";
@@ -14,8 +14,9 @@ export function registerReportCommand(program: Command): void {
     .description("write a self-contained HTML report of one session (prints cleanly to PDF)")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--session <name>", "the session (default: the newest)")
-    .requiredOption("--out <file>", "the HTML file to write")
-    .action((opts: { db: string; session?: string; out: string }) =>
+    .requiredOption("--out <file>", "the HTML file to write (mode 0600)")
+    .option("--include-secrets", "show credential values as captured (default: [redacted])")
+    .action((opts: { db: string; session?: string; out: string; includeSecrets?: boolean }) =>
       runCommand(async () => {
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
@@ -25,8 +26,8 @@ export function registerReportCommand(program: Command): void {
         });
         try {
           if (sessionId === undefined) return;
-          writeFileSync(opts.out, renderReport(db, sessionId));
-          process.stderr.write(`exhaust: report written to ${opts.out}\n`);
+          writePrivateFile(opts.out, [renderReport(db, sessionId, { includeSecrets: opts.includeSecrets })], true);
+          process.stderr.write(`exhaust: report written to ${opts.out}${opts.includeSecrets ? " (CREDENTIALS INCLUDED)" : ""}\n`);
         } finally {
           db.close();
         }

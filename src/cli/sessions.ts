@@ -1,10 +1,31 @@
 import type { Command } from "commander";
-import { DEFAULT_DB_FILE } from "../paths.js";
+import { loadAuthority } from "../ca/authority.js";
+import { checkpointCanonical, describeCheckpoint, recordCheckpoint } from "../capture/checkpoint.js";
+import { exhaustError } from "../errors.js";
+import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
 import { sessionStates, undecodedBySession } from "../store/completeness.js";
-import { listSessions } from "../store/queries.js";
+import { listSessions, sessionIdByName } from "../store/queries.js";
+import { latestSessionId } from "../store/ui-queries.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
+
+/** `exhaust sessions --head`: sign, store and print a checkpoint of a session's chain head (issue 14). */
+async function printHead(opts: { db: string; session?: string; certs: string; json?: boolean }): Promise<void> {
+  const ca = await loadAuthority(opts.certs);
+  const db = openDatabase(opts.db, { mustExist: true });
+  try {
+    const id = opts.session === undefined ? latestSessionId(db) : sessionIdByName(db, opts.session);
+    if (id === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
+    const name = db.prepare("SELECT name FROM sessions WHERE id = ?").pluck().get(id) as string;
+    const c = recordCheckpoint(db, { id, name }, ca);
+    process.stdout.write(
+      opts.json ? `${JSON.stringify({ ...c, canonical: checkpointCanonical(c).toString("utf8") }, null, 2)}\n` : `${describeCheckpoint(c)}\n`,
+    );
+  } finally {
+    db.close();
+  }
+}
 
 export function registerSessionsCommand(program: Command): void {
   program
@@ -12,8 +33,12 @@ export function registerSessionsCommand(program: Command): void {
     .description("list capture sessions with their counts")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print JSON")
-    .action((opts: { db: string; json?: boolean }) =>
+    .option("--head", "sign, store and print a checkpoint of the chain head (session, seq, head hash, time, CA fingerprint)")
+    .option("--session <name>", "with --head: the session (default: the newest)")
+    .option("--certs <dir>", "with --head: the CA directory whose key signs the checkpoint", DEFAULT_CERTS_DIR)
+    .action((opts: { db: string; json?: boolean; head?: boolean; session?: string; certs: string }) =>
       runCommand(() => {
+        if (opts.head) return printHead(opts);
         const db = openDatabase(opts.db, { mustExist: true });
         // With each session: whether it is known incomplete (an unfinished import) and what is undecoded.
         const states = new Map(sessionStates(db).map((s) => [s.id, s]));

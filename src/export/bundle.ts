@@ -12,10 +12,11 @@
  *   blobs/<sha256>      every request and response body, byte for byte
  *   events.jsonl        decoded and classified events (design.md §4)
  *   verdicts.json       latest verdict per profile and session
+ *   checkpoints.jsonl   signed chain checkpoints of the sessions (src/capture/checkpoint.ts)
  *   report.html         the HTML report, when the report module is available
  */
 import { sign } from "node:crypto";
-import { closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
+import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -27,9 +28,12 @@ import type { Db } from "../store/database.js";
 import { blobData, chainSummary, exchangesOfSession, type SessionRecord } from "../store/export-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
-import { learnCredentials, redactedRecord, type OmittedItem } from "./har.js";
+import { checkpointsOfSession } from "../store/checkpoints.js";
+import { CREDENTIAL_BODY_REASON, learnCredentials, redactedRecord, type OmittedItem } from "./har.js";
 import { sessionEventLines } from "./jsonl.js";
-import { containsCredential, type Redactor } from "./redaction.js";
+import type { Redactor } from "./redaction.js";
+import type { RawHeaders } from "../types.js";
+import { chmodPrivate, mkdirPrivate, privateDir } from "./private-files.js";
 
 export const BUNDLE_FORMAT = "exhaust-evidence-bundle";
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -40,6 +44,7 @@ export const CA_CERT_PATH = "certs/ca.pem";
 export const EXCHANGES_FILE = "exchanges.jsonl";
 export const EVENTS_FILE = "events.jsonl";
 export const VERDICTS_FILE = "verdicts.json";
+export const CHECKPOINTS_FILE = "checkpoints.jsonl";
 
 export interface ManifestFile {
   path: string;
@@ -76,9 +81,10 @@ class FileTree {
   write(path: string, data: Uint8Array | string): void {
     const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     const full = join(this.root, path);
-    mkdirSync(dirname(full), { recursive: true });
+    mkdirPrivate(dirname(full));
     const fd = openSync(full, "wx", 0o600);
     try {
+      chmodPrivate(fd);
       writeSync(fd, buf);
     } finally {
       closeSync(fd);
@@ -89,12 +95,13 @@ class FileTree {
   /** Writes a file from chunks of text, hashing as it goes (events and exchanges can be large). */
   writeLines(path: string, lines: Iterable<string>): number {
     const full = join(this.root, path);
-    mkdirSync(dirname(full), { recursive: true });
+    mkdirPrivate(dirname(full));
     const fd = openSync(full, "wx", 0o600);
     const hash = createHash("sha256");
     let size = 0;
     let count = 0;
     try {
+      chmodPrivate(fd);
       for (const line of lines) {
         const buf = Buffer.from(line, "utf8");
         writeSync(fd, buf);
@@ -115,8 +122,8 @@ export interface BundleOptions {
   sessions: readonly SessionRecord[];
   redactor: Redactor;
   signer: SigningIdentity;
-  /** renderReport(db, sessionId) from src/export/report.ts, when it exists. */
-  renderReport?: (db: Db, sessionId: number) => string;
+  /** renderReport(db, sessionId, options) from src/export/report.ts, when it exists. */
+  renderReport?: (db: Db, sessionId: number, options?: { includeSecrets?: boolean }) => string;
 }
 
 export interface BundleResult {
@@ -136,20 +143,20 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
     throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path: o.out });
   }
   const root = zip ? mkdtempSync(join(tmpdir(), "exhaust-bundle-")) : o.out;
-  mkdirSync(root, { recursive: true });
+  privateDir(root);
   try {
     const tree = new FileTree(root);
     const omitted: OmittedItem[] = [];
     learnCredentials(db, o.sessions, o.redactor);
 
     const written = new Set<string>();
-    const addBlob = (sha: string | null, what: string, exchange: string) => {
+    const addBlob = (sha: string | null, what: string, exchange: string, headers: RawHeaders | null, path?: string) => {
       if (sha === null || written.has(sha)) return;
       const data = blobData(db, sha);
       if (!data) return void omitted.push({ what, exchange, sha256: sha, reason: "blob missing from the database" });
-      if (o.redactor.redacting && containsCredential(data, o.redactor.seenValues)) {
+      if (o.redactor.bodyHasSecret(data, headers, path)) {
         written.add(sha);
-        return void omitted.push({ what, exchange, sha256: sha, reason: "contains a credential value from a header (export with --include-secrets to keep it)" });
+        return void omitted.push({ what, exchange, sha256: sha, reason: CREDENTIAL_BODY_REASON });
       }
       written.add(sha);
       tree.write(`blobs/${sha}`, data);
@@ -158,22 +165,24 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
     function* exchangeLines(): Generator<string> {
       for (const s of o.sessions) {
         for (const x of exchangesOfSession(db, s.id)) {
-          addBlob(x.requestBodySha256, "request body", x.id);
-          addBlob(x.responseBodySha256, "response body", x.id);
+          addBlob(x.requestBodySha256, "request body", x.id, x.requestHeaders, x.path);
+          addBlob(x.responseBodySha256, "response body", x.id, x.responseHeaders);
           exchanges++;
-          yield `${JSON.stringify(redactedRecord(x, o.redactor))}\n`;
+          yield `${JSON.stringify(o.redactor.deep(redactedRecord(x, o.redactor)))}\n`;
         }
       }
     }
     tree.writeLines(EXCHANGES_FILE, exchangeLines());
-    const events = tree.writeLines(EVENTS_FILE, sessionEventLines(db, o.sessions.map((s) => s.id)));
+    const events = tree.writeLines(EVENTS_FILE, sessionEventLines(db, o.sessions.map((s) => s.id), o.redactor));
+    const checkpoints = o.sessions.flatMap((s) => checkpointsOfSession(db, s.id));
+    if (checkpoints.length) tree.write(CHECKPOINTS_FILE, checkpoints.map((c) => `${JSON.stringify(c)}\n`).join(""));
 
     const verdicts = o.sessions.map((s) => ({ session: s.name, verdicts: latestVerdicts(db, s.id) }));
     tree.write(VERDICTS_FILE, `${JSON.stringify(verdicts, null, 2)}\n`);
     if (o.renderReport) {
       for (const s of o.sessions) {
         const name = o.sessions.length === 1 ? "report.html" : `reports/${encodeURIComponent(s.name)}.html`;
-        tree.write(name, o.renderReport(db, s.id));
+        tree.write(name, o.renderReport(db, s.id, { includeSecrets: !o.redactor.redacting }));
       }
     } else {
       omitted.push({ what: "report.html", reason: "the HTML report module is not available in this build" });
@@ -208,9 +217,9 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
       secrets: o.redactor.redacting
         ? {
             included: false,
-            note: "credential header values and query parameters (Tickets, Auth*, Aad-*, Authorization, cookies, MSFPC) are replaced by hmac-sha256 keyed hashes; exchanges marked chainInputsRedacted cannot have their chain hash recomputed, only their links",
+            note: "credential values (headers, query parameters and JSON keys named in classifiers/secrets.yaml: Authorization, Tickets, Auth*, Aad-*, cookies, MSFPC, X-Auth-Token, X-API-Key, access_token, ...) are replaced by hmac-sha256 keyed hashes wherever they occur, including decoded fields; bodies holding one (as stored or after content decoding) are left out and listed in omitted; exchanges marked chainInputsRedacted cannot have their chain hash recomputed, only their links",
           }
-        : { included: true, note: "SECRETS INCLUDED: credential headers and query parameters are exported as captured" },
+        : { included: true, note: "SECRETS INCLUDED: credential headers, query parameters, bodies and decoded fields are exported as captured" },
       signer: {
         subject: o.signer.subject,
         fingerprint256: o.signer.fingerprint256,
@@ -240,6 +249,7 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
 function writeRaw(root: string, name: string, data: Buffer): void {
   const fd = openSync(join(root, name), "wx", 0o600);
   try {
+    chmodPrivate(fd);
     writeSync(fd, data);
   } finally {
     closeSync(fd);
@@ -250,7 +260,8 @@ function writeRaw(root: string, name: string, data: Buffer): void {
 async function zipTree(root: string, paths: string[], out: string): Promise<void> {
   const zip = new yazl.ZipFile();
   const done = new Promise<void>((resolve, reject) => {
-    const stream = createWriteStream(out, { mode: 0o600 });
+    const stream = createWriteStream(out, { mode: 0o600, flags: "wx" });
+    stream.once("open", (fd) => chmodPrivate(fd));
     stream.once("close", () => resolve());
     stream.once("error", reject);
     zip.outputStream.once("error", reject).pipe(stream);

@@ -1,6 +1,7 @@
 /** CSV export: one row per decoded field, RFC 4180 (CRLF line ends, fields quoted when needed). */
 import type { Db } from "../store/database.js";
 import { fieldRowsOfSession, type FieldExportRow } from "../store/export-queries.js";
+import type { Redactor } from "./redaction.js";
 
 export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;
 
@@ -16,9 +17,12 @@ export function csvRecord(values: ReadonlyArray<string | number | null>): string
 }
 
 /** The header line, then one record per field of every event of the sessions. */
-export function* sessionCsvLines(db: Db, sessionIds: readonly number[]): Generator<string> {
+export function* sessionCsvLines(db: Db, sessionIds: readonly number[], redactor?: Redactor): Generator<string> {
   yield csvRecord(CSV_COLUMNS);
   for (const sessionId of sessionIds) {
-    for (const r of fieldRowsOfSession(db, sessionId)) yield csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+    for (const row of fieldRowsOfSession(db, sessionId)) {
+      const r = redactor?.redacting ? { ...redactor.deep(row), value: redactor.field(row.path, row.value) as string | null } : row;
+      yield csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+    }
   }
 }

@@ -12,7 +12,8 @@ import { getEvent } from "../store/queries.js";
 import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
 import { eventJson } from "./jsonl.js";
-import { containsCredential, type Redactor } from "./redaction.js";
+import { learnSessionSecrets } from "./learn-secrets.js";
+import type { Redactor } from "./redaction.js";
 
 /** Something an export left out, and why; listed in the HAR's `log._exhaust.omitted` and the bundle manifest. */
 export interface OmittedItem {
@@ -64,24 +65,24 @@ export function redactedRecord(x: ExchangeRecord, redactor: Redactor): ExchangeR
 
 function harEntry(db: Db, x: ExchangeRecord, redactor: Redactor, omitted: OmittedItem[]): object {
   const r = redactedRecord(x, redactor);
-  const body = (sha: string | null, what: string) => {
+  const body = (sha: string | null, what: string, headers: RawHeaders | null, path?: string) => {
     if (sha === null) return undefined;
     const data = blobData(db, sha);
     if (!data) {
       omitted.push({ what, exchange: x.id, sha256: sha, reason: "blob missing from the database" });
       return undefined;
     }
-    if (redactor.redacting && containsCredential(data, redactor.seenValues)) {
-      omitted.push({ what, exchange: x.id, sha256: sha, reason: "contains a credential value from a header (use --include-secrets)" });
+    if (redactor.bodyHasSecret(data, headers, path)) {
+      omitted.push({ what, exchange: x.id, sha256: sha, reason: CREDENTIAL_BODY_REASON });
       return undefined;
     }
     return bodyAsHarText(data);
   };
-  const request = body(x.requestBodySha256, "request body");
-  const response = body(x.responseBodySha256, "response body");
+  const request = body(x.requestBodySha256, "request body", x.requestHeaders, x.path);
+  const response = body(x.responseBodySha256, "response body", x.responseHeaders);
   const end = x.endedAt ?? x.respondedAt ?? x.requestEndedAt ?? x.startedAt;
   const { requestHeaders: _rh, responseHeaders: _sh, ...record } = r;
-  return {
+  return redactor.deep({
     startedDateTime: new Date(x.startedAt).toISOString(),
     time: Math.max(0, end - x.startedAt),
     request: {
@@ -131,20 +132,23 @@ function harEntry(db: Db, x: ExchangeRecord, redactor: Redactor, omitted: Omitte
     ...(x.upstream ? { serverIPAddress: x.upstream.replace(/:\d+$/, "") } : {}),
     _exhaust: {
       ...record,
-      events: eventIdsOfExchange(db, x.id).map((id) => eventJson(getEvent(db, id)!)),
+      events: eventIdsOfExchange(db, x.id).map((id) => eventJson(getEvent(db, id)!, redactor)),
       requestItems: requestItemsOfExchange(db, x.id),
       decodeFindings: decodeFindingsOfExchange(db, x.id),
     },
-  };
+  });
 }
+
+/** Why a body was left out of a redacted export. */
+export const CREDENTIAL_BODY_REASON =
+  "holds a credential value (as stored or after content decoding; export with --include-secrets to keep it)";
 
 /**
  * Lets the redactor see every credential value of the sessions first, so a body holding one is
  * recognised even when the header carrying it comes later in the session.
  */
 export function learnCredentials(db: Db, sessions: readonly SessionRecord[], redactor: Redactor): void {
-  if (!redactor.redacting) return;
-  for (const s of sessions) for (const x of exchangesOfSession(db, s.id, 1000)) redactedRecord(x, redactor);
+  learnSessionSecrets(db, sessions.map((s) => s.id), redactor);
 }
 
 /** The HAR document for the sessions, as chunks of text. `omitted` is filled while writing. */

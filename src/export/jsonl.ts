@@ -7,6 +7,7 @@ import type { Db } from "../store/database.js";
 import { fieldValueFromText } from "../store/event-store.js";
 import { eventIdsOfSession } from "../store/export-queries.js";
 import { getEvent, type EventDetail } from "../store/queries.js";
+import type { Redactor } from "./redaction.js";
 
 export interface EventJson {
   session: string;
@@ -27,15 +28,16 @@ export interface EventJson {
   findings: EventDetail["findings"];
 }
 
-export function eventJson(ev: EventDetail): EventJson {
-  return {
+/** The event's JSON; with a redactor, credential field values are replaced (and any credential in the rest). */
+export function eventJson(ev: EventDetail, redactor?: Redactor): EventJson {
+  const json: EventJson = {
     session: ev.session,
     exchange: ev.exchangeId,
     event: { id: ev.id, name: ev.name, time: ev.time, format: ev.format, iKey: ev.iKey, group: ev.group, category: ev.category },
     fields: ev.fields.map((f) => ({
       path: f.path,
       part: f.part,
-      value: fieldValueFromText(f.value, f.type),
+      value: redactor ? redactor.field(f.path, fieldValueFromText(f.value, f.type)) : fieldValueFromText(f.value, f.type),
       type: f.type,
       category: f.category,
       personal: f.personal,
@@ -49,14 +51,15 @@ export function eventJson(ev: EventDetail): EventJson {
     })),
     findings: ev.findings,
   };
+  return redactor?.redacting ? redactor.deep(json) : json;
 }
 
 /** One event as one JSONL line (with the newline). */
-export function eventJsonLine(db: Db, eventId: number): string {
-  return `${JSON.stringify(eventJson(getEvent(db, eventId)!))}\n`;
+export function eventJsonLine(db: Db, eventId: number, redactor?: Redactor): string {
+  return `${JSON.stringify(eventJson(getEvent(db, eventId)!, redactor))}\n`;
 }
 
-/** The JSONL lines of every event of the sessions, in capture order. */
-export function* sessionEventLines(db: Db, sessionIds: readonly number[]): Generator<string> {
-  for (const sessionId of sessionIds) for (const id of eventIdsOfSession(db, sessionId)) yield eventJsonLine(db, id);
+/** The JSONL lines of every event of the sessions, in capture order (credentials redacted with a redactor that learned them). */
+export function* sessionEventLines(db: Db, sessionIds: readonly number[], redactor?: Redactor): Generator<string> {
+  for (const sessionId of sessionIds) for (const id of eventIdsOfSession(db, sessionId)) yield eventJsonLine(db, id, redactor);
 }

@@ -16,6 +16,8 @@ import { sessionCoverage, sessionStates } from "../store/completeness.js";
 import { coverageText } from "../verify/format.js";
 import type { Evidence, VerdictReport } from "../verify/types.js";
 import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
+import { learnSessionSecrets } from "./learn-secrets.js";
+import { createMarkerRedactor, createRedactor, type Redactor } from "./redaction.js";
 
 /** Content findings listed in full; past this the report says how many were left out. */
 export const REPORT_MAX_FINDINGS = 10_000;
@@ -30,9 +32,12 @@ const TIME_BUCKETS = 48;
  * references of any kind, so it can be mailed, archived and printed to PDF. Every captured string
  * is escaped (it is hostile input).
  */
-export function renderReport(db: Db, sessionId: number): string {
+export function renderReport(db: Db, sessionId: number, options: { includeSecrets?: boolean } = {}): string {
   const info = sessionInfo(db, sessionId);
   if (!info) throw new Error(`no session with id ${sessionId}`);
+  // Credentials (classifiers/secrets.yaml, and their values wherever they went) show as [redacted].
+  const r = options.includeSecrets ? createRedactor(undefined) : createMarkerRedactor();
+  learnSessionSecrets(db, [sessionId], r);
   const endpoints = sessionEndpoints(db, sessionId);
   const groups = eventsPerGroup(db, sessionId);
   const categories = fieldsByCategory(db, sessionId);
@@ -47,7 +52,7 @@ export function renderReport(db: Db, sessionId: number): string {
   out.push(`<meta name="viewport" content="width=device-width, initial-scale=1">`);
   out.push(`<title>exhaust report: ${h(info.name)}</title><style>${REPORT_CSS}</style></head><body>`);
   out.push(`<header><h1>exhaust report: session <span class="mono">${h(info.name)}</span></h1>`);
-  out.push(`<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped); values longer than ${VALUE_CHARS} characters are cut.</p></header>`);
+  out.push(`<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped)${options.includeSecrets ? "; CREDENTIALS INCLUDED as captured" : ", except credentials, shown as [redacted]"}; values longer than ${VALUE_CHARS} characters are cut.</p></header>`);
   out.push(nav());
 
   out.push(section("captured", "What was captured", [
@@ -117,7 +122,7 @@ export function renderReport(db: Db, sessionId: number): string {
       findings.rows.map((f) => [
         `<span class="mono">#${f.eventId}</span><br>${h(f.eventName)}`,
         { text: f.path, cls: "mono" },
-        { text: cut(f.value ?? "null"), cls: "value cat-content" },
+        { text: cut(String(r.field(f.path, f.value) ?? "null")), cls: "value cat-content" },
         h(f.rule ?? "-") + (f.reasons ? `<br><small>${h((JSON.parse(f.reasons) as string[]).join(", "))}</small>` : ""),
         h([piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(", ") || "nothing"),
         `<small class="mono">exchange ${h(f.exchangeId)}<br>${h(f.host)}<br>body sha256 ${h(f.bodySha256)}</small>`,
@@ -126,8 +131,8 @@ export function renderReport(db: Db, sessionId: number): string {
     ),
   ]));
 
-  out.push(section("canaries", "Canary hits", [canaryHits(verdicts)]));
-  out.push(section("verdicts", "Verdicts", verdicts.length ? verdicts.map(verdictBlock) : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`]));
+  out.push(section("canaries", "Canary hits", [canaryHits(verdicts, r)]));
+  out.push(section("verdicts", "Verdicts", verdicts.length ? verdicts.map((v) => verdictBlock(v, r)) : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`]));
 
   out.push(section("chain", "Hash chain head", [
     chain.head
@@ -146,7 +151,7 @@ export function renderReport(db: Db, sessionId: number): string {
 const CANARY_KIND = /canary/i;
 
 /** Canary hits are the evidence of canary rules in the verdicts, with the form and where it was found. */
-function canaryHits(verdicts: VerdictReport[]): string {
+function canaryHits(verdicts: VerdictReport[], red: Redactor): string {
   const rows: Array<Array<string | Cell>> = [];
   let checked = false;
   for (const v of verdicts) {
@@ -155,7 +160,7 @@ function canaryHits(verdicts: VerdictReport[]): string {
       checked ||= isCanaryRule;
       for (const e of r.evidence) {
         if (!isCanaryRule && e.form === undefined) continue;
-        rows.push([v.profile.name, { text: r.id, cls: "mono" }, e.form ?? "-", e.location ?? "-", evidenceText(e)]);
+        rows.push([v.profile.name, { text: r.id, cls: "mono" }, e.form ?? "-", e.location ?? "-", evidenceText(e, red)]);
       }
     }
   }
@@ -175,7 +180,7 @@ function completenessRows(db: Db, sessionId: number): Array<[string, string]> {
   return rows;
 }
 
-function verdictBlock(v: VerdictReport): string {
+function verdictBlock(v: VerdictReport, red: Redactor): string {
   const rules = table(
     ["Rule", "Status", "Count", "What it checks", "Evidence"],
     v.rules.map((r) => [
@@ -186,7 +191,7 @@ function verdictBlock(v: VerdictReport): string {
       r.evidence.length
         ? `<ul class="evidence">${r.evidence
             .slice(0, EVIDENCE_PER_RULE)
-            .map((e) => `<li>${evidenceText(e)}</li>`)
+            .map((e) => `<li>${evidenceText(e, red)}</li>`)
             .join("")}</ul>${r.evidence.length > EVIDENCE_PER_RULE || r.evidenceOmitted ? `<small>${r.evidence.length - Math.min(EVIDENCE_PER_RULE, r.evidence.length) + r.evidenceOmitted} more not shown</small>` : ""}`
         : "-",
     ]),
@@ -202,7 +207,7 @@ function verdictBlock(v: VerdictReport): string {
   );
 }
 
-function evidenceText(e: Evidence): string {
+function evidenceText(e: Evidence, red: Redactor): string {
   const parts: string[] = [];
   if (e.eventId !== undefined) parts.push(`event #${e.eventId}${e.eventName ? ` ${e.eventName}` : ""}`);
   else if (e.eventName) parts.push(`event ${e.eventName}`);
@@ -213,9 +218,12 @@ function evidenceText(e: Evidence): string {
   if (e.location) parts.push(`at ${e.location}`);
   if (e.form) parts.push(`as ${e.form}`);
   if (e.bodySha256) parts.push(`body sha256 ${e.bodySha256}`);
-  let html = h(parts.join(", "));
-  if (e.excerpt !== undefined) html += `<br><span class="value">${h(cut(e.excerpt))}</span>`;
-  if (e.note) html += `<br><small>${h(e.note)}</small>`;
+  let html = h(red.text(parts.join(", ")));
+  if (e.excerpt !== undefined) {
+    const excerpt = e.fieldPath ? String(red.field(e.fieldPath, e.excerpt)) : e.excerpt;
+    html += `<br><span class="value">${h(cut(red.text(excerpt)))}</span>`;
+  }
+  if (e.note) html += `<br><small>${h(red.text(e.note))}</small>`;
   return html;
 }
 

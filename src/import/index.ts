@@ -8,7 +8,7 @@ import { closeSync, createReadStream, openSync, readSync, statSync } from "node:
 import { basename } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { EntryTooLargeError, openBundle, type BundleSource } from "../export/bundle-source.js";
-import { verifyBundle } from "../export/bundle-verify.js";
+import { UNANCHORED_WARNING, verifyBundle, type VerifyOptions } from "../export/bundle-verify.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
 import { sessionIdByName } from "../store/queries.js";
@@ -30,6 +30,8 @@ export interface ImportOptions {
   maxBodyBytes?: number;
   /** Told how far through the file the import is (bytes); the CLI draws a progress bar from it. */
   progress?: ImportProgress;
+  /** What a bundle is verified against (trust anchor, notebook heads). */
+  verify?: VerifyOptions;
 }
 
 export interface ImportProgress {
@@ -142,7 +144,7 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
   const format = await detectFormat(file);
   const sha256 = await sha256File(file);
   const base = o.session ? (index === 0 ? o.session : `${o.session}-${index + 1}`) : `import-${basename(file).replace(/\.[^.]*$/, "")}`;
-  const provenance = { file: basename(file), format, sha256 };
+  const provenance: { file: string; format: string; sha256: string; verification?: object } = { file: basename(file), format, sha256 };
   const size = statSync(file).isDirectory() ? 0 : statSync(file).size;
   const bar = size > 0 ? o.progress : undefined;
 
@@ -187,11 +189,19 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
       } finally {
         sized.close();
       }
-      const verified = await verifyBundle(file);
+      const verified = await verifyBundle(file, o.verify);
       if (!verified.ok) {
         const bad = verified.checks.find((c) => !c.ok)!;
         throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the bundle does not verify (${bad.detail}); run \`exhaust bundle verify\`` });
       }
+      // Whether the bundle was checked against a trust anchor is part of the imported session's provenance.
+      provenance.verification = {
+        status: verified.status,
+        anchored: verified.status === "verified",
+        anchor: verified.anchor?.fingerprint256 ?? null,
+        signerCa: verified.signer?.caFingerprint256 ?? null,
+        heads: (o.verify?.heads ?? []).map((h) => `${h.hash}${h.seq !== undefined ? `@${h.seq}` : ""}`),
+      };
       const bundle = await openBundle(file);
       try {
         const manifest = await bundleManifest(bundle);
@@ -200,6 +210,8 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
           const name = manifest.sessions.length === 1 ? base : `${base}-${s.name}`;
           const summary = await run(i === 0 || !o.session ? name : `${name}`, (sink) => importBundleSession(bundle, s.name, sink, maxBody));
           if (!manifest.secrets.included) summary.notes.push("credential headers were redacted in the bundle: the imported values are keyed hashes");
+          if (verified.status !== "verified") summary.notes.push(`bundle ${UNANCHORED_WARNING}: pass --ca or --fingerprint to check it against the lab's CA`);
+          summary.verification = verified.status;
           out.push(summary);
         }
         return out;

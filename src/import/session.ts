@@ -26,6 +26,8 @@ export interface ImportSummary {
   findings: number;
   skipped: number;
   notes: string[];
+  /** Bundles: verified (against a trust anchor) or consistent-unanchored. */
+  verification?: string;
 }
 
 /** What an importer knows about one request; the rest of an Exchange gets import defaults. */

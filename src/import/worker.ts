@@ -15,6 +15,8 @@ export interface ImportWorkerData {
   progress: boolean;
   /** Payload limit in bytes (exhaust import --max-body). */
   maxBodyBytes?: number;
+  /** Trust anchor and heads a bundle is verified against (--ca, --fingerprint, --head). */
+  verify?: import("../export/bundle-verify.js").VerifyOptions;
 }
 
 export type ImportWorkerMessage =
@@ -38,6 +40,11 @@ try {
         dbFile: data.dbFile,
         session: data.session,
         maxBodyBytes: data.maxBodyBytes,
+        verify: data.verify && {
+          ...data.verify,
+          // A Buffer arrives as a plain Uint8Array after the thread hand-over.
+          anchor: data.verify.anchor && { ...data.verify.anchor, caCert: data.verify.anchor.caCert && Buffer.from(data.verify.anchor.caCert) },
+        },
         progress: data.progress
           ? {
               start: (label, total) => post({ type: "start", label, total }),

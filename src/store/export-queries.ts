@@ -233,3 +233,41 @@ export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): 
     after = page[page.length - 1];
   }
 }
+
+/** Values of a session's decoded fields whose path `isSecretPath` accepts (credential keys). */
+export function secretFieldValues(db: Db, sessionId: number, isSecretPath: (path: string) => boolean): Array<{ path: string; value: string }> {
+  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) => isSecretPath(p.path));
+  if (paths.length === 0) return [];
+  const byId = new Map(paths.map((p) => [p.id, p.path]));
+  const rows = db
+    .prepare(
+      `SELECT DISTINCT v.path_id AS pathId, v.value FROM field_values v JOIN events e ON e.id = v.event_id
+        WHERE e.session_id = ? AND v.value IS NOT NULL AND v.path_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(sessionId, JSON.stringify([...byId.keys()])) as Array<{ pathId: number; value: string }>;
+  return rows.map((r) => ({ path: byId.get(r.pathId)!, value: r.value }));
+}
+
+/** Exchanges stored after `afterRowid` (any session), in storage order, with their rowid: incremental readers. */
+export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): Array<ExchangeRecord & { rowid: number }> {
+  const rows = db
+    .prepare(`SELECT x.rowid AS rowid, ${EXCHANGE_COLUMNS} FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE x.rowid > ? ORDER BY x.rowid LIMIT ?`)
+    .all(afterRowid, limit) as Array<ExchangeRow & { rowid: number }>;
+  return rows.map((r) => ({ ...toExchange(r), rowid: r.rowid }));
+}
+
+/** Values of decoded fields of events after `afterEventId` whose path `isSecretPath` accepts, and the last event id seen. */
+export function secretFieldValuesSince(db: Db, afterEventId: number, isSecretPath: (path: string) => boolean): { values: Array<{ path: string; value: string }>; lastEventId: number } {
+  const lastEventId = (db.prepare("SELECT MAX(id) FROM events").pluck().get() as number | null) ?? 0;
+  if (lastEventId <= afterEventId) return { values: [], lastEventId: afterEventId };
+  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) => isSecretPath(p.path));
+  if (paths.length === 0) return { values: [], lastEventId };
+  const byId = new Map(paths.map((p) => [p.id, p.path]));
+  const rows = db
+    .prepare(
+      `SELECT DISTINCT path_id AS pathId, value FROM field_values
+        WHERE event_id > ? AND event_id <= ? AND value IS NOT NULL AND path_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(afterEventId, lastEventId, JSON.stringify([...byId.keys()])) as Array<{ pathId: number; value: string }>;
+  return { values: rows.map((r) => ({ path: byId.get(r.pathId)!, value: r.value })), lastEventId };
+}

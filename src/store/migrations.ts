@@ -314,4 +314,20 @@ export const MIGRATIONS: readonly string[] = [
   -- \`exhaust verify\` answers INCONCLUSIVE for it.
   ALTER TABLE sessions ADD COLUMN incomplete TEXT;
   `,
+  /* 9: evidence checkpoints */ `
+  -- Signed chain checkpoints: session, seq and chain head at a moment, signed by the capture CA's key
+  -- (src/capture/checkpoint.ts defines the signed bytes). Written when a capture stops and by
+  -- \`exhaust sessions --head\`; exported in bundles (checkpoints.jsonl).
+  CREATE TABLE checkpoints (
+    id             INTEGER PRIMARY KEY,
+    session_id     INTEGER NOT NULL REFERENCES sessions(id),
+    seq            INTEGER NOT NULL,           -- last exchange's seq (0: no exchanges yet)
+    head           TEXT NOT NULL,              -- its hash (64 zeros: no exchanges yet)
+    created_at     TEXT NOT NULL,              -- ISO 8601 UTC, as signed
+    ca_fingerprint TEXT NOT NULL,              -- SHA-256 of the CA whose key signed
+    signature      TEXT NOT NULL,              -- base64 RSA-SHA256 over the canonical bytes
+    tsa            TEXT                        -- base64 RFC 3161 TimeStampResp, when one was obtained
+  );
+  CREATE INDEX checkpoints_session ON checkpoints(session_id, id);
+  `,
 ];

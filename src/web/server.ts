@@ -28,6 +28,7 @@ import { latestVerdicts } from "../store/verdicts.js";
 import type { RawHeaders } from "../types.js";
 import { checkUiRequest, redactDeep, uiHostNames } from "./containment.js";
 import { categoryShareChart, eventsOverTimeChart } from "./html.js";
+import { SecretView } from "./secret-view.js";
 
 export const STATIC_DIR = join(PACKAGE_ROOT, "src", "web", "static");
 const STATIC_FILES: Record<string, string> = {
@@ -107,7 +108,10 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
     if (status === 500) options.log.error({ err }, "ui request failed");
     void reply.code(status).send({ error: err.message, code: err.code ?? null });
   });
-  registerRoutes(app, db);
+  // Issue 14: credentials (and their values wherever they went) out of every API answer.
+  const secrets = new SecretView(db);
+  app.addHook("preSerialization", async (_req, _reply, payload) => secrets.redact(payload));
+  registerRoutes(app, db, secrets);
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (e) {
@@ -206,7 +210,7 @@ export function redactHeaders(headers: RawHeaders): RawHeaders {
   return headers.map(([name, value]) => [name, isSecretHeader(name) ? REDACTED : value]);
 }
 
-function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>, db: Db): void {
+function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>, db: Db, secrets: SecretView): void {
   for (const [route, file] of Object.entries(STATIC_FILES)) {
     app.get(route, async (_req, reply) => {
       const ext = file.split(".").pop()!;
@@ -278,11 +282,14 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     const q = req.query as Query;
     const x = exchangeDetail(db, id);
     if (!x) throw notFound(`no exchange ${id}`);
-    const raw = blobData(db, x.requestBodySha256) ?? Buffer.alloc(0);
+    const stored = blobData(db, x.requestBodySha256) ?? Buffer.alloc(0);
+    // Issue 14: a body holding a credential (as stored or decompressed) is not shown.
+    const hidden = secrets.bodyHasSecret(stored, JSON.parse(x.requestHeaders) as RawHeaders, x.path);
+    const raw = hidden ? Buffer.from(`${REDACTED} this body holds a credential value; export with --include-secrets to see it`) : stored;
     let bytes: Uint8Array = raw;
     let decoded: string[] = [];
     let error: string | null = null;
-    if (q.decompress === "1") {
+    if (q.decompress === "1" && !hidden) {
       try {
         const url = new URL(x.path, "https://body.invalid");
         const r = decodeContentEncoding(raw, effectiveContentEncoding(JSON.parse(x.requestHeaders) as RawHeaders, url.searchParams));
@@ -297,7 +304,7 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     return {
       sha256: x.requestBodySha256,
       size: bytes.length,
-      storedSize: raw.length,
+      storedSize: stored.length,
       decompressed: decoded,
       error,
       view: asText ? "text" : "hex",

@@ -1,0 +1,27 @@
+/**
+ * Lets a redactor learn every credential value of the sessions before anything is written, so a
+ * body or field holding one is recognised even when the header carrying it comes later.
+ */
+import { isSecretJsonKey } from "../secrets.js";
+import type { Db } from "../store/database.js";
+import { blobData, exchangesOfSession, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
+import type { Redactor } from "./redaction.js";
+import type { SecretValues } from "./secret-values.js";
+
+/** The credential values of one exchange: headers, query string, JSON and form bodies. */
+export function learnExchange(db: Db, x: ExchangeRecord, s: SecretValues): void {
+  s.learnRequest(x);
+  const req = blobData(db, x.requestBodySha256);
+  if (req) s.learnBody(req, x.requestHeaders, x.path);
+  const res = x.responseBodySha256 ? blobData(db, x.responseBodySha256) : undefined;
+  if (res) s.learnBody(res, x.responseHeaders);
+}
+
+export function learnSessionSecrets(db: Db, sessionIds: readonly number[], redactor: Redactor): void {
+  if (!redactor.redacting) return;
+  const s = redactor.secrets;
+  for (const id of sessionIds) {
+    for (const x of exchangesOfSession(db, id, 1000)) learnExchange(db, x, s);
+    for (const f of secretFieldValues(db, id, isSecretJsonKey)) s.learnField(f.path, f.value);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The ONE list of credential names (classifiers/secrets.yaml): headers, query-string parameters and
+ * JSON keys whose values are credentials. Logs (src/log.ts), the UI, the report and every export ask
+ * here. Loaded once, at first use.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { CLASSIFIERS_DIR } from "./paths.js";
+
+export const SECRETS_FILE = join(CLASSIFIERS_DIR, "secrets.yaml");
+
+export type SecretPlace = "header" | "query" | "json";
+
+const Schema = z.object({
+  secrets: z
+    .array(
+      z.object({
+        name: z.string().regex(/^[A-Za-z0-9_.-]+\*?$/),
+        in: z.array(z.enum(["header", "query", "json"])).min(1),
+        source: z.string().min(1),
+      }),
+    )
+    .min(1),
+});
+
+export interface SecretName {
+  name: string;
+  in: SecretPlace[];
+  source: string;
+}
+
+let loaded: { entries: SecretName[]; patterns: Record<SecretPlace, RegExp> } | undefined;
+
+function load(): NonNullable<typeof loaded> {
+  if (loaded) return loaded;
+  const parsed = Schema.parse(parseYaml(readFileSync(SECRETS_FILE, "utf8")));
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  const pattern = (place: SecretPlace) => {
+    const alts = parsed.secrets
+      .filter((e) => e.in.includes(place))
+      .map((e) => (e.name.endsWith("*") ? `${escape(e.name.slice(0, -1))}.*` : escape(e.name)));
+    return new RegExp(`^(?:${alts.join("|")})$`, "is");
+  };
+  loaded = { entries: parsed.secrets, patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") } };
+  return loaded;
+}
+
+/** Every entry of the list, with its source. */
+export function secretNames(): readonly SecretName[] {
+  return load().entries;
+}
+
+/** Whether a header's value is a credential (case-insensitive; `Auth*`, `Aad-*` are prefixes). */
+export function isSecretHeaderName(name: string): boolean {
+  return load().patterns.header.test(name);
+}
+
+/** Whether a query-string or form parameter's value is a credential. */
+export function isSecretParam(name: string): boolean {
+  return load().patterns.query.test(name);
+}
+
+/** Whether a JSON key (or a decoded field path, by its last segment) holds a credential. */
+export function isSecretJsonKey(keyOrPath: string): boolean {
+  const dot = keyOrPath.lastIndexOf(".");
+  return load().patterns.json.test(dot === -1 ? keyOrPath : keyOrPath.slice(dot + 1));
+}
+
+/** Exact (non-prefix) header names of the list, lower case: pino's redact paths. */
+export function exactSecretHeaderNames(): string[] {
+  return load()
+    .entries.filter((e) => e.in.includes("header") && !e.name.endsWith("*"))
+    .map((e) => e.name.toLowerCase());
+}
