@@ -114,7 +114,7 @@ describe("the database path is honest", () => {
     expect(existsSync(join(dir, "missing.db"))).toBe(false);
   });
 
-  it("a corrupt or non-SQLite file exits 2 with EXH_DB_OPEN on one line, no stack trace", () => {
+  it("a corrupt or non-SQLite file exits 2 with EXH_DB_OPEN on one line, no stack trace", async () => {
     const dir = workDir();
     const bad = join(dir, "bad.db");
     writeFileSync(bad, Buffer.concat([Buffer.from("this is not a database\n"), Buffer.alloc(8192, 0x5a)]));
@@ -126,6 +126,21 @@ describe("the database path is honest", () => {
     }
     // Nothing was made beside it either.
     expect(existsSync(`${bad}-wal`)).toBe(false);
+    // An empty file, and an SQLite database that is not exhaust's, are not written into.
+    const empty = join(dir, "empty.db");
+    writeFileSync(empty, "");
+    const other = join(dir, "other.db");
+    const notes = outsideClient(other, ["CREATE TABLE notes (t TEXT)", "SELECT COUNT(*) FROM notes"], false);
+    await notes.result;
+    await notes.close();
+    const otherBytes = readFileSync(other);
+    for (const file of [empty, other]) {
+      const r = runCli(["sessions", "--db", file]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/^exhaust: cannot open database .*: not an exhaust database \(it has no exhaust schema\) \[EXH_DB_OPEN\]\n$/);
+    }
+    expect(readFileSync(empty).length).toBe(0);
+    expect(readFileSync(other).equals(otherBytes)).toBe(true);
   });
 
   it("the default database is the same from any working directory (EXHAUST_DB, else captures/ in the package)", () => {

@@ -37,13 +37,16 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   try {
     if (!mustExist) createPrivate(file);
     db = new Database(file, { readonly, fileMustExist: mustExist });
+    // A file that is not a database only says so at its first read: make that happen here. One
+    // that is SQLite but not exhaust's (no schema version) is not written into by a command that
+    // expects an existing capture database.
+    if (mustExist && db.pragma("user_version", { simple: true }) === 0) {
+      throw new Error("not an exhaust database (it has no exhaust schema)");
+    }
     if (!readonly) {
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       migrate(db);
-    } else {
-      // A file that is not a database only says so at its first read: make that happen here.
-      db.pragma("user_version");
     }
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");

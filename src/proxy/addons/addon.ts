@@ -101,6 +101,7 @@ export class AddonChain {
       if (!fn) continue;
       try {
         fn.call(addon, arg);
+        if (this.bursts.size) this.succeeded(addon, hook);
       } catch (e) {
         this.failed(addon, hook, arg, e);
       }
