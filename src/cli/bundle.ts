@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { verifyBundle } from "../export/bundle-verify.js";
 import { runCommand } from "./run.js";
+import { escapeControls, jsonSafe } from "./terminal.js";
 
 export function registerBundleCommand(program: Command): void {
   const bundle = program.command("bundle").description("evidence bundles");
@@ -12,9 +13,10 @@ export function registerBundleCommand(program: Command): void {
     .action((path: string, opts: { json?: boolean }) =>
       runCommand(async () => {
         const result = await verifyBundle(path);
-        if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        if (opts.json) process.stdout.write(`${jsonSafe(JSON.stringify(result, null, 2))}\n`);
         else {
-          for (const c of result.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${c.detail}\n`);
+          // Details name files of the bundle, which may be hostile: escaped like captured values.
+          for (const c of result.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${escapeControls(c.detail)}\n`);
           process.stdout.write(result.ok ? `bundle ${path} verifies\n` : `bundle ${path} does NOT verify\n`);
         }
         return result.ok ? 0 : 1;
