@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { parseHead, resolveAnchor, UNANCHORED_WARNING, VERIFY_EXIT, verifyBundle, type VerifyOptions } from "../export/bundle-verify.js";
 import { collect, runCommand } from "./run.js";
+import { escapeControls, jsonSafe } from "./terminal.js";
 
 export interface AnchorFlags {
   ca?: string;
@@ -47,9 +48,10 @@ export function registerBundleCommand(program: Command): void {
     .action((path: string, opts: AnchorFlags & { json?: boolean }) =>
       runCommand(async () => {
         const result = await verifyBundle(path, anchorOptions(opts));
-        if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        if (opts.json) process.stdout.write(`${jsonSafe(JSON.stringify(result, null, 2))}\n`);
         else {
-          for (const c of result.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${c.detail}\n`);
+          // Details name files of the bundle, which may be hostile: escaped like captured values.
+          for (const c of result.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${escapeControls(c.detail)}\n`);
           if (result.status === "verified") {
             process.stdout.write(`bundle ${path} verified against the trusted CA SHA-256 ${result.anchor!.fingerprint256}\n`);
           } else if (result.status === "consistent-unanchored") {
