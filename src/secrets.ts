@@ -31,7 +31,7 @@ export interface SecretName {
   source: string;
 }
 
-let loaded: { entries: SecretName[]; patterns: Record<SecretPlace, RegExp> } | undefined;
+let loaded: { entries: SecretName[]; patterns: Record<SecretPlace, RegExp>; jsonKeyInText: RegExp } | undefined;
 
 function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
@@ -43,7 +43,14 @@ function load(): NonNullable<typeof loaded> {
       .map((e) => (e.name.endsWith("*") ? `${escape(e.name.slice(0, -1))}.*` : escape(e.name)));
     return new RegExp(`^(?:${alts.join("|")})$`, "is");
   };
-  loaded = { entries: parsed.secrets, patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") } };
+  const jsonAlts = parsed.secrets
+    .filter((e) => e.in.includes("json"))
+    .map((e) => (e.name.endsWith("*") ? `${escape(e.name.slice(0, -1))}[^"]*` : escape(e.name)));
+  loaded = {
+    entries: parsed.secrets,
+    patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") },
+    jsonKeyInText: new RegExp(`"(?:${jsonAlts.join("|")})"\\s*:`, "i"),
+  };
   return loaded;
 }
 
@@ -66,6 +73,11 @@ export function isSecretParam(name: string): boolean {
 export function isSecretJsonKey(keyOrPath: string): boolean {
   const dot = keyOrPath.lastIndexOf(".");
   return load().patterns.json.test(dot === -1 ? keyOrPath : keyOrPath.slice(dot + 1));
+}
+
+/** Whether JSON text may hold a credential key (`"access_token":` …): a fast test before parsing. */
+export function mayHoldSecretJsonKey(text: string): boolean {
+  return load().jsonKeyInText.test(text);
 }
 
 /** Exact (non-prefix) header names of the list, lower case: pino's redact paths. */

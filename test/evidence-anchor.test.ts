@@ -16,7 +16,10 @@ import type { Db } from "../src/store/database.js";
 import { exchangesOfSession } from "../src/store/export-queries.js";
 import { checkpointSignatureValid } from "../src/capture/checkpoint.js";
 import { openBundle } from "../src/export/bundle-source.js";
-import { createLogger } from "../src/log.js";
+import { createLogger, isSecretHeader, isSecretJsonKey } from "../src/log.js";
+import { secretNames } from "../src/secrets.js";
+import { credentialForms } from "../src/export/secret-values.js";
+import { normaliseFingerprint, parseHead } from "../src/export/bundle-verify.js";
 import { startUiServer } from "../src/web/server.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { EXHAUST_BIN, runCli, spawnProxy, waitExit } from "./helpers/cli.js";
@@ -393,3 +396,50 @@ describe("private by default", () => {
   });
 });
 
+
+describe("the one credential list and its parsers", () => {
+  it("names every credential of the issue, each with a source, and keeps the old header names", () => {
+    const names = secretNames().map((e) => e.name.toLowerCase());
+    for (const n of ["authorization", "tickets", "auth*", "aad-*", "msfpc", "x-auth-token", "x-api-key", "access_token", "refresh_token", "id_token", "client_secret", "cookie", "set-cookie"]) {
+      expect(names).toContain(n);
+    }
+    expect(secretNames().every((e) => e.source.length > 10)).toBe(true);
+    for (const h of ["Tickets", "AuthXToken", "AuthMsaDeviceTicket", "Aad-Device-Ticket", "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "MSFPC", "X-Auth-Token", "access_token"]) {
+      expect(isSecretHeader(h), h).toBe(true);
+    }
+    for (const h of ["Content-Type", "Client-Id", "Upload-Time", "cors"]) expect(isSecretHeader(h), h).toBe(false);
+    expect(isSecretJsonKey("data.creds.refresh_token")).toBe(true);
+    expect(isSecretJsonKey("Data.Author")).toBe(false); // Auth* is for headers and parameters, not JSON keys
+  });
+
+  it("the log's second fence redacts every exact header name of the list", () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) });
+    log.info({ headers: { "x-auth-token": XAUTH, authorization: `Bearer ${BEARER}` } }, "x");
+    log.flush();
+    expect(lines.join("")).not.toContain(XAUTH);
+    expect(lines.join("")).not.toContain(BEARER);
+    expect(lines.join("")).toContain("[redacted]");
+  });
+
+  it("credential forms: the token after the scheme, pieces, URL and base64 forms", () => {
+    const forms = credentialForms(`Bearer ${BEARER}`);
+    expect(forms).toContain(BEARER);
+    expect(credentialForms(`"1":"t=${TICKET}"`)).toContain(TICKET);
+    expect(credentialForms(TICKET)).toContain(encodeURIComponent(TICKET));
+    expect(credentialForms(TICKET)).toContain(Buffer.from(TICKET).toString("base64").replace(/=+$/, ""));
+    expect(credentialForms(Buffer.from(XAUTH).toString("base64"))).toContain(XAUTH);
+    expect([...credentialForms("short")]).toEqual([]);
+  });
+
+  it("fingerprints in any spelling, heads as HASH[@SEQ]", () => {
+    const fp = "AB:".repeat(31) + "AB";
+    expect(normaliseFingerprint(fp.toLowerCase())).toBe(fp);
+    expect(normaliseFingerprint(fp.replace(/:/g, ""))).toBe(fp);
+    expect(normaliseFingerprint(`SHA256:${fp}`)).toBe(fp);
+    expect(() => normaliseFingerprint("AB:CD")).toThrow(/EXH_OPT_INVALID|fingerprint/);
+    expect(parseHead(`${"A".repeat(64)}@7`)).toEqual({ hash: "a".repeat(64), seq: 7 });
+    expect(parseHead("b".repeat(64))).toEqual({ hash: "b".repeat(64) });
+    expect(() => parseHead("xyz@1")).toThrow();
+  });
+});

@@ -21,7 +21,8 @@ export function* sessionCsvLines(db: Db, sessionIds: readonly number[], redactor
   yield csvRecord(CSV_COLUMNS);
   for (const sessionId of sessionIds) {
     for (const row of fieldRowsOfSession(db, sessionId)) {
-      const r = redactor?.redacting ? { ...redactor.deep(row), value: redactor.field(row.path, row.value) as string | null } : row;
+      // Only the value is captured data of any length; the other columns are names and classes.
+      const r = redactor?.redacting ? { ...row, value: redactor.field(row.path, row.value) as string | null } : row;
       yield csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
     }
   }

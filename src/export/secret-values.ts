@@ -7,7 +7,7 @@
  * export writes.
  */
 import { decodeContentEncoding, effectiveContentEncoding } from "../decode/content-encoding.js";
-import { isSecretHeaderName, isSecretJsonKey, isSecretParam } from "../secrets.js";
+import { isSecretHeaderName, isSecretJsonKey, isSecretParam, mayHoldSecretJsonKey } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 
 /** The whole value (or the token after its scheme) counts from this many characters. */
@@ -80,11 +80,17 @@ export function decodedBody(data: Uint8Array, headers: RawHeaders | null | undef
   }
 }
 
+/** Every form is at least this long, so an 8-byte window indexes them all. */
+const WINDOW = 8;
+
+/** A hash of the 8 bytes at `i`: the index key (collisions only cost a comparison). */
+const windowKey = (b: Buffer, i: number) => (b.readUInt32LE(i) ^ Math.imul(b.readUInt32LE(i + 4), 0x9e3779b1)) >>> 0;
+
 export class SecretValues {
   /** form → the credential value it is a form of. */
   private readonly forms = new Map<string, string>();
-  private sorted: string[] | undefined;
-  private buffers: Buffer[] | undefined;
+  /** first-8-bytes key → the forms (as bytes) that start with those bytes. */
+  private index: Map<number, Array<{ form: string; bytes: Buffer }>> | undefined;
 
   get size(): number {
     return this.forms.size;
@@ -97,9 +103,12 @@ export class SecretValues {
 
   add(value: string): void {
     if (value.length < MIN_WHOLE) return;
-    for (const f of credentialForms(value)) if (!this.forms.has(f)) this.forms.set(f, value);
-    this.sorted = undefined;
-    this.buffers = undefined;
+    for (const f of credentialForms(value)) {
+      if (!this.forms.has(f) && Buffer.byteLength(f) >= WINDOW) {
+        this.forms.set(f, value);
+        this.index = undefined;
+      }
+    }
   }
 
   /** Values of credential headers (request, response, trailers) and query parameters. */
@@ -127,19 +136,19 @@ export class SecretValues {
   learnBody(data: Uint8Array, headers: RawHeaders | null | undefined, path?: string): void {
     const body = decodedBody(data, headers, path) ?? data;
     if (body.length === 0 || body.length > MAX_DECODED) return;
-    const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
     const type = (headerValue(headers, "content-type") ?? "").toLowerCase();
-    const first = text.trimStart()[0];
-    if (first === "{" || first === "[") {
-      for (const line of /json-stream|x-ndjson|jsonl/.test(type) ? text.split("\n") : [text]) {
-        try {
-          this.learnJson(JSON.parse(line));
-        } catch {
-          // not JSON after all
-        }
+    const first = body.find((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09);
+    const form = type.includes("x-www-form-urlencoded");
+    if (first !== 0x7b && first !== 0x5b && !form) return; // neither JSON nor a form: nothing keyed to learn
+    const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+    if (form) return this.learnForm(text);
+    if (!mayHoldSecretJsonKey(text)) return;
+    for (const line of /json-stream|x-ndjson|jsonl/.test(type) ? text.split("\n") : [text]) {
+      try {
+        this.learnJson(JSON.parse(line));
+      } catch {
+        // not JSON after all
       }
-    } else if (type.includes("x-www-form-urlencoded")) {
-      this.learnForm(text);
     }
   }
 
@@ -148,17 +157,43 @@ export class SecretValues {
     if (value !== null && value !== undefined && isSecretJsonKey(path)) this.add(typeof value === "string" ? value : JSON.stringify(value));
   }
 
-  private order(): string[] {
-    this.sorted ??= [...this.forms.keys()].sort((a, b) => b.length - a.length);
-    return this.sorted;
+  private buildIndex(): NonNullable<typeof this.index> {
+    if (this.index) return this.index;
+    const index = new Map<number, Array<{ form: string; bytes: Buffer }>>();
+    for (const form of this.forms.keys()) {
+      const bytes = Buffer.from(form, "utf8");
+      const k = windowKey(bytes, 0);
+      (index.get(k) ?? index.set(k, []).get(k)!).push({ form, bytes });
+    }
+    this.index = index;
+    return index;
+  }
+
+  /**
+   * The forms found in the bytes (all of them, or the first with `first`): one pass over 8-byte
+   * windows against an index of the forms' first 8 bytes, so the cost does not grow with the number
+   * of credentials.
+   */
+  private find(buf: Buffer, first: boolean): string[] {
+    const found: string[] = [];
+    if (this.forms.size === 0 || buf.length < WINDOW) return found;
+    const index = this.buildIndex();
+    for (let i = 0; i + WINDOW <= buf.length; i++) {
+      const list = index.get(windowKey(buf, i));
+      if (!list) continue;
+      for (const f of list) {
+        if (i + f.bytes.length <= buf.length && buf.compare(f.bytes, 0, f.bytes.length, i, i + f.bytes.length) === 0) {
+          found.push(f.form);
+          if (first) return found;
+        }
+      }
+    }
+    return found;
   }
 
   /** Whether the bytes contain any form of any credential value. */
   inBytes(data: Uint8Array): boolean {
-    if (this.forms.size === 0 || data.length === 0) return false;
-    this.buffers ??= this.order().map((f) => Buffer.from(f, "utf8"));
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return this.buffers.some((f) => buf.includes(f));
+    return this.find(Buffer.from(data.buffer, data.byteOffset, data.byteLength), true).length > 0;
   }
 
   /** Whether a body holds a credential, as stored or after undoing its content encoding. */
@@ -171,16 +206,20 @@ export class SecretValues {
 
   /** The credential value the text contains a form of, if any. */
   inText(text: string): string | undefined {
-    if (this.forms.size === 0) return undefined;
-    for (const f of this.order()) if (text.includes(f)) return this.forms.get(f);
-    return undefined;
+    if (this.forms.size === 0 || text.length < WINDOW / 4) return undefined;
+    const [form] = this.find(Buffer.from(text, "utf8"), true);
+    return form === undefined ? undefined : this.forms.get(form);
   }
 
   /** The text with every form of a credential replaced by `replace(value, form)`. */
   scrub(text: string, replace: (value: string, form: string) => string): string {
-    if (this.forms.size === 0) return text;
+    if (this.forms.size === 0 || text.length < WINDOW / 4) return text;
+    const found = this.find(Buffer.from(text, "utf8"), false);
+    if (found.length === 0) return text;
     let out = text;
-    for (const f of this.order()) if (out.includes(f)) out = out.split(f).join(replace(this.forms.get(f)!, f));
+    for (const f of [...new Set(found)].sort((a, b) => b.length - a.length)) {
+      if (out.includes(f)) out = out.split(f).join(replace(this.forms.get(f)!, f));
+    }
     return out;
   }
 }
