@@ -34,6 +34,8 @@ interface RequestState {
   requestDone: Promise<void>;
   markRequestDone: () => void;
   upstreamTimer?: NodeJS.Timeout;
+  /** Aborts the upstream request when --upstream-timeout runs out. */
+  upstreamAbort?: AbortController;
   upstreamTimedOut: boolean;
   /** The upstream's response body sent nothing for --body-timeout. */
   bodyStalled?: boolean;
@@ -192,6 +194,9 @@ export class ExhaustEngine extends MitmProxy {
     ctx.onRequestEnd((_ctx, next) => {
       x.requestComplete = true;
       st.markRequestDone();
+      // --upstream-timeout is the wait for the response head once the upload is sent: a large or
+      // slow upload is not the upstream's delay (a stalled one is --body-timeout's).
+      this.startUpstreamTimer(st);
       next();
     });
     this.configureUpstream(st);
@@ -227,12 +232,17 @@ export class ExhaustEngine extends MitmProxy {
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
-    const abort = new AbortController();
-    opts.signal = abort.signal;
+    st.upstreamAbort = new AbortController();
+    opts.signal = st.upstreamAbort.signal;
+  }
+
+  private startUpstreamTimer(st: RequestState): void {
+    if (st.settled || st.upstreamTimer !== undefined || !st.upstreamAbort) return;
+    const abort = st.upstreamAbort;
     st.upstreamTimer = setTimeout(() => {
       st.upstreamTimedOut = true;
       abort.abort();
-    }, options.upstreamTimeoutMs);
+    }, this.deps.options.upstreamTimeoutMs);
   }
 
   private async upstreamResponded(ctx: IContext, cb: (err?: Error | null) => void): Promise<void> {
@@ -240,6 +250,7 @@ export class ExhaustEngine extends MitmProxy {
     const upstream = ctx.serverToProxyResponse!;
     if (!st || st.settled) return cb();
     clearTimeout(st.upstreamTimer);
+    st.upstreamAbort = undefined;
     const { x } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
     this.watchStall(st, upstream);
