@@ -23,6 +23,9 @@ import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js
 import type { Route } from "./targets.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
+/** An absolute-form request target: scheme and authority, then the path (group 1). */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*([^#]*)/i;
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
 
@@ -92,6 +95,12 @@ export class ExhaustEngine extends MitmProxy {
 
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
+    // Inside a tunnel the target is the CONNECT's: an absolute-form request line
+    // (`POST https://host/path`) is stored and forwarded as its path, as the origin expects.
+    if (isTls) {
+      const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
+      if (absolute) req.url = absolute[1] || "/";
+    }
     this._onHttpServerRequest(isTls, req, res);
   }
 
