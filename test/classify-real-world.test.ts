@@ -106,6 +106,10 @@ describe.runIf(haveSamples)("classification of real captures (shared/data/real-w
     ["dotnet-cli", "data.baseData.properties.devdeviceid", undefined],
     // a URL whose query carries the user's position
     ["ai-web-pastes/keka", "data.baseData.data", undefined],
+    // pages the user visited, and where they came from
+    ["ai-web-pastes/courselabs", "data.baseData.url", undefined],
+    ["ai-web-pastes/courselabs", "data.baseData.properties.refUri", undefined],
+    ["ai-web-pastes/hfp-karate-full", "data.baseData.url", undefined],
   ])("%s %s is personal", (sample, path, value) => {
     const hits = at(sample, path).filter((x) => value === undefined || x.field.value === value);
     expect(hits.length, `${sample} ${path}=${value}`).toBeGreaterThan(0);
@@ -157,6 +161,7 @@ describe.runIf(haveSamples)("classification of real captures (shared/data/real-w
     const e = { index: 0, name: "Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", fields: [{ path: "navigationUrlBytes", part: "C" as const, value: raw!, type: "string" as const }] };
     const c = classifyEvent(e, packs).fields[0];
     expect(c.reasons).toContain("detector.wrapped-text");
+    expect(c.personal).toBe("browsing-history");
     // What it wraps ("dwww.msn.com", a host name) is looked at too: here the URL-less host is no more than info.
     expect(c.category).not.toBe("content");
     expect(e.fields[0].value).toBe(raw);

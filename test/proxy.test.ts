@@ -146,6 +146,21 @@ describe("sinkhole mode", () => {
     expect(row.outcome).toBe("sinkholed");
   });
 
+  it("stores an absolute-form request inside the tunnel as its path", async () => {
+    const res = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: COLLECTOR,
+      path: `https://${COLLECTOR}/OneCollector/1.0/?cors=true&content-type=application/x-json-stream`,
+      headers: { "content-type": "application/x-json-stream" },
+      body: '{"name":"absolute"}\n',
+      ca: [p.caPem],
+    });
+    expect(res.status).toBe(200);
+    const row = await eventually(() => exchanges(p).find((x) => x.path.includes("cors=true")));
+    expect(row.path).toBe("/OneCollector/1.0/?cors=true&content-type=application/x-json-stream");
+    expect(row.host).toBe(COLLECTOR);
+  });
+
   it("counts the records of a deflated Bond upload, and of a cut one those before the fault", async () => {
     const records = Array.from({ length: 7 }, (_, i) => makeCsRecord(i, 5));
     const bond = Buffer.from(encodeCsRecords(records));

@@ -5,7 +5,7 @@
 import { z } from "zod";
 
 export const CATEGORIES = ["content", "functional", "diagnostic"] as const;
-export const PERSONAL_KINDS = ["direct-identifier", "pseudonymous-id", "network-identifier", "none"] as const;
+export const PERSONAL_KINDS = ["direct-identifier", "network-identifier", "browsing-history", "pseudonymous-id", "none"] as const;
 export const GROUPS = ["required", "optional", "essential", "connected-experience", "unknown"] as const;
 
 const Category = z.enum(CATEGORIES);

@@ -12,7 +12,12 @@ import type { UploadFacts } from "../decode/upload-facts.js";
 export type Category = "content" | "functional" | "diagnostic";
 
 /** What kind of personal data a value is, strongest first; `none` = not personal data by itself. */
-export type PersonalKind = "direct-identifier" | "pseudonymous-id" | "network-identifier" | "none";
+/**
+ * What a personal value is: an identifier of a person (direct), of a device on the network, a
+ * record of what the person visited (page URLs, referrers), or an id that links events to one
+ * person or device (pseudonymous).
+ */
+export type PersonalKind = "direct-identifier" | "network-identifier" | "browsing-history" | "pseudonymous-id" | "none";
 
 /** Microsoft's group for an event: its privacy documentation, a hand-written rule, or nothing known. */
 export type MicrosoftGroup = "required" | "optional" | "essential" | "connected-experience" | "unknown";

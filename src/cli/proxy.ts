@@ -80,7 +80,7 @@ export function registerProxyCommand(program: Command): void {
     .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
     .option("--catalog <file>", "endpoint catalogue (default classifiers/endpoints.yaml)")
     .option("--max-body <bytes>", "bodies above this are stored cut, with a flag", String(PROXY_DEFAULTS.maxBodyBytes))
-    .option("--upstream-timeout <ms>", "wait this long for the upstream's response head", String(PROXY_DEFAULTS.upstreamTimeoutMs))
+    .option("--upstream-timeout <ms>", "wait this long for the upstream's response head once the request is sent", String(PROXY_DEFAULTS.upstreamTimeoutMs))
     .option("--upstream-ca <file>", "extra PEM CA to trust for upstream TLS (repeatable)", collect, [])
     .option("--insecure-upstream", "do not verify upstream certificates (lab only)")
     .option("--allow-private", "relay to loopback, link-local and private (RFC 1918, ULA) addresses (refused by default)")

@@ -2,7 +2,9 @@
  * Windows Diagnostic Data Viewer importers: `EventTranscript.db` (wire-formats.md §5.1: table
  * `events_persisted`, one Common Schema 4.0 JSON payload per event, data-category tags through
  * `event_tags` and `tag_descriptions`) and the JSON that `Get-DiagnosticData | ConvertTo-Json`
- * writes (Name, Timestamp, Payload, IsBasic, DiagnosticDataTypes).
+ * writes: the older module's (Name, Timestamp, Payload, IsBasic, DiagnosticDataTypes) and the current
+ * one's (IsRequired, DiagnosticDataCategories), as JSON or as `Get-DiagnosticData | Export-Csv` (the
+ * form Microsoft's documentation shows).
  *
  * DiagTrack pins its certificate, so these events never cross the proxy decrypted. Each one is
  * stored as the upload it stands for: a 1DS JSON-lines POST to the v10c OneCollector path, whose
@@ -12,6 +14,7 @@
  */
 import Database from "better-sqlite3";
 import type { Readable } from "node:stream";
+import { parse as parseCsv } from "csv-parse";
 import chain from "stream-chain";
 import { parser } from "stream-json";
 import streamArray from "stream-json/streamers/stream-array.js";
@@ -114,8 +117,42 @@ interface DiagnosticDataItem {
   Name?: string;
   Timestamp?: string;
   Payload?: string | object;
-  IsBasic?: boolean;
-  DiagnosticDataTypes?: number[] | number;
+  /** Older module. */
+  IsBasic?: boolean | string;
+  DiagnosticDataTypes?: number[] | number | string;
+  /** Current module. */
+  IsRequired?: boolean | string;
+  DiagnosticDataCategories?: number[] | number | string;
+}
+
+/**
+ * Data categories as numbers. JSON has a number or a list; Export-Csv writes a list's .NET type name
+ * (`System.Collections.Generic.List\`1[System.Int32]`), which says nothing: then none.
+ */
+function categoryNumbers(v: DiagnosticDataItem["DiagnosticDataCategories"]): number[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === "string") return /^\s*\d+(\s*[,;]\s*\d+)*\s*$/.test(v) ? v.split(/[,;]/).map((x) => Number(x.trim())) : [];
+  return ([] as number[]).concat(v).filter((n) => typeof n === "number" && Number.isFinite(n));
+}
+
+/** One item of Get-DiagnosticData output (JSON or CSV) as the upload it stands for. */
+async function addDiagnosticDataItem(value: DiagnosticDataItem, file: string, sink: ImportSession, maxBody: number, source: string): Promise<void> {
+  if (value.Payload === undefined || value.Payload === null || value.Payload === "") {
+    sink.skipped++;
+    return;
+  }
+  const payload = typeof value.Payload === "string" ? value.Payload : JSON.stringify(value.Payload);
+  if (Buffer.byteLength(payload) > maxBody) throw tooLarge(file, `the payload of ${value.Name ?? "an event"} is ${Buffer.byteLength(payload)} bytes`, maxBody);
+  const headers: RawHeaders = [];
+  if (value.Name) headers.push(["X-Exhaust-Ddv-Event", headerText(value.Name)]);
+  const types = categoryNumbers(value.DiagnosticDataTypes);
+  if (types.length) headers.push(["X-Exhaust-Ddv-Types", types.join(", ")]);
+  const categories = categoryNumbers(value.DiagnosticDataCategories);
+  if (categories.length) headers.push(["X-Exhaust-Ddv-Categories", categories.join(", ")]);
+  if (value.IsBasic !== undefined && value.IsBasic !== "") headers.push(["X-Exhaust-Ddv-Basic", headerText(String(value.IsBasic))]);
+  if (value.IsRequired !== undefined && value.IsRequired !== "") headers.push(["X-Exhaust-Ddv-Required", headerText(String(value.IsRequired))]);
+  headers.push(["X-Exhaust-Source", source]);
+  await sink.add(ddvExchange(payload, psTime(value.Timestamp), headers));
 }
 
 /** Windows PowerShell 5.1 writes DateTime as "\/Date(1541695973000)\/"; PowerShell 7 as ISO 8601. */
@@ -130,22 +167,48 @@ export async function importDiagnosticDataJson(input: Readable, file: string, si
   const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 1), streamArray()]);
   try {
     for await (const { value } of pipeline as AsyncIterable<{ value: DiagnosticDataItem }>) {
-      if (value.Payload === undefined || value.Payload === null) {
-        sink.skipped++;
-        continue;
-      }
-      const payload = typeof value.Payload === "string" ? value.Payload : JSON.stringify(value.Payload);
-      if (Buffer.byteLength(payload) > maxBody) throw tooLarge(file, `the payload of ${value.Name ?? "an event"} is ${Buffer.byteLength(payload)} bytes`, maxBody);
-      const types = value.DiagnosticDataTypes === undefined ? [] : ([] as number[]).concat(value.DiagnosticDataTypes);
-      const headers: RawHeaders = [];
-      if (value.Name) headers.push(["X-Exhaust-Ddv-Event", headerText(value.Name)]);
-      if (types.length) headers.push(["X-Exhaust-Ddv-Types", types.join(", ")]);
-      if (value.IsBasic !== undefined) headers.push(["X-Exhaust-Ddv-Basic", String(value.IsBasic)]);
-      headers.push(["X-Exhaust-Source", "Get-DiagnosticData"]);
-      await sink.add(ddvExchange(payload, psTime(value.Timestamp), headers));
+      await addDiagnosticDataItem(value, file, sink, maxBody, "Get-DiagnosticData");
     }
   } catch (e) {
     if (isExhaustError(e)) throw e;
     throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `not Get-DiagnosticData JSON: ${(e as Error).message}` }, e);
+  }
+}
+
+/** The columns `Get-DiagnosticData | Export-Csv` writes; Payload is the one that must be there. */
+const CSV_REQUIRED_COLUMNS = ["Name", "Payload"];
+
+/**
+ * `Get-DiagnosticData | Export-Csv`: an optional `#TYPE DDVCmdlets.Containers.EventRecord` line,
+ * a header row, then one quoted row per event with the payload as JSON text (quotes doubled).
+ * Streamed; a record (a payload) beyond the size limit is refused before it is held.
+ */
+export async function importDiagnosticDataCsv(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
+  const rows = input.pipe(
+    parseCsv({
+      columns: (header: string[]) => {
+        const missing = CSV_REQUIRED_COLUMNS.filter((c) => !header.includes(c));
+        if (missing.length) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `a CSV without the Get-DiagnosticData column(s) ${missing.join(", ")}` });
+        return header;
+      },
+      // Export-Csv's first line names the .NET type the rows came from.
+      comment: "#",
+      comment_no_infix: true,
+      bom: true,
+      relax_column_count: true,
+      max_record_size: maxBody + 64 * 1024,
+    }),
+  );
+  try {
+    for await (const row of rows as AsyncIterable<Record<string, string>>) {
+      await addDiagnosticDataItem(row, file, sink, maxBody, "Get-DiagnosticData CSV");
+    }
+  } catch (e) {
+    if (isExhaustError(e)) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === "CSV_MAX_RECORD_SIZE") throw tooLarge(file, "a CSV row holds a payload larger than the limit", maxBody);
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `not Get-DiagnosticData CSV: ${(e as Error).message.split("\n")[0]}` }, e);
+  } finally {
+    input.destroy();
   }
 }

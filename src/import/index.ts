@@ -12,14 +12,14 @@ import { UNANCHORED_WARNING, verifyBundle, type VerifyOptions } from "../export/
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
 import { sessionIdByName } from "../store/queries.js";
-import { importEventTranscript, importDiagnosticDataJson } from "./diagnostic-data.js";
+import { importEventTranscript, importDiagnosticDataCsv, importDiagnosticDataJson } from "./diagnostic-data.js";
 import { bundleManifest, importBundleSession, importExhaustJsonl } from "./exhaust-formats.js";
 import { importHar } from "./har.js";
 import { BUNDLE_INDEX_MAX, IMPORT_MAX_BODY_DEFAULT, tooLarge } from "./limits.js";
 import { importSaz } from "./saz.js";
 import { ImportSession, type ImportSummary } from "./session.js";
 
-export type ImportFormat = "har" | "saz" | "event-transcript" | "diagnostic-data-json" | "exhaust-jsonl" | "bundle";
+export type ImportFormat = "har" | "saz" | "event-transcript" | "diagnostic-data-json" | "diagnostic-data-csv" | "exhaust-jsonl" | "bundle";
 
 export interface ImportOptions {
   db: Db;
@@ -79,6 +79,10 @@ export async function detectFormat(file: string): Promise<ImportFormat> {
   const text = start.toString("utf8").replace(/^\uFEFF/, "");
   const first = text.trimStart()[0];
   if (first === "[") return "diagnostic-data-json";
+  // Export-Csv: `#TYPE DDVCmdlets.Containers.EventRecord`, then the header row.
+  if (/^(#TYPE [^\n]*\n)?"?Name"?,/.test(text.trimStart()) && /(^|,)"?Payload"?(,|\r?\n)/.test(text.trimStart().split("\n").find((l) => !l.startsWith("#")) ?? "")) {
+    return "diagnostic-data-csv";
+  }
   if (first === "{") {
     const line = text.trimStart().split("\n")[0];
     try {
@@ -91,7 +95,7 @@ export async function detectFormat(file: string): Promise<ImportFormat> {
   }
   throw exhaustError("EXH_IMPORT_FORMAT", {
     file,
-    reason: "unrecognised format (expected HAR, SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust JSONL or an exhaust bundle)",
+    reason: "unrecognised format (expected HAR, SAZ, EventTranscript.db, Get-DiagnosticData JSON or CSV, exhaust JSONL or an exhaust bundle)",
   });
 }
 
@@ -170,6 +174,8 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
       return [await run(base, (s) => importHar(trackedStream(file, bar), file, s, maxBody))];
     case "diagnostic-data-json":
       return [await run(base, (s) => importDiagnosticDataJson(trackedStream(file, bar), file, s, maxBody))];
+    case "diagnostic-data-csv":
+      return [await run(base, (s) => importDiagnosticDataCsv(trackedStream(file, bar), file, s, maxBody))];
     case "exhaust-jsonl":
       return [await run(base, (s) => importExhaustJsonl(trackedStream(file, bar), file, s, maxBody))];
     case "event-transcript":

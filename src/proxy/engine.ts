@@ -23,6 +23,9 @@ import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js
 import type { Route } from "./targets.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
+/** An absolute-form request target: scheme and authority, then the path (group 1). */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*([^#]*)/i;
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
 
@@ -34,6 +37,8 @@ interface RequestState {
   requestDone: Promise<void>;
   markRequestDone: () => void;
   upstreamTimer?: NodeJS.Timeout;
+  /** Aborts the upstream request when --upstream-timeout runs out. */
+  upstreamAbort?: AbortController;
   upstreamTimedOut: boolean;
   /** The upstream's response body sent nothing for --body-timeout. */
   bodyStalled?: boolean;
@@ -90,6 +95,12 @@ export class ExhaustEngine extends MitmProxy {
 
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
+    // Inside a tunnel the target is the CONNECT's: an absolute-form request line
+    // (`POST https://host/path`) is stored and forwarded as its path, as the origin expects.
+    if (isTls) {
+      const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
+      if (absolute) req.url = absolute[1] || "/";
+    }
     this._onHttpServerRequest(isTls, req, res);
   }
 
@@ -192,6 +203,9 @@ export class ExhaustEngine extends MitmProxy {
     ctx.onRequestEnd((_ctx, next) => {
       x.requestComplete = true;
       st.markRequestDone();
+      // --upstream-timeout is the wait for the response head once the upload is sent: a large or
+      // slow upload is not the upstream's delay (a stalled one is --body-timeout's).
+      this.startUpstreamTimer(st);
       next();
     });
     this.configureUpstream(st);
@@ -227,12 +241,17 @@ export class ExhaustEngine extends MitmProxy {
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
-    const abort = new AbortController();
-    opts.signal = abort.signal;
+    st.upstreamAbort = new AbortController();
+    opts.signal = st.upstreamAbort.signal;
+  }
+
+  private startUpstreamTimer(st: RequestState): void {
+    if (st.settled || st.upstreamTimer !== undefined || !st.upstreamAbort) return;
+    const abort = st.upstreamAbort;
     st.upstreamTimer = setTimeout(() => {
       st.upstreamTimedOut = true;
       abort.abort();
-    }, options.upstreamTimeoutMs);
+    }, this.deps.options.upstreamTimeoutMs);
   }
 
   private async upstreamResponded(ctx: IContext, cb: (err?: Error | null) => void): Promise<void> {
@@ -240,6 +259,7 @@ export class ExhaustEngine extends MitmProxy {
     const upstream = ctx.serverToProxyResponse!;
     if (!st || st.settled) return cb();
     clearTimeout(st.upstreamTimer);
+    st.upstreamAbort = undefined;
     const { x } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
     this.watchStall(st, upstream);
