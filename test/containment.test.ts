@@ -14,7 +14,7 @@ import tls from "node:tls";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import { openDatabase } from "../src/store/database.js";
-import { spawnProxy } from "./helpers/cli.js";
+import { runCli, spawnProxy } from "./helpers/cli.js";
 import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
@@ -340,6 +340,26 @@ describe("no one connection switches capture off", () => {
     await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
     await eventually(() => connRows(p, "client_address = '127.0.0.3' AND outcome = 'client-rejected-certificate'")[0]);
     await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.3")).rejects.toMatchObject({ status: 503 });
+  });
+});
+
+describe("pins expire and are listed", () => {
+  it("intercepts the client again after --pin-expiry; `exhaust sessions` names the client and host", async () => {
+    const p = await startTestProxy({ mode: "sinkhole", pinExpiry: "600" });
+    try {
+      await rejectLeafWithAlert(p.port, HOST, 443, "127.0.0.2");
+      await eventually(() => connRows(p, "outcome = 'client-rejected-certificate'")[0]);
+      await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.2")).rejects.toMatchObject({ status: 503 });
+      await sleep(700);
+      const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/after-expiry", body: "{}", ca: [p.caPem], localAddress: "127.0.0.2" });
+      expect(res.status).toBe(200);
+      const listed = runCli(["sessions", "--db", p.dbFile]);
+      expect(listed.stdout).toContain(`pinned in test: client 127.0.0.2 rejected the certificate of ${HOST} (1×`);
+      const [json] = JSON.parse(runCli(["sessions", "--db", p.dbFile, "--json"]).stdout);
+      expect(json.pins).toEqual([expect.objectContaining({ client: "127.0.0.2", host: HOST, connections: 1 })]);
+    } finally {
+      await p.close();
+    }
   });
 });
 
