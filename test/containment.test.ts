@@ -163,6 +163,24 @@ describe("sinkhole is airtight", () => {
   });
 });
 
+describe("block is airtight", () => {
+  it("answers TLS and plain HTTP inside a CONNECT with 503 and relays nothing", async () => {
+    const witness = await startWitness();
+    const p = await startTestProxy({ mode: "block", mapHost: [`${HOST}=127.0.0.1:${witness.port}`] });
+    try {
+      const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/blocked-tls", body: "{}", ca: [p.caPem] });
+      expect(res.status).toBe(503);
+      const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /blocked-plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\n\r\n{}`);
+      expect(answer).toMatch(/^HTTP\/1.1 503/);
+      await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE outcome = 'blocked'").get() as { n: number }).n === 2);
+      expect({ connections: witness.connections, bytes: witness.bytes }).toEqual({ connections: 0, bytes: 0 });
+    } finally {
+      await p.close();
+      await witness.close();
+    }
+  });
+});
+
 describe("forward mode: the CONNECT target decides the upstream", () => {
   let p: TestProxy;
   let originCa: CertificateAuthority;
@@ -327,6 +345,26 @@ describe("no one connection switches capture off", () => {
     await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.2")).rejects.toMatchObject({ status: 503 });
     const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/other-client", body: "{}", ca: [p.caPem] });
     expect(res.status).toBe(200);
+  });
+
+  it("takes an HTTP/1.0 request without Host as addressed to the CONNECT target: captured, never pin evidence", async () => {
+    for (let i = 0; i < 3; i++) {
+      const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem], "127.0.0.4");
+      const answer = await new Promise<string>((resolve) => {
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("close", () => resolve(text));
+        socket.on("error", () => resolve(text));
+        socket.write(`GET /no-host-${i} HTTP/1.0\r\n\r\n`);
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 200/);
+    }
+    const rows = await eventually(() => {
+      const r = p.db.prepare("SELECT host FROM exchanges WHERE path LIKE '/no-host-%'").all() as Array<{ host: string }>;
+      return r.length === 3 ? r : undefined;
+    });
+    expect(rows.every((r) => r.host === HOST)).toBe(true);
+    expect(connRows(p, "client_address = '127.0.0.4' AND outcome = 'client-rejected-certificate'")).toHaveLength(0);
   });
 
   it("counts a client that hangs up after reading the leaf only when it repeats", async () => {
