@@ -321,6 +321,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       if (!c.endedAt && !intercepting) finished();
     });
     let intercepting = false;
+    let decided = false;
+    // A client that half-closes before it said anything has nothing more to say.
+    socket.once("end", () => {
+      if (!decided) socket.destroy();
+    });
     const gathered: Buffer[] = [];
     const decide = (chunk: Buffer) => {
       gathered.push(chunk);
@@ -337,11 +342,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         socket.removeListener("timeout", onSilence);
         socket.setTimeout(0);
         intercepting = true;
+        decided = true;
         intercept(socket, decision, c, finished, hello === "complete");
         return;
       }
       socket.pause();
       socket.unshift(first);
+      decided = true;
       if (looksLikeHttp(first)) {
         // Plain HTTP inside the CONNECT: captured and answered per mode like any request.
         socket.removeListener("timeout", onSilence);
