@@ -115,11 +115,11 @@ describe("sinkhole is airtight", () => {
     const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const row = await eventually(
-      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
-        | { host: string; scheme: string; outcome: string; data: Buffer }
+      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, x.error_code, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
+        | { host: string; scheme: string; outcome: string; error_code: string | null; data: Buffer }
         | undefined,
     );
-    expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed" });
+    expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed", error_code: null });
     expect(row.data.toString()).toBe(body);
   });
 
@@ -495,7 +495,7 @@ describe("bounded resources (child proxy)", () => {
 
   it("reclaims 2,000 idle CONNECTs within the timeout and returns to its baseline of descriptors", async () => {
     const dir = tempDir();
-    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "4000"));
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "6000"));
     const pid = proc.child.pid!;
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
     expect((await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/warm", body: "{}", ca: [ca] })).status).toBe(200);
