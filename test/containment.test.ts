@@ -493,6 +493,25 @@ describe("bounded resources (child proxy)", () => {
     return row.ended_at;
   };
 
+  it("forgets every pin on SIGHUP", async () => {
+    const dir = tempDir();
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"));
+    await rejectLeafWithAlert(proc.port, HOST, 443, "127.0.0.2");
+    // The pin lands when the rejected connection closes: try until the CONNECT is refused.
+    const status = () => connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2").then((t) => (t.destroy(), 200), (e: { status: number }) => e.status);
+    let seen = await status();
+    for (let i = 0; seen !== 503 && i < 50; i++) {
+      await sleep(100);
+      seen = await status();
+    }
+    expect(seen).toBe(503);
+    proc.child.kill("SIGHUP");
+    await eventually(() => /pins cleared \(SIGHUP\)/.test(proc.stderr()));
+    const tunnel = await connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2");
+    tunnel.destroy();
+    expect(await stop(proc.child)).toBe(0);
+  }, 30_000);
+
   it("reclaims 2,000 idle CONNECTs within the timeout and returns to its baseline of descriptors", async () => {
     const dir = tempDir();
     const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "6000"));
