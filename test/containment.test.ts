@@ -14,7 +14,7 @@ import tls from "node:tls";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import { openDatabase } from "../src/store/database.js";
-import { spawnProxy } from "./helpers/cli.js";
+import { runCli, spawnProxy } from "./helpers/cli.js";
 import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
@@ -115,11 +115,11 @@ describe("sinkhole is airtight", () => {
     const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const row = await eventually(
-      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
-        | { host: string; scheme: string; outcome: string; data: Buffer }
+      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, x.error_code, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
+        | { host: string; scheme: string; outcome: string; error_code: string | null; data: Buffer }
         | undefined,
     );
-    expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed" });
+    expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed", error_code: null });
     expect(row.data.toString()).toBe(body);
   });
 
@@ -160,6 +160,24 @@ describe("sinkhole is airtight", () => {
 
   it("relayed not one byte to the catalogue host's upstream", () => {
     expect({ connections: witness.connections, bytes: witness.bytes }).toEqual({ connections: 0, bytes: 0 });
+  });
+});
+
+describe("block is airtight", () => {
+  it("answers TLS and plain HTTP inside a CONNECT with 503 and relays nothing", async () => {
+    const witness = await startWitness();
+    const p = await startTestProxy({ mode: "block", mapHost: [`${HOST}=127.0.0.1:${witness.port}`] });
+    try {
+      const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/blocked-tls", body: "{}", ca: [p.caPem] });
+      expect(res.status).toBe(503);
+      const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /blocked-plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\n\r\n{}`);
+      expect(answer).toMatch(/^HTTP\/1.1 503/);
+      await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE outcome = 'blocked'").get() as { n: number }).n === 2);
+      expect({ connections: witness.connections, bytes: witness.bytes }).toEqual({ connections: 0, bytes: 0 });
+    } finally {
+      await p.close();
+      await witness.close();
+    }
   });
 });
 
@@ -329,6 +347,26 @@ describe("no one connection switches capture off", () => {
     expect(res.status).toBe(200);
   });
 
+  it("takes an HTTP/1.0 request without Host as addressed to the CONNECT target: captured, never pin evidence", async () => {
+    for (let i = 0; i < 3; i++) {
+      const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem], "127.0.0.4");
+      const answer = await new Promise<string>((resolve) => {
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("close", () => resolve(text));
+        socket.on("error", () => resolve(text));
+        socket.write(`GET /no-host-${i} HTTP/1.0\r\n\r\n`);
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 200/);
+    }
+    const rows = await eventually(() => {
+      const r = p.db.prepare("SELECT host FROM exchanges WHERE path LIKE '/no-host-%'").all() as Array<{ host: string }>;
+      return r.length === 3 ? r : undefined;
+    });
+    expect(rows.every((r) => r.host === HOST)).toBe(true);
+    expect(connRows(p, "client_address = '127.0.0.4' AND outcome = 'client-rejected-certificate'")).toHaveLength(0);
+  });
+
   it("counts a client that hangs up after reading the leaf only when it repeats", async () => {
     // Hanging up after the handshake, without an alert, is weak evidence: the third time (within
     // the window) pins, not the first.
@@ -340,6 +378,26 @@ describe("no one connection switches capture off", () => {
     await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
     await eventually(() => connRows(p, "client_address = '127.0.0.3' AND outcome = 'client-rejected-certificate'")[0]);
     await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.3")).rejects.toMatchObject({ status: 503 });
+  });
+});
+
+describe("pins expire and are listed", () => {
+  it("intercepts the client again after --pin-expiry; `exhaust sessions` names the client and host", async () => {
+    const p = await startTestProxy({ mode: "sinkhole", pinExpiry: "600" });
+    try {
+      await rejectLeafWithAlert(p.port, HOST, 443, "127.0.0.2");
+      await eventually(() => connRows(p, "outcome = 'client-rejected-certificate'")[0]);
+      await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.2")).rejects.toMatchObject({ status: 503 });
+      await sleep(700);
+      const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/after-expiry", body: "{}", ca: [p.caPem], localAddress: "127.0.0.2" });
+      expect(res.status).toBe(200);
+      const listed = runCli(["sessions", "--db", p.dbFile]);
+      expect(listed.stdout).toContain(`pinned in test: client 127.0.0.2 rejected the certificate of ${HOST} (1×`);
+      const [json] = JSON.parse(runCli(["sessions", "--db", p.dbFile, "--json"]).stdout);
+      expect(json.pins).toEqual([expect.objectContaining({ client: "127.0.0.2", host: HOST, connections: 1 })]);
+    } finally {
+      await p.close();
+    }
   });
 });
 
@@ -435,9 +493,28 @@ describe("bounded resources (child proxy)", () => {
     return row.ended_at;
   };
 
+  it("forgets every pin on SIGHUP", async () => {
+    const dir = tempDir();
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"));
+    await rejectLeafWithAlert(proc.port, HOST, 443, "127.0.0.2");
+    // The pin lands when the rejected connection closes: try until the CONNECT is refused.
+    const status = () => connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2").then((t) => (t.destroy(), 200), (e: { status: number }) => e.status);
+    let seen = await status();
+    for (let i = 0; seen !== 503 && i < 50; i++) {
+      await sleep(100);
+      seen = await status();
+    }
+    expect(seen).toBe(503);
+    proc.child.kill("SIGHUP");
+    await eventually(() => /pins cleared \(SIGHUP\)/.test(proc.stderr()));
+    const tunnel = await connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2");
+    tunnel.destroy();
+    expect(await stop(proc.child)).toBe(0);
+  }, 30_000);
+
   it("reclaims 2,000 idle CONNECTs within the timeout and returns to its baseline of descriptors", async () => {
     const dir = tempDir();
-    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "4000"));
+    const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole", "--handshake-timeout", "6000"));
     const pid = proc.child.pid!;
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
     expect((await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/warm", body: "{}", ca: [ca] })).status).toBe(200);

@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { XMLParser } from "fast-xml-parser";
-import { tlsThroughProxy } from "./helpers/client.js";
+import { rejectLeafWithAlert } from "./helpers/client.js";
 import { runCli } from "./helpers/cli.js";
 import { encodeCsRecords, V } from "./helpers/bond-writer.js";
 import { captureSession, JSON_PATH } from "./helpers/capture-session.js";
@@ -44,8 +44,9 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     await captureSession(db, "one-required", [jsonUpload(ESSENTIAL), jsonUpload([REQUIRED])]);
     await captureSession(db, "uncatalogued", [jsonUpload([...ESSENTIAL, "Office.Lab.NeverDocumentedEvent"])]);
     await captureSession(db, "pinned-diagtrack", [jsonUpload(ESSENTIAL)], async (p) => {
-      // A pinned client (DiagTrack) trusts only Microsoft's root, never exhaust's CA: it refuses the leaf.
-      await expect(tlsThroughProxy(p.port, "v10c.events.data.microsoft.com", 443, [])).rejects.toThrow();
+      // A pinned client (DiagTrack) trusts only Microsoft's root, never exhaust's CA: SChannel
+      // answers the leaf with a fatal unknown_ca alert.
+      await rejectLeafWithAlert(p.port, "v10c.events.data.microsoft.com");
       await eventually(() => p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get());
     });
     const base64Blob = Buffer.concat([Buffer.from([0x89, 0x50]), Buffer.from(`name=${token};`)]).toString("base64");

@@ -751,14 +751,15 @@ function rawResponseHead(status: number, headers: RawHeaders, message = http.STA
  */
 function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostHeader: string | undefined, route: Route): void {
   if (!hostHeader) return;
-  let named: { host: string; port: number };
+  // A Host without a port names the host only (plain HTTP inside a CONNECT to :443 is common).
+  let named: { host: string; port?: number };
   try {
     const u = new URL(`${x.scheme}://${hostHeader}`);
-    named = { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (x.scheme === "https" ? 443 : 80)) };
+    named = { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: /:\d+$/.test(hostHeader) ? Number(u.port || (x.scheme === "https" ? 443 : 80)) : undefined };
   } catch {
     named = { host: hostHeader, port: -1 };
   }
-  if (named.host === route.host && named.port === route.port) return;
+  if (named.host === route.host && (named.port === undefined || named.port === route.port)) return;
   const target = route.host.includes(":") ? `[${route.host}]:${route.port}` : `${route.host}:${route.port}`;
   x.error ??= errorInfo("EXH_HOST_MISMATCH", { host: hostHeader, target });
   if (conn) conn.error ??= `Host header ${hostHeader} differs from the CONNECT target ${target}`;

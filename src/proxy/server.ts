@@ -261,6 +261,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     }
     // Nothing is read from the client until the target is checked (and, for a tunnel, reached).
     socket.pause();
+    // Counted from here on: what the client sends after its CONNECT line (head included).
+    const readBase = socket.bytesRead - head.length;
     const mode = decision.mode ?? options.mode;
     const relays = decision.action === "tunnel" || mode === "forward";
     const checked = relays
@@ -283,14 +285,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       }
       const dial = decision.upstream ? undefined : check.dial;
       routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
-      connected(socket, head, decision, c, check.dial);
+      connected(socket, head, decision, c, check.dial, readBase);
     });
   });
 
   /** After the target check: a tunnel connects first, interception answers and waits for bytes. */
-  function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort): void {
-    // Counted from here on: what the client sends after its CONNECT line (head included).
-    const readBase = socket.bytesRead - head.length;
+  function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort, readBase: number): void {
     const established = "HTTP/1.1 200 Connection Established\r\n\r\n";
     let writtenBase = socket.bytesWritten;
     const answer = () => {
@@ -325,6 +325,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       if (!c.endedAt && !intercepting) finished();
     });
     let intercepting = false;
+    let decided = false;
+    // A client that half-closes before it said anything has nothing more to say.
+    socket.once("end", () => {
+      if (!decided) socket.destroy();
+    });
     const gathered: Buffer[] = [];
     const decide = (chunk: Buffer) => {
       gathered.push(chunk);
@@ -341,11 +346,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         socket.removeListener("timeout", onSilence);
         socket.setTimeout(0);
         intercepting = true;
+        decided = true;
         intercept(socket, decision, c, finished, hello === "complete");
         return;
       }
       socket.pause();
       socket.unshift(first);
+      decided = true;
       if (looksLikeHttp(first)) {
         // Plain HTTP inside the CONNECT: captured and answered per mode like any request.
         socket.removeListener("timeout", onSilence);

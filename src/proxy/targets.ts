@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { HostPort, ProxyOptions } from "./options.js";
 
 /**
@@ -97,13 +98,21 @@ export class TargetPolicy {
   private loop(dial: HostPort, mapped = false): TargetCheck | undefined {
     const cls = classifyAddress(dial.host);
     const me = this.self();
-    const mine = me !== undefined && dial.port === me.port && (cls === "loopback" || cls === "link-local-or-unspecified" || dial.host === me.host || isUnspecified(me.host));
+    const mine =
+      me !== undefined &&
+      dial.port === me.port &&
+      (cls === "loopback" || cls === "link-local-or-unspecified" || dial.host === me.host || (isUnspecified(me.host) && localAddresses().has(dial.host)));
     if (mine) return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is this proxy's own listener` };
     if (!mapped && cls === "loopback" && this.options.uiPorts.includes(dial.port)) {
       return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is the web UI's port` };
     }
     return undefined;
   }
+}
+
+/** This machine's interface addresses (a listener on 0.0.0.0 or :: answers on all of them). */
+function localAddresses(): Set<string> {
+  return new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
 }
 
 function isUnspecified(host: string): boolean {

@@ -6,6 +6,9 @@ export const PIN_REPEAT = 3;
 /** ...within this window, from the same client address, for the same host. */
 export const PIN_WINDOW_MS = 60_000;
 
+/** Past this many (client, host) entries, stale ones are dropped. */
+const MAX_ENTRIES = 10_000;
+
 interface PinState {
   /** When weak evidence was seen, newest last (only those inside the window are kept). */
   weak: number[];
@@ -45,6 +48,12 @@ export function pinningAddon({ log, options }: AddonContext): PinningAddon {
     state.delete(key);
     return false;
   };
+  /** Drops entries with neither a pin in force nor weak evidence inside the window. */
+  const prune = (now: number) => {
+    for (const [key, s] of state) {
+      if ((s.until ?? 0) <= now && !s.weak.some((t) => now - t < PIN_WINDOW_MS)) state.delete(key);
+    }
+  };
   const pin = (key: string, c: ConnectionRecord, why: string, now: number) => {
     const s = state.get(key) ?? { weak: [] };
     const wasPinned = s.until !== undefined && s.until > now;
@@ -73,6 +82,7 @@ export function pinningAddon({ log, options }: AddonContext): PinningAddon {
     onConnectionClosed(c) {
       if (!c.pinEvidence) return;
       const now = Date.now();
+      if (state.size > MAX_ENTRIES) prune(now);
       const key = keyOf(c.clientAddress, c.host);
       if (c.pinEvidence === "certificate-alert") {
         pin(key, c, "TLS alert naming the certificate", now);
