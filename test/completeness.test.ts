@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { decodeUpload } from "../src/decode/registry.js";
+import { ExchangeProcessor } from "../src/pipeline/process.js";
+import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
+import { EventStore } from "../src/store/event-store.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
 import { sessionByName } from "../src/store/verify-queries.js";
 import { shippedProfiles } from "../src/verify/profile.js";
@@ -16,7 +20,8 @@ import type { VerdictReport } from "../src/verify/types.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { EXHAUST_BIN, spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
 import { captureSession, JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";
-import { jsonLines, renderJsonEvent } from "./helpers/json-events.js";
+import { makeExchange } from "./helpers/exchange.js";
+import { jsonLines, makeJsonLinesBatch, renderJsonEvent } from "./helpers/json-events.js";
 import { eventually, tempDir } from "./helpers/proxy.js";
 
 const OFFICE_HOST = "browser.events.data.microsoft.com";
@@ -258,6 +263,46 @@ describe("stable references", () => {
     expect(storedIds).toEqual(ids);
     expect(ids.map(show)).toEqual(before);
   }, 120_000);
+});
+
+describe("event ids across re-decoding (EventStore, in-process)", () => {
+  it("keeps the id of every event still at its position, drops those past the new count, leaves other exchanges alone", async () => {
+    const db = openDatabase(join(dir, "ids.db"));
+    const capture = new CaptureStore(db);
+    const session = capture.openSession("s", { toolVersion: "test" });
+    const x = makeExchange(makeJsonLinesBatch(3, 5));
+    const y = makeExchange(makeJsonLinesBatch(2, 5));
+    await capture.commitExchange(session, x);
+    await capture.commitExchange(session, y);
+    const processor = new ExchangeProcessor(db);
+    processor.process(x.id);
+    processor.process(y.id);
+    const ids = (exchangeId: string) => db.prepare("SELECT idx, id FROM events WHERE exchange_id = ? ORDER BY idx").all(exchangeId) as Array<{ idx: number; id: number }>;
+    const x0 = ids(x.id);
+    const y0 = ids(y.id);
+    expect(x0).toHaveLength(3);
+    const events = new EventStore(db);
+    const upload = events.loadUpload(x.id)!;
+    const decoded = decodeUpload(upload);
+    const first = (n: number) => ({ decoded: { ...decoded, events: decoded.events.slice(0, n) }, classified: [], request: [], rulesFingerprint: "rules:test" });
+    events.replaceEvents(upload, first(1));
+    expect(ids(x.id)).toEqual(x0.slice(0, 1));
+    events.replaceEvents(upload, first(3));
+    const x2 = ids(x.id);
+    expect(x2[0]).toEqual(x0[0]);
+    // Positions 1 and 2 were gone in between: they come back as new events, with new ids.
+    for (const e of x2.slice(1)) expect(e.id).toBeGreaterThan(Math.max(...[...x0, ...y0].map((r) => r.id)));
+    expect(ids(y.id)).toEqual(y0);
+    const counts = db
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM field_values) AS rows, (SELECT SUM(field_count) FROM events) AS declared,
+                (SELECT COUNT(*) FROM field_values v WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = v.event_id)) AS orphans`,
+      )
+      .get() as { rows: number; declared: number; orphans: number };
+    expect(counts.orphans).toBe(0);
+    expect(counts.rows).toBe(counts.declared);
+    db.close();
+  });
 });
 
 describe("an import killed halfway or failing", () => {
