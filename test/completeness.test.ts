@@ -4,7 +4,7 @@
  * exchanges, a session without traffic and an import killed halfway are INCONCLUSIVE (exit 3);
  * event ids a verdict names survive `exhaust reprocess --all`. Child processes, real SQLite files.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -113,19 +113,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("with the processing thread starved by two busy loops", () => {
   const UPLOADS = 80;
+  // Only while a proxy captures and stops: the loops would slow every other test file running beside.
   let loops: ChildProcess[] = [];
-  beforeAll(() => {
+  const stopLoops = () => {
+    for (const l of loops) l.kill("SIGKILL");
+    loops = [];
+  };
+  beforeEach(() => {
     loops = busyLoops();
   });
-  afterAll(() => {
-    for (const l of loops) l.kill("SIGKILL");
-  });
+  afterEach(stopLoops);
 
   it("SIGINT decodes the backlog before exit (with a progress line), and verify/export cover every upload", async () => {
     const db = join(dir, "starved.db");
     const proxy = await captureThroughChild(db, "starved", UPLOADS);
     proxy.child.kill("SIGINT");
     await waitExit(proxy.child);
+    stopLoops();
     expect(proxy.child.exitCode).toBe(0);
     // What the stop decoded, straight from the file (no reading command has run yet).
     expect(undecoded(db)).toEqual({ exchanges: UPLOADS, undecoded: 0 });
@@ -149,6 +153,7 @@ describe("with the processing thread starved by two busy loops", () => {
     await eventually(() => /decoding [\d,]+ pending exchange/.test(proxy.stderr()), 30_000);
     proxy.child.kill("SIGINT");
     await waitExit(proxy.child);
+    stopLoops();
     expect(proxy.child.exitCode).toBe(0);
     const left = undecoded(db).undecoded;
     expect(left).toBeGreaterThan(0);
@@ -166,6 +171,7 @@ describe("with the processing thread starved by two busy loops", () => {
     const proxy = await captureThroughChild(db, "killed", UPLOADS);
     proxy.child.kill("SIGKILL");
     await waitExit(proxy.child);
+    stopLoops();
     // A read-only copy: files 0444 in a directory its reader cannot write.
     const roDir = join(dir, "read-only");
     mkdirSync(roDir);
