@@ -4,11 +4,15 @@
  * exchanges, a session without traffic and an import killed halfway are INCONCLUSIVE (exit 3);
  * event ids a verdict names survive `exhaust reprocess --all`. Child processes, real SQLite files.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { decodeUpload } from "../src/decode/registry.js";
+import { ExchangeProcessor } from "../src/pipeline/process.js";
+import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
+import { EventStore } from "../src/store/event-store.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
 import { sessionByName } from "../src/store/verify-queries.js";
 import { shippedProfiles } from "../src/verify/profile.js";
@@ -16,7 +20,8 @@ import type { VerdictReport } from "../src/verify/types.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { EXHAUST_BIN, spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
 import { captureSession, JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";
-import { jsonLines, renderJsonEvent } from "./helpers/json-events.js";
+import { makeExchange } from "./helpers/exchange.js";
+import { jsonLines, makeJsonLinesBatch, renderJsonEvent } from "./helpers/json-events.js";
 import { eventually, tempDir } from "./helpers/proxy.js";
 
 const OFFICE_HOST = "browser.events.data.microsoft.com";
@@ -108,19 +113,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("with the processing thread starved by two busy loops", () => {
   const UPLOADS = 80;
+  // Only while a proxy captures and stops: the loops would slow every other test file running beside.
   let loops: ChildProcess[] = [];
-  beforeAll(() => {
+  const stopLoops = () => {
+    for (const l of loops) l.kill("SIGKILL");
+    loops = [];
+  };
+  beforeEach(() => {
     loops = busyLoops();
   });
-  afterAll(() => {
-    for (const l of loops) l.kill("SIGKILL");
-  });
+  afterEach(stopLoops);
 
   it("SIGINT decodes the backlog before exit (with a progress line), and verify/export cover every upload", async () => {
     const db = join(dir, "starved.db");
     const proxy = await captureThroughChild(db, "starved", UPLOADS);
     proxy.child.kill("SIGINT");
     await waitExit(proxy.child);
+    stopLoops();
     expect(proxy.child.exitCode).toBe(0);
     // What the stop decoded, straight from the file (no reading command has run yet).
     expect(undecoded(db)).toEqual({ exchanges: UPLOADS, undecoded: 0 });
@@ -144,6 +153,7 @@ describe("with the processing thread starved by two busy loops", () => {
     await eventually(() => /decoding [\d,]+ pending exchange/.test(proxy.stderr()), 30_000);
     proxy.child.kill("SIGINT");
     await waitExit(proxy.child);
+    stopLoops();
     expect(proxy.child.exitCode).toBe(0);
     const left = undecoded(db).undecoded;
     expect(left).toBeGreaterThan(0);
@@ -161,6 +171,7 @@ describe("with the processing thread starved by two busy loops", () => {
     const proxy = await captureThroughChild(db, "killed", UPLOADS);
     proxy.child.kill("SIGKILL");
     await waitExit(proxy.child);
+    stopLoops();
     // A read-only copy: files 0444 in a directory its reader cannot write.
     const roDir = join(dir, "read-only");
     mkdirSync(roDir);
@@ -258,6 +269,46 @@ describe("stable references", () => {
     expect(storedIds).toEqual(ids);
     expect(ids.map(show)).toEqual(before);
   }, 120_000);
+});
+
+describe("event ids across re-decoding (EventStore, in-process)", () => {
+  it("keeps the id of every event still at its position, drops those past the new count, leaves other exchanges alone", async () => {
+    const db = openDatabase(join(dir, "ids.db"));
+    const capture = new CaptureStore(db);
+    const session = capture.openSession("s", { toolVersion: "test" });
+    const x = makeExchange(makeJsonLinesBatch(3, 5));
+    const y = makeExchange(makeJsonLinesBatch(2, 5));
+    await capture.commitExchange(session, x);
+    await capture.commitExchange(session, y);
+    const processor = new ExchangeProcessor(db);
+    processor.process(x.id);
+    processor.process(y.id);
+    const ids = (exchangeId: string) => db.prepare("SELECT idx, id FROM events WHERE exchange_id = ? ORDER BY idx").all(exchangeId) as Array<{ idx: number; id: number }>;
+    const x0 = ids(x.id);
+    const y0 = ids(y.id);
+    expect(x0).toHaveLength(3);
+    const events = new EventStore(db);
+    const upload = events.loadUpload(x.id)!;
+    const decoded = decodeUpload(upload);
+    const first = (n: number) => ({ decoded: { ...decoded, events: decoded.events.slice(0, n) }, classified: [], request: [], rulesFingerprint: "rules:test" });
+    events.replaceEvents(upload, first(1));
+    expect(ids(x.id)).toEqual(x0.slice(0, 1));
+    events.replaceEvents(upload, first(3));
+    const x2 = ids(x.id);
+    expect(x2[0]).toEqual(x0[0]);
+    // Positions 1 and 2 were gone in between: they come back as new events, with new ids.
+    for (const e of x2.slice(1)) expect(e.id).toBeGreaterThan(Math.max(...[...x0, ...y0].map((r) => r.id)));
+    expect(ids(y.id)).toEqual(y0);
+    const counts = db
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM field_values) AS rows, (SELECT SUM(field_count) FROM events) AS declared,
+                (SELECT COUNT(*) FROM field_values v WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = v.event_id)) AS orphans`,
+      )
+      .get() as { rows: number; declared: number; orphans: number };
+    expect(counts.orphans).toBe(0);
+    expect(counts.rows).toBe(counts.declared);
+    db.close();
+  });
 });
 
 describe("an import killed halfway or failing", () => {

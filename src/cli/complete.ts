@@ -4,6 +4,7 @@
  * command's scope, and say on stderr how many exchanges are left undecoded and why.
  */
 import { accessSync, constants } from "node:fs";
+import { dirname } from "node:path";
 import { completeDecoding, type Completion, type DecodeScope } from "../pipeline/complete.js";
 import { sessionsInUse } from "../store/completeness.js";
 import { openDatabase, type Db } from "../store/database.js";
@@ -25,7 +26,8 @@ function writable(path: string): boolean {
 
 /** Opens a database to read results from: read-write when the file is writable, else read-only. */
 export function openForReading(file: string): ReadingDb {
-  const readonly = !writable(file);
+  // SQLite writes the -wal and -shm files beside the database: its directory must be writable too.
+  const readonly = !writable(file) || !writable(dirname(file));
   return { db: openDatabase(file, { readonly, mustExist: true }), readonly };
 }
 

@@ -243,7 +243,12 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   // this (normal-priority) thread, with a progress line; a second Ctrl-C leaves it to the next
   // reading command or `exhaust reprocess`, and says how much that is.
   db.pragma("busy_timeout = 5000");
-  await decodePendingWithProgress(db, { sessionIds: [session.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog });
+  try {
+    await decodePendingWithProgress(db, { sessionIds: [session.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog });
+  } catch (e) {
+    // The captures are stored whatever happens here: end the session cleanly and say what failed.
+    log.error({ code: "EXH_PROCESS_FAILED", reason: (e as Error).message }, "decoding the backlog failed");
+  }
   store.endSession(session);
   releaseSession(db, owner);
   // A signed checkpoint of the chain head as the capture stops (stderr and the checkpoints table).

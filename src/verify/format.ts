@@ -122,7 +122,9 @@ function junit(report: VerdictReport): string {
     `      <property name="verdict" value="${report.status}"/>`,
     `      <property name="tool.version" value="${xml(report.toolVersion)}"/>`,
     ...(report.coverage
-      ? Object.entries(report.coverage).map(([k, v]) => `      <property name="coverage.${k}" value="${xml(String(v))}"/>`)
+      ? Object.entries(report.coverage)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => `      <property name="coverage.${k}" value="${xml(String(v))}"/>`)
       : []),
     `    </properties>`,
   ];
