@@ -13,6 +13,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
+import { classifyAddress } from "../src/proxy/targets.js";
 import { openDatabase } from "../src/store/database.js";
 import { runCli, spawnProxy } from "./helpers/cli.js";
 import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
@@ -256,10 +257,16 @@ describe("no relay to private space", () => {
   it("refuses hostnames that resolve to loopback, and any loopback port", async () => {
     await expect(connectTunnel(p.port, `localhost:${other.port}`)).rejects.toMatchObject({ status: 403 });
     await expect(connectTunnel(p.port, `[::1]:${other.port}`)).rejects.toMatchObject({ status: 403 });
-    await expect(connectTunnel(p.port, `169.254.169.254:80`)).rejects.toMatchObject({ status: 403 });
-    await expect(connectTunnel(p.port, `10.1.2.3:443`)).rejects.toMatchObject({ status: 403 });
     await expect(connectTunnel(p.port, `127.0.0.1:${p.port}`)).rejects.toMatchObject({ status: 403 });
     expect(ui.connections + other.connections).toBe(0);
+  });
+
+  it("classifies link-local, unspecified, RFC 1918, CGNAT and ULA addresses as refused without --allow-private", () => {
+    // Checked on the classifier alone: no test sends a packet outside loopback, not even a refused one.
+    expect(["169.254.169.254", "0.0.0.0", "fe80::1", "::"].map(classifyAddress)).toEqual(Array(4).fill("link-local-or-unspecified"));
+    expect(["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"].map(classifyAddress)).toEqual(Array(6).fill("private"));
+    expect(["127.0.0.1", "127.9.9.9", "::1", "[::1]"].map(classifyAddress)).toEqual(Array(4).fill("loopback"));
+    expect(classifyAddress("13.107.5.93")).toBe("public");
   });
 
   it("with --allow-private relays to loopback, still never to the UI or the proxy itself", async () => {

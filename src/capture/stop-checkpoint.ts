@@ -1,5 +1,5 @@
 /**
- * The checkpoint a capture writes when it stops (issue 14): called by runProxy once the session is
+ * The checkpoint a capture writes when it stops: called by runProxy once the session is
  * ended, before the database closes. Prints one line on stderr and stores the signed checkpoint.
  * A failure here never loses the capture: it is reported and the proxy stops as usual.
  */

@@ -10,7 +10,7 @@ import { latestSessionId } from "../store/ui-queries.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
 
-/** `exhaust sessions --head`: sign, store and print a checkpoint of a session's chain head (issue 14). */
+/** `exhaust sessions --head`: sign, store and print a checkpoint of a session's chain head. */
 async function printHead(opts: { db: string; session?: string; certs: string; json?: boolean }): Promise<void> {
   const ca = await loadAuthority(opts.certs);
   const db = openDatabase(opts.db, { mustExist: true });

@@ -56,7 +56,7 @@ export interface SessionState {
   incomplete?: string;
 }
 
-/** Whether the database has migration 12b's column (a read-only file of an older schema may not). */
+/** Whether the database has migration 8's column (a read-only file of an older schema may not). */
 function hasIncompleteColumn(db: Db): boolean {
   return (db.prepare("SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'incomplete'").pluck().get() as number) > 0;
 }
@@ -101,7 +101,7 @@ function pidAlive(pid: number): boolean {
 
 /**
  * Sessions another process may still be writing, which a reading command must not decode under it:
- * one a live proxy owns (the `session_owners` claim of engineer 12a's migration: fresh heartbeat,
+ * one a live proxy owns (the `session_owners` claim of migration 7: fresh heartbeat,
  * and on this host a live pid), and an import that has not finished (not ended, marked incomplete:
  * a running import and a killed one look alike). Without the owners table (an older schema) every
  * session not ended counts. A proxy that died leaves a session not ended and unowned: not in use,

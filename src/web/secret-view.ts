@@ -1,5 +1,5 @@
 /**
- * Credentials out of every UI API answer (issue 14): the credential values of the whole database
+ * Credentials out of every UI API answer: the credential values of the whole database
  * are learned incrementally (new exchanges and events since the last request) and every JSON answer
  * passes through `redact` before it is serialised: a field under a credential key or holding a
  * credential shows `[redacted]`, and any other string has each credential form replaced. Bodies

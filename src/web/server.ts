@@ -108,7 +108,7 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
     if (status === 500) options.log.error({ err }, "ui request failed");
     void reply.code(status).send({ error: err.message, code: err.code ?? null });
   });
-  // Issue 14: credentials (and their values wherever they went) out of every API answer.
+  // Credentials (and their values wherever they went) out of every API answer.
   const secrets = new SecretView(db);
   app.addHook("preSerialization", async (_req, _reply, payload) => secrets.redact(payload));
   registerRoutes(app, db, secrets);
@@ -283,7 +283,7 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     const x = exchangeDetail(db, id);
     if (!x) throw notFound(`no exchange ${id}`);
     const stored = blobData(db, x.requestBodySha256) ?? Buffer.alloc(0);
-    // Issue 14: a body holding a credential (as stored or decompressed) is not shown.
+    // A body holding a credential (as stored or decompressed) is not shown.
     const hidden = secrets.bodyHasSecret(stored, JSON.parse(x.requestHeaders) as RawHeaders, x.path);
     const raw = hidden ? Buffer.from(`${REDACTED} this body holds a credential value; export with --include-secrets to see it`) : stored;
     let bytes: Uint8Array = raw;
