@@ -29,7 +29,7 @@ import { checkpointOnStop } from "../capture/stop-checkpoint.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { ProcessingThread } from "../pipeline/processing.js";
 import { openDatabase, watchStore, type Db } from "../store/database.js";
-import { claimSession, heartbeatWrite, releaseSession, type SessionOwner } from "../store/session-owner.js";
+import { claimSession, heartbeatWrite, ownerIsLive, releaseSession, type SessionOwner } from "../store/session-owner.js";
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodePendingWithProgress } from "./complete.js";
@@ -279,7 +279,6 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
 const STORE_CHECK_MS = 1000;
 /** The session owner's heartbeat, in store checks (5 s); a claim older than OWNER_STALE_MS lapses. */
 const OWNER_HEARTBEAT_TICKS = 5;
-const OWNER_STALE_MS = 30_000;
 
 /**
  * One proxy captures a session at a time: two would interleave one hash chain. A claim whose
@@ -288,8 +287,7 @@ const OWNER_STALE_MS = 30_000;
 function claimOwnSession(db: Db, options: ProxyOptions): SessionOwner {
   const now = Date.now();
   const owner: SessionOwner = { session: options.session, pid: process.pid, host: hostname(), token: randomUUID(), startedAt: now, heartbeatAt: now };
-  const isStale = (o: SessionOwner) =>
-    Date.now() - o.heartbeatAt > OWNER_STALE_MS || (o.host === owner.host && (o.pid === process.pid || !pidAlive(o.pid)));
+  const isStale = (o: SessionOwner) => !ownerIsLive(o, process.pid);
   let current: SessionOwner | undefined;
   try {
     current = claimSession(db, owner, isStale);
@@ -306,16 +304,6 @@ function claimOwnSession(db: Db, options: ProxyOptions): SessionOwner {
     });
   }
   return owner;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists, under another user.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** The options stored with the session: enough to know how it was captured, no credentials. */

@@ -2,8 +2,8 @@
  * What a session holds and how much of it is decoded: the counts behind "complete before it
  * answers" (src/pipeline/complete.ts) and the coverage of a verdict (src/verify/verify.ts).
  */
-import { hostname } from "node:os";
 import type { Db } from "./database.js";
+import { ownerIsLive } from "./session-owner.js";
 
 export interface SessionCoverage {
   /** Exchanges stored in the session. */
@@ -87,18 +87,6 @@ export function eventScope(db: Db, eventId: number): { sessionId: number; exchan
     | undefined;
 }
 
-/** A session owner whose heartbeat is older than this is gone (the proxy renews it every 5 s). */
-const OWNER_STALE_MS = 30_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Sessions another process may still be writing, which a reading command must not decode under it:
  * one a live proxy owns (the `session_owners` claim of migration 7: fresh heartbeat,
@@ -113,10 +101,9 @@ export function sessionsInUse(db: Db, sessionIds?: readonly number[]): Set<numbe
   const hasOwners = (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
   if (!hasOwners) return new Set(states.map((s) => s.id));
   const owner = db.prepare("SELECT pid, host, heartbeat_at AS heartbeatAt FROM session_owners WHERE session = ?");
-  const here = hostname();
   const owned = (name: string) => {
     const o = owner.get(name) as { pid: number; host: string; heartbeatAt: number } | undefined;
-    return o !== undefined && Date.now() - o.heartbeatAt <= OWNER_STALE_MS && (o.host !== here || pidAlive(o.pid));
+    return o !== undefined && ownerIsLive(o);
   };
   return new Set(states.filter((s) => s.incomplete !== undefined || owned(s.name)).map((s) => s.id));
 }

@@ -1,4 +1,29 @@
+import { hostname } from "node:os";
 import type { Db } from "./database.js";
+
+/** A claim whose heartbeat is older than this has lapsed (the proxy renews it every 5 s). */
+export const OWNER_STALE_MS = 30_000;
+
+/** Whether a process with this pid runs on this machine (EPERM: it does, under another user). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Whether a recorded owner still captures its session: its heartbeat is fresh and, on this host,
+ * its pid is alive (another host's pid cannot be checked from here). `selfPid` counts as gone: a
+ * proxy restarted with the same pid reclaims its own session.
+ */
+export function ownerIsLive(o: Pick<SessionOwner, "pid" | "host" | "heartbeatAt">, selfPid?: number): boolean {
+  if (Date.now() - o.heartbeatAt > OWNER_STALE_MS) return false;
+  if (o.host !== hostname()) return true;
+  return o.pid !== selfPid && pidAlive(o.pid);
+}
 
 /** The proxy that captures a session (table session_owners). */
 export interface SessionOwner {
