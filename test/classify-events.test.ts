@@ -66,7 +66,7 @@ describe("the event catalogue", () => {
   it("keeps a source URL and a why for every catalogue rule", () => {
     expect(packs.catalog.size).toBeGreaterThanOrEqual(1699);
     for (const rule of packs.catalog.values()) {
-      expect(rule.source, rule.id).toMatch(/^https:\/\/learn\.microsoft\.com\//);
+      expect(rule.source, rule.id).toMatch(rule.id.startsWith("event.windows.") ? /^https:\/\/github\.com\/MicrosoftDocs\/windows-itpro-docs\/blob\/[0-9a-f]+\/windows\/privacy\// : /^https:\/\/learn\.microsoft\.com\//);
       expect(rule.why.length, rule.id).toBeGreaterThan(10);
     }
   });
@@ -86,5 +86,42 @@ describe("the event catalogue", () => {
     expect(eventGroup("Office.Android.DocsUI.PayWallControl.PaywallSessionData", packs).groupRule).toBe(
       "event.office.Office.Android.DocsUI.PayWallControl.PaywallSessionData",
     );
+  });
+});
+
+const WINDOWS_TSV = join(PACKAGE_ROOT, "..", "shared", "data", "windows-events.tsv");
+const haveWindows = existsSync(WINDOWS_TSV);
+
+describe("the Windows event catalogue (Microsoft's required Windows diagnostic events)", () => {
+  it.runIf(haveWindows)("classifiers/events/windows-events.tsv is up to date with shared/data/windows-events.tsv", () => {
+    const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, "scripts", "gen-event-catalogue.mjs"), "--windows", "--check", "--input", WINDOWS_TSV], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it.runIf(haveWindows)("gives every listed Windows event its group: required, or optional when only in the limit-enhanced list", () => {
+    const [header, ...lines] = readFileSync(WINDOWS_TSV, "utf8").split(/\r?\n/).filter(Boolean);
+    const cols = header.split("\t");
+    const groups = new Map<string, Set<string>>();
+    for (const l of lines) {
+      const cells = l.split("\t");
+      const name = cells[cols.indexOf("event")];
+      for (const g of cells[cols.indexOf("group")].split(",")) groups.set(name, (groups.get(name) ?? new Set()).add(g));
+    }
+    expect(groups.size).toBeGreaterThanOrEqual(1055);
+    for (const [name, gs] of groups) {
+      const g = eventGroup(name, packs);
+      expect(g.groupRule, name).toBe(`event.windows.${name.replace(/ /g, "_")}`);
+      expect(g.group, name).toBe(gs.has("required") ? "required" : "optional");
+      expect(g.category, name).toBe("diagnostic");
+    }
+  });
+
+  it("classifies the events of real Diagnostic Data Viewer captures by Microsoft's list, not by a glob", () => {
+    // Names from payloads copied from the viewer on Windows 10 21H1 (real-world samples).
+    for (const name of ["Census.Battery", "Census.Enterprise", "Microsoft.Windows.Kernel.Power.OSStateChange", "Microsoft.Windows.StoreAgent.Telemetry.InstallOperationRequest"]) {
+      expect(eventGroup(name, packs), name).toMatchObject({ group: "required", groupRule: `event.windows.${name}` });
+    }
+    expect(eventGroup("Census.NotInAnyList", packs).groupRule).toBe("event.glob.windows-census");
   });
 });

@@ -166,9 +166,9 @@ export const EventPackSchema = z.strictObject({
   rules: z.array(EventRuleSchema).optional(),
 });
 
-/** One row of the generated catalogue classifiers/events/office-events.tsv. */
+/** One row of a generated catalogue: classifiers/events/office-events.tsv, windows-events.tsv. */
 export const CatalogRowSchema = z.strictObject({
-  id: z.string().regex(/^event\.office\.\S+$/, "catalogue ids are event.office.<name without spaces>"),
+  id: z.string().regex(/^event\.(office|windows)\.\S+$/, "catalogue ids are event.office.<name> or event.windows.<name> (no spaces)"),
   event: z.string().min(1),
   group: z.enum(["essential", "required", "optional"]),
   category: z.string(),
