@@ -86,6 +86,11 @@ describe("classification of a captured Office event, end to end", () => {
     // Events become visible as they are written; the exchange is marked done in the last transaction.
     await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NULL").get() as { n: number }).n === 0 || undefined);
     expect(JSON.parse(runCli(["reprocess", "--db", p.dbFile, "--json"]).stdout).exchanges).toBe(0);
+    // Only `reprocess` may decode from here: the proxy's processing thread would also (rightly) take
+    // up an exchange that turned stale if its end, committed late while the CLI readers above held
+    // the write lock, were told to it after the edit below.
+    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE ended_at IS NULL").get() as { n: number }).n === 0 || undefined);
+    await p.processing.stop();
     // As if the exchange had been classified with an older version of classifiers/.
     const { openDatabase } = await import("../src/store/database.js");
     const rw = openDatabase(p.dbFile);

@@ -35,6 +35,10 @@ const processor = new ExchangeProcessor(db, {
 // Catch up on the proxy's own session only: another proxy may be capturing (and processing) another
 // session of the same database, and two threads processing one exchange would interleave its events.
 const queue: string[] = processor.pending({ sessionId });
+// An exchange committed while this thread started is both in the catch-up list and told by the
+// proxy: process it once. (A second pass later would re-process it if something made it stale in
+// between, such as a test marking it classified with older rules.)
+const caughtUp = new Set(queue);
 let running = false;
 let stopped = false;
 
@@ -61,6 +65,7 @@ function drain(): void {
 
 port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" }) => {
   if (m.type === "exchange") {
+    if (caughtUp.delete(m.id)) return;
     queue.push(m.id);
     drain();
   } else if (m.type === "stop") {
