@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { ConnectionRecord } from "../types.js";
 import { AccessPolicy, deniedResponse } from "./access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
+import { hostModeResolver } from "./addons/modes.js";
 import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
 import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
@@ -49,6 +50,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { options, catalog, issuer, log } = deps;
   const access = new AccessPolicy(options);
   const addons = new AddonChain(deps.addons, log);
+  const modeOf = hostModeResolver(options, catalog);
   const connections = new WeakMap<object, ConnectionRecord>();
   const routes = new WeakMap<object, Route>();
   /** Connections whose client sent a request (or tried to) after the handshake. */
@@ -192,6 +194,9 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const routePlain = async (req: http.IncomingMessage): Promise<boolean> => {
     const target = plainTarget(req);
     if (!target) return true; // no target at all: the engine answers 400
+    // Answered here (sinkhole, block): nothing is relayed, so nothing to check, and no name is
+    // looked up in DNS on the way.
+    if (modeOf(target.host) !== "forward") return true;
     const mapped = options.mapHosts.get(target.host);
     const check = await targets.check(target, mapped, !options.upstreamProxy);
     if (check.ok) {

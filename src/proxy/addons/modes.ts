@@ -4,6 +4,12 @@ import { compileHostPattern } from "../options.js";
 import type { Addon, AddonContext, LocalResponse } from "./addon.js";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.js";
 
+/** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
+export function hostModeResolver(options: Pick<AddonContext["options"], "hostModes" | "mode">, catalog: AddonContext["catalog"]): (host: string) => ProxyMode {
+  const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
+  return (host) => patterns.find((p) => p.matches(host))?.mode ?? catalog.match(host)?.mode ?? options.mode;
+}
+
 /**
  * forward | sinkhole | block, per exchange. Precedence: --host-mode patterns, then the catalogue
  * entry's `mode`, then --mode. Sinkhole answers like the endpoint's collector (the catalogue's
@@ -13,9 +19,8 @@ import { corsHeaders, isPreflight, preflightHeaders } from "./cors.js";
  * page's SDK goes on to send (sinkhole) or sees the refusal (block).
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
+  const modeFor = hostModeResolver(options, catalog);
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
-  const modeFor = (host: string): ProxyMode =>
-    patterns.find((p) => p.matches(host))?.mode ?? catalog.match(host)?.mode ?? options.mode;
 
   const sinkholeAnswer = (x: Exchange): LocalResponse => {
     // A cut body (--max-body) is not the upload the client sent: no count.
