@@ -62,6 +62,31 @@ describe("forward mode through --map-host", () => {
   });
   afterAll(() => p.close());
 
+  it("makes the TLS connection for a plain proxy request to an https:// URL, and stores it as https with its path", async () => {
+    const before = origin.received.length;
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({
+        host: "127.0.0.1",
+        port: p.port,
+        method: "POST",
+        path: `https://${COLLECTOR}/v2.1/track?absolute=1`,
+        headers: { Host: COLLECTOR, "Content-Type": "application/x-json-stream" },
+      });
+      req.on("response", (r) => {
+        let body = "";
+        r.on("data", (d: Buffer) => (body += d.toString()));
+        r.on("end", () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end('{"name":"Microsoft.ApplicationInsights.Event","iKey":"k","data":{"baseType":"EventData","baseData":{"ver":2,"name":"abs"}}}\n');
+    });
+    expect(res.status).toBe(200);
+    // The origin speaks only TLS: the request reached it over TLS, as origin-form.
+    expect(origin.received[before].url).toBe("/v2.1/track?absolute=1");
+    const row = await eventually(() => exchanges(p).find((r) => r.path === "/v2.1/track?absolute=1"));
+    expect(row).toMatchObject({ host: COLLECTOR, scheme: "https", port: 443, outcome: "ok" });
+  });
+
   it("relays a gzip upload byte for byte, answers with the origin's response, stores and chains it", async () => {
     const body = gzipSync(Buffer.from('{"name":"Office.Test","time":"2026-11-24T00:00:00Z"}\n'.repeat(50)));
     const headers = [

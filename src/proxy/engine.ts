@@ -95,12 +95,16 @@ export class ExhaustEngine extends MitmProxy {
 
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
+    const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
+    if (absolute && !isTls && /^https:/i.test(req.url!)) {
+      // A plain proxy request for an https:// URL (the Application Insights Node.js SDK sends its
+      // uploads so): exhaust makes the TLS connection, so it is an https exchange to host:443.
+      req.headers.host = new URL(req.url!).host;
+      isTls = true;
+    }
     // Inside a tunnel the target is the CONNECT's: an absolute-form request line
     // (`POST https://host/path`) is stored and forwarded as its path, as the origin expects.
-    if (isTls) {
-      const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
-      if (absolute) req.url = absolute[1] || "/";
-    }
+    if (absolute && isTls) req.url = absolute[1] || "/";
     this._onHttpServerRequest(isTls, req, res);
   }
 
