@@ -29,6 +29,16 @@ const PAGE = `<!doctype html><html><head><script src="/ai.js"></script></head><b
   window.__sent = true;
 </script></body></html>`;
 
+const BEACON_URL = (n: number) =>
+  `https://browser.events.data.microsoft.com/OneCollector/1.0/?cors=true&content-type=application/x-json-stream&client-id=NO_AUTH&apikey=0123456789abcdef0123456789abcdef-00000000-0000-0000-0000-000000000000-7000&n=${n}`;
+const line = (name: string) => JSON.stringify({ ver: "4.0", name, time: "2026-12-03T10:00:00Z", iKey: "o:0123456789abcdef0123456789abcdef", data: { planted: "Zephyr-4471" } });
+
+/** The two ways a page sends telemetry as it goes away: sendBeacon and fetch(keepalive). */
+const BEACON_PAGE = `<!doctype html><html><body><script>
+  navigator.sendBeacon(${JSON.stringify(BEACON_URL(1))}, new Blob([${JSON.stringify(line("Exhaust.Beacon"))}], { type: "text/plain" }));
+  fetch(${JSON.stringify(BEACON_URL(2))}, { method: "POST", keepalive: true, body: ${JSON.stringify(line("Exhaust.Keepalive"))}, headers: { "Content-Type": "text/plain" } });
+</script></body></html>`;
+
 describe("Application Insights web SDK in chromium, sinkhole mode", () => {
   let p: TestProxy;
   let browser: Browser | undefined;
@@ -42,7 +52,7 @@ describe("Application Insights web SDK in chromium, sinkhole mode", () => {
     const sdk = readFileSync(SDK);
     site = await startOrigin(siteCa, (req, res) => {
       if (req.url === "/ai.js") res.writeHead(200, { "Content-Type": "application/javascript" }).end(sdk);
-      else res.writeHead(200, { "Content-Type": "text/html" }).end(PAGE);
+      else res.writeHead(200, { "Content-Type": "text/html" }).end(req.url === "/beacon" ? BEACON_PAGE : PAGE);
     });
     // Everything else the browser sends is intercepted and answered here: Chromium's own background
     // requests (component updates, accounts) must not leave the machine either.
@@ -102,5 +112,24 @@ describe("Application Insights web SDK in chromium, sinkhole mode", () => {
     const conns = p.db.prepare("SELECT host, outcome FROM connections").all() as Array<{ host: string; outcome: string }>;
     expect(conns.filter((c) => c.outcome === "tunnelled")).toEqual([]);
     expect(site.received.map((r) => r.url)).toEqual(expect.arrayContaining(["/", "/ai.js"]));
+  }, 60_000);
+
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")("stores and decodes sendBeacon and fetch(keepalive) uploads", async () => {
+    if (!browser) throw new Error("the browser of the previous test is not running");
+    const tab = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+    await tab.goto(`${PAGE_ORIGIN}/beacon`);
+    const names = await eventually(() => {
+      const rows = p.db
+        .prepare(
+          `SELECT e.name, x.method, x.response_status FROM events e JOIN exchanges x ON x.id = e.exchange_id
+            WHERE x.host = 'browser.events.data.microsoft.com' ORDER BY e.name`,
+        )
+        .all() as Array<{ name: string; method: string; response_status: number }>;
+      return rows.length >= 2 ? rows : undefined;
+    }, 20_000);
+    expect(names).toEqual([
+      { name: "Exhaust.Beacon", method: "POST", response_status: 200 },
+      { name: "Exhaust.Keepalive", method: "POST", response_status: 200 },
+    ]);
   }, 60_000);
 });
