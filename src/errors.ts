@@ -59,6 +59,11 @@ export const ERROR_DEFINITIONS = {
     message: "session {session} in {file} is being captured by another proxy ({owner}); stop it or choose another --session",
     exitCode: 2,
   },
+  EXH_STOP_FAILED: {
+    message:
+      "stopping the capture of session {session} could not write to {file} ({reason}): every acknowledged upload is stored, but the session stays marked open and without its stop checkpoint; free space, then run `exhaust reprocess` and `exhaust sessions --head --session {session}`",
+    exitCode: 1,
+  },
   EXH_STORE_GONE: { message: "the database {file} was deleted or replaced under the running proxy; capture stopped", exitCode: 1 },
   // containment
   EXH_TARGET_REFUSED: { message: "relay to {target} refused: {reason}", exitCode: 1, httpStatus: 403 },

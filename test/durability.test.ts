@@ -189,7 +189,7 @@ describe("fail closed: an upload that could not be committed is never acknowledg
   it("on a full filesystem uploads get 503 + Retry-After + EXH_CAPTURE_FAILED, none acknowledged unstored; with space back they are acknowledged again", async (ctx) => {
     const dir = workDir();
     const mnt = join(dir, "small");
-    const unmount = mountTmpfs(mnt, "6m");
+    const unmount = mountTmpfs(mnt, "16m");
     if (!unmount) {
       ctx.skip(); // mounting not permitted here: the held-lock test below covers the same release path
       return;
@@ -220,7 +220,10 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       expect(failureLines.length).toBeGreaterThanOrEqual(1);
       expect(failureLines.length).toBeLessThan(refused.length);
       expect(proxy.stderr()).toMatch(/addon capture works again in onResponse/);
-      expect(await stopProxy(proxy)).toBe(0);
+      // Room for what the stop writes (the backlog decoded, the session ended, its checkpoint) is
+      // there again; a non-zero exit shows the proxy's own account of it.
+      const code = await stopProxy(proxy);
+      expect(code, proxy.stderr().split("\n").slice(-15).join("\n")).toBe(0);
 
       const all = [...before, ...during, ...after];
       const check = checkStore(dbFile, "full");
@@ -229,6 +232,34 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       for (const r of refused) expect(check.stored.has(sha256(r.body))).toBe(false);
       expect(check.exchanges).toBe(acked(all).length);
       expect(check.chainProblems).toEqual([]);
+    } finally {
+      unmount();
+    }
+  });
+
+  it("stopping on a full filesystem ends with one EXH_STOP_FAILED line and exit 1, every acknowledged upload stored", async (ctx) => {
+    const dir = workDir();
+    const mnt = join(dir, "small");
+    const unmount = mountTmpfs(mnt, "6m");
+    if (!unmount) {
+      ctx.skip();
+      return;
+    }
+    try {
+      const dbFile = join(mnt, "exhaust.db");
+      const proxy = await spawnProxy(proxyArgs(dir, dbFile, "full-stop"));
+      const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
+      const before = await sendUploads(proxy.port, ca, 10, { size: 16 * 1024 });
+      fill(mnt, 160 * 1024);
+      const during = await sendUploads(proxy.port, ca, 80, { size: 16 * 1024 });
+      expect(await stopProxy(proxy)).toBe(1);
+      // One error line (the progress and undecoded-count lines of the stop come before it).
+      const lines = proxy.stderr().split("\n").filter((l) => /^exhaust: .*\[EXH_[A-Z_]+\]$/.test(l));
+      expect(lines, proxy.stderr().slice(-1500)).toHaveLength(1);
+      expect(lines[0]).toMatch(/EXH_STOP_FAILED/);
+      expect(proxy.stderr()).not.toMatch(/\n\s+at /);
+      const all = [...before, ...during];
+      expect(lostAcknowledged(all, checkStore(dbFile, "full-stop").stored)).toEqual([]);
     } finally {
       unmount();
     }

@@ -249,12 +249,27 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     // The captures are stored whatever happens here: end the session cleanly and say what failed.
     log.error({ code: "EXH_PROCESS_FAILED", reason: (e as Error).message }, "decoding the backlog failed");
   }
-  store.endSession(session);
-  releaseSession(db, owner);
-  // A signed checkpoint of the chain head as the capture stops (stderr and the checkpoints table).
-  checkpointOnStop(db, session, ca);
-  await checkpointer.stop();
+  // What the stop writes can fail too (a full disk): every capture is already stored, so release
+  // and close what is open, then say plainly what could not be written (exit 1), no stack trace.
+  let stopFailure: unknown;
+  try {
+    store.endSession(session);
+    // A signed checkpoint of the chain head as the capture stops (stderr and the checkpoints table).
+    checkpointOnStop(db, session, ca);
+  } catch (e) {
+    stopFailure = e;
+  }
+  try {
+    releaseSession(db, owner);
+  } catch {
+    // The claim lapses by itself once this process is gone (its pid is checked).
+  }
+  await checkpointer.stop().catch(() => {});
   db.close();
+  if (stopFailure !== undefined) {
+    log.flush();
+    throw exhaustError("EXH_STOP_FAILED", { session: session.name, file: options.dbFile, reason: (stopFailure as Error).message.split("\n")[0] }, stopFailure);
+  }
   loopDelay.disable();
   // The histogram's samples include the sampling interval itself; what is left is time blocked.
   const blockedMs = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
