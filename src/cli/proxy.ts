@@ -218,6 +218,9 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loopDelay.enable();
   await stopped;
+  // What the event loop did while clients were served: the stop's own work (decoding the backlog
+  // on this thread) is not time any client waited for.
+  loopDelay.disable();
   clearInterval(watch);
   if (storeGone) {
     // Nothing more can be stored: close what is open and say so (exit 1), writing nothing.
@@ -270,7 +273,6 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     log.flush();
     throw exhaustError("EXH_STOP_FAILED", { session: session.name, file: options.dbFile, reason: (stopFailure as Error).message.split("\n")[0] }, stopFailure);
   }
-  loopDelay.disable();
   // The histogram's samples include the sampling interval itself; what is left is time blocked.
   const blockedMs = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
   log.info(
