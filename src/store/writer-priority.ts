@@ -40,8 +40,16 @@ export class WriterPriority {
    */
   async backgroundDone(maxMs = 5): Promise<void> {
     const wait = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync(this.signal, BACKGROUND_WRITING, 1, maxMs);
-    if (wait.async) await wait.value;
-    else await new Promise((resolve) => setTimeout(resolve, 1));
+    if (!wait.async) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return;
+    }
+    // A pending waitAsync is no handle of the event loop: at a stop, with the listeners closed and
+    // the processing thread unref'd, a commit waiting here would let the process run out of work
+    // and exit 13 with the stop half done. A timer of the same length holds the loop.
+    let hold: NodeJS.Timeout | undefined;
+    await Promise.race([wait.value, new Promise((resolve) => (hold = setTimeout(resolve, maxMs + 1)))]);
+    clearTimeout(hold);
   }
 
   /** Background side: capture commits are queued, so a transaction in progress should end now. */
