@@ -328,10 +328,14 @@ export class DetectorSet {
     for (const d of this.others) {
       // A wrapped text is looked at whatever shape the wrapping has (hex looks like a hash).
       if (identifier && d.cls !== "personal" && d.unwrap === undefined) continue;
-      if (passes(d, sc) && d.test(s)) {
+      if (!passes(d, sc)) continue;
+      if (d.unwrap !== undefined) {
+        // The text is decoded once: it is both the match and what the detectors look at next.
+        const text = d.unwrap(s);
+        if (text === undefined) continue;
         (hits ??= []).push(d);
-        if (d.unwrap !== undefined) inner ??= d.unwrap(s);
-      }
+        inner ??= text;
+      } else if (d.test(s)) (hits ??= []).push(d);
     }
     if (inner !== undefined && depth < 2) {
       // What the wrapped text is (a URL, a path, an e-mail address) counts for the field; the raw value is kept.

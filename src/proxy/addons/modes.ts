@@ -5,9 +5,18 @@ import type { Addon, AddonContext, LocalResponse } from "./addon.js";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.js";
 
 /** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
-export function hostModeResolver(options: Pick<AddonContext["options"], "hostModes" | "mode">, catalog: AddonContext["catalog"]): (host: string) => ProxyMode {
+export function hostModeResolver(
+  options: Pick<AddonContext["options"], "hostModes" | "mode">,
+  catalog: AddonContext["catalog"],
+  patternMode = hostModePatterns(options),
+): (host: string) => ProxyMode {
+  return (host) => patternMode(host) ?? catalog.match(host)?.mode ?? options.mode;
+}
+
+/** The --host-mode pattern's mode for a host, if a pattern matches (compiled once). */
+function hostModePatterns(options: Pick<AddonContext["options"], "hostModes">): (host: string) => ProxyMode | undefined {
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
-  return (host) => patterns.find((p) => p.matches(host))?.mode ?? catalog.match(host)?.mode ?? options.mode;
+  return (host) => patterns.find((p) => p.matches(host))?.mode;
 }
 
 /**
@@ -19,8 +28,8 @@ export function hostModeResolver(options: Pick<AddonContext["options"], "hostMod
  * page's SDK goes on to send (sinkhole) or sees the refusal (block).
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
-  const modeFor = hostModeResolver(options, catalog);
-  const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
+  const patternMode = hostModePatterns(options);
+  const modeFor = hostModeResolver(options, catalog, patternMode);
 
   const sinkholeAnswer = (x: Exchange): LocalResponse => {
     // A cut body (--max-body) is not the upload the client sent: no count.
@@ -43,10 +52,10 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
       d.mode = modeFor(d.host);
       // A host not intercepted (outside the catalogue) that a --host-mode pattern puts in sinkhole
       // or block: a tunnel would relay it, so the CONNECT is refused (docs/containment.md).
-      const pattern = patterns.find((p) => p.matches(d.host));
-      if (d.action === "tunnel" && pattern && pattern.mode !== "forward") {
+      const pattern = patternMode(d.host);
+      if (d.action === "tunnel" && pattern !== undefined && pattern !== "forward") {
         d.action = "refuse";
-        d.reason = `host-mode ${pattern.mode} on a host not intercepted`;
+        d.reason = `host-mode ${pattern} on a host not intercepted`;
       }
     },
     onRequestHeaders(x) {
