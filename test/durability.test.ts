@@ -185,19 +185,31 @@ async function stopProxy(p: ProxyProcess): Promise<number | null> {
   return p.child.exitCode;
 }
 
+/** `exhaust proxy` with its database on a tmpfs of `size`; undefined where mounting is not permitted. */
+async function proxyOnTmpfs(size: string, session: string): Promise<{ mnt: string; dbFile: string; proxy: ProxyProcess; ca: string; unmount: () => void } | undefined> {
+  const dir = workDir();
+  const mnt = join(dir, "small");
+  const unmount = mountTmpfs(mnt, size);
+  if (!unmount) return undefined;
+  const dbFile = join(mnt, "exhaust.db");
+  try {
+    const proxy = await spawnProxy(proxyArgs(dir, dbFile, session));
+    return { mnt, dbFile, proxy, ca: readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8"), unmount };
+  } catch (e) {
+    unmount();
+    throw e;
+  }
+}
+
 describe("fail closed: an upload that could not be committed is never acknowledged", () => {
   it("on a full filesystem uploads get 503 + Retry-After + EXH_CAPTURE_FAILED, none acknowledged unstored; with space back they are acknowledged again", async (ctx) => {
-    const dir = workDir();
-    const mnt = join(dir, "small");
-    const unmount = mountTmpfs(mnt, "16m");
-    if (!unmount) {
+    const small = await proxyOnTmpfs("16m", "full");
+    if (!small) {
       ctx.skip(); // mounting not permitted here: the held-lock test below covers the same release path
       return;
     }
+    const { mnt, dbFile, proxy, ca, unmount } = small;
     try {
-      const dbFile = join(mnt, "exhaust.db");
-      const proxy = await spawnProxy(proxyArgs(dir, dbFile, "full"));
-      const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
       const before = await sendUploads(proxy.port, ca, 10, { size: 16 * 1024 });
       expect(acked(before)).toHaveLength(10);
       const filler = fill(mnt, 160 * 1024);
@@ -238,17 +250,13 @@ describe("fail closed: an upload that could not be committed is never acknowledg
   });
 
   it("stopping on a full filesystem ends with one EXH_STOP_FAILED line and exit 1, every acknowledged upload stored", async (ctx) => {
-    const dir = workDir();
-    const mnt = join(dir, "small");
-    const unmount = mountTmpfs(mnt, "6m");
-    if (!unmount) {
+    const small = await proxyOnTmpfs("6m", "full-stop");
+    if (!small) {
       ctx.skip();
       return;
     }
+    const { mnt, dbFile, proxy, ca, unmount } = small;
     try {
-      const dbFile = join(mnt, "exhaust.db");
-      const proxy = await spawnProxy(proxyArgs(dir, dbFile, "full-stop"));
-      const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
       const before = await sendUploads(proxy.port, ca, 10, { size: 16 * 1024 });
       fill(mnt, 160 * 1024);
       const during = await sendUploads(proxy.port, ca, 80, { size: 16 * 1024 });
