@@ -5,7 +5,7 @@ import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
 import { sessionStates, undecodedBySession } from "../store/completeness.js";
-import { listSessions, sessionIdByName } from "../store/queries.js";
+import { listSessions, sessionIdByName, sessionNameById } from "../store/queries.js";
 import { latestSessionId } from "../store/ui-queries.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
@@ -17,7 +17,7 @@ async function printHead(opts: { db: string; session?: string; certs: string; js
   try {
     const id = opts.session === undefined ? latestSessionId(db) : sessionIdByName(db, opts.session);
     if (id === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
-    const name = db.prepare("SELECT name FROM sessions WHERE id = ?").pluck().get(id) as string;
+    const name = sessionNameById(db, id)!;
     const c = recordCheckpoint(db, { id, name }, ca);
     process.stdout.write(
       opts.json ? `${JSON.stringify({ ...c, canonical: checkpointCanonical(c).toString("utf8") }, null, 2)}\n` : `${describeCheckpoint(c)}\n`,

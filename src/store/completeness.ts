@@ -115,3 +115,16 @@ export function undecodedBySession(db: Db): Map<number, number> {
     .all() as Array<{ id: number; n: number }>;
   return new Map(rows.map((r) => [r.id, r.n]));
 }
+
+/** Exchanges to these hosts, and connections to them that carried no exchange (pinned, refused). */
+export function trafficToHosts(db: Db, sessionId: number, hosts: readonly string[]): number {
+  if (hosts.length === 0) return 0;
+  const list = JSON.stringify(hosts);
+  return db
+    .prepare(
+      `SELECT (SELECT COUNT(*) FROM exchanges WHERE session_id = ? AND host IN (SELECT value FROM json_each(?)))
+            + (SELECT COUNT(*) FROM connections WHERE session_id = ? AND exchanges = 0 AND host IN (SELECT value FROM json_each(?)))`,
+    )
+    .pluck()
+    .get(sessionId, list, sessionId, list) as number;
+}

@@ -48,6 +48,10 @@ export function sessionIdByName(db: Db, name: string): number | undefined {
   return (db.prepare("SELECT id FROM sessions WHERE name = ?").get(name) as { id: number } | undefined)?.id;
 }
 
+export function sessionNameById(db: Db, id: number): string | undefined {
+  return db.prepare("SELECT name FROM sessions WHERE id = ?").pluck().get(id) as string | undefined;
+}
+
 export interface EventFilter {
   sessionId?: number;
   /** SQLite GLOB on the event name: `Office.Word.*`. */

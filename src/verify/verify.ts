@@ -4,7 +4,7 @@
  */
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Db } from "../store/database.js";
-import { sessionCoverage, sessionHosts, sessionStates } from "../store/completeness.js";
+import { sessionCoverage, sessionHosts, sessionStates, trafficToHosts } from "../store/completeness.js";
 import { classifiedWith, listCanaries, type SessionRef } from "../store/verify-queries.js";
 import { TOOL_VERSION } from "../version.js";
 import { RULE_KINDS } from "./kinds/index.js";
@@ -26,16 +26,8 @@ export interface VerifyOptions {
 /** What the session holds, decoded and not, and how much of it went to catalogue hosts. */
 export function verdictCoverage(db: Db, sessionId: number, catalog: EndpointCatalog): VerdictCoverage {
   const c = sessionCoverage(db, sessionId);
-  const catalogueHosts = new Set(sessionHosts(db, sessionId).filter((h) => catalog.match(h) !== undefined));
-  const catalogueTraffic = catalogueHosts.size
-    ? (db
-        .prepare(
-          `SELECT (SELECT COUNT(*) FROM exchanges WHERE session_id = ? AND host IN (SELECT value FROM json_each(?)))
-                + (SELECT COUNT(*) FROM connections WHERE session_id = ? AND exchanges = 0 AND host IN (SELECT value FROM json_each(?)))`,
-        )
-        .pluck()
-        .get(sessionId, JSON.stringify([...catalogueHosts]), sessionId, JSON.stringify([...catalogueHosts])) as number)
-    : 0;
+  const catalogueHosts = sessionHosts(db, sessionId).filter((h) => catalog.match(h) !== undefined);
+  const catalogueTraffic = trafficToHosts(db, sessionId, catalogueHosts);
   return {
     exchanges: c.exchanges,
     decodedExchanges: c.decoded,
