@@ -161,6 +161,10 @@ describe("numbers, booleans, versions, locales and GUIDs are never content", () 
   );
 
   it("numbers", () => fc.assert(fc.property(fc.oneof(fc.integer(), fc.double({ noNaN: true })), (n) => check(n))));
+  it("a number string that reads as hex or base64 is still a number (2056297241 spells \" V)rA\" as hex)", () => {
+    expect(check("2056297241")).toBe(true);
+    expect(check("123456789012")).toBe(true);
+  });
   it("numbers as strings", () => fc.assert(fc.property(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })), (n) => check(String(n)))));
   it("big integers as decimal strings (int64 typed)", () => fc.assert(fc.property(fc.bigInt(), (n) => check(n.toString(), "int64"))));
   it("booleans", () => fc.assert(fc.property(fc.boolean(), (b) => check(b))));

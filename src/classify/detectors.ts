@@ -168,6 +168,7 @@ export const DETECTOR_MATCH_TYPES: { [K in DetectorMatchDef["type"]]: (def: Extr
   },
 };
 
+const ALL_DIGITS = /^[0-9]+$/;
 const HEX_WRAPPED = /^(?:0[xX])?((?:[0-9A-Fa-f]{2})+)$/;
 const BASE64_WRAPPED = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
@@ -178,6 +179,8 @@ const BASE64_WRAPPED = /^[A-Za-z0-9+/_-]+={0,2}$/;
  * decode to bytes that are not all printable, so they stay what they are.
  */
 export function unwrapText(v: string, minChars: number): string | undefined {
+  // Digits alone are a number, whatever else they could spell.
+  if (ALL_DIGITS.test(v)) return undefined;
   let bytes: Buffer;
   const hex = HEX_WRAPPED.exec(v);
   if (hex) bytes = Buffer.from(hex[1], "hex");
