@@ -21,7 +21,7 @@ export function registerEventCommands(program: Command): void {
     .option("--host <host>", "only uploads to this host")
     .option("--group <group>", "Microsoft group: required | optional | essential | connected-experience | unknown")
     .option("--personal", "only events with a field that is personal data")
-    .option("--search <text>", "text in the event name or any field value (a bounded scan: see README)")
+    .option("--search <text>", "text in the event name or any field value (a bounded scan: see docs/guide.md)")
     .option("--limit <n>", "at most this many events", "100")
     .option("--offset <n>", "skip this many", "0")
     .option("--after <id>", "only events after this id (fast paging: pass the last id printed)")

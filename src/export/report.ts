@@ -142,7 +142,7 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
           ["Head hash (SHA-256)", chain.head],
         ])
       : "<p>No exchanges, so no chain.</p>",
-    `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (README, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,
+    `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (docs/database.md, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,
   ]));
   out.push(`</body></html>\n`);
   return out.join("\n");

@@ -1,6 +1,6 @@
 /**
  * Numbered schema migrations; the database's `user_version` says how many have run.
- * Never edit a released step: add the next one. README.md documents the resulting schema.
+ * Never edit a released step: add the next one. docs/database.md documents the resulting schema (test/docs-database.test.ts keeps it so).
  */
 export const MIGRATIONS: readonly string[] = [
   /* 1: capture spine */ `
