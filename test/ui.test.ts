@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { chromium, type Browser } from "playwright-core";
@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
+import { CSV_COLUMNS } from "../src/export/csv.js";
+import { httpsThroughProxy } from "./helpers/client.js";
 import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
 
@@ -21,8 +23,56 @@ if (!haveBrowser) {
 /** The page's globals, typed here: the tests compile without the DOM library. Only inside page functions. */
 type PageGlobals = {
   getComputedStyle(e: unknown): { color: string; backgroundColor: string };
-  document: { querySelectorAll(selector: string): { length: number } };
+  document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): { textContent: string | null } | null; activeElement: { id: string } | null };
+  navigator: { clipboard: { readText(): Promise<string> } };
+  location: { hash: string };
+  exhaustNoReload?: number;
 };
+
+function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // Chromium's own background requests go to a closed loopback port, never out; the UI on
+    // 127.0.0.1 is reached directly (loopback bypasses the proxy).
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
+    headless: true,
+  });
+}
+
+/** Rows of an RFC 4180 text (quoted fields may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") row.push(field), (field = "");
+    else if (c === "\r" && text[i + 1] === "\n") row.push(field), rows.push(row), (row = []), (field = ""), i++;
+    else field += c;
+  }
+  if (field !== "" || row.length) row.push(field), rows.push(row);
+  return rows;
+}
+
+/** A JSON-lines upload through the real proxy to a host the capture has not seen yet. */
+async function sendLiveUpload(p: TestProxy, name: string): Promise<void> {
+  const line = JSON.stringify({ name, time: new Date().toISOString(), ver: "4.0", data: { "Activity.Success": true } });
+  const res = await httpsThroughProxy({
+    proxyPort: p.port,
+    host: "self.events.data.microsoft.com",
+    path: "/OneCollector/1.0/",
+    headers: { "Content-Type": "application/x-json-stream" },
+    body: `${line}\n`,
+    ca: [p.caPem],
+  });
+  expect(res.status).toBe(200);
+}
 
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -149,13 +199,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
       let browser: Browser | undefined;
       try {
-        browser = await chromium.launch({
-          executablePath: CHROMIUM,
-          // Chromium's own background requests go to a closed loopback port, never out; the UI on
-          // 127.0.0.1 is reached directly (loopback bypasses the proxy).
-          args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
-          headless: true,
-        });
+        browser = await launchBrowser();
         const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
         const external: string[] = [];
         page.on("request", (r) => {
@@ -202,5 +246,132 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       }
     },
     60_000,
+  );
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    "in a browser at 800 px: exchange → event links, response body, CSV export of a filtered view, keys, copy, then live update with pause",
+    async () => {
+      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      let browser: Browser | undefined;
+      try {
+        browser = await launchBrowser();
+        const context = await browser.newContext({ viewport: { width: 800, height: 900 }, acceptDownloads: true });
+        await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: ui.url.replace(/\/$/, "") });
+        const page = await context.newPage();
+        const external: string[] = [];
+        page.on("request", (r) => {
+          if (!r.url().startsWith(ui.url)) external.push(r.url());
+        });
+        const pageErrors: string[] = [];
+        page.on("pageerror", (e) => pageErrors.push(e.message));
+        const planted = cap.plantedEventId;
+        await page.goto(ui.url);
+        await page.waitForSelector("#events tbody tr[data-event]");
+        await page.selectOption("#f-session", String(cap.sessionId));
+
+        // Keys: j moves the selection, Enter opens it, / goes to the search box.
+        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+        await page.keyboard.press("j");
+        const second = Number(await page.locator("#events tbody tr[data-event]").nth(1).getAttribute("data-event"));
+        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(second));
+        await page.keyboard.press("k");
+        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(planted));
+        await page.keyboard.press("Enter");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).location.hash)).toBe(`#/event/${planted}`);
+
+        // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
+        const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
+        expect((await valueCell.boundingBox())!.width).toBeGreaterThanOrEqual(150);
+        // Findings name the path once.
+        const findings = await page.locator("#findings").textContent();
+        expect(findings).toContain("Data.Doc.FileName");
+        expect(findings).not.toMatch(/Data\.Doc\.FileName: Data\.Doc\.FileName/);
+        // Copy button: the field's value on the clipboard.
+        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="value"]').click();
+        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe(PLANTED);
+        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="path"]').click();
+        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe("Data.Doc.FileName");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-event-800.png"), fullPage: true });
+
+        // Event → its exchange → each decoded event is a link; the planted one leads back.
+        await page.click("#exchange-link");
+        await page.waitForSelector("#exchange-events table");
+        expect(await page.locator("#exchange-events tbody tr[data-event]").count()).toBe(31);
+        // The response: headers and body (what the sinkhole answered, as stored).
+        const ev = await getJson(`${ui.url}api/events/${planted}`);
+        const stored = p.db
+          .prepare("SELECT b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.response_body_sha256 WHERE x.id = ?")
+          .get(ev.body.exchangeId) as { data: Buffer } | undefined;
+        expect(stored).toBeDefined();
+        await page.waitForSelector("#response-body pre.body");
+        expect(await page.locator("#response-body pre.body").textContent()).toBe(stored!.data.toString("utf8"));
+        expect((await page.locator("#response table.headers").textContent())!.toLowerCase()).toContain("content-type");
+        await page.selectOption("#body-view-response", "hex");
+        await page.waitForFunction(() => /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""));
+        await page.screenshot({ path: join(ARTIFACTS, "ui-exchange-800.png"), fullPage: true });
+        await page.click(`#exchange-events a[href="#/event/${planted}"] >> nth=0`);
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        expect(await page.locator("h2").first().textContent()).toContain(`Event ${planted}`);
+
+        // Exchanges apply the Category filter they show; Events keep their own filters.
+        await page.click("#nav-exchanges");
+        await page.waitForSelector("#exchanges tbody tr[data-exchange]");
+        expect(await page.locator("#exchanges tbody tr[data-exchange]").count()).toBe(2);
+        expect(await page.locator('#filters label:has(#f-name)').isHidden()).toBe(true);
+        await page.selectOption("#f-category", "content");
+        await page.click("#apply");
+        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1);
+        expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
+        await page.click("#nav-events");
+        await page.waitForSelector("#events tbody tr[data-event]");
+        expect(await page.locator("#f-category").inputValue()).toBe("");
+
+        // CSV export of a filtered view: the download holds exactly the filtered events' fields.
+        await page.selectOption("#f-category", "content");
+        await page.click("#apply");
+        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+        const csv = readFileSync((await download.path())!, "utf8");
+        const records = parseCsv(csv);
+        expect(records[0]).toEqual([...CSV_COLUMNS]);
+        const body = records.slice(1);
+        expect(body).toHaveLength(ev.body.fields.length);
+        const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
+        expect(new Set(body.map((r) => r[col("event")]))).toEqual(new Set([String(planted)]));
+        expect(body.find((r) => r[col("path")] === "Data.Doc.FileName")![col("value")]).toBe(PLANTED);
+        expect(body.find((r) => r[col("path")] === "Data.Doc.Comment")![col("value")]).toBe(HOSTILE);
+        expect(csv).not.toContain(TICKET_SECRET);
+        expect(download.suggestedFilename()).toMatch(/\.csv$/);
+
+        // Live: an upload through the real proxy while the page is open shows without a reload.
+        await page.selectOption("#f-category", "");
+        await page.click("#apply");
+        await page.waitForSelector("#events tbody tr[data-event] >> nth=35");
+        await page.waitForSelector("#live-toggle.connected");
+        await page.evaluate(() => void ((globalThis as unknown as PageGlobals).exhaustNoReload = 1));
+        await sendLiveUpload(p, "Office.Live.Arrived");
+        const arrived = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.Arrived" });
+        await arrived.waitFor({ timeout: 20_000 });
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+        // Paused: the next upload is counted, not shown, until resumed.
+        await page.click("#live-toggle");
+        expect(await page.locator("#live-toggle").getAttribute("aria-pressed")).toBe("false");
+        await sendLiveUpload(p, "Office.Live.WhilePaused");
+        await page.waitForFunction(() => /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""), undefined, { timeout: 20_000 });
+        const paused = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.WhilePaused" });
+        expect(await paused.count()).toBe(0);
+        await page.click("#live-toggle");
+        await paused.waitFor({ timeout: 20_000 });
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+        await page.keyboard.press("/");
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id)).toBe("f-q");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-live-800.png"), fullPage: true });
+        expect(external).toEqual([]);
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser?.close();
+      }
+    },
+    120_000,
   );
 });
