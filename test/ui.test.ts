@@ -296,6 +296,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         // Event → its exchange → each decoded event is a link; the planted one leads back.
         await page.click("#exchange-link");
         await page.waitForSelector("#exchange-events table");
+        // A page without a list shows no filter bar (nothing there would apply).
+        expect(await page.locator("#filters").isHidden()).toBe(true);
         expect(await page.locator("#exchange-events tbody tr[data-event]").count()).toBe(31);
         // The response: headers and body (what the sinkhole answered, as stored).
         const ev = await getJson(`${ui.url}api/events/${planted}`);

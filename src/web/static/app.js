@@ -94,6 +94,21 @@ function query(obj) {
   return p.toString();
 }
 
+/** A dotted name or path with break opportunities after `.`, `-`, `/` and `_`, so narrow columns wrap between its parts. */
+function breakable(text) {
+  const s = String(text ?? "");
+  const out = [];
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (".-/_".includes(s[i]) && i + 1 < s.length) {
+      out.push(s.slice(from, i + 1), el("wbr"));
+      from = i + 1;
+    }
+  }
+  out.push(s.slice(from));
+  return out;
+}
+
 function catBadge(category) {
   const c = category || "none";
   return el("span", { class: `cat cat-${c}`, "data-category": c }, category || "-");
@@ -160,12 +175,12 @@ async function renderEvents() {
       { class: "clickable", "data-event": r.id, onclick: () => (location.hash = `#/event/${r.id}`) },
       el("td", { class: "num" }, el("a", { href: `#/event/${r.id}` }, r.id)),
       el("td", { class: "mono" }, (r.time || "").slice(0, 19)),
-      el("td", {}, r.host),
+      el("td", {}, breakable(r.host)),
       el("td", {}, r.group || "-"),
       el("td", {}, catBadge(r.category)),
       el("td", { class: "num", title: "content fields" }, r.contentFields),
       el("td", { class: "num", title: "fields with personal data" }, r.personalFields),
-      el("td", { class: "mono" }, highlighted(r.name, f.q)),
+      el("td", { class: "mono" }, highlighted(r.name, f.q).flatMap((part) => (typeof part === "string" ? breakable(part) : [part]))),
     ),
   );
   const searchNote = f.q
@@ -226,10 +241,10 @@ async function renderEvent(id) {
       },
       el("td", { class: "num" }, f.idx),
       el("td", {}, f.part),
-      el("td", { class: "mono" }, f.path),
+      el("td", { class: "mono" }, breakable(f.path)),
       el("td", {}, catBadge(f.category)),
       el("td", {}, f.personal && f.personal !== "none" ? el("span", { class: "badge personal" }, f.personal) : "-"),
-      el("td", { class: "mono rule" }, f.rule || "-"),
+      el("td", { class: "mono rule" }, breakable(f.rule || "-")),
       el("td", { class: "value" }, highlighted(f.value, term)),
       el("td", {}, f.type),
       el("td", { class: "copy" }, copyButton("path", f.path), copyButton("value", f.value === null ? "null" : String(f.value))),
@@ -346,8 +361,8 @@ async function renderFields() {
       el("thead", {}, el("tr", {}, ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map((r) =>
         el("tr", { class: `clickable field-${r.category || "none"}`, onclick: () => (location.hash = `#/event/${r.eventId}`), title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}` },
-          el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)), el("td", { class: "mono" }, r.eventName), el("td", {}, r.host), el("td", { class: "mono" }, r.path),
-          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono rule" }, r.rule || "-"), el("td", { class: "value" }, highlighted(r.value, f.q)),
+          el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)), el("td", { class: "mono" }, breakable(r.eventName)), el("td", {}, breakable(r.host)), el("td", { class: "mono" }, breakable(r.path)),
+          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono rule" }, breakable(r.rule || "-")), el("td", { class: "value" }, highlighted(r.value, f.q)),
           el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))))))),
   );
 }
@@ -499,9 +514,6 @@ function liveRefresh() {
 function onStored(msg) {
   const n = msg.events.length + msg.exchanges.length;
   if (!n) return;
-  // A session started after the page opened: list it.
-  const known = new Set([...$("#f-session").options].map((o) => o.value));
-  if ([...msg.events, ...msg.exchanges].some((r) => !known.has(String(r.sessionId)))) loadSessions().catch(showError);
   if (livePaused) {
     liveMissed += msg.events.length;
     liveStatus(`paused: ${liveMissed} new event${liveMissed === 1 ? "" : "s"}`);
@@ -509,7 +521,11 @@ function onStored(msg) {
   }
   liveStatus(`${msg.events.length} new event${msg.events.length === 1 ? "" : "s"}, ${msg.exchanges.length} exchange${msg.exchanges.length === 1 ? "" : "s"} at ${new Date().toISOString().slice(11, 19)}`);
   clearTimeout(liveTimer);
-  liveTimer = setTimeout(liveRefresh, 250);
+  liveTimer = setTimeout(() => {
+    liveRefresh();
+    // Session counts (and a session started after the page opened) in the session list.
+    loadSessions().catch(showError);
+  }, 250);
 }
 
 function startLive() {
