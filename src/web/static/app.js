@@ -345,12 +345,14 @@ async function loadBody(exchangeId, box, view, decompress, part = "request") {
 // ---- Fields across events (content fields first) ----
 
 let fieldCursors = [undefined];
+let lastFieldsFull = false;
 async function renderFields() {
   const f = filters();
   const after = fieldCursors[fieldCursors.length - 1];
   const category = f.category || "content";
   const rows = await api(`/api/fields?${query({ session: f.session, category, afterEvent: after?.[0], afterIdx: after?.[1], limit: PAGE })}`);
   const last = rows[rows.length - 1];
+  lastFieldsFull = rows.length >= PAGE;
   main.replaceChildren(
     el("p", { class: "note applied" }, `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}.`),
     el("div", { class: "pager" },
@@ -508,7 +510,7 @@ function liveRefresh() {
   const view = location.hash.split("/")[1] || "events";
   if (view === "events" && lastEventsPage && lastEventsPage.nextAfterId === null) renderEvents().catch(showError);
   else if (view === "exchanges" && !lastExchangesFull) renderExchanges().catch(showError);
-  else if (view === "fields") renderFields().catch(showError);
+  else if (view === "fields" && !lastFieldsFull) renderFields().catch(showError);
 }
 
 function onStored(msg) {
@@ -564,7 +566,10 @@ function onKey(e) {
   const view = location.hash.split("/")[1] || "events";
   if (e.key === "/") {
     e.preventDefault();
-    if (view !== "events" && view !== "fields") location.hash = "#/events";
+    if (view !== "events" && view !== "fields") {
+      showFiltersFor("events");
+      location.hash = "#/events";
+    }
     $("#f-q").focus();
     return;
   }
