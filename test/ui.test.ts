@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
@@ -37,6 +37,17 @@ function launchBrowser(): Promise<Browser> {
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
     headless: true,
   });
+}
+
+/** What a page asked for beyond the UI (must stay empty) and the script errors it raised. */
+function watchPage(page: Page, base: string): { external: string[]; pageErrors: string[] } {
+  const external: string[] = [];
+  const pageErrors: string[] = [];
+  page.on("request", (r) => {
+    if (!r.url().startsWith(base)) external.push(r.url());
+  });
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  return { external, pageErrors };
 }
 
 /** Rows of an RFC 4180 text (quoted fields may hold commas, quotes and line breaks). */
@@ -201,12 +212,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       try {
         browser = await launchBrowser();
         const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-        const external: string[] = [];
-        page.on("request", (r) => {
-          if (!r.url().startsWith(ui.url)) external.push(r.url());
-        });
-        const pageErrors: string[] = [];
-        page.on("pageerror", (e) => pageErrors.push(e.message));
+        const { external, pageErrors } = watchPage(page, ui.url);
         await page.goto(ui.url);
         await page.waitForSelector("#events tbody tr[data-event]");
         await page.selectOption("#f-session", String(cap.sessionId));
@@ -247,6 +253,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     },
     60_000,
   );
+
   it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
     "in a browser at 800 px: exchange → event links, response body, CSV export of a filtered view, keys, copy, then live update with pause",
     async () => {
@@ -257,12 +264,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         const context = await browser.newContext({ viewport: { width: 800, height: 900 }, acceptDownloads: true });
         await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: ui.url.replace(/\/$/, "") });
         const page = await context.newPage();
-        const external: string[] = [];
-        page.on("request", (r) => {
-          if (!r.url().startsWith(ui.url)) external.push(r.url());
-        });
-        const pageErrors: string[] = [];
-        page.on("pageerror", (e) => pageErrors.push(e.message));
+        const { external, pageErrors } = watchPage(page, ui.url);
         const planted = cap.plantedEventId;
         await page.goto(ui.url);
         await page.waitForSelector("#events tbody tr[data-event]");
