@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { chromium, type Browser, type Page } from "playwright-core";
+import http from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
@@ -9,7 +10,7 @@ import { PACKAGE_ROOT } from "../src/paths.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
 import { CSV_COLUMNS } from "../src/export/csv.js";
 import { httpsThroughProxy } from "./helpers/client.js";
-import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -199,6 +200,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       const cookie = String(first.headers["set-cookie"]).split(";")[0];
       expect(cookie).toBe(`exhaust_ui_token=${open.token}`);
       expect((await getJson(`${base}/api/sessions`, { cookie })).status).toBe(200);
+      expect((await getJson(`${base}/api/live`)).status).toBe(401);
+      expect((await getJson(`${base}/api/export?format=csv`)).status).toBe(401);
     } finally {
       await open.close();
     }
@@ -378,4 +381,36 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     },
     120_000,
   );
+  it("pushes what the processing thread stores over /api/live, and closing the UI ends open streams", async () => {
+    const own = await startUiServer({ dbFile: p.dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
+    let text = "";
+    let ended = false;
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${own.url}api/live`, resolve).on("error", reject);
+    });
+    res.on("data", (c: Buffer) => (text += c.toString("utf8")));
+    res.on("end", () => (ended = true));
+    res.on("error", () => (ended = true));
+    try {
+      expect(res.statusCode).toBe(200);
+      expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
+      expect(res.headers["content-security-policy"]).toContain("default-src 'self'");
+      await eventually(() => text.includes("event: hello"), 5000);
+      // Started at the newest rows: nothing stored before is replayed.
+      expect(text).not.toContain("Office.Word.FileIO.Save");
+      await sendLiveUpload(p, "Office.Live.OverTheStream");
+      await eventually(() => /event: stored\n/.test(text) && text.includes("Office.Live.OverTheStream"), 20_000);
+      const stored = text.split("\n\n").find((m) => m.includes("Office.Live.OverTheStream"))!;
+      expect(stored).toMatch(/^id: \d+:\d+\nevent: stored\ndata: /);
+      const data = JSON.parse(stored.slice(stored.indexOf("data: ") + 6)) as { exchanges: Array<{ host: string }>; events: Array<{ name: string; sessionId: number }> };
+      expect(data.events.map((e) => e.name)).toContain("Office.Live.OverTheStream");
+      expect(data.events.every((e) => e.sessionId === cap.sessionId)).toBe(true);
+      expect(data.exchanges.map((x) => x.host)).toContain("self.events.data.microsoft.com");
+    } finally {
+      const t0 = Date.now();
+      await own.close();
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
+    await eventually(() => ended, 5000);
+  }, 60_000);
 });
