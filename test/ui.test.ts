@@ -149,6 +149,17 @@ describe("exhaust ui over a capture made through the real proxy", () => {
 
     const bad = await getJson(`${ui.url}api/events?after=-3`);
     expect(bad.status).toBe(400);
+
+    // "Export this view" as JSONL: the filtered events, one per line, in the shape of `events --json`.
+    const jsonl = await getJson(`${ui.url}api/export?format=jsonl&session=${cap.sessionId}&category=content`);
+    expect(jsonl.status).toBe(200);
+    expect(String(jsonl.headers["content-disposition"])).toMatch(/^attachment; filename="exhaust-events-session-\d+-content\.jsonl"$/);
+    const lines = jsonl.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; value: unknown }> });
+    expect(lines.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
+    expect(lines[0].fields.find((f) => f.path === "Data.Doc.FileName")?.value).toBe(PLANTED);
+    const excel = await getJson(`${ui.url}api/export?format=jsonl&name=${encodeURIComponent("Office.Excel.*")}`);
+    expect(excel.text.trimEnd().split("\n")).toHaveLength(30);
+    expect((await getJson(`${ui.url}api/export?format=xml`)).status).toBe(400);
   });
 
   it("shows headers with credentials redacted and the raw body as a hex dump", async () => {
