@@ -294,6 +294,16 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.keyboard.press("Enter");
         await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
         expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).location.hash)).toBe(`#/event/${planted}`);
+        // On the event page j/k step through the list it came from; Esc goes back to it.
+        await page.keyboard.press("j");
+        await page.waitForFunction((id) => (globalThis as unknown as PageGlobals).location.hash === `#/event/${id}`, second);
+        await page.waitForSelector(`h2:has-text("Event ${second}:")`);
+        await page.keyboard.press("k");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        await page.keyboard.press("Escape");
+        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+        await page.keyboard.press("Enter");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
 
         // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
         const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
