@@ -160,6 +160,15 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     const excel = await getJson(`${ui.url}api/export?format=jsonl&name=${encodeURIComponent("Office.Excel.*")}`);
     expect(excel.text.trimEnd().split("\n")).toHaveLength(30);
     expect((await getJson(`${ui.url}api/export?format=xml`)).status).toBe(400);
+    // The Fields view's export: only the fields it lists (content by default), each event once.
+    const contentFields = await getJson(`${ui.url}api/export?view=fields&format=jsonl&session=${cap.sessionId}`);
+    const only = contentFields.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; category: string }> });
+    expect(only.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
+    expect(only[0].fields.map((f) => f.path).sort()).toEqual(["Data.Doc.Comment", "Data.Doc.FileName"]);
+    const diagnostic = await getJson(`${ui.url}api/export?view=fields&format=csv&category=diagnostic&session=${cap.sessionId}`);
+    const diagRecords = parseCsv(diagnostic.text).slice(1);
+    expect(diagRecords.length).toBeGreaterThan(30 * 3);
+    expect(diagRecords.every((r) => r[CSV_COLUMNS.indexOf("category")] === "diagnostic")).toBe(true);
   });
 
   it("shows headers with credentials redacted and the raw body as a hex dump", async () => {

@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
 import { CSV_COLUMNS, csvRecord, eventCsvRecords } from "../export/csv.js";
 import { eventJson } from "../export/jsonl.js";
-import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventFilter } from "../store/queries.js";
+import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventDetail, type EventFilter } from "../store/queries.js";
 import {
   blobData,
   categoriesPerEventName,
@@ -394,30 +394,64 @@ function registerRoutes(
     });
   });
 
-  // "Export this view": the events the filters select, as the CLI's CSV (one record per field) or
-  // JSONL (one event per line), credentials redacted as in every export.
+  // "Export this view": what the Events view's filters select (every field of each event), or with
+  // view=fields what the Fields view lists (each event with only its fields of that category), as
+  // the CLI's CSV (one record per field) or JSONL (one event per line), credentials redacted as in
+  // every export.
   app.get("/api/export", async (req, reply) => {
     const q = req.query as Query;
     const format = q.format ?? "csv";
     if (format !== "csv" && format !== "jsonl") throw badRequest("format must be csv or jsonl");
+    const view = q.view ?? "events";
+    if (view !== "events" && view !== "fields") throw badRequest("view must be events or fields");
     const filter = { ...eventFilterFromQuery(q), limit: MAX_PAGE, afterId: undefined };
+    const category = view === "fields" ? (filter.category ?? "content") : filter.category;
     const redactor = secrets.redactor();
-    function* chunks(): Generator<string> {
-      if (format === "csv") yield csvRecord(CSV_COLUMNS);
-      let exported = 0;
-      for (let after: number | undefined = 0; after !== undefined && exported < EXPORT_MAX_EVENTS; ) {
+    const encode = function* (ev: EventDetail): Generator<string> {
+      if (format === "jsonl") yield `${JSON.stringify(redactDeep(eventJson(ev, redactor)))}\n`;
+      else for (const line of eventCsvRecords(ev, redactor)) yield redactCredentialParams(line);
+    };
+    function* events(): Generator<EventDetail> {
+      for (let after: number | undefined = 0, n = 0; after !== undefined && n < EXPORT_MAX_EVENTS; ) {
         const page = listEventsPage(db, { ...filter, afterId: after });
-        for (const row of page.rows) {
+        for (const row of page.rows.slice(0, EXPORT_MAX_EVENTS - n)) {
           const ev = getEvent(db, row.id);
-          if (!ev || exported >= EXPORT_MAX_EVENTS) continue;
-          exported++;
-          if (format === "jsonl") yield `${JSON.stringify(redactDeep(eventJson(ev, redactor)))}\n`;
-          else for (const line of eventCsvRecords(ev, redactor)) yield redactCredentialParams(line);
+          if (ev) yield ev;
+          n++;
         }
         after = page.nextAfterId ?? undefined;
       }
     }
-    const name = `exhaust-events${filter.sessionId ? `-session-${filter.sessionId}` : ""}${filter.category ? `-${filter.category}` : ""}.${format}`;
+    function* fieldEvents(): Generator<EventDetail> {
+      // The Fields view's rows in its order, grouped by event: each event once, with the listed fields.
+      let after: [number, number] | undefined;
+      for (let n = 0; n < EXPORT_MAX_EVENTS; ) {
+        const rows = listFieldsPage(db, { sessionId: filter.sessionId, category, afterEventId: after?.[0], afterIdx: after?.[1], limit: MAX_PAGE });
+        const full = rows.length === MAX_PAGE;
+        let next = rows[rows.length - 1];
+        for (let i = 0; i < rows.length && n < EXPORT_MAX_EVENTS; ) {
+          const start = i;
+          const id = rows[i].eventId;
+          const idx = new Set<number>();
+          for (; i < rows.length && rows[i].eventId === id; i++) idx.add(rows[i].idx);
+          // An event cut by the end of a full page is read whole with the next page (one line per event).
+          if (full && i === rows.length && start > 0) {
+            next = rows[start - 1];
+            break;
+          }
+          const ev = getEvent(db, id);
+          if (ev) yield { ...ev, fields: ev.fields.filter((f) => idx.has(f.idx)) };
+          n++;
+        }
+        if (!full || next === undefined) return;
+        after = [next.eventId, next.idx];
+      }
+    }
+    function* chunks(): Generator<string> {
+      if (format === "csv") yield csvRecord(CSV_COLUMNS);
+      for (const ev of view === "fields" ? fieldEvents() : events()) yield* encode(ev);
+    }
+    const name = `exhaust-${view}${filter.sessionId ? `-session-${filter.sessionId}` : ""}${category ? `-${category}` : ""}.${format}`;
     return reply
       .type(format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8")
       .header("content-disposition", `attachment; filename="${name.replace(/[^\w.-]/g, "_")}"`)

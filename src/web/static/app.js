@@ -194,10 +194,7 @@ async function renderEvents() {
     : null;
   main.replaceChildren(
     el("p", { class: "note applied" }, appliedText(f), " ",
-      el("span", { class: "export" }, "Export this view: ",
-        el("a", { id: "export-csv", href: `/api/export?${query({ ...f, format: "csv" })}`, download: "" }, "CSV"), " · ",
-        el("a", { id: "export-jsonl", href: `/api/export?${query({ ...f, format: "jsonl" })}`, download: "" }, "JSONL"),
-        " (credentials redacted)"),
+      exportLinks(f),
       el("span", { class: "keys" }, " Keys: ", el("kbd", {}, "j"), "/", el("kbd", {}, "k"), " move, ", el("kbd", {}, "Enter"), " open, ", el("kbd", {}, "/"), " search, ", el("kbd", {}, "Esc"), " back")),
     searchNote ?? "",
     pager(page, ms),
@@ -210,6 +207,14 @@ async function renderEvents() {
     pager(page, ms),
   );
   if (selectedId !== null) selectRow(selectedId, false);
+}
+
+/** "Export this view: CSV · JSONL": the same filters, every page, credentials redacted (GET /api/export). */
+function exportLinks(params) {
+  return el("span", { class: "export" }, "Export this view: ",
+    el("a", { id: "export-csv", href: `/api/export?${query({ ...params, format: "csv" })}`, download: "" }, "CSV"), " · ",
+    el("a", { id: "export-jsonl", href: `/api/export?${query({ ...params, format: "jsonl" })}`, download: "" }, "JSONL"),
+    " (credentials redacted)");
 }
 
 function pager(page, ms) {
@@ -354,7 +359,8 @@ async function renderFields() {
   const last = rows[rows.length - 1];
   lastFieldsFull = rows.length >= PAGE;
   main.replaceChildren(
-    el("p", { class: "note applied" }, `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}.`),
+    el("p", { class: "note applied" }, `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}. `,
+      exportLinks({ view: "fields", session: f.session, category })),
     el("div", { class: "pager" },
       el("button", { type: "button", disabled: fieldCursors.length <= 1, onclick: () => (fieldCursors.pop(), renderFields().catch(showError)) }, "◀ Previous"),
       el("span", {}, `page ${fieldCursors.length} · ${rows.length} fields`),
