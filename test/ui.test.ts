@@ -317,6 +317,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
         const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
         expect((await valueCell.boundingBox())!.width).toBeGreaterThanOrEqual(150);
+        // ... and the whole table fits the window: nothing hides off to the right.
+        const fieldsBox = (await page.locator("#fields").boundingBox())!;
+        expect(fieldsBox.x + fieldsBox.width).toBeLessThanOrEqual(800);
         // Findings name the path once.
         const findings = await page.locator("#findings").textContent();
         expect(findings).toContain("Data.Doc.FileName");
@@ -359,6 +362,15 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.click("#apply");
         await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1);
         expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
+        const exchangesBox = (await page.locator("#exchanges").boundingBox())!;
+        expect(exchangesBox.x + exchangesBox.width).toBeLessThanOrEqual(800);
+        await page.screenshot({ path: join(ARTIFACTS, "ui-exchanges-800.png"), fullPage: true });
+        // Fields: content by default, its own export (only the listed fields).
+        await page.click("#nav-fields");
+        await page.waitForSelector("table.fields tbody tr");
+        expect(await page.locator("table.fields tbody tr").count()).toBe(2);
+        expect(await page.locator("#export-csv").getAttribute("href")).toContain("view=fields");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-fields-800.png"), fullPage: true });
         await page.click("#nav-events");
         await page.waitForSelector("#events tbody tr[data-event]");
         expect(await page.locator("#f-category").inputValue()).toBe("");

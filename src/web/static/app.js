@@ -453,12 +453,12 @@ async function renderExchanges() {
       el("button", { type: "button", disabled: exchangeCursors.length <= 1, onclick: () => (exchangeCursors.pop(), renderExchanges().catch(showError)) }, "◀ Previous"),
       el("span", {}, `page ${exchangeCursors.length}`),
       el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (exchangeCursors.push(rows[rows.length - 1].seq), renderExchanges().catch(showError)) }, "Next ▶")),
-    el("table", { id: "exchanges" }, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Content", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
+    el("table", { id: "exchanges" }, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows.map((x) => el("tr", { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
-        el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, x.host),
+        el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, breakable(x.host)),
         el("td", { class: "mono value" }, x.path), el("td", { class: "num" }, x.requestBodySize), el("td", { class: "num" }, x.responseStatus ?? "-"),
-        el("td", { class: "num" }, x.events), el("td", { class: "num", title: "events with content fields" }, x.contentEvents),
-        el("td", {}, x.outcome), el("td", {}, x.decoder || "-"))) : el("tr", {}, el("td", { colspan: 11 }, "no exchanges match")))),
+        el("td", { class: "num", title: "events decoded (of them with content fields)" }, x.events, x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : ""),
+        el("td", {}, breakable(x.outcome)), el("td", {}, breakable(x.decoder || "-")))) : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")))),
   );
 }
 let lastExchangesFull = false;
