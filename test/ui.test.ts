@@ -397,6 +397,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.click("#apply");
         await page.waitForSelector("#events tbody tr[data-event] >> nth=35");
         await page.waitForSelector("#live-toggle.connected");
+        const eventsBox = (await page.locator("#events").boundingBox())!;
+        expect(eventsBox.x + eventsBox.width).toBeLessThanOrEqual(800);
         await page.evaluate(() => void ((globalThis as unknown as PageGlobals).exhaustNoReload = 1));
         await sendLiveUpload(p, "Office.Live.Arrived");
         const arrived = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.Arrived" });
