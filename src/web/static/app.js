@@ -503,7 +503,8 @@ async function renderExchange(id) {
 // ---- Live updates: server-sent events from /api/live ----
 
 let livePaused = false;
-let liveMissed = 0;
+let liveMissed = 0; // events that arrived while paused (what the header says)
+let liveMissedRows = 0; // events and exchanges: whether resuming must re-read the view
 let liveTimer = null;
 let liveSource = null;
 
@@ -523,6 +524,7 @@ function onStored(msg) {
   const n = msg.events.length + msg.exchanges.length;
   if (!n) return;
   if (livePaused) {
+    liveMissedRows += n;
     liveMissed += msg.events.length;
     liveStatus(`paused: ${liveMissed} new event${liveMissed === 1 ? "" : "s"}`);
     return;
@@ -551,8 +553,9 @@ function startLive() {
     toggle.setAttribute("aria-pressed", livePaused ? "false" : "true");
     toggle.textContent = livePaused ? "❚❚ paused" : "● live";
     toggle.title = livePaused ? "Live updates paused: click to resume" : "Live updates: new exchanges and events appear as they are stored (click to pause)";
-    if (!livePaused && liveMissed) {
+    if (!livePaused && liveMissedRows) {
       liveMissed = 0;
+      liveMissedRows = 0;
       liveStatus("");
       liveRefresh();
     }
