@@ -43,6 +43,28 @@ function ask(port: number, path: string, headers: Record<string, string>, method
   });
 }
 
+/** A stream's text until `until` matches (or `ms` pass), then the connection is dropped. */
+function askStream(port: number, path: string, headers: Record<string, string>, until: RegExp, ms = 10_000): Promise<Answer & { type: string }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const req = http.request({ host: "127.0.0.1", port, path, headers, setHost: false }, (res) => {
+      const done = () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, text, type: String(res.headers["content-type"] ?? "") });
+      };
+      const timer = setTimeout(done, ms);
+      res.on("data", (c: Buffer) => {
+        text += c.toString("utf8");
+        if (until.test(text)) done();
+      });
+      res.on("end", done);
+    });
+    req.on("error", (e) => (text ? undefined : reject(e)));
+    req.end();
+  });
+}
+
 describe("web UI containment", () => {
   let p: TestProxy;
   let ui: RunningUi;
@@ -81,7 +103,7 @@ describe("web UI containment", () => {
   });
 
   it("answers a foreign Host with 421 on the API and the page; its own names work", async () => {
-    for (const path of ["/api/sessions", "/", "/app.js", "/api/nothing-here"]) {
+    for (const path of ["/api/sessions", "/", "/app.js", "/api/nothing-here", "/api/live", "/api/export?format=csv"]) {
       const foreign = await ask(ui.port, path, { host: "attacker.example" });
       expect(foreign.status, path).toBe(421);
       expect(foreign.text).not.toContain("test");
@@ -146,7 +168,18 @@ describe("web UI containment", () => {
       texts[`/api/exchanges/${x.id}/body`] = await get(`/api/exchanges/${x.id}/body`);
       texts[`/api/exchanges/${x.id}/body?decompress=1&view=text`] = await get(`/api/exchanges/${x.id}/body?decompress=1&view=text`);
       texts[`/api/exchanges/${x.id}/body?view=hex`] = await get(`/api/exchanges/${x.id}/body?view=hex`);
+      texts[`/api/exchanges/${x.id}/body?part=response`] = await get(`/api/exchanges/${x.id}/body?part=response`);
     }
+    // "Export this view" and the live stream (replayed from the start) are built outside the JSON answers: redacted too.
+    for (const format of ["csv", "jsonl"]) texts[`/api/export?format=${format}`] = await get(`/api/export?session=${sessionId}&format=${format}`);
+    expect(texts["/api/export?format=jsonl"]).toContain("AuthCode=[redacted]");
+    expect(texts["/api/export?format=csv"]).toContain("Data.RedirectUrl");
+    const live = await askStream(ui.port, "/api/live?afterEvent=0&afterExchange=0", { host: own }, /event: stored\n[^\n]*\n\n/);
+    expect(live.status).toBe(200);
+    expect(live.type).toMatch(/^text\/event-stream/);
+    expect(live.text).toContain("Tickets=[redacted]");
+    expect(live.text).toContain("Office.Identity.SignIn");
+    texts["/api/live"] = live.text;
     const detail = JSON.parse(texts[`/api/exchanges/${exchanges[0].id}`]) as { path: string; requestHeaders: Array<[string, string]> };
     expect(detail.path).toContain("AuthMsaDeviceTicket=[redacted]");
     expect(detail.requestHeaders).toContainEqual(["Tickets", "[redacted]"]);

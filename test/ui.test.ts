@@ -1,13 +1,16 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
+import http from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/log.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
-import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { CSV_COLUMNS } from "../src/export/csv.js";
+import { httpsThroughProxy } from "./helpers/client.js";
+import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -21,8 +24,67 @@ if (!haveBrowser) {
 /** The page's globals, typed here: the tests compile without the DOM library. Only inside page functions. */
 type PageGlobals = {
   getComputedStyle(e: unknown): { color: string; backgroundColor: string };
-  document: { querySelectorAll(selector: string): { length: number } };
+  document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): { textContent: string | null } | null; activeElement: { id: string } | null };
+  navigator: { clipboard: { readText(): Promise<string> } };
+  location: { hash: string };
+  exhaustNoReload?: number;
 };
+
+function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // Chromium's own background requests go to a closed loopback port, never out; the UI on
+    // 127.0.0.1 is reached directly (loopback bypasses the proxy).
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
+    headless: true,
+  });
+}
+
+/** What a page asked for beyond the UI (must stay empty) and the script errors it raised. */
+function watchPage(page: Page, base: string): { external: string[]; pageErrors: string[] } {
+  const external: string[] = [];
+  const pageErrors: string[] = [];
+  page.on("request", (r) => {
+    if (!r.url().startsWith(base)) external.push(r.url());
+  });
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  return { external, pageErrors };
+}
+
+/** Rows of an RFC 4180 text (quoted fields may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") row.push(field), (field = "");
+    else if (c === "\r" && text[i + 1] === "\n") row.push(field), rows.push(row), (row = []), (field = ""), i++;
+    else field += c;
+  }
+  if (field !== "" || row.length) row.push(field), rows.push(row);
+  return rows;
+}
+
+/** A JSON-lines upload through the real proxy to a host the capture has not seen yet. */
+async function sendLiveUpload(p: TestProxy, name: string): Promise<void> {
+  const line = JSON.stringify({ name, time: new Date().toISOString(), ver: "4.0", data: { "Activity.Success": true } });
+  const res = await httpsThroughProxy({
+    proxyPort: p.port,
+    host: "self.events.data.microsoft.com",
+    path: "/OneCollector/1.0/",
+    headers: { "Content-Type": "application/x-json-stream" },
+    body: `${line}\n`,
+    ca: [p.caPem],
+  });
+  expect(res.status).toBe(200);
+}
 
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -87,6 +149,26 @@ describe("exhaust ui over a capture made through the real proxy", () => {
 
     const bad = await getJson(`${ui.url}api/events?after=-3`);
     expect(bad.status).toBe(400);
+
+    // "Export this view" as JSONL: the filtered events, one per line, in the shape of `events --json`.
+    const jsonl = await getJson(`${ui.url}api/export?format=jsonl&session=${cap.sessionId}&category=content`);
+    expect(jsonl.status).toBe(200);
+    expect(String(jsonl.headers["content-disposition"])).toMatch(/^attachment; filename="exhaust-events-session-\d+-content\.jsonl"$/);
+    const lines = jsonl.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; value: unknown }> });
+    expect(lines.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
+    expect(lines[0].fields.find((f) => f.path === "Data.Doc.FileName")?.value).toBe(PLANTED);
+    const excel = await getJson(`${ui.url}api/export?format=jsonl&name=${encodeURIComponent("Office.Excel.*")}`);
+    expect(excel.text.trimEnd().split("\n")).toHaveLength(30);
+    expect((await getJson(`${ui.url}api/export?format=xml`)).status).toBe(400);
+    // The Fields view's export: only the fields it lists (content by default), each event once.
+    const contentFields = await getJson(`${ui.url}api/export?view=fields&format=jsonl&session=${cap.sessionId}`);
+    const only = contentFields.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; category: string }> });
+    expect(only.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
+    expect(only[0].fields.map((f) => f.path).sort()).toEqual(["Data.Doc.Comment", "Data.Doc.FileName"]);
+    const diagnostic = await getJson(`${ui.url}api/export?view=fields&format=csv&category=diagnostic&session=${cap.sessionId}`);
+    const diagRecords = parseCsv(diagnostic.text).slice(1);
+    expect(diagRecords.length).toBeGreaterThan(30 * 3);
+    expect(diagRecords.every((r) => r[CSV_COLUMNS.indexOf("category")] === "diagnostic")).toBe(true);
   });
 
   it("shows headers with credentials redacted and the raw body as a hex dump", async () => {
@@ -138,6 +220,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       const cookie = String(first.headers["set-cookie"]).split(";")[0];
       expect(cookie).toBe(`exhaust_ui_token=${open.token}`);
       expect((await getJson(`${base}/api/sessions`, { cookie })).status).toBe(200);
+      expect((await getJson(`${base}/api/live`)).status).toBe(401);
+      expect((await getJson(`${base}/api/export?format=csv`)).status).toBe(401);
     } finally {
       await open.close();
     }
@@ -149,20 +233,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
       let browser: Browser | undefined;
       try {
-        browser = await chromium.launch({
-          executablePath: CHROMIUM,
-          // Chromium's own background requests go to a closed loopback port, never out; the UI on
-          // 127.0.0.1 is reached directly (loopback bypasses the proxy).
-          args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
-          headless: true,
-        });
+        browser = await launchBrowser();
         const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-        const external: string[] = [];
-        page.on("request", (r) => {
-          if (!r.url().startsWith(ui.url)) external.push(r.url());
-        });
-        const pageErrors: string[] = [];
-        page.on("pageerror", (e) => pageErrors.push(e.message));
+        const { external, pageErrors } = watchPage(page, ui.url);
         await page.goto(ui.url);
         await page.waitForSelector("#events tbody tr[data-event]");
         await page.selectOption("#f-session", String(cap.sessionId));
@@ -203,4 +276,185 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     },
     60_000,
   );
+
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    "in a browser at 800 px: exchange → event links, response body, CSV export of a filtered view, keys, copy, then live update with pause",
+    async () => {
+      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      let browser: Browser | undefined;
+      try {
+        browser = await launchBrowser();
+        const context = await browser.newContext({ viewport: { width: 800, height: 900 }, acceptDownloads: true });
+        await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: ui.url.replace(/\/$/, "") });
+        const page = await context.newPage();
+        const { external, pageErrors } = watchPage(page, ui.url);
+        const planted = cap.plantedEventId;
+        await page.goto(ui.url);
+        await page.waitForSelector("#events tbody tr[data-event]");
+        await page.selectOption("#f-session", String(cap.sessionId));
+
+        // Keys: j moves the selection, Enter opens it, / goes to the search box.
+        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+        await page.keyboard.press("j");
+        const second = Number(await page.locator("#events tbody tr[data-event]").nth(1).getAttribute("data-event"));
+        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(second));
+        await page.keyboard.press("k");
+        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(planted));
+        await page.keyboard.press("Enter");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).location.hash)).toBe(`#/event/${planted}`);
+        // On the event page j/k step through the list it came from; Esc goes back to it.
+        await page.keyboard.press("j");
+        await page.waitForFunction((id) => (globalThis as unknown as PageGlobals).location.hash === `#/event/${id}`, second);
+        await page.waitForSelector(`h2:has-text("Event ${second}:")`);
+        await page.keyboard.press("k");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        await page.keyboard.press("Escape");
+        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+        await page.keyboard.press("Enter");
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+
+        // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
+        const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
+        expect((await valueCell.boundingBox())!.width).toBeGreaterThanOrEqual(150);
+        // ... and the whole table fits the window: nothing hides off to the right.
+        const fieldsBox = (await page.locator("#fields").boundingBox())!;
+        expect(fieldsBox.x + fieldsBox.width).toBeLessThanOrEqual(800);
+        // Findings name the path once.
+        const findings = await page.locator("#findings").textContent();
+        expect(findings).toContain("Data.Doc.FileName");
+        expect(findings).not.toMatch(/Data\.Doc\.FileName: Data\.Doc\.FileName/);
+        // Copy button: the field's value on the clipboard.
+        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="value"]').click();
+        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe(PLANTED);
+        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="path"]').click();
+        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe("Data.Doc.FileName");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-event-800.png"), fullPage: true });
+
+        // Event → its exchange → each decoded event is a link; the planted one leads back.
+        await page.click("#exchange-link");
+        await page.waitForSelector("#exchange-events table");
+        // A page without a list shows no filter bar (nothing there would apply).
+        expect(await page.locator("#filters").isHidden()).toBe(true);
+        expect(await page.locator("#exchange-events tbody tr[data-event]").count()).toBe(31);
+        // The response: headers and body (what the sinkhole answered, as stored).
+        const ev = await getJson(`${ui.url}api/events/${planted}`);
+        const stored = p.db
+          .prepare("SELECT b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.response_body_sha256 WHERE x.id = ?")
+          .get(ev.body.exchangeId) as { data: Buffer } | undefined;
+        expect(stored).toBeDefined();
+        await page.waitForSelector("#response-body pre.body");
+        expect(await page.locator("#response-body pre.body").textContent()).toBe(stored!.data.toString("utf8"));
+        expect((await page.locator("#response table.headers").textContent())!.toLowerCase()).toContain("content-type");
+        await page.selectOption("#body-view-response", "hex");
+        await page.waitForFunction(() => /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""));
+        await page.screenshot({ path: join(ARTIFACTS, "ui-exchange-800.png"), fullPage: true });
+        await page.click(`#exchange-events a[href="#/event/${planted}"] >> nth=0`);
+        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+        expect(await page.locator("h2").first().textContent()).toContain(`Event ${planted}`);
+
+        // Exchanges apply the Category filter they show; Events keep their own filters.
+        await page.click("#nav-exchanges");
+        await page.waitForSelector("#exchanges tbody tr[data-exchange]");
+        expect(await page.locator("#exchanges tbody tr[data-exchange]").count()).toBe(2);
+        expect(await page.locator('#filters label:has(#f-name)').isHidden()).toBe(true);
+        await page.selectOption("#f-category", "content");
+        await page.click("#apply");
+        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1);
+        expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
+        const exchangesBox = (await page.locator("#exchanges").boundingBox())!;
+        expect(exchangesBox.x + exchangesBox.width).toBeLessThanOrEqual(800);
+        await page.screenshot({ path: join(ARTIFACTS, "ui-exchanges-800.png"), fullPage: true });
+        // Fields: content by default, its own export (only the listed fields).
+        await page.click("#nav-fields");
+        await page.waitForSelector("table.fields tbody tr");
+        expect(await page.locator("table.fields tbody tr").count()).toBe(2);
+        expect(await page.locator("#export-csv").getAttribute("href")).toContain("view=fields");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-fields-800.png"), fullPage: true });
+        await page.click("#nav-events");
+        await page.waitForSelector("#events tbody tr[data-event]");
+        expect(await page.locator("#f-category").inputValue()).toBe("");
+
+        // CSV export of a filtered view: the download holds exactly the filtered events' fields.
+        await page.selectOption("#f-category", "content");
+        await page.click("#apply");
+        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+        const csv = readFileSync((await download.path())!, "utf8");
+        const records = parseCsv(csv);
+        expect(records[0]).toEqual([...CSV_COLUMNS]);
+        const body = records.slice(1);
+        expect(body).toHaveLength(ev.body.fields.length);
+        const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
+        expect(new Set(body.map((r) => r[col("event")]))).toEqual(new Set([String(planted)]));
+        expect(body.find((r) => r[col("path")] === "Data.Doc.FileName")![col("value")]).toBe(PLANTED);
+        expect(body.find((r) => r[col("path")] === "Data.Doc.Comment")![col("value")]).toBe(HOSTILE);
+        expect(csv).not.toContain(TICKET_SECRET);
+        expect(download.suggestedFilename()).toMatch(/\.csv$/);
+
+        // Live: an upload through the real proxy while the page is open shows without a reload.
+        await page.selectOption("#f-category", "");
+        await page.click("#apply");
+        await page.waitForSelector("#events tbody tr[data-event] >> nth=35");
+        await page.waitForSelector("#live-toggle.connected");
+        const eventsBox = (await page.locator("#events").boundingBox())!;
+        expect(eventsBox.x + eventsBox.width).toBeLessThanOrEqual(800);
+        await page.evaluate(() => void ((globalThis as unknown as PageGlobals).exhaustNoReload = 1));
+        await sendLiveUpload(p, "Office.Live.Arrived");
+        const arrived = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.Arrived" });
+        await arrived.waitFor({ timeout: 20_000 });
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+        // Paused: the next upload is counted, not shown, until resumed.
+        await page.click("#live-toggle");
+        expect(await page.locator("#live-toggle").getAttribute("aria-pressed")).toBe("false");
+        await sendLiveUpload(p, "Office.Live.WhilePaused");
+        await page.waitForFunction(() => /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""), undefined, { timeout: 20_000 });
+        const paused = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.WhilePaused" });
+        expect(await paused.count()).toBe(0);
+        await page.click("#live-toggle");
+        await paused.waitFor({ timeout: 20_000 });
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+        await page.keyboard.press("/");
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id)).toBe("f-q");
+        await page.screenshot({ path: join(ARTIFACTS, "ui-live-800.png"), fullPage: true });
+        expect(external).toEqual([]);
+        expect(pageErrors).toEqual([]);
+      } finally {
+        await browser?.close();
+      }
+    },
+    120_000,
+  );
+  it("pushes what the processing thread stores over /api/live, and closing the UI ends open streams", async () => {
+    const own = await startUiServer({ dbFile: p.dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
+    let text = "";
+    let ended = false;
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${own.url}api/live`, resolve).on("error", reject);
+    });
+    res.on("data", (c: Buffer) => (text += c.toString("utf8")));
+    res.on("end", () => (ended = true));
+    res.on("error", () => (ended = true));
+    try {
+      expect(res.statusCode).toBe(200);
+      expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
+      expect(res.headers["content-security-policy"]).toContain("default-src 'self'");
+      await eventually(() => text.includes("event: hello"), 5000);
+      // Started at the newest rows: nothing stored before is replayed.
+      expect(text).not.toContain("Office.Word.FileIO.Save");
+      await sendLiveUpload(p, "Office.Live.OverTheStream");
+      await eventually(() => /event: stored\n/.test(text) && text.includes("Office.Live.OverTheStream"), 20_000);
+      const stored = text.split("\n\n").find((m) => m.includes("Office.Live.OverTheStream"))!;
+      expect(stored).toMatch(/^id: \d+:\d+\nevent: stored\ndata: /);
+      const data = JSON.parse(stored.slice(stored.indexOf("data: ") + 6)) as { exchanges: Array<{ host: string }>; events: Array<{ name: string; sessionId: number }> };
+      expect(data.events.map((e) => e.name)).toContain("Office.Live.OverTheStream");
+      expect(data.events.every((e) => e.sessionId === cap.sessionId)).toBe(true);
+      expect(data.exchanges.map((x) => x.host)).toContain("self.events.data.microsoft.com");
+    } finally {
+      const t0 = Date.now();
+      await own.close();
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
+    await eventually(() => ended, 5000);
+  }, 60_000);
 });

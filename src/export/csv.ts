@@ -1,6 +1,7 @@
 /** CSV export: one row per decoded field, RFC 4180 (CRLF line ends, fields quoted when needed). */
 import type { Db } from "../store/database.js";
 import { fieldRowsOfSession, type FieldExportRow } from "../store/export-queries.js";
+import type { EventDetail } from "../store/queries.js";
 import type { Redactor } from "./redaction.js";
 
 export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;
@@ -21,9 +22,23 @@ export function* sessionCsvLines(db: Db, sessionIds: readonly number[], redactor
   yield csvRecord(CSV_COLUMNS);
   for (const sessionId of sessionIds) {
     for (const row of fieldRowsOfSession(db, sessionId)) {
-      // Only the value is captured data of any length; the other columns are names and classes.
-      const r = redactor?.redacting ? { ...row, value: redactor.field(row.path, row.value) as string | null } : row;
-      yield csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+      yield csvFieldRecord(row, redactor);
     }
+  }
+}
+
+/** One field row as a CSV record; only the value is captured data of any length, the rest are names and classes. */
+function csvFieldRecord(row: FieldExportRow, redactor?: Redactor): string {
+  const r = redactor?.redacting ? { ...row, value: redactor.field(row.path, row.value) as string | null } : row;
+  return csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+}
+
+/** The records of one event's fields (no header line): the same columns as the session export. */
+export function* eventCsvRecords(ev: EventDetail, redactor?: Redactor): Generator<string> {
+  for (const f of ev.fields) {
+    yield csvFieldRecord(
+      { session: ev.session, exchange: ev.exchangeId, event: ev.id, name: ev.name, path: f.path, value: f.value, type: f.type, category: f.category, personal: f.personal, rule: f.rule },
+      redactor,
+    );
   }
 }

@@ -103,15 +103,109 @@ export interface ExchangeRow {
   startedAt: number;
 }
 
-/** Exchanges of a session in chain order, keyset-paged by seq. */
-export function sessionExchanges(db: Db, sessionId: number, options: { afterSeq?: number; limit: number }): ExchangeRow[] {
+export interface ExchangeListOptions {
+  afterSeq?: number;
+  limit: number;
+  /** Only exchanges to this host (exact, as captured). */
+  host?: string;
+  /** Only exchanges that carried at least one event of this DPIA category. */
+  category?: string;
+}
+
+/** Exchanges of a session in chain order, keyset-paged by seq, with their event counts. */
+export function sessionExchanges(db: Db, sessionId: number, options: ExchangeListOptions): ExchangeRow[] {
+  const where = ["x.session_id = @session", "x.seq > @after"];
+  const params: Record<string, unknown> = { session: sessionId, after: options.afterSeq ?? -1, limit: options.limit };
+  if (options.host !== undefined) {
+    where.push("x.host = @host");
+    params.host = options.host;
+  }
+  if (options.category !== undefined) {
+    where.push("EXISTS (SELECT 1 FROM events e WHERE e.exchange_id = x.id AND e.category = @category)");
+    params.category = options.category;
+  }
   return db
     .prepare(
-      `SELECT id, seq, method, host, path, request_body_size AS requestBodySize, response_status AS responseStatus,
-              outcome, decoder, started_at AS startedAt
-         FROM exchanges WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT x.id, x.seq, x.method, x.host, x.path, x.request_body_size AS requestBodySize, x.response_status AS responseStatus,
+              x.outcome, x.decoder, x.started_at AS startedAt,
+              (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events,
+              (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id AND e.content_fields > 0) AS contentEvents
+         FROM exchanges x WHERE ${where.join(" AND ")} ORDER BY x.seq LIMIT @limit`,
     )
-    .all(sessionId, options.afterSeq ?? -1, options.limit) as ExchangeRow[];
+    .all(params) as ExchangeRow[];
+}
+
+export interface ExchangeEventRow {
+  id: number;
+  idx: number;
+  name: string;
+  time: string | null;
+  group: string | null;
+  category: string | null;
+  contentFields: number;
+  personalFields: number;
+}
+
+/** The events decoded from one exchange, in body order (the exchange page links each). */
+export function exchangeEvents(db: Db, exchangeId: string): ExchangeEventRow[] {
+  return db
+    .prepare(
+      `SELECT id, idx, name, time, ms_group AS "group", category, content_fields AS contentFields, personal_fields AS personalFields
+         FROM events WHERE exchange_id = ? ORDER BY idx`,
+    )
+    .all(exchangeId) as ExchangeEventRow[];
+}
+
+/** The newest event id and exchange rowid: what the live view compares with (two index lookups). */
+export function liveHeads(db: Db): { event: number; exchange: number } {
+  const r = db
+    .prepare("SELECT (SELECT COALESCE(MAX(id), 0) FROM events) AS event, (SELECT COALESCE(MAX(rowid), 0) FROM exchanges) AS exchange")
+    .get() as { event: number; exchange: number };
+  return r;
+}
+
+export interface LiveExchangeRow {
+  rowid: number;
+  id: string;
+  sessionId: number;
+  seq: number;
+  method: string;
+  host: string;
+  path: string;
+  responseStatus: number | null;
+  requestBodySize: number;
+  startedAt: number;
+}
+
+export interface LiveEventRow {
+  id: number;
+  sessionId: number;
+  exchangeId: string;
+  name: string;
+  category: string | null;
+  contentFields: number;
+}
+
+/** Exchanges and events stored after the given heads, at most `limit` of each, oldest first. */
+export function liveSince(
+  db: Db,
+  after: { event: number; exchange: number },
+  limit: number,
+): { exchanges: LiveExchangeRow[]; events: LiveEventRow[] } {
+  const exchanges = db
+    .prepare(
+      `SELECT rowid, id, session_id AS sessionId, seq, method, host, path, response_status AS responseStatus,
+              request_body_size AS requestBodySize, started_at AS startedAt
+         FROM exchanges WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+    )
+    .all(after.exchange, limit) as LiveExchangeRow[];
+  const events = db
+    .prepare(
+      `SELECT id, session_id AS sessionId, exchange_id AS exchangeId, name, category, content_fields AS contentFields
+         FROM events WHERE id > ? ORDER BY id LIMIT ?`,
+    )
+    .all(after.event, limit) as LiveEventRow[];
+  return { exchanges, events };
 }
 
 export interface GroupRow {
@@ -257,6 +351,10 @@ export interface ExchangeDetail {
   requestBodyTruncated: number;
   responseStatus: number | null;
   responseHeaders: string | null;
+  responseBodySha256: string | null;
+  responseBodySize: number | null;
+  responseBodyTruncated: number;
+  responseSource: string | null;
   outcome: string;
   mode: string;
   errorCode: string | null;
@@ -278,7 +376,9 @@ export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
               x.host, x.port, x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders,
               x.request_body_sha256 AS requestBodySha256, x.request_body_size AS requestBodySize,
               x.request_body_truncated AS requestBodyTruncated, x.response_status AS responseStatus,
-              x.response_headers AS responseHeaders, x.outcome, x.mode, x.error_code AS errorCode, x.error_message AS errorMessage,
+              x.response_headers AS responseHeaders, x.response_body_sha256 AS responseBodySha256,
+              x.response_body_size AS responseBodySize, x.response_body_truncated AS responseBodyTruncated,
+              x.response_source AS responseSource, x.outcome, x.mode, x.error_code AS errorCode, x.error_message AS errorMessage,
               x.started_at AS startedAt, x.decoder, x.content_encoding AS contentEncoding, x.upload_facts AS uploadFacts,
               x.hash, x.prev_hash AS prevHash, c.outcome AS connectionOutcome,
               (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events

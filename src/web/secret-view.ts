@@ -55,6 +55,12 @@ export class SecretView {
     return walk(payload) as T;
   }
 
+  /** The redactor with everything stored so far learned: for exports built outside the JSON answers. */
+  redactor(): Redactor {
+    this.refresh();
+    return this.r;
+  }
+
   bodyHasSecret(data: Uint8Array, headers: RawHeaders | null, path?: string): boolean {
     this.refresh();
     return this.r.bodyHasSecret(data, headers, path);

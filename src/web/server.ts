@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawServerDefault } from "fastify";
 import { decodeContentEncoding, effectiveContentEncoding } from "../decode/content-encoding.js";
@@ -9,7 +10,9 @@ import { exhaustError } from "../errors.js";
 import { isSecretHeader, REDACTED, type Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
-import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventFilter } from "../store/queries.js";
+import { CSV_COLUMNS, csvRecord, eventCsvRecords } from "../export/csv.js";
+import { eventJson } from "../export/jsonl.js";
+import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventDetail, type EventFilter } from "../store/queries.js";
 import {
   blobData,
   categoriesPerEventName,
@@ -17,6 +20,9 @@ import {
   eventsOverTime,
   eventsPerGroup,
   exchangeDetail,
+  exchangeEvents,
+  liveHeads,
+  liveSince,
   requestItems,
   sessionConnections,
   sessionEndpoints,
@@ -26,7 +32,7 @@ import {
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import type { RawHeaders } from "../types.js";
-import { checkUiRequest, redactDeep, uiHostNames } from "./containment.js";
+import { checkUiRequest, redactCredentialParams, redactDeep, uiHostNames } from "./containment.js";
 import { categoryShareChart, eventsOverTimeChart } from "./html.js";
 import { SecretView } from "./secret-view.js";
 
@@ -48,6 +54,20 @@ const MAX_PAGE = 500;
 /** Body bytes sent to the page at most (text or hex dump); the full body is in the database. */
 const MAX_BODY_VIEW = 256 * 1024;
 const CHART_BUCKETS = 48;
+/** How often a live view's stream compares the store's newest ids (two index lookups). */
+const LIVE_POLL_MS = 500;
+/** Rows of each kind one live message carries at most; the page re-reads its view anyway. */
+const LIVE_BATCH = 200;
+/** A comment line this often keeps proxies and the browser from timing the stream out. */
+const LIVE_HEARTBEAT_MS = 15_000;
+/** Events one "export this view" holds at most (the CLI's `exhaust export` has no limit). */
+const EXPORT_MAX_EVENTS = 100_000;
+/** Headers every answer carries; set by hand on the streams that bypass fastify's onSend. */
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
 
 export interface UiServerOptions {
   dbFile: string;
@@ -99,9 +119,7 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   app.addHook("preSerialization", async (_req, _reply, payload) => redactDeep(payload));
   app.addHook("onSend", async (_req, reply) => {
     // The page loads nothing from elsewhere; say so to the browser too.
-    reply.header("content-security-policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'");
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("referrer-policy", "no-referrer");
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.header(name, value);
   });
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
@@ -111,7 +129,8 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   // Credentials (and their values wherever they went) out of every API answer.
   const secrets = new SecretView(db);
   app.addHook("preSerialization", async (_req, _reply, payload) => secrets.redact(payload));
-  registerRoutes(app, db, secrets);
+  const live = new Set<ServerResponse>();
+  registerRoutes(app, db, secrets, live);
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (e) {
@@ -128,6 +147,8 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
     port,
     token,
     async close() {
+      // Live streams never go idle: end them, or closing would wait for the browsers to leave.
+      for (const res of live) res.end();
       await app.close();
       db.close();
     },
@@ -210,7 +231,12 @@ export function redactHeaders(headers: RawHeaders): RawHeaders {
   return headers.map(([name, value]) => [name, isSecretHeader(name) ? REDACTED : value]);
 }
 
-function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>, db: Db, secrets: SecretView): void {
+function registerRoutes(
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
+  db: Db,
+  secrets: SecretView,
+  live: Set<ServerResponse>,
+): void {
   for (const [route, file] of Object.entries(STATIC_FILES)) {
     app.get(route, async (_req, reply) => {
       const ext = file.split(".").pop()!;
@@ -237,7 +263,12 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
   app.get("/api/sessions/:id/exchanges", async (req) => {
     const id = intParam(req.params as Query, "id", 1)!;
     const q = req.query as Query;
-    return sessionExchanges(db, id, { afterSeq: intParam(q, "after"), limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100) });
+    return sessionExchanges(db, id, {
+      afterSeq: intParam(q, "after"),
+      limit: Math.min(MAX_PAGE, intParam(q, "limit", 1) ?? 100),
+      host: textParam(q, "host"),
+      category: textParam(q, "category"),
+    });
   });
 
   app.get("/api/hosts", async (req) => uploadHosts(db, intParam(req.query as Query, "session", 1)));
@@ -274,6 +305,7 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
       uploadFacts: uploadFacts ? (JSON.parse(uploadFacts) as object) : null,
       requestItems: requestItems(db, id),
       decodeFindings: decodeFindings(db, id),
+      eventList: exchangeEvents(db, id),
     };
   });
 
@@ -282,17 +314,22 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     const q = req.query as Query;
     const x = exchangeDetail(db, id);
     if (!x) throw notFound(`no exchange ${id}`);
-    const stored = blobData(db, x.requestBodySha256) ?? Buffer.alloc(0);
+    if (q.part !== undefined && q.part !== "request" && q.part !== "response") throw badRequest("part must be request or response");
+    const response = q.part === "response";
+    const sha256 = response ? x.responseBodySha256 : x.requestBodySha256;
+    const headers: RawHeaders = response ? (x.responseHeaders ? (JSON.parse(x.responseHeaders) as RawHeaders) : []) : (JSON.parse(x.requestHeaders) as RawHeaders);
+    const stored = (sha256 ? blobData(db, sha256) : undefined) ?? Buffer.alloc(0);
     // A body holding a credential (as stored or decompressed) is not shown.
-    const hidden = secrets.bodyHasSecret(stored, JSON.parse(x.requestHeaders) as RawHeaders, x.path);
+    const hidden = secrets.bodyHasSecret(stored, headers, response ? undefined : x.path);
     const raw = hidden ? Buffer.from(`${REDACTED} this body holds a credential value; export with --include-secrets to see it`) : stored;
     let bytes: Uint8Array = raw;
     let decoded: string[] = [];
     let error: string | null = null;
     if (q.decompress === "1" && !hidden) {
       try {
-        const url = new URL(x.path, "https://body.invalid");
-        const r = decodeContentEncoding(raw, effectiveContentEncoding(JSON.parse(x.requestHeaders) as RawHeaders, url.searchParams));
+        // Only a request names its encoding in the query string too (the 1DS `content-encoding` parameter).
+        const params = response ? new URLSearchParams() : new URL(x.path, "https://body.invalid").searchParams;
+        const r = decodeContentEncoding(raw, effectiveContentEncoding(headers, params));
         bytes = r.body;
         decoded = r.applied;
       } catch (e) {
@@ -302,7 +339,8 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
     const shown = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, MAX_BODY_VIEW));
     const asText = q.view === "text" || (q.view !== "hex" && looksLikeText(shown));
     return {
-      sha256: x.requestBodySha256,
+      part: response ? "response" : "request",
+      sha256,
       size: bytes.length,
       storedSize: stored.length,
       decompressed: decoded,
@@ -311,6 +349,114 @@ function registerRoutes(app: FastifyInstance<RawServerDefault, IncomingMessage, 
       truncated: bytes.length > shown.length,
       text: asText ? shown.toString("utf8") : hexDump(shown),
     };
+  });
+
+  // Live view: server-sent events with what the processing thread stored since the page opened.
+  // Each tick compares the store's newest ids (index lookups) and reads rows only when they moved.
+  app.get("/api/live", (req, reply) => {
+    const q = req.query as Query;
+    const resumed = /^(\d+):(\d+)$/.exec(String(req.headers["last-event-id"] ?? ""));
+    const heads = liveHeads(db);
+    const after = resumed
+      ? { event: Number(resumed[1]), exchange: Number(resumed[2]) }
+      : { event: intParam(q, "afterEvent") ?? heads.event, exchange: intParam(q, "afterExchange") ?? heads.exchange };
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", ...SECURITY_HEADERS });
+    const send = (type: string, data: unknown, id?: string) =>
+      res.write(`${id ? `id: ${id}\n` : ""}event: ${type}\ndata: ${JSON.stringify(secrets.redact(redactDeep(data)))}\n\n`);
+    send("hello", { heads: after, pollMs: LIVE_POLL_MS }, `${after.event}:${after.exchange}`);
+    let lastWrite = Date.now();
+    const tick = () => {
+      try {
+        const now = liveHeads(db);
+        if (now.event > after.event || now.exchange > after.exchange) {
+          const rows = liveSince(db, after, LIVE_BATCH);
+          if (rows.exchanges.length) after.exchange = rows.exchanges[rows.exchanges.length - 1].rowid;
+          if (rows.events.length) after.event = rows.events[rows.events.length - 1].id;
+          const exchanges = rows.exchanges.map(({ rowid: _rowid, ...x }) => x);
+          send("stored", { exchanges, events: rows.events, heads: { ...after } }, `${after.event}:${after.exchange}`);
+          lastWrite = Date.now();
+        } else if (Date.now() - lastWrite >= LIVE_HEARTBEAT_MS) {
+          res.write(": keep-alive\n\n");
+          lastWrite = Date.now();
+        }
+      } catch (e) {
+        app.log.warn({ err: e }, "live view stream failed");
+        res.end();
+      }
+    };
+    const timer = setInterval(tick, LIVE_POLL_MS);
+    live.add(res);
+    res.on("close", () => {
+      clearInterval(timer);
+      live.delete(res);
+    });
+  });
+
+  // "Export this view": what the Events view's filters select (every field of each event), or with
+  // view=fields what the Fields view lists (each event with only its fields of that category), as
+  // the CLI's CSV (one record per field) or JSONL (one event per line), credentials redacted as in
+  // every export.
+  app.get("/api/export", async (req, reply) => {
+    const q = req.query as Query;
+    const format = q.format ?? "csv";
+    if (format !== "csv" && format !== "jsonl") throw badRequest("format must be csv or jsonl");
+    const view = q.view ?? "events";
+    if (view !== "events" && view !== "fields") throw badRequest("view must be events or fields");
+    const filter = { ...eventFilterFromQuery(q), limit: MAX_PAGE, afterId: undefined };
+    const category = view === "fields" ? (filter.category ?? "content") : filter.category;
+    const redactor = secrets.redactor();
+    const encode = function* (ev: EventDetail): Generator<string> {
+      if (format === "jsonl") yield `${JSON.stringify(redactDeep(eventJson(ev, redactor)))}\n`;
+      else for (const line of eventCsvRecords(ev, redactor)) yield redactCredentialParams(line);
+    };
+    function* events(): Generator<EventDetail> {
+      for (let after: number | undefined = 0, n = 0; after !== undefined && n < EXPORT_MAX_EVENTS; ) {
+        const page = listEventsPage(db, { ...filter, afterId: after });
+        for (const row of page.rows.slice(0, EXPORT_MAX_EVENTS - n)) {
+          const ev = getEvent(db, row.id);
+          if (ev) yield ev;
+          n++;
+        }
+        after = page.nextAfterId ?? undefined;
+      }
+    }
+    function* fieldEvents(): Generator<EventDetail> {
+      // The Fields view's rows in its order, grouped by event: each event once, with the listed fields.
+      let after: [number, number] | undefined;
+      for (let n = 0; n < EXPORT_MAX_EVENTS; ) {
+        const rows = listFieldsPage(db, { sessionId: filter.sessionId, category, afterEventId: after?.[0], afterIdx: after?.[1], limit: MAX_PAGE });
+        const full = rows.length === MAX_PAGE;
+        let next = rows[rows.length - 1];
+        for (let i = 0; i < rows.length && n < EXPORT_MAX_EVENTS; ) {
+          const start = i;
+          const id = rows[i].eventId;
+          const idx = new Set<number>();
+          for (; i < rows.length && rows[i].eventId === id; i++) idx.add(rows[i].idx);
+          // An event cut by the end of a full page is read whole with the next page (one line per event).
+          if (full && i === rows.length && start > 0) {
+            next = rows[start - 1];
+            break;
+          }
+          const ev = getEvent(db, id);
+          if (ev) yield { ...ev, fields: ev.fields.filter((f) => idx.has(f.idx)) };
+          n++;
+        }
+        if (!full || next === undefined) return;
+        after = [next.eventId, next.idx];
+      }
+    }
+    function* chunks(): Generator<string> {
+      if (format === "csv") yield csvRecord(CSV_COLUMNS);
+      for (const ev of view === "fields" ? fieldEvents() : events()) yield* encode(ev);
+    }
+    const name = `exhaust-${view}${filter.sessionId ? `-session-${filter.sessionId}` : ""}${category ? `-${category}` : ""}.${format}`;
+    return reply
+      .type(format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8")
+      .header("content-disposition", `attachment; filename="${name.replace(/[^\w.-]/g, "_")}"`)
+      .header("cache-control", "no-store")
+      .send(Readable.from(chunks()));
   });
 
   app.get("/api/charts/time", async (req) => {

@@ -28,22 +28,85 @@ async function api(path) {
   return body;
 }
 
+// Each list view keeps its own filters: the bar shows only the controls the view applies, and
+// switching views swaps in that view's values (a Category set on Events does not follow to Exchanges).
+const FILTER_IDS = { host: "#f-host", name: "#f-name", group: "#f-group", category: "#f-category", personal: "#f-personal", q: "#f-q" };
+const FILTER_VIEWS = ["events", "fields", "exchanges"];
+const viewFilters = { events: {}, fields: { category: "content" }, exchanges: {} };
+let filterView = "events";
+
+function readForm() {
+  const out = {};
+  for (const [k, sel] of Object.entries(FILTER_IDS)) {
+    const input = $(sel);
+    out[k] = input.type === "checkbox" ? (input.checked ? "1" : "") : input.value.trim();
+  }
+  return out;
+}
+
+function writeForm(values) {
+  for (const [k, sel] of Object.entries(FILTER_IDS)) {
+    const input = $(sel);
+    if (input.type === "checkbox") input.checked = values[k] === "1";
+    else input.value = values[k] ?? "";
+  }
+}
+
+/** The filters of a view: only the ones its bar shows. */
+function filtersOf(view) {
+  const own = view === filterView ? readForm() : viewFilters[view] || {};
+  const out = { session: $("#f-session").value };
+  for (const label of document.querySelectorAll("#filters label[data-views]")) {
+    if (!label.dataset.views.split(" ").includes(view)) continue;
+    const input = label.querySelector("input, select");
+    const key = Object.keys(FILTER_IDS).find((k) => FILTER_IDS[k] === `#${input.id}`);
+    out[key] = own[key] ?? "";
+  }
+  return out;
+}
+
 function filters() {
-  return {
-    session: $("#f-session").value,
-    host: $("#f-host").value,
-    name: $("#f-name").value.trim(),
-    group: $("#f-group").value,
-    category: $("#f-category").value,
-    personal: $("#f-personal").checked ? "1" : "",
-    q: $("#f-q").value.trim(),
-  };
+  return filtersOf(filterView);
+}
+
+/** Shows the bar for `view` (hidden on pages without a list), with that view's own values. */
+function showFiltersFor(view) {
+  if (FILTER_VIEWS.includes(filterView)) viewFilters[filterView] = readForm();
+  const form = $("#filters");
+  form.hidden = !FILTER_VIEWS.includes(view);
+  if (form.hidden) return;
+  filterView = view;
+  writeForm(viewFilters[view]);
+  for (const label of form.querySelectorAll("label[data-views]")) label.hidden = !label.dataset.views.split(" ").includes(view);
+  $("#filters-scope").textContent = `Filters of ${view[0].toUpperCase()}${view.slice(1)}:`;
+}
+
+/** "host a.example, category content" — the filters in effect, said on the view itself. */
+function appliedText(f) {
+  const names = { host: "host", name: "name", group: "group", category: "category", personal: "personal data", q: "search" };
+  const parts = Object.entries(names).filter(([k]) => f[k]).map(([k, label]) => (k === "personal" ? label : `${label} ${f[k]}`));
+  return parts.length ? `Filtered by ${parts.join(", ")}.` : "No filter.";
 }
 
 function query(obj) {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(obj)) if (v !== undefined && v !== null && v !== "") p.set(k, String(v));
   return p.toString();
+}
+
+/** A dotted name or path with break opportunities after `.`, `-`, `/` and `_`, so narrow columns wrap between its parts. */
+function breakable(text) {
+  const s = String(text ?? "");
+  const out = [];
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (".-/_".includes(s[i]) && i + 1 < s.length) {
+      out.push(s.slice(from, i + 1), el("wbr"));
+      from = i + 1;
+    }
+  }
+  out.push(s.slice(from));
+  return out;
 }
 
 function catBadge(category) {
@@ -82,24 +145,42 @@ function resetPaging() {
   cursors = [undefined];
 }
 
+// The list a keyboard walks (j/k, Enter) and the event page steps through: the last events page shown.
+let listIds = [];
+let selectedId = null;
+let lastEventsPage = null;
+
+function selectRow(id, scroll = true) {
+  selectedId = id;
+  for (const tr of document.querySelectorAll("#events tbody tr[data-event]")) {
+    const on = Number(tr.dataset.event) === id;
+    tr.classList.toggle("selected", on);
+    tr.setAttribute("aria-selected", on ? "true" : "false");
+    if (on && scroll) tr.scrollIntoView({ block: "nearest" });
+  }
+}
+
 async function renderEvents() {
   const f = filters();
   const after = cursors[cursors.length - 1];
   const t0 = performance.now();
   const page = await api(`/api/events?${query({ ...f, after, limit: PAGE })}`);
   const ms = Math.round(performance.now() - t0);
+  lastEventsPage = page;
+  listIds = page.rows.map((r) => r.id);
+  if (!listIds.includes(selectedId)) selectedId = listIds[0] ?? null;
   const rows = page.rows.map((r) =>
     el(
       "tr",
       { class: "clickable", "data-event": r.id, onclick: () => (location.hash = `#/event/${r.id}`) },
       el("td", { class: "num" }, el("a", { href: `#/event/${r.id}` }, r.id)),
       el("td", { class: "mono" }, (r.time || "").slice(0, 19)),
-      el("td", {}, r.host),
+      el("td", {}, breakable(r.host)),
       el("td", {}, r.group || "-"),
       el("td", {}, catBadge(r.category)),
       el("td", { class: "num", title: "content fields" }, r.contentFields),
       el("td", { class: "num", title: "fields with personal data" }, r.personalFields),
-      el("td", { class: "mono" }, highlighted(r.name, f.q)),
+      el("td", { class: "mono" }, highlighted(r.name, f.q).flatMap((part) => (typeof part === "string" ? breakable(part) : [part]))),
     ),
   );
   const searchNote = f.q
@@ -112,16 +193,28 @@ async function renderEvents() {
       )
     : null;
   main.replaceChildren(
+    el("p", { class: "note applied" }, appliedText(f), " ",
+      exportLinks(f),
+      el("span", { class: "keys" }, " Keys: ", el("kbd", {}, "j"), "/", el("kbd", {}, "k"), " move, ", el("kbd", {}, "Enter"), " open, ", el("kbd", {}, "/"), " search, ", el("kbd", {}, "Esc"), " back")),
     searchNote ?? "",
     pager(page, ms),
     el(
       "table",
-      { id: "events" },
+      { id: "events", class: "events" },
       el("thead", {}, el("tr", {}, ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8 }, "no events on this page"))),
     ),
     pager(page, ms),
   );
+  if (selectedId !== null) selectRow(selectedId, false);
+}
+
+/** "Export this view: CSV · JSONL": the same filters, every page, credentials redacted (GET /api/export). */
+function exportLinks(params) {
+  return el("span", { class: "export" }, "Export this view: ",
+    el("a", { id: "export-csv", href: `/api/export?${query({ ...params, format: "csv" })}`, download: "" }, "CSV"), " · ",
+    el("a", { id: "export-jsonl", href: `/api/export?${query({ ...params, format: "jsonl" })}`, download: "" }, "JSONL"),
+    " (credentials redacted)");
 }
 
 function pager(page, ms) {
@@ -153,19 +246,24 @@ async function renderEvent(id) {
       },
       el("td", { class: "num" }, f.idx),
       el("td", {}, f.part),
-      el("td", { class: "mono" }, f.path),
+      el("td", { class: "mono" }, breakable(f.path)),
       el("td", {}, catBadge(f.category)),
       el("td", {}, f.personal && f.personal !== "none" ? el("span", { class: "badge personal" }, f.personal) : "-"),
-      el("td", { class: "mono" }, f.rule || "-"),
+      el("td", { class: "mono rule" }, breakable(f.rule || "-")),
       el("td", { class: "value" }, highlighted(f.value, term)),
       el("td", {}, f.type),
+      el("td", { class: "copy" }, copyButton("path", f.path), copyButton("value", f.value === null ? "null" : String(f.value))),
     );
   });
   const findings = ev.findings.length
-    ? el("ul", {}, ev.findings.map((f) => el("li", {}, el("span", { class: "mono" }, f.code), ` ${f.fieldPath}: ${f.message}`)))
+    ? el("ul", { id: "findings" }, ev.findings.map((f) => el("li", {}, el("span", { class: "mono" }, f.code), " ", el("span", { class: "mono" }, f.fieldPath), `: ${findingText(f)}`)))
     : el("p", { class: "note" }, "none");
   const bodyBox = el("div", { id: "body" }, "Loading body…");
+  const at = listIds.indexOf(ev.id);
+  if (at >= 0) selectedId = ev.id;
   main.replaceChildren(
+    el("p", { class: "note" }, el("a", { href: "#/events" }, "◀ Events"),
+      at >= 0 ? ` · event ${at + 1} of ${listIds.length} on the list (j/k for the next/previous)` : ""),
     el("h2", {}, `Event ${ev.id}: `, el("span", { class: "mono" }, ev.name)),
     el(
       "dl",
@@ -177,14 +275,14 @@ async function renderEvent(id) {
         ["Format", `${ev.format} (${ev.exchange.decoder || "not decoded"})`],
         ["Group", `${ev.group || "-"} (${ev.groupRule || "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}`],
         ["Category", ev.category || "-"],
-        ["Exchange", `${ev.exchangeId}  ${x.method} ${x.scheme}://${x.host}${x.path}`],
+        ["Exchange", el("a", { id: "exchange-link", href: `#/exchange/${encodeURIComponent(ev.exchangeId)}` }, `${ev.exchangeId}  ${x.method} ${x.scheme}://${x.host}${x.path}`)],
         ["Connection", x.connectionOutcome || "-"],
         ["Body SHA-256", ev.exchange.requestBodySha256],
       ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
     ),
     el("section", {}, el("h3", {}, `Fields (${ev.fields.length}) — hover a row for the rule and reasons`),
-      el("table", { id: "fields" },
-        el("thead", {}, el("tr", {}, ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type"].map((h) => el("th", {}, h)))),
+      el("table", { id: "fields", class: "fields" },
+        el("thead", {}, el("tr", {}, ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type", "Copy"].map((h) => el("th", {}, h)))),
         el("tbody", {}, fieldRows))),
     el("section", {}, el("h3", {}, "Classification findings"), findings),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
@@ -196,21 +294,53 @@ async function renderEvent(id) {
   loadBody(x.id, bodyBox, "", false).catch(showError);
 }
 
+/** A finding's message without the field path it already starts with (the path is shown once, beside it). */
+function findingText(f) {
+  const m = String(f.message ?? "");
+  return f.fieldPath && m.startsWith(`${f.fieldPath}: `) ? m.slice(f.fieldPath.length + 2) : m;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission: select the text in a scratch box and copy that.
+    const box = el("textarea", { class: "scratch" }, text);
+    document.body.append(box);
+    box.select();
+    document.execCommand("copy");
+    box.remove();
+  }
+}
+
+function copyButton(what, text) {
+  const b = el("button", { type: "button", class: "copy", "data-copy": what, title: `copy the ${what}` }, `⧉ ${what}`);
+  b.addEventListener("click", (e) => {
+    e.stopPropagation();
+    copyText(text).then(() => {
+      b.textContent = "✓ copied";
+      setTimeout(() => (b.textContent = `⧉ ${what}`), 1200);
+    });
+  });
+  return b;
+}
+
 function headersTable(headers) {
   return el("table", { class: "headers" }, el("tbody", {}, headers.map(([k, v]) => el("tr", {}, el("td", { class: "mono" }, k), el("td", { class: "value" }, v)))));
 }
 
-function bodyControls(exchangeId, box) {
-  const view = el("select", { id: "body-view" }, el("option", { value: "" }, "auto"), el("option", { value: "text" }, "text"), el("option", { value: "hex" }, "hex dump"));
-  const dec = el("input", { type: "checkbox", id: "body-decompress" });
-  const reload = () => loadBody(exchangeId, box, view.value, dec.checked).catch(showError);
+function bodyControls(exchangeId, box, part = "request") {
+  const suffix = part === "response" ? "-response" : "";
+  const view = el("select", { id: `body-view${suffix}` }, el("option", { value: "" }, "auto"), el("option", { value: "text" }, "text"), el("option", { value: "hex" }, "hex dump"));
+  const dec = el("input", { type: "checkbox", id: `body-decompress${suffix}` });
+  const reload = () => loadBody(exchangeId, box, view.value, dec.checked, part).catch(showError);
   view.addEventListener("change", reload);
   dec.addEventListener("change", reload);
   return el("p", {}, el("label", {}, "View ", view), " ", el("label", {}, dec, " decompressed"));
 }
 
-async function loadBody(exchangeId, box, view, decompress) {
-  const b = await api(`/api/exchanges/${encodeURIComponent(exchangeId)}/body?${query({ view, decompress: decompress ? "1" : "" })}`);
+async function loadBody(exchangeId, box, view, decompress, part = "request") {
+  const b = await api(`/api/exchanges/${encodeURIComponent(exchangeId)}/body?${query({ part, view, decompress: decompress ? "1" : "" })}`);
   box.replaceChildren(
     el("p", { class: "note" }, `${b.size} bytes${b.decompressed.length ? ` after undoing ${b.decompressed.join(", ")}` : ""}, shown as ${b.view}${b.truncated ? " (first 256 KiB)" : ""}${b.error ? ` — could not decompress: ${b.error}` : ""}`),
     el("pre", { class: "body" }, b.text),
@@ -220,24 +350,28 @@ async function loadBody(exchangeId, box, view, decompress) {
 // ---- Fields across events (content fields first) ----
 
 let fieldCursors = [undefined];
+let lastFieldsFull = false;
 async function renderFields() {
   const f = filters();
   const after = fieldCursors[fieldCursors.length - 1];
   const category = f.category || "content";
   const rows = await api(`/api/fields?${query({ session: f.session, category, afterEvent: after?.[0], afterIdx: after?.[1], limit: PAGE })}`);
   const last = rows[rows.length - 1];
+  lastFieldsFull = rows.length >= PAGE;
   main.replaceChildren(
-    el("p", { class: "note" }, `Fields of category ${category}, in capture order (set Category above for another).`),
+    el("p", { class: "note applied" }, `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}. `,
+      exportLinks({ view: "fields", session: f.session, category })),
     el("div", { class: "pager" },
       el("button", { type: "button", disabled: fieldCursors.length <= 1, onclick: () => (fieldCursors.pop(), renderFields().catch(showError)) }, "◀ Previous"),
       el("span", {}, `page ${fieldCursors.length} · ${rows.length} fields`),
       el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (fieldCursors.push([last.eventId, last.idx]), renderFields().catch(showError)) }, "Next ▶")),
-    el("table", {},
-      el("thead", {}, el("tr", {}, ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value"].map((h) => el("th", {}, h)))),
+    el("table", { class: "fields" },
+      el("thead", {}, el("tr", {}, ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map((r) =>
         el("tr", { class: `clickable field-${r.category || "none"}`, onclick: () => (location.hash = `#/event/${r.eventId}`), title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}` },
-          el("td", { class: "num" }, r.eventId), el("td", { class: "mono" }, r.eventName), el("td", {}, r.host), el("td", { class: "mono" }, r.path),
-          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono" }, r.rule || "-"), el("td", { class: "value" }, highlighted(r.value, f.q)))))),
+          el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)), el("td", { class: "mono" }, breakable(r.eventName)), el("td", {}, breakable(r.host)), el("td", { class: "mono" }, breakable(r.path)),
+          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono rule" }, breakable(r.rule || "-")), el("td", { class: "value" }, highlighted(r.value, f.q)),
+          el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))))))),
   );
 }
 
@@ -310,37 +444,158 @@ async function renderExchanges() {
     main.replaceChildren(el("p", {}, "Choose a session above."));
     return;
   }
-  const rows = await api(`/api/sessions/${id}/exchanges?${query({ after: exchangeCursors[exchangeCursors.length - 1], limit: PAGE })}`);
+  const f = filters();
+  const rows = await api(`/api/sessions/${id}/exchanges?${query({ host: f.host, category: f.category, after: exchangeCursors[exchangeCursors.length - 1], limit: PAGE })}`);
+  lastExchangesFull = rows.length >= PAGE;
   main.replaceChildren(
+    el("p", { class: "note applied" }, appliedText(f), f.category ? ` Exchanges that carried at least one ${f.category} event.` : ""),
     el("div", { class: "pager" },
       el("button", { type: "button", disabled: exchangeCursors.length <= 1, onclick: () => (exchangeCursors.pop(), renderExchanges().catch(showError)) }, "◀ Previous"),
       el("span", {}, `page ${exchangeCursors.length}`),
       el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (exchangeCursors.push(rows[rows.length - 1].seq), renderExchanges().catch(showError)) }, "Next ▶")),
-    el("table", {}, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.map((x) => el("tr", { class: "clickable", onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
-        el("td", { class: "num" }, x.seq), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, x.host),
+    el("table", { id: "exchanges" }, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows.map((x) => el("tr", { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
+        el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, breakable(x.host)),
         el("td", { class: "mono value" }, x.path), el("td", { class: "num" }, x.requestBodySize), el("td", { class: "num" }, x.responseStatus ?? "-"),
-        el("td", {}, x.outcome), el("td", {}, x.decoder || "-"))))),
+        el("td", { class: "num", title: "events decoded (of them with content fields)" }, x.events, x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : ""),
+        el("td", {}, breakable(x.outcome)), el("td", {}, breakable(x.decoder || "-")))) : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")))),
   );
 }
+let lastExchangesFull = false;
 
 async function renderExchange(id) {
   const x = await api(`/api/exchanges/${encodeURIComponent(id)}`);
-  const bodyBox = el("div", {}, "Loading body…");
+  const bodyBox = el("div", { id: "body" }, "Loading body…");
+  const responseBox = el("div", { id: "response-body" }, "Loading body…");
   main.replaceChildren(
     el("h2", {}, `Exchange ${x.seq} of session ${x.session}`),
     el("dl", {}, ...[
       ["Request", `${x.method} ${x.scheme}://${x.host}:${x.port}${x.path}`], ["Started", fmtTime(x.startedAt)], ["Outcome", `${x.outcome} (${x.mode})`],
       ["Connection", x.connectionOutcome || "-"], ["Response status", x.responseStatus ?? "-"], ["Decoder", x.decoder || "-"],
-      ["Content encoding", x.contentEncoding || "-"], ["Events", x.events], ["Body", `${x.requestBodySize} bytes, sha256 ${x.requestBodySha256}`],
+      ["Content encoding", x.contentEncoding || "-"], ["Body", `${x.requestBodySize} bytes, sha256 ${x.requestBodySha256}`],
       ["Chain", `prev ${x.prevHash}\nhash ${x.hash}`],
     ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)])),
+    el("section", { id: "exchange-events" }, el("h3", {}, `Events decoded (${x.events})`),
+      x.eventList.length
+        ? el("table", {}, el("thead", {}, el("tr", {}, ["#", "Event", "Name", "Group", "Category", "Content", "Personal"].map((h) => el("th", {}, h)))),
+            el("tbody", {}, x.eventList.map((e) => el("tr", { "data-event": e.id },
+              el("td", { class: "num" }, e.idx), el("td", { class: "num" }, el("a", { href: `#/event/${e.id}` }, e.id)),
+              el("td", { class: "mono" }, el("a", { href: `#/event/${e.id}` }, e.name)), el("td", {}, e.group || "-"), el("td", {}, catBadge(e.category)),
+              el("td", { class: "num" }, e.contentFields), el("td", { class: "num" }, e.personalFields)))))
+        : el("p", { class: "note" }, "none")),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
     el("section", {}, el("h3", {}, "Request items as classified"),
       el("table", {}, el("tbody", {}, x.requestItems.map((r) => el("tr", {}, el("td", { class: "mono" }, r.name), el("td", {}, r.location), el("td", {}, catBadge(r.category)), el("td", {}, r.personal), el("td", {}, r.secret ? "secret" : ""), el("td", { class: "mono" }, r.rule)))))),
     el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
+    x.decodeFindings.length
+      ? el("section", {}, el("h3", {}, "Decode findings"), el("ul", {}, x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`))))
+      : "",
+    el("section", { id: "response" }, el("h3", {}, `Response: ${x.responseStatus ?? "none"}${x.responseSource ? ` (from ${x.responseSource})` : ""}`),
+      el("h4", {}, "Response headers (credentials redacted)"),
+      x.responseHeaders ? headersTable(x.responseHeaders) : el("p", { class: "note" }, "no response headers recorded"),
+      el("h4", {}, "Response body"),
+      x.responseBodySha256 ? [bodyControls(x.id, responseBox, "response"), responseBox] : el("p", { class: "note" }, "no response body recorded")),
   );
   loadBody(x.id, bodyBox, "", false).catch(showError);
+  if (x.responseBodySha256) loadBody(x.id, responseBox, "", false, "response").catch(showError);
+}
+
+// ---- Live updates: server-sent events from /api/live ----
+
+let livePaused = false;
+let liveMissed = 0; // events that arrived while paused (what the header says)
+let liveMissedRows = 0; // events and exchanges: whether resuming must re-read the view
+let liveTimer = null;
+let liveSource = null;
+
+function liveStatus(text) {
+  $("#live-status").textContent = text;
+}
+
+/** Re-reads the current view when new rows may belong on it (the last page of a list). */
+function liveRefresh() {
+  const view = location.hash.split("/")[1] || "events";
+  if (view === "events" && lastEventsPage && lastEventsPage.nextAfterId === null) renderEvents().catch(showError);
+  else if (view === "exchanges" && !lastExchangesFull) renderExchanges().catch(showError);
+  else if (view === "fields" && !lastFieldsFull) renderFields().catch(showError);
+}
+
+function onStored(msg) {
+  const n = msg.events.length + msg.exchanges.length;
+  if (!n) return;
+  if (livePaused) {
+    liveMissedRows += n;
+    liveMissed += msg.events.length;
+    liveStatus(`paused: ${liveMissed} new event${liveMissed === 1 ? "" : "s"}`);
+    return;
+  }
+  liveStatus(`${msg.events.length} new event${msg.events.length === 1 ? "" : "s"}, ${msg.exchanges.length} exchange${msg.exchanges.length === 1 ? "" : "s"} at ${new Date().toISOString().slice(11, 19)}`);
+  clearTimeout(liveTimer);
+  liveTimer = setTimeout(() => {
+    liveRefresh();
+    // Session counts (and a session started after the page opened) in the session list.
+    loadSessions().catch(showError);
+  }, 250);
+}
+
+function startLive() {
+  if (!window.EventSource) {
+    liveStatus("no live updates in this browser");
+    return;
+  }
+  liveSource = new EventSource("/api/live");
+  liveSource.addEventListener("stored", (e) => onStored(JSON.parse(e.data)));
+  liveSource.addEventListener("hello", () => $("#live-toggle").classList.add("connected"));
+  liveSource.onerror = () => $("#live-toggle").classList.remove("connected");
+  const toggle = $("#live-toggle");
+  toggle.addEventListener("click", () => {
+    livePaused = !livePaused;
+    toggle.setAttribute("aria-pressed", livePaused ? "false" : "true");
+    toggle.textContent = livePaused ? "❚❚ paused" : "● live";
+    toggle.title = livePaused ? "Live updates paused: click to resume" : "Live updates: new exchanges and events appear as they are stored (click to pause)";
+    if (!livePaused && liveMissedRows) {
+      liveMissed = 0;
+      liveMissedRows = 0;
+      liveStatus("");
+      liveRefresh();
+    }
+  });
+}
+
+// ---- Keyboard: j/k through events, Enter opens, / searches, Esc back (as in mitmweb) ----
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  const typing = t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA");
+  if (typing) {
+    if (e.key === "Escape") t.blur();
+    return;
+  }
+  const view = location.hash.split("/")[1] || "events";
+  if (e.key === "/") {
+    e.preventDefault();
+    if (view !== "events" && view !== "fields") {
+      showFiltersFor("events");
+      location.hash = "#/events";
+    }
+    $("#f-q").focus();
+    return;
+  }
+  if (e.key === "Escape" && view === "event") {
+    location.hash = "#/events";
+    return;
+  }
+  if (e.key !== "j" && e.key !== "k" && e.key !== "Enter") return;
+  if (!listIds.length) return;
+  const at = listIds.indexOf(selectedId);
+  if (e.key === "Enter") {
+    if (view === "events" && selectedId !== null) location.hash = `#/event/${selectedId}`;
+    return;
+  }
+  const next = listIds[Math.max(0, Math.min(listIds.length - 1, at + (e.key === "j" ? 1 : -1)))];
+  if (view === "events") selectRow(next);
+  else if (view === "event" && next !== selectedId) location.hash = `#/event/${next}`;
 }
 
 // ---- Routing and start ----
@@ -348,6 +603,7 @@ async function renderExchange(id) {
 function route() {
   const [, view, arg] = location.hash.split("/");
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.id === `nav-${view || "events"}`);
+  showFiltersFor(view || "events");
   const run =
     view === "event" ? renderEvent(arg)
     : view === "exchange" ? renderExchange(decodeURIComponent(arg))
@@ -366,19 +622,31 @@ async function loadHosts() {
   if (hosts.includes(keep)) sel.value = keep;
 }
 
-async function start() {
+async function loadSessions() {
   const sessions = await api("/api/sessions");
-  $("#f-session").append(...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)));
+  const sel = $("#f-session");
+  const keep = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "all sessions"), ...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)));
+  sel.value = keep;
+}
+
+async function start() {
+  await loadSessions();
   await loadHosts();
   $("#filters").addEventListener("submit", (e) => {
     e.preventDefault();
     resetPaging();
     fieldCursors = [undefined];
-    const view = location.hash.split("/")[1];
+    exchangeCursors = [undefined];
+    viewFilters[filterView] = readForm();
+    const view = location.hash.split("/")[1] || "events";
     if (view === "fields") renderFields().catch(showError);
+    else if (view === "exchanges") renderExchanges().catch(showError);
     else if (location.hash !== "#/events") location.hash = "#/events";
     else renderEvents().catch(showError);
   });
+  document.addEventListener("keydown", onKey);
+  startLive();
   $("#f-session").addEventListener("change", () => {
     resetPaging();
     fieldCursors = [undefined];
