@@ -85,7 +85,7 @@ describe("exhaust proxy and sessions", () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as net.AddressInfo).port;
-    const r = runCli(["proxy", "--listen", `127.0.0.1:${port}`, "--db", db, "--certs", join(dir, "certs"), "--session", "doomed"]);
+    const r = runCli(["proxy", "--listen", `127.0.0.1:${port}`, "--db", db, "--certs", join(dir, "certs"), "--init-ca", "--session", "doomed"]);
     busy.close();
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));

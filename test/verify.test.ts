@@ -46,7 +46,7 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     // A made-up name in a namespace whose documented events are all essential services.
     await captureSession(db, "made-up-telemetry", [jsonUpload([...ESSENTIAL, "Office.Telemetry.MadeUpHealthEvent"])]);
     // The README's smoke test: bare envelopes whose names end like file names.
-    await captureSession(db, "smoke", [{ host: OFFICE_HOST, body: '{"name":"test.one"}\n{"name":"test.two"}\n' }]);
+    await captureSession(db, "smoke", [{ host: OFFICE_HOST, body: Buffer.from('{"name":"test.one"}\n{"name":"test.two"}\n') }]);
     await captureSession(db, "pinned-diagtrack", [jsonUpload(ESSENTIAL)], async (p) => {
       // A pinned client (DiagTrack) trusts only Microsoft's root, never exhaust's CA: SChannel
       // answers the leaf with a fatal unknown_ca alert.
