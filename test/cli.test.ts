@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { httpsThroughProxy } from "./helpers/client.js";
@@ -57,6 +57,13 @@ describe("exhaust ca", () => {
     expect(readFileSync(out, "utf8")).toBe("keep me");
     expect(runCli(["ca", "export", "--certs", certs, "--out", out, "--force"]).status).toBe(0);
     expect(readFileSync(out, "utf8")).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // A directory, even an empty one, is not a file to write: refused the same way, no stack trace.
+    const emptyDir = join(dir, "empty-dir");
+    mkdirSync(emptyDir);
+    const onDir = runCli(["ca", "export", "--certs", certs, "--out", emptyDir, "--force"]);
+    expect(onDir.status).toBe(2);
+    expect(onDir.stderr.trim().split("\n")).toHaveLength(1);
+    expect(onDir.stderr).toContain("[EXH_EXPORT_OUT_EXISTS]");
   });
 
   it("show without a CA says how to make one (exit 2)", () => {

@@ -52,8 +52,8 @@ export function registerExportCommand(program: Command): void {
         if (!FORMATS.includes(format)) {
           throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv or bundle, got "${opts.format}"` });
         }
-        // Checked before any work; a file replaced with --force goes only once the new one can be written.
-        const overwrite = checkOut(opts.out, opts.force);
+        // Checked before any work (the --force policy of every --out: src/cli/files.ts).
+        const overwrite = checkOut(opts.out, opts.force, { emptyDirectoryOk: format === "bundle" && !opts.out.toLowerCase().endsWith(".zip") });
         const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks, overwrite);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {

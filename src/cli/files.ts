@@ -10,13 +10,14 @@ import { exhaustError } from "../errors.js";
 
 /**
  * One overwrite policy for every `--out`: an existing file is refused (EXH_EXPORT_OUT_EXISTS)
- * unless `--force` is given; an existing non-empty directory is never replaced (remove it yourself).
+ * unless `--force` is given; an existing directory is never replaced (remove it yourself), except
+ * that an empty one may receive a bundle (`emptyDirectoryOk`).
  * Returns whether the caller may write over an existing file.
  */
-export function checkOut(path: string, force: boolean | undefined): boolean {
+export function checkOut(path: string, force: boolean | undefined, options: { emptyDirectoryOk?: boolean } = {}): boolean {
   if (!existsSync(path)) return false;
   const isDir = statSync(path).isDirectory();
-  if (isDir ? readdirSync(path).length > 0 : !force) throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path });
+  if (isDir ? !options.emptyDirectoryOk || readdirSync(path).length > 0 : !force) throw exhaustError("EXH_EXPORT_OUT_EXISTS", { path });
   return !isDir;
 }
 
