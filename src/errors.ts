@@ -44,7 +44,7 @@ export const ERROR_DEFINITIONS = {
   EXH_CLIENT_ABORTED: { message: "client closed the connection before the request body ended", exitCode: 1 },
   EXH_PROCESS_FAILED: { message: "decoding exchange {exchange} failed: {reason}", exitCode: 1 },
   EXH_EVENT_UNKNOWN: { message: "no event with id {id} in {file}", exitCode: 2 },
-  EXH_EXPORT_OUT_EXISTS: { message: "{path} already exists (and is not an empty directory); choose a new --out", exitCode: 2 },
+  EXH_EXPORT_OUT_EXISTS: { message: "{path} already exists; choose a new --out, or pass --force to replace a file (a non-empty directory is never replaced)", exitCode: 2 },
   EXH_BUNDLE_INVALID: { message: "cannot read bundle {path}: {reason}", exitCode: 2 },
   EXH_IMPORT_FORMAT: { message: "cannot import {file}: {reason}", exitCode: 2 },
   EXH_IMPORT_SESSION_EXISTS: { message: "session {session} already exists in {file}; imports go into a new session (pick another --session)", exitCode: 2 },
@@ -72,6 +72,7 @@ export const ERROR_DEFINITIONS = {
   EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
   EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
   EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
+  EXH_CERTS_NO_CA: { message: "--certs {dir} holds no CA (exhaust-ca.pem): check the path, or create one there with `exhaust ca init --certs {dir}`", exitCode: 2 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

@@ -12,7 +12,7 @@ const HOST = "mobile.events.data.microsoft.com";
 describe("listening beyond loopback", () => {
   it("is refused without --auth or --allow (exit 2, one line naming the problem)", () => {
     const dir = tempDir();
-    const r = runCli(["proxy", "--listen", "0.0.0.0:0", "--db", join(dir, "x.db"), "--certs", join(dir, "certs")]);
+    const r = runCli(["proxy", "--listen", "0.0.0.0:0", "--db", join(dir, "x.db"), "--certs", join(dir, "certs"), "--init-ca"]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/refusing to listen on non-loopback address 0\.0\.0\.0:0 without --auth/);

@@ -68,9 +68,19 @@ describe("rule packs", () => {
   it("refuse a duplicate id between a detector and the catalogue's namespace too (ids are global)", () => {
     const dir = packsWith(
       "events/zz-dup.yaml",
-      `${SOURCE}rules:\n  - id: event.glob.office-identity\n    match: { name: "Office.Foo.*" }\n    group: required\n    why: again\n`,
+      `${SOURCE}rules:\n  - id: event.glob.windows-census\n    match: { name: "Office.Foo" }\n    group: required\n    why: again\n`,
     );
-    expect(loadError(dir).message).toContain("event.glob.office-identity");
+    expect(loadError(dir).message).toContain("event.glob.windows-census");
+    expect(loadError(dir).message).toMatch(/duplicate rule id/);
+  });
+
+  it("refuse a glob that would give a group to names no catalogue lists unless its source documents the namespace", () => {
+    const rule = `${SOURCE}rules:\n  - id: event.glob.zz-made-up\n    match: { name: "Office.Made.*" }\n    group: essential\n    why: all of them are essential, surely\n`;
+    const e = loadError(packsWith("events/zz-glob.yaml", rule));
+    expect(e.message).toContain("event.glob.zz-made-up");
+    expect(e.message).toContain("documentsNamespace");
+    const documented = rule + `    documentsNamespace: "the source has a section for the namespace and says every event in it is essential"\n`;
+    expect(() => buildRulePacks(packsWith("events/zz-glob.yaml", documented))).not.toThrow();
   });
 
   it("refuse a pack without a source", () => {

@@ -135,7 +135,7 @@ describe("an Office-like event with content, an untagged e-mail address and comm
 // Never content
 
 describe("numbers, booleans, versions, locales and GUIDs are never content", () => {
-  const groups = ["Office.Word.FileOpen.UserInitiatedOpen", "Office.Licensing.Nul.Fetcher.RenewLicense", "Some.Unknown.Event"];
+  const groups = ["Office.Word.FileOpen.UserInitiatedOpen", "Office.Licensing.Activation", "Some.Unknown.Event"];
   const paths = ["Data.Value", "Data.Doc.FileName", "Data.Text", "ext.device.localId", "Data.SessionId"];
   const check = (value: FieldValue, type?: DecodedField["type"]) => {
     for (const name of groups) {
@@ -221,13 +221,13 @@ describe("precedence", () => {
   });
 
   it("content in an essential event is content, and the finding says functional", () => {
-    const c = one("Office.Licensing.Nul.Fetcher.RenewLicense", field("Data.Path", "\\\\fileserver\\finance\\budget"));
+    const c = one("Office.Licensing.Activation", field("Data.Path", "\\\\fileserver\\finance\\budget"));
     expect(c.category).toBe("content");
     expect(c.findings?.map((f) => f.code)).toContain("content.in-functional");
   });
 
   it("fields nothing claims take the event default: functional in essential events, diagnostic otherwise", () => {
-    expect(one("Office.Licensing.Nul.Fetcher.RenewLicense", field("Data.Count", 3))).toMatchObject({ category: "functional", rule: "event.default.essential" });
+    expect(one("Office.Licensing.Activation", field("Data.Count", 3))).toMatchObject({ category: "functional", rule: "event.default.essential" });
     expect(one("Office.Word.FileOpen.UserInitiatedOpen", field("Data.Count", 3))).toMatchObject({ category: "diagnostic", rule: "event.default.required" });
     expect(one("Some.Unknown.Event", field("Data.Count", 3))).toMatchObject({ category: "diagnostic", rule: "event.default.unknown" });
   });
@@ -275,9 +275,17 @@ describe("precedence", () => {
 // Events as a whole
 
 describe("event groups", () => {
-  it("globs give unknown Identity/Licensing events their essential group", () => {
-    expect(eventGroup("Office.Identity.SomethingNew", packs)).toEqual({ group: "essential", groupRule: "event.glob.office-identity", category: "functional" });
-    expect(eventGroup("Office.Licensing.NewThing", packs)).toMatchObject({ group: "essential", category: "functional" });
+  it("a name no catalogue lists gets no group from a look-alike namespace: made-up Office names stay unknown", () => {
+    // Catalogued: essential.
+    expect(eventGroup("Office.Telemetry.AriaEventSink.RequestMsaDeviceToken", packs)).toMatchObject({ group: "essential" });
+    for (const name of ["Office.Telemetry.MadeUpEvent", "Office.Identity.SomethingNew", "Office.Licensing.NewThing", "office.telemetry.madeup"]) {
+      expect(eventGroup(name, packs), name).toEqual({ group: "unknown", groupRule: "event.default.unknown", category: "diagnostic" });
+    }
+  });
+
+  it("a glob whose source documents the namespace still places unlisted names (Windows Census)", () => {
+    expect(eventGroup("Census.NotInAnyList", packs)).toMatchObject({ group: "required", groupRule: "event.glob.windows-census" });
+    for (const rule of packs.eventGlobs.map((g) => g.rule)) expect(rule.glob, rule.id).toBeDefined();
   });
 
   it("the catalogue wins over globs", () => {
@@ -292,6 +300,17 @@ describe("event groups", () => {
     });
     expect(eventGroup("json:/spell", packs, { endpointPurpose: "connected-experience" })).toMatchObject({ group: "connected-experience", category: "functional" });
     expect(eventGroup("json:/x", packs, { endpointPurpose: "diagnostic-upload" })).toMatchObject({ group: "unknown", category: "diagnostic" });
+  });
+
+  it("envelope fields (name, iKey, ver, time) are never content by a value detector; a Part C `name` still is", () => {
+    // The README's smoke test: `.one` reads as a OneNote file name to the detectors.
+    const r = classifyEvent(event("test.one", [field("name", "test.one", undefined, "envelope"), field("data.name", "budget.one")]), packs);
+    expect(r.fields[0].category).not.toBe("content");
+    expect(r.fields[0].findings ?? []).toEqual([]);
+    expect(r.fields[1].category).toBe("content");
+    expect(r.eventCategory).toBe("content");
+    const only = classifyEvent(event("test.one", [field("name", "test.one"), field("time", "C:\\Users\\bob\\report.docx")]), packs);
+    expect(only.fields.map((f) => f.category)).not.toContain("content");
   });
 
   it("unknown events are diagnostic and flagged for review", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { httpsThroughProxy } from "./helpers/client.js";
@@ -47,11 +47,62 @@ describe("exhaust ca", () => {
     expect(runCli(["ca", "export", "--certs", certs, "--format", "p12"]).status).toBe(2);
   });
 
+  it("ca export refuses an existing --out without --force, and replaces it with --force", () => {
+    const out = join(dir, "again.pem");
+    writeFileSync(out, "keep me");
+    const refused = runCli(["ca", "export", "--certs", certs, "--out", out]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(/again\.pem already exists.*--force.*\[EXH_EXPORT_OUT_EXISTS\]/);
+    expect(readFileSync(out, "utf8")).toBe("keep me");
+    expect(runCli(["ca", "export", "--certs", certs, "--out", out, "--force"]).status).toBe(0);
+    expect(readFileSync(out, "utf8")).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // A directory, even an empty one, is not a file to write: refused the same way, no stack trace.
+    const emptyDir = join(dir, "empty-dir");
+    mkdirSync(emptyDir);
+    const onDir = runCli(["ca", "export", "--certs", certs, "--out", emptyDir, "--force"]);
+    expect(onDir.status).toBe(2);
+    expect(onDir.stderr.trim().split("\n")).toHaveLength(1);
+    expect(onDir.stderr).toContain("[EXH_EXPORT_OUT_EXISTS]");
+  });
+
   it("show without a CA says how to make one (exit 2)", () => {
     const r = runCli(["ca", "show", "--certs", join(dir, "nowhere")]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/exhaust ca init/);
   });
+});
+
+describe("an explicit --certs without a CA", () => {
+  it("is refused by proxy and export (one line, exit 2, nothing created) unless proxy --init-ca", () => {
+    const dir = tempDir();
+    const typo = join(dir, "cert");
+    const proxy = runCli(["proxy", "--db", join(dir, "x.db"), "--certs", typo, "--mode", "sinkhole"]);
+    expect(proxy.status).toBe(2);
+    expect(proxy.stderr.trim().split("\n")).toHaveLength(1);
+    expect(proxy.stderr).toMatch(/--certs .*cert holds no CA .*exhaust ca init --certs .*\[EXH_CERTS_NO_CA\]/);
+    const exported = runCli(["export", "--format", "jsonl", "--db", join(dir, "x.db"), "--certs", typo, "--out", join(dir, "x.jsonl")]);
+    expect(exported.status).toBe(2);
+    expect(exported.stderr).toMatch(/\[EXH_CERTS_NO_CA\]/);
+    expect(existsSync(typo)).toBe(false);
+    expect(existsSync(join(dir, "x.db"))).toBe(false);
+  });
+
+  it("does not stop the default ./certs from being created on first run, nor proxy --init-ca", async () => {
+    const dir = tempDir();
+    const first = await spawnProxy(["--db", join(dir, "x.db"), "--mode", "sinkhole"], dir, { initCa: false });
+    expect(existsSync(join(dir, "certs", "exhaust-ca.pem"))).toBe(true);
+    first.child.kill("SIGTERM");
+    await waitExit(first.child);
+    const asked = await spawnProxy(["--db", join(dir, "y.db"), "--certs", join(dir, "lab-certs"), "--mode", "sinkhole"]);
+    expect(existsSync(join(dir, "lab-certs", "exhaust-ca.pem"))).toBe(true);
+    asked.child.kill("SIGTERM");
+    await waitExit(asked.child);
+    // Once the CA exists, the explicit directory needs no flag.
+    const again = await spawnProxy(["--db", join(dir, "y.db"), "--certs", join(dir, "lab-certs"), "--mode", "sinkhole"], undefined, { initCa: false });
+    again.child.kill("SIGTERM");
+    await waitExit(again.child);
+  }, 60_000);
 });
 
 describe("exhaust proxy and sessions", () => {
@@ -85,7 +136,7 @@ describe("exhaust proxy and sessions", () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as net.AddressInfo).port;
-    const r = runCli(["proxy", "--listen", `127.0.0.1:${port}`, "--db", db, "--certs", join(dir, "certs"), "--session", "doomed"]);
+    const r = runCli(["proxy", "--listen", `127.0.0.1:${port}`, "--db", db, "--certs", join(dir, "certs"), "--init-ca", "--session", "doomed"]);
     busy.close();
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));

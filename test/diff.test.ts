@@ -76,13 +76,36 @@ describe("exhaust diff between a baseline and a session with fewer events", () =
     expect(d.endpoints.disappeared).toEqual([]);
   });
 
-  it("prints the same as text, one line per removed name and field", () => {
+  it("prints text that opens with its summary (categories, groups, names) and lists fields only with --fields", () => {
     const r = runCli(["diff", "baseline", "policy", "--db", db]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^events disappeared \(2\)$/m);
+    const d = JSON.parse(runCli(["diff", "baseline", "policy", "--db", db, "--json"]).stdout) as SessionDiff;
+    const lines = r.stdout.split("\n");
+    expect(lines.slice(0, 6)).toEqual([
+      "diff  baseline → policy",
+      "",
+      "summary",
+      "  events     3 → 1; names +0 -2, 0 changed count, 0 changed category",
+      "  endpoints  +0 -0, 0 changed",
+      `  fields     +0 -${d.fields.disappeared.length}, 0 changed category (listed with --fields)`,
+    ]);
+    // Categories and groups come before any list of names, and no field line is printed.
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/^fields per category/)).toBeLessThan(at(/^event names disappeared/));
+    expect(at(/^events per group/)).toBeLessThan(at(/^event names disappeared/));
+    expect(r.stdout).toMatch(new RegExp(`^ {2}content +${d.categories.a.content} → 0$`, "m"));
+    expect(d.groups).toEqual({ a: { unknown: 3 }, b: { unknown: 1 } });
+    expect(r.stdout).toMatch(/^ {2}unknown +3 → 1$/m);
+    expect(r.stdout).toMatch(/^event names disappeared \(2\)$/m);
     expect(r.stdout).toMatch(/^ {2}- Office\.Word\.Spelling\.Check {2}×1 {2}content$/m);
-    expect(r.stdout).toMatch(/^ {2}- Office\.Word\.FileIO\.Save {2}Data\.Doc\.SizeBytes/m);
-    expect(r.stdout).toMatch(/^events appeared \(0\)$/m);
+    expect(r.stdout).toMatch(/^event names appeared \(0\)$/m);
+    expect(r.stdout).not.toMatch(/Data\.Doc\.SizeBytes/);
+    expect(r.stdout).not.toMatch(/^fields disappeared/m);
+
+    const withFields = runCli(["diff", "baseline", "policy", "--db", db, "--fields"]).stdout;
+    expect(withFields).toMatch(new RegExp(`^fields disappeared \\(${d.fields.disappeared.length}\\)$`, "m"));
+    expect(withFields).toMatch(/^ {2}- Office\.Word\.FileIO\.Save {2}Data\.Doc\.SizeBytes/m);
+    expect(withFields.indexOf("fields disappeared")).toBeGreaterThan(withFields.indexOf("event names disappeared"));
     // Reversed, the same names appear.
     const back = JSON.parse(runCli(["diff", "policy", "baseline", "--db", db, "--json"]).stdout) as SessionDiff;
     expect(back.events.appeared.map((e) => e.name)).toEqual(["Office.Word.Ribbon.Click", "Office.Word.Spelling.Check"]);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { captureEvidenceSession, SECRETS, TRICKY_VALUE, type EvidenceSession } from "./helpers/evidence-session.js";
@@ -104,6 +104,17 @@ describe("JSONL and CSV exports", () => {
     const again = runCli(["export", "--format", "jsonl", "--db", s.dbFile, "--out", file]);
     expect(again.status).toBe(2);
     expect(again.stderr).toContain("EXH_EXPORT_OUT_EXISTS");
+    // --force replaces a file (as for report and ca export); a bundle directory is never replaced.
+    writeFileSync(file, "old");
+    expect(runCli(["export", "--format", "jsonl", "--db", s.dbFile, "--certs", certs(), "--session", "test", "--out", file, "--force"]).status).toBe(0);
+    expect(readFileSync(file, "utf8")).toMatch(/^\{"session":"test"/);
+    const dirOut = join(out, "a-dir");
+    mkdirSync(dirOut);
+    writeFileSync(join(dirOut, "mine.txt"), "x");
+    const dirForced = runCli(["export", "--format", "bundle", "--db", s.dbFile, "--certs", certs(), "--out", dirOut, "--force"]);
+    expect(dirForced.status).toBe(2);
+    expect(dirForced.stderr).toContain("EXH_EXPORT_OUT_EXISTS");
+    expect(readFileSync(join(dirOut, "mine.txt"), "utf8")).toBe("x");
     const bad = runCli(["export", "--format", "xml", "--db", s.dbFile, "--out", join(out, "x")]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("EXH_OPT_INVALID");

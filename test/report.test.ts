@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./helpers/cli.js";
@@ -65,6 +65,45 @@ describe("exhaust report", () => {
     expect(verdicts).toContain("1 more not shown");
   });
 
+  it("opens with a one-screen summary: verdicts per profile with counts, content findings, endpoints, pinned hosts, chain head", () => {
+    const first = html.indexOf("<section ");
+    expect(html.indexOf('<section id="summary">')).toBe(first);
+    const summary = html.slice(first, html.indexOf("</section>", first));
+    expect(summary).toMatch(/<a href="#verdict-1" class="mono">zero-exhaust-test<\/a><\/td><td><span class="fail">FAIL<\/span><\/td><td>2 fail, 0 warn, 1 pass<\/td>/);
+    expect(html).toContain('<div class="verdict" id="verdict-1">');
+    const contentFields = (p.db.prepare("SELECT COUNT(*) AS n FROM fields WHERE category = 'content'").get() as { n: number }).n;
+    expect(summary).toContain(`<a href="#content">${contentFields} fields classified content</a>`);
+    const hosts = (p.db.prepare("SELECT DISTINCT host FROM connections").all() as Array<{ host: string }>).map((x) => x.host);
+    expect(hosts.length).toBeGreaterThanOrEqual(2);
+    expect(summary).toContain(`${hosts.length} hosts</a>`);
+    for (const host of hosts) expect(summary).toContain(host);
+    expect(summary).toContain("<dt>Pinned hosts</dt><dd>none</dd>");
+    const head = p.db.prepare("SELECT hash, seq FROM exchanges ORDER BY seq DESC LIMIT 1").get() as { hash: string; seq: number };
+    expect(summary).toContain(`seq ${head.seq}</a> <span class="mono">${head.hash}</span>`);
+    // No evidence in the summary: it fits a screen.
+    expect(summary).not.toContain(PLANTED.replace(/&/g, "&amp;"));
+    expect(summary.length).toBeLessThan(3000);
+  });
+
+  it("prints each piece of evidence once; verdicts link to it", () => {
+    const count = (needle: string) => html.split(needle).length - 1;
+    expect(count(PLANTED.replace(/&/g, "&amp;"))).toBe(1);
+    expect(count(CANARY)).toBe(1);
+    const verdicts = html.slice(html.indexOf('<section id="verdicts">'), html.indexOf('<section id="chain">'));
+    // The content evidence is a link to its row under Content findings, which carries the anchor.
+    const link = new RegExp(`<a href="#(evidence-\\d+)">event #${cap.plantedEventId} field Data\\.Doc\\.FileName</a> \\(in Content findings\\)`).exec(verdicts);
+    expect(link).not.toBeNull();
+    const findings = html.slice(html.indexOf('<section id="content">'), html.indexOf('<section id="canaries">'));
+    expect(findings).toContain(`<span class="mono" id="${link![1]}">#${cap.plantedEventId}</span>`);
+    // The canary hit likewise, to its row under Canary hits.
+    const canaryLink = /<a href="#(evidence-\d+)">host mobile\.events\.data\.microsoft\.com<\/a> \(listed above\)/.exec(verdicts);
+    expect(canaryLink).not.toBeNull();
+    const canaries = html.slice(html.indexOf('<section id="canaries">'), html.indexOf('<section id="verdicts">'));
+    expect(canaries).toContain(`id="${canaryLink![1]}"`);
+    // Every in-page link has its target.
+    for (const m of html.matchAll(/href="#([^"]+)"/g)) expect(html, m[1]).toContain(`id="${m[1]}"`);
+  });
+
   it("lists canary hits with form and location, the endpoints, groups, categories and the chain head", () => {
     const canaries = html.slice(html.indexOf('<section id="canaries">'), html.indexOf('<section id="verdicts">'));
     expect(canaries).toContain("1 canary hit.");
@@ -106,6 +145,13 @@ describe("exhaust report", () => {
     const out = join(p.dir, "latest.html");
     expect(runCli(["report", "--db", p.dbFile, "--out", out]).status).toBe(0);
     expect(readFileSync(out, "utf8")).toContain("exhaust report: session <span class=\"mono\">test</span>");
+    // An existing --out is refused without --force, and replaced with it.
+    const again = runCli(["report", "--db", p.dbFile, "--out", out]);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/latest\.html already exists.*--force.*\[EXH_EXPORT_OUT_EXISTS\]/);
+    writeFileSync(out, "old");
+    expect(runCli(["report", "--db", p.dbFile, "--out", out, "--force"]).status).toBe(0);
+    expect(readFileSync(out, "utf8")).toMatch(/^<!DOCTYPE html>/);
     const bad = runCli(["report", "--db", p.dbFile, "--session", "nope", "--out", join(p.dir, "x.html")]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/no session named nope .*\[EXH_DB_SESSION_UNKNOWN\]/);

@@ -43,6 +43,10 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     await captureSession(db, "essential-only", [jsonUpload(ESSENTIAL)]);
     await captureSession(db, "one-required", [jsonUpload(ESSENTIAL), jsonUpload([REQUIRED])]);
     await captureSession(db, "uncatalogued", [jsonUpload([...ESSENTIAL, "Office.Lab.NeverDocumentedEvent"])]);
+    // A made-up name in a namespace whose documented events are all essential services.
+    await captureSession(db, "made-up-telemetry", [jsonUpload([...ESSENTIAL, "Office.Telemetry.MadeUpHealthEvent"])]);
+    // The README's smoke test: bare envelopes whose names end like file names.
+    await captureSession(db, "smoke", [{ host: OFFICE_HOST, body: Buffer.from('{"name":"test.one"}\n{"name":"test.two"}\n') }]);
     await captureSession(db, "pinned-diagtrack", [jsonUpload(ESSENTIAL)], async (p) => {
       // A pinned client (DiagTrack) trusts only Microsoft's root, never exhaust's CA: SChannel
       // answers the leaf with a fatal unknown_ca alert.
@@ -94,6 +98,23 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     const v = rule(r.report, "office-neither.no-diagnostic-events");
     expect(v).toMatchObject({ status: "warn", count: 1 });
     expect(v.evidence[0]).toMatchObject({ eventName: "Office.Lab.NeverDocumentedEvent" });
+  });
+
+  it("never passes a made-up Office.Telemetry.* name as essential: it stays unknown and is listed for review", () => {
+    const r = verify(db, "made-up-telemetry", "office-neither");
+    expect(r.report!.status).toBe("warn");
+    const v = rule(r.report, "office-neither.no-diagnostic-events");
+    expect(v).toMatchObject({ status: "warn", count: 1, checked: 3 });
+    expect(v.evidence[0]).toMatchObject({ eventName: "Office.Telemetry.MadeUpHealthEvent" });
+    expect(v.evidence[0].note).toMatch(/group unknown/);
+    const text = verify(db, "made-up-telemetry", "office-neither", "text");
+    expect(text.stdout).toMatch(/^ {6}- event \d+ Office\.Telemetry\.MadeUpHealthEvent; .*group unknown/m);
+  });
+
+  it("passes no-content for the README's smoke test ({\"name\":\"test.one\"} is an event name, not a OneNote file)", () => {
+    const r = verify(db, "smoke", "no-content");
+    expect(r.report!.status).toBe("pass");
+    expect(rule(r.report, "no-content.no-content-fields")).toMatchObject({ status: "pass", count: 0 });
   });
 
   it("fails windows-security on a pinned connection to v10c.events.data.microsoft.com, and passes without one", () => {

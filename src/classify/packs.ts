@@ -388,6 +388,15 @@ function loadEventPack(packs: RulePacks, path: string): void {
     if ("name" in def.match) {
       const name = def.match.name;
       if (name.includes("*")) {
+        // A glob grants a group to names Microsoft's catalogue does not list: only when the rule's
+        // source documents the namespace as a whole (say how in documentsNamespace).
+        if (!def.documentsNamespace) {
+          throw rulesError(
+            file,
+            def.id,
+            `glob ${name} would give group ${def.group} to names no catalogue lists; add documentsNamespace (how the source documents every name under it) or list the names`,
+          );
+        }
         rule.glob = name;
         packs.eventGlobs.push(compileGlob(name, rule));
       } else {

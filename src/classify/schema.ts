@@ -157,6 +157,12 @@ export const EventRuleSchema = z.strictObject({
   subtype: z.string().min(1).optional(),
   why: Why,
   source: RuleSource.optional(),
+  /**
+   * For a glob: how the rule's source documents the whole namespace (every name under the glob,
+   * listed or not, is in this group). A glob without it is refused: Microsoft's catalogue lists
+   * events one by one, and a name it does not list stays `unknown` for review.
+   */
+  documentsNamespace: z.string().min(20).optional(),
 });
 export type EventRuleDef = z.infer<typeof EventRuleSchema>;
 

@@ -6,6 +6,7 @@ import { loadOrCreateSigningIdentity, SIGNING_CERT_FILE } from "../ca/signing.js
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR } from "../paths.js";
+import { checkOut } from "./files.js";
 import { runCommand } from "./run.js";
 
 export function registerCaCommand(program: Command): void {
@@ -60,14 +61,15 @@ export function registerCaCommand(program: Command): void {
     .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
     .option("--format <format>", "pem | der", "pem")
     .option("--out <file>", "output file (default: standard output)")
-    .action((opts: { certs: string; format: string; out?: string }) =>
+    .option("--force", "replace an existing --out file")
+    .action((opts: { certs: string; format: string; out?: string; force?: boolean }) =>
       runCommand(async () => {
         if (opts.format !== "pem" && opts.format !== "der") {
           throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected pem or der, got "${opts.format}"` });
         }
         const authority = await loadAuthority(opts.certs);
         const data = exportAuthority(authority, opts.format);
-        if (opts.out) writeFileSync(opts.out, data);
+        if (opts.out) writeFileSync(opts.out, data, { flag: checkOut(opts.out, opts.force) ? "w" : "wx" });
         else process.stdout.write(data);
       }),
     );

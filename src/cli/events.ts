@@ -5,10 +5,10 @@ import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { eventScope } from "../store/completeness.js";
 import type { Db } from "../store/database.js";
-import { getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
+import { decodeFindingsOfEvent, getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
-import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
+import { escapeControls, jsonSafe, terminalSafe, terminalWidth } from "./terminal.js";
 
 export function registerEventCommands(program: Command): void {
   program
@@ -25,6 +25,7 @@ export function registerEventCommands(program: Command): void {
     .option("--limit <n>", "at most this many events", "100")
     .option("--offset <n>", "skip this many", "0")
     .option("--after <id>", "only events after this id (fast paging: pass the last id printed)")
+    .option("--wide", "never cut names to the terminal's width")
     .option("--json", "one JSON object per line, with every field")
     .action((opts: EventsOptions) =>
       runCommand(async () => {
@@ -34,7 +35,7 @@ export function registerEventCommands(program: Command): void {
           return { sessionIds: sessionId === undefined ? undefined : [sessionId] };
         });
         try {
-          const rows = findEvents(db, {
+          const filter: EventFilter = {
             sessionId,
             nameGlob: opts.name,
             category: parseCategory(opts.category),
@@ -45,13 +46,24 @@ export function registerEventCommands(program: Command): void {
             limit: positiveInt("--limit", opts.limit),
             offset: positiveInt("--offset", opts.offset, true),
             afterId: opts.after === undefined ? undefined : positiveInt("--after", opts.after, true),
-          });
+          };
+          let rows = findEvents(db, filter);
+          // Names match as typed (the index helps); when that finds nothing, ignoring case.
+          if (rows.length === 0 && opts.name !== undefined && caseInsensitiveGlob(opts.name) !== opts.name) {
+            rows = findEvents(db, { ...filter, nameGlob: caseInsensitiveGlob(opts.name) });
+            if (rows.length) process.stderr.write(`exhaust: no event name matches ${JSON.stringify(opts.name)} as typed; matched ignoring case\n`);
+          }
           if (opts.json) {
             for (const r of rows) process.stdout.write(jsonSafe(eventJsonLine(db, r.id)));
             return;
           }
           if (rows.length === 0) {
-            process.stdout.write("no events (capture something, or run `exhaust reprocess` after a decoder update)\n");
+            const used = (["session", "name", "category", "host", "group", "personal", "search", "after"] as const).filter((k) => opts[k] !== undefined);
+            process.stdout.write(
+              used.length || Number(opts.offset) > 0
+                ? terminalSafe(`no events match ${used.map((k) => (opts[k] === true ? `--${k}` : `--${k} ${JSON.stringify(opts[k])}`)).join(" ") || `--offset ${opts.offset}`}\n`)
+                : "no events (capture something, or run `exhaust reprocess` after a decoder update)\n",
+            );
             return;
           }
           process.stdout.write(
@@ -66,6 +78,7 @@ export function registerEventCommands(program: Command): void {
                 escapeControls(r.name),
               ]),
               5,
+              terminalWidth(opts.wide),
             )),
           );
         } finally {
@@ -80,7 +93,8 @@ export function registerEventCommands(program: Command): void {
     .argument("<event-id>", "event id (from `exhaust events`)")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print JSON")
-    .action((id: string, opts: { db: string; json?: boolean }) =>
+    .option("--wide", "never cut values to the terminal's width")
+    .action((id: string, opts: { db: string; json?: boolean; wide?: boolean }) =>
       runCommand(async () => {
         const eventId = positiveInt("event-id", id);
         // Its exchange decoded with the current decoders and rules (the id survives re-decoding).
@@ -91,10 +105,12 @@ export function registerEventCommands(program: Command): void {
         try {
           const ev = getEvent(db, eventId);
           if (!ev) throw exhaustError("EXH_EVENT_UNKNOWN", { id, file: opts.db });
+          const decodeFindings = decodeFindingsOfEvent(db, eventId);
           if (opts.json) {
-            process.stdout.write(`${jsonSafe(JSON.stringify(eventJson(ev), null, 2))}\n`);
+            process.stdout.write(`${jsonSafe(JSON.stringify({ ...eventJson(ev), decodeFindings }, null, 2))}\n`);
             return;
           }
+          const WIDTH = terminalWidth(opts.wide);
           const head = [
             `event     ${ev.id}  ${ev.name}`,
             `time      ${ev.time ?? "-"}`,
@@ -106,12 +122,14 @@ export function registerEventCommands(program: Command): void {
             `request   ${ev.exchange.method} ${ev.exchange.scheme}://${ev.host}${ev.exchange.path.split("?")[0]}`,
             `sha256    ${ev.exchange.requestBodySha256}`,
           ].map(escapeControls);
-          process.stdout.write(terminalSafe(`${head.map((l) => ellipsis(l, WIDTH)).join("\n")}\n\n`));
+          // What a line labels is never cut: a long line wraps under its label.
+          process.stdout.write(terminalSafe(`${head.flatMap((l) => wrapLabelled(l, WIDTH, 10)).join("\n")}\n\n`));
           // 80 columns: one line per field with what decided, its value on the next line.
           const lines = fitTable(
             ["PATH", "CATEGORY", "PERSONAL", "RULE"],
             ev.fields.map((f) => [f.path, f.category ?? "-", f.personal ?? "-", f.rule ?? "-"].map(escapeControls)),
             0,
+            WIDTH,
           ).split("\n");
           const out = [lines[0]];
           ev.fields.forEach((f, i) => {
@@ -125,6 +143,13 @@ export function registerEventCommands(program: Command): void {
               ...wrap(escapeControls(f.message), WIDTH - 6).map((l) => `      ${l}`),
             ]);
             process.stdout.write(terminalSafe(`\nfindings\n${lines.join("\n")}\n`));
+          }
+          if (decodeFindings.length) {
+            const lines = decodeFindings.flatMap((f) => [
+              escapeControls(`  ${f.severity.padEnd(7)}  ${f.code}${f.offset !== null ? `  at byte ${f.offset}` : ""}${f.eventIndex === null ? "  (whole body)" : ""}`),
+              ...wrap(escapeControls(f.message), WIDTH - 6).map((l) => `      ${l}`),
+            ]);
+            process.stdout.write(terminalSafe(`\ndecode findings\n${lines.join("\n")}\n`));
           }
         } finally {
           db.close();
@@ -146,10 +171,24 @@ interface EventsOptions {
   offset: string;
   after?: string;
   json?: boolean;
+  wide?: boolean;
 }
 
-/** Terminal width the tables are made for. */
-const WIDTH = 80;
+/** A GLOB pattern that matches ignoring case: every letter outside `[...]` becomes `[xX]`. */
+export function caseInsensitiveGlob(glob: string): string {
+  let out = "";
+  let inClass = false;
+  for (const c of glob) {
+    if (inClass) {
+      out += c;
+      if (c === "]") inClass = false;
+    } else if (c === "[") {
+      out += c;
+      inClass = true;
+    } else out += c.toLowerCase() !== c.toUpperCase() ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c;
+  }
+  return out;
+}
 
 /**
  * Events for the CLI: a search is a bounded scan per call (listEventsPage), so keep calling until
@@ -171,14 +210,14 @@ function findEvents(db: Db, filter: EventFilter): EventRow[] {
 }
 
 /**
- * A table that fits WIDTH columns: every column as wide as its widest cell, except column `flex`,
+ * A table that fits `width` columns: every column as wide as its widest cell, except column `flex`,
  * which gets what is left and loses the middle of longer cells (names differ at both ends).
  */
-export function fitTable(header: string[], rows: string[][], flex: number): string {
+export function fitTable(header: string[], rows: string[][], flex: number, width = 80): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const others = widths.reduce((a, w, i) => (i === flex ? a : a + w + 2), 0);
-  widths[flex] = Math.max(12, Math.min(widths[flex], WIDTH - others - (flex === header.length - 1 ? 0 : 2)));
+  widths[flex] = Math.max(12, Math.min(widths[flex], width - others - (flex === header.length - 1 ? 0 : 2)));
   const cell = (text: string, i: number) => {
     const t = i === flex ? middleEllipsis(text, widths[i]) : text;
     return i === header.length - 1 ? t : t.padEnd(widths[i]);
@@ -186,18 +225,47 @@ export function fitTable(header: string[], rows: string[][], flex: number): stri
   return all.map((r) => r.map(cell).join("  ").trimEnd()).join("\n") + "\n";
 }
 
-/** Words to lines of at most `max` characters (a longer word gets a line of its own). */
-function wrap(text: string, max: number): string[] {
+/**
+ * Words to lines of at most `max` characters, continuation lines indented by `indent`; a word
+ * longer than a line is split, never cut (nothing is lost).
+ */
+function wrap(text: string, max: number, indent = 0): string[] {
+  const pad = " ".repeat(indent);
+  const room = Math.max(8, max - indent);
   const lines: string[] = [];
   let line = "";
-  for (const word of text.split(/\s+/)) {
-    if (line && line.length + 1 + word.length > max) {
+  for (let word of text.split(/\s+/)) {
+    const limit = () => (lines.length ? room : max);
+    if (line && line.length + 1 + word.length > limit()) {
       lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
+      line = "";
+    }
+    while (word.length > limit() - (line ? line.length + 1 : 0)) {
+      const take = limit() - (line ? line.length + 1 : 0);
+      if (take <= 0) break;
+      lines.push(line ? `${line} ${word.slice(0, take)}` : word.slice(0, take));
+      word = word.slice(take);
+      line = "";
+    }
+    line = line ? `${line} ${word}` : word;
   }
   if (line) lines.push(line);
-  return lines.map((l) => ellipsis(l, max));
+  return lines.map((l, i) => (i ? pad + l : l));
+}
+
+/** A `label     text` line of at most `width` columns; the rest continues under the text, never cut. */
+function wrapLabelled(line: string, width: number, indent: number): string[] {
+  const pad = " ".repeat(indent);
+  const out: string[] = [];
+  let rest = line;
+  for (let room = width; rest.length > room; room = Math.max(8, width - indent)) {
+    let cut = rest.lastIndexOf(" ", room);
+    if (cut <= (out.length ? 0 : indent)) cut = room;
+    out.push((out.length ? pad : "") + rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  out.push((out.length ? pad : "") + rest);
+  return out;
 }
 
 function middleEllipsis(text: string, max: number): string {

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import type { Command } from "commander";
 import { loadOrCreateAuthority } from "../ca/authority.js";
 import { loadOrCreateSigningIdentity } from "../ca/signing.js";
@@ -15,12 +16,22 @@ import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { sessionsForExport } from "../store/export-queries.js";
 import { sessionIdByName } from "../store/queries.js";
 import { readCompleted } from "./complete.js";
+import { checkOut, requireCaIfExplicit } from "./files.js";
 import { runCommand } from "./run.js";
+
+interface ExportOptions {
+  format: string;
+  out: string;
+  session?: string;
+  includeSecrets?: boolean;
+  db: string;
+  certs: string;
+  json?: boolean;
+  force?: boolean;
+}
 
 const FORMATS = ["har", "jsonl", "csv", "bundle"] as const;
 
-/** Writes text chunks to a new file, 0600 (never over an existing one). */
-const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks);
 
 export function registerExportCommand(program: Command): void {
   program
@@ -33,12 +44,17 @@ export function registerExportCommand(program: Command): void {
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--certs <dir>", "CA directory: the signing key and the redaction key live here", DEFAULT_CERTS_DIR)
     .option("--json", "print a JSON summary")
-    .action((opts: { format: string; out: string; session?: string; includeSecrets?: boolean; db: string; certs: string; json?: boolean }) =>
+    .option("--force", "replace an existing --out file (a non-empty directory is never replaced)")
+    .action((opts: ExportOptions, cmd: Command) =>
       runCommand(async () => {
+        requireCaIfExplicit(cmd, opts.certs);
         const format = opts.format as (typeof FORMATS)[number];
         if (!FORMATS.includes(format)) {
           throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv or bundle, got "${opts.format}"` });
         }
+        // Checked before any work (the --force policy of every --out: src/cli/files.ts).
+        const overwrite = checkOut(opts.out, opts.force, { emptyDirectoryOk: format === "bundle" && !opts.out.toLowerCase().endsWith(".zip") });
+        const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks, overwrite);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
           if (opts.session !== undefined) {
@@ -65,6 +81,7 @@ export function registerExportCommand(program: Command): void {
           } else {
             const ca = await loadOrCreateAuthority(opts.certs, { permittedDomains: EndpointCatalog.load().constraintDomains() });
             const signer = await loadOrCreateSigningIdentity(ca);
+            if (overwrite) rmSync(opts.out);
             const result = await writeBundle(db, { out: opts.out, sessions, redactor: redactor(), signer, renderReport });
             summary = { ...summary, ...result };
           }

@@ -33,6 +33,7 @@ import { claimSession, heartbeatWrite, ownerIsLive, releaseSession, type Session
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodePendingWithProgress } from "./complete.js";
+import { requireCaIfExplicit } from "./files.js";
 import { collect, runCommand } from "./run.js";
 import { UI_DEFAULT_LISTEN } from "./ui.js";
 
@@ -48,6 +49,7 @@ interface ProxyFlags {
   auth?: string;
   allow: string[];
   certs: string;
+  initCa?: boolean;
   catalog?: string;
   maxBody: string;
   upstreamTimeout: string;
@@ -77,7 +79,8 @@ export function registerProxyCommand(program: Command): void {
     .option("--map-host <host=ip:port>", "connect upstream for HOST to IP:PORT (repeatable)", collect, [])
     .option("--auth <user:pass>", "require Proxy-Authorization (needed to listen beyond loopback)")
     .option("--allow <cidr>", "client addresses allowed on a non-loopback listener (repeatable)", collect, [])
-    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .option("--certs <dir>", "CA directory (one given here must hold a CA, unless --init-ca)", DEFAULT_CERTS_DIR)
+    .option("--init-ca", "create a CA in --certs when it has none (the default ./certs gets one on first run anyway)")
     .option("--catalog <file>", "endpoint catalogue (default classifiers/endpoints.yaml)")
     .option("--max-body <bytes>", "bodies above this are stored cut, with a flag", String(PROXY_DEFAULTS.maxBodyBytes))
     .option("--upstream-timeout <ms>", "wait this long for the upstream's response head once the request is sent", String(PROXY_DEFAULTS.upstreamTimeoutMs))
@@ -91,7 +94,7 @@ export function registerProxyCommand(program: Command): void {
     .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
     .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
     .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
-    .action((flags: ProxyFlags) => runCommand(() => runProxy(flags)));
+    .action((flags: ProxyFlags, cmd: Command) => runCommand(() => (requireCaIfExplicit(cmd, flags.certs, flags.initCa), runProxy(flags))));
 }
 
 export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {

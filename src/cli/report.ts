@@ -6,6 +6,7 @@ import { DEFAULT_DB_FILE } from "../paths.js";
 import { sessionIdByName } from "../store/queries.js";
 import { latestSessionId } from "../store/ui-queries.js";
 import { readCompleted } from "./complete.js";
+import { checkOut } from "./files.js";
 import { runCommand } from "./run.js";
 
 export function registerReportCommand(program: Command): void {
@@ -16,8 +17,10 @@ export function registerReportCommand(program: Command): void {
     .option("--session <name>", "the session (default: the newest)")
     .requiredOption("--out <file>", "the HTML file to write (mode 0600)")
     .option("--include-secrets", "show credential values as captured (default: [redacted])")
-    .action((opts: { db: string; session?: string; out: string; includeSecrets?: boolean }) =>
+    .option("--force", "replace an existing --out file")
+    .action((opts: { db: string; session?: string; out: string; includeSecrets?: boolean; force?: boolean }) =>
       runCommand(async () => {
+        const overwrite = checkOut(opts.out, opts.force);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
           sessionId = opts.session === undefined ? latestSessionId(d) : sessionIdByName(d, opts.session);
@@ -26,7 +29,7 @@ export function registerReportCommand(program: Command): void {
         });
         try {
           if (sessionId === undefined) return;
-          writePrivateFile(opts.out, [renderReport(db, sessionId, { includeSecrets: opts.includeSecrets })], true);
+          writePrivateFile(opts.out, [renderReport(db, sessionId, { includeSecrets: opts.includeSecrets })], overwrite);
           process.stderr.write(`exhaust: report written to ${opts.out}${opts.includeSecrets ? " (CREDENTIALS INCLUDED)" : ""}\n`);
         } finally {
           db.close();

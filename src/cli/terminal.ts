@@ -37,3 +37,13 @@ export function terminalSafe(output: string): string {
 export function jsonSafe(json: string): string {
   return json.replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
+
+/**
+ * The width tables are made for: unlimited with `--wide`, else the terminal's (process.stdout.columns),
+ * else $COLUMNS, else 80 (a pipe without COLUMNS).
+ */
+export function terminalWidth(wide?: boolean): number {
+  if (wide) return Number.POSITIVE_INFINITY;
+  const cols = process.stdout.columns || Number(process.env.COLUMNS);
+  return Number.isInteger(cols) && cols >= 40 ? cols : 80;
+}

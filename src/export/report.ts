@@ -53,6 +53,8 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
   out.push(`<title>exhaust report: ${h(info.name)}</title><style>${REPORT_CSS}</style></head><body>`);
   out.push(`<header><h1>exhaust report: session <span class="mono">${h(info.name)}</span></h1>`);
   out.push(`<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped)${options.includeSecrets ? "; CREDENTIALS INCLUDED as captured" : ", except credentials, shown as [redacted]"}; values longer than ${VALUE_CHARS} characters are cut.</p></header>`);
+  const index = new EvidenceIndex();
+  out.push(summarySection({ info, verdicts, findingsTotal: findings.total, endpoints, chain }));
   out.push(nav());
 
   out.push(section("captured", "What was captured", [
@@ -120,7 +122,7 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
     table(
       ["Event", "Field", "Value", "Rule / reasons", "Declared by client", "Evidence"],
       findings.rows.map((f) => [
-        `<span class="mono">#${f.eventId}</span><br>${h(f.eventName)}`,
+        `<span class="mono" id="${index.add(fieldKey(f.eventId, f.path))}">#${f.eventId}</span><br>${h(f.eventName)}`,
         { text: f.path, cls: "mono" },
         { text: cut(String(r.field(f.path, f.value) ?? "null")), cls: "value cat-content" },
         h(f.rule ?? "-") + (f.reasons ? `<br><small>${h((JSON.parse(f.reasons) as string[]).join(", "))}</small>` : ""),
@@ -131,8 +133,19 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
     ),
   ]));
 
-  out.push(section("canaries", "Canary hits", [canaryHits(verdicts, r)]));
-  out.push(section("verdicts", "Verdicts", verdicts.length ? verdicts.map((v) => verdictBlock(v, r)) : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`]));
+  out.push(section("canaries", "Canary hits", [canaryHits(verdicts, r, index)]));
+  out.push(
+    section(
+      "verdicts",
+      "Verdicts",
+      verdicts.length
+        ? [
+            `<p>Evidence is listed once: an item already shown under Content findings, Canary hits or an earlier verdict is a link to it.</p>`,
+            ...verdicts.map((v, i) => verdictBlock(v, i, r, index)),
+          ]
+        : [`<p>No verdict stored for this session (run <code>exhaust verify</code>).</p>`],
+    ),
+  );
 
   out.push(section("chain", "Hash chain head", [
     chain.head
@@ -151,7 +164,7 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
 const CANARY_KIND = /canary/i;
 
 /** Canary hits are the evidence of canary rules in the verdicts, with the form and where it was found. */
-function canaryHits(verdicts: VerdictReport[], red: Redactor): string {
+function canaryHits(verdicts: VerdictReport[], red: Redactor, index: EvidenceIndex): string {
   const rows: Array<Array<string | Cell>> = [];
   let checked = false;
   for (const v of verdicts) {
@@ -160,7 +173,10 @@ function canaryHits(verdicts: VerdictReport[], red: Redactor): string {
       checked ||= isCanaryRule;
       for (const e of r.evidence) {
         if (!isCanaryRule && e.form === undefined) continue;
-        rows.push([v.profile.name, { text: r.id, cls: "mono" }, e.form ?? "-", e.location ?? "-", evidenceText(e, red)]);
+        const key = evidenceKey(e);
+        // The same hit found by two profiles (zero-exhaust includes no-content) is one hit.
+        if (index.has(key)) continue;
+        rows.push([`<span id="${index.add(key)}">${h(v.profile.name)}</span>`, { text: r.id, cls: "mono" }, h(e.form ?? "-"), h(e.location ?? "-"), evidenceText(e, red)]);
       }
     }
   }
@@ -180,7 +196,7 @@ function completenessRows(db: Db, sessionId: number): Array<[string, string]> {
   return rows;
 }
 
-function verdictBlock(v: VerdictReport, red: Redactor): string {
+function verdictBlock(v: VerdictReport, n: number, red: Redactor, index: EvidenceIndex): string {
   const rules = table(
     ["Rule", "Status", "Count", "What it checks", "Evidence"],
     v.rules.map((r) => [
@@ -191,20 +207,60 @@ function verdictBlock(v: VerdictReport, red: Redactor): string {
       r.evidence.length
         ? `<ul class="evidence">${r.evidence
             .slice(0, EVIDENCE_PER_RULE)
-            .map((e) => `<li>${evidenceText(e, red)}</li>`)
+            .map((e) => evidenceItem(e, red, index))
             .join("")}</ul>${r.evidence.length > EVIDENCE_PER_RULE || r.evidenceOmitted ? `<small>${r.evidence.length - Math.min(EVIDENCE_PER_RULE, r.evidence.length) + r.evidenceOmitted} more not shown</small>` : ""}`
         : "-",
     ]),
     "no rules",
   );
   return (
-    `<div class="verdict"><h3>Profile <span class="mono">${h(v.profile.name)}</span>: <span class="${h(v.status)}">${h(v.status.toUpperCase())}</span></h3>` +
+    `<div class="verdict" id="verdict-${n + 1}"><h3>Profile <span class="mono">${h(v.profile.name)}</span>: <span class="${h(v.status)}">${h(v.status.toUpperCase())}</span></h3>` +
     `<p>${h(v.profile.description)}<br><small>profile sha256 ${h(v.profile.sha256)}; checked ${h(iso(v.createdAt))} by exhaust ${h(v.toolVersion)}; classification rules ${h(v.rulesFingerprint)}; pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail}</small></p>` +
     (v.coverage ? `<p><small>covered: ${h(coverageText(v) ?? "")}</small></p>` : "") +
     (v.inconclusive?.length ? `<ul class="inconclusive">${v.inconclusive.map((r) => `<li>${h(r)}</li>`).join("")}</ul>` : "") +
     rules +
     `</div>`
   );
+}
+
+/**
+ * Anchors of evidence already printed in full (content findings, canary hits, earlier verdicts):
+ * everything after links to them instead of printing the evidence again.
+ */
+class EvidenceIndex {
+  private readonly anchors = new Map<string, string>();
+
+  has(key: string): boolean {
+    return this.anchors.has(key);
+  }
+
+  get(key: string): string | undefined {
+    return this.anchors.get(key);
+  }
+
+  /** Registers evidence printed here; returns its anchor id. */
+  add(key: string): string {
+    const id = `evidence-${this.anchors.size + 1}`;
+    this.anchors.set(key, id);
+    return id;
+  }
+}
+
+const fieldKey = (eventId: number, path: string) => `field\u0000${eventId}\u0000${path}`;
+
+function evidenceKey(e: Evidence): string {
+  return JSON.stringify([e.exchangeId, e.eventId, e.fieldPath, e.connectionId, e.host, e.location, e.form, e.note]);
+}
+
+/** One verdict evidence item: a link when it is already in the report, else in full (and anchored). */
+function evidenceItem(e: Evidence, red: Redactor, index: EvidenceIndex): string {
+  const label = e.eventId !== undefined ? `event #${e.eventId}${e.fieldPath ? ` field ${e.fieldPath}` : ""}` : e.host ? `host ${e.host}` : "evidence";
+  const field = e.eventId !== undefined && e.fieldPath ? index.get(fieldKey(e.eventId, e.fieldPath)) : undefined;
+  if (field) return `<li><a href="#${field}">${h(red.text(label))}</a> (in Content findings)${e.note ? `<br><small>${h(red.text(e.note))}</small>` : ""}</li>`;
+  const key = evidenceKey(e);
+  const seen = index.get(key);
+  if (seen) return `<li><a href="#${seen}">${h(red.text(label))}</a> (listed above)</li>`;
+  return `<li id="${index.add(key)}">${evidenceText(e, red)}</li>`;
 }
 
 function evidenceText(e: Evidence, red: Redactor): string {
@@ -238,6 +294,43 @@ function table(header: string[], rows: Array<Array<string | Cell>>, empty: strin
     .join("")}</tbody></table>`;
 }
 
+interface SummaryInput {
+  info: NonNullable<ReturnType<typeof sessionInfo>>;
+  verdicts: VerdictReport[];
+  findingsTotal: number;
+  endpoints: ReturnType<typeof sessionEndpoints>;
+  chain: ReturnType<typeof chainSummary>;
+}
+
+/** One screen: verdicts per profile, content findings, endpoints, pinned hosts, the chain head. */
+function summarySection(s: SummaryInput): string {
+  const verdictRows = s.verdicts.map((v, i) => [
+    `<a href="#verdict-${i + 1}" class="mono">${h(v.profile.name)}</a>`,
+    `<span class="${h(v.status)}">${h(v.status.toUpperCase())}</span>`,
+    `${v.counts.fail} fail, ${v.counts.warn} warn, ${v.counts.pass} pass`,
+  ]);
+  const hosts = [...new Set(s.endpoints.map((e) => e.host))];
+  const pinned = [...new Set(s.endpoints.filter((e) => e.outcome === "client-rejected-certificate").map((e) => e.host))];
+  const rows: Array<[string, string]> = [
+    ["Content findings", `<a href="#content">${s.findingsTotal} field${s.findingsTotal === 1 ? "" : "s"} classified content</a>`],
+    ["Endpoints contacted", `<a href="#endpoints">${hosts.length} host${hosts.length === 1 ? "" : "s"}</a>${hosts.length ? `: <span class="mono">${hosts.map(h).join(", ")}</span>` : ""}`],
+    [
+      "Pinned hosts",
+      pinned.length
+        ? `<span class="flag">${pinned.length}</span>: <span class="mono">${pinned.map(h).join(", ")}</span> (the client refused exhaust's certificate; not readable)`
+        : "none",
+    ],
+    ["Captured", `${s.info.exchanges} exchange${s.info.exchanges === 1 ? "" : "s"}, ${s.info.events} decoded event${s.info.events === 1 ? "" : "s"}`],
+    ["Chain head", s.chain.head ? `<a href="#chain">seq ${s.chain.lastSeq}</a> <span class="mono">${h(s.chain.head)}</span>` : "no exchanges, no chain"],
+  ];
+  return section("summary", "Summary", [
+    s.verdicts.length
+      ? table(["Profile", "Verdict", "Rules"], verdictRows, "")
+      : `<p>No verdict stored for this session (run <code>exhaust verify --profile NAME</code>, then the report again).</p>`,
+    `<dl>${rows.map(([k, v]) => `<dt>${h(k)}</dt><dd>${v}</dd>`).join("")}</dl>`,
+  ]);
+}
+
 function dl(items: Array<[string, string]>): string {
   return `<dl>${items.map(([k, v]) => `<dt>${h(k)}</dt><dd>${h(v)}</dd>`).join("")}</dl>`;
 }
@@ -248,6 +341,7 @@ function section(id: string, title: string, body: string[]): string {
 
 function nav(): string {
   const items: Array<[string, string]> = [
+    ["summary", "Summary"],
     ["captured", "What was captured"],
     ["endpoints", "Endpoints"],
     ["groups", "Microsoft groups"],

@@ -347,3 +347,24 @@ export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
     )
     .all(params) as FieldListRow[];
 }
+
+export interface EventDecodeFindingRow {
+  code: string;
+  severity: string;
+  message: string;
+  offset: number | null;
+  /** The event's position in its upload, or null for a finding about the whole body. */
+  eventIndex: number | null;
+}
+
+/** Decode findings that concern one event: its own (event_index) and those about its whole body. */
+export function decodeFindingsOfEvent(db: Db, eventId: number): EventDecodeFindingRow[] {
+  return db
+    .prepare(
+      `SELECT f.code, f.severity, f.message, f.offset, f.event_index AS eventIndex
+         FROM events ev JOIN decode_findings f ON f.exchange_id = ev.exchange_id
+        WHERE ev.id = ? AND (f.event_index IS NULL OR f.event_index = ev.idx)
+        ORDER BY f.idx`,
+    )
+    .all(eventId) as EventDecodeFindingRow[];
+}

@@ -47,6 +47,10 @@ export interface SessionDiff {
   };
   /** Field counts per DPIA category in each session. */
   categories: { a: Record<string, number>; b: Record<string, number> };
+  /** Event counts per Microsoft group in each session (a name seen in two groups counts as `g1/g2`). */
+  groups: { a: Record<string, number>; b: Record<string, number> };
+  /** Events in each session. */
+  eventCounts: { a: number; b: number };
 }
 
 const split = (s: string | null) => (s ? s.split(",").sort() : []);
@@ -91,9 +95,22 @@ function fields(db: Db, sessionId: number): { byPath: Map<string, FieldEntry>; c
   return { byPath, categories: Object.fromEntries(Object.entries(categories).sort(([x], [y]) => x.localeCompare(y))) };
 }
 
+function groupCounts(evs: Map<string, EventEntry>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of evs.values()) {
+    const g = e.groups.length ? e.groups.join("/") : "unknown";
+    out[g] = (out[g] ?? 0) + e.count;
+  }
+  return Object.fromEntries(Object.entries(out).sort(([x], [y]) => x.localeCompare(y)));
+}
+
+const total = (evs: Map<string, EventEntry>) => [...evs.values()].reduce((n, e) => n + e.count, 0);
+
 export function diffSessions(db: Db, a: SessionRef, b: SessionRef): SessionDiff {
   const ep = partition(endpoints(db, a.id), endpoints(db, b.id));
-  const ev = partition(events(db, a.id), events(db, b.id));
+  const eva = events(db, a.id);
+  const evb = events(db, b.id);
+  const ev = partition(eva, evb);
   const fa = fields(db, a.id);
   const fb = fields(db, b.id);
   const fl = partition(fa.byPath, fb.byPath);
@@ -123,28 +140,53 @@ export function diffSessions(db: Db, a: SessionRef, b: SessionRef): SessionDiff 
         .map(([x, y]) => ({ event: x.event, path: x.path, a: x.categories, b: y.categories })),
     },
     categories: { a: fa.categories, b: fb.categories },
+    groups: { a: groupCounts(eva), b: groupCounts(evb) },
+    eventCounts: { a: total(eva), b: total(evb) },
   };
 }
 
 const cats = (c: string[]) => (c.length ? c.join("/") : "-");
 
-export function formatDiffText(d: SessionDiff): string {
+/** "a → b" lines for every key of either side, aligned. */
+function countLines(a: Record<string, number>, b: Record<string, number>): string[] {
+  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  const w = Math.max(0, ...names.map((n) => n.length));
+  return names.map((n) => `${n.padEnd(w)}  ${a[n] ?? 0} → ${b[n] ?? 0}`);
+}
+
+/**
+ * The diff as text: the summary first (categories, groups, event names that appeared or
+ * disappeared, endpoints), then the event-level lists; field-level lines only with `fields`.
+ */
+export function formatDiffText(d: SessionDiff, options: { fields?: boolean } = {}): string {
   const lines = [`diff  ${d.a.name} → ${d.b.name}`, ""];
   const section = (title: string, items: string[]) => {
     lines.push(`${title} (${items.length})`);
     for (const i of items) lines.push(`  ${i}`);
   };
-  section("endpoints appeared", d.endpoints.appeared.map((e) => `+ ${e.host}  ${e.connections} conn, ${e.exchanges} exch [${e.outcomes.join(",")}]`));
-  section("endpoints disappeared", d.endpoints.disappeared.map((e) => `- ${e.host}  ${e.connections} conn, ${e.exchanges} exch [${e.outcomes.join(",")}]`));
-  section("endpoints changed", d.endpoints.changed.map((e) => `~ ${e.host}  ${e.a.connections}→${e.b.connections} conn, ${e.a.exchanges}→${e.b.exchanges} exch`));
-  section("events appeared", d.events.appeared.map((e) => `+ ${e.name}  ×${e.count}  ${cats(e.categories)}`));
-  section("events disappeared", d.events.disappeared.map((e) => `- ${e.name}  ×${e.count}  ${cats(e.categories)}`));
-  section("events changed count", d.events.countChanged.map((e) => `~ ${e.name}  ×${e.a} → ×${e.b}`));
-  section("events changed category", d.events.categoryChanged.map((e) => `~ ${e.name}  ${cats(e.a)} → ${cats(e.b)}`));
-  section("fields appeared", d.fields.appeared.map((f) => `+ ${f.event}  ${f.path}  ${cats(f.categories)}`));
-  section("fields disappeared", d.fields.disappeared.map((f) => `- ${f.event}  ${f.path}  ${cats(f.categories)}`));
-  section("fields changed category", d.fields.categoryChanged.map((f) => `~ ${f.event}  ${f.path}  ${cats(f.a)} → ${cats(f.b)}`));
-  const names = [...new Set([...Object.keys(d.categories.a), ...Object.keys(d.categories.b)])].sort();
-  section("fields per category", names.map((n) => `${n}  ${d.categories.a[n] ?? 0} → ${d.categories.b[n] ?? 0}`));
+  const f = d.fields;
+  const e = d.events;
+  const ep = d.endpoints;
+  lines.push(
+    "summary",
+    `  events     ${d.eventCounts.a} → ${d.eventCounts.b}; names +${e.appeared.length} -${e.disappeared.length}, ${e.countChanged.length} changed count, ${e.categoryChanged.length} changed category`,
+    `  endpoints  +${ep.appeared.length} -${ep.disappeared.length}, ${ep.changed.length} changed`,
+    `  fields     +${f.appeared.length} -${f.disappeared.length}, ${f.categoryChanged.length} changed category${options.fields ? "" : " (listed with --fields)"}`,
+    "",
+  );
+  section("fields per category", countLines(d.categories.a, d.categories.b));
+  section("events per group", countLines(d.groups.a, d.groups.b));
+  section("event names appeared", e.appeared.map((x) => `+ ${x.name}  ×${x.count}  ${cats(x.categories)}`));
+  section("event names disappeared", e.disappeared.map((x) => `- ${x.name}  ×${x.count}  ${cats(x.categories)}`));
+  section("events changed count", e.countChanged.map((x) => `~ ${x.name}  ×${x.a} → ×${x.b}`));
+  section("events changed category", e.categoryChanged.map((x) => `~ ${x.name}  ${cats(x.a)} → ${cats(x.b)}`));
+  section("endpoints appeared", ep.appeared.map((x) => `+ ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`));
+  section("endpoints disappeared", ep.disappeared.map((x) => `- ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`));
+  section("endpoints changed", ep.changed.map((x) => `~ ${x.host}  ${x.a.connections}→${x.b.connections} conn, ${x.a.exchanges}→${x.b.exchanges} exch`));
+  if (options.fields) {
+    section("fields appeared", f.appeared.map((x) => `+ ${x.event}  ${x.path}  ${cats(x.categories)}`));
+    section("fields disappeared", f.disappeared.map((x) => `- ${x.event}  ${x.path}  ${cats(x.categories)}`));
+    section("fields changed category", f.categoryChanged.map((x) => `~ ${x.event}  ${x.path}  ${cats(x.a)} → ${cats(x.b)}`));
+  }
   return `${lines.join("\n")}\n`;
 }

@@ -20,8 +20,9 @@ export interface ProxyProcess {
  * Starts `exhaust proxy` as a child process and resolves once it logs its listening address.
  * `maxFiles` runs it under `ulimit -n` (through sh, which then execs node: the pid is the proxy's).
  */
-export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: number } = {}): Promise<ProxyProcess> {
-  const argv = [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...args];
+export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: number; initCa?: boolean } = {}): Promise<ProxyProcess> {
+  // Every test lab is a fresh directory: let the proxy create its CA there (--init-ca).
+  const argv = [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...(opts.initCa === false ? [] : ["--init-ca"]), ...args];
   const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const child = opts.maxFiles
     ? spawn("sh", ["-c", `ulimit -n ${opts.maxFiles} && exec ${[process.execPath, ...argv].map(quote).join(" ")}`], { cwd, stdio: ["ignore", "pipe", "pipe"] })
