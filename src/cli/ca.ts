@@ -6,6 +6,7 @@ import { loadOrCreateSigningIdentity, SIGNING_CERT_FILE } from "../ca/signing.js
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR } from "../paths.js";
+import { trustHelp } from "./console.js";
 import { runCommand } from "./run.js";
 
 export function registerCaCommand(program: Command): void {
@@ -69,6 +70,17 @@ export function registerCaCommand(program: Command): void {
         const data = exportAuthority(authority, opts.format);
         if (opts.out) writeFileSync(opts.out, data);
         else process.stdout.write(data);
+      }),
+    );
+
+  ca.command("trust-help")
+    .description("print how to trust the CA on Windows, macOS, Linux and in clients with their own store")
+    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .action((opts: { certs: string }) =>
+      runCommand(async () => {
+        // The CA must exist: instructions for a file that is not there would mislead.
+        const authority = await loadAuthority(opts.certs);
+        process.stdout.write(`${trustHelp(join(opts.certs, CA_CERT_FILE))}fingerprint SHA-256 ${authority.fingerprint256}\n`);
       }),
     );
 }

@@ -3,6 +3,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { startCapture } from "../pipeline/start-capture.js";
+import { banner, ExchangeConsole, humanLogStream, resolveLogFormat, type LogFormat } from "./console.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import {
@@ -45,6 +46,8 @@ interface ProxyFlags {
   pinExpiry?: string;
   pinBypass?: boolean;
   uiPort?: string[];
+  logFormat?: string;
+  quiet?: boolean;
 }
 
 export function registerProxyCommand(program: Command): void {
@@ -75,6 +78,8 @@ export function registerProxyCommand(program: Command): void {
     .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
     .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
     .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
+    .option("--log-format <format>", "human (banner and one line per exchange) | json (pino lines) | auto: human on a terminal", "auto")
+    .option("--quiet", "no banner and no exchange lines; warnings and errors only")
     .action((flags: ProxyFlags) => runCommand(() => runProxy(flags)));
 }
 
@@ -128,15 +133,46 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
 
 async function runProxy(flags: ProxyFlags): Promise<void> {
   const options = parseProxyFlags(flags);
-  const log = createLogger();
+  let format: LogFormat;
+  try {
+    format = resolveLogFormat(flags.logFormat, process.stderr.isTTY === true);
+  } catch (e) {
+    throw exhaustError("EXH_OPT_INVALID", { option: "--log-format", reason: (e as Error).message });
+  }
+  const quiet = flags.quiet === true;
+  // Human form: the banner and the exchange lines say what the info lines would; logs keep warnings.
+  const log =
+    format === "json"
+      ? createLogger(quiet ? { level: "warn" } : {})
+      : createLogger({ level: process.env.EXHAUST_LOG_LEVEL ?? "warn", destination: humanLogStream(process.stderr) });
+  const console_ = format === "human" && !quiet ? new ExchangeConsole(process.stdout, process.stdout.isTTY === true) : undefined;
   // A stop asked for by a signal, or forced by the store going away under the proxy.
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   // From here on a signal is a clean stop, even one that comes while the proxy is starting.
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  const capture = await startCapture({ options, log, onStoreGone: () => stop() });
+  const capture = await startCapture({
+    options,
+    log,
+    onStoreGone: () => stop(),
+    addons: console_ ? [console_.addon()] : [],
+    onProcessed: console_ ? (n) => console_.processed(n) : undefined,
+  });
   const { session } = capture;
+  if (console_) {
+    process.stdout.write(
+      banner({
+        address: capture.address,
+        certsDir: options.certsDir,
+        fingerprint256: capture.ca.fingerprint256,
+        dbFile: options.dbFile,
+        session: session.name,
+        mode: options.mode,
+        intercept: options.intercept,
+      }),
+    );
+  }
   // SIGHUP forgets every pin (docs/containment.md): the next connections are intercepted again.
   process.on("SIGHUP", () => log.warn({ cleared: capture.clearPins() }, "pins cleared (SIGHUP)"));
   log.info({ session: session.name, db: options.dbFile, ca: capture.ca.fingerprint256 }, "capturing");
@@ -152,6 +188,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   if (storeGone) {
     // Nothing more can be stored: close what is open and say so (exit 1), writing nothing.
     await capture.close();
+    console_?.flush();
     log.flush();
     throw storeGone;
   }
@@ -173,6 +210,8 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
   } catch (e) {
     log.flush();
     throw e;
+  } finally {
+    console_?.flush();
   }
   // The histogram's samples include the sampling interval itself; what is left is time blocked.
   const blockedMs = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
