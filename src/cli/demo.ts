@@ -47,7 +47,7 @@ export function registerDemoCommand(program: Command): void {
 function writeCorpus(dir: string): void {
   mkdirSync(dir, { recursive: true });
   const corpus = demoCorpus();
-  const lines = ["#!/bin/sh", "# Sends the exhaust demo corpus through a running proxy. PROXY and CA may be overridden.", 'PROXY="${PROXY:-http://127.0.0.1:8080}"', 'CA="${CA:-certs/exhaust-ca.pem}"', 'DIR="$(dirname "$0")"'];
+  const lines = ["#!/bin/sh", "set -e", "# Sends the exhaust demo corpus through a running proxy. PROXY and CA may be overridden.", 'PROXY="${PROXY:-http://127.0.0.1:8080}"', 'CA="${CA:-certs/exhaust-ca.pem}"', 'DIR="$(dirname "$0")"'];
   for (const u of corpus) {
     writeFileSync(join(dir, u.file), u.body);
     lines.push(`# ${u.what}`, curlLine(u, "$PROXY", "$CA", "$DIR"));

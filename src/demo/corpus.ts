@@ -149,10 +149,11 @@ export function demoCorpus(): DemoUpload[] {
   ];
 }
 
-/** The curl line that sends one corpus file through a running proxy (docs/demo.md). */
+/** The curl line that sends one corpus file through a running proxy (docs/demo.md): prints the status. */
 export function curlLine(u: DemoUpload, proxy = "http://127.0.0.1:8080", caFile = "certs/exhaust-ca.pem", dir = "."): string {
   const headers = Object.entries(u.headers)
     .map(([k, v]) => `-H '${k}: ${v}'`)
     .join(" ");
-  return `curl --proxy ${proxy} --cacert ${caFile} ${headers} --data-binary @${dir}/${u.file} https://${u.host}${u.path}`;
+  const url = `https://${u.host}${u.path}`;
+  return `curl -sS --fail --proxy "${proxy}" --cacert "${caFile}" ${headers} --data-binary "@${dir}/${u.file}" -o /dev/null -w '%{http_code} ${u.file}\\n' ${url}`;
 }
