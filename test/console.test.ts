@@ -171,3 +171,24 @@ describe("the proxy's console", () => {
     }
   }, 60_000);
 });
+
+describe("exhaust ui's log", () => {
+  it("names the address actually bound (0.0.0.0), never only 127.0.0.1", async () => {
+    const dir = tempDir("exhaust-ui-listen-");
+    dirs.push(dir);
+    const dbFile = join(dir, "ui.db");
+    const { openDatabase } = await import("../src/store/database.js");
+    openDatabase(dbFile).close();
+    const child = spawn(process.execPath, [EXHAUST_BIN, "ui", "--db", dbFile, "--listen", "0.0.0.0:0"], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    try {
+      const line = await eventually(() => err.split("\n").find((l) => l.includes('"ui listening"')), 20_000);
+      expect((JSON.parse(line) as { listen: string }).listen).toMatch(/^0\.0\.0\.0:\d+$/);
+      expect(err).not.toMatch(/"msg":"Server listening at http:\/\/127\.0\.0\.1/);
+    } finally {
+      child.kill("SIGTERM");
+      await waitExit(child);
+    }
+  }, 30_000);
+});
