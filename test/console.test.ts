@@ -192,3 +192,23 @@ describe("exhaust ui's log", () => {
     }
   }, 30_000);
 });
+
+describe("exhaust ca trust-help", () => {
+  it("prints per-OS instructions for the CA in --certs with its fingerprint, and refuses a directory without a CA", () => {
+    const dir = tempDir("exhaust-trust-help-");
+    dirs.push(dir);
+    const certs = join(dir, "certs");
+    expect(runCli(["ca", "init", "--certs", certs]).status).toBe(0);
+    const shown = JSON.parse(runCli(["ca", "show", "--json", "--certs", certs]).stdout) as { fingerprint256: string };
+    const r = runCli(["ca", "trust-help", "--certs", certs]);
+    expect(r.status).toBe(0);
+    const file = join(certs, "exhaust-ca.pem");
+    expect(r.stdout).toContain(`certutil -addstore -f Root ${file}`);
+    expect(r.stdout).toContain(`add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ${file}`);
+    expect(r.stdout).toContain(`sudo cp ${file} /usr/local/share/ca-certificates/exhaust.crt`);
+    expect(r.stdout).toContain(`fingerprint SHA-256 ${shown.fingerprint256}`);
+    const missing = runCli(["ca", "trust-help", "--certs", join(dir, "typo")]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/EXH_CA_MISSING/);
+  });
+});
