@@ -73,6 +73,8 @@ export const ERROR_DEFINITIONS = {
   EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
   EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
   EXH_CERTS_NO_CA: { message: "--certs {dir} holds no CA (exhaust-ca.pem): check the path, or create one there with `exhaust ca init --certs {dir}`", exitCode: 2 },
+  // demo
+  EXH_DEMO_FAILED: { message: "the demo could not capture its corpus: {reason}", exitCode: 1 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

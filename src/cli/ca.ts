@@ -7,6 +7,7 @@ import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR } from "../paths.js";
 import { checkOut } from "./files.js";
+import { trustHelp } from "./console.js";
 import { runCommand } from "./run.js";
 
 export function registerCaCommand(program: Command): void {
@@ -71,6 +72,17 @@ export function registerCaCommand(program: Command): void {
         const data = exportAuthority(authority, opts.format);
         if (opts.out) writeFileSync(opts.out, data, { flag: checkOut(opts.out, opts.force) ? "w" : "wx" });
         else process.stdout.write(data);
+      }),
+    );
+
+  ca.command("trust-help")
+    .description("print how to trust the CA on Windows, macOS, Linux and in clients with their own store")
+    .option("--certs <dir>", "CA directory", DEFAULT_CERTS_DIR)
+    .action((opts: { certs: string }) =>
+      runCommand(async () => {
+        // The CA must exist: instructions for a file that is not there would mislead.
+        const authority = await loadAuthority(opts.certs);
+        process.stdout.write(`${trustHelp(join(opts.certs, CA_CERT_FILE))}fingerprint SHA-256 ${authority.fingerprint256}\n`);
       }),
     );
 }

@@ -6,6 +6,17 @@ import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
 import type { WriterPriority } from "../store/writer-priority.js";
 
+/** What the thread tells of each exchange it took up: the outcome, or null when it had nothing to do. */
+export interface ProcessedNotice {
+  exchangeId: string;
+  events: number;
+  contentFields: number;
+  /** False when the exchange was already processed, not found, or failed. */
+  processed: boolean;
+  /** Processing threw (logged as EXH_PROCESS_FAILED). */
+  failed?: boolean;
+}
+
 /** The compiled worker (dist/); `npm test` and `npm start` build it first. */
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
 
@@ -32,32 +43,44 @@ export class ProcessingThread {
     private readonly log: Logger,
     private readonly priority: WriterPriority,
     private readonly sessionId?: number,
+    private readonly onProcessed?: (notice: ProcessedNotice) => void,
   ) {
     this.spawn();
   }
 
   /** `priority` is the capture writer's: the thread's writes yield to the proxy's commits. */
   /** `sessionId`: the catch-up at start covers this session only (all sessions when not given). */
-  static start(dbFile: string, log: Logger, priority: WriterPriority, sessionId?: number): ProcessingThread {
+  /** `onProcessed`: told each exchange the thread took up (the console's per-exchange line). */
+  static start(
+    dbFile: string,
+    log: Logger,
+    priority: WriterPriority,
+    sessionId?: number,
+    onProcessed?: (notice: ProcessedNotice) => void,
+  ): ProcessingThread {
     if (!existsSync(WORKER_FILE)) {
       throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
     }
-    return new ProcessingThread(dbFile, log, priority, sessionId);
+    return new ProcessingThread(dbFile, log, priority, sessionId, onProcessed);
   }
 
   private spawn(): void {
     this.starts++;
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_FILE, { workerData: { dbFile: this.dbFile, prioritySignal: this.priority.signal, sessionId: this.sessionId } });
+      worker = new Worker(WORKER_FILE, {
+        workerData: { dbFile: this.dbFile, prioritySignal: this.priority.signal, sessionId: this.sessionId, notify: this.onProcessed !== undefined },
+      });
     } catch (e) {
       this.died((e as Error).message);
       return;
     }
     this.worker = worker;
     const startedAt = Date.now();
-    worker.on("message", (m: { type: string; exchangeId?: string; message?: string }) => {
+    worker.on("message", (m: { type: string; exchangeId?: string; message?: string; notice?: ProcessedNotice }) => {
+      if (m.type === "processed" && m.notice) this.onProcessed?.(m.notice);
       if (m.type === "error") {
+        if (m.exchangeId) this.onProcessed?.({ exchangeId: m.exchangeId, events: 0, contentFields: 0, processed: false, failed: true });
         this.log.error({ code: "EXH_PROCESS_FAILED", exchange: m.exchangeId, reason: m.message }, "processing an exchange failed");
       }
     });

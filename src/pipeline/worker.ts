@@ -1,5 +1,5 @@
 /**
- * The processing thread: decodes (and later classifies) every captured exchange off the proxy's
+ * The processing thread: decodes and classifies every captured exchange off the proxy's
  * event loop. It is told exchange ids as they are committed, and on start it catches up on any
  * left undecoded (a crash, a stop with a backlog, an older decoder).
  */
@@ -21,7 +21,7 @@ if (process.platform === "linux") {
     // Not permitted in this environment: run at normal priority.
   }
 }
-const { dbFile, prioritySignal, sessionId } = workerData as { dbFile: string; prioritySignal: Int32Array; sessionId?: number };
+const { dbFile, prioritySignal, sessionId, notify } = workerData as { dbFile: string; prioritySignal: Int32Array; sessionId?: number; notify?: boolean };
 // The proxy created the file: never create one here (a deleted store is not silently replaced).
 const db = openDatabase(dbFile, { mustExist: true });
 // The proxy runs a Checkpointer thread beside this one (both are compiled JavaScript, so where this
@@ -54,7 +54,11 @@ function drain(): void {
       return;
     }
     try {
-      processor.process(id, { onlyIfPending: true });
+      const outcome = processor.process(id, { onlyIfPending: true });
+      if (notify) {
+        const notice = { exchangeId: id, events: outcome?.events ?? 0, contentFields: outcome?.contentFields ?? 0, processed: outcome !== undefined };
+        port.postMessage({ type: "processed", notice });
+      }
     } catch (e) {
       port.postMessage({ type: "error", exchangeId: id, message: (e as Error).message });
     }

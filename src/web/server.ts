@@ -132,7 +132,9 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   const live = new Set<ServerResponse>();
   registerRoutes(app, db, secrets, live);
   try {
-    await app.listen({ host: options.host, port: options.port });
+    // Fastify names each address the UI is reachable at (every interface for 0.0.0.0): said as
+    // such, beside our own "ui listening" line with the address actually bound.
+    await app.listen({ host: options.host, port: options.port, listenTextResolver: (address) => `ui reachable at ${address}` });
   } catch (e) {
     db.close();
     throw exhaustError("EXH_LISTEN_FAILED", { address: `${options.host}:${options.port}`, reason: (e as Error).message }, e);

@@ -2,17 +2,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { initAuthority, loadOrCreateAuthority, type CertificateAuthority } from "../../src/ca/authority.js";
-import { LeafIssuer } from "../../src/ca/leaf.js";
-import { EndpointCatalog } from "../../src/catalog/endpoints.js";
+import { initAuthority, type CertificateAuthority } from "../../src/ca/authority.js";
 import { parseProxyFlags } from "../../src/cli/proxy.js";
 import { createLogger } from "../../src/log.js";
-import { defaultAddons } from "../../src/proxy/addons/index.js";
-import { startProxy, type RunningProxy } from "../../src/proxy/server.js";
-import { CaptureStore } from "../../src/store/capture-store.js";
-import { WriterPriority } from "../../src/store/writer-priority.js";
-import { ProcessingThread } from "../../src/pipeline/processing.js";
-import { openDatabase, type Db } from "../../src/store/database.js";
+import { type RunningProxy } from "../../src/proxy/server.js";
+import type { ProcessingThread } from "../../src/pipeline/processing.js";
+import { startCapture } from "../../src/pipeline/start-capture.js";
+import type { Db } from "../../src/store/database.js";
 
 export interface TestProxy {
   proxy: RunningProxy;
@@ -72,38 +68,31 @@ export async function startTestProxy(
       },
     }),
   });
-  const catalog = EndpointCatalog.load();
-  const ca = await loadOrCreateAuthority(options.certsDir, {
-    permittedDomains: catalog.constraintDomains(),
-    unconstrained: options.intercept === "all",
-  });
-  const issuer = await LeafIssuer.create(ca);
-  const db = openDatabase(options.dbFile);
-  const priority = new WriterPriority();
-  const store = new CaptureStore(db, priority);
-  const session = store.openSession(options.session, { toolVersion: "test", caFingerprint: ca.fingerprint256 });
-  const processing = ProcessingThread.start(options.dbFile, log, priority);
-  const proxy = await startProxy({
+  // The same lifecycle as `exhaust proxy` (src/pipeline/start-capture.ts): session claim,
+  // checkpointer, store guard and processing thread, all stopped by close().
+  const capture = await startCapture({
     options,
-    catalog,
-    issuer,
-    addons: defaultAddons({ options, catalog, log }, store, session, [processing.addon()]),
     log,
+    toolVersion: "test",
+    unconstrainedCaForAll: true,
+    stderr: new Writable({
+      write(chunk, _enc, cb) {
+        logLines.push(String(chunk));
+        cb();
+      },
+    }),
   });
   return {
-    proxy,
-    port: proxy.address.port,
+    proxy: capture.proxy,
+    port: capture.address.port,
     caPem: readFileSync(join(options.certsDir, "exhaust-ca.pem"), "utf8"),
-    db,
+    db: capture.db,
     dbFile: options.dbFile,
     dir,
     logLines,
-    processing,
+    processing: capture.processing,
     async close() {
-      await proxy.close();
-      await processing.stop();
-      await store.close();
-      db.close();
+      await capture.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
