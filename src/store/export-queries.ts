@@ -248,6 +248,25 @@ export function secretFieldValues(db: Db, sessionId: number, isSecretPath: (path
   return rows.map((r) => ({ path: byId.get(r.pathId)!, value: r.value }));
 }
 
+/**
+ * Values of a session's decoded fields that one of `ruleIds` classified (the winning rule or among
+ * the reasons): e.g. the fields a secret detector marked, so exports learn their credentials first.
+ */
+export function fieldValuesByRule(db: Db, sessionId: number, ruleIds: readonly string[]): Array<{ path: string; value: string }> {
+  if (ruleIds.length === 0) return [];
+  const classes = db.prepare("SELECT id, rule, reasons FROM field_classes").all() as Array<{ id: number; rule: string; reasons: string | null }>;
+  const wanted = classes
+    .filter((c) => ruleIds.includes(c.rule) || (c.reasons !== null && (JSON.parse(c.reasons) as string[]).some((r) => ruleIds.includes(r))))
+    .map((c) => c.id);
+  if (wanted.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT DISTINCT p.path, v.value FROM field_values v JOIN events e ON e.id = v.event_id JOIN field_paths p ON p.id = v.path_id
+        WHERE e.session_id = ? AND v.value IS NOT NULL AND v.class_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(sessionId, JSON.stringify(wanted)) as Array<{ path: string; value: string }>;
+}
+
 /** Exchanges stored after `afterRowid` (any session), in storage order, with their rowid: incremental readers. */
 export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): Array<ExchangeRecord & { rowid: number }> {
   const rows = db
