@@ -10,7 +10,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
 import type { DecodedEvent, DecodedField } from "../src/decode/types.js";
 import { createRedactor, REDACTED_PREFIX } from "../src/export/redaction.js";
+import { secretDetectorIds } from "../src/export/learn-secrets.js";
 import { secretQueryValues } from "../src/secrets.js";
+import { openDatabase } from "../src/store/database.js";
+import { fieldValuesByRule, fieldValuesByRuleSince } from "../src/store/export-queries.js";
+import { SecretView } from "../src/web/secret-view.js";
 import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/proxy.js";
 
@@ -132,6 +136,21 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
     const events = runCli(["events", "--db", db, "--session", "maps", "--json"]);
     expect(events.status, events.stderr).toBe(0);
     expect(events.stdout).toContain("detector.url-secret-query");
+
+    // The store finds the field by its classification; the UI's view learns the key from it and
+    // keeps the body holding it out of sight.
+    const handle = openDatabase(db);
+    try {
+      const sessionId = handle.prepare("SELECT id FROM sessions WHERE name = 'maps'").pluck().get() as number;
+      expect(fieldValuesByRule(handle, sessionId, secretDetectorIds())).toEqual([{ path: "data.baseData.data", value: TABLE[0][1] }]);
+      expect(fieldValuesByRuleSince(handle, 0, Number.MAX_SAFE_INTEGER, secretDetectorIds())).toHaveLength(1);
+      expect(fieldValuesByRule(handle, sessionId, ["detector.no-such-detector"])).toEqual([]);
+      const view = new SecretView(handle);
+      expect(view.bodyHasSecret(Buffer.from(JSON.stringify([envelope])), [["Content-Type", "application/json"]])).toBe(true);
+      expect(view.redact({ text: `key ${MAPS_KEY} again` }).text).not.toContain(MAPS_KEY);
+    } finally {
+      handle.close();
+    }
 
     const certs = join(dir, "certs");
     for (const [format, name] of [["jsonl", "out.jsonl"], ["har", "out.har"]] as const) {
