@@ -86,3 +86,32 @@ export function exactSecretHeaderNames(): string[] {
     .entries.filter((e) => e.in.includes("header") && !e.name.endsWith("*"))
     .map((e) => e.name.toLowerCase());
 }
+
+/** `name=value` pairs after `?`, `&`, `;` or `#` (a URL's query or fragment, a form, a relative URL). */
+const QUERY_PAIR = /[?&;#]([A-Za-z0-9_.%-]{1,64})=([^&#;\s"'<>]*)/g;
+
+function decodeQueryPart(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * The values of credential parameters (classifiers/secrets.yaml, `in: query`) inside a text that
+ * holds a URL or query string (`…/geocode/json?latlng=…&key=AIza…`), URL-decoded, each at least
+ * `minLength` characters: what a field value carries in its query that must not leave unredacted.
+ */
+export function secretQueryValues(text: string, minLength = 1): string[] {
+  if (!text.includes("=")) return [];
+  const out: string[] = [];
+  QUERY_PAIR.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = QUERY_PAIR.exec(text)) !== null) {
+    if (m[2].length < minLength || !isSecretParam(decodeQueryPart(m[1]))) continue;
+    const value = decodeQueryPart(m[2]);
+    if (value.length >= minLength) out.push(value);
+  }
+  return out;
+}

@@ -122,6 +122,14 @@ describe.runIf(haveSamples)("classification of real captures (shared/data/real-w
     for (const x of hits) expect(x.c.personal, `${path}=${JSON.stringify(x.field.value)} (${x.c.rule})`).not.toBe("none");
   });
 
+  it("marks the dependency URL carrying a Google API key (key=AIza…) secret, and no field of the samples without one", () => {
+    const secret = all.filter((x) => x.c.secret === true);
+    expect(secret.length).toBeGreaterThan(0);
+    for (const x of secret) expect(String(x.field.value), `${x.sample} ${x.field.path}`).toMatch(/[?&]key=AIza[0-9A-Za-z_-]{35}/);
+    const withKey = all.filter((x) => typeof x.field.value === "string" && /[?&]key=AIza/.test(x.field.value));
+    expect(withKey.filter((x) => x.c.secret !== true).map((x) => `${x.sample} ${x.field.path}`)).toEqual([]);
+  });
+
   it.each([
     ["frigus02/http_requests__logs.snap", "data.baseData.message", "info! apple is 2.99"],
     ["frigus02/http_requests__logs.snap", "data.baseData.exceptions[0].message", "Foo broke"],

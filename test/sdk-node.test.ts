@@ -2,10 +2,11 @@
  * Microsoft's Application Insights SDK for Node.js (applicationinsights 2.x) in a child process,
  * configured to use exhaust as its proxy (it sends `POST https://…/v2/track` in absolute form to
  * the proxy): in sinkhole mode the SDK gets the answer it reads (`itemsReceived`), logs no warning,
- * and its envelope is stored and decoded.
+ * and its envelope is stored and decoded. The child runs under the loopback guard
+ * (test/helpers/loopback-guard.cjs): nothing it tries beyond loopback goes unnoticed.
  */
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runGuarded } from "./helpers/guarded-child.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const IKEY = "0fdcec70-0ce5-4085-89d9-9ae8ead9af66";
@@ -25,21 +26,6 @@ client.trackEvent({ name: "exhaust-node-sdk", properties: { planted: "Zephyr-447
 client.flush({ callback: (response) => { process.stdout.write("RESPONSE " + response + "\\n"); process.exit(0); } });
 `;
 
-function runSdk(proxy: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["-e", SDK_SCRIPT], { env: { ...process.env, EXHAUST_PROXY: proxy, https_proxy: "", HTTPS_PROXY: "" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe("Application Insights Node.js SDK 2.x through the proxy (sinkhole)", () => {
   let p: TestProxy;
   beforeAll(async () => {
@@ -48,7 +34,8 @@ describe("Application Insights Node.js SDK 2.x through the proxy (sinkhole)", ()
   afterAll(() => p?.close());
 
   it("gets itemsReceived for its envelope, warns about nothing, and the envelope is stored and decoded", async () => {
-    const r = await runSdk(`http://127.0.0.1:${p.port}`);
+    const r = await runGuarded(SDK_SCRIPT, { EXHAUST_PROXY: `http://127.0.0.1:${p.port}` });
+    expect(r.refused, "connections or lookups beyond loopback").toEqual([]);
     expect(r.code, r.stderr).toBe(0);
     const answer = /RESPONSE (.*)/.exec(r.stdout)?.[1];
     expect(JSON.parse(answer ?? "null")).toEqual({ itemsReceived: 1, itemsAccepted: 1, errors: [] });

@@ -8,6 +8,7 @@
  * and info detectors are skipped (ids and versions are never content). Results are cached per value.
  */
 import { isIPv6 } from "node:net";
+import { secretQueryValues } from "../secrets.js";
 import type { PersonalKind } from "./types.js";
 import type { DetectorDef, DetectorMatchDef } from "./schema.js";
 
@@ -159,6 +160,10 @@ export const DETECTOR_MATCH_TYPES: { [K in DetectorMatchDef["type"]]: (def: Extr
     };
   },
 
+  "url-secret-query"(def) {
+    return (v) => secretQueryValues(v, def.minValueLength).length > 0;
+  },
+
   "free-text"(def) {
     return (v) => isFreeText(v, def);
   },
@@ -268,8 +273,8 @@ export class DetectorSet {
   constructor(detectors: Detector[]) {
     this.detectors = detectors;
     this.identifiers = detectors.filter((d) => d.cls === "identifier");
-    // personal first, then content, then info: the order reasons are listed in.
-    const order: Record<DetectorClass, number> = { identifier: 0, personal: 1, content: 2, info: 3 };
+    // personal first, then secret, content, info: the order reasons are listed in.
+    const order: Record<DetectorClass, number> = { identifier: 0, personal: 1, secret: 2, content: 3, info: 4 };
     this.others = detectors.filter((d) => d.cls !== "identifier").sort((a, b) => order[a.cls] - order[b.cls] || a.index - b.index);
     this.minLength = Math.max(3, Math.min(...detectors.map((d) => d.minLength)));
   }

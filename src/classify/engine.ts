@@ -324,6 +324,7 @@ function combine(
   let contentHit: Detector | undefined;
   let personalHit: Detector | undefined;
   let idHit: Detector | undefined;
+  let secretHit: Detector | undefined;
   for (const d of det.hits) {
     const flags = pi.flags[d.index];
     if (flags & 1) continue;
@@ -341,6 +342,9 @@ function combine(
         idHit ??= d;
         // A field rule or declaration knows better what an id-shaped value is.
         if (rule === undefined && piiRule === undefined && (flags & 2) !== 0) raise(d.personal);
+        break;
+      case "secret":
+        secretHit ??= d;
         break;
       case "info":
         break;
@@ -380,7 +384,7 @@ function combine(
   // the strongest detector.
   if (winner === undefined) {
     reasons.push(dflt.id);
-    winner = piiRule ?? personalHit ?? idHit ?? dflt;
+    winner = piiRule ?? personalHit ?? secretHit ?? idHit ?? dflt;
   }
   // The winner first, the rest in the order they were considered.
   const w = reasons.indexOf(winner.id);
@@ -390,6 +394,7 @@ function combine(
   } else if (w < 0) reasons.unshift(winner.id);
 
   const result: ClassifiedField = { category, personal, rule: winner.id, reasons, confidence: winner.confidence };
+  if (secretHit !== undefined) result.secret = true;
   if (findings !== undefined) result.findings = findings;
   return result;
 }

@@ -64,7 +64,7 @@ export const FieldPackSchema = z.strictObject({
 // ---------------------------------------------------------------------------------------------
 // detectors/*.yaml
 
-export const DETECTOR_CLASSES = ["content", "personal", "identifier", "info"] as const;
+export const DETECTOR_CLASSES = ["content", "personal", "identifier", "info", "secret"] as const;
 
 const Int = z.number().int().min(0);
 
@@ -80,6 +80,8 @@ export const DetectorMatchSchema = z.discriminatedUnion("type", [
     digits: z.strictObject({ min: Int, max: Int }).optional(),
   }),
   z.strictObject({ type: z.literal("ipv6") }),
+  /** A URL or query string with a parameter named in classifiers/secrets.yaml (`in: query`) carrying a value of at least minValueLength characters. */
+  z.strictObject({ type: z.literal("url-secret-query"), minValueLength: Int.min(1) }),
   /** Hex (`0x…`) or base64 that decodes to printable text: the detectors run on that text too. */
   z.strictObject({ type: z.literal("wrapped-text"), minChars: Int.min(3) }),
   z.strictObject({

@@ -44,6 +44,11 @@ export interface ClassifiedField {
   reasons: string[];
   /** 0..1: the winning rule's confidence. */
   confidence: number;
+  /**
+   * The value carries a credential (a secret detector fired, e.g. an API key in a URL's query): its
+   * id is among `reasons`, which is what the store keeps; exports redact such values.
+   */
+  secret?: true;
   findings?: ClassificationFinding[];
 }
 

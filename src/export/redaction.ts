@@ -15,12 +15,14 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from "node:path";
 import { exhaustError } from "../errors.js";
 import { isSecretHeader, REDACTED } from "../log.js";
-import { isSecretJsonKey } from "../secrets.js";
+import { isSecretJsonKey, secretQueryValues } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 import { SecretValues } from "./secret-values.js";
 
 export const REDACTION_KEY_FILE = "exhaust-redaction.key";
 export const REDACTED_PREFIX = "hmac-sha256:";
+/** A credential parameter in a field's URL counts from this many characters (as detector.url-secret-query). */
+const URL_SECRET_MIN = 8;
 
 export interface Redactor {
   /** false with --include-secrets: values pass through untouched. */
@@ -122,7 +124,12 @@ function makeRedactor(hash: ((value: string) => string) | undefined): Redactor {
     field(path, value) {
       if (!hash || value === null || value === undefined) return value;
       if (isSecretJsonKey(path)) return hide(typeof value === "string" ? value : JSON.stringify(value));
-      if (typeof value === "string") return secrets.inText(value) !== undefined ? hide(value) : value;
+      if (typeof value === "string") {
+        // A URL whose query carries a credential (api key, token, signature): its value is learned, the field hidden.
+        const inQuery = secretQueryValues(value, URL_SECRET_MIN);
+        for (const v of inQuery) hide(v);
+        return inQuery.length > 0 || secrets.inText(value) !== undefined ? hide(value) : value;
+      }
       if (typeof value === "object") {
         const json = JSON.stringify(value);
         return secrets.inText(json) !== undefined ? hide(json) : value;

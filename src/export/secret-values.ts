@@ -7,7 +7,7 @@
  * export writes.
  */
 import { decodeContentEncoding, effectiveContentEncoding } from "../decode/content-encoding.js";
-import { isSecretHeaderName, isSecretJsonKey, isSecretParam, mayHoldSecretJsonKey } from "../secrets.js";
+import { isSecretHeaderName, isSecretJsonKey, isSecretParam, mayHoldSecretJsonKey, secretQueryValues } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 
 /** The whole value (or the token after its scheme) counts from this many characters. */
@@ -152,9 +152,11 @@ export class SecretValues {
     }
   }
 
-  /** A decoded field under a credential key. */
+  /** A decoded field under a credential key, or a URL field whose query carries a credential parameter (`…&key=AIza…`). */
   learnField(path: string, value: unknown): void {
-    if (value !== null && value !== undefined && isSecretJsonKey(path)) this.add(typeof value === "string" ? value : JSON.stringify(value));
+    if (value === null || value === undefined) return;
+    if (isSecretJsonKey(path)) this.add(typeof value === "string" ? value : JSON.stringify(value));
+    else if (typeof value === "string") for (const v of secretQueryValues(value, MIN_WHOLE)) this.add(v);
   }
 
   private buildIndex(): NonNullable<typeof this.index> {

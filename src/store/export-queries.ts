@@ -248,6 +248,47 @@ export function secretFieldValues(db: Db, sessionId: number, isSecretPath: (path
   return rows.map((r) => ({ path: byId.get(r.pathId)!, value: r.value }));
 }
 
+/**
+ * Values of a session's decoded fields that one of `ruleIds` classified (the winning rule or among
+ * the reasons): e.g. the fields a secret detector marked, so exports learn their credentials first.
+ */
+export function fieldValuesByRule(db: Db, sessionId: number, ruleIds: readonly string[]): Array<{ path: string; value: string }> {
+  const wanted = classIdsOfRules(db, ruleIds);
+  if (wanted.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT DISTINCT p.path, v.value FROM field_values v JOIN events e ON e.id = v.event_id JOIN field_paths p ON p.id = v.path_id
+        WHERE e.session_id = ? AND v.value IS NOT NULL AND v.class_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(sessionId, JSON.stringify(wanted)) as Array<{ path: string; value: string }>;
+}
+
+/** As fieldValuesByRule, for the events with ids in (afterEventId, upToEventId] of any session: incremental readers. */
+export function fieldValuesByRuleSince(db: Db, afterEventId: number, upToEventId: number, ruleIds: readonly string[]): Array<{ path: string; value: string }> {
+  if (upToEventId <= afterEventId) return [];
+  const wanted = classIdsOfRules(db, ruleIds);
+  if (wanted.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT DISTINCT p.path, v.value FROM field_values v JOIN field_paths p ON p.id = v.path_id
+        WHERE v.event_id > ? AND v.event_id <= ? AND v.value IS NOT NULL AND v.class_id IN (SELECT value FROM json_each(?))`,
+    )
+    .all(afterEventId, upToEventId, JSON.stringify(wanted)) as Array<{ path: string; value: string }>;
+}
+
+/** Ids of the classification outcomes one of `ruleIds` decided or took part in. */
+function classIdsOfRules(db: Db, ruleIds: readonly string[]): number[] {
+  if (ruleIds.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT c.id FROM field_classes c
+        WHERE c.rule IN (SELECT value FROM json_each(@ids))
+           OR EXISTS (SELECT 1 FROM json_each(c.reasons) r WHERE r.value IN (SELECT value FROM json_each(@ids)))`,
+    )
+    .pluck()
+    .all({ ids: JSON.stringify(ruleIds) }) as number[];
+}
+
 /** Exchanges stored after `afterRowid` (any session), in storage order, with their rowid: incremental readers. */
 export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): Array<ExchangeRecord & { rowid: number }> {
   const rows = db

@@ -5,8 +5,8 @@
  * credential shows `[redacted]`, and any other string has each credential form replaced. Bodies
  * holding a credential are not shown at all (`bodyHasSecret`).
  */
-import { exchangesSinceRowid, secretFieldValuesSince } from "../store/export-queries.js";
-import { learnExchange } from "../export/learn-secrets.js";
+import { exchangesSinceRowid, fieldValuesByRuleSince, secretFieldValuesSince } from "../store/export-queries.js";
+import { learnExchange, secretDetectorIds } from "../export/learn-secrets.js";
 import type { Db } from "../store/database.js";
 import { createMarkerRedactor, type Redactor } from "../export/redaction.js";
 import { isSecretJsonKey } from "../secrets.js";
@@ -34,6 +34,8 @@ export class SecretView {
     }
     const fields = secretFieldValuesSince(this.db, this.lastEventId, isSecretJsonKey);
     for (const f of fields.values) s.learnField(f.path, f.value);
+    // Fields the classifier marked secret (a URL carrying an API key, token or signature).
+    for (const f of fieldValuesByRuleSince(this.db, this.lastEventId, fields.lastEventId, secretDetectorIds())) s.learnField(f.path, f.value);
     this.lastEventId = fields.lastEventId;
   }
 
