@@ -153,6 +153,8 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
     }
 
     const certs = join(dir, "certs");
+    // An explicit --certs must hold a CA (EXH_CERTS_NO_CA): the lab's, made once.
+    expect(runCli(["ca", "init", "--certs", certs]).status).toBe(0);
     for (const [format, name] of [["jsonl", "out.jsonl"], ["har", "out.har"]] as const) {
       const file = join(dir, name);
       const r = runCli(["export", "--format", format, "--db", db, "--certs", certs, "--session", "maps", "--out", file]);
