@@ -37,8 +37,8 @@ interface RequestState {
   requestDone: Promise<void>;
   markRequestDone: () => void;
   upstreamTimer?: NodeJS.Timeout;
-  /** Aborts the upstream request when --upstream-timeout runs out. */
-  upstreamAbort?: AbortController;
+  /** The upstream request is set up and its response head awaited: --upstream-timeout may end it. */
+  awaitingUpstream?: boolean;
   upstreamTimedOut: boolean;
   /** The upstream's response body sent nothing for --body-timeout. */
   bodyStalled?: boolean;
@@ -245,16 +245,17 @@ export class ExhaustEngine extends MitmProxy {
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
-    st.upstreamAbort = new AbortController();
-    opts.signal = st.upstreamAbort.signal;
+    // No AbortController per request (a signal adds listeners and allocations to every request):
+    // the timer destroys the upstream request itself.
+    st.awaitingUpstream = true;
   }
 
   private startUpstreamTimer(st: RequestState): void {
-    if (st.settled || st.upstreamTimer !== undefined || !st.upstreamAbort) return;
-    const abort = st.upstreamAbort;
+    if (st.settled || st.upstreamTimer !== undefined || !st.awaitingUpstream) return;
     st.upstreamTimer = setTimeout(() => {
+      if (!st.awaitingUpstream) return;
       st.upstreamTimedOut = true;
-      abort.abort();
+      st.ctx.proxyToServerRequest?.destroy(Object.assign(new Error("upstream timeout"), { code: "ETIMEDOUT" }));
     }, this.deps.options.upstreamTimeoutMs);
   }
 
@@ -263,7 +264,7 @@ export class ExhaustEngine extends MitmProxy {
     const upstream = ctx.serverToProxyResponse!;
     if (!st || st.settled) return cb();
     clearTimeout(st.upstreamTimer);
-    st.upstreamAbort = undefined;
+    st.awaitingUpstream = false;
     const { x } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
     this.watchStall(st, upstream);
