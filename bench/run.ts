@@ -299,7 +299,10 @@ const summary = {
     : null,
   firstContactWhileUploading: contact?.whileUploading ?? null,
   pipelineEventsPerSec: pipeline ? (pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null : null,
+  pipelineEventsPerCpuSecond: pipeline ? (pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
   importEventsPerSec: importHar ? (importHar as { eventsPerSec?: number }).eventsPerSec ?? null : null,
+  importEventsPerCpuSecond: importHar ? (importHar as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
+  importPeakRssMb: importHar ? (importHar as { peakRssMb?: number }).peakRssMb ?? null : null,
   targets: { loopCpuVsDirect: 2, throughputVsDirect: 0.5, throughputVsMitmdump: 3, firstContactP99Ms: 5, pipelineEventsPerSec: 40_000, importEventsPerSec: 20_000 },
 };
 const report = {
