@@ -80,7 +80,7 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
     say(`import: generating a ${megabytes} MB HAR`);
     const generated = generateHar(har, megabytes * 1024 * 1024);
     say(`import: importing ${generated.entries} entries (${generated.events} events) in a child process`);
-    const reportRss = 'process.on("exit",()=>process.stderr.write(`maxrss-kb ${process.resourceUsage().maxRSS}\\n`))';
+    const reportRss = 'process.on("exit",()=>{const u=process.resourceUsage();process.stderr.write(`maxrss-kb ${u.maxRSS} cpu-us ${u.userCPUTime+u.systemCPUTime}\\n`)})';
     const start = performance.now();
     const child = spawn(
       process.execPath,
@@ -96,6 +96,8 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
     if (code !== 0) throw new Error(`import failed (${code}): ${stderr}`);
     const summary = JSON.parse(stdout.trim()) as { exchanges: number; events: number };
     const maxRssKb = Number(/maxrss-kb (\d+)/.exec(stderr)?.[1]);
+    // CPU time of the import process (every thread): events per CPU-second holds on a busy machine.
+    const cpuSeconds = Number(/cpu-us (\d+)/.exec(stderr)?.[1]) / 1e6;
     return {
       harBytes: generated.bytes,
       entries: summary.exchanges,
@@ -103,6 +105,8 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
       seconds: round(seconds),
       mbPerSec: round(generated.bytes / 1024 / 1024 / seconds),
       eventsPerSec: Math.round(summary.events / seconds),
+      cpuSeconds: round(cpuSeconds),
+      eventsPerCpuSecond: Math.round(summary.events / cpuSeconds),
       peakRssMb: round(maxRssKb / 1024),
       databaseBytes: statSync(join(dir, "bench.db")).size,
       target: { peakRssMb: 300 },

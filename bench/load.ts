@@ -1,5 +1,24 @@
+import { readFileSync } from "node:fs";
 import https from "node:https";
 import type tls from "node:tls";
+
+/** A process whose CPU time the load run charges per request: all its threads, or only the main one (its event loop). */
+export interface CpuTarget {
+  name: string;
+  pid: number;
+  mainThreadOnly?: boolean;
+}
+
+/** CPU time (user + system, clock ticks of 10 ms) of a process or of its main thread, from /proc. */
+export function cpuTicks(pid: number, mainThreadOnly = false): number {
+  try {
+    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return NaN;
+  }
+}
 
 export interface LoadResult {
   requests: number;
@@ -8,6 +27,8 @@ export interface LoadResult {
   seconds: number;
   reqPerSec: number;
   latencyMs: { p50: number; p99: number; mean: number };
+  /** CPU milliseconds per measured request of each target (from /proc, so steady on a shared machine); `client` is this process's main thread. */
+  cpuMsPerRequest: Record<string, number | null>;
 }
 
 /**
@@ -23,6 +44,9 @@ export async function runLoad(opts: {
   path: string;
   body: Buffer;
   headers?: Record<string, string>;
+  cpu?: CpuTarget[];
+  /** Ends the run early (before `durationMs`) once it answers true. */
+  stopWhen?: () => boolean;
 }): Promise<LoadResult> {
   // An agent whose sockets are opened by `openSocket` (possibly a CONNECT tunnel): Node's Agent
   // accepts a createConnection that answers through its callback.
@@ -59,10 +83,15 @@ export async function runLoad(opts: {
   let measuring = false;
   const started = Date.now();
   const stopAt = started + opts.warmupMs + opts.durationMs;
-  setTimeout(() => (measuring = true), opts.warmupMs);
+  const cpuTargets: CpuTarget[] = [...(opts.cpu ?? []), { name: "client", pid: process.pid, mainThreadOnly: true }];
+  let cpuAtStart: number[] = [];
+  setTimeout(() => {
+    measuring = true;
+    cpuAtStart = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly));
+  }, opts.warmupMs);
   let measureStart = 0;
   const worker = async () => {
-    while (Date.now() < stopAt) {
+    while (Date.now() < stopAt && !opts.stopWhen?.()) {
       const t0 = process.hrtime.bigint();
       try {
         await send();
@@ -78,6 +107,13 @@ export async function runLoad(opts: {
   setTimeout(() => (measureStart = Date.now()), opts.warmupMs);
   await Promise.all(Array.from({ length: opts.connections }, worker));
   const seconds = (Date.now() - (measureStart || started)) / 1000;
+  const cpuAtEnd = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly));
+  const cpuMsPerRequest = Object.fromEntries(
+    cpuTargets.map((t, i) => {
+      const ms = (cpuAtEnd[i] - cpuAtStart[i]) * 10;
+      return [t.name, latencies.length > 0 && Number.isFinite(ms) ? round(ms / latencies.length, 4) : null];
+    }),
+  );
   agent.destroy();
   return {
     requests: latencies.length,
@@ -86,6 +122,7 @@ export async function runLoad(opts: {
     seconds: round(seconds),
     reqPerSec: round(latencies.length / seconds),
     latencyMs: summarise(latencies),
+    cpuMsPerRequest,
   };
 }
 

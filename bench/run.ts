@@ -30,7 +30,7 @@ import { importThroughput } from "./import.js";
 import { verifyThroughput } from "./verify.js";
 import { queryLatency } from "./queries.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
-import { round, runLoad, summarise, type LoadResult } from "./load.js";
+import { round, runLoad, summarise, type CpuTarget, type LoadResult } from "./load.js";
 
 const HOST = "mobile.events.data.microsoft.com";
 const arg = (name: string, fallback: number) => {
@@ -93,8 +93,19 @@ const line = JSON.stringify({
 });
 const body = Buffer.from(`${line}\n`.repeat(Math.ceil(20_000 / (line.length + 1)))).subarray(0, 20 * 1024);
 
-const load = (openSocket: () => Promise<tls.TLSSocket>) =>
-  runLoad({ connections: 8, durationMs, warmupMs: 1000, openSocket, host: HOST, path: "/OneCollector/1.0/", body });
+// CPU time per request from /proc (steadier than req/s on a shared machine): the origin's whole
+// process and, through exhaust, its event-loop thread and its whole process.
+const load = (openSocket: () => Promise<tls.TLSSocket>, cpu: CpuTarget[] = []) =>
+  runLoad({
+    connections: 8,
+    durationMs,
+    warmupMs: 1000,
+    openSocket,
+    host: HOST,
+    path: "/OneCollector/1.0/",
+    body,
+    cpu: [{ name: "origin", pid: originProc.pid! }, ...cpu],
+  });
 
 interface ProxyRun {
   load: LoadResult;
@@ -118,7 +129,11 @@ async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun>
   const p = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", name, ...extra]);
   children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
-  const result = await load(() => tlsThroughProxy(p.port, HOST, 443, [ca]));
+  const pid = p.child.pid!;
+  const result = await load(() => tlsThroughProxy(p.port, HOST, 443, [ca]), [
+    { name: "proxyLoop", pid, mainThreadOnly: true },
+    { name: "proxyProcess", pid },
+  ]);
   const proxy = await stopProxy(p);
   const store = openDatabase(db, { readonly: true });
   proxy.storedExchanges = (store.prepare("SELECT COUNT(*) AS n FROM exchanges").get() as { n: number }).n;
@@ -151,13 +166,16 @@ async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string }
   for (let i = 0; i < 200 && !(existsSync(caFile) && (await canConnect(port))); i++) await new Promise((r) => setTimeout(r, 100));
   const ca = readFileSync(caFile, "utf8");
   // mitmdump resolves the CONNECT target itself: name the origin by address, the collector by SNI.
-  const result = await load(async () => {
-    const raw = await connectTunnel(port, `127.0.0.1:${originPort}`);
-    return new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: raw, servername: HOST, ca: [ca] }, () => resolve(s));
-      s.once("error", reject);
-    });
-  });
+  const result = await load(
+    async () => {
+      const raw = await connectTunnel(port, `127.0.0.1:${originPort}`);
+      return new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ socket: raw, servername: HOST, ca: [ca] }, () => resolve(s));
+        s.once("error", reject);
+      });
+    },
+    [{ name: "mitmdumpProcess", pid: child.pid! }],
+  );
   child.kill("SIGTERM");
   await waitExit(child);
   return { load: result, version };
@@ -171,8 +189,8 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-async function firstContact(): Promise<object> {
-  say(`first contact: ${newHosts} new hosts, then the same hosts again`);
+async function firstContact() {
+  say(`first contact: ${newHosts} new hosts, then the same hosts again, then ${newHosts} new hosts while 8 connections upload`);
   const p = await spawnProxy(["--db", join(dir, "first.db"), "--certs", join(dir, "certs"), "--session", "first", "--mode", "sinkhole"]);
   children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
@@ -195,9 +213,27 @@ async function firstContact(): Promise<object> {
   };
   const first: number[] = [];
   const again: number[] = [];
-  const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${Date.now().toString(36)}.events.data.microsoft.com`);
+  const busy: number[] = [];
+  const stamp = Date.now().toString(36);
+  const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
   for (const h of hosts) first.push(await handshake(h));
   for (const h of hosts) again.push(await handshake(h));
+  // The same count of new hosts while 8 keep-alive connections upload 20 KB bodies through the proxy.
+  let done = false;
+  const uploading = runLoad({
+    connections: 8,
+    durationMs: 600_000,
+    warmupMs: 0,
+    openSocket: () => tlsThroughProxy(p.port, HOST, 443, [ca]),
+    host: HOST,
+    path: "/OneCollector/1.0/",
+    body,
+    stopWhen: () => done,
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < newHosts; i++) busy.push(await handshake(`fcb${i}-${stamp}.events.data.microsoft.com`));
+  done = true;
+  const uploads = await uploading;
   const proxy = await stopProxy(p);
   const a = summarise(first);
   const b = summarise(again);
@@ -206,6 +242,7 @@ async function firstContact(): Promise<object> {
     newHostHandshakeMs: a,
     cachedHostHandshakeMs: b,
     addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
+    whileUploading: { newHostHandshakeMs: summarise(busy), uploads: uploads.requests, uploadErrors: uploads.errors },
     proxy,
     targets: { addedP99Ms: 5, eventLoopMaxMs: 20 },
   };
@@ -237,8 +274,40 @@ const vsDirect = (r: LoadResult) => ({
   throughputRatio: round(r.reqPerSec / direct!.reqPerSec),
   addedLatencyMs: { p50: round(r.latencyMs.p50 - direct!.latencyMs.p50), p99: round(r.latencyMs.p99 - direct!.latencyMs.p99) },
 });
+// The headline ratios in one place, every key always present (null with a reason when a part did
+// not run), so that runs can be compared line by line.
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? round(a / b) : null);
+const directCpu = direct ? (direct.cpuMsPerRequest.origin ?? NaN) + (direct.cpuMsPerRequest.client ?? NaN) : undefined;
+const mitm = mitmdump && "load" in mitmdump ? mitmdump.load : undefined;
+const summary = {
+  cpuMsPerRequest: {
+    direct: directCpu !== undefined && Number.isFinite(directCpu) ? round(directCpu, 4) : null,
+    proxyLoop: forward?.load.cpuMsPerRequest.proxyLoop ?? null,
+    proxyProcess: forward?.load.cpuMsPerRequest.proxyProcess ?? null,
+    sinkholeLoop: sinkhole?.load.cpuMsPerRequest.proxyLoop ?? null,
+    mitmdumpProcess: mitm?.cpuMsPerRequest.mitmdumpProcess ?? null,
+  },
+  loopCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyLoop, directCpu),
+  processCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyProcess, directCpu),
+  processCpuVsMitmdump: ratio(forward?.load.cpuMsPerRequest.proxyProcess, mitm?.cpuMsPerRequest.mitmdumpProcess),
+  throughputVsDirect: ratio(forward?.load.reqPerSec, direct?.reqPerSec),
+  sinkholeThroughputVsDirect: ratio(sinkhole?.load.reqPerSec, direct?.reqPerSec),
+  throughputVsMitmdump: ratio(forward?.load.reqPerSec, mitm?.reqPerSec),
+  mitmdump: !runProxy ? "not run (--only without proxy)" : mitm ? "measured" : (mitmdump as { skipped: string }).skipped,
+  firstContactMs: contact
+    ? { p50: contact.newHostHandshakeMs.p50, p99: contact.newHostHandshakeMs.p99, addedP99: contact.addedByNewHostMs.p99 }
+    : null,
+  firstContactWhileUploading: contact?.whileUploading ?? null,
+  pipelineEventsPerSec: pipeline ? (pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null : null,
+  pipelineEventsPerCpuSecond: pipeline ? (pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
+  importEventsPerSec: importHar ? (importHar as { eventsPerSec?: number }).eventsPerSec ?? null : null,
+  importEventsPerCpuSecond: importHar ? (importHar as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
+  importPeakRssMb: importHar ? (importHar as { peakRssMb?: number }).peakRssMb ?? null : null,
+  targets: { loopCpuVsDirect: 2, throughputVsDirect: 0.5, throughputVsMitmdump: 3, firstContactP99Ms: 5, pipelineEventsPerSec: 40_000, importEventsPerSec: 20_000 },
+};
 const report = {
   tool: "exhaust",
+  summary,
   node: process.version,
   cpus: cpus().length,
   proxy: direct && sinkhole && forward && mitmdump

@@ -5,12 +5,11 @@ import type { CertificateAuthority } from "./authority.js";
 import {
   certificateFromDer,
   DNS_NAME_PATTERN,
-  generateRsaKeyPair,
+  generateLeafKeyPair,
   isIpAddress,
   randomSerialNumberHex,
   signCertificate,
   subjectKeyIdentifierOf,
-  toForgePublicKey,
   toWholeSeconds,
 } from "./x509.js";
 
@@ -53,19 +52,22 @@ export function normaliseHost(host: string): string {
 }
 
 /**
- * Issues leaf certificates on the fly, signed by the CA. Every leaf shares one RSA key made at
- * creation: generating a key per host would cost tens of milliseconds each, and the key never
- * leaves this process.
+ * Issues leaf certificates on the fly, signed by the CA. Every leaf shares one key made at
+ * creation: generating a key per host would cost milliseconds each, and the key never leaves this
+ * process. The key is ECDSA P-256 (the CA stays RSA and signs with sha256WithRSAEncryption): each
+ * TLS handshake signs with the leaf key on the proxy's event loop, and a P-256 signature costs
+ * about a tenth of an RSA-2048 one (docs/performance.md).
  */
 export class LeafIssuer {
   private readonly cache: LRUCache<string, CachedContext>;
   private readonly caSubject: forge.pki.CertificateField[];
   private readonly caKeyIdentifier: string;
+  private readonly placeholderKey: forge.pki.rsa.PublicKey;
 
   private constructor(
     private readonly ca: CertificateAuthority,
     private readonly leafKeyPem: string,
-    private readonly leafPublicKey: forge.pki.rsa.PublicKey,
+    private readonly leafPublicKeyDer: Buffer,
     private readonly validityMs: number,
     private readonly renewBeforeMs: number,
     maxEntries: number,
@@ -73,6 +75,8 @@ export class LeafIssuer {
     const caCert = certificateFromDer(ca.certDer);
     this.caSubject = caCert.subject.attributes;
     this.caKeyIdentifier = subjectKeyIdentifierOf(caCert);
+    // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
+    this.placeholderKey = caCert.publicKey as forge.pki.rsa.PublicKey;
     this.cache = new LRUCache({ max: maxEntries });
   }
 
@@ -84,12 +88,12 @@ export class LeafIssuer {
     if (!(renewBeforeMs >= 0)) throw new RangeError(`renewBeforeMs must not be negative, got ${renewBeforeMs}`);
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
 
-    const { privateKey, publicKey } = await generateRsaKeyPair();
+    const { privateKey, publicKey } = await generateLeafKeyPair();
     const issuer = new LeafIssuer(
       ca,
       // PEM once: createSecureContext takes PEM, and exporting per context would be wasted work.
       privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-      toForgePublicKey(publicKey),
+      publicKey.export({ type: "spki", format: "der" }),
       validityDays * DAY_MS,
       renewBeforeMs,
       maxEntries,
@@ -114,12 +118,14 @@ export class LeafIssuer {
         serialNumberHex: randomSerialNumberHex(),
         subject: name.length <= MAX_COMMON_NAME_LENGTH ? [{ shortName: "CN", value: name }] : [{ shortName: "O", value: "exhaust" }],
         issuer: this.caSubject,
-        publicKey: this.leafPublicKey,
+        publicKey: this.placeholderKey,
+        subjectPublicKeyInfoDer: this.leafPublicKeyDer,
         notBefore,
         notAfter,
         extensions: [
           { name: "basicConstraints", cA: false },
-          { name: "keyUsage", critical: true, digitalSignature: true, keyEncipherment: true },
+          // ECDSA: signatures only (keyEncipherment is for RSA key transport).
+          { name: "keyUsage", critical: true, digitalSignature: true },
           { name: "extKeyUsage", serverAuth: true },
           { name: "subjectAltName", altNames: [altName] },
           { name: "authorityKeyIdentifier", keyIdentifier: this.caKeyIdentifier },

@@ -68,6 +68,12 @@ export interface CertificateTemplate {
   notAfter: Date;
   /** forge extension descriptors; forge fills in `value` on these objects, so pass fresh ones. */
   extensions: object[];
+  /**
+   * The subject's key as SubjectPublicKeyInfo DER, for a key forge cannot represent (ECDSA): it
+   * replaces `publicKey`'s in the certificate (`publicKey` then only fills forge's slot, and no
+   * subjectKeyIdentifier may be derived from it).
+   */
+  subjectPublicKeyInfoDer?: Buffer;
 }
 
 export interface SignedCertificate {
@@ -88,11 +94,35 @@ export function signCertificate(template: CertificateTemplate, issuerKey: KeyObj
   cert.setExtensions(template.extensions);
   cert.siginfo.algorithmOid = cert.signatureOid = SHA256_WITH_RSA_OID;
 
-  const tbsDer = Buffer.from(asn1.toDer(getTBSCertificate(cert)).getBytes(), "binary");
-  cert.signature = sign("sha256", tbsDer, issuerKey).toString("binary");
-
-  const der = Buffer.from(asn1.toDer(pki.certificateToAsn1(cert)).getBytes(), "binary");
+  const tbs = getTBSCertificate(cert);
+  if (template.subjectPublicKeyInfoDer) {
+    // TBSCertificate: [0] version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    (tbs.value as forge.asn1.Asn1[])[6] = asn1.fromDer(template.subjectPublicKeyInfoDer.toString("binary"));
+  }
+  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), "binary");
+  const signature = sign("sha256", tbsDer, issuerKey).toString("binary");
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+  // (built here rather than by forge, which would derive the TBS again from its RSA key slot).
+  const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(SHA256_WITH_RSA_OID).getBytes()),
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ""),
+    ]),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${signature}`),
+  ]);
+  const der = Buffer.from(asn1.toDer(certificate).getBytes(), "binary");
   return { pem: derToPem(der), der };
+}
+
+const generateEcKeyPairAsync = promisify(generateKeyPair);
+
+/**
+ * ECDSA P-256 on libuv's thread pool: the leaf key. A server handshake signs with it, and an
+ * ECDSA signature costs a small fraction of an RSA-2048 one on the proxy's event loop.
+ */
+export async function generateLeafKeyPair(): Promise<RsaKeyPair> {
+  return generateEcKeyPairAsync("ec", { namedCurve: "prime256v1" });
 }
 
 /** forge.pki.certificateToPem writes CRLF; files and logs read better with LF. */

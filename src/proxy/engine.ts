@@ -26,6 +26,9 @@ import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 /** An absolute-form request target: scheme and authority, then the path (group 1). */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*([^#]*)/i;
 
+/** Pending body bytes that are written upstream at once rather than at the end of the turn. */
+const RELAY_WRITE_BYTES = 64 * 1024;
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
 
@@ -37,8 +40,8 @@ interface RequestState {
   requestDone: Promise<void>;
   markRequestDone: () => void;
   upstreamTimer?: NodeJS.Timeout;
-  /** Aborts the upstream request when --upstream-timeout runs out. */
-  upstreamAbort?: AbortController;
+  /** The upstream request is set up and its response head awaited: --upstream-timeout may end it. */
+  awaitingUpstream?: boolean;
   upstreamTimedOut: boolean;
   /** The upstream's response body sent nothing for --body-timeout. */
   bodyStalled?: boolean;
@@ -199,14 +202,40 @@ export class ExhaustEngine extends MitmProxy {
       return;
     }
 
-    // Forward: the engine streams the body upstream; we keep a copy as it passes.
+    // Forward: the body streams upstream as it comes; we keep a copy as it passes. The chunks that
+    // arrive in one turn of the event loop go upstream in one write (one TLS write, not one per
+    // received record), and a body that is complete within the turn goes in one write with the head,
+    // from the buffer that is stored (no second copy).
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let flushQueued = false;
+    const flush = (whole?: Buffer) => {
+      flushQueued = false;
+      if (pending.length === 0) return;
+      const data = whole ?? (pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes));
+      pending = [];
+      pendingBytes = 0;
+      const upstream = ctx.proxyToServerRequest;
+      if (upstream && !upstream.destroyed) upstream.write(data);
+    };
     ctx.onRequestData((_ctx, chunk, next) => {
       st.requestBody.push(chunk);
-      next(null, chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= RELAY_WRITE_BYTES) flush();
+      else if (!flushQueued) {
+        flushQueued = true;
+        setImmediate(flush);
+      }
+      // Nothing for the library to write: the chunk goes in our next write.
+      next(null, undefined);
     });
     ctx.onRequestEnd((_ctx, next) => {
       x.requestComplete = true;
       st.markRequestDone();
+      // Every byte of the body is still pending and all of it was kept: the stored buffer is the body.
+      const whole = pendingBytes === st.requestBody.total && x.requestBody.length === pendingBytes ? x.requestBody : undefined;
+      flush(whole);
       // --upstream-timeout is the wait for the response head once the upload is sent: a large or
       // slow upload is not the upstream's delay (a stalled one is --body-timeout's).
       this.startUpstreamTimer(st);
@@ -245,16 +274,17 @@ export class ExhaustEngine extends MitmProxy {
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
-    st.upstreamAbort = new AbortController();
-    opts.signal = st.upstreamAbort.signal;
+    // No AbortController per request (a signal adds listeners and allocations to every request):
+    // the timer destroys the upstream request itself.
+    st.awaitingUpstream = true;
   }
 
   private startUpstreamTimer(st: RequestState): void {
-    if (st.settled || st.upstreamTimer !== undefined || !st.upstreamAbort) return;
-    const abort = st.upstreamAbort;
+    if (st.settled || st.upstreamTimer !== undefined || !st.awaitingUpstream) return;
     st.upstreamTimer = setTimeout(() => {
+      if (!st.awaitingUpstream) return;
       st.upstreamTimedOut = true;
-      abort.abort();
+      st.ctx.proxyToServerRequest?.destroy(Object.assign(new Error("upstream timeout"), { code: "ETIMEDOUT" }));
     }, this.deps.options.upstreamTimeoutMs);
   }
 
@@ -263,7 +293,7 @@ export class ExhaustEngine extends MitmProxy {
     const upstream = ctx.serverToProxyResponse!;
     if (!st || st.settled) return cb();
     clearTimeout(st.upstreamTimer);
-    st.upstreamAbort = undefined;
+    st.awaitingUpstream = false;
     const { x } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
     this.watchStall(st, upstream);
