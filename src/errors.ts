@@ -72,6 +72,8 @@ export const ERROR_DEFINITIONS = {
   EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
   EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
   EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
+  EXH_DATASET_INVALID: { message: "dataset {dir} is unusable: {reason}", exitCode: 2 },
+  EXH_STUDY_QUERY: { message: "study query failed: {reason}", exitCode: 2 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

@@ -33,6 +33,8 @@ import { claimSession, heartbeatWrite, ownerIsLive, releaseSession, type Session
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodePendingWithProgress } from "./complete.js";
+import { validateLabel } from "../export/parquet-schema.js";
+import { setSessionLabels } from "../store/parquet-queries.js";
 import { collect, runCommand } from "./run.js";
 import { UI_DEFAULT_LISTEN } from "./ui.js";
 
@@ -61,6 +63,8 @@ interface ProxyFlags {
   pinExpiry?: string;
   pinBypass?: boolean;
   uiPort?: string[];
+  lab?: string;
+  machine?: string;
 }
 
 export function registerProxyCommand(program: Command): void {
@@ -91,6 +95,8 @@ export function registerProxyCommand(program: Command): void {
     .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
     .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
     .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
+    .option("--lab <name>", "lab label recorded with the session (the Parquet export partitions by it; docs/fleet.md)")
+    .option("--machine <name>", "machine label recorded with the session (the Parquet export partitions by it)")
     .action((flags: ProxyFlags) => runCommand(() => runProxy(flags)));
 }
 
@@ -144,6 +150,10 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
 
 async function runProxy(flags: ProxyFlags): Promise<void> {
   const options = parseProxyFlags(flags);
+  const labels = {
+    lab: flags.lab === undefined ? undefined : validateLabel("--lab", flags.lab),
+    machine: flags.machine === undefined ? undefined : validateLabel("--machine", flags.machine),
+  };
   const log = createLogger();
   const catalog = EndpointCatalog.load(options.catalogFile);
   const ca = await loadOrCreateAuthority(options.certsDir, { permittedDomains: catalog.constraintDomains() });
@@ -179,6 +189,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
   });
+  setSessionLabels(db, session.id, labels);
   // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
   // Started after the session row is written: from here on the proxy's thread writes only through
   // the capture store, which retries a busy lock from the event loop.
