@@ -11,7 +11,6 @@ import { learnSessionSecrets } from "../export/learn-secrets.js";
 import { writePrivateFile } from "../export/private-files.js";
 import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js";
 import { renderReport } from "../export/report.js";
-import { exportParquet } from "../export/parquet.js";
 import { validateLabel } from "../export/parquet-schema.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { sessionsForExport } from "../store/export-queries.js";
@@ -62,6 +61,8 @@ export function registerExportCommand(program: Command): void {
           };
           let summary: Record<string, unknown> = { format, out: opts.out, sessions: sessions.map((s) => s.name), secrets: opts.includeSecrets ? "included" : "redacted" };
           if (format === "parquet") {
+            // DuckDB (a native library) is loaded only by the commands that use it.
+            const { exportParquet } = await import("../export/parquet.js");
             const result = await exportParquet(db, {
               out: opts.out,
               database: opts.db,

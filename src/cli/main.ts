@@ -13,6 +13,7 @@ import { registerBundleCommand } from "./bundle.js";
 import { registerCanaryCommand } from "./canary.js";
 import { registerDiffCommand } from "./diff.js";
 import { registerVerifyCommand } from "./verify.js";
+import { registerStudyCommand } from "./study.js";
 
 // A reader that stops early (`exhaust events --json | head`) closes the pipe: that is the reader's
 // choice, not an error, so exit quietly as other Unix tools do instead of dying on EPIPE.
@@ -41,6 +42,7 @@ registerBundleCommand(program);
 registerVerifyCommand(program);
 registerDiffCommand(program);
 registerCanaryCommand(program);
+registerStudyCommand(program);
 
 try {
   await program.parseAsync(process.argv);
