@@ -119,7 +119,7 @@ function nameRows(conn: DuckDBConnection): Promise<Row[]> {
   return queryRows(
     conn,
     `SELECT lab, machine, coalesce(ms_group, 'unclassified') AS ms_group, name, count(*) AS events
-       FROM events GROUP BY ALL
+       FROM events GROUP BY lab, machine, ms_group, name
      QUALIFY row_number() OVER (PARTITION BY lab, machine, ms_group ORDER BY count(*) DESC, name) <= ${NAMES_PER_GROUP}
       ORDER BY lab, machine, ms_group, events DESC, name`,
   );
