@@ -16,6 +16,8 @@ import { httpsThroughProxy } from "./helpers/client.js";
 import { JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";
 import { makeJsonLinesBatch } from "./helpers/json-events.js";
 import { tempDir } from "./helpers/proxy.js";
+import { PACKAGE_ROOT } from "../src/paths.js";
+import { PARQUET_SCHEMA_VERSION, PARQUET_TABLES } from "../src/export/parquet-schema.js";
 
 const HOST = "mobile.events.data.microsoft.com";
 const SECRET = "Bearer parquet-test-credential-4f1c9a7e2b";
@@ -231,5 +233,24 @@ describe("exhaust export --format parquet", () => {
     const s = runCli(["study", other]);
     expect(s.status).toBe(2);
     expect(s.stderr).toMatch(/EXH_DATASET_INVALID/);
+  });
+});
+
+describe("the Parquet schema and labels", () => {
+  it("docs/parquet-schema.md describes every column of every table and the current schema version", () => {
+    const doc = readFileSync(join(PACKAGE_ROOT, "docs", "parquet-schema.md"), "utf8");
+    expect(doc).toContain(`**Current version: ${PARQUET_SCHEMA_VERSION}.**`);
+    for (const [table, cols] of Object.entries(PARQUET_TABLES)) {
+      const section = doc.split(`### \`${table}\``)[1]?.split("### ")[0];
+      expect(section, table).toBeDefined();
+      for (const c of cols) expect(section, `${table}.${c.name}`).toContain(`| \`${c.name}\` |`);
+    }
+  });
+
+  it("refuses an empty --machine label on the proxy with one line and exit 2", () => {
+    const r = runCli(["proxy", "--db", join(root, "labels.db"), "--certs", join(root, "labels-certs"), "--machine", ""]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/invalid option --machine.*EXH_OPT_INVALID/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 });
