@@ -3,6 +3,9 @@
  * fetched (the parquet, json and icu extensions are built in; anything else would be downloaded,
  * which an offline lab must never attempt), time zone UTC.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 
 export interface Duck {
@@ -11,7 +14,10 @@ export interface Duck {
 }
 
 export async function openDuck(options: { memoryLimit?: string; threads?: number } = {}): Promise<Duck> {
+  // Where DuckDB spills when a sort or a temp table outgrows its memory limit: private, removed on close.
+  const spill = mkdtempSync(join(tmpdir(), "exhaust-duckdb-"));
   const instance = await DuckDBInstance.create(":memory:", {
+    temp_directory: spill,
     autoinstall_known_extensions: "false",
     autoload_known_extensions: "false",
     allow_community_extensions: "false",
@@ -25,6 +31,7 @@ export async function openDuck(options: { memoryLimit?: string; threads?: number
     close() {
       conn.closeSync();
       instance.closeSync();
+      rmSync(spill, { recursive: true, force: true });
     },
   };
 }

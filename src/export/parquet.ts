@@ -271,6 +271,13 @@ const text = (v: unknown, r: Redactor): string | null => (typeof v === "string" 
 export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise<ParquetExportSummary> {
   const manifest = readDatasetManifest(opts.out);
   mkdirSync(opts.out, { recursive: true });
+  const manifestFile = join(opts.out, DATASET_MANIFEST);
+  const saveManifest = () => {
+    writeFileSync(`${manifestFile}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+    renameSync(`${manifestFile}.tmp`, manifestFile);
+  };
+  // A new dataset is one from the start: a failed first export leaves a dataset, not a stray directory.
+  if (!existsSync(manifestFile)) saveManifest();
   const database = resolve(opts.database);
   const r = opts.redactor;
   const duck = await openDuck({ memoryLimit: "256MB", threads: 2 });
@@ -477,9 +484,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   }
   summary.files = files.written.length;
   manifest.exports = [...manifest.exports, { at: now.toISOString(), database, sessions: summary.sessions.length, rows: total }].slice(-100);
-  const tmp = join(opts.out, `${DATASET_MANIFEST}.tmp`);
-  writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-  renameSync(tmp, join(opts.out, DATASET_MANIFEST));
+  saveManifest();
   return summary;
 }
 

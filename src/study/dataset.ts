@@ -38,11 +38,16 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
     for (const table of TABLE_NAMES) {
       const globs = dirs.filter((d) => isUrl(d) || hasParquet(join(d, table))).map((d) => sqlString(`${d.replace(/\/+$/, "")}/${table}/*/*/*/*.parquet`));
       const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
-      const sql = globs.length
-        ? `SELECT * FROM read_parquet([${globs.join(", ")}], hive_partitioning = true, union_by_name = true,
-             hive_types = {${PARTITION_KEYS.map((k) => `'${k}': VARCHAR`).join(", ")}})`
-        : `SELECT ${[...cols.map((c) => `CAST(NULL AS ${duckType(c.kind)}) AS ${c.name}`), ...PARTITION_KEYS.map((k) => `CAST(NULL AS VARCHAR) AS ${k}`)].join(", ")} WHERE false`;
-      await duck.conn.run(`CREATE VIEW ${table} AS ${sql}`);
+      const sql = `SELECT * FROM read_parquet([${globs.join(", ")}], hive_partitioning = true, union_by_name = true,
+             hive_types = {${PARTITION_KEYS.map((k) => `'${k}': VARCHAR`).join(", ")}})`;
+      const empty = `SELECT ${[...cols.map((c) => `CAST(NULL AS ${duckType(c.kind)}) AS ${c.name}`), ...PARTITION_KEYS.map((k) => `CAST(NULL AS VARCHAR) AS ${k}`)].join(", ")} WHERE false`;
+      try {
+        await duck.conn.run(`CREATE VIEW ${table} AS ${globs.length ? sql : empty}`);
+      } catch (e) {
+        // A remote dataset without this table (no blobs without --with-bodies): an empty view.
+        if (!dirs.some(isUrl) || !/no files found/i.test(duckReason(e))) throw e;
+        await duck.conn.run(`CREATE VIEW ${table} AS ${empty}`);
+      }
     }
   } catch (e) {
     duck.close();
