@@ -136,7 +136,8 @@ describe("exhaust export --format parquet", () => {
     const db = new Database(m.db, { readonly: true });
     try {
       const fieldFiles = parquetFiles(join(dataset, "fields", part));
-      const fields = await readAll(fieldFiles);
+      // Row order inside a part is not part of the contract: compare in (event, position) order.
+      const fields = (await readAll(fieldFiles)).sort((a, b) => Number((a.event_id as bigint) - (b.event_id as bigint)) || (a.idx as number) - (b.idx as number));
       const want = db
         .prepare(
           `SELECT f.event_id, f.idx, f.part, f.path, f.value, f.type, f.pii_kind, f.customer_content, f.category, f.personal, f.rule, f.confidence

@@ -62,7 +62,7 @@ import {
 import type { Redactor } from "./redaction.js";
 
 /** Rows per part file (fields: the bulk); row groups inside are ROW_GROUP_SIZE rows. */
-const FLUSH_ROWS = 2_000_000;
+const FLUSH_ROWS = 1_000_000;
 const ROW_GROUP_SIZE = 122_880;
 const CHUNK_ROWS = 2048;
 export const DEFAULT_LAB = "default";
@@ -280,7 +280,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   if (!existsSync(manifestFile)) saveManifest();
   const database = resolve(opts.database);
   const r = opts.redactor;
-  const duck = await openDuck({ memoryLimit: "256MB", threads: 2 });
+  const duck = await openDuck({ memoryLimit: "160MB", threads: 2 });
   const files = new FileTracker();
   const total: Record<string, number> = {};
   const summary: ParquetExportSummary = { out: opts.out, schemaVersion: PARQUET_SCHEMA_VERSION, rows: total, files: 0, sessions: [], omittedBodies: [] };
@@ -401,7 +401,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
         ],
         `SELECT CAST(v.event_id AS BIGINT) AS event_id, v.idx, p.part, p.path, v.value, p.type, p.pii_kind, p.customer_content = 1 AS customer_content,
                 p.wire_type, p.scrub_type, c.category, c.personal, c.rule, c.reasons, c.confidence
-           FROM tmp_fv v JOIN fp p ON p.id = v.path_id LEFT JOIN fc c ON c.id = v.class_id ORDER BY v.event_id, v.idx`,
+           FROM tmp_fv v JOIN fp p ON p.id = v.path_id LEFT JOIN fc c ON c.id = v.class_id`,
         dirOf("fields"),
         files,
       );

@@ -85,7 +85,7 @@ export function* exchangesInRange(db: Db, sessionId: number, afterSeq: number, t
 }
 
 /** Events of the exchanges with afterSeq < seq <= toSeq, in id order, a page at a time (raw rows in the schema's order, time twice). */
-export function* eventPagesInRange(db: Db, sessionId: number, afterSeq: number, toSeq: number, pageSize = 5000): Generator<unknown[][]> {
+export function* eventPagesInRange(db: Db, sessionId: number, afterSeq: number, toSeq: number, pageSize = 2000): Generator<unknown[][]> {
   const page = db
     .prepare(
       `SELECT e.id, e.exchange_id, e.idx, e.format, e.name, e.time, e.time, e.ikey, e.field_count, e.ms_group, e.group_rule,
@@ -106,7 +106,7 @@ export function* eventPagesInRange(db: Db, sessionId: number, afterSeq: number, 
 /** Field rows [event_id, idx, path_id, value, class_id] of events firstId..lastId (callers keep the ids they asked for). */
 export function fieldValuesBetween(db: Db, firstId: number, lastId: number): unknown[][] {
   return db
-    .prepare("SELECT event_id, idx, path_id, value, class_id FROM field_values WHERE event_id BETWEEN ? AND ? ORDER BY event_id, idx")
+    .prepare("SELECT event_id, idx, path_id, value, class_id FROM field_values WHERE event_id BETWEEN ? AND ?")
     .raw()
     .all(firstId, lastId) as unknown[][];
 }
