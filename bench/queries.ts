@@ -150,7 +150,8 @@ function time(run: () => unknown, repeats: number): { p50: number; p99: number; 
   return { p50: round(at(0.5), 2), p99: round(at(0.99), 2), max: round(ms[ms.length - 1], 2), rows };
 }
 
-export async function queryLatency(say: (m: string) => void, repeats = 30): Promise<object> {
+/** The generated database (built and cached on first use): its file and how long building took (null when cached). */
+export async function queryBenchDatabase(say: (m: string) => void): Promise<{ file: string; buildSeconds: number | null }> {
   const file = dbFile();
   let buildSeconds: number | null = null;
   if (!existsSync(file)) {
@@ -159,6 +160,11 @@ export async function queryLatency(say: (m: string) => void, repeats = 30): Prom
     await buildDatabase(file, say);
     buildSeconds = Math.round((Date.now() - t) / 1000);
   }
+  return { file, buildSeconds };
+}
+
+export async function queryLatency(say: (m: string) => void, repeats = 30): Promise<object> {
+  const { file, buildSeconds } = await queryBenchDatabase(say);
   const db: Db = openDatabase(file, { readonly: true });
   try {
     const counts = db.prepare("SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM field_values) AS fields, (SELECT MAX(id) FROM events) AS maxId").get() as {

@@ -8,7 +8,7 @@
  * Then decode throughput (events/s) and a mutation run over every decoder.
  *
  * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
- * --only proxy,first-contact,decode,fuzz,classify,pipeline,queries,verify (default: all),
+ * --only proxy,first-contact,decode,fuzz,classify,pipeline,queries,verify,parquet (default: all),
  * --fuzz-runs N (default 100,000 per decoder).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -29,6 +29,7 @@ import { pipelineThroughput } from "./pipeline.js";
 import { importThroughput } from "./import.js";
 import { verifyThroughput } from "./verify.js";
 import { queryLatency } from "./queries.js";
+import { parquetBench } from "./parquet.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
 import { round, runLoad, summarise, type CpuTarget, type LoadResult } from "./load.js";
 
@@ -42,7 +43,7 @@ const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
 const only = new Set(
-  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "queries", "verify"],
+  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "queries", "verify", "parquet"],
 );
 
 // CPU-only sections first, on a quiet machine.
@@ -59,6 +60,8 @@ const pipeline = only.has("pipeline")
     })
   : undefined;
 const queries = only.has("queries") ? (say("query latency over 1,000,000 events"), await queryLatency(say)) : undefined;
+// Parquet export of the queries database (1 M events x 40 fields) and a study over 100 machines x 100,000 events.
+const parquet = only.has("parquet") ? (say("parquet export and fleet study"), await parquetBench(say)) : undefined;
 const verify = only.has("verify") ? (say("verification of a 100,000-event session"), await verifyThroughput(say)) : undefined;
 // Not in the default set: it writes and imports a 1 GB HAR. `--only import`, size by --import-mb or EXHAUST_BENCH_IMPORT_MB.
 const importHar = only.has("import")
@@ -332,6 +335,7 @@ const report = {
   import: importHar,
   queries,
   verify,
+  parquet,
   fuzz,
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -75,6 +75,8 @@ export const ERROR_DEFINITIONS = {
   EXH_CERTS_NO_CA: { message: "--certs {dir} holds no CA (exhaust-ca.pem): check the path, or create one there with `exhaust ca init --certs {dir}`", exitCode: 2 },
   // demo
   EXH_DEMO_FAILED: { message: "the demo could not capture its corpus: {reason}", exitCode: 1 },
+  EXH_DATASET_INVALID: { message: "dataset {dir} is unusable: {reason}", exitCode: 2 },
+  EXH_STUDY_QUERY: { message: "study query failed: {reason}", exitCode: 2 },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;

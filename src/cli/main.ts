@@ -14,6 +14,7 @@ import { registerCanaryCommand } from "./canary.js";
 import { registerDiffCommand } from "./diff.js";
 import { registerVerifyCommand } from "./verify.js";
 import { registerDemoCommand } from "./demo.js";
+import { registerStudyCommand } from "./study.js";
 
 // A reader that stops early (`exhaust events --json | head`) closes the pipe: that is the reader's
 // choice, not an error, so exit quietly as other Unix tools do instead of dying on EPIPE.
@@ -43,6 +44,7 @@ registerVerifyCommand(program);
 registerDiffCommand(program);
 registerCanaryCommand(program);
 registerDemoCommand(program);
+registerStudyCommand(program);
 
 try {
   await program.parseAsync(process.argv);

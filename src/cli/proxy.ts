@@ -19,6 +19,7 @@ import {
 } from "../proxy/options.js";
 import { decodePendingWithProgress } from "./complete.js";
 import { requireCaIfExplicit } from "./files.js";
+import { validateLabel } from "../export/parquet-schema.js";
 import { collect, runCommand } from "./run.js";
 import { UI_DEFAULT_LISTEN } from "./ui.js";
 
@@ -50,6 +51,8 @@ interface ProxyFlags {
   uiPort?: string[];
   logFormat?: string;
   quiet?: boolean;
+  lab?: string;
+  machine?: string;
 }
 
 export function registerProxyCommand(program: Command): void {
@@ -83,6 +86,8 @@ export function registerProxyCommand(program: Command): void {
     .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
     .option("--log-format <format>", "human (banner and one line per exchange) | json (pino lines) | auto: human on a terminal", "auto")
     .option("--quiet", "no banner and no exchange lines; warnings and errors only")
+    .option("--lab <name>", "lab label recorded with the session (the Parquet export partitions by it; docs/fleet.md)")
+    .option("--machine <name>", "machine label recorded with the session (the Parquet export partitions by it)")
     .action((flags: ProxyFlags, cmd: Command) => runCommand(() => (requireCaIfExplicit(cmd, flags.certs, flags.initCa), runProxy(flags))));
 }
 
@@ -136,6 +141,10 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
 
 async function runProxy(flags: ProxyFlags): Promise<void> {
   const options = parseProxyFlags(flags);
+  const labels = {
+    lab: flags.lab === undefined ? undefined : validateLabel("--lab", flags.lab),
+    machine: flags.machine === undefined ? undefined : validateLabel("--machine", flags.machine),
+  };
   let format: LogFormat;
   try {
     format = resolveLogFormat(flags.logFormat, process.stderr.isTTY === true);
@@ -161,6 +170,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     onStoreGone: () => stop(),
     addons: console_ ? [console_.addon()] : [],
     onProcessed: console_ ? (n) => console_.processed(n) : undefined,
+    labels,
   });
   const { session } = capture;
   if (console_) {

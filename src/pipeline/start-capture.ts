@@ -19,6 +19,7 @@ import type { PinningAddon } from "../proxy/addons/pinning.js";
 import type { HostPort, ProxyOptions } from "../proxy/options.js";
 import { startProxy, type RunningProxy } from "../proxy/server.js";
 import { CaptureStore, type SessionInfo } from "../store/capture-store.js";
+import { setSessionLabels } from "../store/parquet-queries.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase, watchStore, type Db } from "../store/database.js";
 import { claimSession, heartbeatWrite, ownerIsLive, releaseSession, type SessionOwner } from "../store/session-owner.js";
@@ -45,6 +46,8 @@ export interface StartCaptureOptions {
   onProcessed?: (notice: ProcessedNotice) => void;
   /** Where the stop checkpoint's line goes (default stderr). */
   stderr?: NodeJS.WritableStream;
+  /** Lab and machine labels recorded with the session (the Parquet export partitions by them). */
+  labels?: { lab?: string; machine?: string };
 }
 
 export interface CloseOptions {
@@ -115,6 +118,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
   });
+  if (o.labels) setSessionLabels(db, session.id, o.labels);
   // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
   // Started after the session row is written: from here on this thread writes only through the
   // capture store, which retries a busy lock from the event loop.

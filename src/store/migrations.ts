@@ -330,4 +330,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX checkpoints_session ON checkpoints(session_id, id);
   `,
+  /* 10: fleet labels */ `
+  -- Which lab and machine a session was captured for (\`exhaust proxy --lab --machine\`): the
+  -- Parquet export partitions by them (docs/fleet.md). NULL when not given.
+  ALTER TABLE sessions ADD COLUMN lab TEXT;
+  ALTER TABLE sessions ADD COLUMN machine TEXT;
+  `,
 ];
