@@ -23,6 +23,7 @@ import {
   uint64Value,
   windowsGuid,
 } from "./reader.js";
+import type { DecodeFindingCode } from "./findings.js";
 import { partCPath } from "./paths.js";
 import { DecodeError } from "./types.js";
 import type { DecodeContext, DecodedEvent, DecodedField, DecodeLimits, DecodeResult, Decoder, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "./types.js";
@@ -244,7 +245,7 @@ export class BondDecodeState {
     body: Uint8Array,
     limits: DecodeLimits,
     /** Prefix of finding codes that are about the schema, not the bytes (`bond`). */
-    readonly codePrefix = "bond",
+    readonly codePrefix: "bond" = "bond",
   ) {
     this.limits = limits;
     this.r = new ByteReader(body, Math.max(1, Math.min(limits.maxDepth, HARD_MAX_DEPTH)));
@@ -278,12 +279,12 @@ export class BondDecodeState {
     this.fields.push(annotations === undefined ? { path, part, value, type } : { path, part, value, type, annotations });
   }
 
-  warn(code: string, message: string, offset: number, length?: number): void {
+  warn(code: DecodeFindingCode, message: string, offset: number, length?: number): void {
     this.note("warning", code, message, offset, length);
   }
 
   /** Adds a finding (with the current event index, if any), up to MAX_FINDINGS per body. */
-  note(severity: Finding["severity"], code: string, message: string, offset: number, length?: number): void {
+  note(severity: Finding["severity"], code: DecodeFindingCode, message: string, offset: number, length?: number): void {
     const n = this.findings.length;
     if (n >= MAX_FINDINGS) {
       if (n === MAX_FINDINGS) {

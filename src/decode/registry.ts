@@ -164,7 +164,7 @@ function contextOf(input: UploadInput, limits: DecodeLimits): DecodeContext {
   };
 }
 
-function findingOf(e: unknown, fallbackCode: string): Finding {
+function findingOf(e: unknown, fallbackCode: "encoding.failed" | "decode.failed"): Finding {
   if (e instanceof DecodeError) {
     return { code: e.code, severity: "error", message: e.message, offset: e.offset };
   }

@@ -2,6 +2,7 @@
  * What decoders produce: plain data, no I/O. A decoder turns one upload body into events, and every
  * event into a flat list of fields with the annotations the client itself put on the wire.
  */
+import type { DecodeFindingCode } from "./findings.js";
 import type { RawHeaders } from "../types.js";
 
 /** Value types as the wire declares them (Bond ValueKind, JSON `t` tags, Aria typed maps) or as observed. */
@@ -70,7 +71,8 @@ export type FindingSeverity = "error" | "warning" | "info";
 
 /** A problem or remark about the bytes, like Wireshark's expert items: a stable dotted code and a byte range. */
 export interface Finding {
-  code: string;
+  /** Registered in src/decode/findings.ts (severity, summary) and docs/decode-findings.md. */
+  code: DecodeFindingCode;
   severity: FindingSeverity;
   message: string;
   offset?: number;
@@ -132,7 +134,7 @@ export interface Decoder {
 /** A malformed body: where and what. `partial` carries what was decoded before the fault. */
 export class DecodeError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: DecodeFindingCode,
     message: string,
     readonly offset: number,
     readonly partial: DecodeResult = { events: [], findings: [] },
