@@ -5,11 +5,11 @@
  */
 import type { RawHeaders } from "../types.js";
 import { ariaDecoder } from "./aria.js";
-import { appInsightsDecoder } from "./appinsights.js";
+import { appInsightsDecoder } from "./json/appinsights.js";
 import { decodeContentEncoding, effectiveContentEncoding, effectiveContentType } from "./content-encoding.js";
 import { formDecoder, genericJsonDecoder, multipartDecoder, opaqueDecoder } from "./generic.js";
 import { oneCollectorBondDecoder } from "./onecollector-bond.js";
-import { oneCollectorJsonDecoder } from "./onecollector-json.js";
+import { oneCollectorJsonDecoder } from "./json/onecollector.js";
 import {
   DEFAULT_DECODE_LIMITS,
   DecodeError,
