@@ -4,11 +4,11 @@
  * so nothing is invisible. Adding a format = one file + one line in DECODERS.
  */
 import type { RawHeaders } from "../types.js";
-import { ariaDecoder } from "./aria.js";
+import { ariaDecoder } from "./bond/aria.js";
 import { appInsightsDecoder } from "./json/appinsights.js";
 import { decodeContentEncoding, effectiveContentEncoding, effectiveContentType } from "./content-encoding.js";
 import { formDecoder, genericJsonDecoder, multipartDecoder, opaqueDecoder } from "./generic.js";
-import { oneCollectorBondDecoder } from "./onecollector-bond.js";
+import { oneCollectorBondDecoder } from "./bond/onecollector.js";
 import { oneCollectorJsonDecoder } from "./json/onecollector.js";
 import {
   DEFAULT_DECODE_LIMITS,

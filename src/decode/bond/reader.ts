@@ -10,8 +10,8 @@
  * `uint64Value` and `ticksToIso` turn halves into a JS number when exact, a decimal string beyond
  * 2^53, or an ISO timestamp. The only BigInt use is the rare > 2^53 decimal rendering.
  */
-import type { DecodeFindingCode } from "./findings.js";
-import { DecodeError } from "./types.js";
+import type { DecodeFindingCode } from "../findings.js";
+import { DecodeError } from "../types.js";
 
 /** BondDataType (wire-formats.md §3.2). */
 export const BT = {
@@ -145,7 +145,7 @@ function cachedString(buf: Uint8Array, pos: number, len: number): string {
   return s;
 }
 
-export class ByteReader {
+export class BondReader {
   readonly buf: Uint8Array;
   readonly view: DataView;
   /** Next byte to read. */
