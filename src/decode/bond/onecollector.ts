@@ -214,223 +214,134 @@ class CsDecoder extends BondDecodeState {
     }
   }
 
-  /** Value struct (depth 5) → one field. */
+  /** The Value struct being read: one per decoder, refilled for every value (values do not nest). */
+  private readonly slots = new ValueSlots();
+
+  /** Value struct (depth 5) → one field: its slots read off the wire, then the value its kind says. */
   private readValue(path: string, part: FieldPart): void {
+    const v = this.readValueSlots(path);
+    const value = this.valueOfKind(v, path);
+    const ann: FieldAnnotations = { wireType: v.kind };
+    if (v.piiKind !== 0) ann.piiKind = v.piiKind;
+    if (v.cc) ann.customerContent = true;
+    this.add(path, part, value, v.type, ann);
+  }
+
+  /** Reads the fields of a Value struct into the slots; unknown ids are skipped and reported. */
+  private readValueSlots(path: string): ValueSlots {
     const r = this.r;
     r.checkDepth(5);
-    let kind: number = VK.String;
-    let str: string | undefined;
-    let hasLong = false;
-    let lhi = 0;
-    let llo = 0;
-    let dbl: number | undefined;
-    let guid: Uint8Array | undefined;
-    let piiKind = 0;
-    let cc = false;
-    let strArr: string[] | undefined;
-    let longArr: number[] | undefined;
-    let dblArr: number[] | undefined;
-    let guidArr: Uint8Array[] | undefined;
+    const v = this.slots;
+    v.reset();
     for (;;) {
       const type = r.readField();
       if (type === BT.STOP) break;
       const at = r.fieldAt;
       switch (r.id) {
         case 1:
-          if (this.int(type, `${path}: Value.type`, at, 6)) kind = r.lo | 0;
+          if (this.int(type, `${path}: Value.type`, at, 6)) v.kind = r.lo | 0;
           break;
         case 2: {
           // vector<Attributes>; Attributes: 1 pii vector<PII{1 Kind}>, 2 customerContent vector<CustomerContent{1 Kind}>
           const n = this.structList(type, `${path}: Value.attributes`, at, 6);
           for (let i = 0; i < n; i++) {
             const kinds = this.readAttributes(path);
-            if (piiKind === 0 && kinds.pii !== 0) piiKind = kinds.pii;
-            if (kinds.cc) cc = true;
+            if (v.piiKind === 0 && kinds.pii !== 0) v.piiKind = kinds.pii;
+            if (kinds.cc) v.cc = true;
           }
           break;
         }
         case 3: {
-          const v = this.str(type, `${path}: Value.stringValue`, at, 6);
-          if (v !== undefined) str = v;
+          const s = this.str(type, `${path}: Value.stringValue`, at, 6);
+          if (s !== undefined) v.str = s;
           break;
         }
         case 4:
           if (this.int(type, `${path}: Value.longValue`, at, 6)) {
-            hasLong = true;
-            lhi = r.hi;
-            llo = r.lo;
+            v.hasLong = true;
+            v.lhi = r.hi;
+            v.llo = r.lo;
           }
           break;
         case 5: {
-          const v = this.dbl(type, `${path}: Value.doubleValue`, at, 6);
-          if (v !== undefined) dbl = v;
+          const d = this.dbl(type, `${path}: Value.doubleValue`, at, 6);
+          if (d !== undefined) v.dbl = d;
           break;
         }
         case 6: {
           const list = this.byteLists(type, `${path}: Value.guidValue`, at);
-          if (list !== undefined && list.length > 0) guid = list[0];
+          if (list !== undefined && list.length > 0) v.guid = list[0];
           break;
         }
         case 10: {
-          const v = this.stringLists(type, `${path}: Value.stringArray`, at, 6);
-          if (v !== undefined) strArr = v;
+          const a = this.stringLists(type, `${path}: Value.stringArray`, at, 6);
+          if (a !== undefined) v.strArr = a;
           break;
         }
         case 11:
-          longArr = this.longLists(type, `${path}: Value.longArray`, at);
+          v.longArr = this.longLists(type, `${path}: Value.longArray`, at);
           break;
         case 12:
-          dblArr = this.doubleLists(type, `${path}: Value.doubleArray`, at);
+          v.dblArr = this.doubleLists(type, `${path}: Value.doubleArray`, at);
           break;
         case 13:
-          guidArr = this.guidLists(type, `${path}: Value.guidArray`, at);
+          v.guidArr = this.guidLists(type, `${path}: Value.guidArray`, at);
           break;
         default:
           this.unknownField(`${path}: Value`, type, r.id, at, 6);
       }
     }
-    // Build the field from the kind; the kind's slot missing but a string present (PII values are
-    // sent converted to string) → the string.
-    let value: FieldValue;
-    let ftype: FieldType;
-    switch (kind) {
+    return v;
+  }
+
+  /**
+   * The field value the slots hold, by ValueKind; sets `v.type`. When the kind's slot is missing
+   * but a string is present (PII values are sent converted to string), the string.
+   */
+  private valueOfKind(v: ValueSlots, path: string): FieldValue {
+    switch (v.kind) {
       case VK.String:
-        value = str ?? "";
-        ftype = "string";
-        break;
+        return v.as("string", v.str ?? "");
       case VK.Int64:
       case VK.Int32:
-        if (!hasLong && str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          value = hasLong ? int64Value(lhi, llo) : 0;
-          ftype = kind === VK.Int64 ? "int64" : "int32";
-        }
-        break;
       case VK.UInt64:
       case VK.UInt32:
-        if (!hasLong && str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          value = !hasLong ? 0 : kind === VK.UInt64 || lhi === 0 ? uint64Value(lhi, llo) : lhi === -1 ? llo >>> 0 : int64Value(lhi, llo);
-          ftype = kind === VK.UInt64 ? "uint64" : "uint32";
-        }
-        break;
-      case VK.Double:
-        if (dbl === undefined && str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          value = dbl ?? (hasLong ? int64Value(lhi, llo) : 0);
-          ftype = "double";
-        }
-        break;
       case VK.Bool:
-        if (!hasLong && str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          value = hasLong && (lhi | llo) !== 0;
-          ftype = "bool";
-        }
-        break;
       case VK.DateTime:
-        if (!hasLong && str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          const iso = ticksToIso(lhi, llo);
-          if (iso !== undefined) {
-            value = iso;
-            ftype = "datetime";
-          } else {
-            value = int64Value(lhi, llo);
-            ftype = "int64";
-          }
-        }
-        break;
+        return !v.hasLong && v.str !== undefined ? v.as("string", v.str) : longOfKind(v);
+      case VK.Double:
+        if (v.dbl === undefined && v.str !== undefined) return v.as("string", v.str);
+        return v.as("double", v.dbl ?? (v.hasLong ? int64Value(v.lhi, v.llo) : 0));
       case VK.Guid:
-        if (guid !== undefined) {
-          if (guid.length === 16) {
-            value = windowsGuid(guid);
-            ftype = "guid";
-          } else {
-            value = hexOf(guid);
-            ftype = "bytes";
-            this.warn("bond.bad-guid", `${path}: GUID of ${guid.length} bytes (expected 16)`, r.pos);
-          }
-        } else if (str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else {
-          value = null;
-          ftype = "null";
-        }
-        break;
+        return this.guidValue(v, path);
       case VK.ArrayInt64:
       case VK.ArrayInt32:
-        value = ints(longArr, false);
-        ftype = "array";
-        break;
       case VK.ArrayUInt64:
       case VK.ArrayUInt32:
-        value = ints(longArr, true);
-        ftype = "array";
-        break;
       case VK.ArrayDouble:
-        value = dblArr ?? [];
-        ftype = "array";
-        break;
       case VK.ArrayString:
-        value = strArr ?? [];
-        ftype = "array";
-        break;
-      case VK.ArrayBool: {
-        const out: boolean[] = [];
-        if (longArr) for (let i = 0; i < longArr.length; i += 2) out.push((longArr[i] | longArr[i + 1]) !== 0);
-        value = out;
-        ftype = "array";
-        break;
-      }
-      case VK.ArrayDateTime: {
-        const out: FieldValue[] = [];
-        if (longArr) {
-          for (let i = 0; i < longArr.length; i += 2) out.push(ticksToIso(longArr[i], longArr[i + 1]) ?? int64Value(longArr[i], longArr[i + 1]));
-        }
-        value = out;
-        ftype = "array";
-        break;
-      }
-      case VK.ArrayGuid: {
-        const out: string[] = [];
-        if (guidArr) for (const g of guidArr) out.push(g.length === 16 ? windowsGuid(g) : hexOf(g));
-        value = out;
-        ftype = "array";
-        break;
-      }
-      default: {
-        this.warn("bond.unknown-value-kind", `${path}: unknown ValueKind ${kind}`, r.pos);
-        if (str !== undefined) {
-          value = str;
-          ftype = "string";
-        } else if (hasLong) {
-          value = int64Value(lhi, llo);
-          ftype = "int64";
-        } else if (dbl !== undefined) {
-          value = dbl;
-          ftype = "double";
-        } else {
-          value = null;
-          ftype = "null";
-        }
-      }
+      case VK.ArrayBool:
+      case VK.ArrayDateTime:
+      case VK.ArrayGuid:
+        return v.as("array", arrayOfKind(v));
+      default:
+        this.warn("bond.unknown-value-kind", `${path}: unknown ValueKind ${v.kind}`, this.r.pos);
+        if (v.str !== undefined) return v.as("string", v.str);
+        if (v.hasLong) return v.as("int64", int64Value(v.lhi, v.llo));
+        if (v.dbl !== undefined) return v.as("double", v.dbl);
+        return v.as("null", null);
     }
-    const ann: FieldAnnotations = { wireType: kind };
-    if (piiKind !== 0) ann.piiKind = piiKind;
-    if (cc) ann.customerContent = true;
-    this.add(path, part, value, ftype, ann);
+  }
+
+  /** VK.Guid: 16 bytes as a GUID; another length as hex with a `bond.bad-guid` warning; else the string. */
+  private guidValue(v: ValueSlots, path: string): FieldValue {
+    const guid = v.guid;
+    if (guid !== undefined) {
+      if (guid.length === 16) return v.as("guid", windowsGuid(guid));
+      this.warn("bond.bad-guid", `${path}: GUID of ${guid.length} bytes (expected 16)`, this.r.pos);
+      return v.as("bytes", hexOf(guid));
+    }
+    return v.str !== undefined ? v.as("string", v.str) : v.as("null", null);
   }
 
   /** Attributes struct (depth 7): first non-zero PII kind and whether customer content is marked. */
@@ -528,6 +439,106 @@ class CsDecoder extends BondDecodeState {
     return this.flatLists<number>(type, where, at, "double", isFloatingType, (count, elemType, out) => {
       for (let j = 0; j < count; j++) out.push(elemType === BT.DOUBLE ? r.readDouble() : r.readFloat());
     });
+  }
+}
+
+/** The slots of one Value struct (§3.5) as read off the wire, and the type of the value built from them. */
+class ValueSlots {
+  kind: number = VK.String;
+  str: string | undefined;
+  hasLong = false;
+  lhi = 0;
+  llo = 0;
+  dbl: number | undefined;
+  guid: Uint8Array | undefined;
+  piiKind = 0;
+  cc = false;
+  strArr: string[] | undefined;
+  longArr: number[] | undefined;
+  dblArr: number[] | undefined;
+  guidArr: Uint8Array[] | undefined;
+  /** The field type of the value built (valueOfKind). */
+  type: FieldType = "string";
+
+  reset(): void {
+    this.kind = VK.String;
+    this.str = undefined;
+    this.hasLong = false;
+    this.lhi = 0;
+    this.llo = 0;
+    this.dbl = undefined;
+    this.guid = undefined;
+    this.piiKind = 0;
+    this.cc = false;
+    this.strArr = undefined;
+    this.longArr = undefined;
+    this.dblArr = undefined;
+    this.guidArr = undefined;
+    this.type = "string";
+  }
+
+  /** Records the type and returns the value. */
+  as(type: FieldType, value: FieldValue): FieldValue {
+    this.type = type;
+    return value;
+  }
+}
+
+/** The integer-slot kinds (Int64/32, UInt64/32, Bool, DateTime) from `longValue` (0 when absent). */
+function longOfKind(v: ValueSlots): FieldValue {
+  const { lhi, llo, hasLong } = v;
+  switch (v.kind) {
+    case VK.Int64:
+    case VK.Int32:
+      return v.as(v.kind === VK.Int64 ? "int64" : "int32", hasLong ? int64Value(lhi, llo) : 0);
+    case VK.UInt64:
+    case VK.UInt32:
+      return v.as(
+        v.kind === VK.UInt64 ? "uint64" : "uint32",
+        !hasLong ? 0 : v.kind === VK.UInt64 || lhi === 0 ? uint64Value(lhi, llo) : lhi === -1 ? llo >>> 0 : int64Value(lhi, llo),
+      );
+    case VK.Bool:
+      return v.as("bool", hasLong && (lhi | llo) !== 0);
+    default: {
+      // VK.DateTime: ticks as ISO 8601, or the raw int64 when out of range.
+      const iso = ticksToIso(lhi, llo);
+      return iso !== undefined ? v.as("datetime", iso) : v.as("int64", int64Value(lhi, llo));
+    }
+  }
+}
+
+/** The array kinds, from their list slots (an absent list is an empty array). */
+function arrayOfKind(v: ValueSlots): FieldValue[] {
+  const longArr = v.longArr;
+  switch (v.kind) {
+    case VK.ArrayInt64:
+    case VK.ArrayInt32:
+      return ints(longArr, false);
+    case VK.ArrayUInt64:
+    case VK.ArrayUInt32:
+      return ints(longArr, true);
+    case VK.ArrayDouble:
+      return v.dblArr ?? [];
+    case VK.ArrayString:
+      return v.strArr ?? [];
+    case VK.ArrayBool: {
+      const out: boolean[] = [];
+      if (longArr) for (let i = 0; i < longArr.length; i += 2) out.push((longArr[i] | longArr[i + 1]) !== 0);
+      return out;
+    }
+    case VK.ArrayDateTime: {
+      const out: FieldValue[] = [];
+      if (longArr) {
+        for (let i = 0; i < longArr.length; i += 2) out.push(ticksToIso(longArr[i], longArr[i + 1]) ?? int64Value(longArr[i], longArr[i + 1]));
+      }
+      return out;
+    }
+    default: {
+      // VK.ArrayGuid
+      const out: string[] = [];
+      if (v.guidArr) for (const g of v.guidArr) out.push(g.length === 16 ? windowsGuid(g) : hexOf(g));
+      return out;
+    }
   }
 }
 
