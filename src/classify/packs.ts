@@ -56,7 +56,6 @@ export interface FieldRule extends RuleInfo {
   category?: Category;
   personal: PersonalKind;
   confidence: number;
-  secret: boolean;
   /** The shared, frozen result for a field this rule decides alone. */
   plain?: ClassifiedField;
 }
@@ -322,7 +321,6 @@ function loadFieldPack(packs: RulePacks, path: string): void {
       category: def.category,
       personal: def.personal,
       confidence: def.confidence ?? (kind === "declared" ? 1 : 0.9),
-      secret: def.secret ?? false,
     };
     packs.register(rule);
     FIELD_MATCH_TYPES[matchType](packs, rule, file);

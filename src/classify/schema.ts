@@ -45,7 +45,8 @@ export const FieldRuleSchema = z
     category: Category.optional(),
     personal: Personal.default("none"),
     confidence: Confidence.optional(),
-    secret: z.boolean().optional(),
+    /** Credential names are not a field rule's to say: they live in classifiers/secrets.yaml (src/secrets.ts). */
+    secret: z.never({ message: "credential names live in classifiers/secrets.yaml, the one list (src/secrets.ts)" }).optional(),
     why: Why,
     source: RuleSource.optional(),
   })
