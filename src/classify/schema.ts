@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 
+/** The one list of each: the types (src/classify/types.ts), the rule packs, profiles and CLI options derive from these. */
 export const CATEGORIES = ["content", "functional", "diagnostic"] as const;
 export const PERSONAL_KINDS = ["direct-identifier", "network-identifier", "browsing-history", "pseudonymous-id", "none"] as const;
 export const GROUPS = ["required", "optional", "essential", "connected-experience", "unknown"] as const;
