@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { readYamlFile, SourceSchema } from "../sources.js";
 import { exhaustError } from "../errors.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 
@@ -39,7 +38,7 @@ const EndpointSchema = z.strictObject({
 });
 
 const CatalogSchema = z.strictObject({
-  source: z.strictObject({ document: z.string().min(1), read: z.string().min(1) }),
+  source: SourceSchema,
   endpoints: z.array(EndpointSchema).min(1),
 });
 
@@ -96,12 +95,7 @@ export class EndpointCatalog {
   }
 
   static load(file: string = DEFAULT_CATALOG_FILE): EndpointCatalog {
-    let raw: unknown;
-    try {
-      raw = parseYaml(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw exhaustError("EXH_CATALOG_INVALID", { file, reason: (e as Error).message }, e);
-    }
+    const raw = readYamlFile(file, (e) => exhaustError("EXH_CATALOG_INVALID", { file, reason: e.message }, e));
     const parsed = CatalogSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

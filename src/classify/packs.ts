@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { readYamlFile } from "../sources.js";
 import { exhaustError, type ExhaustError } from "../errors.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 import { compileDetector, DetectorSet, type Detector } from "./detectors.js";
@@ -207,11 +207,7 @@ function rel(packs: RulePacks, file: string): string {
 
 function readYaml(packs: RulePacks, file: string): unknown {
   packs.files.push(rel(packs, file));
-  try {
-    return parseYaml(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw rulesError(rel(packs, file), undefined, (e as Error).message, e);
-  }
+  return readYamlFile(file, (e) => rulesError(rel(packs, file), undefined, e.message, e));
 }
 
 /** Zod result → data, or an error naming the rule (found from the path into the raw data). */

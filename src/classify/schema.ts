@@ -3,6 +3,7 @@
  * zod. Serializable definitions only; src/classify/packs.ts compiles them.
  */
 import { z } from "zod";
+import { SourceSchema, type Source } from "../sources.js";
 
 /** The one list of each: the types (src/classify/types.ts), the rule packs, profiles and CLI options derive from these. */
 export const CATEGORIES = ["content", "functional", "diagnostic"] as const;
@@ -16,12 +17,8 @@ const Why = z.string().min(1, "a rule needs a one-line `why`");
 const RuleSource = z.string().min(1, "a rule's `source` may be left out (it inherits the pack's) but not empty");
 
 /** Every pack opens with where its rules come from. */
-export const PackSourceSchema = z.strictObject({
-  document: z.string().min(1),
-  url: z.string().min(1).optional(),
-  read: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "read must be the date the source was read (YYYY-MM-DD)"),
-});
-export type PackSource = z.infer<typeof PackSourceSchema>;
+export const PackSourceSchema = SourceSchema;
+export type PackSource = Source;
 
 // ---------------------------------------------------------------------------------------------
 // fields/*.yaml
