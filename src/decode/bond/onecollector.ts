@@ -251,11 +251,9 @@ class CsDecoder extends BondDecodeState {
           }
           break;
         }
-        case 3: {
-          const s = this.str(type, `${path}: Value.stringValue`, at, 6);
-          if (s !== undefined) v.str = s;
+        case 3:
+          v.str = this.str(type, `${path}: Value.stringValue`, at, 6) ?? v.str;
           break;
-        }
         case 4:
           if (this.int(type, `${path}: Value.longValue`, at, 6)) {
             v.hasLong = true;
@@ -263,21 +261,17 @@ class CsDecoder extends BondDecodeState {
             v.llo = r.lo;
           }
           break;
-        case 5: {
-          const d = this.dbl(type, `${path}: Value.doubleValue`, at, 6);
-          if (d !== undefined) v.dbl = d;
+        case 5:
+          v.dbl = this.dbl(type, `${path}: Value.doubleValue`, at, 6) ?? v.dbl;
           break;
-        }
         case 6: {
           const list = this.byteLists(type, `${path}: Value.guidValue`, at);
           if (list !== undefined && list.length > 0) v.guid = list[0];
           break;
         }
-        case 10: {
-          const a = this.stringLists(type, `${path}: Value.stringArray`, at, 6);
-          if (a !== undefined) v.strArr = a;
+        case 10:
+          v.strArr = this.stringLists(type, `${path}: Value.stringArray`, at, 6) ?? v.strArr;
           break;
-        }
         case 11:
           v.longArr = this.longLists(type, `${path}: Value.longArray`, at);
           break;
