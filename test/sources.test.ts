@@ -12,6 +12,7 @@ import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { isExhaustError } from "../src/errors.js";
 import { CLASSIFIERS_DIR } from "../src/paths.js";
 import { SourceSchema } from "../src/sources.js";
+import { escapeRegExp, globPattern, globToRegExp } from "../src/glob.js";
 
 const yamlFiles = (dir: string) => readdirSync(join(CLASSIFIERS_DIR, dir)).filter((f) => f.endsWith(".yaml")).map((f) => join(CLASSIFIERS_DIR, dir, f));
 
@@ -43,5 +44,15 @@ describe("one source schema for rule packs, profiles and endpoints", () => {
     expect(EndpointCatalog.load(file).match("x.example.test")?.id).toBe("x");
     writeFileSync(file, `source:\n  document: a test\n  read: [unclosed\n${endpoints}`);
     expect(() => EndpointCatalog.load(file)).toThrow(expect.objectContaining({ code: "EXH_CATALOG_INVALID" }));
+  });
+});
+
+describe("globs, written once (src/glob.ts)", () => {
+  it("a glob's `*` is any run (or what the caller says), everything else literal", () => {
+    expect(globToRegExp("Auth*", "i").test("authMsaDeviceTicket")).toBe(true);
+    expect(globToRegExp("a.b*").test("aXb")).toBe(false);
+    expect(globToRegExp("(x)[y]-{z}+?*").test("(x)[y]-{z}+?tail")).toBe(true);
+    expect(new RegExp(`^${globPattern("*.example.test", "[^.]*")}$`).test("a.b.example.test")).toBe(false);
+    expect(new RegExp(escapeRegExp("1+1=2?")).test("1+1=2?")).toBe(true);
   });
 });

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { readYamlFile, SourceSchema } from "../sources.js";
 import { exhaustError } from "../errors.js";
+import { globPattern } from "../glob.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 
 export const DEFAULT_CATALOG_FILE = join(CLASSIFIERS_DIR, "endpoints.yaml");
@@ -46,11 +47,7 @@ export type Endpoint = z.infer<typeof EndpointSchema>;
 
 /** `*` matches any run of characters inside one DNS label. */
 export function hostGlobToRegExp(glob: string): RegExp {
-  const body = glob
-    .split("*")
-    .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
-    .join("[^.]*");
-  return new RegExp(`^${body}$`);
+  return new RegExp(`^${globPattern(glob, "[^.]*")}$`);
 }
 
 /**

@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import type { z } from "zod";
 import { readYamlFile } from "../sources.js";
 import { exhaustError, type ExhaustError } from "../errors.js";
+import { globToRegExp } from "../glob.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 import { compileDetector, DetectorSet, type Detector } from "./detectors.js";
 import {
@@ -86,10 +87,6 @@ interface CompiledGlob<T> {
   rule: T;
 }
 
-/** `*` = any run of characters (dots included); everything else literal. */
-export function globToRegExp(glob: string, flags = ""): RegExp {
-  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*")}$`, flags);
-}
 
 function compileGlob<T>(glob: string, rule: T, lower = false): CompiledGlob<T> {
   const g = lower ? glob.toLowerCase() : glob;
