@@ -5,9 +5,6 @@
 import type { DecodeLimits, DecodedField, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "../types.js";
 import { BigIntLiteral, isJsonObject, own, type JsonObject, type JsonValue } from "./exact.js";
 
-// ---------------------------------------------------------------------------------------------
-// Flattening JSON into fields.
-
 export interface Flattener {
   fields: DecodedField[];
   maxFields: number;

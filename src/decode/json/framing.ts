@@ -5,9 +5,6 @@
 import { DecodeError, type DecodeLimits, type Finding } from "../types.js";
 import { JsonSyntaxError, asBuffer, isJsonObject, parseJsonExact, utf8ByteOffset, type JsonObject, type JsonValue } from "./exact.js";
 
-// ---------------------------------------------------------------------------------------------
-// Framing: JSON lines, a JSON array of objects, or one (possibly pretty-printed) object.
-
 export interface JsonRecord {
   value: JsonObject;
   /** Byte range in the body; absent for the elements of a JSON array. */

@@ -3,16 +3,12 @@
  * Envelope keys, `ext.<extension>.<field>` (Part A), `data.baseData.*` (Part B) and every other
  * key of `data` verbatim (Part C). `ext.metadata.f` type/PII tags (§2.5) become field types and
  * annotations; integers beyond 2^53 are kept exact as decimal strings.
-
  */
 import type { DecodeContext, DecodeLimits, DecodeResult, DecodedEvent, Decoder, Finding } from "../types.js";
 import { asBuffer, isJsonObject, own, type JsonObject } from "./exact.js";
 import { isSpace, type JsonRecord } from "./framing.js";
 import { emitJson, flattenerFindings, newFlattener } from "./flatten.js";
 import { decodeJsonUpload, emitBaseType, emitEnvelopeKeys, emitPartsBC, jsonEvent } from "./common-schema.js";
-
-// ---------------------------------------------------------------------------------------------
-// The 1DS decoder
 
 /** Common Schema envelope keys that sit outside `ext` and `data`. */
 const ENVELOPE_FIRST = ["ver", "name", "time", "iKey", "cV", "flags", "popSample"];
