@@ -2,6 +2,7 @@
  * Exact JSON: JSON.parse, unless the text holds an integer literal too long to be a safe number
  * (then a small parser keeps it as its decimal text). Shared by every JSON decoder.
  */
+
 /** An integer literal outside ±(2^53 − 1), kept as its decimal text. */
 export class BigIntLiteral {
   constructor(readonly text: string) {}
