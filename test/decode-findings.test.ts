@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { DECODE_FINDINGS, isDecodeFindingCode } from "../src/decode/findings.js";
+import type { Finding } from "../src/decode/types.js";
 
 /** The table of docs/decode-findings.md: code → severity (a row may name several codes). */
 function documented(): Map<string, string> {
@@ -37,5 +38,15 @@ describe("decode finding codes", () => {
       expect(spec.summary.length).toBeGreaterThan(5);
     }
     expect(isDecodeFindingCode("bond.no-such-code")).toBe(false);
+  });
+
+  it("a finding carries the severity registered for its code (the typecheck, npx tsc -p tsconfig.json, fails otherwise)", () => {
+    // @ts-expect-error json.empty is registered as info, so a finding cannot call it an error
+    const wrong: Finding = { code: "json.empty", severity: "error", message: "x" };
+    // @ts-expect-error an unregistered code does not compile
+    const unknown: Finding = { code: "json.no-such-code", severity: "error", message: "x" };
+    const right: Finding = { code: "json.empty", severity: "info", message: "x" };
+    expect(DECODE_FINDINGS[right.code].severity).toBe(right.severity);
+    expect([wrong.code, unknown.code]).toEqual(["json.empty", "json.no-such-code"]);
   });
 });

@@ -16,7 +16,7 @@ export const DECODE_FINDINGS = {
   "encoding.ratio": { severity: "error", summary: "decompression ratio above the cap (1000:1 past 1 MiB): a likely bomb, stored raw" },
   "encoding.corrupt": { severity: "error", summary: "the compressed stream is damaged" },
   "encoding.unsupported": { severity: "error", summary: "a Content-Encoding exhaust cannot undo (e.g. `compress`, `zstd` on Node 20)" },
-  "encoding.undeclared": { severity: "info", summary: "the body was compressed though no encoding was declared (sniffed)" },
+  "encoding.undeclared": { severity: "warning", summary: "the body was compressed though no encoding was declared (sniffed)" },
   "encoding.mislabelled": { severity: "warning", summary: "the declared encoding is not the one used (e.g. zlib sent as gzip)" },
   "encoding.not-applied": { severity: "warning", summary: "an encoding was declared but the body is not compressed; decoded as it is" },
   "encoding.failed.internal": { severity: "error", summary: "content decoding failed inside exhaust (a bug)" },
@@ -42,8 +42,8 @@ export const DECODE_FINDINGS = {
   "bond.skipped-struct": { severity: "info", summary: "an Aria legacy struct field (server schema) skipped" },
   "aria.count-patched": { severity: "info", summary: "the AWT JS SDK patched the record count in place and left stale bytes; skipped" },
   "json.invalid": { severity: "error", summary: "no line of a JSON-lines body parses" },
-  "json.bad-line": { severity: "warning", summary: "one line does not parse; the other lines are decoded" },
-  "json.bad-item": { severity: "warning", summary: "an array item that is not an event object" },
+  "json.bad-line": { severity: "error", summary: "one line does not parse; the other lines are decoded" },
+  "json.bad-item": { severity: "error", summary: "an array item that is not an event object" },
   "json.empty": { severity: "info", summary: "an empty body" },
   "json.not-lines": { severity: "info", summary: "a single pretty-printed object instead of JSON lines" },
   "json.no-name": { severity: "warning", summary: "an event without a `name`" },
@@ -58,8 +58,8 @@ export const DECODE_FINDINGS = {
   "multipart.too-deep": { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
   "multipart.no-boundary": { severity: "error", summary: "a multipart body without a boundary" },
   "multipart.no-parts": { severity: "error", summary: "no part found" },
-  "multipart.truncated": { severity: "warning", summary: "the body ends inside a part" },
-  "multipart.boundary-sniffed": { severity: "info", summary: "the boundary was taken from the body, not the content type" },
+  "multipart.truncated": { severity: "error", summary: "the body ends inside a part" },
+  "multipart.boundary-sniffed": { severity: "warning", summary: "the boundary was taken from the body, not the content type" },
 } as const satisfies Record<string, FindingSpec>;
 
 export type DecodeFindingCode = keyof typeof DECODE_FINDINGS;
@@ -68,3 +68,8 @@ export type DecodeFindingCode = keyof typeof DECODE_FINDINGS;
 export function isDecodeFindingCode(code: string): code is DecodeFindingCode {
   return Object.hasOwn(DECODE_FINDINGS, code);
 }
+
+/** The codes registered with one severity: `warn()` takes only warnings. */
+export type DecodeFindingCodeOf<S extends FindingSeverity> = {
+  [C in DecodeFindingCode]: (typeof DECODE_FINDINGS)[C]["severity"] extends S ? C : never;
+}[DecodeFindingCode];

@@ -10,7 +10,7 @@
  * `uint64Value` and `ticksToIso` turn halves into a JS number when exact, a decimal string beyond
  * 2^53, or an ISO timestamp. The only BigInt use is the rare > 2^53 decimal rendering.
  */
-import type { DecodeFindingCode } from "../findings.js";
+import type { DecodeFindingCodeOf } from "../findings.js";
 import { DecodeError } from "../types.js";
 
 /** BondDataType (wire-formats.md §3.2). */
@@ -188,7 +188,7 @@ export class BondReader {
     return new DecodeError("bond.truncated", `${what}: need ${want} byte(s) at offset ${at}, ${Math.max(0, this.end - at)} left`, at);
   }
 
-  fail(code: DecodeFindingCode, message: string, at = this.pos): DecodeError {
+  fail(code: DecodeFindingCodeOf<"error">, message: string, at = this.pos): DecodeError {
     return new DecodeError(code, message, at);
   }
 

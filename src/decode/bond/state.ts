@@ -4,7 +4,7 @@
  * (a mismatch is skipped and reported, never fatal).
  */
 import type { DecodeLimits, DecodeResult, DecodedEvent, DecodedField, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "../types.js";
-import type { DecodeFindingCode } from "../findings.js";
+import type { DECODE_FINDINGS, DecodeFindingCode, DecodeFindingCodeOf } from "../findings.js";
 import { partCPath } from "../paths.js";
 import { BT, BondReader, bondTypeName, isByteType, isListType, isStringType } from "./reader.js";
 
@@ -66,12 +66,12 @@ export class BondDecodeState {
     this.fields.push(annotations === undefined ? { path, part, value, type } : { path, part, value, type, annotations });
   }
 
-  warn(code: DecodeFindingCode, message: string, offset: number, length?: number): void {
+  warn(code: DecodeFindingCodeOf<"warning">, message: string, offset: number, length?: number): void {
     this.note("warning", code, message, offset, length);
   }
 
   /** Adds a finding (with the current event index, if any), up to MAX_FINDINGS per body. */
-  note(severity: Finding["severity"], code: DecodeFindingCode, message: string, offset: number, length?: number): void {
+  note<C extends DecodeFindingCode>(severity: (typeof DECODE_FINDINGS)[C]["severity"], code: C, message: string, offset: number, length?: number): void {
     const n = this.findings.length;
     if (n >= MAX_FINDINGS) {
       if (n === MAX_FINDINGS) {
@@ -79,7 +79,7 @@ export class BondDecodeState {
       }
       return;
     }
-    const f: Finding = { code, severity, message, offset };
+    const f = { code, severity, message, offset } as Finding;
     if (length !== undefined) f.length = length;
     if (this.eventIndex >= 0) f.eventIndex = this.eventIndex;
     this.findings.push(f);
