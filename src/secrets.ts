@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { globPattern } from "./glob.js";
 import { CLASSIFIERS_DIR } from "./paths.js";
 
 export const SECRETS_FILE = join(CLASSIFIERS_DIR, "secrets.yaml");
@@ -36,16 +37,15 @@ let loaded: { entries: SecretName[]; patterns: Record<SecretPlace, RegExp>; json
 function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
   const parsed = Schema.parse(parseYaml(readFileSync(SECRETS_FILE, "utf8")));
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
   const pattern = (place: SecretPlace) => {
     const alts = parsed.secrets
       .filter((e) => e.in.includes(place))
-      .map((e) => (e.name.endsWith("*") ? `${escape(e.name.slice(0, -1))}.*` : escape(e.name)));
+      .map((e) => globPattern(e.name));
     return new RegExp(`^(?:${alts.join("|")})$`, "is");
   };
   const jsonAlts = parsed.secrets
     .filter((e) => e.in.includes("json"))
-    .map((e) => (e.name.endsWith("*") ? `${escape(e.name.slice(0, -1))}[^"]*` : escape(e.name)));
+    .map((e) => globPattern(e.name, '[^"]*'));
   loaded = {
     entries: parsed.secrets,
     patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") },

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cpSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { verifyBundle } from "../src/export/bundle-verify.js";
-import { openBundle } from "../src/export/bundle-source.js";
+import { verifyBundle } from "../src/evidence/verify.js";
+import { openBundle } from "../src/evidence/source.js";
 import { runCli } from "./helpers/cli.js";
 import { captureEvidenceSession, SECRETS, type EvidenceSession } from "./helpers/evidence-session.js";
 import { tempDir } from "./helpers/proxy.js";

@@ -7,6 +7,9 @@ import { CLASSIFIERS_DIR } from "../src/paths.js";
 import type { DecodedEvent, DecodedField, FieldAnnotations, FieldValue } from "../src/decode/types.js";
 import { classifyEvent, classifyRequest, detectValue, eventGroup, loadRulePacks } from "../src/classify/engine.js";
 import type { ClassifiedField } from "../src/classify/types.js";
+import { FieldRuleSchema } from "../src/classify/schema.js";
+import { isSecretHeaderName, isSecretParam } from "../src/secrets.js";
+import type { RawHeaders } from "../src/types.js";
 
 const packs = loadRulePacks();
 
@@ -341,7 +344,8 @@ describe("request headers and the client address", () => {
       packs,
     );
     const by = Object.fromEntries(items.map((i) => [`${i.where}:${i.name}`, i]));
-    expect(by["header:APIKey"]).toMatchObject({ category: "functional", personal: "none", secret: false, rule: "header.apikey" });
+    // APIKey is on the one credential list (classifiers/secrets.yaml): secret, as logs and exports treat it.
+    expect(by["header:APIKey"]).toMatchObject({ category: "functional", personal: "none", secret: true, rule: "header.apikey" });
     expect(by["header:Tickets"]).toMatchObject({ category: "functional", secret: true, rule: "header.tickets" });
     expect(by["header:AuthMsaDeviceTicket"]).toMatchObject({ secret: true, rule: "header.auth" });
     expect(by["header:Content-Encoding"].rule).toBe("header.content");
@@ -350,6 +354,25 @@ describe("request headers and the client address", () => {
     expect(by["query:AuthXToken"]).toMatchObject({ secret: true });
     expect(by["query:cors"]).toBeUndefined();
     expect(by["connection:client-ip"]).toMatchObject({ category: "functional", personal: "network-identifier", rule: "header.client-ip" });
+  });
+
+  it("mark as secret exactly what the one credential list (classifiers/secrets.yaml) names, as logs and exports do", () => {
+    const headers: RawHeaders = ["Tickets", "AuthXToken", "Aad-Token", "AadDeviceToken", "Authorization", "Cookie", "Set-Cookie", "MSFPC", "X-API-Key", "Content-Type", "Client-Id", "User-Agent", "Upload-Time"].map((n) => [n, "v"]);
+    const items = classifyRequest({ headers, query: new URLSearchParams("AuthXToken=x&apikey=a&cors=true&Client-Id=c") }, packs);
+    expect(items.length).toBeGreaterThan(10);
+    for (const i of items.filter((x) => x.where !== "connection")) {
+      expect(i.secret, `${i.where}:${i.name}`).toBe(i.where === "header" ? isSecretHeaderName(i.name) : isSecretParam(i.name));
+    }
+    const secret = new Set(items.filter((i) => i.secret).map((i) => `${i.where}:${i.name}`));
+    for (const n of ["Tickets", "AuthXToken", "Aad-Token", "AadDeviceToken", "Authorization", "Cookie"]) expect(secret.has(`header:${n}`), n).toBe(true);
+    expect(secret.has("header:Content-Type")).toBe(false);
+    expect(secret.has("query:AuthXToken")).toBe(true);
+  });
+
+  it("refuses a field rule that declares `secret`: credential names have one list", () => {
+    expect(() =>
+      FieldRuleSchema.parse({ id: "header.x", match: { header: "X" }, category: "functional", secret: true, why: "a header that says it is a secret" }),
+    ).toThrow(/classifiers\/secrets\.yaml/);
   });
 });
 

@@ -16,7 +16,7 @@ import { EventStore } from "../src/store/event-store.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
 import { sessionByName } from "../src/store/verify-queries.js";
 import { shippedProfiles } from "../src/verify/profile.js";
-import type { VerdictReport } from "../src/verify/types.js";
+import type { VerdictReport } from "../src/verdict.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { EXHAUST_BIN, spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
 import { captureSession, JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";

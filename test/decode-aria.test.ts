@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ariaDecoder } from "../src/decode/aria.js";
-import { oneCollectorBondDecoder } from "../src/decode/onecollector-bond.js";
+import { ariaDecoder } from "../src/decode/bond/aria.js";
+import { oneCollectorBondDecoder } from "../src/decode/bond/onecollector.js";
 import type { DecodedField, DecodeLimits, DecodeResult } from "../src/decode/types.js";
 import {
   BondType,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { oneCollectorBondDecoder } from "../src/decode/onecollector-bond.js";
-import { BT, ByteReader, ticksToIso } from "../src/decode/reader.js";
+import { oneCollectorBondDecoder } from "../src/decode/bond/onecollector.js";
+import { BT, BondReader, ticksToIso } from "../src/decode/bond/reader.js";
 import type { DecodeLimits, DecodeResult } from "../src/decode/types.js";
 import {
   BondType,
@@ -57,11 +57,11 @@ const WORKED_EXAMPLE: CsRecordSpec = {
   data: { "Activity.Success": V.bool(true), "Data.Doc.Ext": V.str("docx") },
 };
 
-describe("ByteReader", () => {
+describe("BondReader", () => {
   it("wire type ids are the §3.2 BondDataType numbers", () => {
     // Typed out from the table, one field header `type | 1 << 5` per type: the writer takes its
     // ids from BT too, so only bytes written by hand catch a wrong constant.
-    const r = new ByteReader(fromHex("20 21 22 23 24 25 26 27 28 29 2a 2b 2c 2d 2e 2f 30 31 32"));
+    const r = new BondReader(fromHex("20 21 22 23 24 25 26 27 28 29 2a 2b 2c 2d 2e 2f 30 31 32"));
     const types: number[] = [];
     while (!r.atEnd()) types.push(r.readFieldHeader());
     expect(types).toEqual([
@@ -73,7 +73,7 @@ describe("ByteReader", () => {
   it("reads the three field header forms", () => {
     const w = new BondWriter().field(BondType.STRING, 5).field(BondType.INT64, 6).field(BondType.LIST, 255).field(BondType.MAP, 256).field(BondType.BOOL, 65535);
     w.field(BondType.STRING, 2, 2).field(BondType.STRING, 3, 3);
-    const r = new ByteReader(w.finish());
+    const r = new BondReader(w.finish());
     const got: Array<[number, number]> = [];
     while (!r.atEnd()) {
       const t = r.readFieldHeader();
@@ -97,7 +97,7 @@ describe("ByteReader", () => {
     const w = new BondWriter();
     for (const v of values) w.zigzag(v);
     w.varint(2n ** 64n - 1n).varint(300, 5);
-    const r = new ByteReader(w.finish());
+    const r = new BondReader(w.finish());
     for (const v of values) {
       const got = r.readZigZag64();
       expect(BigInt(got)).toBe(v);
@@ -107,7 +107,7 @@ describe("ByteReader", () => {
     expect(r.readVarUint32()).toBe(300); // over-long (5 bytes) decodes normally
     expect(r.atEnd()).toBe(true);
 
-    const z = new ByteReader(new BondWriter().zigzag(-2147483648).zigzag(2147483647).zigzag(-32768).finish());
+    const z = new BondReader(new BondWriter().zigzag(-2147483648).zigzag(2147483647).zigzag(-32768).finish());
     expect(z.readZigZag32()).toBe(-2147483648);
     expect(z.readZigZag32()).toBe(2147483647);
     expect(z.readZigZag16()).toBe(-32768);
@@ -115,15 +115,15 @@ describe("ByteReader", () => {
 
   it("rejects an 11-byte varint and reports truncation with the offset", () => {
     const tooLong = new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-    const e = decodeError(() => new ByteReader(tooLong).readVarint64Raw());
+    const e = decodeError(() => new BondReader(tooLong).readVarint64Raw());
     expect(e.code).toBe("bond.bad-varint");
-    const t = decodeError(() => new ByteReader(new Uint8Array([0x05, 0x61])).skipValue(BondType.STRING, 1));
+    const t = decodeError(() => new BondReader(new Uint8Array([0x05, 0x61])).skipValue(BondType.STRING, 1));
     expect(t).toMatchObject({ code: "bond.truncated", offset: 1 });
   });
 
   it("reads floats, doubles, strings and wstrings", () => {
     const w = new BondWriter().float(1.5).double(-2.25).string("héllo ✓").wstring("wide é").string("");
-    const r = new ByteReader(w.finish());
+    const r = new BondReader(w.finish());
     expect(r.readFloat()).toBe(1.5);
     expect(r.readDouble()).toBe(-2.25);
     expect(r.readString()).toBe("héllo ✓");
@@ -131,26 +131,26 @@ describe("ByteReader", () => {
     expect(r.readString()).toBe("");
     expect(r.atEnd()).toBe(true);
     // malformed UTF-8 does not throw
-    expect(new ByteReader(new Uint8Array([2, 0xc3, 0x28])).readString()).toBe("\ufffd(");
+    expect(new BondReader(new Uint8Array([2, 0xc3, 0x28])).readString()).toBe("\ufffd(");
   });
 
   it("validates list and map headers", () => {
-    const v2 = decodeError(() => new ByteReader(new Uint8Array([0x49, 0x61])).readListHeader()); // v2 packed count
+    const v2 = decodeError(() => new BondReader(new Uint8Array([0x49, 0x61])).readListHeader()); // v2 packed count
     expect(v2.code).toBe("bond.bad-list-header");
     expect(v2.offset).toBe(0);
-    expect(decodeError(() => new ByteReader(new Uint8Array([0x13, 0x00])).readListHeader()).code).toBe("bond.bad-type");
-    const count = decodeError(() => new ByteReader(new Uint8Array([0x09, 0x05, 0x00, 0x00])).readListHeader());
+    expect(decodeError(() => new BondReader(new Uint8Array([0x13, 0x00])).readListHeader()).code).toBe("bond.bad-type");
+    const count = decodeError(() => new BondReader(new Uint8Array([0x09, 0x05, 0x00, 0x00])).readListHeader());
     expect(count.code).toBe("bond.count");
     expect(count.offset).toBe(1);
-    expect(decodeError(() => new ByteReader(new Uint8Array([0x09, 0x09, 0x03, 0, 0, 0, 0])).readMapHeader()).code).toBe("bond.count");
-    expect(decodeError(() => new ByteReader(new Uint8Array([0x00, 0x09, 0x00])).readMapHeader()).code).toBe("bond.bad-type");
+    expect(decodeError(() => new BondReader(new Uint8Array([0x09, 0x09, 0x03, 0, 0, 0, 0])).readMapHeader()).code).toBe("bond.count");
+    expect(decodeError(() => new BondReader(new Uint8Array([0x00, 0x09, 0x00])).readMapHeader()).code).toBe("bond.bad-type");
   });
 
   it("skips every wire type and honours the depth cap", () => {
     const w = new BondWriter();
     for (const p of UNKNOWN_PAYLOADS) w.bytes(p.payload);
     const body = w.finish();
-    const r = new ByteReader(body);
+    const r = new BondReader(body);
     for (const p of UNKNOWN_PAYLOADS) {
       const before = r.pos;
       r.skipValue(p.type, 1);
@@ -161,7 +161,7 @@ describe("ByteReader", () => {
     const deep = new BondWriter();
     for (let i = 0; i < 10; i++) deep.list(BondType.LIST, 1);
     deep.list(BondType.UINT8, 0);
-    const e = decodeError(() => new ByteReader(deep.finish(), 5).skipValue(BondType.LIST, 1));
+    const e = decodeError(() => new BondReader(deep.finish(), 5).skipValue(BondType.LIST, 1));
     expect(e.code).toBe("bond.depth");
   });
 

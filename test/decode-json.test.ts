@@ -3,7 +3,7 @@ import { partCKey, partCPath } from "../src/decode/paths.js";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { brotliCompressSync, constants as zc, createGzip, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
-import { appInsightsDecoder } from "../src/decode/appinsights.js";
+import { appInsightsDecoder } from "../src/decode/json/appinsights.js";
 import {
   decodeContentEncoding,
   DEFAULT_MAX_DECODED_BYTES,
@@ -13,7 +13,8 @@ import {
   isZlibHeader,
 } from "../src/decode/content-encoding.js";
 import { formDecoder, genericJsonDecoder, multipartDecoder, opaqueDecoder } from "../src/decode/generic.js";
-import { oneCollectorJsonDecoder, parseJsonExact, BigIntLiteral, utf8ByteOffset } from "../src/decode/onecollector-json.js";
+import { oneCollectorJsonDecoder } from "../src/decode/json/onecollector.js";
+import { parseJsonExact, BigIntLiteral, utf8ByteOffset } from "../src/decode/json/exact.js";
 import {
   DEFAULT_DECODE_LIMITS,
   DecodeError,

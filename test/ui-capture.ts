@@ -5,7 +5,7 @@
 import { deflateRawSync } from "node:zlib";
 import { expect } from "vitest";
 import { saveVerdict } from "../src/store/verdicts.js";
-import type { VerdictReport } from "../src/verify/types.js";
+import type { VerdictReport } from "../src/verdict.js";
 import { encodeCsRecords, V } from "./helpers/bond-writer.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, type TestProxy } from "./helpers/proxy.js";

@@ -13,7 +13,7 @@ import { eventually, tempDir } from "./helpers/proxy.js";
 import { openDatabase } from "../src/store/database.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
 import { sessionByName } from "../src/store/verify-queries.js";
-import type { RuleVerdict, VerdictReport } from "../src/verify/types.js";
+import type { RuleVerdict, VerdictReport } from "../src/verdict.js";
 
 const OFFICE_HOST = "browser.events.data.microsoft.com";
 const IKEY = "o:0123456789abcdef0123456789abcdef";

@@ -14,7 +14,7 @@
 import { createPublicKey, sign, verify, X509Certificate, type KeyObject } from "node:crypto";
 import type { Db } from "../store/database.js";
 import { chainHead, insertCheckpoint, type CheckpointRow } from "../store/checkpoints.js";
-import { CHAIN_GENESIS } from "./chain.js";
+import { CHAIN_GENESIS } from "../store/chain.js";
 
 export const CHECKPOINT_FORMAT = "exhaust-checkpoint";
 export const CHECKPOINT_VERSION = 1;

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { readYamlFile, SourceSchema } from "../sources.js";
 import { exhaustError } from "../errors.js";
+import { globPattern } from "../glob.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 
 export const DEFAULT_CATALOG_FILE = join(CLASSIFIERS_DIR, "endpoints.yaml");
@@ -39,7 +39,7 @@ const EndpointSchema = z.strictObject({
 });
 
 const CatalogSchema = z.strictObject({
-  source: z.strictObject({ document: z.string().min(1), read: z.string().min(1) }),
+  source: SourceSchema,
   endpoints: z.array(EndpointSchema).min(1),
 });
 
@@ -47,11 +47,7 @@ export type Endpoint = z.infer<typeof EndpointSchema>;
 
 /** `*` matches any run of characters inside one DNS label. */
 export function hostGlobToRegExp(glob: string): RegExp {
-  const body = glob
-    .split("*")
-    .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
-    .join("[^.]*");
-  return new RegExp(`^${body}$`);
+  return new RegExp(`^${globPattern(glob, "[^.]*")}$`);
 }
 
 /**
@@ -96,12 +92,7 @@ export class EndpointCatalog {
   }
 
   static load(file: string = DEFAULT_CATALOG_FILE): EndpointCatalog {
-    let raw: unknown;
-    try {
-      raw = parseYaml(readFileSync(file, "utf8"));
-    } catch (e) {
-      throw exhaustError("EXH_CATALOG_INVALID", { file, reason: (e as Error).message }, e);
-    }
+    const raw = readYamlFile(file, (e) => exhaustError("EXH_CATALOG_INVALID", { file, reason: e.message }, e));
     const parsed = CatalogSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

@@ -17,6 +17,7 @@
  * no regex for numbers, booleans or strings shorter than 3 characters.
  */
 import type { DecodedEvent, DecodedField } from "../decode/types.js";
+import { isSecretHeaderName, isSecretParam } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 import { NO_DETECTION, type Detection, type Detector } from "./detectors.js";
 import { loadRulePacks, type EventDefault, type EventRule, type FieldRule, type RulePacks } from "./packs.js";
@@ -449,7 +450,8 @@ function requestItem(name: string, where: ClassifiedRequestItem["where"], rule: 
     where,
     category: rule.category ?? "functional",
     personal: rule.personal,
-    secret: rule.secret,
+    // The one list of credential names (classifiers/secrets.yaml) says, as for logs and exports.
+    secret: where === "header" ? isSecretHeaderName(name) : where === "query" ? isSecretParam(name) : false,
     rule: rule.id,
     reasons: [rule.id],
     confidence: rule.confidence,

@@ -5,9 +5,10 @@
  */
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { readYamlFile } from "../sources.js";
 import { exhaustError, type ExhaustError } from "../errors.js";
+import { globToRegExp } from "../glob.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 import { compileDetector, DetectorSet, type Detector } from "./detectors.js";
 import {
@@ -56,7 +57,6 @@ export interface FieldRule extends RuleInfo {
   category?: Category;
   personal: PersonalKind;
   confidence: number;
-  secret: boolean;
   /** The shared, frozen result for a field this rule decides alone. */
   plain?: ClassifiedField;
 }
@@ -87,10 +87,6 @@ interface CompiledGlob<T> {
   rule: T;
 }
 
-/** `*` = any run of characters (dots included); everything else literal. */
-export function globToRegExp(glob: string, flags = ""): RegExp {
-  return new RegExp(`^${glob.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*")}$`, flags);
-}
 
 function compileGlob<T>(glob: string, rule: T, lower = false): CompiledGlob<T> {
   const g = lower ? glob.toLowerCase() : glob;
@@ -208,11 +204,7 @@ function rel(packs: RulePacks, file: string): string {
 
 function readYaml(packs: RulePacks, file: string): unknown {
   packs.files.push(rel(packs, file));
-  try {
-    return parseYaml(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw rulesError(rel(packs, file), undefined, (e as Error).message, e);
-  }
+  return readYamlFile(file, (e) => rulesError(rel(packs, file), undefined, e.message, e));
 }
 
 /** Zod result → data, or an error naming the rule (found from the issue's path into the raw data). */
@@ -322,7 +314,6 @@ function loadFieldPack(packs: RulePacks, path: string): void {
       category: def.category,
       personal: def.personal,
       confidence: def.confidence ?? (kind === "declared" ? 1 : 0.9),
-      secret: def.secret ?? false,
     };
     packs.register(rule);
     FIELD_MATCH_TYPES[matchType](packs, rule, file);

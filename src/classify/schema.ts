@@ -3,7 +3,9 @@
  * zod. Serializable definitions only; src/classify/packs.ts compiles them.
  */
 import { z } from "zod";
+import { SourceSchema, type Source } from "../sources.js";
 
+/** The one list of each: the types (src/classify/types.ts), the rule packs, profiles and CLI options derive from these. */
 export const CATEGORIES = ["content", "functional", "diagnostic"] as const;
 export const PERSONAL_KINDS = ["direct-identifier", "network-identifier", "browsing-history", "pseudonymous-id", "none"] as const;
 export const GROUPS = ["required", "optional", "essential", "connected-experience", "unknown"] as const;
@@ -15,12 +17,8 @@ const Why = z.string().min(1, "a rule needs a one-line `why`");
 const RuleSource = z.string().min(1, "a rule's `source` may be left out (it inherits the pack's) but not empty");
 
 /** Every pack opens with where its rules come from. */
-export const PackSourceSchema = z.strictObject({
-  document: z.string().min(1),
-  url: z.string().min(1).optional(),
-  read: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "read must be the date the source was read (YYYY-MM-DD)"),
-});
-export type PackSource = z.infer<typeof PackSourceSchema>;
+export const PackSourceSchema = SourceSchema;
+export type PackSource = Source;
 
 // ---------------------------------------------------------------------------------------------
 // fields/*.yaml
@@ -45,7 +43,8 @@ export const FieldRuleSchema = z
     category: Category.optional(),
     personal: Personal.default("none"),
     confidence: Confidence.optional(),
-    secret: z.boolean().optional(),
+    /** Credential names are not a field rule's to say: they live in classifiers/secrets.yaml (src/secrets.ts). */
+    secret: z.never({ message: "credential names live in classifiers/secrets.yaml, the one list (src/secrets.ts)" }).optional(),
     why: Why,
     source: RuleSource.optional(),
   })

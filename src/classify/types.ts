@@ -7,9 +7,10 @@
  * and are frozen: read them, copy them before changing anything.
  */
 import type { UploadFacts } from "../decode/upload-facts.js";
+import type { CATEGORIES, GROUPS, PERSONAL_KINDS } from "./schema.js";
 
 /** The DPIA's three categories (shared/docs/classification.md). */
-export type Category = "content" | "functional" | "diagnostic";
+export type Category = (typeof CATEGORIES)[number];
 
 /** What kind of personal data a value is, strongest first; `none` = not personal data by itself. */
 /**
@@ -17,10 +18,10 @@ export type Category = "content" | "functional" | "diagnostic";
  * record of what the person visited (page URLs, referrers), or an id that links events to one
  * person or device (pseudonymous).
  */
-export type PersonalKind = "direct-identifier" | "network-identifier" | "browsing-history" | "pseudonymous-id" | "none";
+export type PersonalKind = (typeof PERSONAL_KINDS)[number];
 
 /** Microsoft's group for an event: its privacy documentation, a hand-written rule, or nothing known. */
-export type MicrosoftGroup = "required" | "optional" | "essential" | "connected-experience" | "unknown";
+export type MicrosoftGroup = (typeof GROUPS)[number];
 
 /**
  * A remark about a field (or, with fieldPath `name`, the event): a stable dotted code such as

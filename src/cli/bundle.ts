@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
-import { parseHead, resolveAnchor, UNANCHORED_WARNING, VERIFY_EXIT, verifyBundle, type VerifyOptions } from "../export/bundle-verify.js";
+import { parseHead, resolveAnchor, UNANCHORED_WARNING, VERIFY_EXIT, verifyBundle, type VerifyOptions } from "../evidence/verify.js";
 import { collect, runCommand } from "./run.js";
 import { escapeControls, jsonSafe } from "./terminal.js";
 

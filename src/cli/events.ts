@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { CATEGORIES, GROUPS } from "../classify/schema.js";
 import { exhaustError } from "../errors.js";
 import { piiKindName } from "../decode/pii-kinds.js";
 import { eventJson, eventJsonLine } from "../export/jsonl.js";
@@ -274,21 +275,17 @@ function middleEllipsis(text: string, max: number): string {
   return `${text.slice(0, head)}…${text.slice(text.length - (max - 1 - head))}`;
 }
 
-const GROUPS = ["required", "optional", "essential", "connected-experience", "unknown"];
-
 function parseGroup(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
-  if (!GROUPS.includes(text)) {
+  if (!(GROUPS as readonly string[]).includes(text)) {
     throw exhaustError("EXH_OPT_INVALID", { option: "--group", reason: `expected one of ${GROUPS.join(", ")}, got "${text}"` });
   }
   return text;
 }
 
-const CATEGORIES = ["content", "functional", "diagnostic"];
-
 function parseCategory(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
-  if (!CATEGORIES.includes(text)) {
+  if (!(CATEGORIES as readonly string[]).includes(text)) {
     throw exhaustError("EXH_OPT_INVALID", { option: "--category", reason: `expected content, functional or diagnostic, got "${text}"` });
   }
   return text;

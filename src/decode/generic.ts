@@ -4,32 +4,15 @@
  * `opaque`) whose fields have part `body`, so no upload is invisible.
  */
 import { createHash } from "node:crypto";
-import {
-  asBuffer,
-  emitJson,
-  flattenerFindings,
-  isJsonObject,
-  JsonSyntaxError,
-  makeField,
-  newFlattener,
-  parseJsonExact,
-  utf8ByteOffset,
-  type Flattener,
-  type JsonValue,
-} from "./onecollector-json.js";
+import { asBuffer, isJsonObject, JsonSyntaxError, parseJsonExact, utf8ByteOffset, type JsonValue } from "./json/exact.js";
+import { emitJson, flattenerFindings, makeField, newFlattener, pushField, type Flattener } from "./json/flatten.js";
+import { isSpace } from "./json/framing.js";
 import { DecodeError, type DecodeContext, type DecodedField, type Decoder, type DecodeResult, type Finding } from "./types.js";
-
-const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 
 function firstContentByte(body: Uint8Array): number {
   let i = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
   while (i < body.length && isSpace(body[i])) i++;
   return i;
-}
-
-function pushField(fl: Flattener, field: DecodedField): void {
-  if (fl.fields.length >= fl.maxFields) fl.dropped++;
-  else fl.fields.push(field);
 }
 
 /** Bodies up to this size are parsed by the JSON sniffer; larger ones are judged by their ends. */

@@ -4,12 +4,12 @@
  * so nothing is invisible. Adding a format = one file + one line in DECODERS.
  */
 import type { RawHeaders } from "../types.js";
-import { ariaDecoder } from "./aria.js";
-import { appInsightsDecoder } from "./appinsights.js";
+import { ariaDecoder } from "./bond/aria.js";
+import { appInsightsDecoder } from "./json/appinsights.js";
 import { decodeContentEncoding, effectiveContentEncoding, effectiveContentType } from "./content-encoding.js";
 import { formDecoder, genericJsonDecoder, multipartDecoder, opaqueDecoder } from "./generic.js";
-import { oneCollectorBondDecoder } from "./onecollector-bond.js";
-import { oneCollectorJsonDecoder } from "./onecollector-json.js";
+import { oneCollectorBondDecoder } from "./bond/onecollector.js";
+import { oneCollectorJsonDecoder } from "./json/onecollector.js";
 import {
   DEFAULT_DECODE_LIMITS,
   DecodeError,
@@ -164,7 +164,7 @@ function contextOf(input: UploadInput, limits: DecodeLimits): DecodeContext {
   };
 }
 
-function findingOf(e: unknown, fallbackCode: string): Finding {
+function findingOf(e: unknown, fallbackCode: "encoding.failed" | "decode.failed"): Finding {
   if (e instanceof DecodeError) {
     return { code: e.code, severity: "error", message: e.message, offset: e.offset };
   }

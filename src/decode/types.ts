@@ -2,6 +2,7 @@
  * What decoders produce: plain data, no I/O. A decoder turns one upload body into events, and every
  * event into a flat list of fields with the annotations the client itself put on the wire.
  */
+import type { DECODE_FINDINGS, DecodeFindingCode, DecodeFindingCodeOf } from "./findings.js";
 import type { RawHeaders } from "../types.js";
 
 /** Value types as the wire declares them (Bond ValueKind, JSON `t` tags, Aria typed maps) or as observed. */
@@ -69,14 +70,19 @@ export interface DecodedEvent {
 export type FindingSeverity = "error" | "warning" | "info";
 
 /** A problem or remark about the bytes, like Wireshark's expert items: a stable dotted code and a byte range. */
-export interface Finding {
-  code: string;
-  severity: FindingSeverity;
+interface FindingOf<C extends DecodeFindingCode> {
+  /** Registered in src/decode/findings.ts (severity, summary) and docs/decode-findings.md. */
+  code: C;
+  /** The severity the registry gives the code: a finding cannot say otherwise (it does not compile). */
+  severity: (typeof DECODE_FINDINGS)[C]["severity"];
   message: string;
   offset?: number;
   length?: number;
   eventIndex?: number;
 }
+
+/** A remark about a body: one of the registered codes, with the severity registered for it. */
+export type Finding = { [C in DecodeFindingCode]: FindingOf<C> }[DecodeFindingCode];
 
 export interface DecodeLimits {
   /** Maximum nesting depth of structs/containers. */
@@ -132,7 +138,7 @@ export interface Decoder {
 /** A malformed body: where and what. `partial` carries what was decoded before the fault. */
 export class DecodeError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: DecodeFindingCodeOf<"error">,
     message: string,
     readonly offset: number,
     readonly partial: DecodeResult = { events: [], findings: [] },

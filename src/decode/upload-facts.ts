@@ -1,3 +1,4 @@
+import { isSecretHeaderName, isSecretParam } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 
 /**
@@ -13,11 +14,9 @@ export interface UploadFacts {
   clientId?: string;
   /** Upload-Time (epoch ms) as ISO 8601. */
   uploadTime?: string;
-  /** Which credential headers were present (names only, never values). */
+  /** Which credential headers and parameters were present (names only, never values): the one list, classifiers/secrets.yaml. */
   credentialHeaders: string[];
 }
-
-const CREDENTIAL = /^(tickets|auth.*|aad-.*|authorization|cookie)$/i;
 
 export function uploadFacts(headers: RawHeaders, query: URLSearchParams): UploadFacts {
   const lookup = new Map<string, string>();
@@ -35,8 +34,8 @@ export function uploadFacts(headers: RawHeaders, query: URLSearchParams): Upload
     .filter(Boolean);
   const uploadMs = Number(get("upload-time", "client-time-epoch-millis"));
   const credentials = new Set<string>();
-  for (const [k] of headers) if (CREDENTIAL.test(k)) credentials.add(k);
-  for (const k of query.keys()) if (CREDENTIAL.test(k)) credentials.add(k);
+  for (const [k] of headers) if (isSecretHeaderName(k)) credentials.add(k);
+  for (const k of query.keys()) if (isSecretParam(k)) credentials.add(k);
   return {
     tenantTokens: tokens,
     tenantIds: [...new Set(tokens.map((t) => t.split("-")[0]))],

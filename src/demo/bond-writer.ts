@@ -8,7 +8,7 @@
  * Writers follow the 1DS C++ SDK conventions: fields in ascending ordinal order, defaults omitted
  * (Value.type for strings, zero longValue, empty strings), one element per `vector<Ext>`.
  */
-import { BT } from "../decode/reader.js";
+import { BT } from "../decode/bond/reader.js";
 
 /** BondDataType ids (§3.2). */
 export const BondType = BT;

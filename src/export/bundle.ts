@@ -22,56 +22,35 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import yazl from "yazl";
 import type { SigningIdentity } from "../ca/signing.js";
-import { CHAIN_GENESIS } from "../capture/chain.js";
+import { CHAIN_GENESIS } from "../store/chain.js";
 import { exhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
 import { blobData, chainSummary, exchangesOfSession, type SessionRecord } from "../store/export-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
 import { checkpointsOfSession } from "../store/checkpoints.js";
-import { CREDENTIAL_BODY_REASON, learnCredentials, redactedRecord, type OmittedItem } from "./har.js";
+import { CREDENTIAL_BODY_REASON, learnCredentials, redactedRecord } from "./har.js";
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  CA_CERT_PATH,
+  CHAIN_DEFINITION,
+  CHECKPOINTS_FILE,
+  EVENTS_FILE,
+  EXCHANGES_FILE,
+  MANIFEST_FILE,
+  SIGNATURE_FILE,
+  SIGNING_CERT_PATH,
+  VERDICTS_FILE,
+  type Manifest,
+  type ManifestFile,
+  type ManifestSession,
+  type OmittedItem,
+} from "../evidence/format.js";
 import { sessionEventLines } from "./jsonl.js";
 import type { Redactor } from "./redaction.js";
 import type { RawHeaders } from "../types.js";
 import { chmodPrivate, mkdirPrivate, privateDir } from "./private-files.js";
-
-export const BUNDLE_FORMAT = "exhaust-evidence-bundle";
-export const BUNDLE_FORMAT_VERSION = 1;
-export const MANIFEST_FILE = "manifest.json";
-export const SIGNATURE_FILE = "manifest.sig";
-export const SIGNING_CERT_PATH = "certs/signing.pem";
-export const CA_CERT_PATH = "certs/ca.pem";
-export const EXCHANGES_FILE = "exchanges.jsonl";
-export const EVENTS_FILE = "events.jsonl";
-export const VERDICTS_FILE = "verdicts.json";
-export const CHECKPOINTS_FILE = "checkpoints.jsonl";
-
-export interface ManifestFile {
-  path: string;
-  sha256: string;
-  size: number;
-}
-
-export interface ManifestSession extends Omit<SessionRecord, "id"> {
-  captureTimeRange: { first: string | null; last: string | null };
-  exchanges: number;
-  events: number;
-  chain: { genesis: string; head: string; lastSeq: number };
-}
-
-export interface Manifest {
-  format: typeof BUNDLE_FORMAT;
-  formatVersion: number;
-  tool: { name: "exhaust"; version: string };
-  createdAt: string;
-  secrets: { included: boolean; note: string };
-  signer: { subject: string; fingerprint256: string; caFingerprint256: string; certificate: string; caCertificate: string };
-  chainDefinition: string;
-  sessions: ManifestSession[];
-  verdicts: Array<{ session: string; profile: string; status: string; counts: Record<string, number> }>;
-  files: ManifestFile[];
-  omitted: OmittedItem[];
-}
 
 /** Writes files into a directory and remembers the SHA-256 and size of each. */
 class FileTree {
@@ -134,8 +113,6 @@ export interface BundleResult {
   omitted: OmittedItem[];
 }
 
-export const CHAIN_DEFINITION =
-  'hash = SHA-256(prev_hash + "\\n" + JSON.stringify([session, seq, id, startedAt, method, scheme, host, port, path, requestHeaders, requestBodySha256, requestBodySize, responseStatus])), prev_hash of the first exchange = 64 zeros; fields as in exchanges.jsonl (src/capture/chain.ts)';
 
 export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResult> {
   const zip = o.out.toLowerCase().endsWith(".zip");

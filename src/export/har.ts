@@ -13,15 +13,8 @@ import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
 import { eventJson } from "./jsonl.js";
 import { learnSessionSecrets } from "./learn-secrets.js";
+import type { OmittedItem } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
-
-/** Something an export left out, and why; listed in the HAR's `log._exhaust.omitted` and the bundle manifest. */
-export interface OmittedItem {
-  what: string;
-  exchange?: string;
-  sha256?: string;
-  reason: string;
-}
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -7,26 +7,8 @@ import type { Db } from "../store/database.js";
 import { fieldValueFromText } from "../store/event-store.js";
 import { eventIdsOfSession } from "../store/export-queries.js";
 import { getEvent, type EventDetail } from "../store/queries.js";
+import type { EventJson } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
-
-export interface EventJson {
-  session: string;
-  exchange: string;
-  event: { id: number; name: string; time: string | null; format: string; iKey: string | null; group: string | null; category: string | null };
-  fields: Array<{
-    path: string;
-    part: string;
-    value: unknown;
-    type: string;
-    category: string | null;
-    personal: string | null;
-    declared: { piiKind: string | null; customerContent: boolean | null };
-    rule: string | null;
-    reasons: string[];
-    confidence: number | null;
-  }>;
-  findings: EventDetail["findings"];
-}
 
 /** The event's JSON; with a redactor, credential field values are replaced (and any credential in the rest). */
 export function eventJson(ev: EventDetail, redactor?: Redactor): EventJson {

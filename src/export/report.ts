@@ -14,8 +14,8 @@ import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
 import { sessionCoverage, sessionStates } from "../store/completeness.js";
 import { coverageText } from "../verify/format.js";
-import type { Evidence, VerdictReport } from "../verify/types.js";
-import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../web/html.js";
+import type { Evidence, VerdictReport } from "../verdict.js";
+import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../html/charts.js";
 import { learnSessionSecrets } from "./learn-secrets.js";
 import { createMarkerRedactor, createRedactor, type Redactor } from "./redaction.js";
 

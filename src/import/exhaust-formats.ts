@@ -9,9 +9,9 @@
 import type { Readable } from "node:stream";
 import { partCKey } from "../decode/paths.js";
 import { createInterface } from "node:readline";
-import type { BundleSource } from "../export/bundle-source.js";
-import { EXCHANGES_FILE, type Manifest } from "../export/bundle.js";
-import type { EventJson } from "../export/jsonl.js";
+import type { BundleSource } from "../evidence/source.js";
+import { EXCHANGES_FILE, type Manifest } from "../evidence/format.js";
+import type { EventJson } from "../evidence/format.js";
 import type { ExchangeRecord } from "../store/export-queries.js";
 import { boundedLines } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";

@@ -4,7 +4,7 @@
  * `raw/N_m.xml` (timers and flags). CONNECT tunnels are skipped (they carry no request body); a
  * chunked body is de-chunked, as exhaust's own capture stores bodies after HTTP framing.
  */
-import { EntryTooLargeError, type BundleSource } from "../export/bundle-source.js";
+import { EntryTooLargeError, type BundleSource } from "../evidence/source.js";
 import type { RawHeaders } from "../types.js";
 import { splitUrl } from "./har.js";
 import { HEAD_ALLOWANCE } from "./limits.js";

@@ -16,7 +16,7 @@ export interface ImportWorkerData {
   /** Payload limit in bytes (exhaust import --max-body). */
   maxBodyBytes?: number;
   /** Trust anchor and heads a bundle is verified against (--ca, --fingerprint, --head). */
-  verify?: import("../export/bundle-verify.js").VerifyOptions;
+  verify?: import("../evidence/verify.js").VerifyOptions;
 }
 
 export type ImportWorkerMessage =

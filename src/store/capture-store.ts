@@ -1,5 +1,5 @@
 import type { Statement } from "better-sqlite3";
-import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "../capture/chain.js";
+import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "./chain.js";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { Db } from "./database.js";
 import type { WriterPriority } from "./writer-priority.js";

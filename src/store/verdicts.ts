@@ -1,4 +1,4 @@
-import type { VerdictReport } from "../verify/types.js";
+import type { VerdictReport } from "../verdict.js";
 import type { Db } from "./database.js";
 
 /** Stores a verdict with its session; returns the verdict's id. */

@@ -5,6 +5,7 @@
  * and SHA forms; shared/docs/classification.md).
  */
 import { createHash, randomBytes } from "node:crypto";
+import { escapeRegExp } from "../glob.js";
 
 /** RFC 4648 base32 alphabet, lower case: no 0/1/8/9, so a token never reads as a number or hex. */
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -34,7 +35,6 @@ interface FormOf {
   form: string;
 }
 
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
  * The base64 text of `bytes` wherever they start inside longer data: for each alignment (offset

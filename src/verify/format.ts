@@ -1,5 +1,5 @@
 /** A VerdictReport as text (people), JSON (as it is), JUnit XML (CI, lab automation) or Markdown. */
-import type { Evidence, RuleVerdict, VerdictReport } from "./types.js";
+import type { Evidence, RuleVerdict, VerdictReport } from "../verdict.js";
 
 export const VERDICT_FORMATS = ["text", "json", "junit", "markdown"] as const;
 export type VerdictFormat = (typeof VERDICT_FORMATS)[number];

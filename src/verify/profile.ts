@@ -7,9 +7,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
+import { parseYamlText, SourceSchema } from "../sources.js";
 import { exhaustError, type ExhaustError } from "../errors.js";
 import { CLASSIFIERS_DIR } from "../paths.js";
 import { RULE_KINDS } from "./kinds/index.js";
@@ -22,11 +22,7 @@ const ProfileFileSchema = z.strictObject({
   description: z.string().min(1),
   /** The setting the profile proves, e.g. "Office diagnostic data level: Neither". */
   setting: z.string().min(1).optional(),
-  source: z.strictObject({
-    document: z.string().min(1),
-    url: z.string().min(1).optional(),
-    read: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "read must be the date the source was read (YYYY-MM-DD)"),
-  }),
+  source: SourceSchema,
   include: z.array(z.string().min(1)).optional(),
   /** How many evidence items each rule lists at most (the rest are counted). */
   evidenceLimit: z.number().int().min(1).max(10_000).optional(),
@@ -98,12 +94,7 @@ function loadFile(
   if (stack.includes(file)) throw profileError(file, `include cycle: ${[...stack, file].map((f) => basename(f)).join(" → ")}`);
   const text = readFileSync(file, "utf8");
   hash.update(basename(file)).update("\0").update(text).update("\0");
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw profileError(file, `YAML: ${(e as Error).message.split("\n")[0]}`, e);
-  }
+  const raw = parseYamlText(text, (e) => profileError(file, `YAML: ${e.message.split("\n")[0]}`, e));
   const parsed = ProfileFileSchema.safeParse(raw);
   if (!parsed.success) throw profileError(file, issueText(parsed.error.issues[0]));
   const p = parsed.data;

@@ -1,5 +1,5 @@
 /**
- * Runs a profile's rules over one session and builds the VerdictReport (src/verify/types.ts):
+ * Runs a profile's rules over one session and builds the VerdictReport (src/verdict.ts):
  * per rule pass / fail / warn with counts and capped evidence.
  */
 import type { EndpointCatalog } from "../catalog/endpoints.js";
@@ -10,7 +10,7 @@ import { TOOL_VERSION } from "../version.js";
 import { RULE_KINDS } from "./kinds/index.js";
 import type { VerifyContext } from "./kinds/kind.js";
 import type { Profile } from "./profile.js";
-import type { RuleStatus, RuleVerdict, VerdictCoverage, VerdictReport } from "./types.js";
+import type { RuleStatus, RuleVerdict, VerdictCoverage, VerdictReport } from "../verdict.js";
 
 export const DEFAULT_EVIDENCE_LIMIT = 20;
 

@@ -33,7 +33,7 @@ import {
 import { latestVerdicts } from "../store/verdicts.js";
 import type { RawHeaders } from "../types.js";
 import { checkUiRequest, redactCredentialParams, redactDeep, uiHostNames } from "./containment.js";
-import { categoryShareChart, eventsOverTimeChart } from "./html.js";
+import { categoryShareChart, eventsOverTimeChart } from "../html/charts.js";
 import { SecretView } from "./secret-view.js";
 
 export const STATIC_DIR = join(PACKAGE_ROOT, "src", "web", "static");

@@ -1,4 +1,4 @@
-import { exchangeChainHash } from "../../src/capture/chain.js";
+import { exchangeChainHash } from "../../src/store/chain.js";
 
 /** The columns of an exchanges row that the hash chain commits to. */
 export interface ChainedRow {

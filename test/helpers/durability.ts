@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { CHAIN_GENESIS } from "../../src/capture/chain.js";
+import { CHAIN_GENESIS } from "../../src/store/chain.js";
 import { rowChainHash, type ChainedRow } from "./chain.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { httpsThroughProxy } from "./client.js";

@@ -1,4 +1,4 @@
-import { captureAddon } from "../../capture/addon.js";
+import { captureAddon } from "./capture.js";
 import type { CaptureSink, SessionInfo } from "../../store/capture-store.js";
 import type { Addon, AddonContext } from "./addon.js";
 import { exchangeLogAddon } from "./exchange-log.js";

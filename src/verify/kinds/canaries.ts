@@ -11,7 +11,7 @@ import { isSecretHeader, REDACTED } from "../../log.js";
 import type { RawHeaders } from "../../types.js";
 import { eventFields, eventRef, iterateEventValueTexts, iterateRequests, type RequestRow } from "../../store/verify-queries.js";
 import { CanaryMatcher, excerptAround } from "../canary.js";
-import type { Evidence } from "../types.js";
+import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, type EvidenceList, type RuleBase, type RuleKind, type VerifyContext } from "./kind.js";
 
 export interface CanaryRule extends RuleBase {

@@ -12,7 +12,7 @@ import {
   exchangeHostCounts,
   exchangesToHost,
 } from "../../store/verify-queries.js";
-import type { Evidence } from "../types.js";
+import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, type RuleBase, type RuleKind, type RuleOutcome, type VerifyContext } from "./kind.js";
 
 const PURPOSES = ["diagnostic-upload", "configuration", "connected-experience", "error-reporting", "application-insights"] as const;

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { GROUPS } from "../../classify/schema.js";
 import { iterateSessionEvents, type EventEvidenceRow } from "../../store/verify-queries.js";
-import type { Evidence } from "../types.js";
+import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, nameFilter, type RuleBase, type RuleKind, type VerifyContext } from "./kind.js";
 
 const KNOWN_GROUPS = GROUPS.filter((g) => g !== "unknown");

@@ -5,9 +5,9 @@
  */
 import { z } from "zod";
 import type { EndpointCatalog } from "../../catalog/endpoints.js";
-import { globToRegExp } from "../../classify/packs.js";
+import { globToRegExp } from "../../glob.js";
 import type { Db } from "../../store/database.js";
-import type { Evidence } from "../types.js";
+import type { Evidence } from "../../verdict.js";
 
 /** Fields every rule has, whatever its kind. */
 export const RULE_BASE = {

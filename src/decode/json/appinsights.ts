@@ -4,21 +4,11 @@
  * captures. Envelope keys (`name`, `time`, `iKey`, `ver`, `sampleRate`, `seq`…) are the envelope;
  * `tags.<key>` is Part A; `data.baseData.*` (with `properties` and `measurements` flattened) is Part B.
  */
-import {
-  decodeJsonUpload,
-  emitBaseType,
-  emitEnvelopeKeys,
-  emitJson,
-  emitPartsBC,
-  flattenerFindings,
-  isJsonObject,
-  jsonEvent,
-  newFlattener,
-  own,
-  readJsonRecords,
-  type JsonRecord,
-} from "./onecollector-json.js";
-import type { DecodeContext, DecodedEvent, Decoder, DecodeLimits, DecodeResult, Finding } from "./types.js";
+import { decodeJsonUpload, emitBaseType, emitEnvelopeKeys, emitPartsBC, jsonEvent } from "./common-schema.js";
+import { isJsonObject, own } from "./exact.js";
+import { emitJson, flattenerFindings, newFlattener } from "./flatten.js";
+import { readJsonRecords, type JsonRecord } from "./framing.js";
+import type { DecodeContext, DecodedEvent, Decoder, DecodeLimits, DecodeResult, Finding } from "../types.js";
 
 function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, findings: Finding[]): DecodedEvent {
   const o = rec.value;

@@ -13,12 +13,12 @@
  * was not cut. Without an anchor the status is "consistent-unanchored", never "verified".
  */
 import { createHash, verify, X509Certificate } from "node:crypto";
-import { CHAIN_GENESIS, exchangeChainHash } from "../capture/chain.js";
+import { CHAIN_GENESIS, exchangeChainHash } from "../store/chain.js";
 import { checkpointSignatureValid, type Checkpoint } from "../capture/checkpoint.js";
 import { exhaustError } from "../errors.js";
 import type { ExchangeRecord } from "../store/export-queries.js";
-import { openBundle, type BundleSource } from "./bundle-source.js";
-import { BUNDLE_FORMAT, CHECKPOINTS_FILE, EXCHANGES_FILE, MANIFEST_FILE, SIGNATURE_FILE, type Manifest } from "./bundle.js";
+import { openBundle, type BundleSource } from "./source.js";
+import { BUNDLE_FORMAT, CHECKPOINTS_FILE, EXCHANGES_FILE, MANIFEST_FILE, SIGNATURE_FILE, type Manifest } from "./format.js";
 
 /** What the bundle is checked against: the lab's CA (certificate and/or fingerprint) and notebook heads. */
 export interface TrustAnchor {

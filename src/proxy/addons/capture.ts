@@ -1,7 +1,7 @@
-import { exhaustError, isExhaustError } from "../errors.js";
-import type { Addon } from "../proxy/addons/addon.js";
-import type { Exchange } from "../types.js";
-import { completionOf, type CaptureSink, type SessionInfo } from "../store/capture-store.js";
+import { exhaustError, isExhaustError } from "../../errors.js";
+import type { Addon } from "./addon.js";
+import type { Exchange } from "../../types.js";
+import { completionOf, type CaptureSink, type SessionInfo } from "../../store/capture-store.js";
 
 /**
  * Durable capture. The engine awaits `onResponse` before it releases the response, and this hook

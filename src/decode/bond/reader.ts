@@ -10,7 +10,8 @@
  * `uint64Value` and `ticksToIso` turn halves into a JS number when exact, a decimal string beyond
  * 2^53, or an ISO timestamp. The only BigInt use is the rare > 2^53 decimal rendering.
  */
-import { DecodeError } from "./types.js";
+import type { DecodeFindingCodeOf } from "../findings.js";
+import { DecodeError } from "../types.js";
 
 /** BondDataType (wire-formats.md §3.2). */
 export const BT = {
@@ -144,7 +145,7 @@ function cachedString(buf: Uint8Array, pos: number, len: number): string {
   return s;
 }
 
-export class ByteReader {
+export class BondReader {
   readonly buf: Uint8Array;
   readonly view: DataView;
   /** Next byte to read. */
@@ -187,7 +188,7 @@ export class ByteReader {
     return new DecodeError("bond.truncated", `${what}: need ${want} byte(s) at offset ${at}, ${Math.max(0, this.end - at)} left`, at);
   }
 
-  fail(code: string, message: string, at = this.pos): DecodeError {
+  fail(code: DecodeFindingCodeOf<"error">, message: string, at = this.pos): DecodeError {
     return new DecodeError(code, message, at);
   }
 

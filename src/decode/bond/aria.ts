@@ -7,10 +7,10 @@
  * become Part C fields keyed verbatim. DataPackage facts are appended to each of its events as
  * `package.*` envelope fields.
  */
-import { BondDecodeState } from "./onecollector-bond.js";
+import { BondDecodeState } from "./state.js";
 import { BT, bondTypeName, hexOf, int64Value, isFloatingType, isIntegerType, isListType, isStringType, isStructType, ticksToIso, uint64Value, unixMsToIso, windowsGuid } from "./reader.js";
-import { DecodeError } from "./types.js";
-import type { DecodeContext, DecodedEvent, DecodedField, DecodeResult, Decoder, FieldAnnotations, FieldType, FieldValue } from "./types.js";
+import { DecodeError } from "../types.js";
+import type { DecodeContext, DecodedEvent, DecodedField, DecodeResult, Decoder, FieldAnnotations, FieldType, FieldValue } from "../types.js";
 
 /** Typed extension maps (Record 25/26 and 31–35): map<string, T>. */
 const enum MapKind {
