@@ -16,7 +16,15 @@ export type BenchMix = "realistic" | "unique" | "declared";
 
 function f(path: string, value: FieldValue, part: DecodedField["part"] = "C", annotations?: FieldAnnotations): DecodedField {
   const type: DecodedField["type"] =
-    typeof value === "string" ? "string" : typeof value === "boolean" ? "bool" : typeof value === "number" ? (Number.isInteger(value) ? "int64" : "double") : "array";
+    typeof value === "string"
+      ? "string"
+      : typeof value === "boolean"
+        ? "bool"
+        : typeof value === "number"
+          ? Number.isInteger(value)
+            ? "int64"
+            : "double"
+          : "array";
   return annotations ? { path, part, value, type, annotations } : { path, part, value, type };
 }
 
@@ -84,7 +92,12 @@ export function benchEvents(count: number, mix: BenchMix = "realistic", offset =
       f("Activity.Success", i % 13 !== 0),
       f("zC.Activity", "Office.System.Activity"),
       f("Data.Doc.Ext", u("docx")),
-      f("Data.Doc.FqdnHash", mix === "unique" ? randomUUID().replace(/-/g, "") : hash, "C", declared ? { piiKind: 2, wireType: 65 } : undefined),
+      f(
+        "Data.Doc.FqdnHash",
+        mix === "unique" ? randomUUID().replace(/-/g, "") : hash,
+        "C",
+        declared ? { piiKind: 2, wireType: 65 } : undefined,
+      ),
       f("Data.Doc.SizeInBytes", (i * 104_729) % 5_000_000),
       // 1 % of events carry content or personal data
       i % 100 === 0

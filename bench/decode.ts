@@ -77,11 +77,14 @@ function randomMutations(rnd: () => number, size: number): Mutation[] {
   if (kind === 3) return [{ kind: "insert", at: at(), bytes: Uint8Array.from({ length: 1 + Math.floor(rnd() * 16) }, byte) }];
   const muts: Mutation[] = [];
   const n = 1 + Math.floor(rnd() * 8);
-  for (let i = 0; i < n; i++) muts.push(kind === 1 ? { kind: "flip", at: at(), bit: Math.floor(rnd() * 8) } : { kind: "set", at: at(), byte: byte() });
+  for (let i = 0; i < n; i++)
+    muts.push(kind === 1 ? { kind: "flip", at: at(), bit: Math.floor(rnd() * 8) } : { kind: "set", at: at(), byte: byte() });
   return muts;
 }
 
-export function fuzzDecoders(runs = 100_000): Record<string, { runs: number; decodeErrors: number; escapes: number; slowestMs: number; firstEscape?: string }> {
+export function fuzzDecoders(
+  runs = 100_000,
+): Record<string, { runs: number; decodeErrors: number; escapes: number; slowestMs: number; firstEscape?: string }> {
   const seeds: Record<string, Uint8Array> = {
     "onecollector-bond": makeCsBatch(3, 20),
     "aria-collector": encodeAriaRequest([{ token: "t1", records: [{ eventType: "a" }] }]),

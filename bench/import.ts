@@ -39,7 +39,10 @@ function uploadBody(n: number): string {
 function entry(n: number): string {
   const body = uploadBody(n);
   const gz = n % 3 === 0;
-  const headers = [{ name: "Content-Type", value: "application/x-json-stream" }, ...(gz ? [{ name: "Content-Encoding", value: "gzip" }] : [])];
+  const headers = [
+    { name: "Content-Type", value: "application/x-json-stream" },
+    ...(gz ? [{ name: "Content-Encoding", value: "gzip" }] : []),
+  ];
   return JSON.stringify({
     startedDateTime: new Date(Date.UTC(2026, 10, 24, 8) + n * 10).toISOString(),
     time: 5,
@@ -56,7 +59,17 @@ function entry(n: number): string {
       headersSize: -1,
       bodySize: body.length,
     },
-    response: { status: 200, statusText: "OK", httpVersion: "HTTP/1.1", cookies: [], headers: [], content: { size: 9, mimeType: "application/json", text: '{"acc":10}' }, redirectURL: "", headersSize: -1, bodySize: 9 },
+    response: {
+      status: 200,
+      statusText: "OK",
+      httpVersion: "HTTP/1.1",
+      cookies: [],
+      headers: [],
+      content: { size: 9, mimeType: "application/json", text: '{"acc":10}' },
+      redirectURL: "",
+      headersSize: -1,
+      bodySize: 9,
+    },
     cache: {},
     timings: { send: 0, wait: 5, receive: 0 },
   });
@@ -80,11 +93,21 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
     say(`import: generating a ${megabytes} MB HAR`);
     const generated = generateHar(har, megabytes * 1024 * 1024);
     say(`import: importing ${generated.entries} entries (${generated.events} events) in a child process`);
-    const reportRss = 'process.on("exit",()=>{const u=process.resourceUsage();process.stderr.write(`maxrss-kb ${u.maxRSS} cpu-us ${u.userCPUTime+u.systemCPUTime}\\n`)})';
+    const reportRss =
+      'process.on("exit",()=>{const u=process.resourceUsage();process.stderr.write(`maxrss-kb ${u.maxRSS} cpu-us ${u.userCPUTime+u.systemCPUTime}\\n`)})';
     const start = performance.now();
     const child = spawn(
       process.execPath,
-      ["--import", `data:text/javascript,${encodeURIComponent(reportRss)}`, join(PACKAGE_ROOT, "bin", "exhaust.js"), "import", har, "--db", join(dir, "bench.db"), "--json"],
+      [
+        "--import",
+        `data:text/javascript,${encodeURIComponent(reportRss)}`,
+        join(PACKAGE_ROOT, "bin", "exhaust.js"),
+        "import",
+        har,
+        "--db",
+        join(dir, "bench.db"),
+        "--json",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";

@@ -55,7 +55,10 @@ export async function runLoad(opts: {
     _o: unknown,
     cb: (err: Error | null, s?: tls.TLSSocket) => void,
   ) => {
-    opts.openSocket().then((s) => cb(null, s), (e: Error) => cb(e));
+    opts.openSocket().then(
+      (s) => cb(null, s),
+      (e: Error) => cb(e),
+    );
     return undefined;
   };
   const send = () =>

@@ -17,10 +17,17 @@ const [file, out] = process.argv.slice(2);
 const db = openDatabase(file, { readonly: true });
 const t = performance.now();
 const redactor = createRedactor(randomBytes(32));
-learnSessionSecrets(db, sessionsForExport(db).map((s) => s.id), redactor);
+learnSessionSecrets(
+  db,
+  sessionsForExport(db).map((s) => s.id),
+  redactor,
+);
 const summary = await exportParquet(db, { out, database: file, redactor, machine: "bench" });
 const ms = performance.now() - t;
 db.close();
 const size = (dir: string): number =>
-  readdirSync(dir, { withFileTypes: true }).reduce((a, e) => a + (e.isDirectory() ? size(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
+  readdirSync(dir, { withFileTypes: true }).reduce(
+    (a, e) => a + (e.isDirectory() ? size(join(dir, e.name)) : statSync(join(dir, e.name)).size),
+    0,
+  );
 process.stdout.write(`${JSON.stringify({ ms, rows: summary.rows, maxRssKb: process.resourceUsage().maxRSS, bytes: size(out) })}\n`);

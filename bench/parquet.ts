@@ -91,7 +91,10 @@ async function generateFleet(dir: string): Promise<void> {
   } finally {
     duck.close();
   }
-  writeFileSync(join(dir, DATASET_MANIFEST), JSON.stringify({ format: "exhaust-parquet", schemaVersion: PARQUET_SCHEMA_VERSION, sessions: {}, exports: [] }));
+  writeFileSync(
+    join(dir, DATASET_MANIFEST),
+    JSON.stringify({ format: "exhaust-parquet", schemaVersion: PARQUET_SCHEMA_VERSION, sessions: {}, exports: [] }),
+  );
 }
 
 export async function studyBench(say: (m: string) => void): Promise<object> {

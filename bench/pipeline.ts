@@ -42,7 +42,10 @@ export async function pipelineThroughput(
       const records = Array.from({ length: eventsPerUpload }, (_, e) => makeCsRecord(u * eventsPerUpload + e, PART_C_FOR_40_FIELDS));
       const body = Buffer.from(encodeCsRecords(records));
       const x = makeExchange(body, {
-        requestHeaders: [["Content-Type", "application/bond-compact-binary"], ["APIKey", "0123456789abcdef0123456789abcdef-aaaa-7000"]],
+        requestHeaders: [
+          ["Content-Type", "application/bond-compact-binary"],
+          ["APIKey", "0123456789abcdef0123456789abcdef-aaaa-7000"],
+        ],
       });
       await store.commitExchange(session, x);
       ids.push(x.id);

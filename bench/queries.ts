@@ -27,7 +27,13 @@ export const QUERY_BENCH_EVENTS = 1_000_000;
 const EVENTS_PER_UPLOAD = 100;
 /** A real upload's ~40: 12 with meaning for the filters, the rest ordinary diagnostic values. */
 const FIELDS_PER_EVENT = 40;
-const HOSTS = ["mobile.events.data.microsoft.com", "self.events.data.microsoft.com", "nexusrules.officeapps.live.com", "v10.events.data.microsoft.com", "browser.pipe.aria.microsoft.com"];
+const HOSTS = [
+  "mobile.events.data.microsoft.com",
+  "self.events.data.microsoft.com",
+  "nexusrules.officeapps.live.com",
+  "v10.events.data.microsoft.com",
+  "browser.pipe.aria.microsoft.com",
+];
 const GROUPS = ["required", "required", "optional", "optional", "optional", "essential", "unknown"] as const;
 /** One event in CONTENT_EVERY carries a document path (content), like a real capture: content is rare. */
 const CONTENT_EVERY = 500;
@@ -55,7 +61,12 @@ function syntheticUpload(u: number): { events: DecodedEvent[]; classified: Class
       { path: "iKey", part: "envelope", value: "o:0123456789abcdef0123456789abcdef", type: "string" },
       { path: "ext.app.name", part: "A", value: app, type: "string" },
       { path: "ext.app.ver", part: "A", value: "16.0.17029.20108", type: "string" },
-      { path: "ext.device.localId", part: "A", value: `s:6C4E3D2A-${String(n % 9999).padStart(4, "0")}-4000-8000-000000000000`, type: "string" },
+      {
+        path: "ext.device.localId",
+        part: "A",
+        value: `s:6C4E3D2A-${String(n % 9999).padStart(4, "0")}-4000-8000-000000000000`,
+        type: "string",
+      },
       { path: "App.Version", part: "C", value: "16.0.17029.20108", type: "string" },
       { path: "Activity.Success", part: "C", value: n % 13 !== 0, type: "bool" },
       { path: "Activity.Duration", part: "C", value: (n * 37) % 100_000, type: "int32" },
@@ -75,9 +86,22 @@ function syntheticUpload(u: number): { events: DecodedEvent[]; classified: Class
     }
     const personalId = n % PERSONAL_EVERY === 0;
     const cf: ClassifiedField[] = fields.map((f) => {
-      if (f.path === "Data.Doc.FileName") return { category: "content", personal: "none", rule: "detector.windows-path", reasons: ["detector.windows-path"], confidence: 0.9 };
+      if (f.path === "Data.Doc.FileName")
+        return {
+          category: "content",
+          personal: "none",
+          rule: "detector.windows-path",
+          reasons: ["detector.windows-path"],
+          confidence: 0.9,
+        };
       if (f.path === "ext.device.localId" && personalId) {
-        return { category: "diagnostic", personal: "pseudonymous-id", rule: "field.part-a.device-localid", reasons: ["field.part-a.device-localid"], confidence: 1 };
+        return {
+          category: "diagnostic",
+          personal: "pseudonymous-id",
+          rule: "field.part-a.device-localid",
+          reasons: ["field.part-a.device-localid"],
+          confidence: 1,
+        };
       }
       return { category: "diagnostic", personal: "none", rule: "field.office.app", reasons: ["field.office.app"], confidence: 1 };
     });
@@ -120,7 +144,13 @@ async function buildDatabase(file: string, say: (m: string) => void): Promise<vo
     events.replaceEvents(
       { id, sessionId, method: "POST", host, path: "/OneCollector/1.0/", headers: [], body: Buffer.alloc(0) },
       {
-        decoded: { decoder: "onecollector-bond@1", encodings: [], events: decoded, findings: [], facts: { tenantTokens: [], tenantIds: [], credentialHeaders: [] } },
+        decoded: {
+          decoder: "onecollector-bond@1",
+          encodings: [],
+          events: decoded,
+          findings: [],
+          facts: { tenantTokens: [], tenantIds: [], credentialHeaders: [] },
+        },
         classified,
         request: [],
         rulesFingerprint: "rules:bench",
@@ -143,7 +173,7 @@ function time(run: () => unknown, repeats: number): { p50: number; p99: number; 
     const t = performance.now();
     const r = run() as { rows?: unknown[] } | unknown[];
     ms.push(performance.now() - t);
-    rows = Array.isArray(r) ? r.length : (r as { rows?: unknown[] }).rows?.length ?? 0;
+    rows = Array.isArray(r) ? r.length : ((r as { rows?: unknown[] }).rows?.length ?? 0);
   }
   ms.sort((a, b) => a - b);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];
@@ -167,7 +197,11 @@ export async function queryLatency(say: (m: string) => void, repeats = 30): Prom
   const { file, buildSeconds } = await queryBenchDatabase(say);
   const db: Db = openDatabase(file, { readonly: true });
   try {
-    const counts = db.prepare("SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM field_values) AS fields, (SELECT MAX(id) FROM events) AS maxId").get() as {
+    const counts = db
+      .prepare(
+        "SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM field_values) AS fields, (SELECT MAX(id) FROM events) AS maxId",
+      )
+      .get() as {
       events: number;
       fields: number;
       maxId: number;

@@ -43,7 +43,9 @@ const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
 const only = new Set(
-  onlyArg > 0 ? process.argv[onlyArg + 1].split(",") : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "queries", "verify", "parquet"],
+  onlyArg > 0
+    ? process.argv[onlyArg + 1].split(",")
+    : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "queries", "verify", "parquet"],
 );
 
 // CPU-only sections first, on a quiet machine.
@@ -67,9 +69,7 @@ const verify = only.has("verify") ? (say("verification of a 100,000-event sessio
 const importHar = only.has("import")
   ? await importThroughput(arg("--import-mb", Number(process.env.EXHAUST_BENCH_IMPORT_MB ?? 1024)), say)
   : undefined;
-const fuzz = only.has("fuzz")
-  ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000)))
-  : undefined;
+const fuzz = only.has("fuzz") ? (say("mutation run over every decoder"), fuzzDecoders(arg("--fuzz-runs", 100_000))) : undefined;
 
 const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-"));
 const originCa = await initAuthority(join(dir, "origin-ca"), { permittedDomains: [], unconstrained: true });
@@ -83,7 +83,9 @@ process.on("exit", () => {
   children.forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
   rmSync(dir, { recursive: true, force: true });
 });
-const originPort = await new Promise<number>((resolve) => originProc.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+const originPort = await new Promise<number>((resolve) =>
+  originProc.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))),
+);
 
 // A 20 KB 1DS JSON-lines upload.
 const line = JSON.stringify({
@@ -133,10 +135,13 @@ async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun>
   children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
   const pid = p.child.pid!;
-  const result = await load(() => tlsThroughProxy(p.port, HOST, 443, [ca]), [
-    { name: "proxyLoop", pid, mainThreadOnly: true },
-    { name: "proxyProcess", pid },
-  ]);
+  const result = await load(
+    () => tlsThroughProxy(p.port, HOST, 443, [ca]),
+    [
+      { name: "proxyLoop", pid, mainThreadOnly: true },
+      { name: "proxyProcess", pid },
+    ],
+  );
   const proxy = await stopProxy(p);
   const store = openDatabase(db, { readonly: true });
   proxy.storedExchanges = (store.prepare("SELECT COUNT(*) AS n FROM exchanges").get() as { n: number }).n;
@@ -161,7 +166,18 @@ async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string }
   const port = await freePort();
   const child: ChildProcess = spawn(
     "mitmdump",
-    ["-q", "--listen-host", "127.0.0.1", "--listen-port", String(port), "--set", `confdir=${confdir}`, "--ssl-insecure", "-w", join(dir, "flows.mitm")],
+    [
+      "-q",
+      "--listen-host",
+      "127.0.0.1",
+      "--listen-port",
+      String(port),
+      "--set",
+      `confdir=${confdir}`,
+      "--ssl-insecure",
+      "-w",
+      join(dir, "flows.mitm"),
+    ],
     { stdio: "ignore" },
   );
   children.push(child);
@@ -169,16 +185,13 @@ async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string }
   for (let i = 0; i < 200 && !(existsSync(caFile) && (await canConnect(port))); i++) await new Promise((r) => setTimeout(r, 100));
   const ca = readFileSync(caFile, "utf8");
   // mitmdump resolves the CONNECT target itself: name the origin by address, the collector by SNI.
-  const result = await load(
-    async () => {
-      const raw = await connectTunnel(port, `127.0.0.1:${originPort}`);
-      return new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ socket: raw, servername: HOST, ca: [ca] }, () => resolve(s));
-        s.once("error", reject);
-      });
-    },
-    [{ name: "mitmdumpProcess", pid: child.pid! }],
-  );
+  const result = await load(async () => {
+    const raw = await connectTunnel(port, `127.0.0.1:${originPort}`);
+    return new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: raw, servername: HOST, ca: [ca] }, () => resolve(s));
+      s.once("error", reject);
+    });
+  }, [{ name: "mitmdumpProcess", pid: child.pid! }]);
   child.kill("SIGTERM");
   await waitExit(child);
   return { load: result, version };
@@ -252,16 +265,18 @@ async function firstContact() {
 }
 
 const runProxy = only.has("proxy");
-const direct = !runProxy ? undefined : await (async () => {
-  say(`direct: ${durationMs} ms straight to the origin`);
-  return load(
-    () =>
-      new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ host: "127.0.0.1", port: originPort, servername: HOST, ca: [originCa.certPem] }, () => resolve(s));
-        s.once("error", reject);
-      }),
-  );
-})();
+const direct = !runProxy
+  ? undefined
+  : await (async () => {
+      say(`direct: ${durationMs} ms straight to the origin`);
+      return load(
+        () =>
+          new Promise<tls.TLSSocket>((resolve, reject) => {
+            const s = tls.connect({ host: "127.0.0.1", port: originPort, servername: HOST, ca: [originCa.certPem] }, () => resolve(s));
+            s.once("error", reject);
+          }),
+      );
+    })();
 const sinkhole = runProxy ? await exhaustScenario("sinkhole", ["--mode", "sinkhole"]) : undefined;
 const forward = runProxy
   ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")])
@@ -301,33 +316,45 @@ const summary = {
     ? { p50: contact.newHostHandshakeMs.p50, p99: contact.newHostHandshakeMs.p99, addedP99: contact.addedByNewHostMs.p99 }
     : null,
   firstContactWhileUploading: contact?.whileUploading ?? null,
-  pipelineEventsPerSec: pipeline ? (pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null : null,
-  pipelineEventsPerCpuSecond: pipeline ? (pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
-  importEventsPerSec: importHar ? (importHar as { eventsPerSec?: number }).eventsPerSec ?? null : null,
-  importEventsPerCpuSecond: importHar ? (importHar as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null : null,
-  importPeakRssMb: importHar ? (importHar as { peakRssMb?: number }).peakRssMb ?? null : null,
-  targets: { loopCpuVsDirect: 2, throughputVsDirect: 0.5, throughputVsMitmdump: 3, firstContactP99Ms: 5, pipelineEventsPerSec: 40_000, importEventsPerSec: 20_000 },
+  pipelineEventsPerSec: pipeline ? ((pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
+  pipelineEventsPerCpuSecond: pipeline ? ((pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null) : null,
+  importEventsPerSec: importHar ? ((importHar as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
+  importEventsPerCpuSecond: importHar ? ((importHar as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null) : null,
+  importPeakRssMb: importHar ? ((importHar as { peakRssMb?: number }).peakRssMb ?? null) : null,
+  targets: {
+    loopCpuVsDirect: 2,
+    throughputVsDirect: 0.5,
+    throughputVsMitmdump: 3,
+    firstContactP99Ms: 5,
+    pipelineEventsPerSec: 40_000,
+    importEventsPerSec: 20_000,
+  },
 };
 const report = {
   tool: "exhaust",
   summary,
   node: process.version,
   cpus: cpus().length,
-  proxy: direct && sinkhole && forward && mitmdump
-    ? {
-        workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
-        direct,
-        exhaust: {
-          sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
-          forward: { ...forward, ...vsDirect(forward.load) },
-        },
-        mitmdump:
-          "load" in mitmdump
-            ? { ...mitmdump, ...vsDirect(mitmdump.load), exhaustForwardVsMitmdump: round(forward.load.reqPerSec / mitmdump.load.reqPerSec) }
-            : mitmdump,
-        targets: { throughputRatio: 0.5, addedLatencyP50Ms: 1, addedLatencyP99Ms: 5, vsMitmdump: 3 },
-      }
-    : undefined,
+  proxy:
+    direct && sinkhole && forward && mitmdump
+      ? {
+          workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
+          direct,
+          exhaust: {
+            sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
+            forward: { ...forward, ...vsDirect(forward.load) },
+          },
+          mitmdump:
+            "load" in mitmdump
+              ? {
+                  ...mitmdump,
+                  ...vsDirect(mitmdump.load),
+                  exhaustForwardVsMitmdump: round(forward.load.reqPerSec / mitmdump.load.reqPerSec),
+                }
+              : mitmdump,
+          targets: { throughputRatio: 0.5, addedLatencyP50Ms: 1, addedLatencyP99Ms: 5, vsMitmdump: 3 },
+        }
+      : undefined,
   firstContact: contact,
   decode: decode && { ...decode, targetEventsPerSec: 100_000 },
   classify,

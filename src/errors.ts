@@ -16,8 +16,7 @@ interface ErrorDefinition {
 export const ERROR_DEFINITIONS = {
   EXH_OPT_INVALID: { message: "invalid option {option}: {reason}", exitCode: 2 },
   EXH_LISTEN_UNPROTECTED: {
-    message:
-      "refusing to listen on non-loopback address {address} without --auth user:pass or --allow CIDR",
+    message: "refusing to listen on non-loopback address {address} without --auth user:pass or --allow CIDR",
     exitCode: 2,
   },
   EXH_LISTEN_FAILED: { message: "cannot listen on {address}: {reason}", exitCode: 2 },
@@ -44,17 +43,30 @@ export const ERROR_DEFINITIONS = {
   EXH_CLIENT_ABORTED: { message: "client closed the connection before the request body ended", exitCode: 1 },
   EXH_PROCESS_FAILED: { message: "decoding exchange {exchange} failed: {reason}", exitCode: 1 },
   EXH_EVENT_UNKNOWN: { message: "no event with id {id} in {file}", exitCode: 2 },
-  EXH_EXPORT_OUT_EXISTS: { message: "{path} already exists; choose a new --out, or pass --force to replace a file (a non-empty directory is never replaced)", exitCode: 2 },
+  EXH_EXPORT_OUT_EXISTS: {
+    message: "{path} already exists; choose a new --out, or pass --force to replace a file (a non-empty directory is never replaced)",
+    exitCode: 2,
+  },
   EXH_BUNDLE_INVALID: { message: "cannot read bundle {path}: {reason}", exitCode: 2 },
   EXH_IMPORT_FORMAT: { message: "cannot import {file}: {reason}", exitCode: 2 },
-  EXH_IMPORT_SESSION_EXISTS: { message: "session {session} already exists in {file}; imports go into a new session (pick another --session)", exitCode: 2 },
+  EXH_IMPORT_SESSION_EXISTS: {
+    message: "session {session} already exists in {file}; imports go into a new session (pick another --session)",
+    exitCode: 2,
+  },
   EXH_ADDON_FAILED: { message: "addon {addon} failed in {hook}: {reason}", exitCode: 1, httpStatus: 500 },
-  EXH_WEBSOCKET_COMPRESSED: { message: "WebSocket message sent compressed (permessage-deflate); stored as sent, not inflated", exitCode: 1 },
+  EXH_WEBSOCKET_COMPRESSED: {
+    message: "WebSocket message sent compressed (permessage-deflate); stored as sent, not inflated",
+    exitCode: 1,
+  },
   EXH_DB_NO_SESSION: { message: "no sessions in {file}: capture or import something first", exitCode: 2 },
   EXH_PROFILE_UNKNOWN: { message: "no verification profile {profile} (shipped: {known}); give a profile name or a YAML file", exitCode: 2 },
   EXH_PROFILE_INVALID: { message: "profile {file} is invalid: {reason}", exitCode: 2 },
   EXH_DB_NOT_FOUND: { message: "no database at {file}: capture (exhaust proxy) or import first, or pass --db", exitCode: 2 },
-  EXH_CAPTURE_FAILED: { message: "the capture could not be stored ({reason}); not acknowledged, retry later", exitCode: 1, httpStatus: 503 },
+  EXH_CAPTURE_FAILED: {
+    message: "the capture could not be stored ({reason}); not acknowledged, retry later",
+    exitCode: 1,
+    httpStatus: 503,
+  },
   EXH_SESSION_BUSY: {
     message: "session {session} in {file} is being captured by another proxy ({owner}); stop it or choose another --session",
     exitCode: 2,
@@ -67,12 +79,22 @@ export const ERROR_DEFINITIONS = {
   EXH_STORE_GONE: { message: "the database {file} was deleted or replaced under the running proxy; capture stopped", exitCode: 1 },
   // containment
   EXH_TARGET_REFUSED: { message: "relay to {target} refused: {reason}", exitCode: 1, httpStatus: 403 },
-  EXH_HOST_MISMATCH: { message: "Host header {host} differs from the connection's target {target}; the request went to {target}", exitCode: 1 },
+  EXH_HOST_MISMATCH: {
+    message: "Host header {host} differs from the connection's target {target}; the request went to {target}",
+    exitCode: 1,
+  },
   EXH_PROXY_BUSY: { message: "proxy at its limit ({reason}); try again later", exitCode: 1, httpStatus: 503 },
   EXH_BODY_STALLED: { message: "{side} body stalled for {ms} ms", exitCode: 1 },
-  EXH_UI_HOST_REFUSED: { message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)", exitCode: 1, httpStatus: 421 },
+  EXH_UI_HOST_REFUSED: {
+    message: "misdirected request: {reason} (open the address `exhaust ui` printed, or add the name with --host-name)",
+    exitCode: 1,
+    httpStatus: 421,
+  },
   EXH_UI_ORIGIN_REFUSED: { message: "cross-origin request refused: {reason}", exitCode: 1, httpStatus: 403 },
-  EXH_CERTS_NO_CA: { message: "--certs {dir} holds no CA (exhaust-ca.pem): check the path, or create one there with `exhaust ca init --certs {dir}`", exitCode: 2 },
+  EXH_CERTS_NO_CA: {
+    message: "--certs {dir} holds no CA (exhaust-ca.pem): check the path, or create one there with `exhaust ca init --certs {dir}`",
+    exitCode: 2,
+  },
   // demo
   EXH_DEMO_FAILED: { message: "the demo could not capture its corpus: {reason}", exitCode: 1 },
   EXH_DATASET_INVALID: { message: "dataset {dir} is unusable: {reason}", exitCode: 2 },
@@ -101,11 +123,7 @@ export class ExhaustError extends Error {
   }
 }
 
-export function exhaustError(
-  code: ErrorCode,
-  params: Record<string, string | number> = {},
-  cause?: unknown,
-): ExhaustError {
+export function exhaustError(code: ErrorCode, params: Record<string, string | number> = {}, cause?: unknown): ExhaustError {
   return new ExhaustError(code, params, cause === undefined ? undefined : { cause });
 }
 

@@ -38,14 +38,10 @@ function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
   const parsed = Schema.parse(parseYaml(readFileSync(SECRETS_FILE, "utf8")));
   const pattern = (place: SecretPlace) => {
-    const alts = parsed.secrets
-      .filter((e) => e.in.includes(place))
-      .map((e) => globPattern(e.name));
+    const alts = parsed.secrets.filter((e) => e.in.includes(place)).map((e) => globPattern(e.name));
     return new RegExp(`^(?:${alts.join("|")})$`, "is");
   };
-  const jsonAlts = parsed.secrets
-    .filter((e) => e.in.includes("json"))
-    .map((e) => globPattern(e.name, '[^"]*'));
+  const jsonAlts = parsed.secrets.filter((e) => e.in.includes("json")).map((e) => globPattern(e.name, '[^"]*'));
   loaded = {
     entries: parsed.secrets,
     patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") },

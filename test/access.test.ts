@@ -40,7 +40,10 @@ describe("proxy authentication", () => {
       const rows = p.db.prepare("SELECT outcome, host FROM connections WHERE outcome = 'denied' AND ended_at IS NOT NULL").all();
       return rows.length === 2 ? rows : undefined;
     });
-    expect(denied).toEqual([{ outcome: "denied", host: HOST }, { outcome: "denied", host: HOST }]);
+    expect(denied).toEqual([
+      { outcome: "denied", host: HOST },
+      { outcome: "denied", host: HOST },
+    ]);
   });
 
   it("lets a CONNECT with the right credentials through", async () => {

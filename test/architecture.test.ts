@@ -95,14 +95,25 @@ export function cycles(nodes: Iterable<string>, edges: Iterable<{ from: string; 
 
 describe("architecture: folder imports", () => {
   it("the cycle finder finds a cycle when there is one (and none when there is not)", () => {
-    expect(cycles([], [{ from: "a", to: "b" }, { from: "b", to: "c" }])).toEqual([]);
     expect(
-      cycles(["d"], [
-        { from: "a", to: "b" },
-        { from: "b", to: "c" },
-        { from: "c", to: "a" },
-        { from: "c", to: "d" },
-      ]),
+      cycles(
+        [],
+        [
+          { from: "a", to: "b" },
+          { from: "b", to: "c" },
+        ],
+      ),
+    ).toEqual([]);
+    expect(
+      cycles(
+        ["d"],
+        [
+          { from: "a", to: "b" },
+          { from: "b", to: "c" },
+          { from: "c", to: "a" },
+          { from: "c", to: "d" },
+        ],
+      ),
     ).toEqual([["a", "b", "c"]]);
   });
 

@@ -31,7 +31,14 @@ const PAGE = `<!doctype html><html><head><script src="/ai.js"></script></head><b
 
 const BEACON_URL = (n: number) =>
   `https://browser.events.data.microsoft.com/OneCollector/1.0/?cors=true&content-type=application/x-json-stream&client-id=NO_AUTH&apikey=0123456789abcdef0123456789abcdef-00000000-0000-0000-0000-000000000000-7000&n=${n}`;
-const line = (name: string) => JSON.stringify({ ver: "4.0", name, time: "2026-12-03T10:00:00Z", iKey: "o:0123456789abcdef0123456789abcdef", data: { planted: "Zephyr-4471" } });
+const line = (name: string) =>
+  JSON.stringify({
+    ver: "4.0",
+    name,
+    time: "2026-12-03T10:00:00Z",
+    iKey: "o:0123456789abcdef0123456789abcdef",
+    data: { planted: "Zephyr-4471" },
+  });
 
 /** The two ways a page sends telemetry as it goes away: sendBeacon and fetch(keepalive). */
 const BEACON_PAGE = `<!doctype html><html><body><script>
@@ -70,66 +77,86 @@ describe("Application Insights web SDK in chromium, sinkhole mode", () => {
     await site?.close();
   });
 
-  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")("stores and decodes the page's upload after answering its preflight", async () => {
-    if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--ignore-certificate-errors"],
-      proxy: { server: `http://127.0.0.1:${p.port}` },
-    });
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
-    const tab = await ctx.newPage();
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    "stores and decodes the page's upload after answering its preflight",
+    async () => {
+      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium`);
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--no-first-run",
+          "--ignore-certificate-errors",
+        ],
+        proxy: { server: `http://127.0.0.1:${p.port}` },
+      });
+      const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+      const tab = await ctx.newPage();
 
-    const consoleProblems: string[] = [];
-    tab.on("console", (m) => {
-      if (m.type() === "error" || m.type() === "warning") consoleProblems.push(m.text());
-    });
-    await tab.goto(`${PAGE_ORIGIN}/`);
+      const consoleProblems: string[] = [];
+      tab.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") consoleProblems.push(m.text());
+      });
+      await tab.goto(`${PAGE_ORIGIN}/`);
 
-    const uploads = await eventually(() => {
-      const rows = p.db
-        .prepare("SELECT id, method, path, response_status FROM exchanges WHERE host = 'dc.services.visualstudio.com' ORDER BY seq")
-        .all() as Array<{ id: string; method: string; path: string; response_status: number }>;
-      return rows.some((r) => r.method === "POST") ? rows : undefined;
-    }, 20_000);
-    expect(uploads.find((r) => r.method === "OPTIONS")).toMatchObject({ path: "/v2/track", response_status: 200 });
-    const post = uploads.find((r) => r.method === "POST")!;
-    expect(post).toMatchObject({ path: "/v2/track", response_status: 200 });
-    const field = await eventually(
-      () =>
-        p.db
-          .prepare("SELECT e.name, f.path, f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'")
-          .get(post.id) as { name: string; path: string } | undefined,
-      20_000,
-    );
-    expect(field.path).toBe("data.baseData.properties.planted");
-    // The answer satisfied the SDK: no retry of the batch, nothing in its own console log.
-    await new Promise((r) => setTimeout(r, 1500));
-    const posts = p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = 'dc.services.visualstudio.com' AND method = 'POST'").get() as { n: number };
-    expect(posts.n).toBe(1);
-    expect(consoleProblems).toEqual([]);
-    // Nothing left the machine: every connection the browser opened was intercepted and answered here.
-    const conns = p.db.prepare("SELECT host, outcome FROM connections").all() as Array<{ host: string; outcome: string }>;
-    expect(conns.filter((c) => c.outcome === "tunnelled")).toEqual([]);
-    expect(site.received.map((r) => r.url)).toEqual(expect.arrayContaining(["/", "/ai.js"]));
-  }, 60_000);
+      const uploads = await eventually(() => {
+        const rows = p.db
+          .prepare("SELECT id, method, path, response_status FROM exchanges WHERE host = 'dc.services.visualstudio.com' ORDER BY seq")
+          .all() as Array<{ id: string; method: string; path: string; response_status: number }>;
+        return rows.some((r) => r.method === "POST") ? rows : undefined;
+      }, 20_000);
+      expect(uploads.find((r) => r.method === "OPTIONS")).toMatchObject({ path: "/v2/track", response_status: 200 });
+      const post = uploads.find((r) => r.method === "POST")!;
+      expect(post).toMatchObject({ path: "/v2/track", response_status: 200 });
+      const field = await eventually(
+        () =>
+          p.db
+            .prepare(
+              "SELECT e.name, f.path, f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
+            )
+            .get(post.id) as { name: string; path: string } | undefined,
+        20_000,
+      );
+      expect(field.path).toBe("data.baseData.properties.planted");
+      // The answer satisfied the SDK: no retry of the batch, nothing in its own console log.
+      await new Promise((r) => setTimeout(r, 1500));
+      const posts = p.db
+        .prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = 'dc.services.visualstudio.com' AND method = 'POST'")
+        .get() as { n: number };
+      expect(posts.n).toBe(1);
+      expect(consoleProblems).toEqual([]);
+      // Nothing left the machine: every connection the browser opened was intercepted and answered here.
+      const conns = p.db.prepare("SELECT host, outcome FROM connections").all() as Array<{ host: string; outcome: string }>;
+      expect(conns.filter((c) => c.outcome === "tunnelled")).toEqual([]);
+      expect(site.received.map((r) => r.url)).toEqual(expect.arrayContaining(["/", "/ai.js"]));
+    },
+    60_000,
+  );
 
-  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")("stores and decodes sendBeacon and fetch(keepalive) uploads", async () => {
-    if (!browser) throw new Error("the browser of the previous test is not running");
-    const tab = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
-    await tab.goto(`${PAGE_ORIGIN}/beacon`);
-    const names = await eventually(() => {
-      const rows = p.db
-        .prepare(
-          `SELECT e.name, x.method, x.response_status FROM events e JOIN exchanges x ON x.id = e.exchange_id
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    "stores and decodes sendBeacon and fetch(keepalive) uploads",
+    async () => {
+      if (!browser) throw new Error("the browser of the previous test is not running");
+      const tab = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+      await tab.goto(`${PAGE_ORIGIN}/beacon`);
+      const names = await eventually(() => {
+        const rows = p.db
+          .prepare(
+            `SELECT e.name, x.method, x.response_status FROM events e JOIN exchanges x ON x.id = e.exchange_id
             WHERE x.host = 'browser.events.data.microsoft.com' ORDER BY e.name`,
-        )
-        .all() as Array<{ name: string; method: string; response_status: number }>;
-      return rows.length >= 2 ? rows : undefined;
-    }, 20_000);
-    expect(names).toEqual([
-      { name: "Exhaust.Beacon", method: "POST", response_status: 200 },
-      { name: "Exhaust.Keepalive", method: "POST", response_status: 200 },
-    ]);
-  }, 60_000);
+          )
+          .all() as Array<{ name: string; method: string; response_status: number }>;
+        return rows.length >= 2 ? rows : undefined;
+      }, 20_000);
+      expect(names).toEqual([
+        { name: "Exhaust.Beacon", method: "POST", response_status: 200 },
+        { name: "Exhaust.Keepalive", method: "POST", response_status: 200 },
+      ]);
+    },
+    60_000,
+  );
 });

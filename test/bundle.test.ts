@@ -17,14 +17,29 @@ let withSecrets: string;
 
 const exportBundle = (name: string, ...extra: string[]) => {
   const path = join(out, name);
-  const r = runCli(["export", "--format", "bundle", "--db", s.dbFile, "--certs", join(s.proxy.dir, "certs"), "--session", "test", "--out", path, ...extra]);
+  const r = runCli([
+    "export",
+    "--format",
+    "bundle",
+    "--db",
+    s.dbFile,
+    "--certs",
+    join(s.proxy.dir, "certs"),
+    "--session",
+    "test",
+    "--out",
+    path,
+    ...extra,
+  ]);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
   return path;
 };
 
 const filesOf = (dir: string, d = dir): string[] =>
-  readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesOf(dir, join(d, e.name)) : [relative(dir, join(d, e.name))]));
+  readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesOf(dir, join(d, e.name)) : [relative(dir, join(d, e.name))],
+  );
 
 beforeAll(async () => {
   s = await captureEvidenceSession();
@@ -40,7 +55,16 @@ afterAll(async () => {
 describe("evidence bundle", () => {
   it("holds manifest, signature, certificates, exchanges, blobs, events, verdicts and the report", () => {
     const files = filesOf(redacted);
-    for (const f of ["manifest.json", "manifest.sig", "certs/signing.pem", "certs/ca.pem", "exchanges.jsonl", "events.jsonl", "verdicts.json", "report.html"]) {
+    for (const f of [
+      "manifest.json",
+      "manifest.sig",
+      "certs/signing.pem",
+      "certs/ca.pem",
+      "exchanges.jsonl",
+      "events.jsonl",
+      "verdicts.json",
+      "report.html",
+    ]) {
       expect(files).toContain(f);
     }
     const manifest = JSON.parse(readFileSync(join(redacted, "manifest.json"), "utf8"));
@@ -49,7 +73,9 @@ describe("evidence bundle", () => {
     expect(manifest.sessions[0]).toMatchObject({ name: "test", exchanges: s.exchanges, events: s.events });
     expect(manifest.sessions[0].chain.head).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.sessions[0].captureTimeRange.first).toMatch(/^\d{4}-/);
-    expect(manifest.signer.caFingerprint256).toBe(s.proxy.db.prepare("SELECT ca_fingerprint FROM sessions WHERE name = 'test'").pluck().get());
+    expect(manifest.signer.caFingerprint256).toBe(
+      s.proxy.db.prepare("SELECT ca_fingerprint FROM sessions WHERE name = 'test'").pluck().get(),
+    );
     // Every file but the manifest and its signature is listed with its hash.
     expect(manifest.files.map((f: { path: string }) => f.path).sort()).toEqual(files.filter((f) => !f.startsWith("manifest.")).sort());
     const blobs = files.filter((f) => f.startsWith("blobs/"));
@@ -100,7 +126,10 @@ describe("evidence bundle", () => {
         }
         const result = await verifyBundle(copy);
         expect(result.ok, `${mode} ${f}`).toBe(false);
-        const named = result.checks.filter((c) => !c.ok).map((c) => `${c.file} ${c.detail}`).join("\n");
+        const named = result.checks
+          .filter((c) => !c.ok)
+          .map((c) => `${c.file} ${c.detail}`)
+          .join("\n");
         expect(named, `${mode} ${f}`).toContain(f === "manifest.json" && mode === "flip" ? "manifest" : f);
       }
     }

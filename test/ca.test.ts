@@ -204,10 +204,7 @@ describe("leaf certificates over real TLS", () => {
       initAuthority(freshDir(), { permittedDomains: EndpointCatalog.load().constraintDomains() }),
       initAuthority(freshDir(), { permittedDomains: [], unconstrained: true }),
     ]);
-    [constrainedIssuer, unconstrainedIssuer] = await Promise.all([
-      LeafIssuer.create(constrainedCa),
-      LeafIssuer.create(unconstrainedCa),
-    ]);
+    [constrainedIssuer, unconstrainedIssuer] = await Promise.all([LeafIssuer.create(constrainedCa), LeafIssuer.create(unconstrainedCa)]);
   });
 
   it("issues a leaf with the expected fields, chaining to the CA", () => {

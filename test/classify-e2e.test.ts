@@ -57,7 +57,11 @@ describe("classification of a captured Office event, end to end", () => {
     expect(f.get("Data.Doc.FileName")).toMatchObject({ category: "content", rule: "detector.windows-path" });
     expect(f.get("Data.Doc.Comment")).toMatchObject({ category: "content", rule: "detector.free-text" });
     expect(f.get("Data.Contact")).toMatchObject({ personal: "direct-identifier", rule: "detector.email" });
-    expect(f.get("ext.device.localId")).toMatchObject({ category: "diagnostic", personal: "pseudonymous-id", rule: "field.part-a.device-localid" });
+    expect(f.get("ext.device.localId")).toMatchObject({
+      category: "diagnostic",
+      personal: "pseudonymous-id",
+      rule: "field.part-a.device-localid",
+    });
     expect(f.get("App.Version")).toMatchObject({ category: "diagnostic", rule: "field.office.app" });
     expect(f.get("Activity.Success")).toMatchObject({ category: "diagnostic", rule: "field.office.activity" });
     for (const path of f.keys()) expect(f.get(path)!.rule).toBeTruthy();
@@ -84,12 +88,16 @@ describe("classification of a captured Office event, end to end", () => {
 
   it("re-classifies stored events whose rule-pack fingerprint is not the current one, and only those", async () => {
     // Events become visible as they are written; the exchange is marked done in the last transaction.
-    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NULL").get() as { n: number }).n === 0 || undefined);
+    await eventually(
+      () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NULL").get() as { n: number }).n === 0 || undefined,
+    );
     expect(JSON.parse(runCli(["reprocess", "--db", p.dbFile, "--json"]).stdout).exchanges).toBe(0);
     // Only `reprocess` may decode from here: the proxy's processing thread would also (rightly) take
     // up an exchange that turned stale if its end, committed late while the CLI readers above held
     // the write lock, were told to it after the edit below.
-    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE ended_at IS NULL").get() as { n: number }).n === 0 || undefined);
+    await eventually(
+      () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE ended_at IS NULL").get() as { n: number }).n === 0 || undefined,
+    );
     await p.processing.stop();
     // As if the exchange had been classified with an older version of classifiers/.
     const { openDatabase } = await import("../src/store/database.js");

@@ -24,7 +24,12 @@ function sharedRows(): SharedRow[] {
   const at = (cells: string[], c: string) => cells[cols.indexOf(c)] ?? "";
   return lines.map((l) => {
     const cells = l.split("\t");
-    return { name: at(cells, "event_name"), group: at(cells, "microsoft_group"), category: at(cells, "category"), subtype: at(cells, "subtype") };
+    return {
+      name: at(cells, "event_name"),
+      group: at(cells, "microsoft_group"),
+      category: at(cells, "category"),
+      subtype: at(cells, "subtype"),
+    };
   });
 }
 
@@ -66,7 +71,11 @@ describe("the event catalogue", () => {
   it("keeps a source URL and a why for every catalogue rule", () => {
     expect(packs.catalog.size).toBeGreaterThanOrEqual(1699);
     for (const rule of packs.catalog.values()) {
-      expect(rule.source, rule.id).toMatch(rule.id.startsWith("event.windows.") ? /^https:\/\/github\.com\/MicrosoftDocs\/windows-itpro-docs\/blob\/[0-9a-f]+\/windows\/privacy\// : /^https:\/\/learn\.microsoft\.com\//);
+      expect(rule.source, rule.id).toMatch(
+        rule.id.startsWith("event.windows.")
+          ? /^https:\/\/github\.com\/MicrosoftDocs\/windows-itpro-docs\/blob\/[0-9a-f]+\/windows\/privacy\//
+          : /^https:\/\/learn\.microsoft\.com\//,
+      );
       expect(rule.why.length, rule.id).toBeGreaterThan(10);
     }
   });
@@ -94,7 +103,11 @@ const haveWindows = existsSync(WINDOWS_TSV);
 
 describe("the Windows event catalogue (Microsoft's required Windows diagnostic events)", () => {
   it.runIf(haveWindows)("classifiers/events/windows-events.tsv is up to date with shared/data/windows-events.tsv", () => {
-    const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, "scripts", "gen-event-catalogue.mjs"), "--windows", "--check", "--input", WINDOWS_TSV], { encoding: "utf8" });
+    const r = spawnSync(
+      process.execPath,
+      [join(PACKAGE_ROOT, "scripts", "gen-event-catalogue.mjs"), "--windows", "--check", "--input", WINDOWS_TSV],
+      { encoding: "utf8" },
+    );
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
   });
@@ -119,7 +132,12 @@ describe("the Windows event catalogue (Microsoft's required Windows diagnostic e
 
   it("classifies the events of real Diagnostic Data Viewer captures by Microsoft's list, not by a glob", () => {
     // Names from payloads copied from the viewer on Windows 10 21H1 (real-world samples).
-    for (const name of ["Census.Battery", "Census.Enterprise", "Microsoft.Windows.Kernel.Power.OSStateChange", "Microsoft.Windows.StoreAgent.Telemetry.InstallOperationRequest"]) {
+    for (const name of [
+      "Census.Battery",
+      "Census.Enterprise",
+      "Microsoft.Windows.Kernel.Power.OSStateChange",
+      "Microsoft.Windows.StoreAgent.Telemetry.InstallOperationRequest",
+    ]) {
       expect(eventGroup(name, packs), name).toMatchObject({ group: "required", groupRule: `event.windows.${name}` });
     }
     expect(eventGroup("Census.NotInAnyList", packs).groupRule).toBe("event.glob.windows-census");

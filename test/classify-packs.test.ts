@@ -40,7 +40,12 @@ describe("rule packs", () => {
   it("load once and are cached per directory", () => {
     expect(loadRulePacks()).toBe(packs);
     expect(packs.files).toEqual(
-      expect.arrayContaining(["classifiers/fields/part-a.yaml", "classifiers/detectors/content.yaml", "classifiers/events/rules.yaml", "classifiers/events/office-events.tsv"]),
+      expect.arrayContaining([
+        "classifiers/fields/part-a.yaml",
+        "classifiers/detectors/content.yaml",
+        "classifiers/events/rules.yaml",
+        "classifiers/events/office-events.tsv",
+      ]),
     );
   });
 
@@ -79,29 +84,42 @@ describe("rule packs", () => {
     const e = loadError(packsWith("events/zz-glob.yaml", rule));
     expect(e.message).toContain("event.glob.zz-made-up");
     expect(e.message).toContain("documentsNamespace");
-    const documented = rule + `    documentsNamespace: "the source has a section for the namespace and says every event in it is essential"\n`;
+    const documented =
+      rule + `    documentsNamespace: "the source has a section for the namespace and says every event in it is essential"\n`;
     expect(() => buildRulePacks(packsWith("events/zz-glob.yaml", documented))).not.toThrow();
   });
 
   it("refuse a pack without a source", () => {
-    const dir = packsWith("fields/zz-nosource.yaml", "rules:\n  - id: field.test.x\n    match: { path: X }\n    category: diagnostic\n    why: test\n");
+    const dir = packsWith(
+      "fields/zz-nosource.yaml",
+      "rules:\n  - id: field.test.x\n    match: { path: X }\n    category: diagnostic\n    why: test\n",
+    );
     const e = loadError(dir);
     expect(e.message).toContain("fields/zz-nosource.yaml");
     expect(e.message).toContain("source");
   });
 
   it("refuse a pack source without the date it was read", () => {
-    const dir = packsWith("fields/zz-noread.yaml", "source:\n  document: test\nrules:\n  - id: field.test.x\n    match: { path: X }\n    category: diagnostic\n    why: test\n");
+    const dir = packsWith(
+      "fields/zz-noread.yaml",
+      "source:\n  document: test\nrules:\n  - id: field.test.x\n    match: { path: X }\n    category: diagnostic\n    why: test\n",
+    );
     expect(loadError(dir).message).toContain("read");
   });
 
   it("refuse an empty rule source, naming the rule", () => {
-    const dir = packsWith("fields/zz-empty.yaml", `${SOURCE}rules:\n  - id: field.test.empty-source\n    match: { path: X }\n    category: diagnostic\n    why: test\n    source: ""\n`);
+    const dir = packsWith(
+      "fields/zz-empty.yaml",
+      `${SOURCE}rules:\n  - id: field.test.empty-source\n    match: { path: X }\n    category: diagnostic\n    why: test\n    source: ""\n`,
+    );
     expect(loadError(dir).message).toContain("field.test.empty-source");
   });
 
   it("refuse a rule without a why, naming file and rule", () => {
-    const dir = packsWith("fields/zz-nowhy.yaml", `${SOURCE}rules:\n  - id: field.test.nowhy\n    match: { path: X }\n    category: diagnostic\n`);
+    const dir = packsWith(
+      "fields/zz-nowhy.yaml",
+      `${SOURCE}rules:\n  - id: field.test.nowhy\n    match: { path: X }\n    category: diagnostic\n`,
+    );
     const e = loadError(dir);
     expect(e.message).toContain("fields/zz-nowhy.yaml");
     expect(e.message).toContain("field.test.nowhy");
@@ -109,14 +127,23 @@ describe("rule packs", () => {
 
   it("refuse a detector with a bad regex or without examples, naming the detector", () => {
     const base = `${SOURCE}detectors:\n  - id: detector.test-bad\n    class: content\n    confidence: 0.5\n    why: test\n`;
-    const badRegex = packsWith("detectors/zz-bad.yaml", `${base}    match: { type: regex, pattern: "([" }\n    examples: { positive: [a], negative: [b] }\n`);
+    const badRegex = packsWith(
+      "detectors/zz-bad.yaml",
+      `${base}    match: { type: regex, pattern: "([" }\n    examples: { positive: [a], negative: [b] }\n`,
+    );
     expect(loadError(badRegex).message).toContain("detector.test-bad");
-    const noExamples = packsWith("detectors/zz-bad.yaml", `${base}    match: { type: regex, pattern: "x" }\n    examples: { positive: [], negative: [b] }\n`);
+    const noExamples = packsWith(
+      "detectors/zz-bad.yaml",
+      `${base}    match: { type: regex, pattern: "x" }\n    examples: { positive: [], negative: [b] }\n`,
+    );
     expect(loadError(noExamples).message).toMatch(/detector\.test-bad.*positive examples/);
   });
 
   it("refuse a path claimed by two rules", () => {
-    const dir = packsWith("fields/zz-path.yaml", `${SOURCE}rules:\n  - id: field.test.localid\n    match: { path: ext.device.localId }\n    category: diagnostic\n    why: test\n`);
+    const dir = packsWith(
+      "fields/zz-path.yaml",
+      `${SOURCE}rules:\n  - id: field.test.localid\n    match: { path: ext.device.localId }\n    category: diagnostic\n    why: test\n`,
+    );
     expect(loadError(dir).message).toMatch(/ext\.device\.localId is already claimed by field\.part-a\.device-localid/);
   });
 
@@ -134,7 +161,10 @@ describe("rule packs", () => {
   });
 
   it("refuse event packs that leave a group without a default", () => {
-    const text = readFileSync(join(CLASSIFIERS_DIR, "events", "rules.yaml"), "utf8").replace(/  - id: event\.default\.optional[\s\S]*?(?=  - id: event\.default\.unknown)/, "");
+    const text = readFileSync(join(CLASSIFIERS_DIR, "events", "rules.yaml"), "utf8").replace(
+      /  - id: event\.default\.optional[\s\S]*?(?=  - id: event\.default\.unknown)/,
+      "",
+    );
     expect(loadError(packsWith("events/rules.yaml", text)).message).toContain("missing optional");
   });
 });

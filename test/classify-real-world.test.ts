@@ -36,15 +36,24 @@ const read = (rel: string) => readFileSync(join(SAMPLES, rel), "utf8").replace(/
 
 /** HAR entries' request bodies. */
 function harBodies(rel: string): Array<{ path: string; contentType: string; text: string }> {
-  const har = JSON.parse(read(rel)) as { log: { entries: Array<{ request: { url: string; postData?: { mimeType?: string; text?: string } } }> } };
+  const har = JSON.parse(read(rel)) as {
+    log: { entries: Array<{ request: { url: string; postData?: { mimeType?: string; text?: string } } }> };
+  };
   return har.log.entries
     .filter((e) => e.request.postData?.text)
-    .map((e) => ({ path: new URL(e.request.url).pathname, contentType: e.request.postData!.mimeType ?? "application/json", text: e.request.postData!.text! }));
+    .map((e) => ({
+      path: new URL(e.request.url).pathname,
+      contentType: e.request.postData!.mimeType ?? "application/json",
+      text: e.request.postData!.text!,
+    }));
 }
 
 /** The requests of an insta snapshot of HTTP requests (frigus02's exporter tests): request line, headers, body. */
 function snapshotRequests(rel: string): Array<{ path: string; contentType: string; text: string }> {
-  const text = read(rel).split(/^---\n/m).slice(2).join("---\n");
+  const text = read(rel)
+    .split(/^---\n/m)
+    .slice(2)
+    .join("---\n");
   return text
     .split(/\n(?=POST )/)
     .filter((block) => block.startsWith("POST "))
@@ -58,7 +67,8 @@ function snapshotRequests(rel: string): Array<{ path: string; contentType: strin
 
 function allSamples(): Classified[] {
   const out: Classified[] = [];
-  for (const b of harBodies("psappinsights/LastSession.json")) out.push(...classifyBody("psappinsights/LastSession.json", b.path, b.contentType, b.text));
+  for (const b of harBodies("psappinsights/LastSession.json"))
+    out.push(...classifyBody("psappinsights/LastSession.json", b.path, b.contentType, b.text));
   const dotnet = read("dotnet-cli/telemetry-lines.txt")
     .split("\n")
     .filter((l) => l.includes("{"))
@@ -71,7 +81,14 @@ function allSamples(): Classified[] {
   for (const snap of ["http_requests__live_metrics.snap", "http_requests__logs.snap", "http_requests__traces.snap"]) {
     for (const r of snapshotRequests(`frigus02/${snap}`)) out.push(...classifyBody(`frigus02/${snap}`, r.path, r.contentType, r.text));
   }
-  out.push(...classifyBody("otel-onecollector", "/OneCollector/1.0/", "application/x-json-stream", read("otel-onecollector/LogRecordCommonSchemaJsonSerializerTests.expected.jsonl")));
+  out.push(
+    ...classifyBody(
+      "otel-onecollector",
+      "/OneCollector/1.0/",
+      "application/x-json-stream",
+      read("otel-onecollector/LogRecordCommonSchemaJsonSerializerTests.expected.jsonl"),
+    ),
+  );
   return out;
 }
 
@@ -79,7 +96,10 @@ describe.runIf(haveSamples)("classification of real captures (shared/data/real-w
   const all = haveSamples ? allSamples() : [];
   const at = (sample: string, path: string) => {
     const hits = all.filter((x) => x.sample.startsWith(sample) && x.field.path === path);
-    if (hits.length === 0) throw new Error(`no field ${path} in ${sample}: ${[...new Set(all.filter((x) => x.sample.startsWith(sample)).map((x) => x.field.path))].join(", ")}`);
+    if (hits.length === 0)
+      throw new Error(
+        `no field ${path} in ${sample}: ${[...new Set(all.filter((x) => x.sample.startsWith(sample)).map((x) => x.field.path))].join(", ")}`,
+      );
     return hits;
   };
 
@@ -166,7 +186,11 @@ describe.runIf(haveSamples)("classification of real captures (shared/data/real-w
     const readme = read("rathbun/README.md");
     const raw = /UrlBytes"\s*:\s*"(0x[0-9A-Fa-f]+)"/.exec(readme)?.[1];
     expect(raw).toBeDefined();
-    const e = { index: 0, name: "Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", fields: [{ path: "navigationUrlBytes", part: "C" as const, value: raw!, type: "string" as const }] };
+    const e = {
+      index: 0,
+      name: "Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended",
+      fields: [{ path: "navigationUrlBytes", part: "C" as const, value: raw!, type: "string" as const }],
+    };
     const c = classifyEvent(e, packs).fields[0];
     expect(c.reasons).toContain("detector.wrapped-text");
     expect(c.personal).toBe("browsing-history");

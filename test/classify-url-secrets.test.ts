@@ -29,12 +29,20 @@ const classifyOne = (path: string, value: string) => {
 
 // [field path, value, the credential inside it or undefined]
 const TABLE: Array<[string, string, string | undefined]> = [
-  ["data.baseData.data", `GET https://maps.googleapis.com/maps/api/geocode/json?latlng=28.650389399999995,77.2002633&key=${MAPS_KEY}`, MAPS_KEY],
+  [
+    "data.baseData.data",
+    `GET https://maps.googleapis.com/maps/api/geocode/json?latlng=28.650389399999995,77.2002633&key=${MAPS_KEY}`,
+    MAPS_KEY,
+  ],
   ["data.baseData.target", "https://api.example.com/v1/items?api_key=4f9c2b7e1a8d3c6b&page=2", "4f9c2b7e1a8d3c6b"],
   ["data.baseData.url", "/api/orders?APIKEY=9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d", "9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d"],
   ["data.baseData.url", "https://myfunc.azurewebsites.net/api/HttpTrigger?code=Zm9vYmFyYmF6cXV4MTIz%3D%3D", "Zm9vYmFyYmF6cXV4MTIz=="],
   ["refUri", "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sig=a2V5c2lnbmF0dXJl%2Bx", "a2V5c2lnbmF0dXJl+x"],
-  ["Data.NavigationUrl", "https://app.example.com/cb#access_token=eyJhbGciOiJIUzI1NiJ9.e30.sig&token_type=Bearer", "eyJhbGciOiJIUzI1NiJ9.e30.sig"],
+  [
+    "Data.NavigationUrl",
+    "https://app.example.com/cb#access_token=eyJhbGciOiJIUzI1NiJ9.e30.sig&token_type=Bearer",
+    "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+  ],
   ["data.baseData.name", "GET /echo?subscription-key=0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"],
   ["Data.Endpoint", "wss://live.example.com/socket?token=f3a9c0d1e2b4a5968778", "f3a9c0d1e2b4a5968778"],
   ["data.baseData.data", "https://maps.googleapis.com/maps/api/geocode/json?latlng=28.65,77.20", undefined],
@@ -98,7 +106,17 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
       tags: { "ai.session.id": "s1" },
       data: {
         baseType: "RemoteDependencyData",
-        baseData: { ver: 2, name: "GET /maps/api/geocode/json", id: "|abc.1", resultCode: "200", duration: "00:00:00.120", success: true, type: "Ajax", data: TABLE[0][1], target: "maps.googleapis.com" },
+        baseData: {
+          ver: 2,
+          name: "GET /maps/api/geocode/json",
+          id: "|abc.1",
+          resultCode: "200",
+          duration: "00:00:00.120",
+          success: true,
+          type: "Ajax",
+          data: TABLE[0][1],
+          target: "maps.googleapis.com",
+        },
       },
     };
     const har = {
@@ -120,7 +138,17 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
               bodySize: -1,
               postData: { mimeType: "application/json", text: JSON.stringify([envelope]) },
             },
-            response: { status: 200, statusText: "OK", httpVersion: "HTTP/1.1", headers: [], cookies: [], content: { size: 0, mimeType: "application/json", text: "" }, redirectURL: "", headersSize: -1, bodySize: -1 },
+            response: {
+              status: 200,
+              statusText: "OK",
+              httpVersion: "HTTP/1.1",
+              headers: [],
+              cookies: [],
+              content: { size: 0, mimeType: "application/json", text: "" },
+              redirectURL: "",
+              headersSize: -1,
+              bodySize: -1,
+            },
             cache: {},
             timings: { send: 0, wait: 10, receive: 0 },
           },
@@ -155,7 +183,10 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
     const certs = join(dir, "certs");
     // An explicit --certs must hold a CA (EXH_CERTS_NO_CA): the lab's, made once.
     expect(runCli(["ca", "init", "--certs", certs]).status).toBe(0);
-    for (const [format, name] of [["jsonl", "out.jsonl"], ["har", "out.har"]] as const) {
+    for (const [format, name] of [
+      ["jsonl", "out.jsonl"],
+      ["har", "out.har"],
+    ] as const) {
       const file = join(dir, name);
       const r = runCli(["export", "--format", format, "--db", db, "--certs", certs, "--session", "maps", "--out", file]);
       expect(r.status, r.stderr).toBe(0);

@@ -16,7 +16,17 @@ const packs = loadRulePacks();
 let nextIndex = 0;
 function field(path: string, value: FieldValue, annotations?: FieldAnnotations, part: DecodedField["part"] = "C"): DecodedField {
   const type: DecodedField["type"] =
-    typeof value === "string" ? "string" : typeof value === "boolean" ? "bool" : typeof value === "number" ? (Number.isInteger(value) ? "int64" : "double") : Array.isArray(value) ? "array" : "null";
+    typeof value === "string"
+      ? "string"
+      : typeof value === "boolean"
+        ? "bool"
+        : typeof value === "number"
+          ? Number.isInteger(value)
+            ? "int64"
+            : "double"
+          : Array.isArray(value)
+            ? "array"
+            : "null";
   return annotations ? { path, part, value, type, annotations } : { path, part, value, type };
 }
 function event(name: string, fields: DecodedField[]): DecodedEvent {
@@ -36,7 +46,10 @@ const detectorDefs: Array<DetectorYaml & { file: string }> = readdirSync(detecto
   .filter((f) => f.endsWith(".yaml"))
   .sort()
   .flatMap((file) =>
-    ((parseYaml(readFileSync(join(detectorDir, file), "utf8")) as { detectors: DetectorYaml[] }).detectors ?? []).map((d) => ({ ...d, file })),
+    ((parseYaml(readFileSync(join(detectorDir, file), "utf8")) as { detectors: DetectorYaml[] }).detectors ?? []).map((d) => ({
+      ...d,
+      file,
+    })),
   );
 const asExample = (e: Example) => (typeof e === "string" ? { value: e, path: "Data.Value" } : e);
 
@@ -82,7 +95,9 @@ describe("an Office-like event with content, an untagged e-mail address and comm
   it("classifies the file path as content, with its rule id and findings", () => {
     expect(fileName.category).toBe("content");
     expect(fileName.rule).toBe("detector.windows-path");
-    expect(fileName.reasons).toEqual(expect.arrayContaining(["detector.windows-path", "detector.document-file-name", "detector.user-profile-path"]));
+    expect(fileName.reasons).toEqual(
+      expect.arrayContaining(["detector.windows-path", "detector.document-file-name", "detector.user-profile-path"]),
+    );
     const codes = fileName.findings?.map((f) => f.code);
     expect(codes).toEqual(expect.arrayContaining(["content.in-diagnostic", "declared.untagged-content"]));
     // the profile folder names the user
@@ -110,7 +125,12 @@ describe("an Office-like event with content, an untagged e-mail address and comm
 
   it("classifies App.Version and Activity.Success as plain diagnostic data", () => {
     expect(version).toMatchObject({ category: "diagnostic", personal: "none", rule: "field.office.app" });
-    expect(success).toMatchObject({ category: "diagnostic", personal: "none", rule: "field.office.activity", reasons: ["field.office.activity"] });
+    expect(success).toMatchObject({
+      category: "diagnostic",
+      personal: "none",
+      rule: "field.office.activity",
+      reasons: ["field.office.activity"],
+    });
   });
 
   it("gives the event its group and makes it content as a whole", () => {
@@ -120,7 +140,9 @@ describe("an Office-like event with content, an untagged e-mail address and comm
     expect(r.subtype).toBe("Application feature success");
     expect(r.eventCategory).toBe("content");
     expect(r.fields).toHaveLength(ev.fields.length);
-    expect(r.findings.map((f) => f.fieldPath)).toEqual(expect.arrayContaining(["Data.Doc.FileName", "Data.SpellingContext", "Data.Reviewer"]));
+    expect(r.findings.map((f) => f.fieldPath)).toEqual(
+      expect.arrayContaining(["Data.Doc.FileName", "Data.SpellingContext", "Data.Reviewer"]),
+    );
   });
 
   it("gives every result a known rule id, confidence in 0..1 and the winner first in reasons", () => {
@@ -151,9 +173,7 @@ describe("numbers, booleans, versions, locales and GUIDs are never content", () 
     }
     return true;
   };
-  const versionString = fc
-    .array(fc.nat({ max: 99_999 }), { minLength: 2, maxLength: 5 })
-    .map((parts) => parts.join("."));
+  const versionString = fc.array(fc.nat({ max: 99_999 }), { minLength: 2, maxLength: 5 }).map((parts) => parts.join("."));
   const locale = fc.constantFrom("en", "nl", "de", "fr", "zh", "es", "pt", "ja").chain((l) =>
     fc.oneof(
       fc.constant(l),
@@ -164,11 +184,12 @@ describe("numbers, booleans, versions, locales and GUIDs are never content", () 
   );
 
   it("numbers", () => fc.assert(fc.property(fc.oneof(fc.integer(), fc.double({ noNaN: true })), (n) => check(n))));
-  it("a number string that reads as hex or base64 is still a number (2056297241 spells \" V)rA\" as hex)", () => {
+  it('a number string that reads as hex or base64 is still a number (2056297241 spells " V)rA" as hex)', () => {
     expect(check("2056297241")).toBe(true);
     expect(check("123456789012")).toBe(true);
   });
-  it("numbers as strings", () => fc.assert(fc.property(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })), (n) => check(String(n)))));
+  it("numbers as strings", () =>
+    fc.assert(fc.property(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })), (n) => check(String(n)))));
   it("big integers as decimal strings (int64 typed)", () => fc.assert(fc.property(fc.bigInt(), (n) => check(n.toString(), "int64"))));
   it("booleans", () => fc.assert(fc.property(fc.boolean(), (b) => check(b))));
   it("GUID strings, bare, braced, prefixed, upper case", () =>
@@ -230,8 +251,14 @@ describe("precedence", () => {
   });
 
   it("fields nothing claims take the event default: functional in essential events, diagnostic otherwise", () => {
-    expect(one("Office.Licensing.Activation", field("Data.Count", 3))).toMatchObject({ category: "functional", rule: "event.default.essential" });
-    expect(one("Office.Word.FileOpen.UserInitiatedOpen", field("Data.Count", 3))).toMatchObject({ category: "diagnostic", rule: "event.default.required" });
+    expect(one("Office.Licensing.Activation", field("Data.Count", 3))).toMatchObject({
+      category: "functional",
+      rule: "event.default.essential",
+    });
+    expect(one("Office.Word.FileOpen.UserInitiatedOpen", field("Data.Count", 3))).toMatchObject({
+      category: "diagnostic",
+      rule: "event.default.required",
+    });
     expect(one("Some.Unknown.Event", field("Data.Count", 3))).toMatchObject({ category: "diagnostic", rule: "event.default.unknown" });
   });
 
@@ -281,7 +308,12 @@ describe("event groups", () => {
   it("a name no catalogue lists gets no group from a look-alike namespace: made-up Office names stay unknown", () => {
     // Catalogued: essential.
     expect(eventGroup("Office.Telemetry.AriaEventSink.RequestMsaDeviceToken", packs)).toMatchObject({ group: "essential" });
-    for (const name of ["Office.Telemetry.MadeUpEvent", "Office.Identity.SomethingNew", "Office.Licensing.NewThing", "office.telemetry.madeup"]) {
+    for (const name of [
+      "Office.Telemetry.MadeUpEvent",
+      "Office.Identity.SomethingNew",
+      "Office.Licensing.NewThing",
+      "office.telemetry.madeup",
+    ]) {
       expect(eventGroup(name, packs), name).toEqual({ group: "unknown", groupRule: "event.default.unknown", category: "diagnostic" });
     }
   });
@@ -301,8 +333,14 @@ describe("event groups", () => {
       groupRule: "event.endpoint.configuration",
       category: "functional",
     });
-    expect(eventGroup("json:/spell", packs, { endpointPurpose: "connected-experience" })).toMatchObject({ group: "connected-experience", category: "functional" });
-    expect(eventGroup("json:/x", packs, { endpointPurpose: "diagnostic-upload" })).toMatchObject({ group: "unknown", category: "diagnostic" });
+    expect(eventGroup("json:/spell", packs, { endpointPurpose: "connected-experience" })).toMatchObject({
+      group: "connected-experience",
+      category: "functional",
+    });
+    expect(eventGroup("json:/x", packs, { endpointPurpose: "diagnostic-upload" })).toMatchObject({
+      group: "unknown",
+      category: "diagnostic",
+    });
   });
 
   it("envelope fields (name, iKey, ver, time) are never content by a value detector; a Part C `name` still is", () => {
@@ -357,21 +395,42 @@ describe("request headers and the client address", () => {
   });
 
   it("mark as secret exactly what the one credential list (classifiers/secrets.yaml) names, as logs and exports do", () => {
-    const headers: RawHeaders = ["Tickets", "AuthXToken", "Aad-Token", "AadDeviceToken", "Authorization", "Cookie", "Set-Cookie", "MSFPC", "X-API-Key", "Content-Type", "Client-Id", "User-Agent", "Upload-Time"].map((n) => [n, "v"]);
+    const headers: RawHeaders = [
+      "Tickets",
+      "AuthXToken",
+      "Aad-Token",
+      "AadDeviceToken",
+      "Authorization",
+      "Cookie",
+      "Set-Cookie",
+      "MSFPC",
+      "X-API-Key",
+      "Content-Type",
+      "Client-Id",
+      "User-Agent",
+      "Upload-Time",
+    ].map((n) => [n, "v"]);
     const items = classifyRequest({ headers, query: new URLSearchParams("AuthXToken=x&apikey=a&cors=true&Client-Id=c") }, packs);
     expect(items.length).toBeGreaterThan(10);
     for (const i of items.filter((x) => x.where !== "connection")) {
       expect(i.secret, `${i.where}:${i.name}`).toBe(i.where === "header" ? isSecretHeaderName(i.name) : isSecretParam(i.name));
     }
     const secret = new Set(items.filter((i) => i.secret).map((i) => `${i.where}:${i.name}`));
-    for (const n of ["Tickets", "AuthXToken", "Aad-Token", "AadDeviceToken", "Authorization", "Cookie"]) expect(secret.has(`header:${n}`), n).toBe(true);
+    for (const n of ["Tickets", "AuthXToken", "Aad-Token", "AadDeviceToken", "Authorization", "Cookie"])
+      expect(secret.has(`header:${n}`), n).toBe(true);
     expect(secret.has("header:Content-Type")).toBe(false);
     expect(secret.has("query:AuthXToken")).toBe(true);
   });
 
   it("refuses a field rule that declares `secret`: credential names have one list", () => {
     expect(() =>
-      FieldRuleSchema.parse({ id: "header.x", match: { header: "X" }, category: "functional", secret: true, why: "a header that says it is a secret" }),
+      FieldRuleSchema.parse({
+        id: "header.x",
+        match: { header: "X" },
+        category: "functional",
+        secret: true,
+        why: "a header that says it is a secret",
+      }),
     ).toThrow(/classifiers\/secrets\.yaml/);
   });
 });
@@ -380,7 +439,11 @@ describe("wrapped text, field roles and repeated values", () => {
   it("classifies what hex or base64 wraps, keeping the raw value", () => {
     const hex = "0x" + Buffer.from("https://www.bing.com/search?q=salary+negotiation").toString("hex").toUpperCase();
     const b64 = Buffer.from("C:\\Users\\jdoe\\Documents\\Merger plan.docx").toString("base64");
-    const ev = event("Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", [field("navigationUrlBytes", hex), field("blob", b64), field("hash", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")]);
+    const ev = event("Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", [
+      field("navigationUrlBytes", hex),
+      field("blob", b64),
+      field("hash", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"),
+    ]);
     const [url, path, hash] = classifyEvent(ev, packs).fields;
     expect(url).toMatchObject({ category: "content", rule: "detector.url-search" });
     expect(url.reasons).toContain("detector.wrapped-text");
@@ -399,7 +462,12 @@ describe("wrapped text, field roles and repeated values", () => {
 
   it("gives the same value in two fields of one event the stronger personal kind", () => {
     const id = "0551da834d91078fb8f41d5abc217566329d490ea91422c5d61c50a1bf8e2d09";
-    const ev = event("AppEvents", [field("data.baseData.properties.Machine ID", id), field("data.baseData.properties.Previous", id), field("a", "Windows"), field("b", "Windows")]);
+    const ev = event("AppEvents", [
+      field("data.baseData.properties.Machine ID", id),
+      field("data.baseData.properties.Previous", id),
+      field("a", "Windows"),
+      field("b", "Windows"),
+    ]);
     const [a, b, c, d] = classifyEvent(ev, packs).fields;
     expect(a.personal).toBe("pseudonymous-id");
     expect(b.personal).toBe("pseudonymous-id");

@@ -34,7 +34,9 @@ describe("exhaust events / show: 80 columns, the UI's filters", () => {
     const shown = runCli(["show", String(cap.plantedEventId), "--db", p.dbFile]);
     expect(shown.status).toBe(0);
     expect(width(shown.stdout)).toBeLessThanOrEqual(80);
-    expect(shown.stdout).toMatch(/Data\.Doc\.FileName\s+content\s+\S+\s+detector\.windows-path\n {4}C:\\Users\\jdoe\\Documents\\Merger plan Zephyr-4471\.docx\n/);
+    expect(shown.stdout).toMatch(
+      /Data\.Doc\.FileName\s+content\s+\S+\s+detector\.windows-path\n {4}C:\\Users\\jdoe\\Documents\\Merger plan Zephyr-4471\.docx\n/,
+    );
     // A value too long for the line is cut with an ellipsis, not wrapped.
     expect(shown.stdout).toMatch(/\n {4}Please read <script>.*…\n/);
   });
@@ -62,7 +64,11 @@ describe("exhaust events / show: 80 columns, the UI's filters", () => {
   it("exits quietly when the reader closes the pipe early (events --json | head -1)", () => {
     // 36 events of JSON lines is more than a pipe takes after head has gone; repeat to be sure.
     for (let i = 0; i < 3; i++) {
-      const r = spawnSync("sh", ["-c", `"${process.execPath}" "${EXHAUST_BIN}" events --json --limit 1000 --db "${p.dbFile}" | head -c 10`], { encoding: "utf8" });
+      const r = spawnSync(
+        "sh",
+        ["-c", `"${process.execPath}" "${EXHAUST_BIN}" events --json --limit 1000 --db "${p.dbFile}" | head -c 10`],
+        { encoding: "utf8" },
+      );
       expect(r.stderr).toBe("");
       expect(r.stdout).toMatch(/^\{/);
     }
@@ -72,7 +78,10 @@ describe("exhaust events / show: 80 columns, the UI's filters", () => {
     const line = JSON.parse(events("--json", "--category", "content").stdout.trim());
     expect(Object.keys(line)).toEqual(["session", "exchange", "event", "fields", "findings"]);
     expect(Object.keys(line.event)).toEqual(["id", "name", "time", "format", "iKey", "group", "category"]);
-    expect(line.fields.find((f: { path: string }) => f.path === "Data.Doc.FileName")).toMatchObject({ value: PLANTED, category: "content" });
+    expect(line.fields.find((f: { path: string }) => f.path === "Data.Doc.FileName")).toMatchObject({
+      value: PLANTED,
+      category: "content",
+    });
 
     const bad = events("--group", "mandatory");
     expect(bad.status).toBe(2);
@@ -97,7 +106,9 @@ describe("exhaust events / show: the terminal's width, --wide, names in any case
 
   beforeAll(async () => {
     p = await startTestProxy({ mode: "sinkhole" });
-    const lines = [LONG, CATALOGUED].map((name) => JSON.stringify({ name, time: "2026-12-03T08:00:00.000Z", ver: "4.0", data: { "Activity.Success": true } }));
+    const lines = [LONG, CATALOGUED].map((name) =>
+      JSON.stringify({ name, time: "2026-12-03T08:00:00.000Z", ver: "4.0", data: { "Activity.Success": true } }),
+    );
     const res = await httpsThroughProxy({
       proxyPort: p.port,
       host: "browser.events.data.microsoft.com",
@@ -107,7 +118,10 @@ describe("exhaust events / show: the terminal's width, --wide, names in any case
       ca: [p.caPem],
     });
     expect(res.status).toBe(200);
-    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 1, 15_000);
+    await eventually(
+      () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 1,
+      15_000,
+    );
   }, 60_000);
   afterAll(() => p?.close());
 
@@ -145,10 +159,14 @@ describe("exhaust events / show: the terminal's width, --wide, names in any case
     const squash = (t: string) => t.replace(/\s+/g, "");
     const group = text.stdout.slice(text.stdout.indexOf("\ngroup "), text.stdout.indexOf("\ncategory "));
     expect(group.split("\n").length).toBeGreaterThan(2); // wrapped, continuation lines under the text
-    expect(squash(group)).toBe(squash(`group required (event.office.${CATALOGUED}), Product and service performance / Application activity error`));
+    expect(squash(group)).toBe(
+      squash(`group required (event.office.${CATALOGUED}), Product and service performance / Application activity error`),
+    );
     expect(text.stdout).not.toMatch(/^(event|group) .*…/m);
     expect(text.stdout).toMatch(/\ndecode findings\n {2}\w+ +json\.bad-line {2}at byte \d+.*\n {6}line at byte/);
-    const json = JSON.parse(cli(undefined, "show", String(id), "--json").stdout) as { decodeFindings: Array<{ code: string; severity: string }> };
+    const json = JSON.parse(cli(undefined, "show", String(id), "--json").stdout) as {
+      decodeFindings: Array<{ code: string; severity: string }>;
+    };
     expect(json.decodeFindings).toEqual([expect.objectContaining({ code: "json.bad-line" })]);
     // Wide: one line each.
     expect(cli(undefined, "show", String(id), "--wide").stdout).toContain(`group     required (event.office.${CATALOGUED}), Product`);

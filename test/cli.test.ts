@@ -99,7 +99,9 @@ describe("an explicit --certs without a CA", () => {
     asked.child.kill("SIGTERM");
     await waitExit(asked.child);
     // Once the CA exists, the explicit directory needs no flag.
-    const again = await spawnProxy(["--db", join(dir, "y.db"), "--certs", join(dir, "lab-certs"), "--mode", "sinkhole"], undefined, { initCa: false });
+    const again = await spawnProxy(["--db", join(dir, "y.db"), "--certs", join(dir, "lab-certs"), "--mode", "sinkhole"], undefined, {
+      initCa: false,
+    });
     again.child.kill("SIGTERM");
     await waitExit(again.child);
   }, 60_000);
@@ -112,7 +114,13 @@ describe("exhaust proxy and sessions", () => {
     const proxy = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", "baseline", "--mode", "sinkhole"]);
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
     for (let i = 0; i < 3; i++) {
-      const res = await httpsThroughProxy({ proxyPort: proxy.port, host: "self.events.data.microsoft.com", path: "/OneCollector/1.0/", body: "{}\n", ca: [ca] });
+      const res = await httpsThroughProxy({
+        proxyPort: proxy.port,
+        host: "self.events.data.microsoft.com",
+        path: "/OneCollector/1.0/",
+        body: "{}\n",
+        ca: [ca],
+      });
       expect(res.status).toBe(200);
     }
     proxy.child.kill("SIGTERM");
@@ -136,7 +144,18 @@ describe("exhaust proxy and sessions", () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as net.AddressInfo).port;
-    const r = runCli(["proxy", "--listen", `127.0.0.1:${port}`, "--db", db, "--certs", join(dir, "certs"), "--init-ca", "--session", "doomed"]);
+    const r = runCli([
+      "proxy",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--db",
+      db,
+      "--certs",
+      join(dir, "certs"),
+      "--init-ca",
+      "--session",
+      "doomed",
+    ]);
     busy.close();
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));

@@ -74,7 +74,14 @@ async function sendUploads(port: number, ca: string, count: number, concurrency 
     Array.from({ length: concurrency }, async () => {
       while (next < count) {
         const n = next++;
-        const res = await httpsThroughProxy({ proxyPort: port, host: OFFICE_HOST, path: JSON_PATH, headers: JSON_HEADERS, body: upload(n), ca: [ca] });
+        const res = await httpsThroughProxy({
+          proxyPort: port,
+          host: OFFICE_HOST,
+          path: JSON_PATH,
+          headers: JSON_HEADERS,
+          body: upload(n),
+          ca: [ca],
+        });
         if (res.status === 200) acknowledged++;
       }
     }),
@@ -94,7 +101,10 @@ async function captureThroughChild(db: string, session: string, count: number): 
 function undecoded(dbFile: string): { exchanges: number; undecoded: number } {
   const db = openDatabase(dbFile, { readonly: true });
   try {
-    return db.prepare("SELECT COUNT(*) AS exchanges, COUNT(*) - COUNT(decoder) AS undecoded FROM exchanges").get() as { exchanges: number; undecoded: number };
+    return db.prepare("SELECT COUNT(*) AS exchanges, COUNT(*) - COUNT(decoder) AS undecoded FROM exchanges").get() as {
+      exchanges: number;
+      undecoded: number;
+    };
   } finally {
     db.close();
   }
@@ -137,7 +147,12 @@ describe("with the processing thread starved by two busy loops", () => {
 
     const v = verifyJson(["--db", db, "--session", "starved", "--profile", "office-neither"]);
     expect(v.stderr).toBe("");
-    expect(v.report!.coverage).toMatchObject({ exchanges: UPLOADS, decodedExchanges: UPLOADS, undecoded: 0, events: UPLOADS * EVENTS_PER_UPLOAD });
+    expect(v.report!.coverage).toMatchObject({
+      exchanges: UPLOADS,
+      decodedExchanges: UPLOADS,
+      undecoded: 0,
+      events: UPLOADS * EVENTS_PER_UPLOAD,
+    });
     expect(v.report!.status).toBe("pass");
     expect(v.status).toBe(0);
     const out = join(dir, "starved.jsonl");
@@ -283,14 +298,20 @@ describe("event ids across re-decoding (EventStore, in-process)", () => {
     const processor = new ExchangeProcessor(db);
     processor.process(x.id);
     processor.process(y.id);
-    const ids = (exchangeId: string) => db.prepare("SELECT idx, id FROM events WHERE exchange_id = ? ORDER BY idx").all(exchangeId) as Array<{ idx: number; id: number }>;
+    const ids = (exchangeId: string) =>
+      db.prepare("SELECT idx, id FROM events WHERE exchange_id = ? ORDER BY idx").all(exchangeId) as Array<{ idx: number; id: number }>;
     const x0 = ids(x.id);
     const y0 = ids(y.id);
     expect(x0).toHaveLength(3);
     const events = new EventStore(db);
     const upload = events.loadUpload(x.id)!;
     const decoded = decodeUpload(upload);
-    const first = (n: number) => ({ decoded: { ...decoded, events: decoded.events.slice(0, n) }, classified: [], request: [], rulesFingerprint: "rules:test" });
+    const first = (n: number) => ({
+      decoded: { ...decoded, events: decoded.events.slice(0, n) },
+      classified: [],
+      request: [],
+      rulesFingerprint: "rules:test",
+    });
     events.replaceEvents(upload, first(1));
     expect(ids(x.id)).toEqual(x0.slice(0, 1));
     events.replaceEvents(upload, first(3));
@@ -373,7 +394,12 @@ describe("an import killed halfway or failing", () => {
     writeFileSync(cut, text.slice(0, Math.floor(text.length * 0.8)));
     const r = runCli(["import", cut, "--db", db, "--session", "cut"]);
     expect(r.status).toBe(2);
-    const [s] = JSON.parse(runCli(["sessions", "--db", db, "--json"]).stdout) as Array<{ name: string; exchanges: number; endedAt: number | null; incomplete: string | null }>;
+    const [s] = JSON.parse(runCli(["sessions", "--db", db, "--json"]).stdout) as Array<{
+      name: string;
+      exchanges: number;
+      endedAt: number | null;
+      incomplete: string | null;
+    }>;
     expect(s).toMatchObject({ name: "cut" });
     expect(s.exchanges).toBeGreaterThan(0);
     expect(s.endedAt).not.toBeNull();

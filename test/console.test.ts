@@ -26,7 +26,10 @@ function documentedJsonFields(): Map<string, string[]> {
   for (const line of table.split("\n")) {
     const m = /^\| `(?:module: )?([^`]+)` \| (.*) \|$/.exec(line);
     if (!m) continue;
-    rows.set(m[1], [...m[2].matchAll(/`(\w+)`\*/g)].map((x) => x[1]));
+    rows.set(
+      m[1],
+      [...m[2].matchAll(/`(\w+)`\*/g)].map((x) => x[1]),
+    );
   }
   return rows;
 }
@@ -45,10 +48,29 @@ function freePort(): Promise<number> {
   });
 }
 
-function startHuman(dir: string, extra: string[] = [], listen = "127.0.0.1:0"): { child: ChildProcess; out: () => string; err: () => string } {
+function startHuman(
+  dir: string,
+  extra: string[] = [],
+  listen = "127.0.0.1:0",
+): { child: ChildProcess; out: () => string; err: () => string } {
   const child = spawn(
     process.execPath,
-    [EXHAUST_BIN, "proxy", "--listen", listen, "--mode", "sinkhole", "--db", join(dir, "c.db"), "--certs", join(dir, "certs"), "--init-ca", "--session", "console", ...extra],
+    [
+      EXHAUST_BIN,
+      "proxy",
+      "--listen",
+      listen,
+      "--mode",
+      "sinkhole",
+      "--db",
+      join(dir, "c.db"),
+      "--certs",
+      join(dir, "certs"),
+      "--init-ca",
+      "--session",
+      "console",
+      ...extra,
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -59,7 +81,14 @@ function startHuman(dir: string, extra: string[] = [], listen = "127.0.0.1:0"): 
 }
 
 const send = (port: number, caPem: string, u: DemoUpload) =>
-  httpsThroughProxy({ proxyPort: port, host: u.host, path: `${u.path}?cors=true&client-id=NO_AUTH`, headers: u.headers, body: u.body, ca: [caPem] });
+  httpsThroughProxy({
+    proxyPort: port,
+    host: u.host,
+    path: `${u.path}?cors=true&client-id=NO_AUTH`,
+    headers: u.headers,
+    body: u.body,
+    ca: [caPem],
+  });
 
 describe("the proxy's console", () => {
   it("documents the pattern the code prints", () => {
@@ -154,7 +183,7 @@ describe("the proxy's console", () => {
       const u = demoCorpus()[0];
       // No banner says when it listens: try until it answers.
       let status: number | undefined;
-      for (const until = Date.now() + 20_000; status === undefined; ) {
+      for (const until = Date.now() + 20_000; status === undefined;) {
         try {
           status = (await send(port, readFileSync(caFile, "utf8"), u)).status;
         } catch (e) {
@@ -179,7 +208,9 @@ describe("exhaust ui's log", () => {
     const dbFile = join(dir, "ui.db");
     const { openDatabase } = await import("../src/store/database.js");
     openDatabase(dbFile).close();
-    const child = spawn(process.execPath, [EXHAUST_BIN, "ui", "--db", dbFile, "--listen", "0.0.0.0:0"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [EXHAUST_BIN, "ui", "--db", dbFile, "--listen", "0.0.0.0:0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let err = "";
     child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     try {

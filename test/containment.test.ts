@@ -90,7 +90,11 @@ interface ConnRow {
   client_address: string;
 }
 const connRows = (p: TestProxy, where = "1=1", ...args: unknown[]) =>
-  p.db.prepare(`SELECT host, port, outcome, error, client_address FROM connections WHERE ended_at IS NOT NULL AND ${where} ORDER BY started_at`).all(...args) as ConnRow[];
+  p.db
+    .prepare(
+      `SELECT host, port, outcome, error, client_address FROM connections WHERE ended_at IS NOT NULL AND ${where} ORDER BY started_at`,
+    )
+    .all(...args) as ConnRow[];
 
 describe("sinkhole is airtight", () => {
   let p: TestProxy;
@@ -106,19 +110,32 @@ describe("sinkhole is airtight", () => {
   });
 
   it("answers a TLS upload itself and stores it", async () => {
-    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/OneCollector/1.0/", body: '{"name":"TLS-UPLOAD"}', ca: [p.caPem] });
+    const res = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/OneCollector/1.0/",
+      body: '{"name":"TLS-UPLOAD"}',
+      ca: [p.caPem],
+    });
     expect(res.status).toBe(200);
     await eventually(() => p.db.prepare("SELECT 1 FROM exchanges WHERE path = '/OneCollector/1.0/' AND outcome = 'sinkholed'").get());
   });
 
   it("parses plain HTTP inside a CONNECT, stores it and answers it, never tunnels it", async () => {
     const body = '{"name":"LEAKED-UPLOAD"}';
-    const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const answer = await rawInsideConnect(
+      p.port,
+      `${HOST}:443`,
+      `POST /plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
     expect(answer).toMatch(/^HTTP\/1.1 200/);
     const row = await eventually(
-      () => p.db.prepare("SELECT x.host, x.scheme, x.outcome, x.error_code, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'").get() as
-        | { host: string; scheme: string; outcome: string; error_code: string | null; data: Buffer }
-        | undefined,
+      () =>
+        p.db
+          .prepare(
+            "SELECT x.host, x.scheme, x.outcome, x.error_code, b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.path = '/plain'",
+          )
+          .get() as { host: string; scheme: string; outcome: string; error_code: string | null; data: Buffer } | undefined,
     );
     expect(row).toMatchObject({ host: HOST, scheme: "http", outcome: "sinkholed", error_code: null });
     expect(row.data.toString()).toBe(body);
@@ -126,7 +143,9 @@ describe("sinkhole is airtight", () => {
 
   it("answers a WebSocket upgrade locally", async () => {
     const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem]);
-    socket.write(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    socket.write(
+      `GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     const head = await readResponseHead(socket);
     socket.destroy();
     expect(head.status).not.toBe(101);
@@ -142,7 +161,11 @@ describe("sinkhole is airtight", () => {
       ca: [p.caPem],
     });
     expect(res.status).toBe(200);
-    const row = await eventually(() => p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/hostile-host'").get() as { host: string; error_code: string } | undefined);
+    const row = await eventually(
+      () =>
+        p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/hostile-host'").get() as
+          { host: string; error_code: string } | undefined,
+    );
     expect(row).toEqual({ host: HOST, error_code: "EXH_HOST_MISMATCH" });
   });
 
@@ -171,9 +194,15 @@ describe("block is airtight", () => {
     try {
       const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/blocked-tls", body: "{}", ca: [p.caPem] });
       expect(res.status).toBe(503);
-      const answer = await rawInsideConnect(p.port, `${HOST}:443`, `POST /blocked-plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\n\r\n{}`);
+      const answer = await rawInsideConnect(
+        p.port,
+        `${HOST}:443`,
+        `POST /blocked-plain HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 2\r\n\r\n{}`,
+      );
       expect(answer).toMatch(/^HTTP\/1.1 503/);
-      await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE outcome = 'blocked'").get() as { n: number }).n === 2);
+      await eventually(
+        () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE outcome = 'blocked'").get() as { n: number }).n === 2,
+      );
       expect({ connections: witness.connections, bytes: witness.bytes }).toEqual({ connections: 0, bytes: 0 });
     } finally {
       await p.close();
@@ -201,18 +230,33 @@ describe("forward mode: the CONNECT target decides the upstream", () => {
 
   it("sends a request whose Host names a loopback port to the CONNECT target's upstream", async () => {
     const before = origin.received.length;
-    const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/steer", headers: ["Host", `127.0.0.1:${witness.port}`], body: "{}", ca: [p.caPem] });
+    const res = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/steer",
+      headers: ["Host", `127.0.0.1:${witness.port}`],
+      body: "{}",
+      ca: [p.caPem],
+    });
     expect(res.status).toBe(200);
     expect(origin.received.slice(before).map((r) => r.url)).toEqual(["/steer"]);
     expect(witness.connections).toBe(0);
-    const row = await eventually(() => p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/steer'").get() as { host: string; error_code: string } | undefined);
+    const row = await eventually(
+      () =>
+        p.db.prepare("SELECT host, error_code FROM exchanges WHERE path = '/steer'").get() as
+          { host: string; error_code: string } | undefined,
+    );
     expect(row).toEqual({ host: HOST, error_code: "EXH_HOST_MISMATCH" });
   });
 
   it("forwards plain HTTP inside a CONNECT as a captured exchange to the CONNECT target", async () => {
     // The origin speaks TLS, so a plain request relayed there fails: what matters is that it was
     // parsed and stored (not tunnelled) and answered by exhaust.
-    const answer = await rawInsideConnect(p.port, `${HOST}:443`, `GET /plain-forward HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\n\r\n`);
+    const answer = await rawInsideConnect(
+      p.port,
+      `${HOST}:443`,
+      `GET /plain-forward HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\n\r\n`,
+    );
     expect(answer).toMatch(/^HTTP\/1.1 (502|504)/);
     const row = await eventually(() => p.db.prepare("SELECT host, scheme FROM exchanges WHERE path = '/plain-forward'").get());
     expect(row).toEqual({ host: HOST, scheme: "http" });
@@ -235,7 +279,10 @@ describe("no relay to private space", () => {
   });
 
   it("answers CONNECT to the UI's loopback port with 403 and a connection row", async () => {
-    await expect(connectTunnel(p.port, `127.0.0.1:${ui.port}`)).rejects.toMatchObject({ status: 403, headers: { "x-exhaust-error": "EXH_TARGET_REFUSED" } });
+    await expect(connectTunnel(p.port, `127.0.0.1:${ui.port}`)).rejects.toMatchObject({
+      status: 403,
+      headers: { "x-exhaust-error": "EXH_TARGET_REFUSED" },
+    });
     const row = await eventually(() => connRows(p, "port = ?", ui.port)[0]);
     expect(row).toMatchObject({ host: "127.0.0.1", outcome: "refused-private" });
     expect(row.error).toMatch(/UI|loopback/);
@@ -243,7 +290,12 @@ describe("no relay to private space", () => {
 
   it("answers an absolute-form request to loopback with 403 and a connection row", async () => {
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port: p.port, path: `http://127.0.0.1:${ui.port}/api/sessions`, headers: { host: `127.0.0.1:${ui.port}` } });
+      const req = http.request({
+        host: "127.0.0.1",
+        port: p.port,
+        path: `http://127.0.0.1:${ui.port}/api/sessions`,
+        headers: { host: `127.0.0.1:${ui.port}` },
+      });
       req.on("response", resolve);
       req.on("error", reject);
       req.end();
@@ -264,7 +316,9 @@ describe("no relay to private space", () => {
   it("classifies link-local, unspecified, RFC 1918, CGNAT and ULA addresses as refused without --allow-private", () => {
     // Checked on the classifier alone: no test sends a packet outside loopback, not even a refused one.
     expect(["169.254.169.254", "0.0.0.0", "fe80::1", "::"].map(classifyAddress)).toEqual(Array(4).fill("link-local-or-unspecified"));
-    expect(["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"].map(classifyAddress)).toEqual(Array(6).fill("private"));
+    expect(["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"].map(classifyAddress)).toEqual(
+      Array(6).fill("private"),
+    );
     expect(["127.0.0.1", "127.9.9.9", "::1", "[::1]"].map(classifyAddress)).toEqual(Array(4).fill("loopback"));
     expect(classifyAddress("13.107.5.93")).toBe("public");
   });
@@ -289,7 +343,10 @@ describe("tunnels tell the truth", () => {
     const port = await closedPort();
     const p = await startTestProxy({ allowPrivate: true, mapHost: [`www.example.org=127.0.0.1:${port}`] });
     try {
-      await expect(connectTunnel(p.port, `127.0.0.1:${port}`)).rejects.toMatchObject({ status: 502, headers: { "x-exhaust-error": "EXH_UPSTREAM_FAILED" } });
+      await expect(connectTunnel(p.port, `127.0.0.1:${port}`)).rejects.toMatchObject({
+        status: 502,
+        headers: { "x-exhaust-error": "EXH_UPSTREAM_FAILED" },
+      });
       // The same through a --map-host (allowed without --allow-private).
       await expect(connectTunnel(p.port, "www.example.org:443")).rejects.toMatchObject({ status: 502 });
       const rows = await eventually(() => {
@@ -321,7 +378,12 @@ describe("no one connection switches capture off", () => {
         });
       });
       server.listen(0, "127.0.0.1", () => {
-        const c = tls.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: HOST, rejectUnauthorized: false });
+        const c = tls.connect({
+          host: "127.0.0.1",
+          port: (server.address() as AddressInfo).port,
+          servername: HOST,
+          rejectUnauthorized: false,
+        });
         c.on("error", () => {});
       });
     });
@@ -333,8 +395,10 @@ describe("no one connection switches capture off", () => {
       await new Promise<void>((resolve) => {
         socket.on("close", () => resolve());
         socket.on("error", () => resolve());
-        if (i % 3 === 0) socket.write(Buffer.from([0x16, 0x03])); // a partial record, then close
-        else if (i % 3 === 1) socket.write(hello); // a whole ClientHello, then a reset
+        if (i % 3 === 0)
+          socket.write(Buffer.from([0x16, 0x03])); // a partial record, then close
+        else if (i % 3 === 1)
+          socket.write(hello); // a whole ClientHello, then a reset
         else socket.write("\x16garbage-that-is-no-tls");
         setTimeout(() => (i % 3 === 1 ? socket.resetAndDestroy() : socket.destroy()), 5);
       });
@@ -379,7 +443,14 @@ describe("no one connection switches capture off", () => {
     // the window) pins, not the first.
     await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
     await eventually(() => connRows(p, "client_address = '127.0.0.3'").length === 1);
-    const ok = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/between", body: "{}", ca: [p.caPem], localAddress: "127.0.0.3" });
+    const ok = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/between",
+      body: "{}",
+      ca: [p.caPem],
+      localAddress: "127.0.0.3",
+    });
     expect(ok.status).toBe(200);
     await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
     await hangUpAfterLeaf(p.port, HOST, 443, "127.0.0.3");
@@ -396,7 +467,14 @@ describe("pins expire and are listed", () => {
       await eventually(() => connRows(p, "outcome = 'client-rejected-certificate'")[0]);
       await expect(connectTunnel(p.port, `${HOST}:443`, undefined, "127.0.0.2")).rejects.toMatchObject({ status: 503 });
       await sleep(700);
-      const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/after-expiry", body: "{}", ca: [p.caPem], localAddress: "127.0.0.2" });
+      const res = await httpsThroughProxy({
+        proxyPort: p.port,
+        host: HOST,
+        path: "/after-expiry",
+        body: "{}",
+        ca: [p.caPem],
+        localAddress: "127.0.0.2",
+      });
       expect(res.status).toBe(200);
       const listed = runCli(["sessions", "--db", p.dbFile]);
       expect(listed.stdout).toContain(`pinned in test: client 127.0.0.2 rejected the certificate of ${HOST} (1×`);
@@ -448,7 +526,9 @@ describe("a stalled response body", () => {
       const t0 = Date.now();
       await expect(httpsThroughProxy({ proxyPort: p.port, host: HOST, path: "/stall", body: "{}", ca: [p.caPem] })).rejects.toThrow();
       expect(Date.now() - t0).toBeLessThan(5000);
-      const row = await eventually(() => p.db.prepare("SELECT outcome, error_code FROM exchanges WHERE path = '/stall' AND ended_at IS NOT NULL").get());
+      const row = await eventually(() =>
+        p.db.prepare("SELECT outcome, error_code FROM exchanges WHERE path = '/stall' AND ended_at IS NOT NULL").get(),
+      );
       expect(row).toEqual({ outcome: "upstream-failed", error_code: "EXH_BODY_STALLED" });
     } finally {
       await p.close();
@@ -463,12 +543,23 @@ describe("the processing thread", () => {
     try {
       await p.processing.kill();
       for (let i = 0; i < 3; i++) {
-        const res = await httpsThroughProxy({ proxyPort: p.port, host: HOST, path: `/while-down-${i}`, body: '{"name":"Office.Test","data":{}}', ca: [p.caPem] });
+        const res = await httpsThroughProxy({
+          proxyPort: p.port,
+          host: HOST,
+          path: `/while-down-${i}`,
+          body: '{"name":"Office.Test","data":{}}',
+          ca: [p.caPem],
+        });
         expect(res.status).toBe(200);
       }
       await eventually(() => p.processing.starts >= 2, 10_000);
       await eventually(
-        () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE path LIKE '/while-down-%' AND decoder IS NOT NULL").get() as { n: number }).n === 3,
+        () =>
+          (
+            p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE path LIKE '/while-down-%' AND decoder IS NOT NULL").get() as {
+              n: number;
+            }
+          ).n === 3,
         15_000,
       );
     } finally {
@@ -487,7 +578,15 @@ const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("bounded resources (child proxy)", () => {
-  const proxyArgs = (dir: string, ...more: string[]) => ["--db", join(dir, "exhaust.db"), "--certs", join(dir, "certs"), "--session", "limits", ...more];
+  const proxyArgs = (dir: string, ...more: string[]) => [
+    "--db",
+    join(dir, "exhaust.db"),
+    "--certs",
+    join(dir, "certs"),
+    "--session",
+    "limits",
+    ...more,
+  ];
   const stop = async (child: ChildProcess): Promise<number | null> => {
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     child.kill("SIGTERM");
@@ -505,7 +604,11 @@ describe("bounded resources (child proxy)", () => {
     const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"));
     await rejectLeafWithAlert(proc.port, HOST, 443, "127.0.0.2");
     // The pin lands when the rejected connection closes: try until the CONNECT is refused.
-    const status = () => connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2").then((t) => (t.destroy(), 200), (e: { status: number }) => e.status);
+    const status = () =>
+      connectTunnel(proc.port, `${HOST}:443`, undefined, "127.0.0.2").then(
+        (t) => (t.destroy(), 200),
+        (e: { status: number }) => e.status,
+      );
     let seen = await status();
     for (let i = 0; seen !== 503 && i < 50; i++) {
       await sleep(100);
@@ -546,7 +649,8 @@ describe("bounded resources (child proxy)", () => {
     expect(code, proc.stderr().split("\n").slice(-10).join("\n")).toBe(0);
     expect(sessionEnded(dir)).not.toBeNull();
     const db = openDatabase(join(dir, "exhaust.db"));
-    const timedOut = (db.prepare("SELECT COUNT(*) AS n FROM connections WHERE error LIKE 'nothing usable within%'").get() as { n: number }).n;
+    const timedOut = (db.prepare("SELECT COUNT(*) AS n FROM connections WHERE error LIKE 'nothing usable within%'").get() as { n: number })
+      .n;
     db.close();
     expect(timedOut).toBe(2000);
     console.log(`idle CONNECTs: baseline ${baseline} fds, peak ${peak}, back to baseline ${reclaimedMs} ms after the last was opened`);
@@ -589,17 +693,30 @@ describe("bounded resources (child proxy)", () => {
     let received = 0;
     const origin = https.createServer({ SNICallback: (n, cb) => cb(null, issuer.secureContextFor(n)) });
     origin.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers["sec-websocket-key"]))}\r\n\r\n`,
+      );
       socket.on("data", (d: Buffer) => (received += d.length));
       socket.on("error", () => {});
     });
     await new Promise<void>((r) => origin.listen(0, "127.0.0.1", r));
     const WS_HOST = "augloop.office.com";
-    const proc = await spawnProxy(proxyArgs(dir,
-      "--map-host", `${WS_HOST}=127.0.0.1:${(origin.address() as AddressInfo).port}`, "--upstream-ca", join(dir, "origin-ca.pem"), "--max-body", String(1024 * 1024)));
+    const proc = await spawnProxy(
+      proxyArgs(
+        dir,
+        "--map-host",
+        `${WS_HOST}=127.0.0.1:${(origin.address() as AddressInfo).port}`,
+        "--upstream-ca",
+        join(dir, "origin-ca.pem"),
+        "--max-body",
+        String(1024 * 1024),
+      ),
+    );
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
     const socket = await tlsThroughProxy(proc.port, WS_HOST, 443, [ca]);
-    socket.write(`GET /ws HTTP/1.1\r\nHost: ${WS_HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    socket.write(
+      `GET /ws HTTP/1.1\r\nHost: ${WS_HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${newKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     expect((await readResponseHead(socket)).status).toBe(101);
     socket.resume();
     const size = 64 * 1024 * 1024;
@@ -617,9 +734,12 @@ describe("bounded resources (child proxy)", () => {
     await eventually(() => received >= size + 14, 60_000);
     const db = openDatabase(join(dir, "exhaust.db"));
     const row = await eventually(
-      () => db.prepare("SELECT x.request_body_size AS size, x.request_body_truncated AS truncated, b.size AS kept FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.method = 'WEBSOCKET'").get() as
-        | { size: number; truncated: number; kept: number }
-        | undefined,
+      () =>
+        db
+          .prepare(
+            "SELECT x.request_body_size AS size, x.request_body_truncated AS truncated, b.size AS kept FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE x.method = 'WEBSOCKET'",
+          )
+          .get() as { size: number; truncated: number; kept: number } | undefined,
       20_000,
     );
     const cpuSeconds = (cpuTicks(proc.child.pid!) - before) / 100;
@@ -641,12 +761,21 @@ describe("bounded resources (child proxy)", () => {
     const body = Buffer.alloc(32 * 1024 * 1024, 0x42);
     const results = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
-        httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: `/big-${i}`, headers: { "content-type": "application/octet-stream" }, body, ca: [ca] }),
+        httpsThroughProxy({
+          proxyPort: proc.port,
+          host: HOST,
+          path: `/big-${i}`,
+          headers: { "content-type": "application/octet-stream" },
+          body,
+          ca: [ca],
+        }),
       ),
     );
     const statuses = results.map((r) => (r.status === "fulfilled" ? r.value.status : 0));
     const peak = peakRssMb(proc.child.pid!);
-    console.log(`40 × 32 MiB uploads: ${statuses.filter((s) => s === 200).length} stored, ${statuses.filter((s) => s === 503).length} answered 503, peak RSS ${peak.toFixed(0)} MiB`);
+    console.log(
+      `40 × 32 MiB uploads: ${statuses.filter((s) => s === 200).length} stored, ${statuses.filter((s) => s === 503).length} answered 503, peak RSS ${peak.toFixed(0)} MiB`,
+    );
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
     expect(statuses.every((s) => s === 200 || s === 503 || s === 0)).toBe(true);
     // docs/containment.md: peak RSS stays under 3 × --max-inflight + 256 MiB (1 GiB at the defaults).

@@ -18,8 +18,16 @@ describe("crash safety", () => {
     const origin = await startOrigin(originCa);
     writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
     const args = [
-      "--db", join(dir, "exhaust.db"), "--certs", join(dir, "certs"), "--session", "crash",
-      "--map-host", `${HOST}=127.0.0.1:${origin.port}`, "--upstream-ca", join(dir, "origin-ca.pem"),
+      "--db",
+      join(dir, "exhaust.db"),
+      "--certs",
+      join(dir, "certs"),
+      "--session",
+      "crash",
+      "--map-host",
+      `${HOST}=127.0.0.1:${origin.port}`,
+      "--upstream-ca",
+      join(dir, "origin-ca.pem"),
     ];
     const first = await spawnProxy(args);
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
@@ -64,7 +72,11 @@ describe("crash safety", () => {
     expect(lost).toHaveLength(0);
     for (const b of uploads) expect(stored.has(sha256(b))).toBe(true);
     // The chain went on across the restart: consecutive seq, each prev_hash the previous hash.
-    const chain = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{ seq: number; prev_hash: string; hash: string }>;
+    const chain = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{
+      seq: number;
+      prev_hash: string;
+      hash: string;
+    }>;
     chain.forEach((r, i) => {
       expect(r.seq).toBe(i + 1);
       if (i > 0) expect(r.prev_hash).toBe(chain[i - 1].hash);

@@ -82,7 +82,12 @@ function twoTenants(): Uint8Array {
     {
       token: TOKEN_B,
       packages: [
-        { type: "Client", source: "src-b1", version: "AWT-Web-JS-1.8.0", records: [{ id: "b1", eventType: "B.One", bools: { flag: true } }] },
+        {
+          type: "Client",
+          source: "src-b1",
+          version: "AWT-Web-JS-1.8.0",
+          records: [{ id: "b1", eventType: "B.One", bools: { flag: true } }],
+        },
         { source: "src-b2", records: [{ id: "b2", eventType: "B.Two", typedInt64: { n: 1 }, extension: { s: "t" } }] },
       ],
     },
@@ -186,31 +191,28 @@ describe("aria-collector: records", () => {
   });
 
   it("decodes field 1 DataPackages, package facts, receipts, legacy fields and the retry count", () => {
-    const body = encodeAriaRequest(
-      [{ token: "t", records: [{ eventType: "In.Map" }] }],
-      {
-        retryCount: 2,
-        dataPackages: [
-          {
-            type: "Client",
-            version: "1.0",
-            ids: { DeviceId: "d-1" },
-            schemaVersion: 3,
-            tenantIdentifier: "tenant-from-package",
-            records: [
-              {
-                eventType: "In.List",
-                context: ["c1", "c2"],
-                configurationIds: { cfg: "on" },
-                resultCode: -3,
-                targetUsers: ["u1"],
-              },
-            ],
-            receipts: [{ eventType: "A.Receipt" }],
-          },
-        ],
-      },
-    );
+    const body = encodeAriaRequest([{ token: "t", records: [{ eventType: "In.Map" }] }], {
+      retryCount: 2,
+      dataPackages: [
+        {
+          type: "Client",
+          version: "1.0",
+          ids: { DeviceId: "d-1" },
+          schemaVersion: 3,
+          tenantIdentifier: "tenant-from-package",
+          records: [
+            {
+              eventType: "In.List",
+              context: ["c1", "c2"],
+              configurationIds: { cfg: "on" },
+              resultCode: -3,
+              targetUsers: ["u1"],
+            },
+          ],
+          receipts: [{ eventType: "A.Receipt" }],
+        },
+      ],
+    });
     const r = decode(body);
     expect(r.findings).toEqual([]);
     expect(r.events.map((e) => [e.name, e.iKey])).toEqual([

@@ -65,13 +65,35 @@ describe("BondReader", () => {
     const types: number[] = [];
     while (!r.atEnd()) types.push(r.readFieldHeader());
     expect(types).toEqual([
-      BT.STOP, BT.STOP_BASE, BT.BOOL, BT.UINT8, BT.UINT16, BT.UINT32, BT.UINT64, BT.FLOAT, BT.DOUBLE, BT.STRING,
-      BT.STRUCT, BT.LIST, BT.SET, BT.MAP, BT.INT8, BT.INT16, BT.INT32, BT.INT64, BT.WSTRING,
+      BT.STOP,
+      BT.STOP_BASE,
+      BT.BOOL,
+      BT.UINT8,
+      BT.UINT16,
+      BT.UINT32,
+      BT.UINT64,
+      BT.FLOAT,
+      BT.DOUBLE,
+      BT.STRING,
+      BT.STRUCT,
+      BT.LIST,
+      BT.SET,
+      BT.MAP,
+      BT.INT8,
+      BT.INT16,
+      BT.INT32,
+      BT.INT64,
+      BT.WSTRING,
     ]);
   });
 
   it("reads the three field header forms", () => {
-    const w = new BondWriter().field(BondType.STRING, 5).field(BondType.INT64, 6).field(BondType.LIST, 255).field(BondType.MAP, 256).field(BondType.BOOL, 65535);
+    const w = new BondWriter()
+      .field(BondType.STRING, 5)
+      .field(BondType.INT64, 6)
+      .field(BondType.LIST, 255)
+      .field(BondType.MAP, 256)
+      .field(BondType.BOOL, 65535);
     w.field(BondType.STRING, 2, 2).field(BondType.STRING, 3, 3);
     const r = new BondReader(w.finish());
     const got: Array<[number, number]> = [];
@@ -93,7 +115,20 @@ describe("BondReader", () => {
   });
 
   it("decodes varints, zigzag and 64-bit values exactly", () => {
-    const values = [0n, 1n, -1n, 63n, -64n, 2n ** 31n - 1n, -(2n ** 31n), 2n ** 53n - 1n, 2n ** 53n + 1n, -(2n ** 53n) - 3n, 2n ** 63n - 1n, -(2n ** 63n)];
+    const values = [
+      0n,
+      1n,
+      -1n,
+      63n,
+      -64n,
+      2n ** 31n - 1n,
+      -(2n ** 31n),
+      2n ** 53n - 1n,
+      2n ** 53n + 1n,
+      -(2n ** 53n) - 3n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+    ];
     const w = new BondWriter();
     for (const v of values) w.zigzag(v);
     w.varint(2n ** 64n - 1n).varint(300, 5);
@@ -299,7 +334,12 @@ describe("onecollector-bond: schema coverage", () => {
         if (kind === "smap") {
           const m = v as Record<string, string>;
           for (const k of Object.keys(m)) {
-            expect(field(fields, `ext.${name}.${f}.${k}`)).toEqual({ path: `ext.${name}.${f}.${k}`, part: "A", value: m[k], type: "string" });
+            expect(field(fields, `ext.${name}.${f}.${k}`)).toEqual({
+              path: `ext.${name}.${f}.${k}`,
+              part: "A",
+              value: m[k],
+              type: "string",
+            });
             checked++;
           }
           continue;
@@ -434,12 +474,21 @@ describe("onecollector-bond: schema coverage", () => {
   it("renders GUIDs from Windows byte order (Data1 LE32, Data2 LE16, Data3 LE16, Data4 as-is)", () => {
     // 00112233-4455-6677-8899-aabbccddeeff is stored as 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff.
     const raw = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
-    const body = encodeCsRecord({ name: "G", data: { g: { kind: ValueKind.Guid, guidBytes: raw }, h: V.guid("6F9619FF-8B86-D011-B42D-00C04FC964FF") } });
+    const body = encodeCsRecord({
+      name: "G",
+      data: { g: { kind: ValueKind.Guid, guidBytes: raw }, h: V.guid("6F9619FF-8B86-D011-B42D-00C04FC964FF") },
+    });
     const hex = toHex(body);
     expect(hex).toContain("ff19966f868b11d0b42d00c04fc964ff"); // writer agrees with the layout
     const f = decode(body).events[0].fields;
     expect(field(f, "g").value).toBe("00112233-4455-6677-8899-aabbccddeeff");
-    expect(field(f, "h")).toEqual({ path: "h", part: "C", value: "6f9619ff-8b86-d011-b42d-00c04fc964ff", type: "guid", annotations: { wireType: 8 } });
+    expect(field(f, "h")).toEqual({
+      path: "h",
+      part: "C",
+      value: "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+      type: "guid",
+      annotations: { wireType: 8 },
+    });
     // a GUID that is not 16 bytes is kept as hex, flagged
     const short = decode(encodeCsRecord({ name: "G", data: { g: { kind: ValueKind.Guid, guidBytes: [1, 2, 3] } } }));
     expect(field(short.events[0].fields, "g")).toMatchObject({ value: "010203", type: "bytes" });
@@ -459,12 +508,24 @@ describe("onecollector-bond: schema coverage", () => {
       },
     });
     const f = decode(body).events[0].fields;
-    expect(field(f, "data.baseData.mail")).toEqual({ path: "data.baseData.mail", part: "B", value: "someone@example.com", type: "string", annotations: { wireType: 5, piiKind: 9 } });
+    expect(field(f, "data.baseData.mail")).toEqual({
+      path: "data.baseData.mail",
+      part: "B",
+      value: "someone@example.com",
+      type: "string",
+      annotations: { wireType: 5, piiKind: 9 },
+    });
     expect(field(f, "User.Sip").annotations).toEqual({ wireType: 5, piiKind: 8 });
     expect(field(f, "Doc.Title").annotations).toEqual({ wireType: 5, customerContent: true });
     expect(field(f, "both").annotations).toEqual({ wireType: 5, piiKind: 2, customerContent: true });
     // The SDK sends PII-tagged values as strings: a non-string kind with only stringValue stays a string.
-    expect(field(f, "typedPii")).toEqual({ path: "typedPii", part: "C", value: "12345", type: "string", annotations: { wireType: 0, piiKind: 10 } });
+    expect(field(f, "typedPii")).toEqual({
+      path: "typedPii",
+      part: "C",
+      value: "12345",
+      type: "string",
+      annotations: { wireType: 0, piiKind: 10 },
+    });
     expect(field(f, "notSet").annotations).toEqual({ wireType: 5 });
   });
 
@@ -605,7 +666,13 @@ describe("onecollector-bond: malformed bodies and limits", () => {
     expect(capped.events).toHaveLength(2);
     const size = fromHex(WORKED_EXAMPLE_HEX).length;
     expect(capped.findings).toEqual([
-      { code: "bond.too-many-events", severity: "warning", message: expect.stringContaining("more than 2 records"), offset: 2 * size, length: size },
+      {
+        code: "bond.too-many-events",
+        severity: "warning",
+        message: expect.stringContaining("more than 2 records"),
+        offset: 2 * size,
+        length: size,
+      },
     ]);
     const r = decode(three, { maxFieldsPerEvent: 5 });
     expect(r.events.map((x) => x.fields.length)).toEqual([5, 5, 5]);
@@ -646,7 +713,13 @@ describe("onecollector-bond: robustness (fast-check)", () => {
       ...WORKED_EXAMPLE,
       tags: { a: "b" },
       baseData: { m: V.pii("x@example.com", 9) },
-      data: { a: V.arr.guid(["00112233-4455-6677-8899-aabbccddeeff"]), b: V.arr.dt([638188921905017229n]), c: V.arr.str(["x"]), d: V.dbl(1.5), e: V.cc("t") },
+      data: {
+        a: V.arr.guid(["00112233-4455-6677-8899-aabbccddeeff"]),
+        b: V.arr.dt([638188921905017229n]),
+        c: V.arr.str(["x"]),
+        d: V.dbl(1.5),
+        e: V.cc("t"),
+      },
       unknown: unknownFieldsOfEveryType(200),
     }),
   ];

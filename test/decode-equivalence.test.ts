@@ -20,7 +20,11 @@ const asJson = (e: (typeof base)[number]): JsonEventSpec => ({
   time: new Date(e.ms).toISOString(),
   ver: "4.0",
   iKey: TENANT,
-  ext: { app: { name: "Word", ver: "16.0.17029.20108" }, device: { localId: "s:6c4e3d2a-1111-4000-8000-000000000000" }, loc: { tz: "+01:00" } },
+  ext: {
+    app: { name: "Word", ver: "16.0.17029.20108" },
+    device: { localId: "s:6c4e3d2a-1111-4000-8000-000000000000" },
+    loc: { tz: "+01:00" },
+  },
   data: {
     "Data.Doc.Ext": e.ext,
     "Activity.Success": e.ok,
@@ -38,7 +42,11 @@ const asBond = (e: (typeof base)[number]): CsRecordSpec => ({
   name: e.name,
   time: e.ms,
   iKey: TENANT,
-  ext: { app: { name: "Word", ver: "16.0.17029.20108" }, device: { localId: "s:6c4e3d2a-1111-4000-8000-000000000000" }, loc: { tz: "+01:00" } },
+  ext: {
+    app: { name: "Word", ver: "16.0.17029.20108" },
+    device: { localId: "s:6c4e3d2a-1111-4000-8000-000000000000" },
+    loc: { tz: "+01:00" },
+  },
   data: {
     "Data.Doc.Ext": V.str(e.ext),
     "Activity.Success": V.bool(e.ok),
@@ -60,7 +68,10 @@ const variants: Record<string, UploadInput> = {
   "JSON lines, gzip": {
     method: "POST",
     path: COLLECTOR,
-    headers: [["Content-Type", "application/x-json-stream"], ["Content-Encoding", "gzip"]],
+    headers: [
+      ["Content-Type", "application/x-json-stream"],
+      ["Content-Encoding", "gzip"],
+    ],
     body: gzipSync(jsonBody),
   },
   "JSON lines, text/plain beacon with query parameters": {
@@ -73,13 +84,19 @@ const variants: Record<string, UploadInput> = {
   "Bond, raw deflate labelled deflate": {
     method: "POST",
     path: COLLECTOR,
-    headers: [["Content-Type", "application/bond-compact-binary"], ["Content-Encoding", "deflate"]],
+    headers: [
+      ["Content-Type", "application/bond-compact-binary"],
+      ["Content-Encoding", "deflate"],
+    ],
     body: deflateRawSync(bondBody),
   },
   "Bond, gzip labelled deflate": {
     method: "POST",
     path: COLLECTOR,
-    headers: [["Content-Type", "application/bond-compact-binary"], ["Content-Encoding", "deflate"]],
+    headers: [
+      ["Content-Type", "application/bond-compact-binary"],
+      ["Content-Encoding", "deflate"],
+    ],
     body: gzipSync(bondBody),
   },
 };
@@ -92,7 +109,14 @@ function comparable(events: DecodedEvent[]) {
     time: Date.parse(e.time ?? ""),
     fields: e.fields
       .filter((f) => f.part !== "envelope")
-      .map((f) => ({ path: f.path, part: f.part, type: f.type, value: f.value, pii: f.annotations?.piiKind, cc: f.annotations?.customerContent ?? undefined }))
+      .map((f) => ({
+        path: f.path,
+        part: f.part,
+        type: f.type,
+        value: f.value,
+        pii: f.annotations?.piiKind,
+        cc: f.annotations?.customerContent ?? undefined,
+      }))
       .sort((a, b) => a.path.localeCompare(b.path)),
   }));
 }

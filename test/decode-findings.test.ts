@@ -22,7 +22,9 @@ describe("decode finding codes", () => {
     const doc = documented();
     const registered = Object.entries(DECODE_FINDINGS);
     expect(registered.length).toBeGreaterThan(20);
-    const wrong = registered.filter(([code, spec]) => doc.get(code) !== spec.severity).map(([code, spec]) => `${code}: ${spec.severity} registered, ${doc.get(code) ?? "not"} documented`);
+    const wrong = registered
+      .filter(([code, spec]) => doc.get(code) !== spec.severity)
+      .map(([code, spec]) => `${code}: ${spec.severity} registered, ${doc.get(code) ?? "not"} documented`);
     expect(wrong).toEqual([]);
   });
 

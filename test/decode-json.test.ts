@@ -45,7 +45,12 @@ function prepare(pathAndQuery: string, headers: RawHeaders, body: Uint8Array): {
   const q = pathAndQuery.indexOf("?");
   const query = new URLSearchParams(q === -1 ? "" : pathAndQuery.slice(q + 1));
   const decoded = decodeContentEncoding(body, effectiveContentEncoding(headers, query));
-  const ctx = ctxFor({ path: q === -1 ? pathAndQuery : pathAndQuery.slice(0, q), query, headers, contentType: effectiveContentType(headers, query) });
+  const ctx = ctxFor({
+    path: q === -1 ? pathAndQuery : pathAndQuery.slice(0, q),
+    query,
+    headers,
+    contentType: effectiveContentType(headers, query),
+  });
   return { body: decoded.body, ctx, applied: decoded.applied };
 }
 
@@ -98,7 +103,10 @@ describe("1DS JSON lines", () => {
   });
 
   it("nests objects in data with dots but keeps the top-level key verbatim", () => {
-    const line = JSON.stringify({ name: "n", data: { "Data.Doc": { Ext: "docx", Size: { Bytes: 12 } }, list: [1, 2, 3], objs: [{ a: 1 }] } });
+    const line = JSON.stringify({
+      name: "n",
+      data: { "Data.Doc": { Ext: "docx", Size: { Bytes: 12 } }, list: [1, 2, 3], objs: [{ a: 1 }] },
+    });
     const [e] = oneCollectorJsonDecoder.decode(Buffer.from(line), ctxFor()).events;
     expect(fieldOf(e, "Data.Doc.Ext")).toMatchObject({ part: "C", value: "docx" });
     expect(fieldOf(e, "Data.Doc.Size.Bytes")).toMatchObject({ part: "C", value: 12, type: "int64" });
@@ -111,7 +119,17 @@ describe("1DS JSON lines", () => {
     const line = JSON.stringify({
       name: "n",
       data: {
-        baseData: { exceptions: [{ typeName: "E", parsedStack: [{ level: 0, fileName: "a.cs" }, { level: 1, fileName: "b.cs" }] }] },
+        baseData: {
+          exceptions: [
+            {
+              typeName: "E",
+              parsedStack: [
+                { level: 0, fileName: "a.cs" },
+                { level: 1, fileName: "b.cs" },
+              ],
+            },
+          ],
+        },
         Metrics: [{ Name: "m0", Value: 1 }, 7, [{ deep: true }]],
       },
     });
@@ -125,7 +143,13 @@ describe("1DS JSON lines", () => {
 
   it("never gives a Part C property the path of an envelope field", () => {
     // The OneCollector exporter's own test line: an event named MyNewEvent whose data has a `name` too.
-    const line = JSON.stringify({ ver: "4.0", name: "MyNewEvent", time: "2023-01-01T00:00:00Z", iKey: "o:k", data: { name: "MyEvent", time: "t", "ext.app.name": "x" } });
+    const line = JSON.stringify({
+      ver: "4.0",
+      name: "MyNewEvent",
+      time: "2023-01-01T00:00:00Z",
+      iKey: "o:k",
+      data: { name: "MyEvent", time: "t", "ext.app.name": "x" },
+    });
     const [e] = oneCollectorJsonDecoder.decode(Buffer.from(line), ctxFor()).events;
     const paths = e.fields.map((f) => f.path);
     expect(new Set(paths).size).toBe(paths.length);
@@ -135,13 +159,26 @@ describe("1DS JSON lines", () => {
     expect(fieldOf(e, "data.ext.app.name")).toMatchObject({ part: "C", value: "x" });
     // The JSONL importer rebuilds events from paths: every Part C path maps back to its wire key.
     for (const f of e.fields.filter((x) => x.part === "C")) expect(partCPath(partCKey(f.path))).toBe(f.path);
-    expect(["name", "time", "ext.app.name", "Data.Doc.Ext", "data"].map((k) => partCKey(partCPath(k)))).toEqual(["name", "time", "ext.app.name", "Data.Doc.Ext", "data"]);
+    expect(["name", "time", "ext.app.name", "Data.Doc.Ext", "data"].map((k) => partCKey(partCPath(k)))).toEqual([
+      "name",
+      "time",
+      "ext.app.name",
+      "Data.Doc.Ext",
+      "data",
+    ]);
   });
 
   it("types from JSON values: string, bool, int64 for integers, double otherwise, null", () => {
     const line = JSON.stringify({ name: "n", data: { s: "x", b: false, i: -42, d: 1.5, z: null, big: 1e300 } });
     const [e] = oneCollectorJsonDecoder.decode(Buffer.from(line), ctxFor()).events;
-    expect(["s", "b", "i", "d", "z", "big"].map((p) => fieldOf(e, p).type)).toEqual(["string", "bool", "int64", "double", "null", "double"]);
+    expect(["s", "b", "i", "d", "z", "big"].map((p) => fieldOf(e, p).type)).toEqual([
+      "string",
+      "bool",
+      "int64",
+      "double",
+      "null",
+      "double",
+    ]);
   });
 
   it("tolerates CRLF, blank lines, spaces and a trailing newline", () => {
@@ -185,7 +222,10 @@ describe("1DS JSON lines", () => {
   it("turns ext.metadata.f tags into types, PII kinds and customer content", () => {
     const line = renderJsonEvent({
       name: "Office.Tagged",
-      baseData: { url: typed("https://contoso.example/a", "string", { pii: 11 }), nested: { when: typed("2026-01-01T00:00:00Z", "datetime") } },
+      baseData: {
+        url: typed("https://contoso.example/a", "string", { pii: 11 }),
+        nested: { when: typed("2026-01-01T00:00:00Z", "datetime") },
+      },
       data: {
         "Event.Time": typed("2026-11-24T08:00:00.123Z", "datetime"),
         "Event.Sequence": typed(7, "int64"),
@@ -216,7 +256,10 @@ describe("1DS JSON lines", () => {
     expect(fieldOf(e, "Doc.Title")).toMatchObject({ type: "string", annotations: { customerContent: true, wireType: 8193 } });
     expect(fieldOf(e, "Doc.Title").annotations?.piiKind).toBeUndefined();
     // typeCode 0 (unspecified): the observed type stays.
-    expect(fieldOf(e, "Doc.Path")).toMatchObject({ type: "string", annotations: { piiKind: 11, customerContent: true, wireType: (11 << 5) | 8192 } });
+    expect(fieldOf(e, "Doc.Path")).toMatchObject({
+      type: "string",
+      annotations: { piiKind: 11, customerContent: true, wireType: (11 << 5) | 8192 },
+    });
     expect(fieldOf(e, "Data.Tags")).toMatchObject({ type: "array", value: ["a", "b"], annotations: { piiKind: 2 } });
     expect(fieldOf(e, "Compound.Inner").type).toBe("int32");
     expect(fieldOf(e, "data.baseData.url")).toMatchObject({ part: "B", annotations: { piiKind: 11 } });
@@ -287,7 +330,13 @@ describe("1DS JSON lines", () => {
       );
     }
     expect(Object.getPrototypeOf(parseJsonExact('{"__proto__":{"x":1},"n":12345678901234567890}'))).toBe(Object.prototype);
-    for (const bad of ['{"a":12345678901234567890,}', '{"a":12345678901234567890', '{"a":012345678901234567}', '{"a":12345678901234567890}x', '{"a":"\x01","b":12345678901234567}']) {
+    for (const bad of [
+      '{"a":12345678901234567890,}',
+      '{"a":12345678901234567890',
+      '{"a":012345678901234567}',
+      '{"a":12345678901234567890}x',
+      '{"a":"\x01","b":12345678901234567}',
+    ]) {
       expect(() => JSON.parse(bad)).toThrow();
       expect(() => parseJsonExact(bad)).toThrow();
     }
@@ -307,7 +356,9 @@ describe("1DS JSON lines", () => {
     expect(events.every((e) => e.fields.length === 10)).toBe(true);
     expect(findings.map((f) => f.code)).toContain("json.too-many-events");
     expect(findings.filter((f) => f.code === "json.too-many-fields")).toHaveLength(3);
-    const deep = Buffer.from(`{"name":"deep","data":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)},"b":${'{"x":'.repeat(5000)}1${"}".repeat(5000)}}}`);
+    const deep = Buffer.from(
+      `{"name":"deep","data":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)},"b":${'{"x":'.repeat(5000)}1${"}".repeat(5000)}}}`,
+    );
     const r = oneCollectorJsonDecoder.decode(deep, ctxFor());
     expect(r.events[0].name).toBe("deep");
     expect(r.findings.map((f) => f.code)).toContain("json.too-deep");
@@ -318,18 +369,35 @@ describe("upload context: effective content type and encoding", () => {
   it("lets the query win over the header, lower-cased, without parameters", () => {
     const beaconQuery = new URLSearchParams("cors=true&content-type=application/x-json-stream&w=0&NoResponseBody=true");
     expect(effectiveContentType([["Content-Type", "text/plain;charset=UTF-8"]], beaconQuery)).toBe("application/x-json-stream");
-    expect(effectiveContentType([["content-type", "Application/X-JSON-Stream; charset=utf-8"]], new URLSearchParams())).toBe("application/x-json-stream");
+    expect(effectiveContentType([["content-type", "Application/X-JSON-Stream; charset=utf-8"]], new URLSearchParams())).toBe(
+      "application/x-json-stream",
+    );
     expect(effectiveContentType([], new URLSearchParams())).toBe("");
     expect(effectiveContentEncoding([["Content-Encoding", "GZIP"]], new URLSearchParams())).toBe("gzip");
     expect(effectiveContentEncoding([["Content-Encoding", "deflate"]], new URLSearchParams("content-encoding=gzip"))).toBe("gzip");
-    expect(effectiveContentEncoding([["Content-Encoding", "gzip"], ["Content-Encoding", "br"]], new URLSearchParams())).toBe("gzip, br");
+    expect(
+      effectiveContentEncoding(
+        [
+          ["Content-Encoding", "gzip"],
+          ["Content-Encoding", "br"],
+        ],
+        new URLSearchParams(),
+      ),
+    ).toBe("gzip, br");
     expect(effectiveContentEncoding([], new URLSearchParams())).toBeUndefined();
   });
 
   const body = jsonLines([renderJsonEvent(WORD_EVENT), renderJsonEvent({ name: "Second" })]);
 
   it("decodes a gzip upload announced in the Content-Encoding header", () => {
-    const p = prepare("/OneCollector/1.0/", [["Content-Type", "application/x-json-stream"], ["Content-Encoding", "gzip"]], gzipSync(body));
+    const p = prepare(
+      "/OneCollector/1.0/",
+      [
+        ["Content-Type", "application/x-json-stream"],
+        ["Content-Encoding", "gzip"],
+      ],
+      gzipSync(body),
+    );
     expect(p.applied).toEqual(["gzip"]);
     expect(p.ctx.contentType).toBe("application/x-json-stream");
     expect(oneCollectorJsonDecoder.decode(p.body, p.ctx).events.map((e) => e.name)).toEqual([WORD_EVENT.name, "Second"]);
@@ -413,7 +481,10 @@ describe("content encoding", () => {
 
   it("throws encoding.corrupt for damaged streams and encoding.unsupported for unknown codings", () => {
     const gz = gzipSync(plain);
-    expect(decodeError(() => decodeContentEncoding(gz.subarray(0, gz.length >> 1), "gzip"))).toMatchObject({ code: "encoding.corrupt", offset: 0 });
+    expect(decodeError(() => decodeContentEncoding(gz.subarray(0, gz.length >> 1), "gzip"))).toMatchObject({
+      code: "encoding.corrupt",
+      offset: 0,
+    });
     expect(decodeError(() => decodeContentEncoding(Buffer.from("\x00\x01 binary, not gzip"), "gzip")).code).toBe("encoding.corrupt");
     expect(decodeError(() => decodeContentEncoding(Buffer.from("hello, not deflate at all"), "deflate")).code).toBe("encoding.corrupt");
     expect(decodeError(() => decodeContentEncoding(Buffer.from("garbage!!"), "br")).code).toBe("encoding.corrupt");
@@ -440,7 +511,9 @@ describe("content encoding", () => {
     const bomb = brotliCompressSync(Buffer.alloc(32 * 1024 * 1024), { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } });
     expect(decodeError(() => decodeContentEncoding(bomb, "br"))).toMatchObject({ code: "encoding.ratio", offset: 0 });
     const gz = gzipSync(Buffer.alloc(8 * 1024 * 1024));
-    expect(decodeError(() => decodeContentEncoding(gz, "gzip", { maxBytes: DEFAULT_MAX_DECODED_BYTES, maxRatio: 100 })).code).toBe("encoding.ratio");
+    expect(decodeError(() => decodeContentEncoding(gz, "gzip", { maxBytes: DEFAULT_MAX_DECODED_BYTES, maxRatio: 100 })).code).toBe(
+      "encoding.ratio",
+    );
   });
 
   it("stops a 200 MB gzip bomb with encoding.too-large, quickly and without expanding it", async () => {
@@ -550,7 +623,9 @@ describe("generic decoders", () => {
     ]);
     const arr = genericJsonDecoder.decode(Buffer.from('[{"a":1},2]'), ctx).events[0];
     expect(arr.fields.map((f) => f.path)).toEqual(["[0].a", "[1]"]);
-    expect(genericJsonDecoder.decode(Buffer.from("42"), ctx).events[0].fields).toEqual([{ path: "$", part: "body", value: 42, type: "int64" }]);
+    expect(genericJsonDecoder.decode(Buffer.from("42"), ctx).events[0].fields).toEqual([
+      { path: "$", part: "body", value: 42, type: "int64" },
+    ]);
     expect(genericJsonDecoder.sniff!(Buffer.from('{"a":1}\n{"b":2}'))).toBe(0);
     expect(decodeError(() => genericJsonDecoder.decode(Buffer.from('{"a": x}'), ctx))).toMatchObject({ code: "json.invalid", offset: 6 });
   });
@@ -573,9 +648,13 @@ describe("generic decoders", () => {
     const file = Buffer.from([0, 1, 2, 3, 255, 254, 13, 10, 45, 45]);
     const body = Buffer.concat([
       Buffer.from(`preamble\r\n--${boundary}\r\nContent-Disposition: form-data; name="comment"\r\n\r\nhello\r\nworld\r\n`),
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="dump"; filename="crash.dmp"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="dump"; filename="crash.dmp"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      ),
       file,
-      Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n{"a":1}\r\n--${boundary}--\r\n`),
+      Buffer.from(
+        `\r\n--${boundary}\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n{"a":1}\r\n--${boundary}--\r\n`,
+      ),
     ]);
     const ctx = ctxFor({
       path: "/upload",
@@ -638,14 +717,32 @@ describe(`robustness (${FUZZ_RUNS} mutated bodies per decoder)`, () => {
   const big = '{"name":"b","data":{"n":12345678901234567890,"a":[1,{"b":9007199254740993}],"s":"x\\u00e9"}}';
   const aiBody = Buffer.from(
     JSON.stringify([
-      { name: "Microsoft.ApplicationInsights.x.Event", time: "2026-01-01T00:00:00Z", iKey: "k", tags: { "ai.user.id": "u" }, data: { baseType: "EventData", baseData: { name: "e", properties: { a: "b" }, measurements: { m: 1.5 } } } },
+      {
+        name: "Microsoft.ApplicationInsights.x.Event",
+        time: "2026-01-01T00:00:00Z",
+        iKey: "k",
+        tags: { "ai.user.id": "u" },
+        data: { baseType: "EventData", baseData: { name: "e", properties: { a: "b" }, measurements: { m: 1.5 } } },
+      },
     ]),
   );
   const cases: Array<{ decoder: Decoder; seeds: Uint8Array[]; ctx: DecodeContext }> = [
-    { decoder: oneCollectorJsonDecoder, seeds: [makeJsonLinesBatch(3, 20), makeJsonLinesBatch(2, 10, { bigInts: true }), Buffer.from(big)], ctx: ctxFor() },
+    {
+      decoder: oneCollectorJsonDecoder,
+      seeds: [makeJsonLinesBatch(3, 20), makeJsonLinesBatch(2, 10, { bigInts: true }), Buffer.from(big)],
+      ctx: ctxFor(),
+    },
     { decoder: appInsightsDecoder, seeds: [aiBody, Buffer.from(aiBody.toString().slice(1, -1))], ctx: ctxFor({ path: "/v2/track" }) },
-    { decoder: genericJsonDecoder, seeds: [Buffer.from('{"a":[1,2,{"b":"c"}],"d":"e=f&g=h","n":12345678901234567890}'), Buffer.from("[1,2,3]")], ctx: ctxFor({ contentType: "application/json" }) },
-    { decoder: formDecoder, seeds: [Buffer.from("a=1&b=%E2%9C%93&c=x+y&d=%ZZ")], ctx: ctxFor({ contentType: "application/x-www-form-urlencoded" }) },
+    {
+      decoder: genericJsonDecoder,
+      seeds: [Buffer.from('{"a":[1,2,{"b":"c"}],"d":"e=f&g=h","n":12345678901234567890}'), Buffer.from("[1,2,3]")],
+      ctx: ctxFor({ contentType: "application/json" }),
+    },
+    {
+      decoder: formDecoder,
+      seeds: [Buffer.from("a=1&b=%E2%9C%93&c=x+y&d=%ZZ")],
+      ctx: ctxFor({ contentType: "application/x-www-form-urlencoded" }),
+    },
     {
       decoder: multipartDecoder,
       seeds: [multipartBody],

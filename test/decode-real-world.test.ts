@@ -65,12 +65,20 @@ function leaves(v: unknown, path: string[] = [], out: string[] = []): string[] {
 const sorted = (a: string[]) => [...a].sort();
 
 function harUploads(rel: string): Upload[] {
-  const har = JSON.parse(read(rel)) as { log: { entries: Array<{ request: { url: string; postData?: { mimeType?: string; text?: string } } }> } };
+  const har = JSON.parse(read(rel)) as {
+    log: { entries: Array<{ request: { url: string; postData?: { mimeType?: string; text?: string } } }> };
+  };
   return har.log.entries
     .filter((e) => e.request.postData?.text && !/xml/.test(e.request.postData.mimeType ?? ""))
     .map((e, i) => {
       const text = e.request.postData!.text!;
-      return { name: `${rel}#${i}`, path: new URL(e.request.url).pathname, contentType: e.request.postData!.mimeType || "application/json", body: text, events: jsonEvents(text) };
+      return {
+        name: `${rel}#${i}`,
+        path: new URL(e.request.url).pathname,
+        contentType: e.request.postData!.mimeType || "application/json",
+        body: text,
+        events: jsonEvents(text),
+      };
     });
 }
 
@@ -81,19 +89,31 @@ function jsonEvents(text: string): unknown[] {
   try {
     return [JSON.parse(t)];
   } catch {
-    return t.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    return t
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l));
   }
 }
 
 function snapshotUploads(rel: string): Upload[] {
-  const text = read(rel).split(/^---\n/m).slice(2).join("---\n");
+  const text = read(rel)
+    .split(/^---\n/m)
+    .slice(2)
+    .join("---\n");
   return text
     .split(/\n(?=POST )/)
     .filter((b) => b.startsWith("POST "))
     .map((block, i) => {
       const [head, ...rest] = block.split("\n\n");
       const body = rest.join("\n\n").trim();
-      return { name: `${rel}#${i}`, path: head.split(" ")[1].split("?")[0], contentType: /content-type: (.*)/.exec(head)?.[1] ?? "application/json", body, events: jsonEvents(body) };
+      return {
+        name: `${rel}#${i}`,
+        path: head.split(" ")[1].split("?")[0],
+        contentType: /content-type: (.*)/.exec(head)?.[1] ?? "application/json",
+        body,
+        events: jsonEvents(body),
+      };
     });
 }
 
@@ -103,7 +123,13 @@ function printedLines(rel: string): Upload {
     .split("\n")
     .filter((l) => l.includes("{"))
     .map((l) => l.slice(l.indexOf("{")));
-  return { name: rel, path: "/v2/track", contentType: "application/x-json-stream", body: lines.join("\n"), events: lines.map((l) => JSON.parse(l)) };
+  return {
+    name: rel,
+    path: "/v2/track",
+    contentType: "application/x-json-stream",
+    body: lines.join("\n"),
+    events: lines.map((l) => JSON.parse(l)),
+  };
 }
 
 /** The top-level JSON objects in a text (braces inside strings ignored): what precedes or follows them is notes. */
@@ -128,7 +154,13 @@ function topLevelObjects(text: string): string[] {
 /** Diagnostic Data Viewer examples: pretty-printed JSON objects one after another, sent as one JSON array. */
 function viewerExamples(rel: string): Upload {
   const objects = topLevelObjects(read(rel));
-  return { name: rel, path: "/OneCollector/1.0/", contentType: "application/x-json-stream", body: `[${objects.join(",")}]`, events: objects.map((o) => JSON.parse(o)) };
+  return {
+    name: rel,
+    path: "/OneCollector/1.0/",
+    contentType: "application/x-json-stream",
+    body: `[${objects.join(",")}]`,
+    events: objects.map((o) => JSON.parse(o)),
+  };
 }
 
 function allUploads(): Upload[] {
@@ -138,15 +170,39 @@ function allUploads(): Upload[] {
     const body = read(`ai-web-pastes/${f}`);
     out.push({ name: `ai-web-pastes/${f}`, path: "/v2/track", contentType: "application/json", body, events: jsonEvents(body) });
   }
-  for (const s of ["live_metrics", "logs", "logs_with_resource_attributes_in_events_and_logs", "traces", "traces_batch_tokio", "traces_with_resource_attributes_in_events_and_logs"]) {
+  for (const s of [
+    "live_metrics",
+    "logs",
+    "logs_with_resource_attributes_in_events_and_logs",
+    "traces",
+    "traces_batch_tokio",
+    "traces_with_resource_attributes_in_events_and_logs",
+  ]) {
     out.push(...snapshotUploads(`frigus02/http_requests__${s}.snap`));
   }
   out.push(printedLines("dotnet-cli/telemetry-lines.txt"), printedLines("featuremgmt/README-example-output.txt"));
   const otel = read("otel-onecollector/LogRecordCommonSchemaJsonSerializerTests.expected.jsonl");
-  out.push({ name: "otel-onecollector", path: "/OneCollector/1.0/", contentType: "application/x-json-stream", body: otel, events: jsonEvents(otel) });
+  out.push({
+    name: "otel-onecollector",
+    path: "/OneCollector/1.0/",
+    contentType: "application/x-json-stream",
+    body: otel,
+    events: jsonEvents(otel),
+  });
   const plaso = JSON.parse(read("plaso/eventtranscript-row1.json")) as { payload: string };
-  out.push({ name: "plaso/eventtranscript-row1", path: "/OneCollector/1.0/", contentType: "application/x-json-stream", body: plaso.payload, events: [JSON.parse(plaso.payload)] });
-  for (const f of ["Census JSON Examples.txt", "LSM Reconnect and Disconnect JSON Example.txt", "Microsoft.Windows.Kernel.Power.OSStateChange JSON Example.txt", "Win32kTraceLogging.AppInteractivitySummary JSON Example.txt"]) {
+  out.push({
+    name: "plaso/eventtranscript-row1",
+    path: "/OneCollector/1.0/",
+    contentType: "application/x-json-stream",
+    body: plaso.payload,
+    events: [JSON.parse(plaso.payload)],
+  });
+  for (const f of [
+    "Census JSON Examples.txt",
+    "LSM Reconnect and Disconnect JSON Example.txt",
+    "Microsoft.Windows.Kernel.Power.OSStateChange JSON Example.txt",
+    "Win32kTraceLogging.AppInteractivitySummary JSON Example.txt",
+  ]) {
     out.push(viewerExamples(`rathbun/${f}`));
   }
   return out;
@@ -182,7 +238,9 @@ describe.runIf(haveSamples)("decoding real captures exactly (shared/data/real-wo
 describe.runIf(haveSamples)("importing a real Fiddler session (psappinsights Capture-1 as HAR and as SAZ)", () => {
   it("imports both forms into the same events and values as decoding the uploads directly", () => {
     const direct = harUploads("psappinsights/Capture-1.har").flatMap((u) =>
-      decodeUpload({ method: "POST", path: u.path, headers: [["Content-Type", u.contentType]], body: Buffer.from(u.body) }).events.map((e) => `${e.name}|${sorted(e.fields.map((f) => `${f.path}=${decodedNorm(f.value, f.type)}`)).join(";")}`),
+      decodeUpload({ method: "POST", path: u.path, headers: [["Content-Type", u.contentType]], body: Buffer.from(u.body) }).events.map(
+        (e) => `${e.name}|${sorted(e.fields.map((f) => `${f.path}=${decodedNorm(f.value, f.type)}`)).join(";")}`,
+      ),
     );
     const dir = mkdtempSync(join(tmpdir(), "exhaust-real-"));
     try {

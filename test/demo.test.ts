@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoCorpus, PINNED_HOST } from "../src/demo/corpus.js";
-import type { VerdictReport } from "../src/verify/types.js";
+import type { VerdictReport } from "../src/verdict.js";
 import { EXHAUST_BIN, runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/proxy.js";
 
@@ -36,7 +36,9 @@ describe("exhaust demo", () => {
     expect(report.status).toBe("fail");
     const rule = (id: string) => report.rules.find((r) => r.id === id)!;
     expect(rule("office-neither.no-diagnostic-events")).toMatchObject({ status: "fail", count: 1 });
-    expect(rule("office-neither.no-diagnostic-events").evidence[0].eventName).toBe("Office.Word.Accessibility.LearningTools.ReadAloud.PlayReadAloud");
+    expect(rule("office-neither.no-diagnostic-events").evidence[0].eventName).toBe(
+      "Office.Word.Accessibility.LearningTools.ReadAloud.PlayReadAloud",
+    );
     expect(rule("windows-security.no-diagtrack")).toMatchObject({ status: "fail" });
     expect(rule("windows-security.no-diagtrack").evidence[0]).toMatchObject({ host: PINNED_HOST });
     const content = rule("no-content.no-content-fields");
@@ -57,8 +59,13 @@ describe("exhaust demo", () => {
     // Every upload decoded by its family's decoder, the opaque one kept raw.
     const events = runCli(["events", "--db", join(dir, "demo.db"), "--json", "--limit", "100"]);
     expect(events.status, events.stderr).toBe(0);
-    const rows = events.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { event: { name: string; format: string } }).event);
-    expect(new Set(rows.map((e) => e.format))).toEqual(new Set(["appinsights", "aria-collector", "onecollector-bond", "onecollector-json"]));
+    const rows = events.stdout
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { event: { name: string; format: string } }).event);
+    expect(new Set(rows.map((e) => e.format))).toEqual(
+      new Set(["appinsights", "aria-collector", "onecollector-bond", "onecollector-json"]),
+    );
     // The upload no decoder reads is one `opaque` event over its raw bytes.
     expect(rows.filter((e) => e.name === "opaque")).toHaveLength(1);
   });
@@ -71,7 +78,8 @@ describe("exhaust demo", () => {
     expect(readdirSync(out).sort()).toEqual([...corpus.map((u) => u.file), "curl.sh"].sort());
     for (const u of corpus) expect(readFileSync(join(out, u.file)).equals(u.body)).toBe(true);
     const script = readFileSync(join(out, "curl.sh"), "utf8");
-    for (const u of corpus) expect(script).toContain(`@$DIR/${u.file}" -o /dev/null -w '%{http_code} ${u.file}\\n' https://${u.host}${u.path}`);
+    for (const u of corpus)
+      expect(script).toContain(`@$DIR/${u.file}" -o /dev/null -w '%{http_code} ${u.file}\\n' https://${u.host}${u.path}`);
     expect(existsSync(join(out, "curl.sh"))).toBe(true);
   });
 });

@@ -23,7 +23,10 @@ describe("exhaust diff between a baseline and a session with fewer events", () =
         host: HOST,
         body: jsonLines([
           save,
-          ev("Office.Word.Spelling.Check", { "Data.Language": "nl-NL", "Data.Sentence": "Please review the attached budget before Friday because numbers look wrong" }),
+          ev("Office.Word.Spelling.Check", {
+            "Data.Language": "nl-NL",
+            "Data.Sentence": "Please review the attached budget before Friday because numbers look wrong",
+          }),
           ev("Office.Word.Ribbon.Click", { "Data.Control": "Bold" }),
         ]),
       },
@@ -51,7 +54,9 @@ describe("exhaust diff between a baseline and a session with fewer events", () =
         .all() as Array<{ name: string; path: string }>
     ).map((x) => `${x.name} ${x.path}`);
     rw.close();
-    expect(removedEventFields).toEqual(expect.arrayContaining(["Office.Word.Spelling.Check Data.Sentence", "Office.Word.Ribbon.Click Data.Control"]));
+    expect(removedEventFields).toEqual(
+      expect.arrayContaining(["Office.Word.Spelling.Check Data.Sentence", "Office.Word.Ribbon.Click Data.Control"]),
+    );
     const expected = [...removedEventFields, "Office.Word.FileIO.Save Data.Doc.SizeBytes"].sort();
     expect(d.fields.disappeared.map((f) => `${f.event} ${f.path}`).sort()).toEqual(expected);
     expect(d.fields.appeared).toEqual([]);
@@ -64,9 +69,11 @@ describe("exhaust diff between a baseline and a session with fewer events", () =
     const ro = openDatabase(db, { readonly: true });
     const byCategory = (session: string) =>
       Object.fromEntries(
-        (ro.prepare("SELECT category, SUM(fields) AS n FROM fields_by_category WHERE session = ? GROUP BY category").all(session) as Array<{ category: string; n: number }>).map(
-          (x) => [x.category ?? "unclassified", x.n],
-        ),
+        (
+          ro
+            .prepare("SELECT category, SUM(fields) AS n FROM fields_by_category WHERE session = ? GROUP BY category")
+            .all(session) as Array<{ category: string; n: number }>
+        ).map((x) => [x.category ?? "unclassified", x.n]),
       );
     expect(d.categories.a).toEqual(byCategory("baseline"));
     expect(d.categories.b).toEqual(byCategory("policy"));

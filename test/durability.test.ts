@@ -103,7 +103,12 @@ describe("an outside SQLite client on the live database", () => {
 describe("the database path is honest", () => {
   it("a read command on a missing database creates nothing and exits 2 with EXH_DB_NOT_FOUND", () => {
     const dir = workDir();
-    for (const command of [["sessions"], ["events"], ["verify", "--profile", "no-content"], ["export", "--format", "jsonl", "--out", join(dir, "out.jsonl")]]) {
+    for (const command of [
+      ["sessions"],
+      ["events"],
+      ["verify", "--profile", "no-content"],
+      ["export", "--format", "jsonl", "--out", join(dir, "out.jsonl")],
+    ]) {
       const r = runCli([...command, "--db", join(dir, "nowhere", "missing.db")]);
       expect(r.status, command[0]).toBe(2);
       expect(r.stderr).toMatch(/^exhaust: no database at .*missing\.db.*\[EXH_DB_NOT_FOUND\]\n$/);
@@ -137,7 +142,9 @@ describe("the database path is honest", () => {
     for (const file of [empty, other]) {
       const r = runCli(["sessions", "--db", file]);
       expect(r.status).toBe(2);
-      expect(r.stderr).toMatch(/^exhaust: cannot open database .*: not an exhaust database \(it has no exhaust schema\) \[EXH_DB_OPEN\]\n$/);
+      expect(r.stderr).toMatch(
+        /^exhaust: cannot open database .*: not an exhaust database \(it has no exhaust schema\) \[EXH_DB_OPEN\]\n$/,
+      );
     }
     expect(readFileSync(empty).length).toBe(0);
     expect(readFileSync(other).equals(otherBytes)).toBe(true);
@@ -150,12 +157,24 @@ describe("the database path is honest", () => {
     expect(a.status).toBe(2);
     expect(a.stderr).toContain(join(dir, "env.db"));
     mkdirSync(join(dir, "sub"));
-    const b = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions"], { cwd: join(dir, "sub"), env, encoding: "utf8" });
+    const b = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions"], {
+      cwd: join(dir, "sub"),
+      env,
+      encoding: "utf8",
+    });
     expect(b.stderr).toBe(a.stderr);
     // Without EXHAUST_DB: captures/exhaust.db of the package, whatever the working directory.
     const { EXHAUST_DB: _, ...plain } = process.env;
-    const c = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions", "--json"], { cwd: dir, env: plain, encoding: "utf8" });
-    const d = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions", "--json"], { cwd: join(dir, "sub"), env: plain, encoding: "utf8" });
+    const c = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions", "--json"], {
+      cwd: dir,
+      env: plain,
+      encoding: "utf8",
+    });
+    const d = spawnSync(process.execPath, [join(process.cwd(), "bin", "exhaust.js"), "sessions", "--json"], {
+      cwd: join(dir, "sub"),
+      env: plain,
+      encoding: "utf8",
+    });
     expect([c.status, c.stdout, c.stderr]).toEqual([d.status, d.stdout, d.stderr]);
     if (c.status === 2) expect(c.stderr).toContain(join(process.cwd(), "captures", "exhaust.db"));
     expect(existsSync(join(dir, "captures"))).toBe(false);
@@ -186,7 +205,10 @@ async function stopProxy(p: ProxyProcess): Promise<number | null> {
 }
 
 /** `exhaust proxy` with its database on a tmpfs of `size`; undefined where mounting is not permitted. */
-async function proxyOnTmpfs(size: string, session: string): Promise<{ mnt: string; dbFile: string; proxy: ProxyProcess; ca: string; unmount: () => void } | undefined> {
+async function proxyOnTmpfs(
+  size: string,
+  session: string,
+): Promise<{ mnt: string; dbFile: string; proxy: ProxyProcess; ca: string; unmount: () => void } | undefined> {
   const dir = workDir();
   const mnt = join(dir, "small");
   const unmount = mountTmpfs(mnt, size);
@@ -228,7 +250,10 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       expect(acked(after)).toHaveLength(20);
       expect(proxy.child.exitCode).toBeNull();
       // The cause is logged once per burst, not once per refused upload.
-      const failureLines = proxy.stderr().split("\n").filter((l) => l.includes('"code":"EXH_CAPTURE_FAILED"'));
+      const failureLines = proxy
+        .stderr()
+        .split("\n")
+        .filter((l) => l.includes('"code":"EXH_CAPTURE_FAILED"'));
       expect(failureLines.length).toBeGreaterThanOrEqual(1);
       expect(failureLines.length).toBeLessThan(refused.length);
       expect(proxy.stderr()).toMatch(/addon capture works again in onResponse/);
@@ -262,7 +287,10 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       const during = await sendUploads(proxy.port, ca, 80, { size: 16 * 1024 });
       expect(await stopProxy(proxy)).toBe(1);
       // One error line (the progress and undecoded-count lines of the stop come before it).
-      const lines = proxy.stderr().split("\n").filter((l) => /^exhaust: .*\[EXH_[A-Z_]+\]$/.test(l));
+      const lines = proxy
+        .stderr()
+        .split("\n")
+        .filter((l) => /^exhaust: .*\[EXH_[A-Z_]+\]$/.test(l));
       expect(lines, proxy.stderr().slice(-1500)).toHaveLength(1);
       expect(lines[0]).toMatch(/EXH_STOP_FAILED/);
       expect(proxy.stderr()).not.toMatch(/\n\s+at /);
@@ -301,7 +329,13 @@ describe("fail closed: an upload that could not be committed is never acknowledg
     try {
       const holder = outsideClient(p.dbFile, ["BEGIN EXCLUSIVE", "SELECT 1"], true);
       await holder.result;
-      const refused = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", body: uniqueUpload(), ca: [p.caPem] });
+      const refused = await httpsThroughProxy({
+        proxyPort: p.port,
+        host: COLLECTOR,
+        path: "/OneCollector/1.0/",
+        body: uniqueUpload(),
+        ca: [p.caPem],
+      });
       await holder.close();
       // The origin answered 200 with its JSON; the client got neither.
       expect(origin.received.length).toBe(1);
@@ -309,7 +343,13 @@ describe("fail closed: an upload that could not be committed is never acknowledg
       expect(refused.headers["x-exhaust-error"]).toBe("EXH_CAPTURE_FAILED");
       expect(refused.headers["retry-after"]).toBe("5");
       expect(refused.body.toString()).not.toContain("local");
-      const ok = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", body: uniqueUpload(), ca: [p.caPem] });
+      const ok = await httpsThroughProxy({
+        proxyPort: p.port,
+        host: COLLECTOR,
+        path: "/OneCollector/1.0/",
+        body: uniqueUpload(),
+        ca: [p.caPem],
+      });
       expect(ok.status).toBe(200);
       expect(JSON.parse(ok.body.toString())).toMatchObject({ origin: "local" });
     } finally {
@@ -364,7 +404,9 @@ describe("one proxy owns a session", () => {
     const first = await spawnProxy(proxyArgs(dir, dbFile, "owned"));
     const second = runCli(["proxy", "--listen", "127.0.0.1:0", ...proxyArgs(dir, dbFile, "owned")]);
     expect(second.status).toBe(2);
-    expect(second.stderr).toMatch(/^exhaust: session owned in .* is being captured by another proxy \(pid \d+ on .*\).*\[EXH_SESSION_BUSY\]\n$/);
+    expect(second.stderr).toMatch(
+      /^exhaust: session owned in .* is being captured by another proxy \(pid \d+ on .*\).*\[EXH_SESSION_BUSY\]\n$/,
+    );
     first.child.kill("SIGKILL");
     await waitExit(first.child);
     const third = await spawnProxy(proxyArgs(dir, dbFile, "owned"));
@@ -382,13 +424,19 @@ describe("one proxy owns a session", () => {
     expect(acked(rb)).toHaveLength(150);
     const reader = new (await import("better-sqlite3")).default(dbFile, { readonly: true });
     await eventually(() => {
-      const r = reader.prepare("SELECT COUNT(*) AS n, SUM(classified_with IS NULL) AS pending FROM exchanges").get() as { n: number; pending: number };
+      const r = reader.prepare("SELECT COUNT(*) AS n, SUM(classified_with IS NULL) AS pending FROM exchanges").get() as {
+        n: number;
+        pending: number;
+      };
       return r.n === 300 && r.pending === 0;
     }, 30_000);
     reader.close();
     expect(await stopProxy(a)).toBe(0);
     expect(await stopProxy(b)).toBe(0);
-    for (const [session, results] of [["alpha", ra], ["beta", rb]] as const) {
+    for (const [session, results] of [
+      ["alpha", ra],
+      ["beta", rb],
+    ] as const) {
       const check = checkStore(dbFile, session);
       expect(lostAcknowledged(results, check.stored)).toEqual([]);
       expect(check.exchanges).toBe(150);
@@ -417,7 +465,9 @@ describe("a store that is gone", () => {
     await waitExit(proxy.child);
     expect(deletedAt).toBeGreaterThan(0);
     expect(proxy.child.exitCode).toBe(1);
-    expect(proxy.stderr()).toMatch(/exhaust: the database .*exhaust\.db was deleted or replaced under the running proxy; capture stopped \[EXH_STORE_GONE\]\n$/);
+    expect(proxy.stderr()).toMatch(
+      /exhaust: the database .*exhaust\.db was deleted or replaced under the running proxy; capture stopped \[EXH_STORE_GONE\]\n$/,
+    );
     // Nothing sent after the deletion was acknowledged.
     const late = results.filter((r) => r.sentAt > deletedAt);
     expect(late.length).toBeGreaterThan(0);

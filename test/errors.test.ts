@@ -7,7 +7,10 @@ import { PACKAGE_ROOT } from "../src/paths.js";
 describe("error codes", () => {
   const doc = readFileSync(join(PACKAGE_ROOT, "docs", "errors.md"), "utf8");
   const documented = new Map(
-    [...doc.matchAll(/^\| `(EXH_[A-Z_]+)` \| (\d) \|\s*(\d*)\s*\|/gm)].map((m) => [m[1], { exit: Number(m[2]), http: m[3] ? Number(m[3]) : undefined }]),
+    [...doc.matchAll(/^\| `(EXH_[A-Z_]+)` \| (\d) \|\s*(\d*)\s*\|/gm)].map((m) => [
+      m[1],
+      { exit: Number(m[2]), http: m[3] ? Number(m[3]) : undefined },
+    ]),
   );
 
   it("are all documented in docs/errors.md with their exit code and HTTP status, and the doc lists no dead code", () => {

@@ -68,7 +68,11 @@ async function capture(): Promise<void> {
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: Buffer.from(`a=1&t=${encodeURIComponent(ACCESS)}&x=${encodeURIComponent(TICKET)}`),
     },
-    { path: "/OneCollector/1.0/", headers: json, body: Buffer.from(`${event("Office.Test.Benign", { "Data.Value": "nothing secret" })}\n`) },
+    {
+      path: "/OneCollector/1.0/",
+      headers: json,
+      body: Buffer.from(`${event("Office.Test.Benign", { "Data.Value": "nothing secret" })}\n`),
+    },
   ];
   for (const u of uploads) {
     const r = await httpsThroughProxy({ proxyPort: p.port, host: HOST, method: "POST", ...u, ca: [caPem] });
@@ -77,14 +81,20 @@ async function capture(): Promise<void> {
   // Decoding runs on its own thread: wait until every upload is decoded before stopping.
   const probe = new Database(db, { readonly: true });
   try {
-    await eventually(() => (probe.prepare("SELECT COUNT(*) FROM exchanges WHERE decoder IS NOT NULL").pluck().get() as number) === uploads.length, 20_000);
+    await eventually(
+      () => (probe.prepare("SELECT COUNT(*) FROM exchanges WHERE decoder IS NOT NULL").pluck().get() as number) === uploads.length,
+      20_000,
+    );
   } finally {
     probe.close();
   }
   p.child.kill("SIGINT");
   await waitExit(p.child);
   proxyLog = p.stderr();
-  const m = /checkpoint session lab: seq (\d+) head ([0-9a-f]{64}) at \S+, signed by CA SHA-256 ([0-9A-F:]+); verify a bundle with --head \2@\1/.exec(proxyLog);
+  const m =
+    /checkpoint session lab: seq (\d+) head ([0-9a-f]{64}) at \S+, signed by CA SHA-256 ([0-9A-F:]+); verify a bundle with --head \2@\1/.exec(
+      proxyLog,
+    );
   expect(m, proxyLog).not.toBeNull();
   stop = { seq: Number(m![1]), head: m![2] };
   expect(stop.seq).toBe(uploads.length);
@@ -111,7 +121,9 @@ function tamperedCopy(name: string, tamper: (d: Database.Database) => void): str
 }
 
 const filesOf = (root: string, d = root): string[] =>
-  readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesOf(root, join(d, e.name)) : [relative(root, join(d, e.name))]));
+  readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesOf(root, join(d, e.name)) : [relative(root, join(d, e.name))],
+  );
 
 /** Which planted secrets the bytes hold: as they are, URL-encoded, and inside any gzip (whole, or base64 in text). */
 function leaks(bytes: Buffer, where: string, found: string[] = []): string[] {
@@ -185,7 +197,9 @@ describe("trust anchors and checkpoints", () => {
     // Even without an anchor, the capture CA differing from the signer's is a failure.
     const u = runCli(["bundle", "verify", bundle]);
     expect(u.status).toBe(1);
-    expect(u.stdout).toContain(`FAIL  capture-ca  session lab was captured under CA SHA-256 ${labFp}, but the bundle is signed under CA SHA-256 ${otherFp}`);
+    expect(u.stdout).toContain(
+      `FAIL  capture-ca  session lab was captured under CA SHA-256 ${labFp}, but the bundle is signed under CA SHA-256 ${otherFp}`,
+    );
   });
 
   it("an exchange rewritten, the chain recomputed and re-signed with a new CA: consistent, but fails with --ca", () => {
@@ -193,7 +207,10 @@ describe("trust anchors and checkpoints", () => {
     expect(runCli(["ca", "init", "--certs", forger]).status).toBe(0);
     const forged = out("forged");
     cpSync(genuineSecrets, forged, { recursive: true });
-    const records = readFileSync(join(forged, "exchanges.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const records = readFileSync(join(forged, "exchanges.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     records[0].host = "forged.example.com";
     records[0].path = "/i-was-never-captured";
     let prev = "0".repeat(64);
@@ -222,7 +239,10 @@ describe("trust anchors and checkpoints", () => {
       });
     const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
     writeFileSync(join(forged, "manifest.json"), bytes);
-    writeFileSync(join(forged, "manifest.sig"), `${sign("sha256", bytes, createPrivateKey(readFileSync(join(forger, "exhaust-signing.key")))).toString("base64")}\n`);
+    writeFileSync(
+      join(forged, "manifest.sig"),
+      `${sign("sha256", bytes, createPrivateKey(readFileSync(join(forger, "exhaust-signing.key")))).toString("base64")}\n`,
+    );
 
     // The forgery agrees with itself (what the issue showed), so only an anchor tells it apart.
     expect(runCli(["bundle", "verify", forged]).status).toBe(4);
@@ -249,7 +269,9 @@ describe("trust anchors and checkpoints", () => {
     expect(runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem")]).status).toBe(0);
     const r = runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem"), "--head", `${stop.head}@${stop.seq}`]);
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain(`FAIL  head        head ${stop.head}@${stop.seq} is not in the bundle's chain (session lab ends at seq ${stop.seq - 2})`);
+    expect(r.stdout).toContain(
+      `FAIL  head        head ${stop.head}@${stop.seq} is not in the bundle's chain (session lab ends at seq ${stop.seq - 2})`,
+    );
   });
 
   it("an exchange removed from the middle, the chain recomputed in the database and re-exported under the lab's CA: fails", () => {
@@ -266,13 +288,30 @@ describe("trust anchors and checkpoints", () => {
       }
     });
     const bundle = out("middle");
-    const e = runCli(["export", "--format", "bundle", "--db", cut, "--certs", certs, "--session", "lab", "--out", bundle, "--include-secrets"]);
+    const e = runCli([
+      "export",
+      "--format",
+      "bundle",
+      "--db",
+      cut,
+      "--certs",
+      certs,
+      "--session",
+      "lab",
+      "--out",
+      bundle,
+      "--include-secrets",
+    ]);
     expect(e.status, e.stderr).toBe(0);
     // The stop checkpoint stored in the database came along: the bundle's own check already fails.
     const r = runCli(["bundle", "verify", bundle, "--ca", join(certs, "exhaust-ca.pem"), "--head", `${stop.head}@${stop.seq}`]);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/ok\s+chain/);
-    expect(r.stdout).toMatch(new RegExp(`FAIL\\s+checkpoints\\s+checkpoint of session lab at seq ${stop.seq} .* names head ${stop.head}, which the bundle's chain does not hold`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `FAIL\\s+checkpoints\\s+checkpoint of session lab at seq ${stop.seq} .* names head ${stop.head}, which the bundle's chain does not hold`,
+      ),
+    );
     expect(r.stdout).toMatch(/FAIL\s+head/);
   });
 
@@ -283,7 +322,15 @@ describe("trust anchors and checkpoints", () => {
     expect(c).toMatchObject({ session: "lab", seq: stop.seq, head: stop.head, tsa: null });
     expect(c.caFingerprint256).toBe(new X509Certificate(caPem).fingerprint256);
     expect(c.canonical).toBe(
-      JSON.stringify({ format: "exhaust-checkpoint", version: 1, session: "lab", seq: c.seq, head: c.head, time: c.time, caFingerprint256: c.caFingerprint256 }),
+      JSON.stringify({
+        format: "exhaust-checkpoint",
+        version: 1,
+        session: "lab",
+        seq: c.seq,
+        head: c.head,
+        time: c.time,
+        caFingerprint256: c.caFingerprint256,
+      }),
     );
     expect(checkpointSignatureValid(c, new X509Certificate(caPem))).toBe(true);
     expect(checkpointSignatureValid({ ...c, seq: c.seq - 1 }, new X509Certificate(caPem))).toBe(false);
@@ -295,14 +342,27 @@ describe("trust anchors and checkpoints", () => {
 
   it("`exhaust import` takes --ca/--fingerprint/--head and records whether the bundle was anchored", () => {
     const target = join(dir, "imported.db");
-    const a = runCli(["import", genuine, "--db", target, "--session", "anchored", "--ca", join(certs, "exhaust-ca.pem"), "--head", `${stop.head}@${stop.seq}`, "--json"]);
+    const a = runCli([
+      "import",
+      genuine,
+      "--db",
+      target,
+      "--session",
+      "anchored",
+      "--ca",
+      join(certs, "exhaust-ca.pem"),
+      "--head",
+      `${stop.head}@${stop.seq}`,
+      "--json",
+    ]);
     expect(a.status, a.stderr).toBe(0);
     expect(JSON.parse(a.stdout).verification).toBe("verified");
     const u = runCli(["import", genuine, "--db", target, "--session", "unanchored", "--json"]);
     expect(u.status, u.stderr).toBe(0);
     expect(JSON.parse(u.stdout).notes.join(" ")).toContain("consistent, signer not anchored");
     const t = new Database(target, { readonly: true });
-    const opts = (name: string) => JSON.parse(t.prepare("SELECT options_json FROM sessions WHERE name = ?").pluck().get(name) as string).imported.verification;
+    const opts = (name: string) =>
+      JSON.parse(t.prepare("SELECT options_json FROM sessions WHERE name = ?").pluck().get(name) as string).imported.verification;
     expect(opts("anchored")).toMatchObject({ status: "verified", anchored: true, anchor: new X509Certificate(caPem).fingerprint256 });
     expect(opts("unanchored")).toMatchObject({ status: "consistent-unanchored", anchored: false, anchor: null });
     t.close();
@@ -319,12 +379,19 @@ describe("credentials follow the secret into every output", () => {
     expect([inFields(BEARER), inFields(TICKET), inFields(XAUTH)]).toEqual([1, 1, 1]);
     d.close();
     const found: string[] = [];
-    for (const [format, name] of [["har", "x.har"], ["jsonl", "x.jsonl"], ["csv", "x.csv"]] as const) {
+    for (const [format, name] of [
+      ["har", "x.har"],
+      ["jsonl", "x.jsonl"],
+      ["csv", "x.csv"],
+    ] as const) {
       const { path } = exportTo(format, name);
       leaks(readFileSync(path), format, found);
     }
     // A decoded field holding a credential keeps its place, its value replaced by the keyed hash.
-    const jsonl = readFileSync(out("x.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const jsonl = readFileSync(out("x.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     const ticketField = jsonl.flatMap((e) => e.fields).find((f: { path: string }) => f.path === "Data.Ticket");
     expect(ticketField.value).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
     const bundle = exportTo("bundle", "leak-bundle").path;
@@ -381,11 +448,20 @@ describe("credentials follow the secret into every output", () => {
 describe("private by default", () => {
   it("report and exports are 0600 (directories 0700) under umask 000", () => {
     const sh = (args: string[]) => {
-      const r = spawnSync("sh", ["-c", `umask 000; exec "${process.execPath}" "${EXHAUST_BIN}" "$@"`, "sh", ...args], { encoding: "utf8", timeout: 60_000 });
+      const r = spawnSync("sh", ["-c", `umask 000; exec "${process.execPath}" "${EXHAUST_BIN}" "$@"`, "sh", ...args], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       expect(r.status, r.stderr).toBe(0);
     };
     sh(["report", "--db", db, "--session", "lab", "--out", out("mode-report.html")]);
-    for (const [format, name] of [["har", "mode.har"], ["jsonl", "mode.jsonl"], ["csv", "mode.csv"], ["bundle", "mode.zip"], ["bundle", "mode-dir"]]) {
+    for (const [format, name] of [
+      ["har", "mode.har"],
+      ["jsonl", "mode.jsonl"],
+      ["csv", "mode.csv"],
+      ["bundle", "mode.zip"],
+      ["bundle", "mode-dir"],
+    ]) {
       sh(["export", "--format", format, "--db", db, "--certs", certs, "--session", "lab", "--out", out(name)]);
     }
     const mode = (p: string) => statSync(p).mode & 0o777;
@@ -396,15 +472,41 @@ describe("private by default", () => {
   });
 });
 
-
 describe("the one credential list and its parsers", () => {
   it("names every credential of the issue, each with a source, and keeps the old header names", () => {
     const names = secretNames().map((e) => e.name.toLowerCase());
-    for (const n of ["authorization", "tickets", "auth*", "aad-*", "msfpc", "x-auth-token", "x-api-key", "access_token", "refresh_token", "id_token", "client_secret", "cookie", "set-cookie"]) {
+    for (const n of [
+      "authorization",
+      "tickets",
+      "auth*",
+      "aad-*",
+      "msfpc",
+      "x-auth-token",
+      "x-api-key",
+      "access_token",
+      "refresh_token",
+      "id_token",
+      "client_secret",
+      "cookie",
+      "set-cookie",
+    ]) {
       expect(names).toContain(n);
     }
     expect(secretNames().every((e) => e.source.length > 10)).toBe(true);
-    for (const h of ["Tickets", "AuthXToken", "AuthMsaDeviceTicket", "Aad-Device-Ticket", "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "MSFPC", "X-Auth-Token", "access_token"]) {
+    for (const h of [
+      "Tickets",
+      "AuthXToken",
+      "AuthMsaDeviceTicket",
+      "Aad-Device-Ticket",
+      "Authorization",
+      "Proxy-Authorization",
+      "Cookie",
+      "Set-Cookie",
+      "X-Api-Key",
+      "MSFPC",
+      "X-Auth-Token",
+      "access_token",
+    ]) {
       expect(isSecretHeader(h), h).toBe(true);
     }
     for (const h of ["Content-Type", "Client-Id", "Upload-Time", "cors"]) expect(isSecretHeader(h), h).toBe(false);

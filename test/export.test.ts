@@ -56,7 +56,13 @@ describe("HAR export", () => {
     };
     expect(har.log._exhaust.secrets).toBe("included");
     const [gz, bond, plain] = har.log.entries;
-    expect(gz.request.headers.map((h) => h.name).slice(0, 5)).toEqual(["Tickets", "AuthXToken", "Authorization", "Cookie", "Aad-Device-Ticket"]);
+    expect(gz.request.headers.map((h) => h.name).slice(0, 5)).toEqual([
+      "Tickets",
+      "AuthXToken",
+      "Authorization",
+      "Cookie",
+      "Aad-Device-Ticket",
+    ]);
     expect(gz.request.headers.find((h) => h.name === "Tickets")!.value).toBe(SECRETS.tickets);
     expect(gz.request.postData!._exhaust!.encoding).toBe("base64");
     expect(bond.request.postData!._exhaust!.encoding).toBe("base64");
@@ -106,7 +112,9 @@ describe("JSONL and CSV exports", () => {
     expect(again.stderr).toContain("EXH_EXPORT_OUT_EXISTS");
     // --force replaces a file (as for report and ca export); a bundle directory is never replaced.
     writeFileSync(file, "old");
-    expect(runCli(["export", "--format", "jsonl", "--db", s.dbFile, "--certs", certs(), "--session", "test", "--out", file, "--force"]).status).toBe(0);
+    expect(
+      runCli(["export", "--format", "jsonl", "--db", s.dbFile, "--certs", certs(), "--session", "test", "--out", file, "--force"]).status,
+    ).toBe(0);
     expect(readFileSync(file, "utf8")).toMatch(/^\{"session":"test"/);
     const dirOut = join(out, "a-dir");
     mkdirSync(dirOut);
@@ -131,7 +139,7 @@ function parseCsv(text: string): string[][] {
     if (text[i] === '"') {
       i++;
       for (;;) {
-        if (text[i] === '"' && text[i + 1] === '"') (field += '"'), (i += 2);
+        if (text[i] === '"' && text[i + 1] === '"') ((field += '"'), (i += 2));
         else if (text[i] === '"') {
           i++;
           break;

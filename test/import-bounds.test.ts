@@ -75,7 +75,9 @@ function expectOneLineFormatError(r: { status: number | null; stdout: string; st
 describe("EventTranscript.db payloads", () => {
   it("refuses a 300 MB payload with EXH_IMPORT_FORMAT, one line, exit 2, under 300 MB RSS", async () => {
     const file = join(dir, "EventTranscript.db");
-    writeEventTranscript(file, [{ payload: { ver: "4.0", name: "Small.Event", time: "2026-11-20T10:00:00.000Z", data: { a: 1 } }, time: Date.UTC(2026, 10, 20) }]);
+    writeEventTranscript(file, [
+      { payload: { ver: "4.0", name: "Small.Event", time: "2026-11-20T10:00:00.000Z", data: { a: 1 } }, time: Date.UTC(2026, 10, 20) },
+    ]);
     // The 300 MB row is made by SQLite itself in a child (printf repeats a character), so this
     // process never holds it; a JSON payload, as DiagTrack writes them.
     const made = spawnSync(
@@ -99,7 +101,9 @@ describe("EventTranscript.db payloads", () => {
     // What came before the refused row is kept as a (partial) session; nothing of the big row is.
     const d = openDatabase(db, { readonly: true });
     try {
-      const rows = d.prepare("SELECT x.request_body_size AS size FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE s.name = 'big'").all() as Array<{ size: number }>;
+      const rows = d
+        .prepare("SELECT x.request_body_size AS size FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE s.name = 'big'")
+        .all() as Array<{ size: number }>;
       expect(rows.every((x) => x.size < MB)).toBe(true);
     } finally {
       d.close();
@@ -109,12 +113,18 @@ describe("EventTranscript.db payloads", () => {
   it("imports a payload within --max-body and refuses the same one below it", () => {
     const file = join(dir, "small-limit.db");
     writeEventTranscript(file, [
-      { payload: { ver: "4.0", name: "Some.Event", time: "2026-11-20T10:00:00.000Z", data: { text: "y".repeat(5000) } }, time: Date.UTC(2026, 10, 20) },
+      {
+        payload: { ver: "4.0", name: "Some.Event", time: "2026-11-20T10:00:00.000Z", data: { text: "y".repeat(5000) } },
+        time: Date.UTC(2026, 10, 20),
+      },
     ]);
     const ok = runCli(["import", file, "--db", join(dir, "limit-ok.db"), "--max-body", "10000", "--json"]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ exchanges: 1, events: 1 });
-    expectOneLineFormatError(runCli(["import", file, "--db", join(dir, "limit-no.db"), "--max-body", "4000"]), /row 1 is \d+ bytes, above the import limit of 4000 bytes/);
+    expectOneLineFormatError(
+      runCli(["import", file, "--db", join(dir, "limit-no.db"), "--max-body", "4000"]),
+      /row 1 is \d+ bytes, above the import limit of 4000 bytes/,
+    );
     const bad = runCli(["import", file, "--db", join(dir, "limit-no.db"), "--max-body", "0"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^exhaust: invalid option --max-body: .*\[EXH_OPT_INVALID\]\n$/);
@@ -122,7 +132,8 @@ describe("EventTranscript.db payloads", () => {
 });
 
 describe("SAZ archive entries", () => {
-  const head = "POST https://v10.events.data.microsoft.com/OneCollector/1.0/ HTTP/1.1\r\nHost: v10.events.data.microsoft.com\r\nContent-Type: application/x-json-stream\r\n\r\n";
+  const head =
+    "POST https://v10.events.data.microsoft.com/OneCollector/1.0/ HTTP/1.1\r\nHost: v10.events.data.microsoft.com\r\nContent-Type: application/x-json-stream\r\n\r\n";
 
   it("refuses a zip bomb (2 GiB from ~2 MB) before inflating it: EXH_IMPORT_FORMAT, one line, exit 2, under 300 MB RSS", async () => {
     const file = join(dir, "bomb.saz");
@@ -148,7 +159,10 @@ describe("SAZ archive entries", () => {
     await writeSaz(file, [
       {
         requestLine: "POST https://mobile.events.data.microsoft.com/OneCollector/1.0/ HTTP/1.1",
-        requestHeaders: [["Host", "mobile.events.data.microsoft.com"], ["Content-Type", "application/x-json-stream"]],
+        requestHeaders: [
+          ["Host", "mobile.events.data.microsoft.com"],
+          ["Content-Type", "application/x-json-stream"],
+        ],
         requestBody: `${line}\n`,
         status: 200,
         responseBody: "z".repeat(3 * MB),
@@ -173,32 +187,69 @@ describe("JSON and line formats", () => {
           entries: [
             {
               startedDateTime: "2026-11-24T08:00:00.000Z",
-              request: { method: "POST", url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/", headers: [], postData: { mimeType: "text/plain", text: "q".repeat(3 * MB) } },
+              request: {
+                method: "POST",
+                url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/",
+                headers: [],
+                postData: { mimeType: "text/plain", text: "q".repeat(3 * MB) },
+              },
               response: { status: 200, headers: [], content: { text: "" } },
             },
           ],
         },
       }),
     );
-    expectOneLineFormatError(runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", String(MB)]), /a JSON string is longer than \d+ characters/);
+    expectOneLineFormatError(
+      runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", String(MB)]),
+      /a JSON string is longer than \d+ characters/,
+    );
 
     // No string is long, but one entry is too much to hold: a hundred thousand headers.
     const headers = Array.from({ length: 100_000 }, (_, i) => ({ name: `x-h${i}`, value: "v" }));
     writeFileSync(
       file,
-      JSON.stringify({ log: { entries: [{ startedDateTime: "2026-11-24T08:00:00.000Z", request: { method: "POST", url: "https://h.example/", headers }, response: { status: 200 } }] } }),
+      JSON.stringify({
+        log: {
+          entries: [
+            {
+              startedDateTime: "2026-11-24T08:00:00.000Z",
+              request: { method: "POST", url: "https://h.example/", headers },
+              response: { status: 200 },
+            },
+          ],
+        },
+      }),
     );
-    expectOneLineFormatError(runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", "100000"]), /one item holds more than 1448576 bytes of JSON/);
+    expectOneLineFormatError(
+      runCli(["import", file, "--db", join(dir, "har.db"), "--max-body", "100000"]),
+      /one item holds more than 1448576 bytes of JSON/,
+    );
   });
 
   it("refuses exhaust JSONL with a line longer than the limit, and Get-DiagnosticData JSON with an oversized payload", () => {
     const jsonl = join(dir, "long.jsonl");
-    const record = (value: string) => JSON.stringify({ exchange: "x", event: { name: "E", time: "2026-11-24T08:00:00.000Z" }, fields: [{ part: "C", path: "a", value }] });
+    const record = (value: string) =>
+      JSON.stringify({ exchange: "x", event: { name: "E", time: "2026-11-24T08:00:00.000Z" }, fields: [{ part: "C", path: "a", value }] });
     writeFileSync(jsonl, `${record("short")}\n${record("v".repeat(3 * MB))}\n`);
-    expectOneLineFormatError(runCli(["import", jsonl, "--db", join(dir, "jsonl.db"), "--max-body", String(MB)]), /a line is longer than \d+ bytes/);
+    expectOneLineFormatError(
+      runCli(["import", jsonl, "--db", join(dir, "jsonl.db"), "--max-body", String(MB)]),
+      /a line is longer than \d+ bytes/,
+    );
 
     const gdd = join(dir, "gdd.json");
-    writeFileSync(gdd, JSON.stringify([{ Name: "Huge.Event", Timestamp: "2026-11-24T08:00:00Z", Payload: { name: "Huge.Event", data: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, "w".repeat(64 * 1024)])) } }]));
-    expectOneLineFormatError(runCli(["import", gdd, "--db", join(dir, "gdd.db"), "--max-body", String(MB)]), /the payload of Huge\.Event is \d+ bytes, above the import limit of 1048576 bytes/);
+    writeFileSync(
+      gdd,
+      JSON.stringify([
+        {
+          Name: "Huge.Event",
+          Timestamp: "2026-11-24T08:00:00Z",
+          Payload: { name: "Huge.Event", data: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, "w".repeat(64 * 1024)])) },
+        },
+      ]),
+    );
+    expectOneLineFormatError(
+      runCli(["import", gdd, "--db", join(dir, "gdd.db"), "--max-body", String(MB)]),
+      /the payload of Huge\.Event is \d+ bytes, above the import limit of 1048576 bytes/,
+    );
   });
 });

@@ -19,16 +19,30 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cell = (v: string) => `"${v.replace(/"/g, '""')}"`;
 
 function payload(name: string, data: object): string {
-  return JSON.stringify({ ver: "4.0", name, time: "2021-05-18T15:31:42.5337494Z", iKey: "o:0a89d516ae714e01ae89c96d185e9ae3", ext: { device: { localId: "s:8FA50876-DF77-42F6-B2A1-CA2D1D6229F7" } }, data });
+  return JSON.stringify({
+    ver: "4.0",
+    name,
+    time: "2021-05-18T15:31:42.5337494Z",
+    iKey: "o:0a89d516ae714e01ae89c96d185e9ae3",
+    ext: { device: { localId: "s:8FA50876-DF77-42F6-B2A1-CA2D1D6229F7" } },
+    data,
+  });
 }
 
 function imported(db: string): Array<{ name: string; headers: Array<[string, string]>; fields: Record<string, string> }> {
   const conn = new Database(db, { readonly: true });
   try {
-    const xs = conn.prepare("SELECT id, request_headers FROM exchanges ORDER BY seq").all() as Array<{ id: string; request_headers: string }>;
+    const xs = conn.prepare("SELECT id, request_headers FROM exchanges ORDER BY seq").all() as Array<{
+      id: string;
+      request_headers: string;
+    }>;
     return xs.map((x) => {
       const ev = conn.prepare("SELECT id, name FROM events WHERE exchange_id = ?").get(x.id) as { id: number; name: string };
-      const fields = Object.fromEntries((conn.prepare("SELECT path, value FROM fields WHERE event_id = ?").all(ev.id) as Array<{ path: string; value: string }>).map((f) => [f.path, f.value]));
+      const fields = Object.fromEntries(
+        (conn.prepare("SELECT path, value FROM fields WHERE event_id = ?").all(ev.id) as Array<{ path: string; value: string }>).map(
+          (f) => [f.path, f.value],
+        ),
+      );
       return { name: ev.name, headers: JSON.parse(x.request_headers) as Array<[string, string]>, fields };
     });
   } finally {
@@ -61,11 +75,27 @@ describe("Get-DiagnosticData imports", () => {
 
   it("imports Export-Csv rows with quotes, commas and line breaks in payloads, categories kept", () => {
     const rows = [
-      ["Microsoft.Windows.App.Browser.HJ_BeforeNavigateExtended", "5/18/2021 5:08:46 PM", payload("Microsoft.Windows.App.Browser.HJ_BeforeNavigateExtended", { navigationUrlBytes: "0x647777772E6D736E2E636F6D", note: 'a "quoted", comma\nand a line break' }), "False", "1, 24"],
+      [
+        "Microsoft.Windows.App.Browser.HJ_BeforeNavigateExtended",
+        "5/18/2021 5:08:46 PM",
+        payload("Microsoft.Windows.App.Browser.HJ_BeforeNavigateExtended", {
+          navigationUrlBytes: "0x647777772E6D736E2E636F6D",
+          note: 'a "quoted", comma\nand a line break',
+        }),
+        "False",
+        "1, 24",
+      ],
       ["Census.Battery", "5/21/2021 3:20:23 PM", payload("Census.Battery", { InternalBatteryCapacityCurrent: 4294967295 }), "True", "11"],
     ];
     const csv = join(dir, "rows.csv");
-    writeFileSync(csv, ["#TYPE DDVCmdlets.Containers.EventRecord", '"Name","Timestamp","Payload","IsRequired","DiagnosticDataCategories"', ...rows.map((r) => r.map(cell).join(","))].join("\r\n") + "\r\n");
+    writeFileSync(
+      csv,
+      [
+        "#TYPE DDVCmdlets.Containers.EventRecord",
+        '"Name","Timestamp","Payload","IsRequired","DiagnosticDataCategories"',
+        ...rows.map((r) => r.map(cell).join(",")),
+      ].join("\r\n") + "\r\n",
+    );
     const db = join(dir, "rows.db");
     const r = runCli(["import", csv, "--db", db, "--json"]);
     expect(r.status, r.stderr).toBe(0);
@@ -83,7 +113,15 @@ describe("Get-DiagnosticData imports", () => {
     const file = join(dir, "current.json");
     writeFileSync(
       file,
-      JSON.stringify([{ Name: "Census.Battery", Timestamp: "2021-05-21T15:20:23Z", Payload: payload("Census.Battery", { IsAlwaysOnAlwaysConnectedCapable: "0" }), IsRequired: true, DiagnosticDataCategories: [11, 24] }]),
+      JSON.stringify([
+        {
+          Name: "Census.Battery",
+          Timestamp: "2021-05-21T15:20:23Z",
+          Payload: payload("Census.Battery", { IsAlwaysOnAlwaysConnectedCapable: "0" }),
+          IsRequired: true,
+          DiagnosticDataCategories: [11, 24],
+        },
+      ]),
     );
     const db = join(dir, "current.db");
     const r = runCli(["import", file, "--db", db]);
@@ -95,7 +133,10 @@ describe("Get-DiagnosticData imports", () => {
 
   it("refuses a CSV row whose payload is over --max-body, and a CSV that is not Get-DiagnosticData's", () => {
     const big = join(dir, "big.csv");
-    writeFileSync(big, ['"Name","Payload"', [cell("Big"), cell(payload("Big", { blob: "x".repeat(300_000) }))].join(",")].join("\n") + "\n");
+    writeFileSync(
+      big,
+      ['"Name","Payload"', [cell("Big"), cell(payload("Big", { blob: "x".repeat(300_000) }))].join(",")].join("\n") + "\n",
+    );
     const r = runCli(["import", big, "--db", join(dir, "big.db"), "--max-body", "100000"]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);

@@ -18,7 +18,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface EventOut {
   event: { name: string; time: string; iKey: string | null; format: string };
-  fields: Array<{ path: string; part: string; value: unknown; type: string; category: string | null; declared: { piiKind: string | null } }>;
+  fields: Array<{
+    path: string;
+    part: string;
+    value: unknown;
+    type: string;
+    category: string | null;
+    declared: { piiKind: string | null };
+  }>;
 }
 
 const events = (db: string, session: string): EventOut[] =>
@@ -45,7 +52,8 @@ function expectEventMatches(got: EventOut, spec: JsonEventSpec): void {
     expect(byPath.get(k), k).toMatchObject({ part: "C", value: plain });
   }
   for (const [ext, values] of Object.entries(spec.ext ?? {})) {
-    for (const [k, v] of Object.entries(values)) expect(byPath.get(`ext.${ext}.${k}`), `ext.${ext}.${k}`).toMatchObject({ part: "A", value: v });
+    for (const [k, v] of Object.entries(values))
+      expect(byPath.get(`ext.${ext}.${k}`), `ext.${ext}.${k}`).toMatchObject({ part: "A", value: v });
   }
   for (const f of got.fields) expect(f.category, f.path).toMatch(/^(content|functional|diagnostic)$/);
 }
@@ -57,7 +65,11 @@ const WINDOWS_EVENTS: JsonEventSpec[] = [
     ver: "4.0",
     iKey: "o:0a89d516ae714e01ae89c96d185e9ae3",
     metadataForm: "windows",
-    ext: { utc: { pgName: "WINCORE", eventFlags: 514 }, device: { localId: "s:11111111-2222-4333-8444-555555555555" }, os: { name: "Windows" } },
+    ext: {
+      utc: { pgName: "WINCORE", eventFlags: 514 },
+      device: { localId: "s:11111111-2222-4333-8444-555555555555" },
+      os: { name: "Windows" },
+    },
     data: { OSEdition: "Professional", OSSKU: typed(48, "int32"), OSUILocale: "en-US", DeviceTimeZone: "Pacific Standard Time" },
   },
   {
@@ -89,7 +101,11 @@ describe("Windows Diagnostic Data Viewer", () => {
       expectEventMatches(e, WINDOWS_EVENTS[i]);
     });
     const store = openDatabase(db, { readonly: true });
-    const rows = store.prepare("SELECT request_headers AS h, started_at AS t, host FROM exchanges ORDER BY seq").all() as Array<{ h: string; t: number; host: string }>;
+    const rows = store.prepare("SELECT request_headers AS h, started_at AS t, host FROM exchanges ORDER BY seq").all() as Array<{
+      h: string;
+      t: number;
+      host: string;
+    }>;
     const options = JSON.parse(store.prepare("SELECT options_json FROM sessions WHERE name = 'ddv'").pluck().get() as string);
     store.close();
     rows.forEach((r, i) => {
@@ -139,10 +155,17 @@ describe("Fiddler SAZ", () => {
     const gz = gzipSync(`${renderJsonEvent(office[1])}\n`);
     const file = join(dir, "capture.saz");
     await writeSaz(file, [
-      { requestLine: "CONNECT mobile.events.data.microsoft.com:443 HTTP/1.1", requestHeaders: [["Host", "mobile.events.data.microsoft.com:443"]], status: 200 },
+      {
+        requestLine: "CONNECT mobile.events.data.microsoft.com:443 HTTP/1.1",
+        requestHeaders: [["Host", "mobile.events.data.microsoft.com:443"]],
+        status: 200,
+      },
       {
         requestLine: "POST https://mobile.events.data.microsoft.com/OneCollector/1.0/ HTTP/1.1",
-        requestHeaders: [["Host", "mobile.events.data.microsoft.com"], ["Content-Type", "application/x-json-stream"]],
+        requestHeaders: [
+          ["Host", "mobile.events.data.microsoft.com"],
+          ["Content-Type", "application/x-json-stream"],
+        ],
         requestBody: `${renderJsonEvent(office[0])}\n`,
         chunked: 50,
         status: 200,
@@ -152,7 +175,11 @@ describe("Fiddler SAZ", () => {
       },
       {
         requestLine: "POST https://mobile.events.data.microsoft.com/OneCollector/1.0/ HTTP/1.1",
-        requestHeaders: [["Host", "mobile.events.data.microsoft.com"], ["Content-Type", "application/x-json-stream"], ["Content-Encoding", "gzip"]],
+        requestHeaders: [
+          ["Host", "mobile.events.data.microsoft.com"],
+          ["Content-Type", "application/x-json-stream"],
+          ["Content-Encoding", "gzip"],
+        ],
         requestBody: gz,
         status: 200,
         responseBody: '{"acc":1}',
@@ -164,9 +191,16 @@ describe("Fiddler SAZ", () => {
     got.forEach((e, i) => expectEventMatches(e, office[i]));
     expect(got[0].fields.find((f) => f.path === "Activity.Duration")!.type).toBe("int64");
     const store = openDatabase(db, { readonly: true });
-    const rows = store.prepare("SELECT request_body_sha256 AS sha, started_at AS t FROM exchanges ORDER BY seq").all() as Array<{ sha: string; t: number }>;
+    const rows = store.prepare("SELECT request_body_sha256 AS sha, started_at AS t FROM exchanges ORDER BY seq").all() as Array<{
+      sha: string;
+      t: number;
+    }>;
     store.close();
-    expect(rows[0].sha).toBe(createHash("sha256").update(`${renderJsonEvent(office[0])}\n`).digest("hex")); // de-chunked
+    expect(rows[0].sha).toBe(
+      createHash("sha256")
+        .update(`${renderJsonEvent(office[0])}\n`)
+        .digest("hex"),
+    ); // de-chunked
     expect(rows[0].t).toBe(Date.parse("2026-11-24T08:00:00.123Z"));
     expect(rows[1].sha).toBe(createHash("sha256").update(gz).digest("hex")); // byte for byte
   });

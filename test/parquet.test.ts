@@ -35,7 +35,20 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Captures `batches` uploads into session `session` of the machine's database through `exhaust proxy`. */
 async function capture(m: Machine, session: string, batches: number[], seed: number): Promise<void> {
-  const p = await spawnProxy(["--db", m.db, "--certs", m.certs, "--session", session, "--mode", "sinkhole", "--lab", "lab-1", "--machine", m.machine]);
+  const p = await spawnProxy([
+    "--db",
+    m.db,
+    "--certs",
+    m.certs,
+    "--session",
+    session,
+    "--mode",
+    "sinkhole",
+    "--lab",
+    "lab-1",
+    "--machine",
+    m.machine,
+  ]);
   try {
     const ca = readFileSync(join(m.certs, "exhaust-ca.pem"), "utf8");
     for (const [i, n] of batches.entries()) {
@@ -97,7 +110,8 @@ const fileHash = (f: string) => createHash("sha256").update(readFileSync(f)).dig
 
 async function readAll(files: string[]): Promise<Array<Record<string, unknown>>> {
   const rows: Array<Record<string, unknown>> = [];
-  for (const f of files) rows.push(...((await parquetReadObjects({ file: await asyncBufferFromFile(f), compressors })) as Array<Record<string, unknown>>));
+  for (const f of files)
+    rows.push(...((await parquetReadObjects({ file: await asyncBufferFromFile(f), compressors })) as Array<Record<string, unknown>>));
   return rows;
 }
 
@@ -122,7 +136,11 @@ describe("exhaust export --format parquet", () => {
     for (const table of ["sessions", "connections", "exchanges", "events", "fields", "findings"]) {
       for (const m of machines) {
         const files = parquetFiles(join(dataset, table, "lab=lab-1", `machine=${m.machine}`, "session=baseline"));
-        if (table !== "findings") expect(files.map((f) => relative(dataset, f)), table).toContain(`${table}/lab=lab-1/machine=${m.machine}/session=baseline/part-0.parquet`);
+        if (table !== "findings")
+          expect(
+            files.map((f) => relative(dataset, f)),
+            table,
+          ).toContain(`${table}/lab=lab-1/machine=${m.machine}/session=baseline/part-0.parquet`);
       }
     }
     const expected = [...sqliteCounts(machines[0]), ...sqliteCounts(machines[1])];
@@ -137,7 +155,9 @@ describe("exhaust export --format parquet", () => {
     try {
       const fieldFiles = parquetFiles(join(dataset, "fields", part));
       // Row order inside a part is not part of the contract: compare in (event, position) order.
-      const fields = (await readAll(fieldFiles)).sort((a, b) => Number((a.event_id as bigint) - (b.event_id as bigint)) || (a.idx as number) - (b.idx as number));
+      const fields = (await readAll(fieldFiles)).sort(
+        (a, b) => Number((a.event_id as bigint) - (b.event_id as bigint)) || (a.idx as number) - (b.idx as number),
+      );
       const want = db
         .prepare(
           `SELECT f.event_id, f.idx, f.part, f.path, f.value, f.type, f.pii_kind, f.customer_content, f.category, f.personal, f.rule, f.confidence
@@ -151,14 +171,24 @@ describe("exhaust export --format parquet", () => {
         expect(typeof got.event_id).toBe("bigint");
         expect(got.event_id).toBe(BigInt(w.event_id as number));
         expect([got.idx, got.part, got.path, got.type, got.pii_kind, got.category, got.personal, got.rule, got.confidence]).toEqual([
-          w.idx, w.part, w.path, w.type, w.pii_kind, w.category, w.personal, w.rule, w.confidence,
+          w.idx,
+          w.part,
+          w.path,
+          w.type,
+          w.pii_kind,
+          w.category,
+          w.personal,
+          w.rule,
+          w.confidence,
         ]);
         expect(got.customer_content).toBe(w.customer_content === null ? null : w.customer_content === 1);
         expect(got.value).toBe(w.value);
       }
 
       const events = await readAll(parquetFiles(join(dataset, "events", part)));
-      const wantEvents = db.prepare("SELECT id, name, time, ms_group, content_fields FROM events ORDER BY id").all() as Array<Record<string, unknown>>;
+      const wantEvents = db.prepare("SELECT id, name, time, ms_group, content_fields FROM events ORDER BY id").all() as Array<
+        Record<string, unknown>
+      >;
       expect(events.map((e) => [Number(e.id), e.name, e.ms_group, e.content_fields, e.time_text])).toEqual(
         wantEvents.map((e) => [e.id, e.name, e.ms_group, e.content_fields, e.time]),
       );
@@ -167,10 +197,12 @@ describe("exhaust export --format parquet", () => {
       expect((events[0].time as Date).getTime()).toBe(Date.parse(wantEvents[0].time as string));
 
       const exchanges = await readAll(parquetFiles(join(dataset, "exchanges", part)));
-      const wantX = db.prepare("SELECT id, seq, request_body_size, request_complete, started_at FROM exchanges ORDER BY seq").all() as Array<Record<string, unknown>>;
-      expect(exchanges.map((x) => [x.id, Number(x.seq), Number(x.request_body_size), x.request_complete, (x.started_at as Date).getTime()])).toEqual(
-        wantX.map((x) => [x.id, x.seq, x.request_body_size, x.request_complete === 1, x.started_at]),
-      );
+      const wantX = db
+        .prepare("SELECT id, seq, request_body_size, request_complete, started_at FROM exchanges ORDER BY seq")
+        .all() as Array<Record<string, unknown>>;
+      expect(
+        exchanges.map((x) => [x.id, Number(x.seq), Number(x.request_body_size), x.request_complete, (x.started_at as Date).getTime()]),
+      ).toEqual(wantX.map((x) => [x.id, x.seq, x.request_body_size, x.request_complete === 1, x.started_at]));
       // Credentials are redacted as in every export: the header's value is a keyed hash.
       const headers = JSON.parse(exchanges[0].request_headers as string) as Array<[string, string]>;
       const auth = headers.find(([n]) => n.toLowerCase() === "authorization");
@@ -210,9 +242,19 @@ describe("exhaust export --format parquet", () => {
       if (f.includes(`${join(dataset, "sessions")}`)) continue;
       expect(fileHash(f), f).toBe(hash);
     }
-    expect(parquetFiles(join(dataset, "events", "lab=lab-1", "machine=vm-a", "session=baseline")).map((f) => f.split("/").pop())).toEqual(["part-0.parquet", "part-1.parquet"]);
+    expect(parquetFiles(join(dataset, "events", "lab=lab-1", "machine=vm-a", "session=baseline")).map((f) => f.split("/").pop())).toEqual([
+      "part-0.parquet",
+      "part-1.parquet",
+    ]);
     // No row twice, and the totals are SQLite's again.
-    const dup = runCli(["study", dataset, "--format", "json", "--sql", "SELECT count(*) AS n, count(DISTINCT (machine, id)) AS distinct_ids FROM events"]);
+    const dup = runCli([
+      "study",
+      dataset,
+      "--format",
+      "json",
+      "--sql",
+      "SELECT count(*) AS n, count(DISTINCT (machine, id)) AS distinct_ids FROM events",
+    ]);
     expect(dup.status, dup.stderr).toBe(0);
     const [counts] = JSON.parse(dup.stdout) as Array<{ n: number; distinct_ids: number }>;
     expect(counts.n).toBe(counts.distinct_ids);

@@ -11,7 +11,13 @@ interface EventJson {
   session: string;
   exchange: string;
   event: { id: number; name: string; time: string; format: string; iKey: string };
-  fields: Array<{ path: string; part: string; value: unknown; type: string; declared: { piiKind: string | null; customerContent: boolean | null } }>;
+  fields: Array<{
+    path: string;
+    part: string;
+    value: unknown;
+    type: string;
+    declared: { piiKind: string | null; customerContent: boolean | null };
+  }>;
 }
 
 const eventsJson = (p: TestProxy, ...args: string[]): EventJson[] =>
@@ -33,7 +39,11 @@ describe("decoding captured uploads end to end", () => {
       time: "2026-11-24T08:00:00.123Z",
       ver: "4.0",
       iKey: "o:0123456789abcdef0123456789abcdef",
-      ext: { app: { name: "Word", ver: "16.0.17029" }, device: { localId: "s:6C4E3D2A-1111-4000-8000-000000000000" }, metadata: { f: { "Activity.Duration": { t: 4 } } } },
+      ext: {
+        app: { name: "Word", ver: "16.0.17029" },
+        device: { localId: "s:6C4E3D2A-1111-4000-8000-000000000000" },
+        metadata: { f: { "Activity.Duration": { t: 4 } } },
+      },
       data: { "Data.Doc.Ext": "docx", "Activity.Success": true, "Activity.Duration": 1234 },
     };
     const second = { ...event, name: "Office.Word.FileClose" };
@@ -41,7 +51,11 @@ describe("decoding captured uploads end to end", () => {
       proxyPort: p.port,
       host: HOST,
       path: "/OneCollector/1.0/?cors=true&content-type=application/x-json-stream",
-      headers: { "content-type": "text/plain;charset=UTF-8", "content-encoding": "gzip", APIKey: "0123456789abcdef0123456789abcdef-aaaa-bbbb-7000" },
+      headers: {
+        "content-type": "text/plain;charset=UTF-8",
+        "content-encoding": "gzip",
+        APIKey: "0123456789abcdef0123456789abcdef-aaaa-bbbb-7000",
+      },
       body: gzipSync(`${JSON.stringify(event)}\n${JSON.stringify(second)}`),
       ca: [p.caPem],
     });

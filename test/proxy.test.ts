@@ -78,7 +78,9 @@ describe("forward mode through --map-host", () => {
         r.on("end", () => resolve({ status: r.statusCode ?? 0, body }));
       });
       req.on("error", reject);
-      req.end('{"name":"Microsoft.ApplicationInsights.Event","iKey":"k","data":{"baseType":"EventData","baseData":{"ver":2,"name":"abs"}}}\n');
+      req.end(
+        '{"name":"Microsoft.ApplicationInsights.Event","iKey":"k","data":{"baseType":"EventData","baseData":{"ver":2,"name":"abs"}}}\n',
+      );
     });
     expect(res.status).toBe(200);
     // The origin speaks only TLS: the request reached it over TLS, as origin-form.
@@ -90,12 +92,18 @@ describe("forward mode through --map-host", () => {
   it("relays a gzip upload byte for byte, answers with the origin's response, stores and chains it", async () => {
     const body = gzipSync(Buffer.from('{"name":"Office.Test","time":"2026-11-24T00:00:00Z"}\n'.repeat(50)));
     const headers = [
-      "Content-Type", "application/x-json-stream",
-      "Content-Encoding", "gzip",
-      "Client-Id", "NO_AUTH",
-      "APIKey", "0123456789abcdef0123456789abcdef-00000000-0000-0000-0000-000000000000-7000",
-      "Upload-Time", "1764000000000",
-      "X-Custom-Case", "KeepMe",
+      "Content-Type",
+      "application/x-json-stream",
+      "Content-Encoding",
+      "gzip",
+      "Client-Id",
+      "NO_AUTH",
+      "APIKey",
+      "0123456789abcdef0123456789abcdef-00000000-0000-0000-0000-000000000000-7000",
+      "Upload-Time",
+      "1764000000000",
+      "X-Custom-Case",
+      "KeepMe",
     ];
     const before = origin.received.length;
     const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", headers, body, ca: [p.caPem] });
@@ -126,7 +134,13 @@ describe("forward mode through --map-host", () => {
 
   it("links every exchange of the session into a hash chain anyone can recompute", async () => {
     for (let i = 0; i < 3; i++) {
-      await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: `/OneCollector/1.0/?n=${i}`, body: `{"n":${i}}\n`, ca: [p.caPem] });
+      await httpsThroughProxy({
+        proxyPort: p.port,
+        host: COLLECTOR,
+        path: `/OneCollector/1.0/?n=${i}`,
+        body: `{"n":${i}}\n`,
+        ca: [p.caPem],
+      });
     }
     const rows = await eventually(() => {
       const r = exchanges(p);
@@ -221,9 +235,9 @@ describe("hosts outside the catalogue", () => {
     expect(res.peer?.issuer.CN).toBe(originCa.subject.match(/CN=([^,/]*)/)?.[1] ?? res.peer?.issuer.CN);
     expect(new X509Certificate(res.peer!.raw).checkIssued(new X509Certificate(originCa.certPem))).toBe(true);
     const conn = await eventually(
-      () => p.db.prepare("SELECT * FROM connections WHERE host = 'www.example.org' AND ended_at IS NOT NULL").get() as
-        | { outcome: string; bytes_from_client: number; bytes_to_client: number; upstream: string }
-        | undefined,
+      () =>
+        p.db.prepare("SELECT * FROM connections WHERE host = 'www.example.org' AND ended_at IS NOT NULL").get() as
+          { outcome: string; bytes_from_client: number; bytes_to_client: number; upstream: string } | undefined,
     );
     expect(conn.outcome).toBe("tunnelled");
     expect(conn.upstream).toBe(`127.0.0.1:${origin.port}`);
@@ -246,15 +260,17 @@ describe("certificate pinning", () => {
     // our leaf with an unknown_ca alert.
     await rejectLeafWithAlert(p.port, host);
     const rejected = await eventually(
-      () => p.db.prepare("SELECT * FROM connections WHERE host = ? AND ended_at IS NOT NULL").get(host) as
-        | { outcome: string; error: string }
-        | undefined,
+      () =>
+        p.db.prepare("SELECT * FROM connections WHERE host = ? AND ended_at IS NOT NULL").get(host) as
+          { outcome: string; error: string } | undefined,
     );
     expect(rejected.outcome).toBe("client-rejected-certificate");
     const res = await httpsThroughProxy({ proxyPort: p.port, host, method: "GET", path: "/", ca: [originCa.certPem] });
     expect(res.status).toBe(200);
     const rows = await eventually(() => {
-      const r = p.db.prepare("SELECT outcome FROM connections WHERE host = ? AND ended_at IS NOT NULL ORDER BY started_at").all(host) as Array<{ outcome: string }>;
+      const r = p.db
+        .prepare("SELECT outcome FROM connections WHERE host = ? AND ended_at IS NOT NULL ORDER BY started_at")
+        .all(host) as Array<{ outcome: string }>;
       return r.length >= 2 ? r : undefined;
     });
     expect(rows.map((r) => r.outcome)).toEqual(["client-rejected-certificate", "tunnelled"]);
@@ -271,10 +287,14 @@ describe("certificate pinning in sinkhole mode", () => {
 
   it("refuses the pinned host's next CONNECT instead of letting its data out through a tunnel", async () => {
     await rejectLeafWithAlert(p.port, host);
-    await eventually(() => p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get());
+    await eventually(() =>
+      p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get(),
+    );
     await expect(connectTunnel(p.port, `${host}:443`)).rejects.toMatchObject({ status: 503 });
     const row = await eventually(
-      () => p.db.prepare("SELECT outcome, error FROM connections WHERE outcome = 'closed-by-policy'").get() as { outcome: string; error: string } | undefined,
+      () =>
+        p.db.prepare("SELECT outcome, error FROM connections WHERE outcome = 'closed-by-policy'").get() as
+          { outcome: string; error: string } | undefined,
     );
     expect(row.error).toMatch(/pinned-earlier; mode sinkhole/);
   });
@@ -416,7 +436,13 @@ describe("awkward requests and failing upstreams", () => {
   });
 
   it("answers 502 when the upstream resets the connection", async () => {
-    const res = await httpsThroughProxy({ proxyPort: p.port, host: "raw.events.data.microsoft.com", path: "/reset", body: "{}\n", ca: [p.caPem] });
+    const res = await httpsThroughProxy({
+      proxyPort: p.port,
+      host: "raw.events.data.microsoft.com",
+      path: "/reset",
+      body: "{}\n",
+      ca: [p.caPem],
+    });
     expect(res.status).toBe(502);
     const row = await rowFor("/reset");
     expect(row.outcome).toBe("upstream-reset");

@@ -65,33 +65,40 @@ function toScript(lines: string[], port: number): string {
 }
 
 describe("README quick start", () => {
-  it.skipIf(!hasCurl)("runs green line by line, and the proxy prints one console line per corpus upload", () => {
-    const lines = quickStartLines();
-    expect(lines.some((l) => l.startsWith("npm start"))).toBe(true);
-    expect(lines.some((l) => l.includes("demo --write"))).toBe(true);
-    const dir = tempDir("exhaust-quickstart-");
-    dirs.push(dir);
-    return freePort().then((port) => {
-      writeFileSync(join(dir, "quickstart.sh"), toScript(lines, port));
-      const r = spawnSync("bash", ["quickstart.sh"], {
-        cwd: dir,
-        encoding: "utf8",
-        timeout: 240_000,
-        // TMPDIR: the demo line makes its directory there, so it goes with the test's.
-        env: { ...process.env, EXHAUST_DB: join(dir, "quickstart.db"), TMPDIR: dir },
+  it.skipIf(!hasCurl)(
+    "runs green line by line, and the proxy prints one console line per corpus upload",
+    () => {
+      const lines = quickStartLines();
+      expect(lines.some((l) => l.startsWith("npm start"))).toBe(true);
+      expect(lines.some((l) => l.includes("demo --write"))).toBe(true);
+      const dir = tempDir("exhaust-quickstart-");
+      dirs.push(dir);
+      return freePort().then((port) => {
+        writeFileSync(join(dir, "quickstart.sh"), toScript(lines, port));
+        const r = spawnSync("bash", ["quickstart.sh"], {
+          cwd: dir,
+          encoding: "utf8",
+          timeout: 240_000,
+          // TMPDIR: the demo line makes its directory there, so it goes with the test's.
+          env: { ...process.env, EXHAUST_DB: join(dir, "quickstart.db"), TMPDIR: dir },
+        });
+        expect(
+          r.status,
+          `${r.stdout}\n${r.stderr}\n${existsSync(join(dir, "proxy.err")) ? readFileSync(join(dir, "proxy.err"), "utf8") : ""}`,
+        ).toBe(0);
+        const corpus = demoCorpus();
+        // curl.sh prints the status of each upload.
+        for (const u of corpus) expect(r.stdout).toContain(`200 ${u.file}`);
+        // The demo line ran too, and the report was written.
+        expect(r.stdout).toMatch(/^verdict zero-exhaust: FAIL/m);
+        expect(readFileSync(join(dir, "report.html"), "utf8")).toMatch(/^<!doctype html>/i);
+        const proxyOut = stripAnsi(readFileSync(join(dir, "proxy.out"), "utf8"));
+        expect(proxyOut).toContain(`proxy listening on http://127.0.0.1:${port}`);
+        expect(proxyOut.split("\n").filter((l) => CONSOLE_LINE.test(l))).toHaveLength(corpus.length);
+        // `events` listed what was sent.
+        expect(r.stdout).toContain("Office.Identity.SignOutEvent");
       });
-      expect(r.status, `${r.stdout}\n${r.stderr}\n${existsSync(join(dir, "proxy.err")) ? readFileSync(join(dir, "proxy.err"), "utf8") : ""}`).toBe(0);
-      const corpus = demoCorpus();
-      // curl.sh prints the status of each upload.
-      for (const u of corpus) expect(r.stdout).toContain(`200 ${u.file}`);
-      // The demo line ran too, and the report was written.
-      expect(r.stdout).toMatch(/^verdict zero-exhaust: FAIL/m);
-      expect(readFileSync(join(dir, "report.html"), "utf8")).toMatch(/^<!doctype html>/i);
-      const proxyOut = stripAnsi(readFileSync(join(dir, "proxy.out"), "utf8"));
-      expect(proxyOut).toContain(`proxy listening on http://127.0.0.1:${port}`);
-      expect(proxyOut.split("\n").filter((l) => CONSOLE_LINE.test(l))).toHaveLength(corpus.length);
-      // `events` listed what was sent.
-      expect(r.stdout).toContain("Office.Identity.SignOutEvent");
-    });
-  }, 300_000);
+    },
+    300_000,
+  );
 });

@@ -12,7 +12,8 @@ import { CANARY, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCaptur
 function externalReferences(html: string): string[] {
   const found: string[] = [];
   const fetching = /^(script|link|iframe|frame|object|embed|img|image|video|audio|source|track|base|use|feimage)$/i;
-  const urlAttr = /\b(src|href|srcset|action|formaction|poster|data|background|xlink:href|ping|manifest)\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))/gi;
+  const urlAttr =
+    /\b(src|href|srcset|action|formaction|poster|data|background|xlink:href|ping|manifest)\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))/gi;
   for (const tag of html.matchAll(/<([a-zA-Z][\w:-]*)\b([^>]*)>/g)) {
     const [whole, name, attrs] = tag;
     if (fetching.test(name)) found.push(whole);
@@ -69,7 +70,9 @@ describe("exhaust report", () => {
     const first = html.indexOf("<section ");
     expect(html.indexOf('<section id="summary">')).toBe(first);
     const summary = html.slice(first, html.indexOf("</section>", first));
-    expect(summary).toMatch(/<a href="#verdict-1" class="mono">zero-exhaust-test<\/a><\/td><td><span class="fail">FAIL<\/span><\/td><td>2 fail, 0 warn, 1 pass<\/td>/);
+    expect(summary).toMatch(
+      /<a href="#verdict-1" class="mono">zero-exhaust-test<\/a><\/td><td><span class="fail">FAIL<\/span><\/td><td>2 fail, 0 warn, 1 pass<\/td>/,
+    );
     expect(html).toContain('<div class="verdict" id="verdict-1">');
     const contentFields = (p.db.prepare("SELECT COUNT(*) AS n FROM fields WHERE category = 'content'").get() as { n: number }).n;
     expect(summary).toContain(`<a href="#content">${contentFields} fields classified content</a>`);
@@ -91,7 +94,9 @@ describe("exhaust report", () => {
     expect(count(CANARY)).toBe(1);
     const verdicts = html.slice(html.indexOf('<section id="verdicts">'), html.indexOf('<section id="chain">'));
     // The content evidence is a link to its row under Content findings, which carries the anchor.
-    const link = new RegExp(`<a href="#(evidence-\\d+)">event #${cap.plantedEventId} field Data\\.Doc\\.FileName</a> \\(in Content findings\\)`).exec(verdicts);
+    const link = new RegExp(
+      `<a href="#(evidence-\\d+)">event #${cap.plantedEventId} field Data\\.Doc\\.FileName</a> \\(in Content findings\\)`,
+    ).exec(verdicts);
     expect(link).not.toBeNull();
     const findings = html.slice(html.indexOf('<section id="content">'), html.indexOf('<section id="canaries">'));
     expect(findings).toContain(`<span class="mono" id="${link![1]}">#${cap.plantedEventId}</span>`);
@@ -144,7 +149,7 @@ describe("exhaust report", () => {
   it("without --session reports the newest session; an unknown session is a usage error", () => {
     const out = join(p.dir, "latest.html");
     expect(runCli(["report", "--db", p.dbFile, "--out", out]).status).toBe(0);
-    expect(readFileSync(out, "utf8")).toContain("exhaust report: session <span class=\"mono\">test</span>");
+    expect(readFileSync(out, "utf8")).toContain('exhaust report: session <span class="mono">test</span>');
     // An existing --out is refused without --force, and replaced with it.
     const again = runCli(["report", "--db", p.dbFile, "--out", out]);
     expect(again.status).toBe(2);

@@ -46,7 +46,10 @@ describe("1DS JavaScript SDK through the proxy (sinkhole)", () => {
             // The SDK's own transport hook: its request (URL, headers, body) goes through exhaust as
             // an HTTPS client would send it, and exhaust's answer goes back to the SDK unchanged.
             httpXHROverride: {
-              sendPOST: (payload: { urlString: string; headers: Record<string, string>; data: string | Uint8Array }, oncomplete: (status: number, headers: Record<string, string>, response?: string) => void) => {
+              sendPOST: (
+                payload: { urlString: string; headers: Record<string, string>; data: string | Uint8Array },
+                oncomplete: (status: number, headers: Record<string, string>, response?: string) => void,
+              ) => {
                 const url = new URL(payload.urlString);
                 httpsThroughProxy({
                   proxyPort: p.port,
@@ -81,7 +84,9 @@ describe("1DS JavaScript SDK through the proxy (sinkhole)", () => {
     post.flush(false);
 
     const stored = await eventually(
-      () => p.db.prepare("SELECT id, path, response_status FROM exchanges WHERE host = ? AND method = 'POST'").get(COLLECTOR) as { id: string; path: string; response_status: number } | undefined,
+      () =>
+        p.db.prepare("SELECT id, path, response_status FROM exchanges WHERE host = ? AND method = 'POST'").get(COLLECTOR) as
+          { id: string; path: string; response_status: number } | undefined,
       20_000,
     );
     expect(stored.path.startsWith("/OneCollector/1.0/")).toBe(true);
@@ -95,7 +100,12 @@ describe("1DS JavaScript SDK through the proxy (sinkhole)", () => {
       return rows.length ? rows : undefined;
     }, 20_000);
     expect(fields[0].name).toBe("Exhaust.Sdk.Test");
-    expect(fields).toEqual(expect.arrayContaining([expect.objectContaining({ path: "planted", value: "Zephyr-4471" }), expect.objectContaining({ path: "Count", value: "3" })]));
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ path: "planted", value: "Zephyr-4471" }),
+        expect.objectContaining({ path: "Count", value: "3" }),
+      ]),
+    );
     // The SDK is content with the answer: one upload, no retry, nothing discarded.
     await new Promise((r) => setTimeout(r, 1000));
     const posts = p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = ? AND method = 'POST'").get(COLLECTOR) as { n: number };

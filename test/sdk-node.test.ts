@@ -40,10 +40,19 @@ describe("Application Insights Node.js SDK 2.x through the proxy (sinkhole)", ()
     const answer = /RESPONSE (.*)/.exec(r.stdout)?.[1];
     expect(JSON.parse(answer ?? "null")).toEqual({ itemsReceived: 1, itemsAccepted: 1, errors: [] });
     expect(r.stderr).toBe("");
-    const x = await eventually(() => p.db.prepare("SELECT id, host, path, method, response_status FROM exchanges WHERE host = 'dc.services.visualstudio.com'").get() as { id: string; path: string; method: string; response_status: number } | undefined);
+    const x = await eventually(
+      () =>
+        p.db.prepare("SELECT id, host, path, method, response_status FROM exchanges WHERE host = 'dc.services.visualstudio.com'").get() as
+          { id: string; path: string; method: string; response_status: number } | undefined,
+    );
     expect(x).toMatchObject({ method: "POST", path: "/v2.1/track", response_status: 200 });
     const field = await eventually(
-      () => p.db.prepare("SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'").get(x.id) as { name: string; path: string } | undefined,
+      () =>
+        p.db
+          .prepare(
+            "SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
+          )
+          .get(x.id) as { name: string; path: string } | undefined,
       20_000,
     );
     expect(field.path).toBe("data.baseData.properties.planted");

@@ -103,14 +103,25 @@ describe("Application Insights Node.js SDK 3.x through the proxy (sinkhole), loo
     expect(diagProblems).toEqual([]);
     const exports = r.stdout.split("\n").filter((l) => l.startsWith("EXPORT "));
     expect(exports).toEqual(["EXPORT 0 1"]);
-    const x = await eventually(() => p.db.prepare("SELECT id, host, path, method, response_status FROM exchanges WHERE host = ?").get(INGESTION) as { id: string; path: string; method: string; response_status: number } | undefined);
+    const x = await eventually(
+      () =>
+        p.db.prepare("SELECT id, host, path, method, response_status FROM exchanges WHERE host = ?").get(INGESTION) as
+          { id: string; path: string; method: string; response_status: number } | undefined,
+    );
     expect(x).toMatchObject({ method: "POST", path: "/v2.1/track", response_status: 200 });
     const field = await eventually(
-      () => p.db.prepare("SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'").get(x.id) as { name: string; path: string } | undefined,
+      () =>
+        p.db
+          .prepare(
+            "SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
+          )
+          .get(x.id) as { name: string; path: string } | undefined,
       20_000,
     );
     expect(field.path).toBe("data.baseData.properties.planted");
-    const name = p.db.prepare("SELECT f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'data.baseData.name'").get(x.id) as { value: string } | undefined;
+    const name = p.db
+      .prepare("SELECT f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'data.baseData.name'")
+      .get(x.id) as { value: string } | undefined;
     expect(name?.value).toBe("exhaust-node-sdk-3");
     // No retry: one upload.
     await new Promise((res) => setTimeout(res, 500));

@@ -70,12 +70,18 @@ describe("@vscode/extension-telemetry (1DS) through the proxy (sinkhole), loopba
     const answers = r.stdout.split("\n").filter((l) => l.startsWith("ANSWER ") || l.startsWith("TRANSPORT-ERROR"));
     expect(answers).toEqual(['ANSWER 200 {"acc":1}']);
 
-    const x = await eventually(() => p.db.prepare("SELECT id, path, method, response_status FROM exchanges WHERE host = ?").get(COLLECTOR) as { id: string; path: string; method: string; response_status: number } | undefined);
+    const x = await eventually(
+      () =>
+        p.db.prepare("SELECT id, path, method, response_status FROM exchanges WHERE host = ?").get(COLLECTOR) as
+          { id: string; path: string; method: string; response_status: number } | undefined,
+    );
     expect(x).toMatchObject({ method: "POST", response_status: 200 });
     expect(x.path.startsWith("/OneCollector/1.0")).toBe(true);
     const fields = await eventually(() => {
       const rows = p.db
-        .prepare("SELECT e.name, f.path, f.value, f.personal, f.rule FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ?")
+        .prepare(
+          "SELECT e.name, f.path, f.value, f.personal, f.rule FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ?",
+        )
         .all(x.id) as Array<{ name: string; path: string; value: string; personal: string; rule: string }>;
       return rows.length ? rows : undefined;
     }, 20_000);
@@ -91,7 +97,11 @@ describe("@vscode/extension-telemetry (1DS) through the proxy (sinkhole), loopba
     for (const [value, name, rule] of expected) {
       const f = byValue(value);
       expect(f, `${name}: ${value} stored`).toBeDefined();
-      expect({ path: f!.path, rule: f!.rule, personal: f!.personal }).toEqual({ path: `data.baseData.properties.${name}`, rule, personal: "pseudonymous-id" });
+      expect({ path: f!.path, rule: f!.rule, personal: f!.personal }).toEqual({
+        path: `data.baseData.properties.${name}`,
+        rule,
+        personal: "pseudonymous-id",
+      });
     }
     // No retry: one upload.
     const n = p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = ? AND method = 'POST'").get(COLLECTOR) as { n: number };

@@ -14,11 +14,20 @@ import { CLASSIFIERS_DIR } from "../src/paths.js";
 import { SourceSchema } from "../src/sources.js";
 import { escapeRegExp, globPattern, globToRegExp } from "../src/glob.js";
 
-const yamlFiles = (dir: string) => readdirSync(join(CLASSIFIERS_DIR, dir)).filter((f) => f.endsWith(".yaml")).map((f) => join(CLASSIFIERS_DIR, dir, f));
+const yamlFiles = (dir: string) =>
+  readdirSync(join(CLASSIFIERS_DIR, dir))
+    .filter((f) => f.endsWith(".yaml"))
+    .map((f) => join(CLASSIFIERS_DIR, dir, f));
 
 describe("one source schema for rule packs, profiles and endpoints", () => {
   it("every shipped rule pack, profile and the endpoint catalogue names its source: document, optional URL, the day it was read", () => {
-    const files = [...yamlFiles("fields"), ...yamlFiles("detectors"), ...yamlFiles("events"), ...yamlFiles("profiles"), join(CLASSIFIERS_DIR, "endpoints.yaml")];
+    const files = [
+      ...yamlFiles("fields"),
+      ...yamlFiles("detectors"),
+      ...yamlFiles("events"),
+      ...yamlFiles("profiles"),
+      join(CLASSIFIERS_DIR, "endpoints.yaml"),
+    ];
     expect(files.length).toBeGreaterThan(15);
     for (const f of files) {
       const raw = parseYaml(readFileSync(f, "utf8")) as { source?: unknown };
@@ -30,7 +39,8 @@ describe("one source schema for rule packs, profiles and endpoints", () => {
   it("the endpoint catalogue refuses a source without the date it was read, like packs and profiles do", () => {
     const dir = mkdtempSync(join(tmpdir(), "exhaust-sources-"));
     const file = join(dir, "endpoints.yaml");
-    const endpoints = "endpoints:\n  - id: x\n    hosts: [\"x.example.test\"]\n    product: X\n    purpose: diagnostic-upload\n    source: a test\n";
+    const endpoints =
+      'endpoints:\n  - id: x\n    hosts: ["x.example.test"]\n    product: X\n    purpose: diagnostic-upload\n    source: a test\n';
     writeFileSync(file, `source:\n  document: a test\n  read: last week\n${endpoints}`);
     let err: unknown;
     try {

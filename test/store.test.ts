@@ -37,7 +37,11 @@ describe("capture store beside a background writer", () => {
     other.prepare("COMMIT").run();
     await committed;
     expect(Atomics.load(priority.signal, 0)).toBe(0);
-    const rows = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{ seq: number; prev_hash: string; hash: string }>;
+    const rows = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{
+      seq: number;
+      prev_hash: string;
+      hash: string;
+    }>;
     expect(rows.map((r) => r.seq)).toEqual([1, 2]);
     expect(rows[1].prev_hash).toBe(rows[0].hash);
     other.close();
@@ -65,13 +69,45 @@ describe("schema migrations", () => {
 
     const db = openDatabase(file);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-    const rows = db.prepare("SELECT idx, part, path, value, type, category, personal, rule FROM fields WHERE event_id = 7 ORDER BY idx").all();
+    const rows = db
+      .prepare("SELECT idx, part, path, value, type, category, personal, rule FROM fields WHERE event_id = 7 ORDER BY idx")
+      .all();
     expect(rows).toEqual([
-      { idx: 0, part: "C", path: "Data.Doc.FileName", value: "a.docx", type: "string", category: "content", personal: "none", rule: "detector.path" },
-      { idx: 1, part: "A", path: "ext.device.localId", value: "s:1", type: "string", category: "diagnostic", personal: "pseudonymous-id", rule: "field.cs.device-localid" },
-      { idx: 2, part: "C", path: "Activity.Success", value: "true", type: "bool", category: "diagnostic", personal: "none", rule: "event.default" },
+      {
+        idx: 0,
+        part: "C",
+        path: "Data.Doc.FileName",
+        value: "a.docx",
+        type: "string",
+        category: "content",
+        personal: "none",
+        rule: "detector.path",
+      },
+      {
+        idx: 1,
+        part: "A",
+        path: "ext.device.localId",
+        value: "s:1",
+        type: "string",
+        category: "diagnostic",
+        personal: "pseudonymous-id",
+        rule: "field.cs.device-localid",
+      },
+      {
+        idx: 2,
+        part: "C",
+        path: "Activity.Success",
+        value: "true",
+        type: "bool",
+        category: "diagnostic",
+        personal: "none",
+        rule: "event.default",
+      },
     ]);
-    expect(db.prepare("SELECT content_fields, personal_fields FROM events WHERE id = 7").get()).toEqual({ content_fields: 1, personal_fields: 1 });
+    expect(db.prepare("SELECT content_fields, personal_fields FROM events WHERE id = 7").get()).toEqual({
+      content_fields: 1,
+      personal_fields: 1,
+    });
     expect(db.prepare("SELECT event_id, path FROM content_findings").all()).toEqual([{ event_id: 7, path: "Data.Doc.FileName" }]);
     db.close();
   });

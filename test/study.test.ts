@@ -85,13 +85,23 @@ describe("exhaust study", () => {
           WHERE v.id = (SELECT MAX(id) FROM verdicts w WHERE w.session_id = v.session_id AND w.profile = v.profile)`,
       ),
     );
-    const got = result.matrix.map((r) => ({ lab: r.lab, machine: r.machine, profile: r.profile, status: r.status, events: r.events, required_events: r.required_events }));
+    const got = result.matrix.map((r) => ({
+      lab: r.lab,
+      machine: r.machine,
+      profile: r.profile,
+      status: r.status,
+      events: r.events,
+      required_events: r.required_events,
+    }));
     const key = (r: Record<string, unknown>) => `${r.lab as string}/${r.machine as string}/${r.profile as string}`;
     expect(got.sort((a, b) => key(a).localeCompare(key(b)))).toEqual(want.sort((a, b) => key(a).localeCompare(key(b))));
     expect(result.profiles).toEqual(PROFILES);
     expect(want.some((r) => r.status === "fail")).toBe(true);
 
-    const one = JSON.parse(study(["--format", "json", "--profile", "no-content"])) as { matrix: Array<Record<string, unknown>>; profiles: string[] };
+    const one = JSON.parse(study(["--format", "json", "--profile", "no-content"])) as {
+      matrix: Array<Record<string, unknown>>;
+      profiles: string[];
+    };
     expect(one.profiles).toEqual(["no-content"]);
     expect(one.matrix).toHaveLength(3);
   });
@@ -99,10 +109,15 @@ describe("exhaust study", () => {
   it("counts events per group, content per machine with its rule, and endpoints per machine as SQLite does", () => {
     const result = JSON.parse(study(["--format", "json"])) as Record<string, Array<Record<string, unknown>>>;
     const groups = fleets.flatMap((f) =>
-      sqlite<Record<string, unknown>>(f, "SELECT s.lab, s.machine, COALESCE(e.ms_group, 'unclassified') AS ms_group, COUNT(*) AS events, COUNT(DISTINCT e.name) AS names FROM events e JOIN sessions s ON s.id = e.session_id GROUP BY 1, 2, 3"),
+      sqlite<Record<string, unknown>>(
+        f,
+        "SELECT s.lab, s.machine, COALESCE(e.ms_group, 'unclassified') AS ms_group, COUNT(*) AS events, COUNT(DISTINCT e.name) AS names FROM events e JOIN sessions s ON s.id = e.session_id GROUP BY 1, 2, 3",
+      ),
     );
     const sortKey = (r: Record<string, unknown>) => JSON.stringify([r.lab, r.machine, r.ms_group]);
-    expect([...result.groups].sort((a, b) => sortKey(a).localeCompare(sortKey(b)))).toEqual(groups.sort((a, b) => sortKey(a).localeCompare(sortKey(b))));
+    expect([...result.groups].sort((a, b) => sortKey(a).localeCompare(sortKey(b)))).toEqual(
+      groups.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
+    );
 
     for (const f of fleets) {
       for (const { machine, n } of sqlite<{ machine: string; n: number }>(
@@ -113,8 +128,13 @@ describe("exhaust study", () => {
         expect(rows.reduce((a, r) => a + (r.fields as number), 0)).toBe(n);
         expect(rows.every((r) => typeof r.rule === "string" && (r.rule as string).length > 0)).toBe(true);
       }
-      for (const { machine, n } of sqlite<{ machine: string; n: number }>(f, "SELECT s.machine, COUNT(*) AS n FROM exchanges x JOIN sessions s ON s.id = x.session_id GROUP BY 1")) {
-        expect(result.endpoints.filter((r) => r.machine === machine && r.host === HOST).reduce((a, r) => a + (r.exchanges as number), 0)).toBe(n);
+      for (const { machine, n } of sqlite<{ machine: string; n: number }>(
+        f,
+        "SELECT s.machine, COUNT(*) AS n FROM exchanges x JOIN sessions s ON s.id = x.session_id GROUP BY 1",
+      )) {
+        expect(
+          result.endpoints.filter((r) => r.machine === machine && r.host === HOST).reduce((a, r) => a + (r.exchanges as number), 0),
+        ).toBe(n);
       }
     }
   });
@@ -125,7 +145,13 @@ describe("exhaust study", () => {
     };
     const [c] = result.comparisons;
     const perLab = (lab: string) =>
-      fleets.flatMap((f) => sqlite<{ g: string; name: string }>(f, "SELECT COALESCE(e.ms_group, 'unclassified') AS g, e.name FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.lab = ?", lab));
+      fleets.flatMap((f) =>
+        sqlite<{ g: string; name: string }>(
+          f,
+          "SELECT COALESCE(e.ms_group, 'unclassified') AS g, e.name FROM events e JOIN sessions s ON s.id = e.session_id WHERE s.lab = ?",
+          lab,
+        ),
+      );
     const before = perLab("policy-off");
     const after = perLab("policy-on");
     for (const g of c.groups) {
@@ -134,7 +160,12 @@ describe("exhaust study", () => {
     }
     const onlyBefore = [...new Set(before.map((e) => e.name))].filter((n) => !after.some((e) => e.name === n)).sort();
     expect(onlyBefore.length).toBeGreaterThan(0);
-    expect(c.names.filter((n) => n.seen === "only before").map((n) => n.name).sort()).toEqual(onlyBefore);
+    expect(
+      c.names
+        .filter((n) => n.seen === "only before")
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(onlyBefore);
   });
 
   it("writes CSV and a self-contained HTML report with inline SVG", () => {
@@ -152,8 +183,15 @@ describe("exhaust study", () => {
   });
 
   it("runs a user's query against the dataset views; a bad one is one line and exit 2", () => {
-    const rows = JSON.parse(study(["--format", "json", "--sql", "SELECT machine, count(*) AS events FROM events GROUP BY machine ORDER BY machine"])) as Array<{ machine: string; events: number }>;
-    const want = fleets.flatMap((f) => sqlite<{ machine: string; events: number }>(f, "SELECT s.machine, COUNT(*) AS events FROM events e JOIN sessions s ON s.id = e.session_id GROUP BY 1"));
+    const rows = JSON.parse(
+      study(["--format", "json", "--sql", "SELECT machine, count(*) AS events FROM events GROUP BY machine ORDER BY machine"]),
+    ) as Array<{ machine: string; events: number }>;
+    const want = fleets.flatMap((f) =>
+      sqlite<{ machine: string; events: number }>(
+        f,
+        "SELECT s.machine, COUNT(*) AS events FROM events e JOIN sessions s ON s.id = e.session_id GROUP BY 1",
+      ),
+    );
     expect(rows).toEqual(want.sort((a, b) => a.machine.localeCompare(b.machine)));
     const bad = runCli(["study", fleets[0].dataset, "--sql", "SELECT no_such_column FROM events"]);
     expect(bad.status).toBe(2);

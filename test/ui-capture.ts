@@ -66,7 +66,12 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
   });
   expect(res.status).toBe(200);
   const jsonLines = Array.from({ length: 5 }, (_, i) =>
-    JSON.stringify({ name: `Office.Outlook.Sync.Poll${i}`, time: new Date(t + i * 500).toISOString(), ver: "4.0", data: { "Activity.Success": true } }),
+    JSON.stringify({
+      name: `Office.Outlook.Sync.Poll${i}`,
+      time: new Date(t + i * 500).toISOString(),
+      ver: "4.0",
+      data: { "Activity.Success": true },
+    }),
   ).join("\n");
   const res2 = await httpsThroughProxy({
     proxyPort: p.port,
@@ -78,10 +83,14 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
   });
   expect(res2.status).toBe(200);
   // Both uploads decoded and classified (the exchange row is marked in the last write).
-  await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 2, 15_000);
+  await eventually(
+    () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 2,
+    15_000,
+  );
   // The processing thread may process an upload a second time (its events get new ids): wait
   // until the ids stay put, and let callers read the id afresh (plantedEventId is a getter).
-  const plantedId = () => (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number } | undefined)?.id;
+  const plantedId = () =>
+    (p.db.prepare("SELECT id FROM events WHERE name = 'Office.Word.FileIO.Save'").get() as { id: number } | undefined)?.id;
   let last = -1;
   let since = Date.now();
   await eventually(() => {
@@ -105,7 +114,9 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
         source: "test profile",
         status: "fail",
         count: 2,
-        evidence: [{ exchangeId, eventId: plantedEventId, eventName: "Office.Word.FileIO.Save", fieldPath: "Data.Doc.FileName", excerpt: PLANTED }],
+        evidence: [
+          { exchangeId, eventId: plantedEventId, eventName: "Office.Word.FileIO.Save", fieldPath: "Data.Doc.FileName", excerpt: PLANTED },
+        ],
         evidenceOmitted: 1,
       },
       {
@@ -118,7 +129,16 @@ export async function fillCapture(p: TestProxy): Promise<FilledCapture> {
         evidence: [{ exchangeId, host: "mobile.events.data.microsoft.com", excerpt: CANARY, form: "base64", location: "request body" }],
         evidenceOmitted: 0,
       },
-      { id: "no-pinning", kind: "endpoint-forbidden", description: "No forbidden endpoint", source: "test profile", status: "pass", count: 0, evidence: [], evidenceOmitted: 0 },
+      {
+        id: "no-pinning",
+        kind: "endpoint-forbidden",
+        description: "No forbidden endpoint",
+        source: "test profile",
+        status: "pass",
+        count: 0,
+        evidence: [],
+        evidenceOmitted: 0,
+      },
     ],
     createdAt: Date.UTC(2026, 10, 24, 9, 0, 0),
     toolVersion: "test",

@@ -44,7 +44,13 @@ function ask(port: number, path: string, headers: Record<string, string>, method
 }
 
 /** A stream's text until `until` matches (or `ms` pass), then the connection is dropped. */
-function askStream(port: number, path: string, headers: Record<string, string>, until: RegExp, ms = 10_000): Promise<Answer & { type: string }> {
+function askStream(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  until: RegExp,
+  ms = 10_000,
+): Promise<Answer & { type: string }> {
   return new Promise((resolve, reject) => {
     let text = "";
     const req = http.request({ host: "127.0.0.1", port, path, headers, setHost: false }, (res) => {
@@ -88,7 +94,10 @@ describe("web UI containment", () => {
       ca: [p.caPem],
     });
     expect(res.status).toBe(200);
-    await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 1, 15_000);
+    await eventually(
+      () => (p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE classified_with IS NOT NULL").get() as { n: number }).n === 1,
+      15_000,
+    );
     await eventually(() => (p.db.prepare("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n === 1, 15_000);
     // The database holds the credentials as captured: the UI is what must not show them.
     const stored = p.db.prepare("SELECT path, request_headers AS h FROM exchanges").get() as { path: string; h: string };
@@ -122,7 +131,12 @@ describe("web UI containment", () => {
 
   it("refuses anything but GET/HEAD from a foreign Origin with 403", async () => {
     for (const method of ["POST", "DELETE", "PUT"]) {
-      const r = await ask(ui.port, "/api/sessions", { host: own, origin: "http://attacker.example", "content-type": "application/json" }, method);
+      const r = await ask(
+        ui.port,
+        "/api/sessions",
+        { host: own, origin: "http://attacker.example", "content-type": "application/json" },
+        method,
+      );
       expect(r.status, method).toBe(403);
       expect(JSON.parse(r.text)).toMatchObject({ code: "EXH_UI_ORIGIN_REFUSED" });
       expect((await ask(ui.port, "/api/sessions", { host: own, origin: "null" }, method)).status).toBe(403);
@@ -162,7 +176,9 @@ describe("web UI containment", () => {
     expect(session.connections.length).toBeGreaterThan(0);
     const exchanges = JSON.parse(texts[`/api/sessions/${sessionId}/exchanges`]) as Array<{ id: string; path: string }>;
     expect(exchanges).toHaveLength(1);
-    expect(exchanges[0].path).toBe("/OneCollector/1.0/?cors=true&Tickets=[redacted]&AuthMsaDeviceTicket=[redacted]&content-type=application%2Fx-json-stream");
+    expect(exchanges[0].path).toBe(
+      "/OneCollector/1.0/?cors=true&Tickets=[redacted]&AuthMsaDeviceTicket=[redacted]&content-type=application%2Fx-json-stream",
+    );
     for (const x of exchanges) {
       texts[`/api/exchanges/${x.id}`] = await get(`/api/exchanges/${x.id}`);
       texts[`/api/exchanges/${x.id}/body`] = await get(`/api/exchanges/${x.id}/body`);
@@ -171,7 +187,8 @@ describe("web UI containment", () => {
       texts[`/api/exchanges/${x.id}/body?part=response`] = await get(`/api/exchanges/${x.id}/body?part=response`);
     }
     // "Export this view" and the live stream (replayed from the start) are built outside the JSON answers: redacted too.
-    for (const format of ["csv", "jsonl"]) texts[`/api/export?format=${format}`] = await get(`/api/export?session=${sessionId}&format=${format}`);
+    for (const format of ["csv", "jsonl"])
+      texts[`/api/export?format=${format}`] = await get(`/api/export?session=${sessionId}&format=${format}`);
     // A URL field carrying a credential in its query is classified secret (detector.url-secret-query): exports
     // drop its whole value, as the session exports do.
     expect(texts["/api/export?format=jsonl"]).toContain('"path":"Data.RedirectUrl","part":"C","value":"[redacted]"');
@@ -188,7 +205,10 @@ describe("web UI containment", () => {
     const events = JSON.parse(texts[`/api/events?session=${sessionId}`]) as { rows: Array<{ id: number }> };
     expect(events.rows).toHaveLength(1);
     for (const e of events.rows) texts[`/api/events/${e.id}`] = await get(`/api/events/${e.id}`);
-    const event = JSON.parse(texts[`/api/events/${events.rows[0].id}`]) as { exchange: { path: string }; fields: Array<{ path: string; value: string }> };
+    const event = JSON.parse(texts[`/api/events/${events.rows[0].id}`]) as {
+      exchange: { path: string };
+      fields: Array<{ path: string; value: string }>;
+    };
     expect(event.exchange.path).toContain("Tickets=[redacted]");
     // The query parameter is redacted in place; once the UI has learned the field is classified secret
     // (detector.url-secret-query, looked up as it serves), the whole value is.
@@ -209,13 +229,17 @@ describe("web UI containment", () => {
     const lab = uiHostNames("10.1.2.3", 8081, { loopback: false, extra: ["Lab.Example"] });
     expect([...lab].sort()).toEqual(["10.1.2.3:8081", "lab.example:8081"]);
     const any = uiHostNames("0.0.0.0", 8081, { loopback: false });
-    for (const n of ["0.0.0.0:8081", "127.0.0.1:8081", "localhost:8081", `${hostname().toLowerCase()}:8081`]) expect(any.has(n), n).toBe(true);
+    for (const n of ["0.0.0.0:8081", "127.0.0.1:8081", "localhost:8081", `${hostname().toLowerCase()}:8081`])
+      expect(any.has(n), n).toBe(true);
     expect(any.has("attacker.example:8081")).toBe(false);
     expect(uiHostNames("127.0.0.1", 80, { loopback: true }).has("localhost")).toBe(true);
     expect(uiHostNames("127.0.0.1", 8081, { loopback: true }).has("localhost")).toBe(false);
     expect(checkUiRequest("HEAD", { host: "localhost:8081", origin: "http://attacker.example" }, loop)).toEqual({ ok: true });
     expect(checkUiRequest("POST", { host: "localhost:8081", origin: "http://localhost:8081" }, loop)).toEqual({ ok: true });
-    expect(checkUiRequest("POST", { host: "localhost:8081", origin: "http://localhost:9999" }, loop)).toMatchObject({ ok: false, status: 403 });
+    expect(checkUiRequest("POST", { host: "localhost:8081", origin: "http://localhost:9999" }, loop)).toMatchObject({
+      ok: false,
+      status: 403,
+    });
   });
 
   it("redacts credential parameters in free text as in paths, and nothing else", () => {
@@ -239,7 +263,12 @@ describe("terminal output of captured values", () => {
     dir = tempDir("exhaust-terminal-");
     db = join(dir, "t.db");
     const file = join(dir, "ddv.json");
-    const payload = JSON.stringify({ ver: "4.0", name: NAME, time: "2026-11-24T08:00:00.000Z", data: { "Data.Title": VALUE, "Data.Esc\u001bKey": 1 } });
+    const payload = JSON.stringify({
+      ver: "4.0",
+      name: NAME,
+      time: "2026-11-24T08:00:00.000Z",
+      data: { "Data.Title": VALUE, "Data.Esc\u001bKey": 1 },
+    });
     writeFileSync(file, JSON.stringify([{ Name: NAME, Timestamp: "2026-11-24T08:00:00Z", Payload: payload }]));
     const r = runCli(["import", file, "--db", db, "--session", "evil\u202esession"]);
     expect(r.status, r.stderr).toBe(0);
@@ -262,12 +291,18 @@ describe("terminal output of captured values", () => {
     expect(events.stdout).toContain("Office.Evil\\u202eEvent");
 
     // JSON stays the same value (escapes are JSON escapes), but carries no raw control or bidi character.
-    for (const args of [["show", String(id), "--json"], ["events", "--json"], ["sessions", "--json"]]) {
+    for (const args of [
+      ["show", String(id), "--json"],
+      ["events", "--json"],
+      ["sessions", "--json"],
+    ]) {
       const r = runCli([...args, "--db", db]);
       expect(r.status).toBe(0);
       expect(UNSAFE.test(r.stdout), args.join(" ")).toBe(false);
     }
-    const json = JSON.parse(runCli(["show", String(id), "--json", "--db", db]).stdout) as { fields: Array<{ path: string; value: unknown }> };
+    const json = JSON.parse(runCli(["show", String(id), "--json", "--db", db]).stdout) as {
+      fields: Array<{ path: string; value: unknown }>;
+    };
     expect(json.fields.find((f) => f.path === "Data.Title")?.value).toBe(VALUE);
 
     const sessions = runCli(["sessions", "--db", db]);

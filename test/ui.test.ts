@@ -24,7 +24,11 @@ if (!haveBrowser) {
 /** The page's globals, typed here: the tests compile without the DOM library. Only inside page functions. */
 type PageGlobals = {
   getComputedStyle(e: unknown): { color: string; backgroundColor: string };
-  document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): { textContent: string | null } | null; activeElement: { id: string } | null };
+  document: {
+    querySelectorAll(selector: string): { length: number };
+    querySelector(selector: string): { textContent: string | null } | null;
+    activeElement: { id: string } | null;
+  };
   navigator: { clipboard: { readText(): Promise<string> } };
   location: { hash: string };
   exhaustNoReload?: number;
@@ -60,15 +64,15 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      if (c === '"' && text[i + 1] === '"') ((field += '"'), i++);
       else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ",") row.push(field), (field = "");
-    else if (c === "\r" && text[i + 1] === "\n") row.push(field), rows.push(row), (row = []), (field = ""), i++;
+    else if (c === ",") (row.push(field), (field = ""));
+    else if (c === "\r" && text[i + 1] === "\n") (row.push(field), rows.push(row), (row = []), (field = ""), i++);
     else field += c;
   }
-  if (field !== "" || row.length) row.push(field), rows.push(row);
+  if (field !== "" || row.length) (row.push(field), rows.push(row));
   return rows;
 }
 
@@ -88,7 +92,10 @@ async function sendLiveUpload(p: TestProxy, name: string): Promise<void> {
 
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
-async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
+async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; text: string; headers: Record<string, unknown> }> {
   const res = await request(url, { headers });
   const text = await res.body.text();
   let body: unknown;
@@ -119,7 +126,11 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     const content = await getJson(`${ui.url}api/events?session=${cap.sessionId}&category=content`);
     expect(content.status).toBe(200);
     expect(content.body.rows.map((r: { id: number }) => r.id)).toEqual([cap.plantedEventId]);
-    expect(content.body.rows[0]).toMatchObject({ name: "Office.Word.FileIO.Save", host: "mobile.events.data.microsoft.com", category: "content" });
+    expect(content.body.rows[0]).toMatchObject({
+      name: "Office.Word.FileIO.Save",
+      host: "mobile.events.data.microsoft.com",
+      category: "content",
+    });
     expect(content.body.rows[0].contentFields).toBeGreaterThanOrEqual(1);
 
     const byHost = await getJson(`${ui.url}api/events?host=browser.events.data.microsoft.com`);
@@ -131,7 +142,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     const next = await getJson(`${ui.url}api/events?name=${encodeURIComponent("Office.Excel.*")}&limit=7&after=${glob.body.nextAfterId}`);
     expect(next.body.rows[0].id).toBeGreaterThan(glob.body.rows[6].id);
     const all: number[] = [];
-    for (let after: number | null = 0; after !== null; ) {
+    for (let after: number | null = 0; after !== null;) {
       const page: { body: { rows: Array<{ id: number }>; nextAfterId: number | null } } = await getJson(
         `${ui.url}api/events?name=${encodeURIComponent("Office.Excel.*")}&limit=7&after=${after}`,
       );
@@ -154,7 +165,10 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     const jsonl = await getJson(`${ui.url}api/export?format=jsonl&session=${cap.sessionId}&category=content`);
     expect(jsonl.status).toBe(200);
     expect(String(jsonl.headers["content-disposition"])).toMatch(/^attachment; filename="exhaust-events-session-\d+-content\.jsonl"$/);
-    const lines = jsonl.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; value: unknown }> });
+    const lines = jsonl.text
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; value: unknown }> });
     expect(lines.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
     expect(lines[0].fields.find((f) => f.path === "Data.Doc.FileName")?.value).toBe(PLANTED);
     const excel = await getJson(`${ui.url}api/export?format=jsonl&name=${encodeURIComponent("Office.Excel.*")}`);
@@ -162,7 +176,10 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     expect((await getJson(`${ui.url}api/export?format=xml`)).status).toBe(400);
     // The Fields view's export: only the fields it lists (content by default), each event once.
     const contentFields = await getJson(`${ui.url}api/export?view=fields&format=jsonl&session=${cap.sessionId}`);
-    const only = contentFields.text.trimEnd().split("\n").map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; category: string }> });
+    const only = contentFields.text
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: { id: number }; fields: Array<{ path: string; category: string }> });
     expect(only.map((l) => l.event.id)).toEqual([cap.plantedEventId]);
     expect(only[0].fields.map((f) => f.path).sort()).toEqual(["Data.Doc.Comment", "Data.Doc.FileName"]);
     const diagnostic = await getJson(`${ui.url}api/export?view=fields&format=csv&category=diagnostic&session=${cap.sessionId}`);
@@ -189,7 +206,10 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     expect(inflated.body.decompressed).toEqual(["deflate(raw)"]);
     expect(inflated.body.size).toBeGreaterThan(raw.body.size);
     // The planted path is in the inflated Bond body, byte for byte (UTF-8 in the dump's ASCII column).
-    const ascii = (inflated.body.text as string).split("\n").map((l) => l.slice(l.indexOf("|") + 1, -1)).join("");
+    const ascii = (inflated.body.text as string)
+      .split("\n")
+      .map((l) => l.slice(l.indexOf("|") + 1, -1))
+      .join("");
     expect(ascii).toContain("Zephyr-4471.docx");
   });
 
@@ -230,7 +250,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
   it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
     "in a browser: filter to content, open the event, the planted value is highlighted as content",
     async () => {
-      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      if (!haveBrowser)
+        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
       let browser: Browser | undefined;
       try {
         browser = await launchBrowser();
@@ -241,7 +262,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.selectOption("#f-session", String(cap.sessionId));
         await page.selectOption("#f-category", "content");
         await page.click("#apply");
-        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        await page.waitForFunction(
+          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
+        );
         const row = page.locator(`#events tbody tr[data-event="${cap.plantedEventId}"]`);
         await expect(row.textContent()).resolves.toContain("Office.Word.FileIO.Save");
         await row.click();
@@ -251,8 +274,12 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         expect(await field.getAttribute("class")).toContain("field-content");
         expect(await field.locator("td.value").textContent()).toBe(PLANTED);
         // Highlighted: the content colour on the value, the content background on the row.
-        expect(await field.locator("td.value").evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).color)).toBe("rgb(198, 40, 40)");
-        expect(await field.evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)).toBe("rgb(253, 236, 234)");
+        expect(await field.locator("td.value").evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).color)).toBe(
+          "rgb(198, 40, 40)",
+        );
+        expect(await field.evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)).toBe(
+          "rgb(253, 236, 234)",
+        );
         expect(await field.getAttribute("title")).toContain("rule: detector.windows-path");
         // Hostile captured markup stays text: no element was created from it.
         const comment = page.locator('#fields tr[data-path="Data.Doc.Comment"] td.value');
@@ -280,7 +307,8 @@ describe("exhaust ui over a capture made through the real proxy", () => {
   it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
     "in a browser at 800 px: exchange → event links, response body, CSV export of a filtered view, keys, copy, then live update with pause",
     async () => {
-      if (!haveBrowser) throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      if (!haveBrowser)
+        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
       let browser: Browser | undefined;
       try {
         browser = await launchBrowser();
@@ -328,7 +356,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="value"]').click();
         await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe(PLANTED);
         await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="path"]').click();
-        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe("Data.Doc.FileName");
+        await expect
+          .poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText()))
+          .toBe("Data.Doc.FileName");
         await page.screenshot({ path: join(ARTIFACTS, "ui-event-800.png"), fullPage: true });
 
         // Event → its exchange → each decoded event is a link; the planted one leads back.
@@ -347,7 +377,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         expect(await page.locator("#response-body pre.body").textContent()).toBe(stored!.data.toString("utf8"));
         expect((await page.locator("#response table.headers").textContent())!.toLowerCase()).toContain("content-type");
         await page.selectOption("#body-view-response", "hex");
-        await page.waitForFunction(() => /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""));
+        await page.waitForFunction(() =>
+          /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""),
+        );
         await page.screenshot({ path: join(ARTIFACTS, "ui-exchange-800.png"), fullPage: true });
         await page.click(`#exchange-events a[href="#/event/${planted}"] >> nth=0`);
         await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
@@ -357,10 +389,12 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.click("#nav-exchanges");
         await page.waitForSelector("#exchanges tbody tr[data-exchange]");
         expect(await page.locator("#exchanges tbody tr[data-exchange]").count()).toBe(2);
-        expect(await page.locator('#filters label:has(#f-name)').isHidden()).toBe(true);
+        expect(await page.locator("#filters label:has(#f-name)").isHidden()).toBe(true);
         await page.selectOption("#f-category", "content");
         await page.click("#apply");
-        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1);
+        await page.waitForFunction(
+          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1,
+        );
         expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
         const exchangesBox = (await page.locator("#exchanges").boundingBox())!;
         expect(exchangesBox.x + exchangesBox.width).toBeLessThanOrEqual(800);
@@ -378,7 +412,9 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         // CSV export of a filtered view: the download holds exactly the filtered events' fields.
         await page.selectOption("#f-category", "content");
         await page.click("#apply");
-        await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1);
+        await page.waitForFunction(
+          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
+        );
         const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
         const csv = readFileSync((await download.path())!, "utf8");
         const records = parseCsv(csv);
@@ -408,7 +444,12 @@ describe("exhaust ui over a capture made through the real proxy", () => {
         await page.click("#live-toggle");
         expect(await page.locator("#live-toggle").getAttribute("aria-pressed")).toBe("false");
         await sendLiveUpload(p, "Office.Live.WhilePaused");
-        await page.waitForFunction(() => /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""), undefined, { timeout: 20_000 });
+        await page.waitForFunction(
+          () =>
+            /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""),
+          undefined,
+          { timeout: 20_000 },
+        );
         const paused = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.WhilePaused" });
         expect(await paused.count()).toBe(0);
         await page.click("#live-toggle");
@@ -446,7 +487,10 @@ describe("exhaust ui over a capture made through the real proxy", () => {
       await eventually(() => /event: stored\n/.test(text) && text.includes("Office.Live.OverTheStream"), 20_000);
       const stored = text.split("\n\n").find((m) => m.includes("Office.Live.OverTheStream"))!;
       expect(stored).toMatch(/^id: \d+:\d+\nevent: stored\ndata: /);
-      const data = JSON.parse(stored.slice(stored.indexOf("data: ") + 6)) as { exchanges: Array<{ host: string }>; events: Array<{ name: string; sessionId: number }> };
+      const data = JSON.parse(stored.slice(stored.indexOf("data: ") + 6)) as {
+        exchanges: Array<{ host: string }>;
+        events: Array<{ name: string; sessionId: number }>;
+      };
       expect(data.events.map((e) => e.name)).toContain("Office.Live.OverTheStream");
       expect(data.events.every((e) => e.sessionId === cap.sessionId)).toBe(true);
       expect(data.exchanges.map((x) => x.host)).toContain("self.events.data.microsoft.com");

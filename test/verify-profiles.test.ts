@@ -25,14 +25,17 @@ describe("shipped verification profiles", () => {
     for (const r of p.rules) {
       expect(r.id).toMatch(/^[a-z0-9][a-z0-9.-]*$/);
       expect(RULE_KINDS.has(r.kind)).toBe(true);
-      for (const key of ["description", "why", "setting", "source"] as const) expect(String(r[key] ?? "").length, `${r.id}.${key}`).toBeGreaterThan(0);
+      for (const key of ["description", "why", "setting", "source"] as const)
+        expect(String(r[key] ?? "").length, `${r.id}.${key}`).toBeGreaterThan(0);
     }
     const raw = parseYaml(readFileSync(join(PROFILES_DIR, `${name}.yaml`), "utf8")) as { source: { document: string; read: string } };
     expect(raw.source.document.length).toBeGreaterThan(0);
   });
 
   it("zero-exhaust is the four recommended profiles together, rule for rule", () => {
-    const parts = ["office-neither", "connected-experiences-off", "windows-security", "no-content"].flatMap((n) => loadProfile(n, catalog).rules.map((r) => r.id));
+    const parts = ["office-neither", "connected-experiences-off", "windows-security", "no-content"].flatMap((n) =>
+      loadProfile(n, catalog).rules.map((r) => r.id),
+    );
     expect(loadProfile("zero-exhaust", catalog).rules.map((r) => r.id)).toEqual(parts);
   });
 });
@@ -44,12 +47,36 @@ describe("a bad profile file", () => {
   const okRule = `  - { id: mine.a, kind: max-events-per-name, max: 3, description: d, why: w, source: s }\n`;
   const cases: Array<[string, string, RegExp]> = [
     ["bad YAML", `name: [mine\n`, /YAML/],
-    ["unknown kind", `${header}rules:\n  - { id: mine.x, kind: event-teleport, description: d, why: w, source: s }\n`, /rule mine\.x: unknown kind "event-teleport"/],
-    ["missing source", `${header}rules:\n  - { id: mine.x, kind: max-events-per-name, max: 3, description: d, why: w }\n`, /rule mine\.x: source/],
-    ["missing why", `${header}rules:\n  - { id: mine.x, kind: category-forbidden, categories: [content], description: d, source: s }\n`, /rule mine\.x: why/],
-    ["unknown endpoint id", `${header}rules:\n  - { id: mine.x, kind: endpoint-forbidden, endpoints: [nowhere], description: d, why: w, source: s }\n`, /no entry nowhere/],
-    ["endpoint rule without selector", `${header}rules:\n  - { id: mine.x, kind: endpoint-forbidden, description: d, why: w, source: s }\n`, /at least one of hosts/],
-    ["unknown parameter", `${header}rules:\n  - { id: mine.x, kind: max-events-per-name, max: 3, maximum: 4, description: d, why: w, source: s }\n`, /rule mine\.x: .*maximum/],
+    [
+      "unknown kind",
+      `${header}rules:\n  - { id: mine.x, kind: event-teleport, description: d, why: w, source: s }\n`,
+      /rule mine\.x: unknown kind "event-teleport"/,
+    ],
+    [
+      "missing source",
+      `${header}rules:\n  - { id: mine.x, kind: max-events-per-name, max: 3, description: d, why: w }\n`,
+      /rule mine\.x: source/,
+    ],
+    [
+      "missing why",
+      `${header}rules:\n  - { id: mine.x, kind: category-forbidden, categories: [content], description: d, source: s }\n`,
+      /rule mine\.x: why/,
+    ],
+    [
+      "unknown endpoint id",
+      `${header}rules:\n  - { id: mine.x, kind: endpoint-forbidden, endpoints: [nowhere], description: d, why: w, source: s }\n`,
+      /no entry nowhere/,
+    ],
+    [
+      "endpoint rule without selector",
+      `${header}rules:\n  - { id: mine.x, kind: endpoint-forbidden, description: d, why: w, source: s }\n`,
+      /at least one of hosts/,
+    ],
+    [
+      "unknown parameter",
+      `${header}rules:\n  - { id: mine.x, kind: max-events-per-name, max: 3, maximum: 4, description: d, why: w, source: s }\n`,
+      /rule mine\.x: .*maximum/,
+    ],
     ["duplicate id", `${header}rules:\n${okRule}${okRule}`, /rule mine\.a: duplicate id/],
     ["include of a missing profile", `${header}include: [nothing-here]\nrules:\n${okRule}`, /include nothing-here/],
     ["no rules", header, /no rules/],

@@ -39,7 +39,8 @@ describe("exhaust verify against sessions captured through the proxy", () => {
   const db = join(dir, "lab.db");
   let token = "";
   beforeAll(async () => {
-    token = (JSON.parse(runCli(["canary", "new", "--db", db, "--json", "--label", "budget.docx"]).stdout) as Array<{ token: string }>)[0].token;
+    token = (JSON.parse(runCli(["canary", "new", "--db", db, "--json", "--label", "budget.docx"]).stdout) as Array<{ token: string }>)[0]
+      .token;
     await captureSession(db, "essential-only", [jsonUpload(ESSENTIAL)]);
     await captureSession(db, "one-required", [jsonUpload(ESSENTIAL), jsonUpload([REQUIRED])]);
     await captureSession(db, "uncatalogued", [jsonUpload([...ESSENTIAL, "Office.Lab.NeverDocumentedEvent"])]);
@@ -51,18 +52,25 @@ describe("exhaust verify against sessions captured through the proxy", () => {
       // A pinned client (DiagTrack) trusts only Microsoft's root, never exhaust's CA: SChannel
       // answers the leaf with a fatal unknown_ca alert.
       await rejectLeafWithAlert(p.port, "v10c.events.data.microsoft.com");
-      await eventually(() => p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get());
+      await eventually(() =>
+        p.db.prepare("SELECT 1 FROM connections WHERE outcome = 'client-rejected-certificate' AND ended_at IS NOT NULL").get(),
+      );
     });
     const base64Blob = Buffer.concat([Buffer.from([0x89, 0x50]), Buffer.from(`name=${token};`)]).toString("base64");
     await captureSession(db, "leaky", [
       { host: OFFICE_HOST, body: jsonLines([event("Office.Word.Comment.Typed", { "Data.Comment": `Remember ${token} before Friday` })]) },
       { host: OFFICE_HOST, body: jsonLines([event("Office.Word.Attachment", { "Data.Blob": base64Blob })]) },
-      { host: OFFICE_HOST, body: jsonLines([event("Office.Word.DocHash", { "Data.DocHash": createHash("sha256").update(token).digest("hex") })]) },
+      {
+        host: OFFICE_HOST,
+        body: jsonLines([event("Office.Word.DocHash", { "Data.DocHash": createHash("sha256").update(token).digest("hex") })]),
+      },
       { host: OFFICE_HOST, path: `${JSON_PATH}?cors=true&q=${token}`, body: jsonLines([event(ESSENTIAL[0])]) },
       {
         host: "mobile.events.data.microsoft.com",
         headers: { "content-type": "application/bond-compact-binary", "content-encoding": "deflate" },
-        body: deflateRawSync(encodeCsRecords([{ ver: "4.0", name: "Office.Word.Title", iKey: IKEY, data: { "Data.Title": V.str(token.toUpperCase()) } }])),
+        body: deflateRawSync(
+          encodeCsRecords([{ ver: "4.0", name: "Office.Word.Title", iKey: IKEY, data: { "Data.Title": V.str(token.toUpperCase()) } }]),
+        ),
       },
     ]);
     await captureSession(db, "clean", [jsonUpload(ESSENTIAL)]);
@@ -83,7 +91,11 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     expect(v).toMatchObject({ status: "fail", count: 1, evidenceOmitted: 0 });
     expect(v.evidence).toHaveLength(1);
     const rw = openDatabase(db);
-    const ev = rw.prepare("SELECT e.id, e.exchange_id AS x, x.request_body_sha256 AS sha FROM events e JOIN exchanges x ON x.id = e.exchange_id WHERE e.name = ?").get(REQUIRED) as { id: number; x: string; sha: string };
+    const ev = rw
+      .prepare(
+        "SELECT e.id, e.exchange_id AS x, x.request_body_sha256 AS sha FROM events e JOIN exchanges x ON x.id = e.exchange_id WHERE e.name = ?",
+      )
+      .get(REQUIRED) as { id: number; x: string; sha: string };
     rw.close();
     expect(v.evidence[0]).toMatchObject({ eventId: ev.id, eventName: REQUIRED, exchangeId: ev.x, bodySha256: ev.sha });
     expect(v.evidence[0].note).toMatch(/group required/);
@@ -111,7 +123,7 @@ describe("exhaust verify against sessions captured through the proxy", () => {
     expect(text.stdout).toMatch(/^ {6}- event \d+ Office\.Telemetry\.MadeUpHealthEvent; .*group unknown/m);
   });
 
-  it("passes no-content for the README's smoke test ({\"name\":\"test.one\"} is an event name, not a OneNote file)", () => {
+  it('passes no-content for the README\'s smoke test ({"name":"test.one"} is an event name, not a OneNote file)', () => {
     const r = verify(db, "smoke", "no-content");
     expect(r.report!.status).toBe("pass");
     expect(rule(r.report, "no-content.no-content-fields")).toMatchObject({ status: "pass", count: 0 });

@@ -22,7 +22,10 @@ beforeAll(async () => {
 afterAll(() => origin?.close());
 
 /** Opens a TLS tunnel through the proxy and sends a WebSocket handshake for `path`. */
-async function handshake(p: TestProxy, path: string): Promise<{ socket: TLSSocket; key: string; response: Awaited<ReturnType<typeof readResponseHead>> }> {
+async function handshake(
+  p: TestProxy,
+  path: string,
+): Promise<{ socket: TLSSocket; key: string; response: Awaited<ReturnType<typeof readResponseHead>> }> {
   const socket = await tlsThroughProxy(p.port, HOST, 443, [p.caPem]);
   const key = newKey();
   socket.write(
@@ -100,12 +103,21 @@ describe("WebSocket on an intercepted host, forward mode", () => {
     const field = await eventually(
       () =>
         p.db
-          .prepare(`SELECT e.name, f.path, f.value, f.category FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'Data.Text'`)
+          .prepare(
+            `SELECT e.name, f.path, f.value, f.category FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'Data.Text'`,
+          )
           .get(messages[2].id) as { name: string; value: string; category: string } | undefined,
     );
     expect(field).toMatchObject({ name: "AugLoop.Editor.Check", value: SENTENCE, category: "content" });
     const [row] = await eventually(() => (rows(p, "/v2/ws?session=1").length ? rows(p, "/v2/ws?session=1") : undefined));
-    expect(row).toMatchObject({ method: "GET", response_status: 101, response_source: "upstream", outcome: "ok", mode: "forward", connection_outcome: "intercepted" });
+    expect(row).toMatchObject({
+      method: "GET",
+      response_status: 101,
+      response_source: "upstream",
+      outcome: "ok",
+      mode: "forward",
+      connection_outcome: "intercepted",
+    });
     expect(JSON.parse(row.request_headers)).toContainEqual(["Sec-WebSocket-Key", key]);
   });
 
@@ -182,8 +194,10 @@ describe("WebSocket through the proxy as plain HTTP (ws://, absolute-form reques
       { method: "WEBSOCKET", scheme: "http", path: "/plain?x=1", response_status: null },
     ]);
     // The client hung up, so the proxy closed its side to the service too.
-    await eventually(() => ([...sockets].every((s) => s.destroyed) || undefined));
+    await eventually(() => [...sockets].every((s) => s.destroyed) || undefined);
     // ... and its own connection with the client is over (not left half open).
-    await eventually(() => p.db.prepare("SELECT ended_at FROM connections WHERE outcome = 'plain-http' AND host = ? AND ended_at IS NOT NULL").get(HOST));
+    await eventually(() =>
+      p.db.prepare("SELECT ended_at FROM connections WHERE outcome = 'plain-http' AND host = ? AND ended_at IS NOT NULL").get(HOST),
+    );
   });
 });

@@ -47,7 +47,8 @@ export function normaliseHost(host: string): string {
   if (name.startsWith("[") && name.endsWith("]")) name = name.slice(1, -1);
   if (isIpAddress(name)) return name;
   if (name.endsWith(".")) name = name.slice(0, -1);
-  if (!DNS_NAME_PATTERN.test(name)) throw new RangeError(`cannot issue a certificate for ${JSON.stringify(host)}: not a DNS name or IP address`);
+  if (!DNS_NAME_PATTERN.test(name))
+    throw new RangeError(`cannot issue a certificate for ${JSON.stringify(host)}: not a DNS name or IP address`);
   return name;
 }
 

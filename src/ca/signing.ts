@@ -8,7 +8,15 @@ import { chmod, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { exhaustError } from "../errors.js";
 import { writeFileAtomically, type CertificateAuthority } from "./authority.js";
-import { certificateFromDer, generateRsaKeyPair, randomSerialNumberHex, signCertificate, subjectKeyIdentifierOf, toForgePublicKey, toWholeSeconds } from "./x509.js";
+import {
+  certificateFromDer,
+  generateRsaKeyPair,
+  randomSerialNumberHex,
+  signCertificate,
+  subjectKeyIdentifierOf,
+  toForgePublicKey,
+  toWholeSeconds,
+} from "./x509.js";
 import forge from "node-forge";
 
 export const SIGNING_CERT_FILE = "exhaust-signing.pem";

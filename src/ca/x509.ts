@@ -15,16 +15,14 @@ const SHA256_WITH_RSA_OID = pki.oids.sha256WithRSAEncryption;
 const RSA_MODULUS_BITS = 2048;
 
 /** Loose DNS name: lower-case labels of letters, digits, `-` and `_` (seen in real Microsoft hosts). */
-export const DNS_NAME_PATTERN =
-  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+export const DNS_NAME_PATTERN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 /** GeneralName CHOICE tags (RFC 5280 §4.2.1.6), all IMPLICIT. */
 const GENERAL_NAME_DNS = 2;
 const GENERAL_NAME_IP = 7;
 
 // Present at runtime (forge's own certificateToAsn1 uses it) but missing from @types/node-forge.
-const getTBSCertificate = (pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 })
-  .getTBSCertificate;
+const getTBSCertificate = (pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
 
 export interface RsaKeyPair {
   privateKey: KeyObject;
@@ -168,9 +166,7 @@ export function nameConstraintsExtension(permittedDomains: readonly string[]): {
  * extension. node's X509Certificate does not expose the extension, so read it with forge.
  */
 export function readPermittedDomains(cert: forge.pki.Certificate): string[] | null {
-  const extension = (cert.extensions as Array<{ id: string; value: string }>).find(
-    (e) => e.id === NAME_CONSTRAINTS_OID,
-  );
+  const extension = (cert.extensions as Array<{ id: string; value: string }>).find((e) => e.id === NAME_CONSTRAINTS_OID);
   if (!extension) return null;
   const nameConstraints = asn1.fromDer(extension.value);
   const domains: string[] = [];

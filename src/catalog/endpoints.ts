@@ -7,9 +7,7 @@ import { CLASSIFIERS_DIR } from "../paths.js";
 
 export const DEFAULT_CATALOG_FILE = join(CLASSIFIERS_DIR, "endpoints.yaml");
 
-const hostGlob = z
-  .string()
-  .regex(/^[a-z0-9*][a-z0-9*.-]*$/, "host globs are lower-case DNS names where `*` stands for part of a label");
+const hostGlob = z.string().regex(/^[a-z0-9*][a-z0-9*.-]*$/, "host globs are lower-case DNS names where `*` stands for part of a label");
 
 /**
  * What the sinkhole answers for uploads to an endpoint, in the shape its SDKs read (status, headers,
@@ -19,7 +17,10 @@ const hostGlob = z
  */
 const SinkholeAnswerSchema = z.strictObject({
   path: z.string().min(1),
-  method: z.string().regex(/^[A-Z]+$/).optional(),
+  method: z
+    .string()
+    .regex(/^[A-Z]+$/)
+    .optional(),
   status: z.number().int().min(200).max(599),
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
   body: z.string().default(""),
@@ -80,7 +81,11 @@ export class EndpointCatalog {
       .flatMap((endpoint) => endpoint.hosts.map((h) => ({ re: hostGlobToRegExp(h), endpoint, rank: specificity(h) })))
       .sort((a, b) => b.rank - a.rank);
     for (const e of endpoints) {
-      if (e.sinkhole) this.sinkholeAnswers.set(e, e.sinkhole.map((answer) => ({ path: new RegExp(answer.path, "i"), answer })));
+      if (e.sinkhole)
+        this.sinkholeAnswers.set(
+          e,
+          e.sinkhole.map((answer) => ({ path: new RegExp(answer.path, "i"), answer })),
+        );
     }
   }
 
@@ -126,8 +131,6 @@ export class EndpointCatalog {
   /** The smallest set of DNS subtrees covering every host glob (no domain inside another). */
   constraintDomains(): string[] {
     const all = [...new Set(this.endpoints.flatMap((e) => e.hosts.map(globToDomain)))].filter((d) => d.length > 0);
-    return all
-      .filter((d) => !all.some((other) => other !== d && d.endsWith(`.${other}`)))
-      .sort();
+    return all.filter((d) => !all.some((other) => other !== d && d.endsWith(`.${other}`))).sort();
   }
 }

@@ -189,7 +189,8 @@ export function unwrapText(v: string, minChars: number): string | undefined {
   let bytes: Buffer;
   const hex = HEX_WRAPPED.exec(v);
   if (hex) bytes = Buffer.from(hex[1], "hex");
-  else if (v.length >= 12 && BASE64_WRAPPED.test(v) && v.length % 4 !== 1) bytes = Buffer.from(v, v.includes("-") || v.includes("_") ? "base64url" : "base64");
+  else if (v.length >= 12 && BASE64_WRAPPED.test(v) && v.length % 4 !== 1)
+    bytes = Buffer.from(v, v.includes("-") || v.includes("_") ? "base64url" : "base64");
   else return undefined;
   if (bytes.length < minChars) return undefined;
   let letters = 0;
@@ -391,7 +392,13 @@ export function compileDetector(def: DetectorDef, index: number, file: string, p
     file,
     skipPaths: def.skipPaths === undefined ? undefined : new RegExp(def.skipPaths, "i"),
     onlyPaths: def.onlyPaths === undefined ? undefined : new RegExp(def.onlyPaths, "i"),
-    unwrap: def.match.type === "wrapped-text" ? ((m) => (v: string) => unwrapText(v, m.minChars))(def.match) : undefined,
+    unwrap:
+      def.match.type === "wrapped-text"
+        ? (
+            (m) => (v: string) =>
+              unwrapText(v, m.minChars)
+          )(def.match)
+        : undefined,
     personalIfPath: def.personalIfPath === undefined ? undefined : new RegExp(def.personalIfPath, "i"),
     all: p.all ? charMask(p.all) : 0,
     any: p.any ? charMask(p.any) : 0,

@@ -35,7 +35,13 @@ import type {
 export { loadRulePacks, buildRulePacks, RulePacks } from "./packs.js";
 export type { RuleInfo } from "./packs.js";
 
-const RANK: Record<PersonalKind, number> = { none: 0, "pseudonymous-id": 1, "browsing-history": 2, "network-identifier": 3, "direct-identifier": 4 };
+const RANK: Record<PersonalKind, number> = {
+  none: 0,
+  "pseudonymous-id": 1,
+  "browsing-history": 2,
+  "network-identifier": 3,
+  "direct-identifier": 4,
+};
 
 const PERSONAL_WORDS: Record<PersonalKind, string> = {
   "direct-identifier": "a direct identifier",

@@ -30,7 +30,6 @@ import type { Category, ClassifiedField, MicrosoftGroup, PersonalKind } from "./
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-
 export function rulesError(file: string, rule: string | undefined, reason: string, cause?: unknown): ExhaustError {
   const where = rule ? `rule ${rule}: ${reason}` : reason;
   return exhaustError("EXH_RULES_INVALID", { file, rule: rule ?? "-", reason: where }, cause);
@@ -86,7 +85,6 @@ interface CompiledGlob<T> {
   re: RegExp;
   rule: T;
 }
-
 
 function compileGlob<T>(glob: string, rule: T, lower = false): CompiledGlob<T> {
   const g = lower ? glob.toLowerCase() : glob;
@@ -318,7 +316,13 @@ function loadFieldPack(packs: RulePacks, path: string): void {
     packs.register(rule);
     FIELD_MATCH_TYPES[matchType](packs, rule, file);
     if (rule.category !== undefined) {
-      rule.plain = freezeResult({ category: rule.category, personal: rule.personal, rule: rule.id, reasons: [rule.id], confidence: rule.confidence });
+      rule.plain = freezeResult({
+        category: rule.category,
+        personal: rule.personal,
+        rule: rule.id,
+        reasons: [rule.id],
+        confidence: rule.confidence,
+      });
     }
     packs.fieldRules.push(rule);
   }
@@ -391,8 +395,10 @@ function loadEventPack(packs: RulePacks, path: string): void {
         rule.glob = name;
         packs.eventGlobs.push(compileGlob(name, rule));
       } else {
-        if (packs.catalog.has(name)) throw rulesError(file, def.id, `event ${name} is already in the catalogue as ${packs.catalog.get(name)!.id}`);
-        if (packs.exactEventRules.has(name)) throw rulesError(file, def.id, `event ${name} already has rule ${packs.exactEventRules.get(name)!.id}`);
+        if (packs.catalog.has(name))
+          throw rulesError(file, def.id, `event ${name} is already in the catalogue as ${packs.catalog.get(name)!.id}`);
+        if (packs.exactEventRules.has(name))
+          throw rulesError(file, def.id, `event ${name} already has rule ${packs.exactEventRules.get(name)!.id}`);
         rule.name = name;
         packs.exactEventRules.set(name, rule);
       }
@@ -425,7 +431,8 @@ function loadCatalog(packs: RulePacks, path: string): void {
       header = line.split("\t");
       const missing = CATALOG_COLUMNS.filter((c) => !header!.includes(c));
       if (missing.length) throw rulesError(where, undefined, `missing columns ${missing.join(", ")}`);
-      if (!source.document || !source.read) throw rulesError(file, undefined, "the catalogue needs `# source.document:` and `# source.read:` lines before its header");
+      if (!source.document || !source.read)
+        throw rulesError(file, undefined, "the catalogue needs `# source.document:` and `# source.read:` lines before its header");
       continue;
     }
     const cells = line.split("\t");

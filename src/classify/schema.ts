@@ -24,21 +24,26 @@ export type PackSource = Source;
 // fields/*.yaml
 
 /** Match types of field rules: one key names the type (the lookup table is FIELD_MATCH_TYPES in packs.ts). */
-export const FieldMatchSchema = z.union([
-  z.strictObject({ path: z.string().min(1) }),
-  z.strictObject({ glob: z.string().min(1).includes("*", { message: "a glob needs a `*`; use path for an exact name" }) }),
-  z.strictObject({ header: z.string().min(1) }),
-  z.strictObject({ headerGlob: z.string().min(1) }),
-  z.strictObject({ connection: z.enum(["client-ip"]) }),
-  z.strictObject({ customerContent: z.literal(true) }),
-  z.strictObject({ piiKind: z.number().int().min(1).max(255) }),
-  z.strictObject({ uploadFact: z.enum(["tenant"]) }),
-], { error: "match needs exactly one of path, glob, header, headerGlob, connection, customerContent, piiKind, uploadFact" });
+export const FieldMatchSchema = z.union(
+  [
+    z.strictObject({ path: z.string().min(1) }),
+    z.strictObject({ glob: z.string().min(1).includes("*", { message: "a glob needs a `*`; use path for an exact name" }) }),
+    z.strictObject({ header: z.string().min(1) }),
+    z.strictObject({ headerGlob: z.string().min(1) }),
+    z.strictObject({ connection: z.enum(["client-ip"]) }),
+    z.strictObject({ customerContent: z.literal(true) }),
+    z.strictObject({ piiKind: z.number().int().min(1).max(255) }),
+    z.strictObject({ uploadFact: z.enum(["tenant"]) }),
+  ],
+  { error: "match needs exactly one of path, glob, header, headerGlob, connection, customerContent, piiKind, uploadFact" },
+);
 export type FieldMatch = z.infer<typeof FieldMatchSchema>;
 
 export const FieldRuleSchema = z
   .strictObject({
-    id: z.string().regex(/^(field|header|declared|context)\.[A-Za-z0-9_.:-]+$/, "field-pack ids start with field., header., declared. or context."),
+    id: z
+      .string()
+      .regex(/^(field|header|declared|context)\.[A-Za-z0-9_.:-]+$/, "field-pack ids start with field., header., declared. or context."),
     match: FieldMatchSchema,
     category: Category.optional(),
     personal: Personal.default("none"),
@@ -71,10 +76,16 @@ export const DetectorMatchSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("regex"),
     pattern: z.string().min(1),
-    flags: z.string().regex(/^[imsu]*$/, "flags may be i, m, s, u").optional(),
+    flags: z
+      .string()
+      .regex(/^[imsu]*$/, "flags may be i, m, s, u")
+      .optional(),
     /** A match that also matches `exclude` does not count (another match in the value still may). */
     exclude: z.string().min(1).optional(),
-    excludeFlags: z.string().regex(/^[imsu]*$/).optional(),
+    excludeFlags: z
+      .string()
+      .regex(/^[imsu]*$/)
+      .optional(),
     /** Digits in the matched text must be within these bounds. */
     digits: z.strictObject({ min: Int, max: Int }).optional(),
   }),

@@ -29,7 +29,10 @@ export function anchorOptions(flags: AnchorFlags): VerifyOptions {
 /** Adds the trust-anchor options to a command. */
 export function withAnchorOptions(c: Command): Command {
   return c
-    .option("--ca <file>", "trusted lab CA certificate (PEM or DER): the signer must chain to it and every session must have been captured under it")
+    .option(
+      "--ca <file>",
+      "trusted lab CA certificate (PEM or DER): the signer must chain to it and every session must have been captured under it",
+    )
     .option("--fingerprint <sha256>", "trusted lab CA's SHA-256 fingerprint (from `exhaust ca show`; colons optional, any case)")
     .option("--head <hash[@seq]>", "a chain head from a checkpoint (lab notebook) that the bundle must hold (repeatable)", collect, []);
 }
@@ -51,7 +54,8 @@ export function registerBundleCommand(program: Command): void {
         if (opts.json) process.stdout.write(`${jsonSafe(JSON.stringify(result, null, 2))}\n`);
         else {
           // Details name files of the bundle, which may be hostile: escaped like captured values.
-          for (const c of result.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${escapeControls(c.detail)}\n`);
+          for (const c of result.checks)
+            process.stdout.write(`${c.ok ? "ok  " : "FAIL"}  ${c.check.padEnd(11)} ${escapeControls(c.detail)}\n`);
           if (result.status === "verified") {
             process.stdout.write(`bundle ${path} verified against the trusted CA SHA-256 ${result.anchor!.fingerprint256}\n`);
           } else if (result.status === "consistent-unanchored") {

@@ -42,14 +42,18 @@ export function registerCaCommand(program: Command): void {
         const authority = await loadAuthority(opts.certs);
         if (opts.json) {
           process.stdout.write(
-            `${JSON.stringify({
-              subject: authority.subject,
-              fingerprint256: authority.fingerprint256,
-              notAfter: authority.notAfter.toISOString(),
-              constrained: authority.constrained,
-              permittedDomains: authority.permittedDomains,
-              certFile: join(authority.dir, CA_CERT_FILE),
-            }, null, 2)}\n`,
+            `${JSON.stringify(
+              {
+                subject: authority.subject,
+                fingerprint256: authority.fingerprint256,
+                notAfter: authority.notAfter.toISOString(),
+                constrained: authority.constrained,
+                permittedDomains: authority.permittedDomains,
+                certFile: join(authority.dir, CA_CERT_FILE),
+              },
+              null,
+              2,
+            )}\n`,
           );
         } else {
           process.stdout.write(describe(authority));

@@ -28,7 +28,13 @@ export function registerCanaryCommand(program: Command): void {
           db.close();
         }
         process.stdout.write(
-          opts.json ? `${JSON.stringify(tokens.map((token) => ({ token, label: opts.label ?? null, createdAt })), null, 2)}\n` : `${tokens.join("\n")}\n`,
+          opts.json
+            ? `${JSON.stringify(
+                tokens.map((token) => ({ token, label: opts.label ?? null, createdAt })),
+                null,
+                2,
+              )}\n`
+            : `${tokens.join("\n")}\n`,
         );
       }),
     );
@@ -51,7 +57,10 @@ export function registerCanaryCommand(program: Command): void {
           return;
         }
         process.stdout.write(
-          formatTable([["TOKEN", "CREATED", "LABEL"], ...rows.map((r) => [r.token, new Date(r.createdAt).toISOString().slice(0, 19).replace("T", " "), r.label ?? ""])]),
+          formatTable([
+            ["TOKEN", "CREATED", "LABEL"],
+            ...rows.map((r) => [r.token, new Date(r.createdAt).toISOString().slice(0, 19).replace("T", " "), r.label ?? ""]),
+          ]),
         );
       }),
     );

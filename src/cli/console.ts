@@ -126,7 +126,8 @@ export function formatExchangeLine(l: ExchangeLine, colour: boolean): string {
   const events = l.events === undefined ? "-" : String(l.events);
   const content = l.content === undefined ? "-" : String(l.content);
   const c = (code: string, s: string) => (colour ? `${code}${s}${ANSI.reset}` : s);
-  const statusText = l.status === undefined || l.status >= 500 ? c(ANSI.red, status) : l.status >= 400 ? c(ANSI.yellow, status) : c(ANSI.green, status);
+  const statusText =
+    l.status === undefined || l.status >= 500 ? c(ANSI.red, status) : l.status >= 400 ? c(ANSI.yellow, status) : c(ANSI.green, status);
   const contentText = l.content && l.content > 0 ? c(ANSI.bold + ANSI.red, content) : content;
   return (
     `${c(ANSI.dim, time)} ${l.client} ${l.method} ${l.host}${path.startsWith("/") ? path : `/${path}`} ${statusText} ${formatSize(l.size)} ` +

@@ -47,7 +47,14 @@ export function registerDemoCommand(program: Command): void {
 function writeCorpus(dir: string): void {
   mkdirSync(dir, { recursive: true });
   const corpus = demoCorpus();
-  const lines = ["#!/bin/sh", "set -e", "# Sends the exhaust demo corpus through a running proxy. PROXY and CA may be overridden.", 'PROXY="${PROXY:-http://127.0.0.1:8080}"', 'CA="${CA:-certs/exhaust-ca.pem}"', 'DIR="$(dirname "$0")"'];
+  const lines = [
+    "#!/bin/sh",
+    "set -e",
+    "# Sends the exhaust demo corpus through a running proxy. PROXY and CA may be overridden.",
+    'PROXY="${PROXY:-http://127.0.0.1:8080}"',
+    'CA="${CA:-certs/exhaust-ca.pem}"',
+    'DIR="$(dirname "$0")"',
+  ];
   for (const u of corpus) {
     writeFileSync(join(dir, u.file), u.body);
     lines.push(`# ${u.what}`, curlLine(u, "$PROXY", "$CA", "$DIR"));
@@ -55,7 +62,9 @@ function writeCorpus(dir: string): void {
   writeFileSync(join(dir, "curl.sh"), `${lines.join("\n")}\n`, { mode: 0o755 });
   process.stdout.write(`exhaust demo: ${corpus.length} uploads written to ${dir}\n`);
   for (const u of corpus) process.stdout.write(`  ${u.file.padEnd(28)} ${u.what}\n`);
-  process.stdout.write(`send them through a running proxy: PROXY=http://127.0.0.1:8080 CA=certs/exhaust-ca.pem sh ${join(dir, "curl.sh")}\n`);
+  process.stdout.write(
+    `send them through a running proxy: PROXY=http://127.0.0.1:8080 CA=certs/exhaust-ca.pem sh ${join(dir, "curl.sh")}\n`,
+  );
 }
 
 async function runDemo(dirFlag: string | undefined): Promise<number> {
@@ -86,7 +95,14 @@ async function runDemo(dirFlag: string | undefined): Promise<number> {
   let failed = 0;
   try {
     for (const u of corpus) {
-      const r = await httpsThroughProxy({ proxyPort: capture.address.port, host: u.host, path: u.path, headers: u.headers, body: u.body, ca: [capture.ca.certPem] });
+      const r = await httpsThroughProxy({
+        proxyPort: capture.address.port,
+        host: u.host,
+        path: u.path,
+        headers: u.headers,
+        body: u.body,
+        ca: [capture.ca.certPem],
+      });
       if (r.status !== 200) failed++;
       out(`  sent ${u.file.padEnd(28)} → ${r.status}  ${u.what}`);
     }

@@ -10,7 +10,9 @@ import { resolveSessionOrLatest } from "./verify.js";
 export function registerDiffCommand(program: Command): void {
   program
     .command("diff")
-    .description("compare two sessions (before/after a policy): a summary (categories, groups, event names, endpoints) first; field-level lines with --fields")
+    .description(
+      "compare two sessions (before/after a policy): a summary (categories, groups, event names, endpoints) first; field-level lines with --fields",
+    )
     .argument("<session-a>", "the baseline session")
     .argument("<session-b>", "the session to compare with it")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
@@ -25,7 +27,9 @@ export function registerDiffCommand(program: Command): void {
         });
         try {
           const diff = diffSessions(db, sessions[0], sessions[1]);
-          process.stdout.write(opts.json ? `${jsonSafe(JSON.stringify(diff, null, 2))}\n` : terminalSafe(formatDiffText(diff, { fields: opts.fields })));
+          process.stdout.write(
+            opts.json ? `${jsonSafe(JSON.stringify(diff, null, 2))}\n` : terminalSafe(formatDiffText(diff, { fields: opts.fields })),
+          );
         } finally {
           db.close();
         }

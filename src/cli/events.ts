@@ -6,7 +6,15 @@ import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { eventScope } from "../store/completeness.js";
 import type { Db } from "../store/database.js";
-import { decodeFindingsOfEvent, getEvent, listEvents, listEventsPage, sessionIdByName, type EventFilter, type EventRow } from "../store/queries.js";
+import {
+  decodeFindingsOfEvent,
+  getEvent,
+  listEvents,
+  listEventsPage,
+  sessionIdByName,
+  type EventFilter,
+  type EventRow,
+} from "../store/queries.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe, terminalWidth } from "./terminal.js";
@@ -52,35 +60,42 @@ export function registerEventCommands(program: Command): void {
           // Names match as typed (the index helps); when that finds nothing, ignoring case.
           if (rows.length === 0 && opts.name !== undefined && caseInsensitiveGlob(opts.name) !== opts.name) {
             rows = findEvents(db, { ...filter, nameGlob: caseInsensitiveGlob(opts.name) });
-            if (rows.length) process.stderr.write(`exhaust: no event name matches ${JSON.stringify(opts.name)} as typed; matched ignoring case\n`);
+            if (rows.length)
+              process.stderr.write(`exhaust: no event name matches ${JSON.stringify(opts.name)} as typed; matched ignoring case\n`);
           }
           if (opts.json) {
             for (const r of rows) process.stdout.write(jsonSafe(eventJsonLine(db, r.id)));
             return;
           }
           if (rows.length === 0) {
-            const used = (["session", "name", "category", "host", "group", "personal", "search", "after"] as const).filter((k) => opts[k] !== undefined);
+            const used = (["session", "name", "category", "host", "group", "personal", "search", "after"] as const).filter(
+              (k) => opts[k] !== undefined,
+            );
             process.stdout.write(
               used.length || Number(opts.offset) > 0
-                ? terminalSafe(`no events match ${used.map((k) => (opts[k] === true ? `--${k}` : `--${k} ${JSON.stringify(opts[k])}`)).join(" ") || `--offset ${opts.offset}`}\n`)
+                ? terminalSafe(
+                    `no events match ${used.map((k) => (opts[k] === true ? `--${k}` : `--${k} ${JSON.stringify(opts[k])}`)).join(" ") || `--offset ${opts.offset}`}\n`,
+                  )
                 : "no events (capture something, or run `exhaust reprocess` after a decoder update)\n",
             );
             return;
           }
           process.stdout.write(
-            terminalSafe(fitTable(
-              ["ID", "TIME", "GROUP", "CATEGORY", "C/P", "NAME"],
-              rows.map((r) => [
-                String(r.id),
-                (r.time ?? "").slice(5, 19).replace("T", " "),
-                (r.group ?? "-").replace("connected-experience", "connected"),
-                r.category ?? "-",
-                `${r.contentFields}/${r.personalFields}`,
-                escapeControls(r.name),
-              ]),
-              5,
-              terminalWidth(opts.wide),
-            )),
+            terminalSafe(
+              fitTable(
+                ["ID", "TIME", "GROUP", "CATEGORY", "C/P", "NAME"],
+                rows.map((r) => [
+                  String(r.id),
+                  (r.time ?? "").slice(5, 19).replace("T", " "),
+                  (r.group ?? "-").replace("connected-experience", "connected"),
+                  r.category ?? "-",
+                  `${r.contentFields}/${r.personalFields}`,
+                  escapeControls(r.name),
+                ]),
+                5,
+                terminalWidth(opts.wide),
+              ),
+            ),
           );
         } finally {
           db.close();
@@ -135,7 +150,10 @@ export function registerEventCommands(program: Command): void {
           const out = [lines[0]];
           ev.fields.forEach((f, i) => {
             const declared = [piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(",");
-            out.push(lines[i + 1], `    ${ellipsis(escapeControls(f.value ?? "null"), WIDTH - 4 - (declared ? declared.length + 13 : 0))}${declared ? `  [declared ${declared}]` : ""}`);
+            out.push(
+              lines[i + 1],
+              `    ${ellipsis(escapeControls(f.value ?? "null"), WIDTH - 4 - (declared ? declared.length + 13 : 0))}${declared ? `  [declared ${declared}]` : ""}`,
+            );
           });
           process.stdout.write(terminalSafe(`${out.join("\n")}\n`));
           if (ev.findings.length) {
@@ -147,7 +165,9 @@ export function registerEventCommands(program: Command): void {
           }
           if (decodeFindings.length) {
             const lines = decodeFindings.flatMap((f) => [
-              escapeControls(`  ${f.severity.padEnd(7)}  ${f.code}${f.offset !== null ? `  at byte ${f.offset}` : ""}${f.eventIndex === null ? "  (whole body)" : ""}`),
+              escapeControls(
+                `  ${f.severity.padEnd(7)}  ${f.code}${f.offset !== null ? `  at byte ${f.offset}` : ""}${f.eventIndex === null ? "  (whole body)" : ""}`,
+              ),
               ...wrap(escapeControls(f.message), WIDTH - 6).map((l) => `      ${l}`),
             ]);
             process.stdout.write(terminalSafe(`\ndecode findings\n${lines.join("\n")}\n`));
@@ -301,7 +321,10 @@ function resolveSession(db: Db, file: string, name: string | undefined): number 
 export function positiveInt(option: string, text: string, allowZero = false): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) {
-    throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a ${allowZero ? "non-negative" : "positive"} integer, got "${text}"` });
+    throw exhaustError("EXH_OPT_INVALID", {
+      option,
+      reason: `expected a ${allowZero ? "non-negative" : "positive"} integer, got "${text}"`,
+    });
   }
   return n;
 }

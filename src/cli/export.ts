@@ -37,33 +37,46 @@ interface ExportOptions {
 
 const FORMATS = ["har", "jsonl", "csv", "bundle", "parquet"] as const;
 
-
 export function registerExportCommand(program: Command): void {
   program
     .command("export")
     .description("export sessions as HAR, JSONL, CSV or a signed evidence bundle (credentials redacted unless --include-secrets)")
     .requiredOption("--format <format>", "har | jsonl | csv | bundle | parquet")
-    .requiredOption("--out <path>", "output file; for bundle a directory, or a file ending in .zip; for parquet a dataset directory (appended to)")
+    .requiredOption(
+      "--out <path>",
+      "output file; for bundle a directory, or a file ending in .zip; for parquet a dataset directory (appended to)",
+    )
     .option("--session <name>", "only this session (default: every session)")
-    .option("--include-secrets", "keep credentials (headers, query parameters, bodies and decoded fields holding them) as captured; the output says so")
+    .option(
+      "--include-secrets",
+      "keep credentials (headers, query parameters, bodies and decoded fields holding them) as captured; the output says so",
+    )
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--certs <dir>", "CA directory: the signing key and the redaction key live here", DEFAULT_CERTS_DIR)
     .option("--json", "print a JSON summary")
     .option("--force", "replace an existing --out file (a non-empty directory is never replaced)")
     .option("--lab <name>", "parquet: lab label for sessions captured without one (default: default)")
     .option("--machine <name>", "parquet: machine label for sessions captured without one (default: this host's name)")
-    .option("--with-bodies", "parquet: add a blobs table with the raw bodies (those holding a credential are left out unless --include-secrets)")
+    .option(
+      "--with-bodies",
+      "parquet: add a blobs table with the raw bodies (those holding a credential are left out unless --include-secrets)",
+    )
     .action((opts: ExportOptions, cmd: Command) =>
       runCommand(async () => {
         requireCaIfExplicit(cmd, opts.certs);
         const format = opts.format as (typeof FORMATS)[number];
         if (!FORMATS.includes(format)) {
-          throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected har, jsonl, csv, bundle or parquet, got "${opts.format}"` });
+          throw exhaustError("EXH_OPT_INVALID", {
+            option: "--format",
+            reason: `expected har, jsonl, csv, bundle or parquet, got "${opts.format}"`,
+          });
         }
         // Checked before any work (the --force policy of every --out: src/cli/files.ts).
         // A Parquet dataset directory is appended to (incremental; it refuses a directory that is not one).
         const overwrite =
-          format === "parquet" ? false : checkOut(opts.out, opts.force, { emptyDirectoryOk: format === "bundle" && !opts.out.toLowerCase().endsWith(".zip") });
+          format === "parquet"
+            ? false
+            : checkOut(opts.out, opts.force, { emptyDirectoryOk: format === "bundle" && !opts.out.toLowerCase().endsWith(".zip") });
         const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks, overwrite);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
@@ -78,10 +91,19 @@ export function registerExportCommand(program: Command): void {
           const redactor = () => createRedactor(opts.includeSecrets ? undefined : loadOrCreateRedactionKey(opts.certs));
           const learned = () => {
             const r = redactor();
-            learnSessionSecrets(db, sessions.map((s) => s.id), r);
+            learnSessionSecrets(
+              db,
+              sessions.map((s) => s.id),
+              r,
+            );
             return r;
           };
-          let summary: Record<string, unknown> = { format, out: opts.out, sessions: sessions.map((s) => s.name), secrets: opts.includeSecrets ? "included" : "redacted" };
+          let summary: Record<string, unknown> = {
+            format,
+            out: opts.out,
+            sessions: sessions.map((s) => s.name),
+            secrets: opts.includeSecrets ? "included" : "redacted",
+          };
           if (format === "parquet") {
             // DuckDB (a native library) is loaded only by the commands that use it.
             const { exportParquet } = await import("../export/parquet.js");
@@ -95,8 +117,24 @@ export function registerExportCommand(program: Command): void {
               redactor: learned(),
             });
             summary = { ...summary, ...result };
-          } else if (format === "jsonl") writeChunks(opts.out, sessionEventLines(db, sessions.map((s) => s.id), learned()));
-          else if (format === "csv") writeChunks(opts.out, sessionCsvLines(db, sessions.map((s) => s.id), learned()));
+          } else if (format === "jsonl")
+            writeChunks(
+              opts.out,
+              sessionEventLines(
+                db,
+                sessions.map((s) => s.id),
+                learned(),
+              ),
+            );
+          else if (format === "csv")
+            writeChunks(
+              opts.out,
+              sessionCsvLines(
+                db,
+                sessions.map((s) => s.id),
+                learned(),
+              ),
+            );
           else if (format === "har") {
             const omitted: OmittedItem[] = [];
             writeChunks(opts.out, sessionHarChunks(db, sessions, redactor(), omitted));
@@ -113,7 +151,9 @@ export function registerExportCommand(program: Command): void {
             const omitted = (summary.omitted as OmittedItem[] | undefined) ?? [];
             process.stdout.write(
               `exported ${sessions.length} session(s) as ${format} to ${opts.out}; credentials ${opts.includeSecrets ? "INCLUDED (--include-secrets: the file holds credentials as captured)" : "redacted (keyed hashes)"}` +
-                (omitted.length ? `; ${omitted.length} item(s) left out, listed in the ${format === "bundle" ? "manifest" : "output"}` : "") +
+                (omitted.length
+                  ? `; ${omitted.length} item(s) left out, listed in the ${format === "bundle" ? "manifest" : "output"}`
+                  : "") +
                 "\n",
             );
           }

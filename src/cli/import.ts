@@ -22,7 +22,10 @@ const IMPORT_HEAP_LIMITS = { maxOldGenerationSizeMb: 160, maxYoungGenerationSize
 
 /** A raised --max-body raises the heap with it: a payload is held about four times over while it is decoded. */
 export function importHeapLimits(maxBodyBytes: number): typeof IMPORT_HEAP_LIMITS {
-  return { ...IMPORT_HEAP_LIMITS, maxOldGenerationSizeMb: Math.max(IMPORT_HEAP_LIMITS.maxOldGenerationSizeMb, Math.ceil((4 * maxBodyBytes) / 2 ** 20) + 32) };
+  return {
+    ...IMPORT_HEAP_LIMITS,
+    maxOldGenerationSizeMb: Math.max(IMPORT_HEAP_LIMITS.maxOldGenerationSizeMb, Math.ceil((4 * maxBodyBytes) / 2 ** 20) + 32),
+  };
 }
 
 function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void): Promise<void> {
@@ -55,11 +58,16 @@ function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void
               file,
               reason: `an entry is too large or too complex to import within the ${limits.maxOldGenerationSizeMb} MB import heap`,
             })
-          : exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the import stopped: ${(e as Error).message?.split("\n")[0] ?? String(e)}` }, e);
+          : exhaustError(
+              "EXH_IMPORT_FORMAT",
+              { file, reason: `the import stopped: ${(e as Error).message?.split("\n")[0] ?? String(e)}` },
+              e,
+            );
     });
     worker.once("exit", (code) => {
       bar?.stop();
-      if (!failure && code !== 0) failure = exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the import thread ended with code ${code}` });
+      if (!failure && code !== 0)
+        failure = exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the import thread ended with code ${code}` });
       if (failure) reject(failure);
       else resolve();
     });
@@ -70,24 +78,43 @@ export function registerImportCommand(program: Command): void {
   withAnchorOptions(
     program
       .command("import")
-      .description("import captures made elsewhere (HAR, Fiddler SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust HAR/JSONL/bundles), one session per file, decoded and classified")
+      .description(
+        "import captures made elsewhere (HAR, Fiddler SAZ, EventTranscript.db, Get-DiagnosticData JSON, exhaust HAR/JSONL/bundles), one session per file, decoded and classified",
+      )
       .argument("<file...>", "files to import"),
   )
     .option("--session <name>", "session name (several files: NAME, NAME-2, ...); default import-<file name>")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--json", "print one JSON summary per session")
-    .option("--max-body <bytes>", "largest payload, body or archive entry imported; a file holding a larger one is refused", String(IMPORT_MAX_BODY_DEFAULT))
+    .option(
+      "--max-body <bytes>",
+      "largest payload, body or archive entry imported; a file holding a larger one is refused",
+      String(IMPORT_MAX_BODY_DEFAULT),
+    )
     .action((files: string[], opts: AnchorFlags & { session?: string; db: string; json?: boolean; maxBody: string }) =>
       runCommand(() =>
-        runImport({ files, dbFile: opts.db, session: opts.session, progress: process.stderr.isTTY === true, maxBodyBytes: positiveInt("--max-body", opts.maxBody), verify: anchorOptions(opts) }, (s) =>
-          process.stdout.write(
-            opts.json
-              ? `${jsonSafe(JSON.stringify(s))}\n`
-              : terminalSafe(`imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
-                  (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
-                  (s.verification ? `; bundle ${s.verification === "verified" ? "verified against the trusted CA" : "consistent, signer not anchored (signer not checked against a trusted CA)"}` : "") +
-                  "\n"),
-          ),
+        runImport(
+          {
+            files,
+            dbFile: opts.db,
+            session: opts.session,
+            progress: process.stderr.isTTY === true,
+            maxBodyBytes: positiveInt("--max-body", opts.maxBody),
+            verify: anchorOptions(opts),
+          },
+          (s) =>
+            process.stdout.write(
+              opts.json
+                ? `${jsonSafe(JSON.stringify(s))}\n`
+                : terminalSafe(
+                    `imported ${s.file} (${s.format}) into session ${s.session}: ${s.exchanges} exchanges, ${s.events} events, ${s.findings} decode findings` +
+                      (s.skipped ? `, ${s.skipped} skipped (${s.notes.slice(0, 3).join("; ")})` : "") +
+                      (s.verification
+                        ? `; bundle ${s.verification === "verified" ? "verified against the trusted CA" : "consistent, signer not anchored (signer not checked against a trusted CA)"}`
+                        : "") +
+                      "\n",
+                  ),
+            ),
         ),
       ),
     );

@@ -73,14 +73,30 @@ export function registerProxyCommand(program: Command): void {
     .option("--init-ca", "create a CA in --certs when it has none (the default ./certs gets one on first run anyway)")
     .option("--catalog <file>", "endpoint catalogue (default classifiers/endpoints.yaml)")
     .option("--max-body <bytes>", "bodies above this are stored cut, with a flag", String(PROXY_DEFAULTS.maxBodyBytes))
-    .option("--upstream-timeout <ms>", "wait this long for the upstream's response head once the request is sent", String(PROXY_DEFAULTS.upstreamTimeoutMs))
+    .option(
+      "--upstream-timeout <ms>",
+      "wait this long for the upstream's response head once the request is sent",
+      String(PROXY_DEFAULTS.upstreamTimeoutMs),
+    )
     .option("--upstream-ca <file>", "extra PEM CA to trust for upstream TLS (repeatable)", collect, [])
     .option("--insecure-upstream", "do not verify upstream certificates (lab only)")
     .option("--allow-private", "relay to loopback, link-local and private (RFC 1918, ULA) addresses (refused by default)")
-    .option("--idle-timeout <ms>", "close a client connection with no traffic either way for this long", String(PROXY_DEFAULTS.idleTimeoutMs))
-    .option("--handshake-timeout <ms>", "limit from a CONNECT's answer to its first byte and through the TLS handshake", String(PROXY_DEFAULTS.handshakeTimeoutMs))
+    .option(
+      "--idle-timeout <ms>",
+      "close a client connection with no traffic either way for this long",
+      String(PROXY_DEFAULTS.idleTimeoutMs),
+    )
+    .option(
+      "--handshake-timeout <ms>",
+      "limit from a CONNECT's answer to its first byte and through the TLS handshake",
+      String(PROXY_DEFAULTS.handshakeTimeoutMs),
+    )
     .option("--body-timeout <ms>", "cut off a request or response body that stalls this long", String(PROXY_DEFAULTS.bodyTimeoutMs))
-    .option("--max-inflight <bytes>", "body bytes held in memory across all exchanges; beyond it uploads get 503", String(PROXY_DEFAULTS.maxInflightBytes))
+    .option(
+      "--max-inflight <bytes>",
+      "body bytes held in memory across all exchanges; beyond it uploads get 503",
+      String(PROXY_DEFAULTS.maxInflightBytes),
+    )
     .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
     .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
     .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
@@ -98,7 +114,8 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
   }
   const positive = (option: string, text: string) => {
     const n = Number(text);
-    if (!Number.isInteger(n) || n <= 0) throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a positive integer, got "${text}"` });
+    if (!Number.isInteger(n) || n <= 0)
+      throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a positive integer, got "${text}"` });
     return n;
   };
   return {
@@ -218,7 +235,11 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     // reading command or `exhaust reprocess`, and says how much that is.
     await capture.close({
       decodeBacklog: (db, s) =>
-        decodePendingWithProgress(db, { sessionIds: [s.id] }, { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog }),
+        decodePendingWithProgress(
+          db,
+          { sessionIds: [s.id] },
+          { busySessions: new Set(), skipHint: "Ctrl-C again", stopRequested: () => skipBacklog },
+        ),
     });
   } catch (e) {
     log.flush();

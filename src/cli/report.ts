@@ -24,7 +24,8 @@ export function registerReportCommand(program: Command): void {
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
           sessionId = opts.session === undefined ? latestSessionId(d) : sessionIdByName(d, opts.session);
-          if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
+          if (sessionId === undefined)
+            throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
           return { sessionIds: [sessionId] };
         });
         try {

@@ -16,11 +16,14 @@ async function printHead(opts: { db: string; session?: string; certs: string; js
   const db = openDatabase(opts.db, { mustExist: true });
   try {
     const id = opts.session === undefined ? latestSessionId(db) : sessionIdByName(db, opts.session);
-    if (id === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
+    if (id === undefined)
+      throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
     const name = sessionNameById(db, id)!;
     const c = recordCheckpoint(db, { id, name }, ca);
     process.stdout.write(
-      opts.json ? `${JSON.stringify({ ...c, canonical: checkpointCanonical(c).toString("utf8") }, null, 2)}\n` : `${describeCheckpoint(c)}\n`,
+      opts.json
+        ? `${JSON.stringify({ ...c, canonical: checkpointCanonical(c).toString("utf8") }, null, 2)}\n`
+        : `${describeCheckpoint(c)}\n`,
     );
   } finally {
     db.close();
@@ -43,7 +46,11 @@ export function registerSessionsCommand(program: Command): void {
         // With each session: whether it is known incomplete (an unfinished import) and what is undecoded.
         const states = new Map(sessionStates(db).map((s) => [s.id, s]));
         const undecoded = undecodedBySession(db);
-        const rows = listSessions(db).map((r) => ({ ...r, incomplete: states.get(r.id)?.incomplete ?? null, undecoded: undecoded.get(r.id) ?? 0 }));
+        const rows = listSessions(db).map((r) => ({
+          ...r,
+          incomplete: states.get(r.id)?.incomplete ?? null,
+          undecoded: undecoded.get(r.id) ?? 0,
+        }));
         db.close();
         if (opts.json) {
           process.stdout.write(`${jsonSafe(JSON.stringify(rows, null, 2))}\n`);
@@ -62,7 +69,9 @@ export function registerSessionsCommand(program: Command): void {
           String(r.pinned),
           String(r.tunnelled),
           formatBytes(r.requestBytes),
-          [r.incomplete ? "INCOMPLETE" : r.endedAt === null ? "open" : "ended", r.undecoded ? `${r.undecoded} undecoded` : ""].filter(Boolean).join(", "),
+          [r.incomplete ? "INCOMPLETE" : r.endedAt === null ? "open" : "ended", r.undecoded ? `${r.undecoded} undecoded` : ""]
+            .filter(Boolean)
+            .join(", "),
         ]);
         process.stdout.write(terminalSafe(formatTable([header, ...lines])));
         for (const r of rows) if (r.incomplete) process.stdout.write(terminalSafe(`${r.name}: incomplete: ${r.incomplete}\n`));
@@ -70,7 +79,11 @@ export function registerSessionsCommand(program: Command): void {
         for (const r of rows) {
           for (const pin of r.pins) {
             const last = new Date(pin.lastAt).toISOString().slice(0, 19).replace("T", " ");
-            process.stdout.write(terminalSafe(`pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`));
+            process.stdout.write(
+              terminalSafe(
+                `pinned in ${r.name}: client ${pin.client} rejected the certificate of ${pin.host} (${pin.connections}×, last ${last})\n`,
+              ),
+            );
           }
         }
       }),

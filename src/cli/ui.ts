@@ -24,7 +24,8 @@ export function registerUiCommand(program: Command): void {
         const ui = await startUiServer({ dbFile: opts.db, host: listen.host, port: listen.port, log, hostNames: opts.hostName });
         // The address (with the token, when one is needed) goes to stdout for the user; logs go to stderr.
         process.stdout.write(ui.token ? `exhaust ui: ${ui.url}?token=${ui.token}\n` : `exhaust ui: ${ui.url}\n`);
-        if (ui.token) process.stdout.write("listening beyond loopback: every request needs the token above (?token= once, then a cookie)\n");
+        if (ui.token)
+          process.stdout.write("listening beyond loopback: every request needs the token above (?token= once, then a cookie)\n");
         log.info({ listen: `${ui.host}:${ui.port}`, db: opts.db, tokenRequired: ui.token !== undefined }, "ui listening");
         await new Promise<void>((resolve) => {
           process.once("SIGINT", resolve);

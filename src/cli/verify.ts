@@ -20,7 +20,10 @@ export function registerVerifyCommand(program: Command): void {
       "check a session against a verification profile: pass / fail / warn per rule, with evidence " +
         `(exit ${VERIFY_EXIT.fail} on any failure, ${VERIFY_EXIT.inconclusive} when the session cannot speak for the setting)`,
     )
-    .requiredOption("--profile <name|file>", "a shipped profile (office-neither, office-required, connected-experiences-off, windows-security, no-content, zero-exhaust) or a YAML file")
+    .requiredOption(
+      "--profile <name|file>",
+      "a shipped profile (office-neither, office-required, connected-experiences-off, windows-security, no-content, zero-exhaust) or a YAML file",
+    )
     .option("--session <name>", "the session to check (default: the latest)")
     .option("--db <file>", "database file", DEFAULT_DB_FILE)
     .option("--format <format>", `output: ${VERDICT_FORMATS.join(" | ")}`, "text")

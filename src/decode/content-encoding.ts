@@ -6,13 +6,7 @@
  * `1F 8B` → gunzip, a valid zlib header → inflate, anything else → raw inflate. Output is capped
  * in size (zlib's `maxOutputLength`, so a bomb is never expanded past the cap) and in ratio.
  */
-import {
-  brotliDecompressSync,
-  gunzipSync,
-  inflateRawSync,
-  inflateSync,
-  type ZlibOptions,
-} from "node:zlib";
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync, type ZlibOptions } from "node:zlib";
 import type { RawHeaders } from "../types.js";
 import { DecodeError, type Finding } from "./types.js";
 
@@ -134,7 +128,12 @@ function codecFor(token: string, b: Uint8Array, findings: Finding[]): Codec | "p
     case "x-gzip":
       if (isGzip(b)) return "gzip";
       if (isZlibHeader(b)) {
-        findings.push({ code: "encoding.mislabelled", severity: "warning", message: `labelled ${token} but the body is a zlib stream`, offset: 0 });
+        findings.push({
+          code: "encoding.mislabelled",
+          severity: "warning",
+          message: `labelled ${token} but the body is a zlib stream`,
+          offset: 0,
+        });
         return "zlib";
       }
       if (looksLikeJsonText(b)) return "plain";

@@ -12,7 +12,10 @@ export interface FindingSpec {
 }
 
 export const DECODE_FINDINGS = {
-  "encoding.too-large": { severity: "error", summary: "decompressing would exceed the size cap (64 MiB by default): stored raw, never expanded" },
+  "encoding.too-large": {
+    severity: "error",
+    summary: "decompressing would exceed the size cap (64 MiB by default): stored raw, never expanded",
+  },
   "encoding.ratio": { severity: "error", summary: "decompression ratio above the cap (1000:1 past 1 MiB): a likely bomb, stored raw" },
   "encoding.corrupt": { severity: "error", summary: "the compressed stream is damaged" },
   "encoding.unsupported": { severity: "error", summary: "a Content-Encoding exhaust cannot undo (e.g. `compress`, `zstd` on Node 20)" },
@@ -20,7 +23,10 @@ export const DECODE_FINDINGS = {
   "encoding.mislabelled": { severity: "warning", summary: "the declared encoding is not the one used (e.g. zlib sent as gzip)" },
   "encoding.not-applied": { severity: "warning", summary: "an encoding was declared but the body is not compressed; decoded as it is" },
   "encoding.failed.internal": { severity: "error", summary: "content decoding failed inside exhaust (a bug)" },
-  "decode.failed.internal": { severity: "error", summary: "a decoder failed inside exhaust (a bug, not a bad body); the body is shown as `opaque`" },
+  "decode.failed.internal": {
+    severity: "error",
+    summary: "a decoder failed inside exhaust (a bug, not a bad body); the body is shown as `opaque`",
+  },
   "bond.truncated": { severity: "error", summary: "the Bond body ends inside a value" },
   "bond.bad-varint": { severity: "error", summary: "a varint longer than 10 bytes" },
   "bond.bad-type": { severity: "error", summary: "an unknown Bond wire type" },
@@ -30,7 +36,10 @@ export const DECODE_FINDINGS = {
   "bond.unknown-field": { severity: "warning", summary: "a field id the schema does not know, skipped by its wire type" },
   "bond.type-mismatch": { severity: "warning", summary: "a known field sent with an unexpected wire type, skipped" },
   "bond.extension-count": { severity: "warning", summary: "an extension vector with more than one element; the first is used" },
-  "bond.data-count": { severity: "warning", summary: "a property vector (`data`, `baseData`, `ext`) with more than one element; all are decoded" },
+  "bond.data-count": {
+    severity: "warning",
+    summary: "a property vector (`data`, `baseData`, `ext`) with more than one element; all are decoded",
+  },
   "bond.bad-guid": { severity: "warning", summary: "a GUID that is not 16 bytes" },
   "bond.unknown-value-kind": { severity: "warning", summary: "a ValueKind outside 0–17" },
   "bond.missing-name": { severity: "warning", summary: "a Record without a name" },

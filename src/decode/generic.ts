@@ -145,7 +145,12 @@ export const multipartDecoder: Decoder = {
       const m = /^--([^\r\n]{1,200})\r?\n/.exec(buf.toString("latin1", 0, Math.min(buf.length, 256)));
       if (!m) throw new DecodeError("multipart.no-boundary", "multipart body without a boundary parameter", 0);
       boundary = m[1].replace(/--$/, "");
-      findings.push({ code: "multipart.boundary-sniffed", severity: "warning", message: "boundary taken from the body's first line", offset: 0 });
+      findings.push({
+        code: "multipart.boundary-sniffed",
+        severity: "warning",
+        message: "boundary taken from the body's first line",
+        offset: 0,
+      });
     }
     const delim = Buffer.from(`--${boundary}`, "latin1");
     const sep = Buffer.from(`\n--${boundary}`, "latin1");
@@ -183,7 +188,12 @@ export const multipartDecoder: Decoder = {
         lineStart = nl + 1;
       }
       if (bodyStart === -1) {
-        findings.push({ code: "multipart.truncated", severity: "error", message: `part ${index} ends inside its headers`, offset: eol + 1 });
+        findings.push({
+          code: "multipart.truncated",
+          severity: "error",
+          message: `part ${index} ends inside its headers`,
+          offset: eol + 1,
+        });
         break;
       }
       const headers = parsePartHeaders(buf.toString("utf8", eol + 1, headerEnd));
@@ -191,7 +201,12 @@ export const multipartDecoder: Decoder = {
       let bodyEnd = next === -1 ? buf.length : next;
       if (next !== -1 && bodyEnd > bodyStart && buf[bodyEnd - 1] === 0x0d) bodyEnd--;
       if (next === -1) {
-        findings.push({ code: "multipart.truncated", severity: "error", message: `part ${index} has no closing boundary`, offset: bodyStart });
+        findings.push({
+          code: "multipart.truncated",
+          severity: "error",
+          message: `part ${index} has no closing boundary`,
+          offset: bodyStart,
+        });
       }
       emitPart(fl, headers, buf.subarray(bodyStart, bodyEnd), index);
       index++;

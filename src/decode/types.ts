@@ -7,18 +7,7 @@ import type { RawHeaders } from "../types.js";
 
 /** Value types as the wire declares them (Bond ValueKind, JSON `t` tags, Aria typed maps) or as observed. */
 export type FieldType =
-  | "string"
-  | "bool"
-  | "int32"
-  | "uint32"
-  | "int64"
-  | "uint64"
-  | "double"
-  | "datetime"
-  | "guid"
-  | "null"
-  | "array"
-  | "bytes";
+  "string" | "bool" | "int32" | "uint32" | "int64" | "uint64" | "double" | "datetime" | "guid" | "null" | "array" | "bytes";
 
 /** Which part of a Common Schema event a field belongs to; `body` for formats without parts. */
 export type FieldPart = "envelope" | "A" | "B" | "C" | "body";

@@ -219,7 +219,16 @@ export const UNKNOWN_PAYLOADS: ReadonlyArray<{ type: number; payload: Uint8Array
     }),
   },
   { type: BondType.LIST, payload: payload((w) => w.list(BondType.STRING, 2).string("a").string("bc")) },
-  { type: BondType.SET, payload: payload((w) => w.list(BondType.INT32, 3).zigzag(1).zigzag(-1).zigzag(1 << 30)) },
+  {
+    type: BondType.SET,
+    payload: payload((w) =>
+      w
+        .list(BondType.INT32, 3)
+        .zigzag(1)
+        .zigzag(-1)
+        .zigzag(1 << 30),
+    ),
+  },
   {
     type: BondType.MAP,
     payload: payload((w) =>
@@ -312,9 +321,20 @@ type ExtKind = "s" | "i32" | "i64" | "u32" | "u64" | "d" | "b" | "smap" | "slist
 const EXTENSIONS: Record<string, { ordinal: number; fields: Record<string, [number, ExtKind]> }> = {
   ingest: {
     ordinal: 20,
-    fields: { time: [1, "i64"], clientIp: [2, "s"], auth: [3, "i64"], quality: [4, "i64"], uploadTime: [5, "i64"], userAgent: [6, "s"], client: [7, "s"] },
+    fields: {
+      time: [1, "i64"],
+      clientIp: [2, "s"],
+      auth: [3, "i64"],
+      quality: [4, "i64"],
+      uploadTime: [5, "i64"],
+      userAgent: [6, "s"],
+      client: [7, "s"],
+    },
   },
-  protocol: { ordinal: 21, fields: { metadataCrc: [1, "i32"], ticketKeys: [2, "slist2"], devMake: [3, "s"], devModel: [4, "s"], msp: [5, "u64"] } },
+  protocol: {
+    ordinal: 21,
+    fields: { metadataCrc: [1, "i32"], ticketKeys: [2, "slist2"], devMake: [3, "s"], devModel: [4, "s"], msp: [5, "u64"] },
+  },
   user: { ordinal: 22, fields: { id: [1, "s"], localId: [2, "s"], authId: [3, "s"], locale: [4, "s"] } },
   device: {
     ordinal: 23,
@@ -828,7 +848,7 @@ function writeRecordList(w: BondWriter, id: number, records: AriaRecordSpec[], p
     patched.set(now, 0);
     w.u8(BondType.STRUCT).bytes(patched);
   } else {
-    w.list(BondType.STRUCT, records.length, id === 8 ? p.recordCountBytes ?? 1 : 1);
+    w.list(BondType.STRUCT, records.length, id === 8 ? (p.recordCountBytes ?? 1) : 1);
   }
   for (const r of records) writeAriaRecord(w, r);
 }
@@ -959,9 +979,18 @@ export function makeCsRecord(e: number, nFields: number): CsRecordSpec {
       user: { localId: "w:AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE" },
       device: { localId: "s:11111111-2222-4333-8444-555555555555", deviceClass: "Windows.Desktop" },
       os: { name: "Windows Desktop", ver: "10.0.22631.3447.amd64fre.ni_release.220506-1250" },
-      app: { id: "W:0000f519feec486de87ed73cb92d3cac80240000000!0000da39a3ee5e6b4b0d3255bfef95601890afd80709!WINWORD.EXE", ver: "16.0.17029.20108", name: "Word" },
+      app: {
+        id: "W:0000f519feec486de87ed73cb92d3cac80240000000!0000da39a3ee5e6b4b0d3255bfef95601890afd80709!WINWORD.EXE",
+        ver: "16.0.17029.20108",
+        name: "Word",
+      },
       net: { cost: "Unmetered", type: "Ethernet" },
-      sdk: { ver: "EVT-Windows-C++-No-3.5.131.1", epoch: "7a8f6c1e-3b2d-4e5f-9a0b-1c2d3e4f5a6b", seq: e + 1, installId: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a" },
+      sdk: {
+        ver: "EVT-Windows-C++-No-3.5.131.1",
+        epoch: "7a8f6c1e-3b2d-4e5f-9a0b-1c2d3e4f5a6b",
+        seq: e + 1,
+        installId: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+      },
       loc: { tz: "-07:00" },
     },
     baseType: "custom.office_system_activity",
@@ -977,7 +1006,11 @@ export function makeCsBatch(nEvents: number, nFields: number): Uint8Array {
 }
 
 /** An Aria request with `nEvents` records × `nFields` extension properties (mixed maps) for one tenant. */
-export function makeAriaBatch(nEvents: number, nFields: number, token = "0123456789abcdef0123456789abcdef-01234567-89ab-cdef-0123-456789abcdef-0123"): Uint8Array {
+export function makeAriaBatch(
+  nEvents: number,
+  nFields: number,
+  token = "0123456789abcdef0123456789abcdef-01234567-89ab-cdef-0123-456789abcdef-0123",
+): Uint8Array {
   const records: AriaRecordSpec[] = [];
   for (let e = 0; e < nEvents; e++) {
     const rec: AriaRecordSpec = {
@@ -1000,7 +1033,9 @@ export function makeAriaBatch(nEvents: number, nFields: number, token = "0123456
     }
     records.push(rec);
   }
-  return encodeAriaRequest([{ token, source: "act_default_source", dataPackageId: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", timestamp: 1_683_295_391_000, records }]);
+  return encodeAriaRequest([
+    { token, source: "act_default_source", dataPackageId: "3f2504e0-4f89-41d3-9a0c-0305e82c3301", timestamp: 1_683_295_391_000, records },
+  ]);
 }
 
 // ---- mutations for robustness tests and the benchmark ---------------------------------------------

@@ -53,7 +53,13 @@ export function connectTunnel(proxyPort: number, authority: string, proxyAuthori
 }
 
 /** TLS over a CONNECT tunnel, verifying the peer against `ca` only. */
-export async function tlsThroughProxy(proxyPort: number, host: string, port: number, ca: string[], localAddress?: string): Promise<tls.TLSSocket> {
+export async function tlsThroughProxy(
+  proxyPort: number,
+  host: string,
+  port: number,
+  ca: string[],
+  localAddress?: string,
+): Promise<tls.TLSSocket> {
   const raw = await connectTunnel(proxyPort, `${host}:${port}`, undefined, localAddress);
   return new Promise((resolve, reject) => {
     const s = tls.connect({ socket: raw, servername: host, ca, ALPNProtocols: ["http/1.1"] });
@@ -71,9 +77,10 @@ export async function httpsThroughProxy(r: ProxiedRequest): Promise<ClientRespon
   const socket = await tlsThroughProxy(r.proxyPort, r.host, port, r.ca, r.localAddress);
   const peer = socket.getPeerCertificate();
   // Raw header arrays are sent as given: Node adds no Host header to them.
-  const headers = Array.isArray(r.headers) && !r.headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === "host")
-    ? ["Host", r.host, ...r.headers]
-    : r.headers;
+  const headers =
+    Array.isArray(r.headers) && !r.headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === "host")
+      ? ["Host", r.host, ...r.headers]
+      : r.headers;
   return new Promise((resolve, reject) => {
     const req = http.request({
       createConnection: () => socket,
@@ -129,7 +136,13 @@ export async function hangUpAfterLeaf(proxyPort: number, host: string, port = 44
   return rejectLeaf(proxyPort, host, port, localAddress, "hangup");
 }
 
-async function rejectLeaf(proxyPort: number, host: string, port: number, localAddress: string | undefined, how: "alert" | "hangup"): Promise<void> {
+async function rejectLeaf(
+  proxyPort: number,
+  host: string,
+  port: number,
+  localAddress: string | undefined,
+  how: "alert" | "hangup",
+): Promise<void> {
   const raw = await connectTunnel(proxyPort, `${host}:${port}`, undefined, localAddress);
   await new Promise<void>((resolve) => {
     let writes = 0;

@@ -46,10 +46,18 @@ export function demoCorpus(): DemoUpload[] {
     office("Office.Identity.FbaPromptWin32", { "Activity.Success": true }),
   ]);
   const required = jsonLines([
-    office("Office.Word.Accessibility.LearningTools.ReadAloud.PlayReadAloud", { "Activity.Success": true, "Data.Voice": "default" }, { device: { localId: DEVICE_ID } }),
+    office(
+      "Office.Word.Accessibility.LearningTools.ReadAloud.PlayReadAloud",
+      { "Activity.Success": true, "Data.Voice": "default" },
+      { device: { localId: DEVICE_ID } },
+    ),
   ]);
   const content = jsonLines([
-    office("Office.Word.FileIO.Save", { "Data.FilePath": FILE_PATH, "Data.Comment": SENTENCE, "Data.UserEmail": EMAIL }, { user: { localId: USER_SID } }),
+    office(
+      "Office.Word.FileIO.Save",
+      { "Data.FilePath": FILE_PATH, "Data.Comment": SENTENCE, "Data.UserEmail": EMAIL },
+      { user: { localId: USER_SID } },
+    ),
   ]);
   const bond = Buffer.from(
     encodeCsRecords([
@@ -90,7 +98,10 @@ export function demoCorpus(): DemoUpload[] {
         time: TIME,
         iKey: "0a89d516-ae71-4e01-ae89-c96d185e9ae3",
         tags: { "ai.user.id": "u7Qk2", "ai.device.id": DEVICE_ID, "ai.cloud.roleInstance": "ALICE-LAPTOP" },
-        data: { baseType: "EventData", baseData: { ver: 2, name: "DocumentOpened", properties: { documentName: "Budget 2027 draft.docx", ok: "true" } } },
+        data: {
+          baseType: "EventData",
+          baseData: { ver: 2, name: "DocumentOpened", properties: { documentName: "Budget 2027 draft.docx", ok: "true" } },
+        },
       },
     ]),
   );
@@ -104,7 +115,14 @@ export function demoCorpus(): DemoUpload[] {
     opaque[i] = x & 0xff;
   }
   return [
-    { file: "01-essential.jsonl", what: "1DS JSON lines: two essential-services events", host: "self.events.data.microsoft.com", path: ONECOLLECTOR, headers: { "content-type": JSON_STREAM }, body: essential },
+    {
+      file: "01-essential.jsonl",
+      what: "1DS JSON lines: two essential-services events",
+      host: "self.events.data.microsoft.com",
+      path: ONECOLLECTOR,
+      headers: { "content-type": JSON_STREAM },
+      body: essential,
+    },
     {
       file: "02-required-gzip.jsonl.gz",
       what: "1DS JSON lines, gzip: a Required diagnostic event with a device id",
@@ -145,7 +163,14 @@ export function demoCorpus(): DemoUpload[] {
       headers: { "content-type": "application/json" },
       body: appInsights,
     },
-    { file: "07-opaque.bin", what: "an opaque upload no decoder reads (kept raw)", host: "self.events.data.microsoft.com", path: ONECOLLECTOR, headers: { "content-type": "application/octet-stream" }, body: opaque },
+    {
+      file: "07-opaque.bin",
+      what: "an opaque upload no decoder reads (kept raw)",
+      host: "self.events.data.microsoft.com",
+      path: ONECOLLECTOR,
+      headers: { "content-type": "application/octet-stream" },
+      body: opaque,
+    },
   ];
 }
 

@@ -200,7 +200,10 @@ const PART_C: Array<(i: number, rnd: () => number, name: string, time: string) =
   () => ["Data.Doc.Ext", "docx"],
   () => ["Data.Doc.FileFormat", typed(6, "int32")],
   () => ["Data.Doc.Fqdn", typed("contoso.sharepoint.com", "string", { pii: 12 })],
-  (_, rnd) => ["Data.Doc.Url", typed(`https://contoso.sharepoint.com/sites/x/Doc${Math.floor(rnd() * 1000)}.docx`, "string", { pii: 11, cc: true })],
+  (_, rnd) => [
+    "Data.Doc.Url",
+    typed(`https://contoso.sharepoint.com/sites/x/Doc${Math.floor(rnd() * 1000)}.docx`, "string", { pii: 11, cc: true }),
+  ],
   (_, rnd) => ["User.PrimaryIdentityHash", typed(guid(rnd).replace(/-/g, "").toLowerCase(), "string", { pii: 10 })],
   () => ["User.TenantId", typed("7a1d2b3c-0000-4000-8000-111122223333", "guid")],
   () => ["Device.RamMB", typed(16384, "int32")],

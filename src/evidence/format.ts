@@ -73,7 +73,15 @@ export const CHAIN_DEFINITION =
 export interface EventJson {
   session: string;
   exchange: string;
-  event: { id: number; name: string; time: string | null; format: string; iKey: string | null; group: string | null; category: string | null };
+  event: {
+    id: number;
+    name: string;
+    time: string | null;
+    format: string;
+    iKey: string | null;
+    group: string | null;
+    category: string | null;
+  };
   fields: Array<{
     path: string;
     part: string;

@@ -99,7 +99,9 @@ async function zipSource(path: string): Promise<BundleSource> {
       } catch (e) {
         // yauzl's validateEntrySizes: the entry inflates to more than it declares; it stopped there.
         if (/^too many bytes in the stream/.test((e as Error).message)) {
-          throw new Error(`${n} inflates to more than the ${declared} bytes it declares (a corrupt or hostile archive); read stopped there`);
+          throw new Error(
+            `${n} inflates to more than the ${declared} bytes it declares (a corrupt or hostile archive); read stopped there`,
+          );
         }
         throw e;
       }
@@ -151,4 +153,3 @@ export async function isBundle(path: string): Promise<boolean> {
     return false;
   }
 }
-

@@ -48,9 +48,15 @@ export const VERIFY_EXIT: Record<VerifyStatus, number> = { verified: 0, failed: 
 
 /** `AA:BB:..` upper case from colon-separated or plain hex; EXH_OPT_INVALID when it is not 32 bytes of hex. */
 export function normaliseFingerprint(text: string): string {
-  const hex = text.replace(/^sha-?256[:= ]?/i, "").replace(/[:\s]/g, "").toUpperCase();
+  const hex = text
+    .replace(/^sha-?256[:= ]?/i, "")
+    .replace(/[:\s]/g, "")
+    .toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) {
-    throw exhaustError("EXH_OPT_INVALID", { option: "--fingerprint", reason: `expected a SHA-256 fingerprint (64 hex digits, colons allowed), got "${text}"` });
+    throw exhaustError("EXH_OPT_INVALID", {
+      option: "--fingerprint",
+      reason: `expected a SHA-256 fingerprint (64 hex digits, colons allowed), got "${text}"`,
+    });
   }
   return hex.match(/../g)!.join(":");
 }
@@ -58,7 +64,11 @@ export function normaliseFingerprint(text: string): string {
 /** `HASH` or `HASH@SEQ`; EXH_OPT_INVALID otherwise. */
 export function parseHead(text: string): ExpectedHead {
   const m = /^([0-9a-fA-F]{64})(?:@(\d+))?$/.exec(text.trim());
-  if (!m) throw exhaustError("EXH_OPT_INVALID", { option: "--head", reason: `expected HASH or HASH@SEQ (64 hex digits, then @ and the sequence number), got "${text}"` });
+  if (!m)
+    throw exhaustError("EXH_OPT_INVALID", {
+      option: "--head",
+      reason: `expected HASH or HASH@SEQ (64 hex digits, then @ and the sequence number), got "${text}"`,
+    });
   return { hash: m[1].toLowerCase(), ...(m[2] !== undefined ? { seq: Number(m[2]) } : {}) };
 }
 
@@ -74,10 +84,14 @@ export function resolveAnchor(anchor: TrustAnchor): { cert?: X509Certificate; fi
   }
   const given = anchor.fingerprint === undefined ? undefined : normaliseFingerprint(anchor.fingerprint);
   if (cert && given && cert.fingerprint256 !== given) {
-    throw exhaustError("EXH_OPT_INVALID", { option: "--fingerprint", reason: `${given} is not the fingerprint of the --ca certificate (${cert.fingerprint256})` });
+    throw exhaustError("EXH_OPT_INVALID", {
+      option: "--fingerprint",
+      reason: `${given} is not the fingerprint of the --ca certificate (${cert.fingerprint256})`,
+    });
   }
   const fingerprint256 = cert?.fingerprint256 ?? given;
-  if (!fingerprint256) throw exhaustError("EXH_OPT_INVALID", { option: "--ca", reason: "an anchor needs --ca FILE or --fingerprint SHA256" });
+  if (!fingerprint256)
+    throw exhaustError("EXH_OPT_INVALID", { option: "--ca", reason: "an anchor needs --ca FILE or --fingerprint SHA256" });
   return { cert, fingerprint256 };
 }
 
@@ -170,7 +184,8 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       good++;
     }
     for (const name of source.files()) {
-      if (name !== MANIFEST_FILE && name !== SIGNATURE_FILE && !listed.has(name)) fail("file", `${name} is not listed in the manifest`, name);
+      if (name !== MANIFEST_FILE && name !== SIGNATURE_FILE && !listed.has(name))
+        fail("file", `${name} is not listed in the manifest`, name);
     }
     if (good === manifest.files.length) pass("files", `${good} files match their SHA-256 and size in the manifest`);
 
@@ -185,7 +200,11 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       const cert = new X509Certificate(await source.read(certFile));
       const ca = new X509Certificate(await source.read(caFile));
       bundledCa = ca;
-      signerInfo = { caFingerprint256: ca.fingerprint256, fingerprint256: cert.fingerprint256, subject: cert.subject.split("\n").join(", ") };
+      signerInfo = {
+        caFingerprint256: ca.fingerprint256,
+        fingerprint256: cert.fingerprint256,
+        subject: cert.subject.split("\n").join(", "),
+      };
       const signature = Buffer.from((await source.read(SIGNATURE_FILE)).toString("utf8").trim(), "base64");
       if (!verify("sha256", manifestBytes, cert.publicKey, signature)) {
         fail("signature", `${SIGNATURE_FILE} is not a valid signature over ${MANIFEST_FILE} by ${certFile}`, SIGNATURE_FILE);
@@ -208,7 +227,11 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
             caFile,
           );
         } else if (anchor.cert && (!cert.checkIssued(anchor.cert) || !cert.verify(anchor.cert.publicKey))) {
-          fail("anchor", `the signing certificate (SHA-256 ${cert.fingerprint256}) does not chain to the trusted CA SHA-256 ${anchor.fingerprint256}`, certFile);
+          fail(
+            "anchor",
+            `the signing certificate (SHA-256 ${cert.fingerprint256}) does not chain to the trusted CA SHA-256 ${anchor.fingerprint256}`,
+            certFile,
+          );
         } else {
           pass("anchor", `the signer (SHA-256 ${cert.fingerprint256}) chains to the trusted CA SHA-256 ${anchor.fingerprint256}`);
         }
@@ -226,7 +249,11 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
         if (s.caFingerprint === null || s.caFingerprint === undefined) {
           if (anchor) {
             bad++;
-            fail("capture-ca", `session ${s.name} records no capture CA (it was imported), so it cannot be checked against the trusted CA SHA-256 ${anchor.fingerprint256}`, MANIFEST_FILE);
+            fail(
+              "capture-ca",
+              `session ${s.name} records no capture CA (it was imported), so it cannot be checked against the trusted CA SHA-256 ${anchor.fingerprint256}`,
+              MANIFEST_FILE,
+            );
           }
         } else if (s.caFingerprint !== expected) {
           bad++;
@@ -238,7 +265,8 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
           );
         }
       }
-      if (bad === 0) pass("capture-ca", `every captured session names the ${anchor ? "trusted" : "signing"} CA SHA-256 ${expected} as its capture CA`);
+      if (bad === 0)
+        pass("capture-ca", `every captured session names the ${anchor ? "trusted" : "signing"} CA SHA-256 ${expected} as its capture CA`);
     }
 
     // 3. Hash chains, recomputed from the exchange records.
@@ -291,7 +319,11 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
           }
           if (broken) fail("chain", `session ${s.name}: ${broken}`, EXCHANGES_FILE);
           else if (list.length !== s.exchanges || prev !== s.chain.head) {
-            fail("chain", `session ${s.name}: ${list.length} exchanges ending at ${prev}, the manifest says ${s.exchanges} ending at ${s.chain.head}`, EXCHANGES_FILE);
+            fail(
+              "chain",
+              `session ${s.name}: ${list.length} exchanges ending at ${prev}, the manifest says ${s.exchanges} ending at ${s.chain.head}`,
+              EXCHANGES_FILE,
+            );
           } else {
             pass(
               "chain",
@@ -300,7 +332,8 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
             );
           }
         }
-        for (const name of bySession.keys()) fail("chain", `${EXCHANGES_FILE} holds exchanges of session ${name}, which the manifest does not list`, EXCHANGES_FILE);
+        for (const name of bySession.keys())
+          fail("chain", `${EXCHANGES_FILE} holds exchanges of session ${name}, which the manifest does not list`, EXCHANGES_FILE);
       }
     }
 
@@ -323,7 +356,11 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
           }
         }
       }
-      if (missing === 0) pass("bodies", `every body the exchanges refer to is in blobs/ or listed as left out (${manifest.omitted?.length ?? 0} items left out)`);
+      if (missing === 0)
+        pass(
+          "bodies",
+          `every body the exchanges refer to is in blobs/ or listed as left out (${manifest.omitted?.length ?? 0} items left out)`,
+        );
     }
     // 5. Checkpoints in the bundle: signed by the bundle's CA (the anchor) and naming a head of the chain.
     if (source.has(CHECKPOINTS_FILE)) {
@@ -344,10 +381,18 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
         const where = `checkpoint of session ${c.session} at seq ${c.seq} (${c.time})`;
         if (!key || !checkpointSignatureValid(c, key) || (anchor && c.caFingerprint256 !== anchor.fingerprint256)) {
           bad++;
-          fail("checkpoints", `${where} is not signed by the ${anchor ? "trusted" : "bundle's"} CA (it names CA SHA-256 ${c.caFingerprint256})`, CHECKPOINTS_FILE);
+          fail(
+            "checkpoints",
+            `${where} is not signed by the ${anchor ? "trusted" : "bundle's"} CA (it names CA SHA-256 ${c.caFingerprint256})`,
+            CHECKPOINTS_FILE,
+          );
         } else if (chains.get(c.session)?.get(c.seq) !== c.head) {
           bad++;
-          fail("checkpoints", `${where} names head ${c.head}, which the bundle's chain does not hold at that seq: exchanges were removed or changed`, CHECKPOINTS_FILE);
+          fail(
+            "checkpoints",
+            `${where} names head ${c.head}, which the bundle's chain does not hold at that seq: exchanges were removed or changed`,
+            CHECKPOINTS_FILE,
+          );
         }
       }
       if (bad === 0) pass("checkpoints", `${n} signed checkpoint(s), each a head of the bundle's chain`);
@@ -365,11 +410,20 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       if (found) pass("head", `head ${label} is in the chain (${found})`);
       else {
         const held = [...chains].map(([session, seqs]) => `session ${session} ends at seq ${Math.max(...seqs.keys())}`).join("; ");
-        fail("head", `head ${label} is not in the bundle's chain (${held || "no chain"}): exchanges were removed, added or changed since that checkpoint`, EXCHANGES_FILE);
+        fail(
+          "head",
+          `head ${label} is not in the bundle's chain (${held || "no chain"}): exchanges were removed, added or changed since that checkpoint`,
+          EXCHANGES_FILE,
+        );
       }
     }
 
-    pass("secrets", manifest.secrets.included ? "the manifest states that credentials are INCLUDED" : "the manifest states that credentials are redacted (keyed hashes)");
+    pass(
+      "secrets",
+      manifest.secrets.included
+        ? "the manifest states that credentials are INCLUDED"
+        : "the manifest states that credentials are redacted (keyed hashes)",
+    );
     return result();
   } finally {
     source.close();

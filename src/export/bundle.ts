@@ -113,7 +113,6 @@ export interface BundleResult {
   omitted: OmittedItem[];
 }
 
-
 export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResult> {
   const zip = o.out.toLowerCase().endsWith(".zip");
   if (existsSync(o.out) && (zip || readdirSync(o.out).length > 0)) {
@@ -150,7 +149,14 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
       }
     }
     tree.writeLines(EXCHANGES_FILE, exchangeLines());
-    const events = tree.writeLines(EVENTS_FILE, sessionEventLines(db, o.sessions.map((s) => s.id), o.redactor));
+    const events = tree.writeLines(
+      EVENTS_FILE,
+      sessionEventLines(
+        db,
+        o.sessions.map((s) => s.id),
+        o.redactor,
+      ),
+    );
     const checkpoints = o.sessions.flatMap((s) => checkpointsOfSession(db, s.id));
     if (checkpoints.length) tree.write(CHECKPOINTS_FILE, checkpoints.map((c) => `${JSON.stringify(c)}\n`).join(""));
 
@@ -196,7 +202,10 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
             included: false,
             note: "credential values (headers, query parameters and JSON keys named in classifiers/secrets.yaml: Authorization, Tickets, Auth*, Aad-*, cookies, MSFPC, X-Auth-Token, X-API-Key, access_token, ...) are replaced by hmac-sha256 keyed hashes wherever they occur, including decoded fields; bodies holding one (as stored or after content decoding) are left out and listed in omitted; exchanges marked chainInputsRedacted cannot have their chain hash recomputed, only their links",
           }
-        : { included: true, note: "SECRETS INCLUDED: credential headers, query parameters, bodies and decoded fields are exported as captured" },
+        : {
+            included: true,
+            note: "SECRETS INCLUDED: credential headers, query parameters, bodies and decoded fields are exported as captured",
+          },
       signer: {
         subject: o.signer.subject,
         fingerprint256: o.signer.fingerprint256,
@@ -206,7 +215,9 @@ export async function writeBundle(db: Db, o: BundleOptions): Promise<BundleResul
       },
       chainDefinition: CHAIN_DEFINITION,
       sessions,
-      verdicts: verdicts.flatMap((v) => v.verdicts.map((r) => ({ session: v.session, profile: r.profile.name, status: r.status, counts: r.counts }))),
+      verdicts: verdicts.flatMap((v) =>
+        v.verdicts.map((r) => ({ session: v.session, profile: r.profile.name, status: r.status, counts: r.counts })),
+      ),
       files: [...tree.files].sort((a, b) => a.path.localeCompare(b.path)),
       omitted,
     };

@@ -37,7 +37,18 @@ function csvFieldRecord(row: FieldExportRow, redactor?: Redactor): string {
 export function* eventCsvRecords(ev: EventDetail, redactor?: Redactor): Generator<string> {
   for (const f of ev.fields) {
     yield csvFieldRecord(
-      { session: ev.session, exchange: ev.exchangeId, event: ev.id, name: ev.name, path: f.path, value: f.value, type: f.type, category: f.category, personal: f.personal, rule: f.rule },
+      {
+        session: ev.session,
+        exchange: ev.exchangeId,
+        event: ev.id,
+        name: ev.name,
+        path: f.path,
+        value: f.value,
+        type: f.type,
+        category: f.category,
+        personal: f.personal,
+        rule: f.rule,
+      },
       redactor,
     );
   }

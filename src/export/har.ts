@@ -7,7 +7,15 @@
  * a large session never sits in memory.
  */
 import type { Db } from "../store/database.js";
-import { blobData, decodeFindingsOfExchange, eventIdsOfExchange, exchangesOfSession, requestItemsOfExchange, type ExchangeRecord, type SessionRecord } from "../store/export-queries.js";
+import {
+  blobData,
+  decodeFindingsOfExchange,
+  eventIdsOfExchange,
+  exchangesOfSession,
+  requestItemsOfExchange,
+  type ExchangeRecord,
+  type SessionRecord,
+} from "../store/export-queries.js";
 import { getEvent } from "../store/queries.js";
 import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
@@ -141,11 +149,20 @@ export const CREDENTIAL_BODY_REASON =
  * recognised even when the header carrying it comes later in the session.
  */
 export function learnCredentials(db: Db, sessions: readonly SessionRecord[], redactor: Redactor): void {
-  learnSessionSecrets(db, sessions.map((s) => s.id), redactor);
+  learnSessionSecrets(
+    db,
+    sessions.map((s) => s.id),
+    redactor,
+  );
 }
 
 /** The HAR document for the sessions, as chunks of text. `omitted` is filled while writing. */
-export function* sessionHarChunks(db: Db, sessions: readonly SessionRecord[], redactor: Redactor, omitted: OmittedItem[]): Generator<string> {
+export function* sessionHarChunks(
+  db: Db,
+  sessions: readonly SessionRecord[],
+  redactor: Redactor,
+  omitted: OmittedItem[],
+): Generator<string> {
   learnCredentials(db, sessions, redactor);
   yield `{"log":{"version":"1.2","creator":{"name":"exhaust","version":${JSON.stringify(TOOL_VERSION)}},"pages":[],"entries":[`;
   let first = true;
@@ -157,7 +174,13 @@ export function* sessionHarChunks(db: Db, sessions: readonly SessionRecord[], re
   }
   const meta = {
     secrets: redactor.redacting ? "redacted" : "included",
-    sessions: sessions.map((s) => ({ name: s.name, startedAt: s.startedAt, endedAt: s.endedAt, toolVersion: s.toolVersion, caFingerprint: s.caFingerprint })),
+    sessions: sessions.map((s) => ({
+      name: s.name,
+      startedAt: s.startedAt,
+      endedAt: s.endedAt,
+      toolVersion: s.toolVersion,
+      caFingerprint: s.caFingerprint,
+    })),
     omitted,
   };
   yield `\n],"_exhaust":${JSON.stringify(meta)}}}\n`;

@@ -19,7 +19,10 @@ export function learnExchange(db: Db, x: ExchangeRecord, s: SecretValues): void 
 }
 
 /** The ids of the secret detectors (classifiers/detectors, class `secret`). */
-export const secretDetectorIds = (): string[] => loadRulePacks().detectorList.filter((d) => d.cls === "secret").map((d) => d.id);
+export const secretDetectorIds = (): string[] =>
+  loadRulePacks()
+    .detectorList.filter((d) => d.cls === "secret")
+    .map((d) => d.id);
 
 export function learnSessionSecrets(db: Db, sessionIds: readonly number[], redactor: Redactor): void {
   if (!redactor.redacting) return;

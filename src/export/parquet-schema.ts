@@ -151,19 +151,39 @@ export const PARQUET_TABLES = {
     c("checked", "i64", "items the rule looked at"),
     c("description", "str", "what the rule checks"),
   ],
-  blobs: [
-    c("sha256", "str", "SHA-256 of the bytes"),
-    c("size", "i64", "bytes"),
-    c("data", "blob", "the body exactly as stored"),
-  ],
+  blobs: [c("sha256", "str", "SHA-256 of the bytes"), c("size", "i64", "bytes"), c("data", "blob", "the body exactly as stored")],
 } as const satisfies Record<string, readonly ColumnDef[]>;
 
 export type ParquetTable = keyof typeof PARQUET_TABLES;
 export const TABLE_NAMES = Object.keys(PARQUET_TABLES) as ParquetTable[];
 
-const DUCK: Record<ColumnKind, string> = { i64: "BIGINT", i32: "INTEGER", f64: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR", ts: "TIMESTAMPTZ", blob: "BLOB" };
-const TRINO: Record<ColumnKind, string> = { i64: "bigint", i32: "integer", f64: "double", bool: "boolean", str: "varchar", ts: "timestamp(3) with time zone", blob: "varbinary" };
-const HIVE: Record<ColumnKind, string> = { i64: "BIGINT", i32: "INT", f64: "DOUBLE", bool: "BOOLEAN", str: "STRING", ts: "TIMESTAMP", blob: "BINARY" };
+const DUCK: Record<ColumnKind, string> = {
+  i64: "BIGINT",
+  i32: "INTEGER",
+  f64: "DOUBLE",
+  bool: "BOOLEAN",
+  str: "VARCHAR",
+  ts: "TIMESTAMPTZ",
+  blob: "BLOB",
+};
+const TRINO: Record<ColumnKind, string> = {
+  i64: "bigint",
+  i32: "integer",
+  f64: "double",
+  bool: "boolean",
+  str: "varchar",
+  ts: "timestamp(3) with time zone",
+  blob: "varbinary",
+};
+const HIVE: Record<ColumnKind, string> = {
+  i64: "BIGINT",
+  i32: "INT",
+  f64: "DOUBLE",
+  bool: "BOOLEAN",
+  str: "STRING",
+  ts: "TIMESTAMP",
+  blob: "BINARY",
+};
 
 export const duckType = (k: ColumnKind): string => DUCK[k];
 

@@ -47,7 +47,7 @@ import {
   verdictsAfter,
 } from "../store/parquet-queries.js";
 import type { RawHeaders } from "../types.js";
-import type { VerdictReport } from "../verify/types.js";
+import type { VerdictReport } from "../verdict.js";
 import { duckReason, openDuck, sqlString } from "./duckdb.js";
 import {
   DATASET_MANIFEST,
@@ -109,7 +109,11 @@ export interface ParquetExportSummary {
 
 /** Hive-style partition value: letters, digits and `._-` as they are, every other byte %XX. */
 export function partitionValue(v: string): string {
-  return [...Buffer.from(v, "utf8")].map((b) => (/[A-Za-z0-9._-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`)).join("");
+  return [...Buffer.from(v, "utf8")]
+    .map((b) =>
+      /[A-Za-z0-9._-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`,
+    )
+    .join("");
 }
 
 const partitionPath = (lab: string, machine: string, session: string) =>
@@ -120,7 +124,10 @@ export function readDatasetManifest(dir: string): DatasetManifest {
   const file = join(dir, DATASET_MANIFEST);
   if (!existsSync(file)) {
     if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
-      throw exhaustError("EXH_DATASET_INVALID", { dir, reason: `it exists and holds no ${DATASET_MANIFEST} (choose an empty or new directory)` });
+      throw exhaustError("EXH_DATASET_INVALID", {
+        dir,
+        reason: `it exists and holds no ${DATASET_MANIFEST} (choose an empty or new directory)`,
+      });
     }
     return { format: "exhaust-parquet", schemaVersion: PARQUET_SCHEMA_VERSION, sessions: {}, exports: [] };
   }
@@ -131,12 +138,23 @@ export function readDatasetManifest(dir: string): DatasetManifest {
     throw exhaustError("EXH_DATASET_INVALID", { dir, reason: `${DATASET_MANIFEST} does not parse: ${(e as Error).message}` });
   }
   if (m.format !== "exhaust-parquet" || m.schemaVersion !== PARQUET_SCHEMA_VERSION) {
-    throw exhaustError("EXH_DATASET_INVALID", { dir, reason: `schema version ${String(m.schemaVersion)}, this exhaust writes and reads ${PARQUET_SCHEMA_VERSION}` });
+    throw exhaustError("EXH_DATASET_INVALID", {
+      dir,
+      reason: `schema version ${String(m.schemaVersion)}, this exhaust writes and reads ${PARQUET_SCHEMA_VERSION}`,
+    });
   }
   return m;
 }
 
-const TEMP_TYPE: Record<ColumnKind, DuckDBType> = { i64: DOUBLE, i32: INTEGER, f64: DOUBLE, bool: BOOLEAN, str: VARCHAR, ts: DOUBLE, blob: BLOB };
+const TEMP_TYPE: Record<ColumnKind, DuckDBType> = {
+  i64: DOUBLE,
+  i32: INTEGER,
+  f64: DOUBLE,
+  bool: BOOLEAN,
+  str: VARCHAR,
+  ts: DOUBLE,
+  blob: BLOB,
+};
 
 /** How a temp column (doubles for int64 and ms timestamps) becomes the file's column. */
 function outExpr(col: ColumnDef, textTime: boolean): string {
@@ -172,7 +190,15 @@ class PartWriter {
     const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
     const temp = `tmp_${table}`;
     const tempColumns = cols.map((c): [string, DuckDBType] => [c.name, textTime.includes(c.name) ? VARCHAR : TEMP_TYPE[c.kind]]);
-    return new PartWriter(conn, table, temp, tempColumns, `SELECT ${cols.map((c) => outExpr(c, textTime.includes(c.name))).join(", ")} FROM ${temp}`, dir, files);
+    return new PartWriter(
+      conn,
+      table,
+      temp,
+      tempColumns,
+      `SELECT ${cols.map((c) => outExpr(c, textTime.includes(c.name))).join(", ")} FROM ${temp}`,
+      dir,
+      files,
+    );
   }
 
   async open(): Promise<void> {
@@ -283,7 +309,14 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   const duck = await openDuck({ memoryLimit: "160MB", threads: 2 });
   const files = new FileTracker();
   const total: Record<string, number> = {};
-  const summary: ParquetExportSummary = { out: opts.out, schemaVersion: PARQUET_SCHEMA_VERSION, rows: total, files: 0, sessions: [], omittedBodies: [] };
+  const summary: ParquetExportSummary = {
+    out: opts.out,
+    schemaVersion: PARQUET_SCHEMA_VERSION,
+    rows: total,
+    files: 0,
+    sessions: [],
+    omittedBodies: [],
+  };
   const now = new Date();
   const { conn } = duck;
   try {
@@ -294,9 +327,21 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
     await conn.run(
       `CREATE TEMP TABLE fp (id INTEGER, part VARCHAR, path VARCHAR, type VARCHAR, pii_kind INTEGER, customer_content INTEGER, wire_type INTEGER, scrub_type INTEGER)`,
     );
-    await appendRows(conn, "fp", [INTEGER, VARCHAR, VARCHAR, VARCHAR, INTEGER, INTEGER, INTEGER, INTEGER], paths.map((p) => [p.id, p.part, p.path, p.type, p.piiKind, p.customerContent, p.wireType, p.scrubType]));
-    await conn.run("CREATE TEMP TABLE fc (id INTEGER, category VARCHAR, personal VARCHAR, rule VARCHAR, reasons VARCHAR, confidence DOUBLE)");
-    await appendRows(conn, "fc", [INTEGER, VARCHAR, VARCHAR, VARCHAR, VARCHAR, DOUBLE], allFieldClasses(db).map((c) => [c.id, c.category, c.personal, c.rule, c.reasons, c.confidence]));
+    await appendRows(
+      conn,
+      "fp",
+      [INTEGER, VARCHAR, VARCHAR, VARCHAR, INTEGER, INTEGER, INTEGER, INTEGER],
+      paths.map((p) => [p.id, p.part, p.path, p.type, p.piiKind, p.customerContent, p.wireType, p.scrubType]),
+    );
+    await conn.run(
+      "CREATE TEMP TABLE fc (id INTEGER, category VARCHAR, personal VARCHAR, rule VARCHAR, reasons VARCHAR, confidence DOUBLE)",
+    );
+    await appendRows(
+      conn,
+      "fc",
+      [INTEGER, VARCHAR, VARCHAR, VARCHAR, VARCHAR, DOUBLE],
+      allFieldClasses(db).map((c) => [c.id, c.category, c.personal, c.rule, c.reasons, c.confidence]),
+    );
     const seenBlobs = new Set<string>();
 
     for (const s of labelledSessions(db, opts.sessionId)) {
@@ -353,11 +398,35 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
       const bw = opts.withBodies ? await writer("blobs") : undefined;
       for (const x of exchangesInRange(db, s.id, mark.lastSeq, toSeq)) {
         xw.push([
-          x.id, x.seq, x.connection_id, x.scheme, x.method, x.host, x.port, r.path(x.path as string), x.http_version,
-          headersJson(x.request_headers, r), x.request_body_sha256, x.request_body_size, bool(x.request_body_truncated),
-          bool(x.request_complete), x.mode, x.endpoint_id, x.response_status, headersJson(x.response_headers, r),
-          x.response_body_sha256, x.response_body_size, x.response_source, x.outcome, x.error_code, text(x.error_message, r),
-          x.decoder, x.content_encoding, x.started_at, x.ended_at, x.hash,
+          x.id,
+          x.seq,
+          x.connection_id,
+          x.scheme,
+          x.method,
+          x.host,
+          x.port,
+          r.path(x.path as string),
+          x.http_version,
+          headersJson(x.request_headers, r),
+          x.request_body_sha256,
+          x.request_body_size,
+          bool(x.request_body_truncated),
+          bool(x.request_complete),
+          x.mode,
+          x.endpoint_id,
+          x.response_status,
+          headersJson(x.response_headers, r),
+          x.response_body_sha256,
+          x.response_body_size,
+          x.response_source,
+          x.outcome,
+          x.error_code,
+          text(x.error_message, r),
+          x.decoder,
+          x.content_encoding,
+          x.started_at,
+          x.ended_at,
+          x.hash,
         ]);
         await xw.spill();
         if (bw) {
@@ -499,4 +568,3 @@ async function appendRows(conn: DuckDBConnection, table: string, types: DuckDBTy
   }
   appender.closeSync();
 }
-

@@ -101,24 +101,27 @@ function makeRedactor(hash: ((value: string) => string) | undefined): Redactor {
       if (!hash) return p;
       const q = p.indexOf("?");
       if (q === -1) return text(p);
-      const parts = p.slice(q + 1).split("&").map((pair) => {
-        const eq = pair.indexOf("=");
-        if (eq === -1) return pair;
-        let name: string;
-        try {
-          name = decodeURIComponent(pair.slice(0, eq).replace(/\+/g, " "));
-        } catch {
-          name = pair.slice(0, eq);
-        }
-        if (!isSecretHeader(name)) return pair;
-        let value = pair.slice(eq + 1);
-        try {
-          value = decodeURIComponent(value.replace(/\+/g, " "));
-        } catch {
-          // keep it as written
-        }
-        return `${pair.slice(0, eq)}=${encodeURIComponent(hide(value))}`;
-      });
+      const parts = p
+        .slice(q + 1)
+        .split("&")
+        .map((pair) => {
+          const eq = pair.indexOf("=");
+          if (eq === -1) return pair;
+          let name: string;
+          try {
+            name = decodeURIComponent(pair.slice(0, eq).replace(/\+/g, " "));
+          } catch {
+            name = pair.slice(0, eq);
+          }
+          if (!isSecretHeader(name)) return pair;
+          let value = pair.slice(eq + 1);
+          try {
+            value = decodeURIComponent(value.replace(/\+/g, " "));
+          } catch {
+            // keep it as written
+          }
+          return `${pair.slice(0, eq)}=${encodeURIComponent(hide(value))}`;
+        });
       return text(`${p.slice(0, q)}?${parts.join("&")}`);
     },
     field(path, value) {

@@ -52,86 +52,98 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
   out.push(`<meta name="viewport" content="width=device-width, initial-scale=1">`);
   out.push(`<title>exhaust report: ${h(info.name)}</title><style>${REPORT_CSS}</style></head><body>`);
   out.push(`<header><h1>exhaust report: session <span class="mono">${h(info.name)}</span></h1>`);
-  out.push(`<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped)${options.includeSecrets ? "; CREDENTIALS INCLUDED as captured" : ", except credentials, shown as [redacted]"}; values longer than ${VALUE_CHARS} characters are cut.</p></header>`);
+  out.push(
+    `<p class="meta">Generated ${h(iso(Date.now()))} by exhaust ${h(TOOL_VERSION)}. Every value below is shown as captured (escaped)${options.includeSecrets ? "; CREDENTIALS INCLUDED as captured" : ", except credentials, shown as [redacted]"}; values longer than ${VALUE_CHARS} characters are cut.</p></header>`,
+  );
   const index = new EvidenceIndex();
   out.push(summarySection({ info, verdicts, findingsTotal: findings.total, endpoints, chain }));
   out.push(nav());
 
-  out.push(section("captured", "What was captured", [
-    dl([
-      ["Session", info.name],
-      ["Started", iso(info.startedAt)],
-      ["Ended", info.endedAt === null ? "still open (or not closed cleanly)" : iso(info.endedAt)],
-      ["First / last upload", info.firstExchangeAt === null ? "none" : `${iso(info.firstExchangeAt)} / ${iso(info.lastExchangeAt!)}`],
-      ["Connections", String(info.connections)],
-      ["Exchanges (uploads)", String(info.exchanges)],
-      ["Request bytes", String(info.requestBytes)],
-      ["Decoded events", String(info.events)],
-      ...completenessRows(db, sessionId),
-      ["Captured by", `exhaust ${info.toolVersion}`],
-      ["CA fingerprint (SHA-256)", info.caFingerprint ?? "-"],
-    ]),
-  ]));
-
-  out.push(section("endpoints", "Endpoints", [
-    `<p>Every connection the client opened through the proxy.${outcomeNotes(endpoints.map((e) => e.outcome))}</p>`,
-    table(
-      ["Host", "Port", "Outcome", "Connections", "Exchanges", "Bytes from client", "Bytes to client"],
-      endpoints.map((e) => [
-        { text: e.host, cls: "mono" },
-        String(e.port),
-        { text: e.outcome, cls: e.outcome === "intercepted" ? "" : "flag" },
-        String(e.connections),
-        String(e.exchanges ?? 0),
-        String(e.bytesFromClient ?? 0),
-        String(e.bytesToClient ?? 0),
+  out.push(
+    section("captured", "What was captured", [
+      dl([
+        ["Session", info.name],
+        ["Started", iso(info.startedAt)],
+        ["Ended", info.endedAt === null ? "still open (or not closed cleanly)" : iso(info.endedAt)],
+        ["First / last upload", info.firstExchangeAt === null ? "none" : `${iso(info.firstExchangeAt)} / ${iso(info.lastExchangeAt!)}`],
+        ["Connections", String(info.connections)],
+        ["Exchanges (uploads)", String(info.exchanges)],
+        ["Request bytes", String(info.requestBytes)],
+        ["Decoded events", String(info.events)],
+        ...completenessRows(db, sessionId),
+        ["Captured by", `exhaust ${info.toolVersion}`],
+        ["CA fingerprint (SHA-256)", info.caFingerprint ?? "-"],
       ]),
-      "no connections recorded",
-    ),
-    `<h3>Events over time per endpoint</h3>`,
-    eventsOverTimeChart(overTime, TIME_BUCKETS),
-  ]));
+    ]),
+  );
 
-  out.push(section("groups", "Events per Microsoft group", [
-    `<p>Microsoft's diagnostic data groups: <em>required</em>, <em>optional</em>, <em>essential</em> services, <em>connected-experience</em>; <em>unknown</em> = in no published catalogue.</p>`,
-    table(
-      ["Group", "Events", "Events with content", "Events with personal data"],
-      groups.map((g) => [g.group ?? "(not classified)", String(g.events), String(g.contentEvents), String(g.personalEvents)]),
-      "no decoded events",
-    ),
-  ]));
+  out.push(
+    section("endpoints", "Endpoints", [
+      `<p>Every connection the client opened through the proxy.${outcomeNotes(endpoints.map((e) => e.outcome))}</p>`,
+      table(
+        ["Host", "Port", "Outcome", "Connections", "Exchanges", "Bytes from client", "Bytes to client"],
+        endpoints.map((e) => [
+          { text: e.host, cls: "mono" },
+          String(e.port),
+          { text: e.outcome, cls: e.outcome === "intercepted" ? "" : "flag" },
+          String(e.connections),
+          String(e.exchanges ?? 0),
+          String(e.bytesFromClient ?? 0),
+          String(e.bytesToClient ?? 0),
+        ]),
+        "no connections recorded",
+      ),
+      `<h3>Events over time per endpoint</h3>`,
+      eventsOverTimeChart(overTime, TIME_BUCKETS),
+    ]),
+  );
+
+  out.push(
+    section("groups", "Events per Microsoft group", [
+      `<p>Microsoft's diagnostic data groups: <em>required</em>, <em>optional</em>, <em>essential</em> services, <em>connected-experience</em>; <em>unknown</em> = in no published catalogue.</p>`,
+      table(
+        ["Group", "Events", "Events with content", "Events with personal data"],
+        groups.map((g) => [g.group ?? "(not classified)", String(g.events), String(g.contentEvents), String(g.personalEvents)]),
+        "no decoded events",
+      ),
+    ]),
+  );
 
   const totalFields = categories.reduce((a, c) => a + c.fields, 0) || 1;
-  out.push(section("categories", "Fields by category", [
-    table(
-      ["Category", "Fields", "Share"],
-      categories.map((c) => [
-        { text: c.category ?? "(not classified)", cls: `cat-${c.category ?? "unclassified"}` },
-        String(c.fields),
-        `${((c.fields / totalFields) * 100).toFixed(1)} %`,
-      ]),
-      "no fields",
-    ),
-    `<h3>Share of field categories per event name (20 most frequent names)</h3>`,
-    categoryShareChart(shares),
-  ]));
+  out.push(
+    section("categories", "Fields by category", [
+      table(
+        ["Category", "Fields", "Share"],
+        categories.map((c) => [
+          { text: c.category ?? "(not classified)", cls: `cat-${c.category ?? "unclassified"}` },
+          String(c.fields),
+          `${((c.fields / totalFields) * 100).toFixed(1)} %`,
+        ]),
+        "no fields",
+      ),
+      `<h3>Share of field categories per event name (20 most frequent names)</h3>`,
+      categoryShareChart(shares),
+    ]),
+  );
 
   const omitted = findings.total - findings.rows.length;
-  out.push(section("content", "Content findings", [
-    `<p>${findings.total} field${findings.total === 1 ? "" : "s"} classified as <strong>content</strong> (customer content: what a user wrote, named or opened).${omitted > 0 ? ` The first ${findings.rows.length} are listed; ${omitted} more are in the database (<code>content_findings</code> view).` : ""} Each row is evidence: the event id, the exchange and the SHA-256 of the request body it was decoded from.</p>`,
-    table(
-      ["Event", "Field", "Value", "Rule / reasons", "Declared by client", "Evidence"],
-      findings.rows.map((f) => [
-        `<span class="mono" id="${index.add(fieldKey(f.eventId, f.path))}">#${f.eventId}</span><br>${h(f.eventName)}`,
-        { text: f.path, cls: "mono" },
-        { text: cut(String(r.field(f.path, f.value) ?? "null")), cls: "value cat-content" },
-        h(f.rule ?? "-") + (f.reasons ? `<br><small>${h((JSON.parse(f.reasons) as string[]).join(", "))}</small>` : ""),
-        h([piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(", ") || "nothing"),
-        `<small class="mono">exchange ${h(f.exchangeId)}<br>${h(f.host)}<br>body sha256 ${h(f.bodySha256)}</small>`,
-      ]),
-      "no content fields in this session",
-    ),
-  ]));
+  out.push(
+    section("content", "Content findings", [
+      `<p>${findings.total} field${findings.total === 1 ? "" : "s"} classified as <strong>content</strong> (customer content: what a user wrote, named or opened).${omitted > 0 ? ` The first ${findings.rows.length} are listed; ${omitted} more are in the database (<code>content_findings</code> view).` : ""} Each row is evidence: the event id, the exchange and the SHA-256 of the request body it was decoded from.</p>`,
+      table(
+        ["Event", "Field", "Value", "Rule / reasons", "Declared by client", "Evidence"],
+        findings.rows.map((f) => [
+          `<span class="mono" id="${index.add(fieldKey(f.eventId, f.path))}">#${f.eventId}</span><br>${h(f.eventName)}`,
+          { text: f.path, cls: "mono" },
+          { text: cut(String(r.field(f.path, f.value) ?? "null")), cls: "value cat-content" },
+          h(f.rule ?? "-") + (f.reasons ? `<br><small>${h((JSON.parse(f.reasons) as string[]).join(", "))}</small>` : ""),
+          h([piiKindName(f.piiKind), f.customerContent ? "CustomerContent" : undefined].filter(Boolean).join(", ") || "nothing"),
+          `<small class="mono">exchange ${h(f.exchangeId)}<br>${h(f.host)}<br>body sha256 ${h(f.bodySha256)}</small>`,
+        ]),
+        "no content fields in this session",
+      ),
+    ]),
+  );
 
   out.push(section("canaries", "Canary hits", [canaryHits(verdicts, r, index)]));
   out.push(
@@ -147,16 +159,18 @@ export function renderReport(db: Db, sessionId: number, options: { includeSecret
     ),
   );
 
-  out.push(section("chain", "Hash chain head", [
-    chain.head
-      ? dl([
-          ["Exchanges in the chain", String(chain.exchanges)],
-          ["Last sequence number", String(chain.lastSeq)],
-          ["Head hash (SHA-256)", chain.head],
-        ])
-      : "<p>No exchanges, so no chain.</p>",
-    `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (docs/database.md, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,
-  ]));
+  out.push(
+    section("chain", "Hash chain head", [
+      chain.head
+        ? dl([
+            ["Exchanges in the chain", String(chain.exchanges)],
+            ["Last sequence number", String(chain.lastSeq)],
+            ["Head hash (SHA-256)", chain.head],
+          ])
+        : "<p>No exchanges, so no chain.</p>",
+      `<p>Each exchange's hash covers the previous hash and the request as the client sent it; recomputing the chain (docs/database.md, “Hash chain”) and comparing the head with this value shows that no stored upload was changed, inserted or removed before it.</p>`,
+    ]),
+  );
   out.push(`</body></html>\n`);
   return out.join("\n");
 }
@@ -176,14 +190,23 @@ function canaryHits(verdicts: VerdictReport[], red: Redactor, index: EvidenceInd
         const key = evidenceKey(e);
         // The same hit found by two profiles (zero-exhaust includes no-content) is one hit.
         if (index.has(key)) continue;
-        rows.push([`<span id="${index.add(key)}">${h(v.profile.name)}</span>`, { text: r.id, cls: "mono" }, h(e.form ?? "-"), h(e.location ?? "-"), evidenceText(e, red)]);
+        rows.push([
+          `<span id="${index.add(key)}">${h(v.profile.name)}</span>`,
+          { text: r.id, cls: "mono" },
+          h(e.form ?? "-"),
+          h(e.location ?? "-"),
+          evidenceText(e, red),
+        ]);
       }
     }
   }
   if (!rows.length) {
     return checked ? `<p class="pass">Canary rules were checked and no canary was found.</p>` : `<p>No verdict checked for canaries.</p>`;
   }
-  return `<p class="fail">${rows.length} canary hit${rows.length === 1 ? "" : "s"}.</p>` + table(["Profile", "Rule", "Form", "Location", "Evidence"], rows, "");
+  return (
+    `<p class="fail">${rows.length} canary hit${rows.length === 1 ? "" : "s"}.</p>` +
+    table(["Profile", "Rule", "Form", "Location", "Evidence"], rows, "")
+  );
 }
 
 /** Undecoded exchanges and an unfinished import, said in the report itself (not only on stderr). */
@@ -191,7 +214,8 @@ function completenessRows(db: Db, sessionId: number): Array<[string, string]> {
   const c = sessionCoverage(db, sessionId);
   const incomplete = sessionStates(db, [sessionId])[0]?.incomplete;
   const rows: Array<[string, string]> = [];
-  if (c.exchanges > c.decoded) rows.push(["Undecoded exchanges", `${c.exchanges - c.decoded} (left out of everything below; \`exhaust reprocess\` decodes them)`]);
+  if (c.exchanges > c.decoded)
+    rows.push(["Undecoded exchanges", `${c.exchanges - c.decoded} (left out of everything below; \`exhaust reprocess\` decodes them)`]);
   if (incomplete) rows.push(["Incomplete", incomplete]);
   return rows;
 }
@@ -208,7 +232,9 @@ function verdictBlock(v: VerdictReport, n: number, red: Redactor, index: Evidenc
         ? `<ul class="evidence">${r.evidence
             .slice(0, EVIDENCE_PER_RULE)
             .map((e) => evidenceItem(e, red, index))
-            .join("")}</ul>${r.evidence.length > EVIDENCE_PER_RULE || r.evidenceOmitted ? `<small>${r.evidence.length - Math.min(EVIDENCE_PER_RULE, r.evidence.length) + r.evidenceOmitted} more not shown</small>` : ""}`
+            .join(
+              "",
+            )}</ul>${r.evidence.length > EVIDENCE_PER_RULE || r.evidenceOmitted ? `<small>${r.evidence.length - Math.min(EVIDENCE_PER_RULE, r.evidence.length) + r.evidenceOmitted} more not shown</small>` : ""}`
         : "-",
     ]),
     "no rules",
@@ -254,9 +280,11 @@ function evidenceKey(e: Evidence): string {
 
 /** One verdict evidence item: a link when it is already in the report, else in full (and anchored). */
 function evidenceItem(e: Evidence, red: Redactor, index: EvidenceIndex): string {
-  const label = e.eventId !== undefined ? `event #${e.eventId}${e.fieldPath ? ` field ${e.fieldPath}` : ""}` : e.host ? `host ${e.host}` : "evidence";
+  const label =
+    e.eventId !== undefined ? `event #${e.eventId}${e.fieldPath ? ` field ${e.fieldPath}` : ""}` : e.host ? `host ${e.host}` : "evidence";
   const field = e.eventId !== undefined && e.fieldPath ? index.get(fieldKey(e.eventId, e.fieldPath)) : undefined;
-  if (field) return `<li><a href="#${field}">${h(red.text(label))}</a> (in Content findings)${e.note ? `<br><small>${h(red.text(e.note))}</small>` : ""}</li>`;
+  if (field)
+    return `<li><a href="#${field}">${h(red.text(label))}</a> (in Content findings)${e.note ? `<br><small>${h(red.text(e.note))}</small>` : ""}</li>`;
   const key = evidenceKey(e);
   const seen = index.get(key);
   if (seen) return `<li><a href="#${seen}">${h(red.text(label))}</a> (listed above)</li>`;
@@ -313,15 +341,24 @@ function summarySection(s: SummaryInput): string {
   const pinned = [...new Set(s.endpoints.filter((e) => e.outcome === "client-rejected-certificate").map((e) => e.host))];
   const rows: Array<[string, string]> = [
     ["Content findings", `<a href="#content">${s.findingsTotal} field${s.findingsTotal === 1 ? "" : "s"} classified content</a>`],
-    ["Endpoints contacted", `<a href="#endpoints">${hosts.length} host${hosts.length === 1 ? "" : "s"}</a>${hosts.length ? `: <span class="mono">${hosts.map(h).join(", ")}</span>` : ""}`],
+    [
+      "Endpoints contacted",
+      `<a href="#endpoints">${hosts.length} host${hosts.length === 1 ? "" : "s"}</a>${hosts.length ? `: <span class="mono">${hosts.map(h).join(", ")}</span>` : ""}`,
+    ],
     [
       "Pinned hosts",
       pinned.length
         ? `<span class="flag">${pinned.length}</span>: <span class="mono">${pinned.map(h).join(", ")}</span> (the client refused exhaust's certificate; not readable)`
         : "none",
     ],
-    ["Captured", `${s.info.exchanges} exchange${s.info.exchanges === 1 ? "" : "s"}, ${s.info.events} decoded event${s.info.events === 1 ? "" : "s"}`],
-    ["Chain head", s.chain.head ? `<a href="#chain">seq ${s.chain.lastSeq}</a> <span class="mono">${h(s.chain.head)}</span>` : "no exchanges, no chain"],
+    [
+      "Captured",
+      `${s.info.exchanges} exchange${s.info.exchanges === 1 ? "" : "s"}, ${s.info.events} decoded event${s.info.events === 1 ? "" : "s"}`,
+    ],
+    [
+      "Chain head",
+      s.chain.head ? `<a href="#chain">seq ${s.chain.lastSeq}</a> <span class="mono">${h(s.chain.head)}</span>` : "no exchanges, no chain",
+    ],
   ];
   return section("summary", "Summary", [
     s.verdicts.length
@@ -359,7 +396,10 @@ function cut(text: string): string {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  return new Date(ms)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, " UTC");
 }
 
 const REPORT_CSS = `
@@ -393,11 +433,15 @@ ul.evidence { margin: 0; padding-left: 1.1em; }
 
 /** What each stored connection outcome means, said only for the outcomes the report shows. */
 const OUTCOME_NOTES: Record<string, string> = {
-  "client-rejected-certificate": "<em>client-rejected-certificate</em> means the client refused exhaust's certificate (certificate pinning): the connection is evidence in itself, but its content could not be read.",
+  "client-rejected-certificate":
+    "<em>client-rejected-certificate</em> means the client refused exhaust's certificate (certificate pinning): the connection is evidence in itself, but its content could not be read.",
   tunnelled: "<em>tunnelled</em> connections reached their upstream and were passed through unread.",
-  "upstream-failed": "<em>upstream-failed</em> connections never reached their upstream (refused, not found, timed out): nothing was relayed.",
-  "refused-private": "<em>refused-private</em> connections named a private, loopback or link-local target (or the proxy or its UI) and were refused: nothing was relayed.",
-  "closed-by-policy": "<em>closed-by-policy</em> connections were refused because relaying them would have let data out in sinkhole or block mode.",
+  "upstream-failed":
+    "<em>upstream-failed</em> connections never reached their upstream (refused, not found, timed out): nothing was relayed.",
+  "refused-private":
+    "<em>refused-private</em> connections named a private, loopback or link-local target (or the proxy or its UI) and were refused: nothing was relayed.",
+  "closed-by-policy":
+    "<em>closed-by-policy</em> connections were refused because relaying them would have let data out in sinkhole or block mode.",
   "tls-failed": "<em>tls-failed</em> connections never completed a TLS handshake (nothing was read or relayed).",
 };
 

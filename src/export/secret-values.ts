@@ -112,7 +112,12 @@ export class SecretValues {
   }
 
   /** Values of credential headers (request, response, trailers) and query parameters. */
-  learnRequest(x: { path: string; requestHeaders: RawHeaders; responseHeaders?: RawHeaders | null; responseTrailers?: RawHeaders | null }): void {
+  learnRequest(x: {
+    path: string;
+    requestHeaders: RawHeaders;
+    responseHeaders?: RawHeaders | null;
+    responseTrailers?: RawHeaders | null;
+  }): void {
     for (const h of [x.requestHeaders, x.responseHeaders, x.responseTrailers]) {
       for (const [n, v] of h ?? []) if (isSecretHeaderName(n) || isSecretParam(n)) this.add(v);
     }

@@ -47,7 +47,9 @@ export function stackedBarsSvg(rows: StackedRow[], colors: Record<string, string
     const y = 24 + i * rowH;
     const total = Object.values(r.parts).reduce((a, b) => a + b, 0) || 1;
     const label = r.label.length > 46 ? `${r.label.slice(0, 45)}…` : r.label;
-    out.push(`<text x="${labelW - 6}" y="${y + 13}" font-size="11" text-anchor="end"><title>${escapeHtml(r.label)}</title>${escapeHtml(label)}</text>`);
+    out.push(
+      `<text x="${labelW - 6}" y="${y + 13}" font-size="11" text-anchor="end"><title>${escapeHtml(r.label)}</title>${escapeHtml(label)}</text>`,
+    );
     let x = labelW;
     keys.forEach((k, ki) => {
       const n = r.parts[k] ?? 0;
@@ -93,12 +95,16 @@ export function timeSeriesSvg(series: Series[], from: number, to: number): strin
       const y = top + plotH - (v / max) * plotH;
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
-    out.push(`<polyline fill="none" stroke-width="1.5" stroke="${seriesColor(i)}" points="${pts.join(" ")}"><title>${escapeHtml(s.name)}</title></polyline>`);
+    out.push(
+      `<polyline fill="none" stroke-width="1.5" stroke="${seriesColor(i)}" points="${pts.join(" ")}"><title>${escapeHtml(s.name)}</title></polyline>`,
+    );
     const lx = left + (i % 3) * 240;
     const ly = top + plotH + 30 + Math.floor(i / 3) * 16;
     out.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${seriesColor(i)}"/>`);
     const total = s.values.reduce((a, b) => a + b, 0);
-    out.push(`<text x="${lx + 14}" y="${ly}" font-size="11">${escapeHtml(`${s.name.length > 36 ? `${s.name.slice(0, 35)}…` : s.name} (${total})`)}</text>`);
+    out.push(
+      `<text x="${lx + 14}" y="${ly}" font-size="11">${escapeHtml(`${s.name.length > 36 ? `${s.name.slice(0, 35)}…` : s.name} (${total})`)}</text>`,
+    );
   });
   out.push("</svg>");
   return out.join("");
@@ -137,7 +143,10 @@ export function eventsOverTimeChart(
   const series = [...byHost].map(([name, values]) => ({ name, values })).sort((a, b) => sum(b.values) - sum(a.values));
   if (series.length > maxHosts) {
     const rest = series.splice(maxHosts - 1);
-    series.push({ name: `${rest.length} other hosts`, values: rest.reduce((acc, s) => acc.map((v, i) => v + s.values[i]), new Array<number>(buckets).fill(0)) });
+    series.push({
+      name: `${rest.length} other hosts`,
+      values: rest.reduce((acc, s) => acc.map((v, i) => v + s.values[i]), new Array<number>(buckets).fill(0)),
+    });
   }
   return series.length ? timeSeriesSvg(series, data.from, data.to) : "<p>no events</p>";
 }

@@ -59,7 +59,11 @@ export async function importEventTranscript(file: string, sink: ImportSession, m
   }
   try {
     const has = (t: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined;
-    if (!has("events_persisted")) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "an SQLite file without an events_persisted table (not an EventTranscript.db)" });
+    if (!has("events_persisted"))
+      throw exhaustError("EXH_IMPORT_FORMAT", {
+        file,
+        reason: "an SQLite file without an events_persisted table (not an EventTranscript.db)",
+      });
     const tagsOf =
       has("event_tags") && has("tag_descriptions")
         ? db
@@ -83,7 +87,15 @@ export async function importEventTranscript(file: string, sink: ImportSession, m
     const payloadOf = db.prepare("SELECT payload FROM events_persisted WHERE rowid = ?").pluck();
     let after = 0n;
     for (;;) {
-      const batch = page.all(after) as Array<{ rowid: bigint; sid: string | null; timestamp: bigint | null; size: bigint | null; name: string | null; hash: bigint | null; binary: string | null }>;
+      const batch = page.all(after) as Array<{
+        rowid: bigint;
+        sid: string | null;
+        timestamp: bigint | null;
+        size: bigint | null;
+        name: string | null;
+        hash: bigint | null;
+        binary: string | null;
+      }>;
       if (batch.length === 0) break;
       for (const r of batch) {
         after = r.rowid;
@@ -136,13 +148,20 @@ function categoryNumbers(v: DiagnosticDataItem["DiagnosticDataCategories"]): num
 }
 
 /** One item of Get-DiagnosticData output (JSON or CSV) as the upload it stands for. */
-async function addDiagnosticDataItem(value: DiagnosticDataItem, file: string, sink: ImportSession, maxBody: number, source: string): Promise<void> {
+async function addDiagnosticDataItem(
+  value: DiagnosticDataItem,
+  file: string,
+  sink: ImportSession,
+  maxBody: number,
+  source: string,
+): Promise<void> {
   if (value.Payload === undefined || value.Payload === null || value.Payload === "") {
     sink.skipped++;
     return;
   }
   const payload = typeof value.Payload === "string" ? value.Payload : JSON.stringify(value.Payload);
-  if (Buffer.byteLength(payload) > maxBody) throw tooLarge(file, `the payload of ${value.Name ?? "an event"} is ${Buffer.byteLength(payload)} bytes`, maxBody);
+  if (Buffer.byteLength(payload) > maxBody)
+    throw tooLarge(file, `the payload of ${value.Name ?? "an event"} is ${Buffer.byteLength(payload)} bytes`, maxBody);
   const headers: RawHeaders = [];
   if (value.Name) headers.push(["X-Exhaust-Ddv-Event", headerText(value.Name)]);
   const types = categoryNumbers(value.DiagnosticDataTypes);
@@ -150,7 +169,8 @@ async function addDiagnosticDataItem(value: DiagnosticDataItem, file: string, si
   const categories = categoryNumbers(value.DiagnosticDataCategories);
   if (categories.length) headers.push(["X-Exhaust-Ddv-Categories", categories.join(", ")]);
   if (value.IsBasic !== undefined && value.IsBasic !== "") headers.push(["X-Exhaust-Ddv-Basic", headerText(String(value.IsBasic))]);
-  if (value.IsRequired !== undefined && value.IsRequired !== "") headers.push(["X-Exhaust-Ddv-Required", headerText(String(value.IsRequired))]);
+  if (value.IsRequired !== undefined && value.IsRequired !== "")
+    headers.push(["X-Exhaust-Ddv-Required", headerText(String(value.IsRequired))]);
   headers.push(["X-Exhaust-Source", source]);
   await sink.add(ddvExchange(payload, psTime(value.Timestamp), headers));
 }
@@ -188,7 +208,8 @@ export async function importDiagnosticDataCsv(input: Readable, file: string, sin
     parseCsv({
       columns: (header: string[]) => {
         const missing = CSV_REQUIRED_COLUMNS.filter((c) => !header.includes(c));
-        if (missing.length) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `a CSV without the Get-DiagnosticData column(s) ${missing.join(", ")}` });
+        if (missing.length)
+          throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `a CSV without the Get-DiagnosticData column(s) ${missing.join(", ")}` });
         return header;
       },
       // Export-Csv's first line names the .NET type the rows came from.

@@ -147,8 +147,12 @@ export async function importHar(input: Readable, file: string, sink: ImportSessi
         if (sink.notes.length < 20) sink.notes.push(x);
         continue;
       }
-      for (const [what, body] of [["request", x.requestBody], ["response", x.response?.body]] as const) {
-        if (body && body.length > maxBody) throw tooLarge(file, `the ${what} body of entry ${entries} (${x.method} ${x.host}) is ${body.length} bytes`, maxBody);
+      for (const [what, body] of [
+        ["request", x.requestBody],
+        ["response", x.response?.body],
+      ] as const) {
+        if (body && body.length > maxBody)
+          throw tooLarge(file, `the ${what} body of entry ${entries} (${x.method} ${x.host}) is ${body.length} bytes`, maxBody);
       }
       await sink.add(x);
     }
@@ -156,5 +160,6 @@ export async function importHar(input: Readable, file: string, sink: ImportSessi
     if (isExhaustError(e)) throw e;
     throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `not valid HAR JSON: ${(e as Error).message}` }, e);
   }
-  if (entries === 0) throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "JSON without log.entries (not a HAR, or a HAR with no entries)" });
+  if (entries === 0)
+    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "JSON without log.entries (not a HAR, or a HAR with no entries)" });
 }

@@ -74,13 +74,24 @@ export async function detectFormat(file: string): Promise<ImportFormat> {
     } finally {
       zip.close();
     }
-    throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: "a zip that is neither a Fiddler SAZ (raw/N_c.txt) nor an exhaust bundle (manifest.json)" });
+    throw exhaustError("EXH_IMPORT_FORMAT", {
+      file,
+      reason: "a zip that is neither a Fiddler SAZ (raw/N_c.txt) nor an exhaust bundle (manifest.json)",
+    });
   }
   const text = start.toString("utf8").replace(/^\uFEFF/, "");
   const first = text.trimStart()[0];
   if (first === "[") return "diagnostic-data-json";
   // Export-Csv: `#TYPE DDVCmdlets.Containers.EventRecord`, then the header row.
-  if (/^(#TYPE [^\n]*\n)?"?Name"?,/.test(text.trimStart()) && /(^|,)"?Payload"?(,|\r?\n)/.test(text.trimStart().split("\n").find((l) => !l.startsWith("#")) ?? "")) {
+  if (
+    /^(#TYPE [^\n]*\n)?"?Name"?,/.test(text.trimStart()) &&
+    /(^|,)"?Payload"?(,|\r?\n)/.test(
+      text
+        .trimStart()
+        .split("\n")
+        .find((l) => !l.startsWith("#")) ?? "",
+    )
+  ) {
     return "diagnostic-data-csv";
   }
   if (first === "{") {
@@ -95,14 +106,17 @@ export async function detectFormat(file: string): Promise<ImportFormat> {
   }
   throw exhaustError("EXH_IMPORT_FORMAT", {
     file,
-    reason: "unrecognised format (expected HAR, SAZ, EventTranscript.db, Get-DiagnosticData JSON or CSV, exhaust JSONL or an exhaust bundle)",
+    reason:
+      "unrecognised format (expected HAR, SAZ, EventTranscript.db, Get-DiagnosticData JSON or CSV, exhaust JSONL or an exhaust bundle)",
   });
 }
 
 async function sha256File(file: string): Promise<string> {
   if (statSync(file).isDirectory()) {
     // A bundle directory: its manifest (which holds every file's hash) stands for it.
-    return createHash("sha256").update(head(`${file}/manifest.json`, 64 * 1024 * 1024)).digest("hex");
+    return createHash("sha256")
+      .update(head(`${file}/manifest.json`, 64 * 1024 * 1024))
+      .digest("hex");
   }
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -198,7 +212,10 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
       const verified = await verifyBundle(file, o.verify);
       if (!verified.ok) {
         const bad = verified.checks.find((c) => !c.ok)!;
-        throw exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the bundle does not verify (${bad.detail}); run \`exhaust bundle verify\`` });
+        throw exhaustError("EXH_IMPORT_FORMAT", {
+          file,
+          reason: `the bundle does not verify (${bad.detail}); run \`exhaust bundle verify\``,
+        });
       }
       // Whether the bundle was checked against a trust anchor is part of the imported session's provenance.
       provenance.verification = {
@@ -215,8 +232,10 @@ export async function importFile(file: string, o: ImportOptions, index = 0): Pro
         for (const [i, s] of manifest.sessions.entries()) {
           const name = manifest.sessions.length === 1 ? base : `${base}-${s.name}`;
           const summary = await run(i === 0 || !o.session ? name : `${name}`, (sink) => importBundleSession(bundle, s.name, sink, maxBody));
-          if (!manifest.secrets.included) summary.notes.push("credential headers were redacted in the bundle: the imported values are keyed hashes");
-          if (verified.status !== "verified") summary.notes.push(`bundle ${UNANCHORED_WARNING}: pass --ca or --fingerprint to check it against the lab's CA`);
+          if (!manifest.secrets.included)
+            summary.notes.push("credential headers were redacted in the bundle: the imported values are keyed hashes");
+          if (verified.status !== "verified")
+            summary.notes.push(`bundle ${UNANCHORED_WARNING}: pass --ca or --fingerprint to check it against the lab's CA`);
           summary.verification = verified.status;
           out.push(summary);
         }

@@ -21,7 +21,10 @@ export const BUNDLE_INDEX_MAX = 128 * 1024 * 1024;
 
 /** EXH_IMPORT_FORMAT for `what` ("the payload of row 7 is 300000000 bytes") above `limit`. */
 export function tooLarge(file: string, what: string, limit: number): ExhaustError {
-  return exhaustError("EXH_IMPORT_FORMAT", { file, reason: `${what}, above the import limit of ${limit} bytes (raise it with --max-body)` });
+  return exhaustError("EXH_IMPORT_FORMAT", {
+    file,
+    reason: `${what}, above the import limit of ${limit} bytes (raise it with --max-body)`,
+  });
 }
 
 /** JSON characters allowed in one string: a body of `maxBody` bytes as base64, with room to spare. */

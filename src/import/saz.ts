@@ -72,7 +72,11 @@ export function sazSessionToExchange(request: Buffer, response: Buffer | undefin
   const [method, target, version] = req.startLine.split(" ");
   if (method === "CONNECT") return "CONNECT tunnel";
   const host = req.headers.find(([n]) => n.toLowerCase() === "host")?.[1];
-  const url = /^https?:\/\//i.test(target ?? "") ? target : host ? `${/https/i.test(meta ?? "") ? "https" : "http"}://${host}${target}` : undefined;
+  const url = /^https?:\/\//i.test(target ?? "")
+    ? target
+    : host
+      ? `${/https/i.test(meta ?? "") ? "https" : "http"}://${host}${target}`
+      : undefined;
   const parsed = url ? splitUrl(url) : undefined;
   if (!parsed) return `request line ${JSON.stringify(req.startLine)} has no usable URL`;
   const res = response ? parseRawMessage(response) : undefined;

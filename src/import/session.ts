@@ -52,7 +52,14 @@ export interface ImportedExchange {
   endpointId?: string;
   upstream?: string;
   error?: Exchange["error"];
-  response?: { status: number; headers: RawHeaders; body?: Buffer; bodyTruncated?: boolean; trailers?: RawHeaders; source?: "upstream" | "exhaust" };
+  response?: {
+    status: number;
+    headers: RawHeaders;
+    body?: Buffer;
+    bodyTruncated?: boolean;
+    trailers?: RawHeaders;
+    source?: "upstream" | "exhaust";
+  };
 }
 
 export class ImportSession {
@@ -139,7 +146,12 @@ export class ImportSession {
       findings += outcome?.findings ?? 0;
       if (onProgress && n % 100 === 0) onProgress(n, ids.length);
     });
-    recordImportProvenance(this.db, this.session.id, { ...this.provenance, exchanges: this.exchanges, skipped: this.skipped, notes: this.notes });
+    recordImportProvenance(this.db, this.session.id, {
+      ...this.provenance,
+      exchanges: this.exchanges,
+      skipped: this.skipped,
+      notes: this.notes,
+    });
     return { session: this.session.name, exchanges: this.exchanges, events, findings, skipped: this.skipped, notes: this.notes };
   }
 

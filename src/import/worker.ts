@@ -43,7 +43,10 @@ try {
         verify: data.verify && {
           ...data.verify,
           // A Buffer arrives as a plain Uint8Array after the thread hand-over.
-          anchor: data.verify.anchor && { ...data.verify.anchor, caCert: data.verify.anchor.caCert && Buffer.from(data.verify.anchor.caCert) },
+          anchor: data.verify.anchor && {
+            ...data.verify.anchor,
+            caCert: data.verify.anchor.caCert && Buffer.from(data.verify.anchor.caCert),
+          },
         },
         progress: data.progress
           ? {

@@ -69,7 +69,12 @@ export class ProcessingThread {
     let worker: Worker;
     try {
       worker = new Worker(WORKER_FILE, {
-        workerData: { dbFile: this.dbFile, prioritySignal: this.priority.signal, sessionId: this.sessionId, notify: this.onProcessed !== undefined },
+        workerData: {
+          dbFile: this.dbFile,
+          prioritySignal: this.priority.signal,
+          sessionId: this.sessionId,
+          notify: this.onProcessed !== undefined,
+        },
       });
     } catch (e) {
       this.died((e as Error).message);
@@ -97,7 +102,10 @@ export class ProcessingThread {
 
   private died(reason: string): void {
     if (this.stopping) return;
-    this.log.error({ code: "EXH_PROCESS_FAILED", reason, restartInMs: this.delay }, "processing thread stopped; restarting it (it catches up on undecoded exchanges)");
+    this.log.error(
+      { code: "EXH_PROCESS_FAILED", reason, restartInMs: this.delay },
+      "processing thread stopped; restarting it (it catches up on undecoded exchanges)",
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (!this.stopping) this.spawn();

@@ -218,7 +218,14 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
  */
 function claimOwnSession(db: Db, options: ProxyOptions): SessionOwner {
   const now = Date.now();
-  const owner: SessionOwner = { session: options.session, pid: process.pid, host: hostname(), token: randomUUID(), startedAt: now, heartbeatAt: now };
+  const owner: SessionOwner = {
+    session: options.session,
+    pid: process.pid,
+    host: hostname(),
+    token: randomUUID(),
+    startedAt: now,
+    heartbeatAt: now,
+  };
   const isStale = (o: SessionOwner) => !ownerIsLive(o, process.pid);
   let current: SessionOwner | undefined;
   try {

@@ -21,7 +21,12 @@ if (process.platform === "linux") {
     // Not permitted in this environment: run at normal priority.
   }
 }
-const { dbFile, prioritySignal, sessionId, notify } = workerData as { dbFile: string; prioritySignal: Int32Array; sessionId?: number; notify?: boolean };
+const { dbFile, prioritySignal, sessionId, notify } = workerData as {
+  dbFile: string;
+  prioritySignal: Int32Array;
+  sessionId?: number;
+  notify?: boolean;
+};
 // The proxy created the file: never create one here (a deleted store is not silently replaced).
 const db = openDatabase(dbFile, { mustExist: true });
 // The proxy runs a Checkpointer thread beside this one (both are compiled JavaScript, so where this
@@ -56,7 +61,12 @@ function drain(): void {
     try {
       const outcome = processor.process(id, { onlyIfPending: true });
       if (notify) {
-        const notice = { exchangeId: id, events: outcome?.events ?? 0, contentFields: outcome?.contentFields ?? 0, processed: outcome !== undefined };
+        const notice = {
+          exchangeId: id,
+          events: outcome?.events ?? 0,
+          contentFields: outcome?.contentFields ?? 0,
+          processed: outcome !== undefined,
+        };
         port.postMessage({ type: "processed", notice });
       }
     } catch (e) {

@@ -126,7 +126,13 @@ export class ExhaustEngine extends MitmProxy {
   }
 
   /** A new exchange for a request whose line and headers have arrived. */
-  private newExchange(req: http.IncomingMessage, isTls: boolean, host: string, port: number, path: string): { x: Exchange; conn?: ConnectionRecord } {
+  private newExchange(
+    req: http.IncomingMessage,
+    isTls: boolean,
+    host: string,
+    port: number,
+    path: string,
+  ): { x: Exchange; conn?: ConnectionRecord } {
     const { options } = this.deps;
     const conn = this.deps.connectionOf(req.socket);
     const endpoint = this.deps.catalog.match(host);
@@ -393,7 +399,11 @@ export class ExhaustEngine extends MitmProxy {
     void (async () => {
       await this.releaseLocal(st, {
         status: 503,
-        headers: [["Content-Type", "text/plain; charset=utf-8"], ["Retry-After", "5"], ["X-Exhaust-Error", x.error!.code]],
+        headers: [
+          ["Content-Type", "text/plain; charset=utf-8"],
+          ["Retry-After", "5"],
+          ["X-Exhaust-Error", x.error!.code],
+        ],
         body: Buffer.from(`exhaust: ${x.error!.message}\n`),
       });
       void this.finish(st);
@@ -468,7 +478,9 @@ export class ExhaustEngine extends MitmProxy {
     x.requestEndedAt = x.startedAt;
     addons.runSync("onRequestHeaders", x);
     const sendLocal = (answer: LocalResponse) => {
-      client.write(rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]));
+      client.write(
+        rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]),
+      );
       client.end(answer.body);
     };
     const answerLocally = async (answer: LocalResponse) => {
@@ -481,7 +493,9 @@ export class ExhaustEngine extends MitmProxy {
     };
     if (x.mode !== "forward") {
       x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
-      void answerLocally(addons.respond(x) ?? { status: 503, headers: [["Content-Type", "text/plain"]], body: Buffer.from("exhaust: not forwarded\n") });
+      void answerLocally(
+        addons.respond(x) ?? { status: 503, headers: [["Content-Type", "text/plain"]], body: Buffer.from("exhaust: not forwarded\n") },
+      );
       return;
     }
     const target = x.upstream ? parseHostPort("--map-host", x.upstream) : (route?.dial ?? { host: x.host, port: x.port });
@@ -503,13 +517,21 @@ export class ExhaustEngine extends MitmProxy {
       ...(isTls ? { servername: /^[\d.]+$|:/.test(x.host) ? undefined : x.host, ...this.upstreamTls } : {}),
     } as https.RequestOptions);
     let settled = false;
-    const timer = setTimeout(() => upstreamReq.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })), options.upstreamTimeoutMs);
+    const timer = setTimeout(
+      () => upstreamReq.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
+      options.upstreamTimeoutMs,
+    );
     /** Resolves false when the handshake could not be stored: the client got 503 and nothing is relayed. */
     const upstreamAnswered = async (res: http.IncomingMessage): Promise<boolean> => {
       settled = true;
       clearTimeout(timer);
       x.respondedAt = Date.now();
-      x.response = { status: res.statusCode ?? 502, statusMessage: res.statusMessage, headers: headerPairs(res.rawHeaders), source: "upstream" };
+      x.response = {
+        status: res.statusCode ?? 502,
+        statusMessage: res.statusMessage,
+        headers: headerPairs(res.rawHeaders),
+        source: "upstream",
+      };
       const failure = await addons.run("onResponse", x);
       if (!failure) return true;
       sendLocal(refusal(x, failure));
@@ -540,8 +562,9 @@ export class ExhaustEngine extends MitmProxy {
       if (res.statusCode === 101 && x.capture) {
         // A message that cannot be stored ends the relay (it has gone upstream already; the client
         // sees the socket close and cannot take the message as delivered and kept).
-        const reader = new WebSocketMessageReader(options.maxBodyBytes, (m) =>
-          void this.storeWebSocketMessage(x, conn, m).then((stored) => stored || end()),
+        const reader = new WebSocketMessageReader(
+          options.maxBodyBytes,
+          (m) => void this.storeWebSocketMessage(x, conn, m).then((stored) => stored || end()),
         );
         client.on("data", (chunk: Buffer) => reader.push(chunk));
       }
@@ -586,7 +609,10 @@ export class ExhaustEngine extends MitmProxy {
       x.error = failure.error;
       void answerLocally({
         status: failure.status,
-        headers: [["Content-Type", "text/plain; charset=utf-8"], ["X-Exhaust-Error", failure.error.code]],
+        headers: [
+          ["Content-Type", "text/plain; charset=utf-8"],
+          ["X-Exhaust-Error", failure.error.code],
+        ],
         body: Buffer.from(`exhaust: ${failure.error.message}\n`),
       });
     });
@@ -765,13 +791,16 @@ function classifyUpstreamError(
   return { outcome: "upstream-failed", status: 502, error: errorInfo("EXH_UPSTREAM_FAILED", { target, reason }) };
 }
 
-
 /** Host, port and path of an upgrade request: origin-form inside a tunnel, absolute-form in plain proxying. */
 function upgradeTarget(req: http.IncomingMessage, isTls: boolean): { host: string; port: number; path: string } {
   const raw = req.url ?? "/";
   const u = raw.startsWith("/") ? new URL(`${isTls ? "https" : "http"}://${req.headers.host ?? ""}${raw}`) : new URL(raw);
   const secure = u.protocol === "https:" || u.protocol === "wss:";
-  return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (secure ? 443 : 80)), path: `${u.pathname}${u.search}` };
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
+    port: Number(u.port || (secure ? 443 : 80)),
+    path: `${u.pathname}${u.search}`,
+  };
 }
 
 /** A status line and headers as bytes, in the given order and case. */
@@ -789,7 +818,10 @@ function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostH
   let named: { host: string; port?: number };
   try {
     const u = new URL(`${x.scheme}://${hostHeader}`);
-    named = { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: /:\d+$/.test(hostHeader) ? Number(u.port || (x.scheme === "https" ? 443 : 80)) : undefined };
+    named = {
+      host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
+      port: /:\d+$/.test(hostHeader) ? Number(u.port || (x.scheme === "https" ? 443 : 80)) : undefined,
+    };
   } catch {
     named = { host: hostHeader, port: -1 };
   }

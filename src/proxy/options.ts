@@ -141,6 +141,12 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Turns a glob like `*.events.data.microsoft.com` into a matcher; `*` spans any characters. */
 export function compileHostPattern(pattern: string): (host: string) => boolean {
-  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*")}$`, "i");
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
+      .join(".*")}$`,
+    "i",
+  );
   return (host) => re.test(host);
 }

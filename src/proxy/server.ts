@@ -35,7 +35,8 @@ export interface RunningProxy {
 const PIN_CHECK_WINDOW_MS = 1000;
 
 /** TLS alerts from the client that name our certificate: clear evidence it was refused. */
-const CERT_ALERT = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)/;
+const CERT_ALERT =
+  /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)/;
 
 /** Most bytes gathered while waiting for a complete ClientHello. */
 const MAX_CLIENT_HELLO = 64 * 1024;
@@ -91,7 +92,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const decrypted = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
   // Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled.
   const plainInside = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-  for (const [inner, isTls] of [[decrypted, true], [plainInside, false]] as const) {
+  for (const [inner, isTls] of [
+    [decrypted, true],
+    [plainInside, false],
+  ] as const) {
     inner.timeout = options.idleTimeoutMs;
     // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
     // the head's size is bounded by maxHeaderSize.
@@ -560,7 +564,10 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   server.on("error", (e: Error & { code?: string }) => {
     if (Date.now() - lastAcceptWarning < 1000) return;
     lastAcceptWarning = Date.now();
-    log.warn({ code: "EXH_PROXY_BUSY", reason: e.code ?? e.message }, "cannot accept a connection: refusing new work until descriptors free up");
+    log.warn(
+      { code: "EXH_PROXY_BUSY", reason: e.code ?? e.message },
+      "cannot accept a connection: refusing new work until descriptors free up",
+    );
   });
   const boundAddress = server.address() as net.AddressInfo;
   bound = { host: boundAddress.address, port: boundAddress.port };
@@ -692,17 +699,12 @@ function answerClientError(socket: Duplex, err: Error & { code?: string }): void
 }
 
 /** Opens a CONNECT tunnel through the corporate proxy given by --upstream. */
-function connectThroughProxy(
-  proxy: URL,
-  to: HostPort,
-  onReady: (s: Duplex) => void,
-  fail: (e: Error) => void,
-  client: Socket,
-): void {
+function connectThroughProxy(proxy: URL, to: HostPort, onReady: (s: Duplex) => void, fail: (e: Error) => void, client: Socket): void {
   const authority = to.host.includes(":") ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`;
   const headers: Record<string, string> = { host: authority };
   if (proxy.username) {
-    headers["proxy-authorization"] = `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString("base64")}`;
+    headers["proxy-authorization"] =
+      `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString("base64")}`;
   }
   const req = http.request({ host: proxy.hostname, port: Number(proxy.port || 80), method: "CONNECT", path: authority, headers });
   req.once("connect", (res, upstream) => {

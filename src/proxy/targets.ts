@@ -53,8 +53,7 @@ export function classifyAddress(address: string): AddressClass {
 }
 
 export type TargetCheck =
-  | { ok: true; dial: HostPort }
-  | { ok: false; reason: string; code: "private" | "loop" | "resolve-failed"; error?: string };
+  { ok: true; dial: HostPort } | { ok: false; reason: string; code: "private" | "loop" | "resolve-failed"; error?: string };
 
 /** The policy for one proxy: its options and its own bound address. */
 export class TargetPolicy {
@@ -89,7 +88,11 @@ export class TargetPolicy {
     if (loop) return loop;
     const cls = classifyAddress(address);
     if (cls !== "public" && !this.options.allowPrivate) {
-      return { ok: false, code: "private", reason: `${host}${address !== host ? ` (${address})` : ""} is ${cls} address space; --allow-private relays there` };
+      return {
+        ok: false,
+        code: "private",
+        reason: `${host}${address !== host ? ` (${address})` : ""} is ${cls} address space; --allow-private relays there`,
+      };
     }
     return { ok: true, dial };
   }
@@ -101,7 +104,10 @@ export class TargetPolicy {
     const mine =
       me !== undefined &&
       dial.port === me.port &&
-      (cls === "loopback" || cls === "link-local-or-unspecified" || dial.host === me.host || (isUnspecified(me.host) && localAddresses().has(dial.host)));
+      (cls === "loopback" ||
+        cls === "link-local-or-unspecified" ||
+        dial.host === me.host ||
+        (isUnspecified(me.host) && localAddresses().has(dial.host)));
     if (mine) return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is this proxy's own listener` };
     if (!mapped && cls === "loopback" && this.options.uiPorts.includes(dial.port)) {
       return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is the web UI's port` };

@@ -342,16 +342,18 @@ export class CaptureStore implements CaptureSink {
     const heads = new Map(this.lastHash);
     try {
       // IMMEDIATE takes the write lock at BEGIN, so "busy" can only happen before anything is written.
-      this.db.transaction(() => {
-        batch.forEach((item, i) => {
-          // One bad row must not take the batch down: a savepoint per write.
-          try {
-            this.db.transaction(item.write)();
-          } catch (e) {
-            failures.set(i, e);
-          }
-        });
-      }).immediate();
+      this.db
+        .transaction(() => {
+          batch.forEach((item, i) => {
+            // One bad row must not take the batch down: a savepoint per write.
+            try {
+              this.db.transaction(item.write)();
+            } catch (e) {
+              failures.set(i, e);
+            }
+          });
+        })
+        .immediate();
     } catch (e) {
       this.lastHash.clear();
       for (const [k, v] of heads) this.lastHash.set(k, v);

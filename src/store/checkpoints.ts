@@ -30,7 +30,6 @@ export function checkpointsOfSession(db: Db, sessionId: number): CheckpointRow[]
 /** The session's chain head: last seq and hash (seq 0 and null for an empty session). */
 export function chainHead(db: Db, sessionId: number): { seq: number; hash: string | null } {
   const r = db.prepare("SELECT seq, hash FROM exchanges WHERE session_id = ? ORDER BY seq DESC LIMIT 1").get(sessionId) as
-    | { seq: number; hash: string }
-    | undefined;
+    { seq: number; hash: string } | undefined;
   return r ?? { seq: 0, hash: null };
 }

@@ -18,9 +18,10 @@ export interface SessionCoverage {
 
 /** Counts for one session. */
 export function sessionCoverage(db: Db, sessionId: number): SessionCoverage {
-  const x = db
-    .prepare("SELECT COUNT(*) AS exchanges, COUNT(decoder) AS decoded FROM exchanges WHERE session_id = ?")
-    .get(sessionId) as { exchanges: number; decoded: number };
+  const x = db.prepare("SELECT COUNT(*) AS exchanges, COUNT(decoder) AS decoded FROM exchanges WHERE session_id = ?").get(sessionId) as {
+    exchanges: number;
+    decoded: number;
+  };
   const events = db.prepare("SELECT COUNT(*) FROM events WHERE session_id = ?").pluck().get(sessionId) as number;
   const bareConnections = db
     .prepare(
@@ -83,8 +84,7 @@ export function markSessionIncomplete(db: Db, sessionId: number, why: string | u
 /** The session an event belongs to, and its exchange. */
 export function eventScope(db: Db, eventId: number): { sessionId: number; exchangeId: string } | undefined {
   return db.prepare("SELECT session_id AS sessionId, exchange_id AS exchangeId FROM events WHERE id = ?").get(eventId) as
-    | { sessionId: number; exchangeId: string }
-    | undefined;
+    { sessionId: number; exchangeId: string } | undefined;
 }
 
 /**
@@ -98,7 +98,8 @@ export function eventScope(db: Db, eventId: number): { sessionId: number; exchan
 export function sessionsInUse(db: Db, sessionIds?: readonly number[]): Set<number> {
   const states = sessionStates(db, sessionIds).filter((s) => s.endedAt === null);
   if (states.length === 0) return new Set();
-  const hasOwners = (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
+  const hasOwners =
+    (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
   if (!hasOwners) return new Set(states.map((s) => s.id));
   const owner = db.prepare("SELECT pid, host, heartbeat_at AS heartbeatAt FROM session_owners WHERE session = ?");
   const owned = (name: string) => {

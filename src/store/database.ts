@@ -113,7 +113,7 @@ function migrate(db: Db): void {
   if (version() >= MIGRATIONS.length) return;
   // Each step under the write lock, reading the version again: two processes opening an old
   // database at once (two proxies on two sessions) must not both apply a migration.
-  for (let done = false; !done; ) {
+  for (let done = false; !done;) {
     done = db
       .transaction(() => {
         const v = version();

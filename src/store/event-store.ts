@@ -62,7 +62,9 @@ export class EventStore {
       insertClassFinding: db.prepare(`INSERT INTO classification_findings (event_id, idx, code, message, field_path, rule)
         VALUES (?, ?, ?, ?, ?, ?)`),
       deleteFieldValues: db.prepare("DELETE FROM field_values WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)"),
-      deleteClassFindings: db.prepare("DELETE FROM classification_findings WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)"),
+      deleteClassFindings: db.prepare(
+        "DELETE FROM classification_findings WHERE event_id IN (SELECT id FROM events WHERE exchange_id = ?)",
+      ),
       eventIds: db.prepare("SELECT idx, id FROM events WHERE exchange_id = ?"),
       deleteEventsNotIn: db.prepare("DELETE FROM events WHERE exchange_id = ? AND idx NOT IN (SELECT value FROM json_each(?))"),
       deleteFindings: db.prepare("DELETE FROM decode_findings WHERE exchange_id = ?"),
@@ -100,7 +102,8 @@ export class EventStore {
   }
 
   loadUpload(id: string): StoredUpload | undefined {
-    const row = this.stmt.load.get(id) as (Omit<StoredUpload, "headers" | "clientAddress"> & { headers: string; clientAddress: string | null }) | undefined;
+    const row = this.stmt.load.get(id) as
+      (Omit<StoredUpload, "headers" | "clientAddress"> & { headers: string; clientAddress: string | null }) | undefined;
     return row && { ...row, headers: JSON.parse(row.headers) as RawHeaders, clientAddress: row.clientAddress ?? undefined };
   }
 
@@ -167,7 +170,14 @@ export class EventStore {
           }
         } while (next < events.length && rows < rowsPerTransaction && !priority?.captureWaiting());
         if (next >= events.length) {
-          s.markDecoded.run(decoded.decoder, decoded.encodings.join(", ") || null, JSON.stringify(decoded.facts), Date.now(), p.rulesFingerprint, upload.id);
+          s.markDecoded.run(
+            decoded.decoder,
+            decoded.encodings.join(", ") || null,
+            JSON.stringify(decoded.facts),
+            Date.now(),
+            p.rulesFingerprint,
+            upload.id,
+          );
           done = true;
         }
       });
@@ -246,7 +256,14 @@ export class EventStore {
     if (known === undefined) this.paths.set(f.path, (known = []));
     // Nearly always one entry per path: comparing beats building a composite key for every field.
     for (const k of known) {
-      if (k.part === f.part && k.type === f.type && k.piiKind === piiKind && k.customerContent === customerContent && k.wireType === wireType && k.scrubType === scrubType) {
+      if (
+        k.part === f.part &&
+        k.type === f.type &&
+        k.piiKind === piiKind &&
+        k.customerContent === customerContent &&
+        k.wireType === wireType &&
+        k.scrubType === scrubType
+      ) {
         return k.id;
       }
     }
@@ -261,7 +278,12 @@ export class EventStore {
     let known = this.classes.get(cf.rule);
     if (known === undefined) this.classes.set(cf.rule, (known = []));
     for (const k of known) {
-      if (k.category === cf.category && k.personal === cf.personal && k.confidence === cf.confidence && sameReasons(k.reasons, cf.reasons)) {
+      if (
+        k.category === cf.category &&
+        k.personal === cf.personal &&
+        k.confidence === cf.confidence &&
+        sameReasons(k.reasons, cf.reasons)
+      ) {
         return k.id;
       }
     }

@@ -87,7 +87,10 @@ const EXCHANGE_COLUMNS = `x.id, s.name AS session, x.seq, x.connection_id AS con
   x.request_ended_at AS requestEndedAt, x.responded_at AS respondedAt, x.ended_at AS endedAt, x.decoder,
   x.prev_hash AS prevHash, x.hash`;
 
-type ExchangeRow = Omit<ExchangeRecord, "requestHeaders" | "responseHeaders" | "responseTrailers" | "requestBodyTruncated" | "requestComplete" | "responseBodyTruncated"> & {
+type ExchangeRow = Omit<
+  ExchangeRecord,
+  "requestHeaders" | "responseHeaders" | "responseTrailers" | "requestBodyTruncated" | "requestComplete" | "responseBodyTruncated"
+> & {
   requestHeaders: string;
   responseHeaders: string | null;
   responseTrailers: string | null;
@@ -235,8 +238,14 @@ export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): 
 }
 
 /** Values of a session's decoded fields whose path `isSecretPath` accepts (credential keys). */
-export function secretFieldValues(db: Db, sessionId: number, isSecretPath: (path: string) => boolean): Array<{ path: string; value: string }> {
-  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) => isSecretPath(p.path));
+export function secretFieldValues(
+  db: Db,
+  sessionId: number,
+  isSecretPath: (path: string) => boolean,
+): Array<{ path: string; value: string }> {
+  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) =>
+    isSecretPath(p.path),
+  );
   if (paths.length === 0) return [];
   const byId = new Map(paths.map((p) => [p.id, p.path]));
   const rows = db
@@ -264,7 +273,12 @@ export function fieldValuesByRule(db: Db, sessionId: number, ruleIds: readonly s
 }
 
 /** As fieldValuesByRule, for the events with ids in (afterEventId, upToEventId] of any session: incremental readers. */
-export function fieldValuesByRuleSince(db: Db, afterEventId: number, upToEventId: number, ruleIds: readonly string[]): Array<{ path: string; value: string }> {
+export function fieldValuesByRuleSince(
+  db: Db,
+  afterEventId: number,
+  upToEventId: number,
+  ruleIds: readonly string[],
+): Array<{ path: string; value: string }> {
   if (upToEventId <= afterEventId) return [];
   const wanted = classIdsOfRules(db, ruleIds);
   if (wanted.length === 0) return [];
@@ -292,16 +306,24 @@ function classIdsOfRules(db: Db, ruleIds: readonly string[]): number[] {
 /** Exchanges stored after `afterRowid` (any session), in storage order, with their rowid: incremental readers. */
 export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): Array<ExchangeRecord & { rowid: number }> {
   const rows = db
-    .prepare(`SELECT x.rowid AS rowid, ${EXCHANGE_COLUMNS} FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE x.rowid > ? ORDER BY x.rowid LIMIT ?`)
+    .prepare(
+      `SELECT x.rowid AS rowid, ${EXCHANGE_COLUMNS} FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE x.rowid > ? ORDER BY x.rowid LIMIT ?`,
+    )
     .all(afterRowid, limit) as Array<ExchangeRow & { rowid: number }>;
   return rows.map((r) => ({ ...toExchange(r), rowid: r.rowid }));
 }
 
 /** Values of decoded fields of events after `afterEventId` whose path `isSecretPath` accepts, and the last event id seen. */
-export function secretFieldValuesSince(db: Db, afterEventId: number, isSecretPath: (path: string) => boolean): { values: Array<{ path: string; value: string }>; lastEventId: number } {
+export function secretFieldValuesSince(
+  db: Db,
+  afterEventId: number,
+  isSecretPath: (path: string) => boolean,
+): { values: Array<{ path: string; value: string }>; lastEventId: number } {
   const lastEventId = (db.prepare("SELECT MAX(id) FROM events").pluck().get() as number | null) ?? 0;
   if (lastEventId <= afterEventId) return { values: [], lastEventId: afterEventId };
-  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) => isSecretPath(p.path));
+  const paths = (db.prepare("SELECT id, path FROM field_paths").all() as Array<{ id: number; path: string }>).filter((p) =>
+    isSecretPath(p.path),
+  );
   if (paths.length === 0) return { values: [], lastEventId };
   const byId = new Map(paths.map((p) => [p.id, p.path]));
   const rows = db

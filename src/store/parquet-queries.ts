@@ -34,7 +34,8 @@ export function labelledSessions(db: Db, sessionId?: number): LabelledSession[] 
 
 /** The session row as the `sessions` table holds it (incomplete may be absent on old schemas). */
 export function sessionRow(db: Db, sessionId: number): unknown[] {
-  const incomplete = (db.prepare("SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'incomplete'").pluck().get() as number) > 0;
+  const incomplete =
+    (db.prepare("SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'incomplete'").pluck().get() as number) > 0;
   return db
     .prepare(
       `SELECT id, name, started_at, ended_at, tool_version, ca_fingerprint, options_json, ${incomplete ? "incomplete" : "NULL"}
@@ -49,7 +50,10 @@ export function sessionRow(db: Db, sessionId: number): unknown[] {
  * the first undecoded exchange so its events are not missed (a later export takes it).
  */
 export function decodedSeqBound(db: Db, sessionId: number, afterSeq: number): number {
-  const firstPending = db.prepare("SELECT MIN(seq) FROM exchanges WHERE session_id = ? AND seq > ? AND decoder IS NULL").pluck().get(sessionId, afterSeq) as number | null;
+  const firstPending = db
+    .prepare("SELECT MIN(seq) FROM exchanges WHERE session_id = ? AND seq > ? AND decoder IS NULL")
+    .pluck()
+    .get(sessionId, afterSeq) as number | null;
   if (firstPending !== null) return firstPending - 1;
   return (db.prepare("SELECT MAX(seq) FROM exchanges WHERE session_id = ?").pluck().get(sessionId) as number | null) ?? 0;
 }
@@ -67,7 +71,13 @@ export function connectionsAfter(db: Db, sessionId: number, afterRowid: number):
 }
 
 /** Exchanges with afterSeq < seq <= toSeq, in pages; the schema's columns plus request/response body and trailer fields. */
-export function* exchangesInRange(db: Db, sessionId: number, afterSeq: number, toSeq: number, pageSize = 1000): Generator<Record<string, unknown>> {
+export function* exchangesInRange(
+  db: Db,
+  sessionId: number,
+  afterSeq: number,
+  toSeq: number,
+  pageSize = 1000,
+): Generator<Record<string, unknown>> {
   const page = db.prepare(
     `SELECT id, seq, connection_id, scheme, method, host, port, path, http_version, request_headers, request_body_sha256,
             request_body_size, request_body_truncated, request_complete, mode, endpoint_id, response_status, response_headers,

@@ -215,7 +215,9 @@ const COMMON_MATCHES = 2000;
  */
 function isRare(db: Db, f: Omit<EventFilter, "limit">): boolean {
   const { where, params } = eventConditions(f);
-  const n = db.prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events ev WHERE ${where.join(" AND ")} LIMIT ${COMMON_MATCHES})`).get(params) as {
+  const n = db
+    .prepare(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM events ev WHERE ${where.join(" AND ")} LIMIT ${COMMON_MATCHES})`)
+    .get(params) as {
     n: number;
   };
   return n.n < COMMON_MATCHES;

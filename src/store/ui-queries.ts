@@ -279,7 +279,11 @@ export interface TimeBucketRow {
  * Events over capture time per host: `buckets` equal slices between the first and last exchange.
  * Counts events per exchange through the (exchange_id, idx) index, then sums per bucket.
  */
-export function eventsOverTime(db: Db, sessionId: number | undefined, buckets: number): { from: number; to: number; rows: TimeBucketRow[] } {
+export function eventsOverTime(
+  db: Db,
+  sessionId: number | undefined,
+  buckets: number,
+): { from: number; to: number; rows: TimeBucketRow[] } {
   const range = db
     .prepare("SELECT MIN(started_at) AS lo, MAX(started_at) AS hi FROM exchanges WHERE (@s IS NULL OR session_id = @s)")
     .get({ s: sessionId ?? null }) as { lo: number | null; hi: number | null };

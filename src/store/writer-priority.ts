@@ -8,7 +8,12 @@
  */
 /** Atomics.waitAsync is ES2024 (in Node since 16); the project's lib stays at what Node 20 fully has. */
 interface AtomicsWithWaitAsync {
-  waitAsync(a: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: string } | { async: true; value: Promise<string> };
+  waitAsync(
+    a: Int32Array,
+    index: number,
+    value: number,
+    timeoutMs?: number,
+  ): { async: false; value: string } | { async: true; value: Promise<string> };
 }
 
 const CAPTURE_WAITING = 0;

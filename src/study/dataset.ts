@@ -28,7 +28,10 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
   for (const d of dirs) {
     if (isUrl(d)) continue;
     if (!existsSync(d) || !statSync(d).isDirectory() || !existsSync(join(d, DATASET_MANIFEST))) {
-      throw exhaustError("EXH_DATASET_INVALID", { dir: d, reason: `no ${DATASET_MANIFEST} (write one with exhaust export --format parquet --out ${d})` });
+      throw exhaustError("EXH_DATASET_INVALID", {
+        dir: d,
+        reason: `no ${DATASET_MANIFEST} (write one with exhaust export --format parquet --out ${d})`,
+      });
     }
     readDatasetManifest(d);
   }
@@ -36,7 +39,9 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
   try {
     if (dirs.some(isUrl)) await loadHttpfs(duck.conn);
     for (const table of TABLE_NAMES) {
-      const globs = dirs.filter((d) => isUrl(d) || hasParquet(join(d, table))).map((d) => sqlString(`${d.replace(/\/+$/, "")}/${table}/*/*/*/*.parquet`));
+      const globs = dirs
+        .filter((d) => isUrl(d) || hasParquet(join(d, table)))
+        .map((d) => sqlString(`${d.replace(/\/+$/, "")}/${table}/*/*/*/*.parquet`));
       const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
       const sql = `SELECT * FROM read_parquet([${globs.join(", ")}], hive_partitioning = true, union_by_name = true,
              hive_types = {${PARTITION_KEYS.map((k) => `'${k}': VARCHAR`).join(", ")}})`;
@@ -77,11 +82,13 @@ export async function queryRows(conn: DuckDBConnection, sql: string): Promise<Ar
   } catch (e) {
     throw exhaustError("EXH_STUDY_QUERY", { reason: duckReason(e) }, e);
   }
-  return reader.getRowObjectsJson().map((row) =>
-    Object.fromEntries(
-      Object.entries(row).map(([k, v]) => [k, typeof v === "string" && /^-?\d+$/.test(v) && isBigIntColumn(reader, k) ? Number(v) : v]),
-    ),
-  );
+  return reader
+    .getRowObjectsJson()
+    .map((row) =>
+      Object.fromEntries(
+        Object.entries(row).map(([k, v]) => [k, typeof v === "string" && /^-?\d+$/.test(v) && isBigIntColumn(reader, k) ? Number(v) : v]),
+      ),
+    );
 }
 
 function isBigIntColumn(reader: { columnNames(): string[]; columnTypes(): Array<{ typeId: number }> }, name: string): boolean {

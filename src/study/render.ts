@@ -3,7 +3,7 @@
  * JSON, and CSV (every section's rows under one header, the section named in the first column).
  */
 import { csvRecord } from "../export/csv.js";
-import { escapeHtml as h, seriesColor, stackedBarsSvg } from "../web/html.js";
+import { escapeHtml as h, seriesColor, stackedBarsSvg } from "../html/charts.js";
 import { TOOL_VERSION } from "../version.js";
 import type { Comparison, Row, StudyResult } from "./study.js";
 
@@ -60,7 +60,12 @@ function groupChart(rows: Row[]): string {
   }
   const groups = [...new Set(rows.map((r) => r.ms_group as string))].sort();
   const colors = Object.fromEntries(groups.map((g, i) => [g, seriesColor(i)]));
-  return byMachine.size ? stackedBarsSvg([...byMachine].map(([label, parts]) => ({ label, parts })), colors) : "";
+  return byMachine.size
+    ? stackedBarsSvg(
+        [...byMachine].map(([label, parts]) => ({ label, parts })),
+        colors,
+      )
+    : "";
 }
 
 function comparisonBlock(c: Comparison): string {
@@ -68,7 +73,10 @@ function comparisonBlock(c: Comparison): string {
   const chart = c.groups.length
     ? stackedBarsSvg(
         [
-          { label: `before: ${c.before.value}`, parts: Object.fromEntries(c.groups.map((g) => [g.ms_group as string, g.before as number])) },
+          {
+            label: `before: ${c.before.value}`,
+            parts: Object.fromEntries(c.groups.map((g) => [g.ms_group as string, g.before as number])),
+          },
           { label: `after: ${c.after.value}`, parts: Object.fromEntries(c.groups.map((g) => [g.ms_group as string, g.after as number])) },
         ],
         Object.fromEntries(c.groups.map((g, i) => [g.ms_group as string, seriesColor(i)])),
@@ -90,10 +98,18 @@ function comparisonBlock(c: Comparison): string {
 
 export function renderStudyHtml(result: StudyResult, generatedAt = new Date()): string {
   const sections: Array<[string, string, string]> = [
-    ["matrix", "Verdict matrix: machines × profiles", `<p class="meta">The latest verdict of each profile per machine (exhaust verify, stored with the session and exported). Required-service events: events Microsoft classes as required diagnostic data.</p>${matrixTable(result)}`],
+    [
+      "matrix",
+      "Verdict matrix: machines × profiles",
+      `<p class="meta">The latest verdict of each profile per machine (exhaust verify, stored with the session and exported). Required-service events: events Microsoft classes as required diagnostic data.</p>${matrixTable(result)}`,
+    ],
     ["summary", "Sessions", table(result.summary)],
     ["groups", "Events by Microsoft group per machine", `${groupChart(result.groups)}${table(result.groups)}`],
-    ["names", "Event names by group per machine", `<p class="meta">Up to the 50 most frequent names per machine and group; --format json or --sql for all.</p>${table(result.names)}`],
+    [
+      "names",
+      "Event names by group per machine",
+      `<p class="meta">Up to the 50 most frequent names per machine and group; --format json or --sql for all.</p>${table(result.names)}`,
+    ],
     ["content", "Content findings per machine", table(result.content, undefined, "no field classified as content")],
     ["endpoints", "Endpoints contacted per machine", table(result.endpoints)],
   ];
@@ -121,8 +137,14 @@ export function studyCsv(result: StudyResult): string {
     ["endpoints", result.endpoints],
   ];
   result.comparisons.forEach((c, i) => {
-    const tag = (rows: Row[]) => rows.map((r) => ({ before_label: `${c.before.key}=${c.before.value}`, after_label: `${c.after.key}=${c.after.value}`, ...r }));
-    sections.push([`compare${i + 1}.groups`, tag(c.groups)], [`compare${i + 1}.names`, tag(c.names)], [`compare${i + 1}.content`, tag(c.content)], [`compare${i + 1}.endpoints`, tag(c.endpoints)]);
+    const tag = (rows: Row[]) =>
+      rows.map((r) => ({ before_label: `${c.before.key}=${c.before.value}`, after_label: `${c.after.key}=${c.after.value}`, ...r }));
+    sections.push(
+      [`compare${i + 1}.groups`, tag(c.groups)],
+      [`compare${i + 1}.names`, tag(c.names)],
+      [`compare${i + 1}.content`, tag(c.content)],
+      [`compare${i + 1}.endpoints`, tag(c.endpoints)],
+    );
   });
   return rowsCsv(sections.flatMap(([section, rows]) => rows.map((r) => ({ section, ...r }))));
 }
@@ -130,6 +152,7 @@ export function studyCsv(result: StudyResult): string {
 /** RFC 4180 CSV of rows (the union of their keys, in first-seen order). */
 export function rowsCsv(rows: Row[], columns?: string[]): string {
   const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const value = (v: unknown): string | number | null => (v === null || v === undefined ? null : typeof v === "number" ? v : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const value = (v: unknown): string | number | null =>
+    v === null || v === undefined ? null : typeof v === "number" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
   return [csvRecord(cols), ...rows.map((r) => csvRecord(cols.map((c) => value(r[c]))))].join("");
 }

@@ -59,11 +59,15 @@ export function parseCompare(text: string): { before: Label; after: Label } {
     const eq = p.indexOf("=");
     const key = p.slice(0, eq) as CompareKey;
     if (eq <= 0 || !COMPARE_KEYS.includes(key) || eq === p.length - 1) {
-      throw exhaustError("EXH_OPT_INVALID", { option: "--compare", reason: `expected KEY=BEFORE,KEY=AFTER with KEY one of ${COMPARE_KEYS.join(", ")}, got "${text}"` });
+      throw exhaustError("EXH_OPT_INVALID", {
+        option: "--compare",
+        reason: `expected KEY=BEFORE,KEY=AFTER with KEY one of ${COMPARE_KEYS.join(", ")}, got "${text}"`,
+      });
     }
     return { key, value: p.slice(eq + 1) };
   });
-  if (labels.length !== 2) throw exhaustError("EXH_OPT_INVALID", { option: "--compare", reason: `expected two labels separated by a comma, got "${text}"` });
+  if (labels.length !== 2)
+    throw exhaustError("EXH_OPT_INVALID", { option: "--compare", reason: `expected two labels separated by a comma, got "${text}"` });
   return { before: labels[0], after: labels[1] };
 }
 
@@ -181,7 +185,10 @@ async function compare(conn: DuckDBConnection, before: Label, after: Label): Pro
   return { before, after, groups, names, content, endpoints };
 }
 
-export async function runStudy(conn: DuckDBConnection, options: { datasets: string[]; profiles: string[]; compare: string[] }): Promise<StudyResult> {
+export async function runStudy(
+  conn: DuckDBConnection,
+  options: { datasets: string[]; profiles: string[]; compare: string[] },
+): Promise<StudyResult> {
   const comparisons: Comparison[] = [];
   for (const c of options.compare) {
     const { before, after } = parseCompare(c);

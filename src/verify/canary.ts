@@ -35,7 +35,6 @@ interface FormOf {
   form: string;
 }
 
-
 /**
  * The base64 text of `bytes` wherever they start inside longer data: for each alignment (offset
  * mod 3) the characters that depend only on `bytes`, without the ones shared with the bytes
@@ -44,7 +43,9 @@ interface FormOf {
 export function base64Alignments(bytes: Buffer): string[] {
   const out: string[] = [];
   for (let k = 0; k < 3; k++) {
-    const text = Buffer.concat([Buffer.alloc(k), bytes]).toString("base64").replace(/=+$/, "");
+    const text = Buffer.concat([Buffer.alloc(k), bytes])
+      .toString("base64")
+      .replace(/=+$/, "");
     const skip = k === 0 ? 0 : k + 1;
     const total = k + bytes.length;
     const end = total % 3 === 0 ? text.length : text.length - 1;
@@ -90,7 +91,11 @@ export class CanaryMatcher {
         }
       }
     }
-    const alternation = (keys: Iterable<string>) => [...keys].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|");
+    const alternation = (keys: Iterable<string>) =>
+      [...keys]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRegExp)
+        .join("|");
     if (this.insensitiveForms.size) this.insensitive = new RegExp(alternation(this.insensitiveForms.keys()), "gi");
     if (this.sensitiveForms.size) this.sensitive = new RegExp(alternation(this.sensitiveForms.keys()), "g");
   }

@@ -4,12 +4,7 @@
  * changed category (and, for endpoints and events, what changed in count).
  */
 import type { Db } from "../store/database.js";
-import {
-  endpointSummary,
-  eventNameSummary,
-  iterateFieldSummary,
-  type SessionRef,
-} from "../store/verify-queries.js";
+import { endpointSummary, eventNameSummary, iterateFieldSummary, type SessionRef } from "../store/verify-queries.js";
 
 export interface EndpointEntry {
   host: string;
@@ -33,7 +28,11 @@ export interface FieldEntry {
 export interface SessionDiff {
   a: SessionRef;
   b: SessionRef;
-  endpoints: { appeared: EndpointEntry[]; disappeared: EndpointEntry[]; changed: Array<{ host: string; a: EndpointEntry; b: EndpointEntry }> };
+  endpoints: {
+    appeared: EndpointEntry[];
+    disappeared: EndpointEntry[];
+    changed: Array<{ host: string; a: EndpointEntry; b: EndpointEntry }>;
+  };
   events: {
     appeared: EventEntry[];
     disappeared: EventEntry[];
@@ -68,13 +67,19 @@ function partition<T>(a: Map<string, T>, b: Map<string, T>) {
 
 function endpoints(db: Db, sessionId: number): Map<string, EndpointEntry> {
   return new Map(
-    endpointSummary(db, sessionId).map((r) => [r.host, { host: r.host, connections: r.connections, exchanges: r.exchanges, outcomes: split(r.outcomes) }]),
+    endpointSummary(db, sessionId).map((r) => [
+      r.host,
+      { host: r.host, connections: r.connections, exchanges: r.exchanges, outcomes: split(r.outcomes) },
+    ]),
   );
 }
 
 function events(db: Db, sessionId: number): Map<string, EventEntry> {
   return new Map(
-    eventNameSummary(db, sessionId).map((r) => [r.name, { name: r.name, count: r.count, categories: split(r.categories), groups: split(r.groups) }]),
+    eventNameSummary(db, sessionId).map((r) => [
+      r.name,
+      { name: r.name, count: r.count, categories: split(r.categories), groups: split(r.groups) },
+    ]),
   );
 }
 
@@ -176,17 +181,47 @@ export function formatDiffText(d: SessionDiff, options: { fields?: boolean } = {
   );
   section("fields per category", countLines(d.categories.a, d.categories.b));
   section("events per group", countLines(d.groups.a, d.groups.b));
-  section("event names appeared", e.appeared.map((x) => `+ ${x.name}  ×${x.count}  ${cats(x.categories)}`));
-  section("event names disappeared", e.disappeared.map((x) => `- ${x.name}  ×${x.count}  ${cats(x.categories)}`));
-  section("events changed count", e.countChanged.map((x) => `~ ${x.name}  ×${x.a} → ×${x.b}`));
-  section("events changed category", e.categoryChanged.map((x) => `~ ${x.name}  ${cats(x.a)} → ${cats(x.b)}`));
-  section("endpoints appeared", ep.appeared.map((x) => `+ ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`));
-  section("endpoints disappeared", ep.disappeared.map((x) => `- ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`));
-  section("endpoints changed", ep.changed.map((x) => `~ ${x.host}  ${x.a.connections}→${x.b.connections} conn, ${x.a.exchanges}→${x.b.exchanges} exch`));
+  section(
+    "event names appeared",
+    e.appeared.map((x) => `+ ${x.name}  ×${x.count}  ${cats(x.categories)}`),
+  );
+  section(
+    "event names disappeared",
+    e.disappeared.map((x) => `- ${x.name}  ×${x.count}  ${cats(x.categories)}`),
+  );
+  section(
+    "events changed count",
+    e.countChanged.map((x) => `~ ${x.name}  ×${x.a} → ×${x.b}`),
+  );
+  section(
+    "events changed category",
+    e.categoryChanged.map((x) => `~ ${x.name}  ${cats(x.a)} → ${cats(x.b)}`),
+  );
+  section(
+    "endpoints appeared",
+    ep.appeared.map((x) => `+ ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`),
+  );
+  section(
+    "endpoints disappeared",
+    ep.disappeared.map((x) => `- ${x.host}  ${x.connections} conn, ${x.exchanges} exch [${x.outcomes.join(",")}]`),
+  );
+  section(
+    "endpoints changed",
+    ep.changed.map((x) => `~ ${x.host}  ${x.a.connections}→${x.b.connections} conn, ${x.a.exchanges}→${x.b.exchanges} exch`),
+  );
   if (options.fields) {
-    section("fields appeared", f.appeared.map((x) => `+ ${x.event}  ${x.path}  ${cats(x.categories)}`));
-    section("fields disappeared", f.disappeared.map((x) => `- ${x.event}  ${x.path}  ${cats(x.categories)}`));
-    section("fields changed category", f.categoryChanged.map((x) => `~ ${x.event}  ${x.path}  ${cats(x.a)} → ${cats(x.b)}`));
+    section(
+      "fields appeared",
+      f.appeared.map((x) => `+ ${x.event}  ${x.path}  ${cats(x.categories)}`),
+    );
+    section(
+      "fields disappeared",
+      f.disappeared.map((x) => `- ${x.event}  ${x.path}  ${cats(x.categories)}`),
+    );
+    section(
+      "fields changed category",
+      f.categoryChanged.map((x) => `~ ${x.event}  ${x.path}  ${cats(x.a)} → ${cats(x.b)}`),
+    );
   }
   return `${lines.join("\n")}\n`;
 }

@@ -43,7 +43,8 @@ export function verdictCoverage(db: Db, sessionId: number, catalog: EndpointCata
 export function inconclusiveReasons(c: VerdictCoverage, undecodedReasons: string[] = []): string[] {
   const reasons: string[] = [];
   if (c.exchanges === 0 && c.bareConnections === 0) reasons.push("no traffic reached the proxy: is the client configured?");
-  else if (c.catalogueTraffic === 0) reasons.push("no traffic reached a catalogue host: is the client configured, and is it the right session?");
+  else if (c.catalogueTraffic === 0)
+    reasons.push("no traffic reached a catalogue host: is the client configured, and is it the right session?");
   if (c.undecoded > 0) {
     const why = undecodedReasons.length ? ` (${undecodedReasons.join("; ")})` : "";
     reasons.push(`${c.undecoded} of ${c.exchanges} exchanges are undecoded${why}: run \`exhaust reprocess\`, then verify again`);

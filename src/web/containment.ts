@@ -30,7 +30,8 @@ export function uiHostNames(host: string, port: number, options: { loopback: boo
   if (options.loopback || isWildcard(host)) for (const n of LOOPBACK_NAMES) names.add(n);
   if (isWildcard(host)) {
     names.add(hostname().toLowerCase());
-    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.add(bracketed(a.address.replace(/%.*$/, "")).toLowerCase());
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) names.add(bracketed(a.address.replace(/%.*$/, "")).toLowerCase());
   }
   for (const n of options.extra ?? []) names.add(bracketed(n.replace(/^\[|\]$/g, "")).toLowerCase());
   const allowed = new Set<string>();
@@ -44,7 +45,11 @@ export function uiHostNames(host: string, port: number, options: { loopback: boo
 export type ContainmentVerdict = { ok: true } | { ok: false; status: 421 | 403; reason: string };
 
 /** Whether a request may reach the UI: Host is one of `allowed`; a non-GET/HEAD Origin, if any, too. */
-export function checkUiRequest(method: string, headers: { host?: string; origin?: string | string[] }, allowed: ReadonlySet<string>): ContainmentVerdict {
+export function checkUiRequest(
+  method: string,
+  headers: { host?: string; origin?: string | string[] },
+  allowed: ReadonlySet<string>,
+): ContainmentVerdict {
   const host = (headers.host ?? "").toLowerCase();
   if (!allowed.has(host)) return { ok: false, status: 421, reason: `Host ${JSON.stringify(headers.host ?? "")} is not this UI's address` };
   if (method === "GET" || method === "HEAD") return { ok: true };

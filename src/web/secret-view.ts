@@ -35,7 +35,8 @@ export class SecretView {
     const fields = secretFieldValuesSince(this.db, this.lastEventId, isSecretJsonKey);
     for (const f of fields.values) s.learnField(f.path, f.value);
     // Fields the classifier marked secret (a URL carrying an API key, token or signature).
-    for (const f of fieldValuesByRuleSince(this.db, this.lastEventId, fields.lastEventId, secretDetectorIds())) s.learnField(f.path, f.value);
+    for (const f of fieldValuesByRuleSince(this.db, this.lastEventId, fields.lastEventId, secretDetectorIds()))
+      s.learnField(f.path, f.value);
     this.lastEventId = fields.lastEventId;
   }
 

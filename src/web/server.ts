@@ -243,7 +243,10 @@ function registerRoutes(
     app.get(route, async (_req, reply) => {
       const ext = file.split(".").pop()!;
       // Read on each request: cheap, and edits to the page show without a restart.
-      return reply.type(CONTENT_TYPES[ext]).header("cache-control", "no-store").send(readFileSync(join(STATIC_DIR, file)));
+      return reply
+        .type(CONTENT_TYPES[ext])
+        .header("cache-control", "no-store")
+        .send(readFileSync(join(STATIC_DIR, file)));
     });
   }
 
@@ -319,7 +322,11 @@ function registerRoutes(
     if (q.part !== undefined && q.part !== "request" && q.part !== "response") throw badRequest("part must be request or response");
     const response = q.part === "response";
     const sha256 = response ? x.responseBodySha256 : x.requestBodySha256;
-    const headers: RawHeaders = response ? (x.responseHeaders ? (JSON.parse(x.responseHeaders) as RawHeaders) : []) : (JSON.parse(x.requestHeaders) as RawHeaders);
+    const headers: RawHeaders = response
+      ? x.responseHeaders
+        ? (JSON.parse(x.responseHeaders) as RawHeaders)
+        : []
+      : (JSON.parse(x.requestHeaders) as RawHeaders);
     const stored = (sha256 ? blobData(db, sha256) : undefined) ?? Buffer.alloc(0);
     // A body holding a credential (as stored or decompressed) is not shown.
     const hidden = secrets.bodyHasSecret(stored, headers, response ? undefined : x.path);
@@ -364,7 +371,12 @@ function registerRoutes(
       : { event: intParam(q, "afterEvent") ?? heads.event, exchange: intParam(q, "afterExchange") ?? heads.exchange };
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", ...SECURITY_HEADERS });
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      connection: "keep-alive",
+      ...SECURITY_HEADERS,
+    });
     const send = (type: string, data: unknown, id?: string) =>
       res.write(`${id ? `id: ${id}\n` : ""}event: ${type}\ndata: ${JSON.stringify(secrets.redact(redactDeep(data)))}\n\n`);
     send("hello", { heads: after, pollMs: LIVE_POLL_MS }, `${after.event}:${after.exchange}`);
@@ -414,7 +426,7 @@ function registerRoutes(
       else for (const line of eventCsvRecords(ev, redactor)) yield redactCredentialParams(line);
     };
     function* events(): Generator<EventDetail> {
-      for (let after: number | undefined = 0, n = 0; after !== undefined && n < EXPORT_MAX_EVENTS; ) {
+      for (let after: number | undefined = 0, n = 0; after !== undefined && n < EXPORT_MAX_EVENTS;) {
         const page = listEventsPage(db, { ...filter, afterId: after });
         for (const row of page.rows.slice(0, EXPORT_MAX_EVENTS - n)) {
           const ev = getEvent(db, row.id);
@@ -427,11 +439,17 @@ function registerRoutes(
     function* fieldEvents(): Generator<EventDetail> {
       // The Fields view's rows in its order, grouped by event: each event once, with the listed fields.
       let after: [number, number] | undefined;
-      for (let n = 0; n < EXPORT_MAX_EVENTS; ) {
-        const rows = listFieldsPage(db, { sessionId: filter.sessionId, category, afterEventId: after?.[0], afterIdx: after?.[1], limit: MAX_PAGE });
+      for (let n = 0; n < EXPORT_MAX_EVENTS;) {
+        const rows = listFieldsPage(db, {
+          sessionId: filter.sessionId,
+          category,
+          afterEventId: after?.[0],
+          afterIdx: after?.[1],
+          limit: MAX_PAGE,
+        });
         const full = rows.length === MAX_PAGE;
         let next = rows[rows.length - 1];
-        for (let i = 0; i < rows.length && n < EXPORT_MAX_EVENTS; ) {
+        for (let i = 0; i < rows.length && n < EXPORT_MAX_EVENTS;) {
           const start = i;
           const id = rows[i].eventId;
           const idx = new Set<number>();

@@ -25,7 +25,10 @@ export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: numb
   const argv = [EXHAUST_BIN, "proxy", "--listen", "127.0.0.1:0", ...(opts.initCa === false ? [] : ["--init-ca"]), ...args];
   const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const child = opts.maxFiles
-    ? spawn("sh", ["-c", `ulimit -n ${opts.maxFiles} && exec ${[process.execPath, ...argv].map(quote).join(" ")}`], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    ? spawn("sh", ["-c", `ulimit -n ${opts.maxFiles} && exec ${[process.execPath, ...argv].map(quote).join(" ")}`], {
+        cwd,
+        stdio: ["ignore", "pipe", "pipe"],
+      })
     : spawn(process.execPath, argv, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   return new Promise((resolve, reject) => {

@@ -34,8 +34,20 @@ export function writeEventTranscript(file: string, events: TranscriptEvent[]): v
     const name = String(e.payload.name);
     const hash = [...name].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 2 ** 31, 7);
     const payload = JSON.stringify(e.payload);
-    insertEvent.run(`S-1-5-18`, BigInt(e.time) * 10_000n + FILETIME_UNIX_EPOCH, payload, name, hash, 0x800000000000, 1, 1,
-      "devicecensus.exe", "Device Census", payload.length, i + 1);
+    insertEvent.run(
+      `S-1-5-18`,
+      BigInt(e.time) * 10_000n + FILETIME_UNIX_EPOCH,
+      payload,
+      name,
+      hash,
+      0x800000000000,
+      1,
+      1,
+      "devicecensus.exe",
+      "Device Census",
+      payload.length,
+      i + 1,
+    );
     for (const tag of e.tags ?? []) {
       if (!tagIds.has(tag)) {
         tagIds.set(tag, tagIds.size + 11);

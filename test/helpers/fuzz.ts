@@ -113,7 +113,20 @@ export function fuzzSniff(decoder: Decoder): void {
   );
 }
 
-const FIELD_TYPES: ReadonlySet<FieldType> = new Set<FieldType>(["string", "bool", "int32", "uint32", "int64", "uint64", "double", "datetime", "guid", "null", "array", "bytes"]);
+const FIELD_TYPES: ReadonlySet<FieldType> = new Set<FieldType>([
+  "string",
+  "bool",
+  "int32",
+  "uint32",
+  "int64",
+  "uint64",
+  "double",
+  "datetime",
+  "guid",
+  "null",
+  "array",
+  "bytes",
+]);
 
 /** What a decode result must be, whatever the body: events of the right shape inside the body, and plain JSON. */
 function checkDecodeResult(r: DecodeResult, size: number): void {

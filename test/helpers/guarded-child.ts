@@ -20,14 +20,22 @@ export interface GuardedRun {
   refused: string[];
 }
 
-export function runGuarded(script: string, env: Record<string, string>, options: { timeoutMs?: number; extraRequire?: string[] } = {}): Promise<GuardedRun> {
+export function runGuarded(
+  script: string,
+  env: Record<string, string>,
+  options: { timeoutMs?: number; extraRequire?: string[] } = {},
+): Promise<GuardedRun> {
   const guardLog = join(tempDir("exhaust-guard-"), "refused.jsonl");
   // Proxy variables of the developer's shell must not leak in; the test sets its own.
   const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(https?|no|all)_proxy$/i.test(k) && !/^(NODE_OPTIONS|NODE_EXTRA_CA_CERTS)$/.test(k)) base[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !/^(https?|no|all)_proxy$/i.test(k) && !/^(NODE_OPTIONS|NODE_EXTRA_CA_CERTS)$/.test(k)) base[k] = v;
   const requires = [LOOPBACK_GUARD, ...(options.extraRequire ?? [])].flatMap((r) => ["--require", r]);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...requires, "-e", script], { env: { ...base, ...env, EXHAUST_GUARD_LOG: guardLog }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...requires, "-e", script], {
+      env: { ...base, ...env, EXHAUST_GUARD_LOG: guardLog },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

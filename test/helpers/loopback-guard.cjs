@@ -16,14 +16,23 @@ if (!LOG) throw new Error("loopback-guard: EXHAUST_GUARD_LOG is not set");
 
 function isLoopback(host) {
   if (host === undefined || host === null || host === "") return true; // Node's default: localhost
-  const h = String(host).replace(/^\[|\]$/g, "").toLowerCase();
+  const h = String(host)
+    .replace(/^\[|\]$/g, "")
+    .toLowerCase();
   if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
   if (/^::ffff:127\./.test(h)) return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function refuse(what, target) {
-  const entry = { what, target: String(target), stack: new Error().stack.split("\n").slice(2, 9).map((l) => l.trim()) };
+  const entry = {
+    what,
+    target: String(target),
+    stack: new Error().stack
+      .split("\n")
+      .slice(2, 9)
+      .map((l) => l.trim()),
+  };
   fs.appendFileSync(LOG, `${JSON.stringify(entry)}\n`);
   const e = new Error(`loopback-guard: ${what} to ${target} refused (not loopback)`);
   e.code = "EXHAUST_GUARD";

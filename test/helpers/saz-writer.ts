@@ -57,5 +57,10 @@ export async function writeSaz(file: string, sessions: SazSession[]): Promise<vo
     );
   });
   zip.end();
-  await new Promise<void>((resolve, reject) => zip.outputStream.pipe(createWriteStream(file)).on("close", () => resolve()).on("error", reject));
+  await new Promise<void>((resolve, reject) =>
+    zip.outputStream
+      .pipe(createWriteStream(file))
+      .on("close", () => resolve())
+      .on("error", reject),
+  );
 }

@@ -26,7 +26,9 @@ export function sessionSnapshot(dbFile: string, session: string): SessionSnapsho
     ).map(({ id, ...e }) => ({
       ...e,
       fields: (
-        db.prepare("SELECT part, path, value, type, category, personal, rule FROM fields WHERE event_id = ? ORDER BY idx").all(id) as object[]
+        db
+          .prepare("SELECT part, path, value, type, category, personal, rule FROM fields WHERE event_id = ? ORDER BY idx")
+          .all(id) as object[]
       ).map((f) => JSON.stringify(f)),
     }));
     return { bodies, events };

@@ -90,7 +90,9 @@ function createTelemetryLogger(sender, options = {}) {
     onDidChangeEnableStates: onDidChangeEnableStates.event,
     logUsage: (eventName, data) => sender.sendEventData(name(eventName), mixIn(data)),
     logError: (eventNameOrError, data) =>
-      typeof eventNameOrError === "string" ? sender.sendEventData(name(eventNameOrError), mixIn(data)) : sender.sendErrorData(eventNameOrError, mixIn(data)),
+      typeof eventNameOrError === "string"
+        ? sender.sendEventData(name(eventNameOrError), mixIn(data))
+        : sender.sendErrorData(eventNameOrError, mixIn(data)),
     dispose: () => onDidChangeEnableStates.dispose(),
   };
 }
@@ -121,7 +123,13 @@ if (env.VSCODE_HOST_PROXY) {
   class TunnelAgent extends https.Agent {
     createConnection(options, done) {
       const authority = `${options.host}:${options.port ?? 443}`;
-      const req = http.request({ host: proxy.hostname, port: Number(proxy.port), method: "CONNECT", path: authority, headers: { host: authority } });
+      const req = http.request({
+        host: proxy.hostname,
+        port: Number(proxy.port),
+        method: "CONNECT",
+        path: authority,
+        headers: { host: authority },
+      });
       req.once("connect", (res, socket) => {
         if (res.statusCode !== 200) return done(new Error(`proxy answered CONNECT with ${res.statusCode}`));
         done(null, tls.connect({ ...options, socket, servername: options.servername ?? options.host }));

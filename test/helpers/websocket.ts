@@ -8,7 +8,9 @@ import type { Duplex } from "node:stream";
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 export function acceptKey(key: string): string {
-  return createHash("sha1").update(key + GUID).digest("base64");
+  return createHash("sha1")
+    .update(key + GUID)
+    .digest("base64");
 }
 
 export function newKey(): string {
@@ -21,7 +23,12 @@ export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, p
 export function encodeFrame(payload: Buffer | string, opts: { opcode?: number; masked: boolean; fin?: boolean }): Buffer {
   const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
   const len = data.length;
-  const lenBytes = len < 126 ? Buffer.from([len]) : len < 65536 ? Buffer.from([126, len >> 8, len & 0xff]) : Buffer.concat([Buffer.from([127]), bigLength(len)]);
+  const lenBytes =
+    len < 126
+      ? Buffer.from([len])
+      : len < 65536
+        ? Buffer.from([126, len >> 8, len & 0xff])
+        : Buffer.concat([Buffer.from([127]), bigLength(len)]);
   lenBytes[0] |= opts.masked ? 0x80 : 0;
   const first = Buffer.from([(opts.fin === false ? 0 : 0x80) | (opts.opcode ?? OPCODE.text)]);
   if (!opts.masked) return Buffer.concat([first, lenBytes, data]);
@@ -101,7 +108,9 @@ export function readResponseHead(stream: Duplex): Promise<{ status: number; head
       stream.pause();
       const head = buf.subarray(0, end).toString("latin1");
       const [statusLine, ...lines] = head.split("\r\n");
-      const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()] as [string, string]));
+      const headers = new Map(
+        lines.map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()] as [string, string]),
+      );
       resolve({ status: Number(statusLine.split(" ")[1]), headers, head, rest: buf.subarray(end + 4) });
     };
     stream.on("data", onData);

@@ -11,7 +11,11 @@ import zlib from "node:zlib";
 
 const MIB = 1024 * 1024;
 
-export function writeZipBomb(file: string, entryName: string, options: { head: string; gib: number; declare?: number }): { size: number; inflated: number } {
+export function writeZipBomb(
+  file: string,
+  entryName: string,
+  options: { head: string; gib: number; declare?: number },
+): { size: number; inflated: number } {
   const head = Buffer.from(options.head, "latin1");
   const zeros = Buffer.alloc(MIB);
   const chunks = Math.round(options.gib * 1024);

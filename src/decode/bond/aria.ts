@@ -8,9 +8,32 @@
  * `package.*` envelope fields.
  */
 import { BondDecodeState } from "./state.js";
-import { BT, bondTypeName, hexOf, int64Value, isFloatingType, isIntegerType, isListType, isStringType, isStructType, ticksToIso, uint64Value, unixMsToIso, windowsGuid } from "./reader.js";
+import {
+  BT,
+  bondTypeName,
+  hexOf,
+  int64Value,
+  isFloatingType,
+  isIntegerType,
+  isListType,
+  isStringType,
+  isStructType,
+  ticksToIso,
+  uint64Value,
+  unixMsToIso,
+  windowsGuid,
+} from "./reader.js";
 import { DecodeError } from "../types.js";
-import type { DecodeContext, DecodedEvent, DecodedField, DecodeResult, Decoder, FieldAnnotations, FieldType, FieldValue } from "../types.js";
+import type {
+  DecodeContext,
+  DecodedEvent,
+  DecodedField,
+  DecodeResult,
+  Decoder,
+  FieldAnnotations,
+  FieldType,
+  FieldValue,
+} from "../types.js";
 
 /** Typed extension maps (Record 25/26 and 31–35): map<string, T>. */
 const enum MapKind {
@@ -92,7 +115,12 @@ class AriaDecoder extends BondDecodeState {
       if (e instanceof TooManyEvents) {
         // Like the JSON decoders: keep what was decoded, say the rest was not.
         this.eventIndex = -1;
-        this.warn("bond.too-many-events", `more than ${this.limits.maxEvents} records; the rest (${r.end - e.offset} bytes) is not decoded`, e.offset, r.end - e.offset);
+        this.warn(
+          "bond.too-many-events",
+          `more than ${this.limits.maxEvents} records; the rest (${r.end - e.offset} bytes) is not decoded`,
+          e.offset,
+          r.end - e.offset,
+        );
         return this.result();
       }
       if (e instanceof DecodeError) throw new DecodeError(e.code, e.message, e.offset, this.result());
@@ -103,7 +131,8 @@ class AriaDecoder extends BondDecodeState {
       this.warn("bond.trailing-bytes", `${r.end - r.pos} byte(s) after the ClientToCollectorRequest struct`, r.pos, r.end - r.pos);
     }
     if (this.retryCount !== undefined) {
-      for (const ev of this.events) this.append(ev, [{ path: "request.retryCount", part: "envelope", value: this.retryCount, type: "int32" }]);
+      for (const ev of this.events)
+        this.append(ev, [{ path: "request.retryCount", part: "envelope", value: this.retryCount, type: "int32" }]);
     }
     return this.result();
   }
@@ -176,7 +205,16 @@ class AriaDecoder extends BondDecodeState {
         case 3:
         case 5:
         case 11: {
-          const path = id === 1 ? "package.type" : id === 2 ? "package.source" : id === 3 ? "package.version" : id === 5 ? "package.id" : "package.tenantId";
+          const path =
+            id === 1
+              ? "package.type"
+              : id === 2
+                ? "package.source"
+                : id === 3
+                  ? "package.version"
+                  : id === 5
+                    ? "package.id"
+                    : "package.tenantId";
           const v = this.str(type, path, at, fd);
           if (v !== undefined) {
             facts.push({ path, part: "envelope", value: v, type: "string" });
@@ -245,7 +283,13 @@ class AriaDecoder extends BondDecodeState {
       if (b < 0x80) {
         if (b !== 0 && buf[q + k] === 0x29) {
           r.pos = q + k;
-          this.note("info", "aria.count-patched", `${k} stale byte(s) of an overwritten record count skipped (AWT JS in-place count patch)`, q, k);
+          this.note(
+            "info",
+            "aria.count-patched",
+            `${k} stale byte(s) of an overwritten record count skipped (AWT JS in-place count patch)`,
+            q,
+            k,
+          );
         }
         return;
       }

@@ -28,9 +28,37 @@ function ext(bond: string, json: string, spec: Array<[id: number, name: string, 
 
 /** Record ordinal → extension schema. */
 export const CS_EXTENSIONS: ReadonlyMap<number, ExtSchema> = new Map<number, ExtSchema>([
-  [20, ext("extIngest", "ingest", [[1, "time", "int64"], [2, "clientIp"], [3, "auth", "int64"], [4, "quality", "int64"], [5, "uploadTime", "int64"], [6, "userAgent"], [7, "client"]])],
-  [21, ext("extProtocol", "protocol", [[1, "metadataCrc", "int32"], [2, "ticketKeys", "strlists"], [3, "devMake"], [4, "devModel"], [5, "msp", "uint64"]])],
-  [22, ext("extUser", "user", [[1, "id"], [2, "localId"], [3, "authId"], [4, "locale"]])],
+  [
+    20,
+    ext("extIngest", "ingest", [
+      [1, "time", "int64"],
+      [2, "clientIp"],
+      [3, "auth", "int64"],
+      [4, "quality", "int64"],
+      [5, "uploadTime", "int64"],
+      [6, "userAgent"],
+      [7, "client"],
+    ]),
+  ],
+  [
+    21,
+    ext("extProtocol", "protocol", [
+      [1, "metadataCrc", "int32"],
+      [2, "ticketKeys", "strlists"],
+      [3, "devMake"],
+      [4, "devModel"],
+      [5, "msp", "uint64"],
+    ]),
+  ],
+  [
+    22,
+    ext("extUser", "user", [
+      [1, "id"],
+      [2, "localId"],
+      [3, "authId"],
+      [4, "locale"],
+    ]),
+  ],
   [
     23,
     ext("extDevice", "device", [
@@ -46,10 +74,29 @@ export const CS_EXTENSIONS: ReadonlyMap<number, ExtSchema> = new Map<number, Ext
       [10, "authIdEnt"],
     ]),
   ],
-  [24, ext("extOs", "os", [[1, "locale"], [2, "expId"], [3, "bootId", "int32"], [4, "name"], [5, "ver"]])],
+  [
+    24,
+    ext("extOs", "os", [
+      [1, "locale"],
+      [2, "expId"],
+      [3, "bootId", "int32"],
+      [4, "name"],
+      [5, "ver"],
+    ]),
+  ],
   [
     25,
-    ext("extApp", "app", [[1, "expId"], [2, "userId"], [3, "env"], [4, "asId", "int32"], [5, "id"], [6, "ver"], [7, "locale"], [8, "name"], [9, "sesId"]]),
+    ext("extApp", "app", [
+      [1, "expId"],
+      [2, "userId"],
+      [3, "env"],
+      [4, "asId", "int32"],
+      [5, "id"],
+      [6, "ver"],
+      [7, "locale"],
+      [8, "name"],
+      [9, "sesId"],
+    ]),
   ],
   [
     26,
@@ -128,23 +175,101 @@ export const CS_EXTENSIONS: ReadonlyMap<number, ExtSchema> = new Map<number, Ext
       [999, "dnt"],
     ]),
   ],
-  [29, ext("extReceipts", "receipts", [[1, "originalTime", "int64"], [2, "uploadTime", "int64"], [3, "originalName"], [4, "flags", "uint64"]])],
-  [31, ext("extNet", "net", [[1, "provider"], [2, "cost"], [3, "type"]])],
-  [32, ext("extSdk", "sdk", [[1, "ver"], [2, "epoch"], [3, "seq", "int64"], [4, "installId"], [5, "libVer"]])],
-  [33, ext("extLoc", "loc", [[1, "id"], [2, "country"], [3, "tz"]])],
+  [
+    29,
+    ext("extReceipts", "receipts", [
+      [1, "originalTime", "int64"],
+      [2, "uploadTime", "int64"],
+      [3, "originalName"],
+      [4, "flags", "uint64"],
+    ]),
+  ],
+  [
+    31,
+    ext("extNet", "net", [
+      [1, "provider"],
+      [2, "cost"],
+      [3, "type"],
+    ]),
+  ],
+  [
+    32,
+    ext("extSdk", "sdk", [
+      [1, "ver"],
+      [2, "epoch"],
+      [3, "seq", "int64"],
+      [4, "installId"],
+      [5, "libVer"],
+    ]),
+  ],
+  [
+    33,
+    ext("extLoc", "loc", [
+      [1, "id"],
+      [2, "country"],
+      [3, "tz"],
+    ]),
+  ],
   [
     34,
-    ext("extCloud", "cloud", [[1, "fullEnvName"], [2, "location"], [3, "environment"], [4, "deploymentUnit"], [5, "name"], [6, "roleInstance"], [7, "role"]]),
+    ext("extCloud", "cloud", [
+      [1, "fullEnvName"],
+      [2, "location"],
+      [3, "environment"],
+      [4, "deploymentUnit"],
+      [5, "name"],
+      [6, "roleInstance"],
+      [7, "role"],
+    ]),
   ],
-  [35, ext("extService", "service", [[1, "name"], [2, "role"], [3, "roleVersion"]])],
+  [
+    35,
+    ext("extService", "service", [
+      [1, "name"],
+      [2, "role"],
+      [3, "roleVersion"],
+    ]),
+  ],
   [36, ext("extCs", "cs", [[1, "sig"]])],
-  [37, ext("extM365a", "m365a", [[1, "enrolledTenantId"], [2, "msp", "uint64"]])],
+  [
+    37,
+    ext("extM365a", "m365a", [
+      [1, "enrolledTenantId"],
+      [2, "msp", "uint64"],
+    ]),
+  ],
   [42, ext("extMscv", "mscv", [[1, "cV"]])],
-  [43, ext("extIntWeb", "intweb", [[1, "mc1Id"], [2, "msfpc"], [3, "anid"], [4, "serviceName"], [5, "mscom", "strmap"]])],
-  [44, ext("extIntService", "intservice", [[1, "fullEnvName"], [2, "location"], [3, "environment"], [4, "deploymentUnit"], [5, "name"]])],
+  [
+    43,
+    ext("extIntWeb", "intweb", [
+      [1, "mc1Id"],
+      [2, "msfpc"],
+      [3, "anid"],
+      [4, "serviceName"],
+      [5, "mscom", "strmap"],
+    ]),
+  ],
+  [
+    44,
+    ext("extIntService", "intservice", [
+      [1, "fullEnvName"],
+      [2, "location"],
+      [3, "environment"],
+      [4, "deploymentUnit"],
+      [5, "name"],
+    ]),
+  ],
   [
     45,
-    ext("extWeb", "web", [[10, "browser"], [20, "browserVer"], [30, "screenRes"], [40, "domain"], [50, "userConsent", "bool"], [60, "browserLang"], [70, "isManual", "bool"]]),
+    ext("extWeb", "web", [
+      [10, "browser"],
+      [20, "browserVer"],
+      [30, "screenRes"],
+      [40, "domain"],
+      [50, "userConsent", "bool"],
+      [60, "browserLang"],
+      [70, "isManual", "bool"],
+    ]),
   ],
 ]);
 

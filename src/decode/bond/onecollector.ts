@@ -8,8 +8,31 @@
  * are skipped by wire type and reported, never fatal; a malformed record throws a DecodeError that
  * carries the events decoded before it.
  */
-import { DecodeError, type DecodeContext, type DecodeLimits, type DecodeResult, type Decoder, type FieldAnnotations, type FieldPart, type FieldType, type FieldValue } from "../types.js";
-import { BT, BondReader, hexOf, int64Value, isByteType, isFloatingType, isIntegerType, isListType, isStringType, ticksToIso, uint64Value, windowsGuid } from "./reader.js";
+import {
+  DecodeError,
+  type DecodeContext,
+  type DecodeLimits,
+  type DecodeResult,
+  type Decoder,
+  type FieldAnnotations,
+  type FieldPart,
+  type FieldType,
+  type FieldValue,
+} from "../types.js";
+import {
+  BT,
+  BondReader,
+  hexOf,
+  int64Value,
+  isByteType,
+  isFloatingType,
+  isIntegerType,
+  isListType,
+  isStringType,
+  ticksToIso,
+  uint64Value,
+  windowsGuid,
+} from "./reader.js";
 import { BASE_DATA_PREFIX, CS_EXTENSIONS, EXT_DATA_PREFIX, EXT_TYPE, RECORD_STRINGS, VK, type ExtSchema } from "./cs-schema.js";
 import { BondDecodeState } from "./state.js";
 
@@ -22,13 +45,19 @@ class CsDecoder extends BondDecodeState {
       if (this.events.length >= maxEvents) {
         // Like the JSON decoders: keep what was decoded, say the rest was not.
         this.eventIndex = -1;
-        this.warn("bond.too-many-events", `more than ${maxEvents} records; the rest (${r.end - start} bytes) is not decoded`, start, r.end - start);
+        this.warn(
+          "bond.too-many-events",
+          `more than ${maxEvents} records; the rest (${r.end - start} bytes) is not decoded`,
+          start,
+          r.end - start,
+        );
         break;
       }
       try {
         this.readRecord(start);
       } catch (e) {
-        if (e instanceof DecodeError) throw new DecodeError(e.code, `record ${this.events.length} at ${start}: ${e.message}`, e.offset, this.result());
+        if (e instanceof DecodeError)
+          throw new DecodeError(e.code, `record ${this.events.length} at ${start}: ${e.message}`, e.offset, this.result());
         throw e;
       }
     }
@@ -403,7 +432,9 @@ class CsDecoder extends BondDecodeState {
 
   /** vector<vector<uint8>> (guidValue). */
   private byteLists(type: number, where: string, at: number): Uint8Array[] | undefined {
-    return this.flatLists<Uint8Array>(type, where, at, "uint8", isByteType, (count, _, out) => out.push(this.r.readBytes(count, "byte list")));
+    return this.flatLists<Uint8Array>(type, where, at, "uint8", isByteType, (count, _, out) =>
+      out.push(this.r.readBytes(count, "byte list")),
+    );
   }
 
   /** vector<vector<vector<uint8>>> (guidArray), flattened to one list of GUIDs. */
@@ -523,7 +554,8 @@ function arrayOfKind(v: ValueSlots): FieldValue[] {
     case VK.ArrayDateTime: {
       const out: FieldValue[] = [];
       if (longArr) {
-        for (let i = 0; i < longArr.length; i += 2) out.push(ticksToIso(longArr[i], longArr[i + 1]) ?? int64Value(longArr[i], longArr[i + 1]));
+        for (let i = 0; i < longArr.length; i += 2)
+          out.push(ticksToIso(longArr[i], longArr[i + 1]) ?? int64Value(longArr[i], longArr[i + 1]));
       }
       return out;
     }

@@ -3,7 +3,17 @@
  * with the per-body cap, the per-event field budget, and typed reads that check the wire type first
  * (a mismatch is skipped and reported, never fatal).
  */
-import type { DecodeLimits, DecodeResult, DecodedEvent, DecodedField, FieldAnnotations, FieldPart, FieldType, FieldValue, Finding } from "../types.js";
+import type {
+  DecodeLimits,
+  DecodeResult,
+  DecodedEvent,
+  DecodedField,
+  FieldAnnotations,
+  FieldPart,
+  FieldType,
+  FieldValue,
+  Finding,
+} from "../types.js";
 import type { DECODE_FINDINGS, DecodeFindingCode, DecodeFindingCodeOf } from "../findings.js";
 import { partCPath } from "../paths.js";
 import { BT, BondReader, bondTypeName, isByteType, isListType, isStringType } from "./reader.js";
@@ -59,7 +69,11 @@ export class BondDecodeState {
     if (this.fields.length >= this.limits.maxFieldsPerEvent) {
       if (!this.overflowed) {
         this.overflowed = true;
-        this.warn(`${this.codePrefix}.too-many-fields`, `more than ${this.limits.maxFieldsPerEvent} fields in one event; the rest are dropped`, this.r.pos);
+        this.warn(
+          `${this.codePrefix}.too-many-fields`,
+          `more than ${this.limits.maxFieldsPerEvent} fields in one event; the rest are dropped`,
+          this.r.pos,
+        );
       }
       return;
     }
@@ -71,11 +85,22 @@ export class BondDecodeState {
   }
 
   /** Adds a finding (with the current event index, if any), up to MAX_FINDINGS per body. */
-  note<C extends DecodeFindingCode>(severity: (typeof DECODE_FINDINGS)[C]["severity"], code: C, message: string, offset: number, length?: number): void {
+  note<C extends DecodeFindingCode>(
+    severity: (typeof DECODE_FINDINGS)[C]["severity"],
+    code: C,
+    message: string,
+    offset: number,
+    length?: number,
+  ): void {
     const n = this.findings.length;
     if (n >= MAX_FINDINGS) {
       if (n === MAX_FINDINGS) {
-        this.findings.push({ code: `${this.codePrefix}.too-many-findings`, severity: "warning", message: `more than ${MAX_FINDINGS} findings; the rest are dropped`, offset });
+        this.findings.push({
+          code: `${this.codePrefix}.too-many-findings`,
+          severity: "warning",
+          message: `more than ${MAX_FINDINGS} findings; the rest are dropped`,
+          offset,
+        });
       }
       return;
     }

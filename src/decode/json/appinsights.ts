@@ -24,7 +24,12 @@ function decodeEnvelope(rec: JsonRecord, index: number, limits: DecodeLimits, fi
   if (isJsonObject(data)) emitPartsBC(fl, data, baseData);
   const name = own(o, "name");
   const baseName = isJsonObject(baseData) ? own(baseData, "name") : undefined;
-  const event = jsonEvent(rec, index, typeof name === "string" && name ? name : typeof baseName === "string" && baseName ? baseName : "(unnamed)", fl);
+  const event = jsonEvent(
+    rec,
+    index,
+    typeof name === "string" && name ? name : typeof baseName === "string" && baseName ? baseName : "(unnamed)",
+    fl,
+  );
   findings.push(...flattenerFindings(fl, "appinsights", index, rec.range));
   return event;
 }

@@ -86,9 +86,9 @@ class ExactParser {
     if (c === 0x5b /* [ */) return this.array(depth + 1);
     if (c === 0x22 /* " */) return this.string();
     if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.number();
-    if (this.s.startsWith("true", this.pos)) return (this.pos += 4), true;
-    if (this.s.startsWith("false", this.pos)) return (this.pos += 5), false;
-    if (this.s.startsWith("null", this.pos)) return (this.pos += 4), null;
+    if (this.s.startsWith("true", this.pos)) return ((this.pos += 4), true);
+    if (this.s.startsWith("false", this.pos)) return ((this.pos += 5), false);
+    if (this.s.startsWith("null", this.pos)) return ((this.pos += 4), null);
     return this.fail(this.pos >= this.s.length ? "unexpected end" : "unexpected token");
   }
 
@@ -97,7 +97,7 @@ class ExactParser {
     this.pos++;
     const out: JsonObject = {};
     this.ws();
-    if (this.s.charCodeAt(this.pos) === 0x7d) return this.pos++, out;
+    if (this.s.charCodeAt(this.pos) === 0x7d) return (this.pos++, out);
     for (;;) {
       this.ws();
       if (this.s.charCodeAt(this.pos) !== 0x22) this.fail("expected property name");
@@ -124,7 +124,7 @@ class ExactParser {
     this.pos++;
     const out: JsonValue[] = [];
     this.ws();
-    if (this.s.charCodeAt(this.pos) === 0x5d) return this.pos++, out;
+    if (this.s.charCodeAt(this.pos) === 0x5d) return (this.pos++, out);
     for (;;) {
       out.push(this.value(depth));
       this.ws();

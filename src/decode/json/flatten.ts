@@ -27,10 +27,22 @@ export function flattenerFindings(fl: Flattener, prefix: FlattenerFamily, eventI
   const out: Finding[] = [];
   const where = range ? { offset: range[0], length: range[1] - range[0] } : {};
   if (fl.dropped > 0) {
-    out.push({ code: `${prefix}.too-many-fields`, severity: "warning", message: `${fl.dropped} fields beyond the limit of ${fl.maxFields} not decoded`, eventIndex, ...where });
+    out.push({
+      code: `${prefix}.too-many-fields`,
+      severity: "warning",
+      message: `${fl.dropped} fields beyond the limit of ${fl.maxFields} not decoded`,
+      eventIndex,
+      ...where,
+    });
   }
   if (fl.tooDeep) {
-    out.push({ code: `${prefix}.too-deep`, severity: "warning", message: `values nested deeper than ${fl.maxDepth} levels not decoded`, eventIndex, ...where });
+    out.push({
+      code: `${prefix}.too-deep`,
+      severity: "warning",
+      message: `values nested deeper than ${fl.maxDepth} levels not decoded`,
+      eventIndex,
+      ...where,
+    });
   }
   return out;
 }
@@ -77,7 +89,18 @@ export function stringifyBounded(v: JsonValue, depth: number, fl: Flattener): st
 }
 
 /** EventPropertyType (§2.5) → FieldType; 0 and unknown codes mean "as observed". */
-const TYPE_CODES: Array<FieldType | undefined> = [undefined, "string", "int32", "uint32", "int64", "uint64", "double", "bool", "guid", "datetime"];
+const TYPE_CODES: Array<FieldType | undefined> = [
+  undefined,
+  "string",
+  "int32",
+  "uint32",
+  "int64",
+  "uint64",
+  "double",
+  "bool",
+  "guid",
+  "datetime",
+];
 
 export function observedType(v: JsonValue): FieldType {
   switch (typeof v) {

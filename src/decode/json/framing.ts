@@ -71,7 +71,13 @@ export function readJsonRecords(body: Uint8Array, limits: DecodeLimits, findings
       continue;
     }
     if (!isJsonObject(value)) {
-      bad.push({ code: "json.bad-line", severity: "error", message: `line at byte ${s} is JSON but not an object`, offset: s, length: e - s });
+      bad.push({
+        code: "json.bad-line",
+        severity: "error",
+        message: `line at byte ${s} is JSON but not an object`,
+        offset: s,
+        length: e - s,
+      });
       continue;
     }
     records.push({ value, range: [s, e] });
@@ -80,7 +86,12 @@ export function readJsonRecords(body: Uint8Array, limits: DecodeLimits, findings
     // Perhaps one pretty-printed object spread over several lines.
     const whole = tryWhole(buf, first);
     if (whole) {
-      findings.push({ code: "json.not-lines", severity: "info", message: "body is one multi-line JSON object, not JSON lines", offset: first });
+      findings.push({
+        code: "json.not-lines",
+        severity: "info",
+        message: "body is one multi-line JSON object, not JSON lines",
+        offset: first,
+      });
       return [{ value: whole, range: [first, len] }];
     }
     findings.push(...bad.slice(0, MAX_BAD_LINE_FINDINGS));
@@ -92,7 +103,12 @@ export function readJsonRecords(body: Uint8Array, limits: DecodeLimits, findings
   findings.push(...bad.slice(0, MAX_BAD_LINE_FINDINGS));
   if (bad.length > MAX_BAD_LINE_FINDINGS) {
     const rest = bad.length - MAX_BAD_LINE_FINDINGS;
-    findings.push({ code: "json.bad-line", severity: "error", message: `${rest} more lines are not valid JSON objects`, offset: bad[MAX_BAD_LINE_FINDINGS].offset });
+    findings.push({
+      code: "json.bad-line",
+      severity: "error",
+      message: `${rest} more lines are not valid JSON objects`,
+      offset: bad[MAX_BAD_LINE_FINDINGS].offset,
+    });
   }
   return records;
 }
@@ -113,13 +129,21 @@ function readJsonArray(buf: Buffer, first: number, limits: DecodeLimits, finding
     value = parseJsonExact(text);
   } catch (err) {
     const at = err instanceof JsonSyntaxError ? utf8ByteOffset(buf, first, buf.length, err.position) : first;
-    throw new DecodeError("json.invalid", `body is not a valid JSON array: ${(err as Error).message}`, at, { events: [], findings: [...findings] });
+    throw new DecodeError("json.invalid", `body is not a valid JSON array: ${(err as Error).message}`, at, {
+      events: [],
+      findings: [...findings],
+    });
   }
   const items = value as JsonValue[];
   const records: JsonRecord[] = [];
   for (let i = 0; i < items.length; i++) {
     if (records.length >= limits.maxEvents) {
-      findings.push({ code: "json.too-many-events", severity: "warning", message: `more than ${limits.maxEvents} events; the rest is not decoded`, offset: first });
+      findings.push({
+        code: "json.too-many-events",
+        severity: "warning",
+        message: `more than ${limits.maxEvents} events; the rest is not decoded`,
+        offset: first,
+      });
       break;
     }
     const item = items[i];

@@ -48,7 +48,13 @@ function decodeEvent(rec: JsonRecord, index: number, limits: DecodeLimits, findi
   const name = own(o, "name");
   const event = jsonEvent(rec, index, typeof name === "string" && name ? name : "(unnamed)", fl);
   if (event.name === "(unnamed)") {
-    findings.push({ code: "json.no-name", severity: "warning", message: "event has no name", eventIndex: index, ...(rec.range ? { offset: rec.range[0] } : {}) });
+    findings.push({
+      code: "json.no-name",
+      severity: "warning",
+      message: "event has no name",
+      eventIndex: index,
+      ...(rec.range ? { offset: rec.range[0] } : {}),
+    });
   }
   findings.push(...flattenerFindings(fl, "json", index, rec.range));
   return event;
@@ -101,7 +107,7 @@ export const oneCollectorJsonDecoder: Decoder = {
     // One event per line: count the lines that open an object, without parsing them.
     const buf = asBuffer(body);
     let n = 0;
-    for (let pos = 0; pos < buf.length && n < limits.maxEvents; ) {
+    for (let pos = 0; pos < buf.length && n < limits.maxEvents;) {
       let s = pos;
       while (s < buf.length && isSpace(buf[s])) s++;
       if (buf[s] === 0x7b /* { */) n++;

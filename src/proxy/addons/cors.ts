@@ -24,7 +24,10 @@ export function isPreflight(x: Exchange): boolean {
 export function corsHeaders(x: Exchange): RawHeaders {
   const origin = header(x, "Origin");
   if (origin === undefined) return [];
-  const out: RawHeaders = [["Access-Control-Allow-Origin", origin], ["Vary", "Origin"]];
+  const out: RawHeaders = [
+    ["Access-Control-Allow-Origin", origin],
+    ["Vary", "Origin"],
+  ];
   if (origin !== "null") out.push(["Access-Control-Allow-Credentials", "true"]);
   return out;
 }

@@ -33,7 +33,9 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
 
   const sinkholeAnswer = (x: Exchange): LocalResponse => {
     // A cut body (--max-body) is not the upload the client sent: no count.
-    const count = x.requestBodyTruncated ? 0 : countUploadRecords({ method: x.method, path: x.path, headers: x.requestHeaders, body: x.requestBody });
+    const count = x.requestBodyTruncated
+      ? 0
+      : countUploadRecords({ method: x.method, path: x.path, headers: x.requestHeaders, body: x.requestBody });
     const q = x.path.indexOf("?");
     const shaped = catalog.sinkholeAnswer(x.host, x.method, q === -1 ? x.path : x.path.slice(0, q));
     if (shaped) {
@@ -67,7 +69,14 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
       const answer: LocalResponse =
         x.mode === "sinkhole"
           ? sinkholeAnswer(x)
-          : { status: 503, headers: [["Content-Type", "text/plain"], ["Retry-After", "60"]], body: Buffer.from("exhaust: blocked by policy\n") };
+          : {
+              status: 503,
+              headers: [
+                ["Content-Type", "text/plain"],
+                ["Retry-After", "60"],
+              ],
+              body: Buffer.from("exhaust: blocked by policy\n"),
+            };
       return { ...answer, headers: [...answer.headers, ...corsHeaders(x)] };
     },
   };

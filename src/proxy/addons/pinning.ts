@@ -93,7 +93,12 @@ export function pinningAddon({ log, options }: AddonContext): PinningAddon {
       s.weak.push(now);
       state.set(key, s);
       if (s.weak.length >= PIN_REPEAT) {
-        pin(key, c, `${s.weak.length} ${c.pinEvidence === "quiet-close" ? "closes right after the handshake" : "handshakes abandoned after reading our certificate"} within ${PIN_WINDOW_MS / 1000} s`, now);
+        pin(
+          key,
+          c,
+          `${s.weak.length} ${c.pinEvidence === "quiet-close" ? "closes right after the handshake" : "handshakes abandoned after reading our certificate"} within ${PIN_WINDOW_MS / 1000} s`,
+          now,
+        );
       }
     },
     clear() {

@@ -94,19 +94,17 @@ function searchFieldValues(ctx: VerifyContext, matcher: CanaryMatcher, failures:
     for (const field of eventFields(ctx.db, row.eventId)) {
       const value = field.value ?? "";
       for (const hit of matcher.search(value)) {
-        failures.add(
-          (): Evidence => ({
-            exchangeId: ev?.exchangeId,
-            eventId: row.eventId,
-            eventName: ev?.name,
-            fieldPath: field.path,
-            bodySha256: ev?.bodySha256,
-            location: `field ${field.path}`,
-            form: hit.form,
-            excerpt: excerptAround(value, hit.index, hit.match.length),
-            note: `canary ${hit.token}`,
-          }),
-        );
+        failures.add((): Evidence => ({
+          exchangeId: ev?.exchangeId,
+          eventId: row.eventId,
+          eventName: ev?.name,
+          fieldPath: field.path,
+          bodySha256: ev?.bodySha256,
+          location: `field ${field.path}`,
+          form: hit.form,
+          excerpt: excerptAround(value, hit.index, hit.match.length),
+          note: `canary ${hit.token}`,
+        }));
       }
     }
   }

@@ -6,12 +6,7 @@
  */
 import { z } from "zod";
 import { hostGlobToRegExp, type EndpointCatalog } from "../../catalog/endpoints.js";
-import {
-  bareConnectionHostCounts,
-  bareConnectionsToHost,
-  exchangeHostCounts,
-  exchangesToHost,
-} from "../../store/verify-queries.js";
+import { bareConnectionHostCounts, bareConnectionsToHost, exchangeHostCounts, exchangesToHost } from "../../store/verify-queries.js";
 import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, type RuleBase, type RuleKind, type RuleOutcome, type VerifyContext } from "./kind.js";
 
@@ -68,28 +63,27 @@ function checkHosts(ctx: VerifyContext, offending: (host: string) => boolean, wh
   for (const { host, count } of exchanges) {
     out.checked += count;
     if (!offending(host)) continue;
-    const listed = exchangesToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map(
-      (x): Evidence => ({
-        exchangeId: x.id,
-        host: x.host,
-        bodySha256: x.bodySha256,
-        excerpt: `${x.method} https://${x.host}${x.path}`.slice(0, 160),
-        note: `${why(host)}; decrypted exchange (${x.outcome})`,
-      }),
-    );
+    const listed = exchangesToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((x): Evidence => ({
+      exchangeId: x.id,
+      host: x.host,
+      bodySha256: x.bodySha256,
+      excerpt: `${x.method} https://${x.host}${x.path}`.slice(0, 160),
+      note: `${why(host)}; decrypted exchange (${x.outcome})`,
+    }));
     out.failures.addCounted(count, listed);
   }
   for (const { host, count } of connections) {
     out.checked += count;
     if (!offending(host)) continue;
-    const listed = bareConnectionsToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map(
-      (c): Evidence => ({
-        connectionId: c.id,
-        host: c.host,
-        excerpt: `${c.host}:${c.port} ${c.outcome}, ${c.bytesFromClient} bytes from the client${c.error ? ` (${c.error})` : ""}`.slice(0, 160),
-        note: `${why(host)}; connection ${c.outcome}${c.outcome === "client-rejected-certificate" ? " (pinned: data left unread)" : ""}`,
-      }),
-    );
+    const listed = bareConnectionsToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((c): Evidence => ({
+      connectionId: c.id,
+      host: c.host,
+      excerpt: `${c.host}:${c.port} ${c.outcome}, ${c.bytesFromClient} bytes from the client${c.error ? ` (${c.error})` : ""}`.slice(
+        0,
+        160,
+      ),
+      note: `${why(host)}; connection ${c.outcome}${c.outcome === "client-rejected-certificate" ? " (pinned: data left unread)" : ""}`,
+    }));
     out.failures.addCounted(count, listed);
   }
   return out;
@@ -111,6 +105,10 @@ export const endpointAllowedOnly: RuleKind<EndpointRule> = {
   refine: refineSelectors,
   check(ctx, rule) {
     const allowed = selectedHostMatcher(rule, ctx.catalog);
-    return checkHosts(ctx, (host) => !allowed(host), (host) => `${host} is not an allowed endpoint`);
+    return checkHosts(
+      ctx,
+      (host) => !allowed(host),
+      (host) => `${host} is not an allowed endpoint`,
+    );
   },
 };

@@ -22,7 +22,11 @@ export const maxEventsPerName: RuleKind<EventCountRule> = {
       if (inNames && !inNames(n.name)) continue;
       out.checked += n.count;
       if (n.count > rule.max) {
-        out.failures.add({ eventId: n.firstId, eventName: n.name, note: `${n.count} events, at most ${rule.max} allowed (first one shown)` });
+        out.failures.add({
+          eventId: n.firstId,
+          eventName: n.name,
+          note: `${n.count} events, at most ${rule.max} allowed (first one shown)`,
+        });
       }
     }
     return out;

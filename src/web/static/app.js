@@ -84,7 +84,9 @@ function showFiltersFor(view) {
 /** "host a.example, category content" — the filters in effect, said on the view itself. */
 function appliedText(f) {
   const names = { host: "host", name: "name", group: "group", category: "category", personal: "personal data", q: "search" };
-  const parts = Object.entries(names).filter(([k]) => f[k]).map(([k, label]) => (k === "personal" ? label : `${label} ${f[k]}`));
+  const parts = Object.entries(names)
+    .filter(([k]) => f[k])
+    .map(([k, label]) => (k === "personal" ? label : `${label} ${f[k]}`));
   return parts.length ? `Filtered by ${parts.join(", ")}.` : "No filter.";
 }
 
@@ -180,7 +182,11 @@ async function renderEvents() {
       el("td", {}, catBadge(r.category)),
       el("td", { class: "num", title: "content fields" }, r.contentFields),
       el("td", { class: "num", title: "fields with personal data" }, r.personalFields),
-      el("td", { class: "mono" }, highlighted(r.name, f.q).flatMap((part) => (typeof part === "string" ? breakable(part) : [part]))),
+      el(
+        "td",
+        { class: "mono" },
+        highlighted(r.name, f.q).flatMap((part) => (typeof part === "string" ? breakable(part) : [part])),
+      ),
     ),
   );
   const searchNote = f.q
@@ -193,15 +199,42 @@ async function renderEvents() {
       )
     : null;
   main.replaceChildren(
-    el("p", { class: "note applied" }, appliedText(f), " ",
+    el(
+      "p",
+      { class: "note applied" },
+      appliedText(f),
+      " ",
       exportLinks(f),
-      el("span", { class: "keys" }, " Keys: ", el("kbd", {}, "j"), "/", el("kbd", {}, "k"), " move, ", el("kbd", {}, "Enter"), " open, ", el("kbd", {}, "/"), " search, ", el("kbd", {}, "Esc"), " back")),
+      el(
+        "span",
+        { class: "keys" },
+        " Keys: ",
+        el("kbd", {}, "j"),
+        "/",
+        el("kbd", {}, "k"),
+        " move, ",
+        el("kbd", {}, "Enter"),
+        " open, ",
+        el("kbd", {}, "/"),
+        " search, ",
+        el("kbd", {}, "Esc"),
+        " back",
+      ),
+    ),
     searchNote ?? "",
     pager(page, ms),
     el(
       "table",
       { id: "events", class: "events" },
-      el("thead", {}, el("tr", {}, ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"].map((h) => el("th", {}, h)))),
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"].map((h) => el("th", {}, h)),
+        ),
+      ),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8 }, "no events on this page"))),
     ),
     pager(page, ms),
@@ -211,19 +244,37 @@ async function renderEvents() {
 
 /** "Export this view: CSV · JSONL": the same filters, every page, credentials redacted (GET /api/export). */
 function exportLinks(params) {
-  return el("span", { class: "export" }, "Export this view: ",
-    el("a", { id: "export-csv", href: `/api/export?${query({ ...params, format: "csv" })}`, download: "" }, "CSV"), " · ",
+  return el(
+    "span",
+    { class: "export" },
+    "Export this view: ",
+    el("a", { id: "export-csv", href: `/api/export?${query({ ...params, format: "csv" })}`, download: "" }, "CSV"),
+    " · ",
     el("a", { id: "export-jsonl", href: `/api/export?${query({ ...params, format: "jsonl" })}`, download: "" }, "JSONL"),
-    " (credentials redacted)");
+    " (credentials redacted)",
+  );
 }
 
 function pager(page, ms) {
   return el(
     "div",
     { class: "pager" },
-    el("button", { type: "button", disabled: cursors.length <= 1, onclick: () => (cursors.pop(), renderEvents().catch(showError)) }, "◀ Previous"),
+    el(
+      "button",
+      { type: "button", disabled: cursors.length <= 1, onclick: () => (cursors.pop(), renderEvents().catch(showError)) },
+      "◀ Previous",
+    ),
     el("span", {}, `page ${cursors.length} · ${page.rows.length} events · ${ms} ms`),
-    el("button", { type: "button", class: "next", disabled: page.nextAfterId === null, onclick: () => (cursors.push(page.nextAfterId), renderEvents().catch(showError)) }, "Next ▶"),
+    el(
+      "button",
+      {
+        type: "button",
+        class: "next",
+        disabled: page.nextAfterId === null,
+        onclick: () => (cursors.push(page.nextAfterId), renderEvents().catch(showError)),
+      },
+      "Next ▶",
+    ),
   );
 }
 
@@ -235,7 +286,9 @@ async function renderEvent(id) {
   const term = filters().q;
   const fieldRows = ev.fields.map((f) => {
     const reasons = f.reasons ? JSON.parse(f.reasons).join(", ") : f.rule;
-    const declared = [f.piiKind !== null ? `PII kind ${f.piiKind}` : "", f.customerContent ? "customer content" : ""].filter(Boolean).join(", ");
+    const declared = [f.piiKind !== null ? `PII kind ${f.piiKind}` : "", f.customerContent ? "customer content" : ""]
+      .filter(Boolean)
+      .join(", ");
     return el(
       "tr",
       {
@@ -256,14 +309,24 @@ async function renderEvent(id) {
     );
   });
   const findings = ev.findings.length
-    ? el("ul", { id: "findings" }, ev.findings.map((f) => el("li", {}, el("span", { class: "mono" }, f.code), " ", el("span", { class: "mono" }, f.fieldPath), `: ${findingText(f)}`)))
+    ? el(
+        "ul",
+        { id: "findings" },
+        ev.findings.map((f) =>
+          el("li", {}, el("span", { class: "mono" }, f.code), " ", el("span", { class: "mono" }, f.fieldPath), `: ${findingText(f)}`),
+        ),
+      )
     : el("p", { class: "note" }, "none");
   const bodyBox = el("div", { id: "body" }, "Loading body…");
   const at = listIds.indexOf(ev.id);
   if (at >= 0) selectedId = ev.id;
   main.replaceChildren(
-    el("p", { class: "note" }, el("a", { href: "#/events" }, "◀ Events"),
-      at >= 0 ? ` · event ${at + 1} of ${listIds.length} on the list (j/k for the next/previous)` : ""),
+    el(
+      "p",
+      { class: "note" },
+      el("a", { href: "#/events" }, "◀ Events"),
+      at >= 0 ? ` · event ${at + 1} of ${listIds.length} on the list (j/k for the next/previous)` : "",
+    ),
     el("h2", {}, `Event ${ev.id}: `, el("span", { class: "mono" }, ev.name)),
     el(
       "dl",
@@ -275,20 +338,51 @@ async function renderEvent(id) {
         ["Format", `${ev.format} (${ev.exchange.decoder || "not decoded"})`],
         ["Group", `${ev.group || "-"} (${ev.groupRule || "-"})${ev.catalogCategory ? `, ${ev.catalogCategory}` : ""}`],
         ["Category", ev.category || "-"],
-        ["Exchange", el("a", { id: "exchange-link", href: `#/exchange/${encodeURIComponent(ev.exchangeId)}` }, `${ev.exchangeId}  ${x.method} ${x.scheme}://${x.host}${x.path}`)],
+        [
+          "Exchange",
+          el(
+            "a",
+            { id: "exchange-link", href: `#/exchange/${encodeURIComponent(ev.exchangeId)}` },
+            `${ev.exchangeId}  ${x.method} ${x.scheme}://${x.host}${x.path}`,
+          ),
+        ],
         ["Connection", x.connectionOutcome || "-"],
         ["Body SHA-256", ev.exchange.requestBodySha256],
       ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
     ),
-    el("section", {}, el("h3", {}, `Fields (${ev.fields.length}) — hover a row for the rule and reasons`),
-      el("table", { id: "fields", class: "fields" },
-        el("thead", {}, el("tr", {}, ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type", "Copy"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, fieldRows))),
+    el(
+      "section",
+      {},
+      el("h3", {}, `Fields (${ev.fields.length}) — hover a row for the rule and reasons`),
+      el(
+        "table",
+        { id: "fields", class: "fields" },
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type", "Copy"].map((h) => el("th", {}, h)),
+          ),
+        ),
+        el("tbody", {}, fieldRows),
+      ),
+    ),
     el("section", {}, el("h3", {}, "Classification findings"), findings),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
     el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
     x.decodeFindings.length
-      ? el("section", {}, el("h3", {}, "Decode findings"), el("ul", {}, x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`))))
+      ? el(
+          "section",
+          {},
+          el("h3", {}, "Decode findings"),
+          el(
+            "ul",
+            {},
+            x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`)),
+          ),
+        )
       : "",
   );
   loadBody(x.id, bodyBox, "", false).catch(showError);
@@ -326,12 +420,26 @@ function copyButton(what, text) {
 }
 
 function headersTable(headers) {
-  return el("table", { class: "headers" }, el("tbody", {}, headers.map(([k, v]) => el("tr", {}, el("td", { class: "mono" }, k), el("td", { class: "value" }, v)))));
+  return el(
+    "table",
+    { class: "headers" },
+    el(
+      "tbody",
+      {},
+      headers.map(([k, v]) => el("tr", {}, el("td", { class: "mono" }, k), el("td", { class: "value" }, v))),
+    ),
+  );
 }
 
 function bodyControls(exchangeId, box, part = "request") {
   const suffix = part === "response" ? "-response" : "";
-  const view = el("select", { id: `body-view${suffix}` }, el("option", { value: "" }, "auto"), el("option", { value: "text" }, "text"), el("option", { value: "hex" }, "hex dump"));
+  const view = el(
+    "select",
+    { id: `body-view${suffix}` },
+    el("option", { value: "" }, "auto"),
+    el("option", { value: "text" }, "text"),
+    el("option", { value: "hex" }, "hex dump"),
+  );
   const dec = el("input", { type: "checkbox", id: `body-decompress${suffix}` });
   const reload = () => loadBody(exchangeId, box, view.value, dec.checked, part).catch(showError);
   view.addEventListener("change", reload);
@@ -342,7 +450,11 @@ function bodyControls(exchangeId, box, part = "request") {
 async function loadBody(exchangeId, box, view, decompress, part = "request") {
   const b = await api(`/api/exchanges/${encodeURIComponent(exchangeId)}/body?${query({ part, view, decompress: decompress ? "1" : "" })}`);
   box.replaceChildren(
-    el("p", { class: "note" }, `${b.size} bytes${b.decompressed.length ? ` after undoing ${b.decompressed.join(", ")}` : ""}, shown as ${b.view}${b.truncated ? " (first 256 KiB)" : ""}${b.error ? ` — could not decompress: ${b.error}` : ""}`),
+    el(
+      "p",
+      { class: "note" },
+      `${b.size} bytes${b.decompressed.length ? ` after undoing ${b.decompressed.join(", ")}` : ""}, shown as ${b.view}${b.truncated ? " (first 256 KiB)" : ""}${b.error ? ` — could not decompress: ${b.error}` : ""}`,
+    ),
     el("pre", { class: "body" }, b.text),
   );
 }
@@ -355,23 +467,73 @@ async function renderFields() {
   const f = filters();
   const after = fieldCursors[fieldCursors.length - 1];
   const category = f.category || "content";
-  const rows = await api(`/api/fields?${query({ session: f.session, category, afterEvent: after?.[0], afterIdx: after?.[1], limit: PAGE })}`);
+  const rows = await api(
+    `/api/fields?${query({ session: f.session, category, afterEvent: after?.[0], afterIdx: after?.[1], limit: PAGE })}`,
+  );
   const last = rows[rows.length - 1];
   lastFieldsFull = rows.length >= PAGE;
   main.replaceChildren(
-    el("p", { class: "note applied" }, `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}. `,
-      exportLinks({ view: "fields", session: f.session, category })),
-    el("div", { class: "pager" },
-      el("button", { type: "button", disabled: fieldCursors.length <= 1, onclick: () => (fieldCursors.pop(), renderFields().catch(showError)) }, "◀ Previous"),
+    el(
+      "p",
+      { class: "note applied" },
+      `Fields of category ${category}, in capture order (set Category above for another)${f.q ? `; "${f.q}" highlighted` : ""}. `,
+      exportLinks({ view: "fields", session: f.session, category }),
+    ),
+    el(
+      "div",
+      { class: "pager" },
+      el(
+        "button",
+        { type: "button", disabled: fieldCursors.length <= 1, onclick: () => (fieldCursors.pop(), renderFields().catch(showError)) },
+        "◀ Previous",
+      ),
       el("span", {}, `page ${fieldCursors.length} · ${rows.length} fields`),
-      el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (fieldCursors.push([last.eventId, last.idx]), renderFields().catch(showError)) }, "Next ▶")),
-    el("table", { class: "fields" },
-      el("thead", {}, el("tr", {}, ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.map((r) =>
-        el("tr", { class: `clickable field-${r.category || "none"}`, onclick: () => (location.hash = `#/event/${r.eventId}`), title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}` },
-          el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)), el("td", { class: "mono" }, breakable(r.eventName)), el("td", {}, breakable(r.host)), el("td", { class: "mono" }, breakable(r.path)),
-          el("td", {}, catBadge(r.category)), el("td", {}, r.personal || "-"), el("td", { class: "mono rule" }, breakable(r.rule || "-")), el("td", { class: "value" }, highlighted(r.value, f.q)),
-          el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))))))),
+      el(
+        "button",
+        {
+          type: "button",
+          disabled: rows.length < PAGE,
+          onclick: () => (fieldCursors.push([last.eventId, last.idx]), renderFields().catch(showError)),
+        },
+        "Next ▶",
+      ),
+    ),
+    el(
+      "table",
+      { class: "fields" },
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"].map((h) => el("th", {}, h)),
+        ),
+      ),
+      el(
+        "tbody",
+        {},
+        rows.map((r) =>
+          el(
+            "tr",
+            {
+              class: `clickable field-${r.category || "none"}`,
+              onclick: () => (location.hash = `#/event/${r.eventId}`),
+              title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}`,
+            },
+            el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)),
+            el("td", { class: "mono" }, breakable(r.eventName)),
+            el("td", {}, breakable(r.host)),
+            el("td", { class: "mono" }, breakable(r.path)),
+            el("td", {}, catBadge(r.category)),
+            el("td", {}, r.personal || "-"),
+            el("td", { class: "mono rule" }, breakable(r.rule || "-")),
+            el("td", { class: "value" }, highlighted(r.value, f.q)),
+            el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))),
+          ),
+        ),
+      ),
+    ),
   );
 }
 
@@ -390,51 +552,177 @@ async function renderSession() {
   const outcomeText = (o) => (o === "client-rejected-certificate" ? "pinned (client rejected the certificate)" : o);
   main.replaceChildren(
     el("h2", {}, "Session ", el("span", { class: "mono" }, s.info.name)),
-    el("dl", {}, ...[
-      ["Started", fmtTime(s.info.startedAt)], ["Ended", fmtTime(s.info.endedAt)], ["Connections", s.info.connections],
-      ["Exchanges", s.info.exchanges], ["Events", s.info.events], ["Request bytes", s.info.requestBytes],
-    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    el(
+      "dl",
+      {},
+      ...[
+        ["Started", fmtTime(s.info.startedAt)],
+        ["Ended", fmtTime(s.info.endedAt)],
+        ["Connections", s.info.connections],
+        ["Exchanges", s.info.exchanges],
+        ["Events", s.info.events],
+        ["Request bytes", s.info.requestBytes],
+      ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
+    ),
     el("section", { id: "verdicts" }, el("h3", {}, "Verdicts"), verdictBlocks(s.verdicts)),
     el("section", {}, el("h3", {}, "Events over time per endpoint"), timeBox),
     el("section", {}, el("h3", {}, "Share of categories per event name"), catBox),
-    el("section", {}, el("h3", {}, "Events per Microsoft group"),
-      el("table", {}, el("thead", {}, el("tr", {}, ["Group", "Events", "With content", "With personal data"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, s.groups.map((g) => el("tr", {}, el("td", {}, g.group || "-"), el("td", { class: "num" }, g.events), el("td", { class: "num" }, g.contentEvents), el("td", { class: "num" }, g.personalEvents)))))),
-    el("section", { id: "connections" }, el("h3", {}, "Connections (pinned and tunnelled ones are highlighted)"),
-      el("table", {}, el("thead", {}, el("tr", {}, ["Opened", "Host", "Port", "SNI", "Outcome", "Exchanges", "Bytes from client", "Error"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, s.connections.map((c) => el("tr", { "data-outcome": c.outcome },
-          el("td", { class: "mono" }, fmtTime(c.startedAt)), el("td", {}, c.host), el("td", { class: "num" }, c.port), el("td", {}, c.sni || "-"),
-          el("td", { class: outcomeClass(c.outcome) }, outcomeText(c.outcome)), el("td", { class: "num" }, c.exchanges), el("td", { class: "num" }, c.bytesFromClient), el("td", {}, c.error || "")))))),
+    el(
+      "section",
+      {},
+      el("h3", {}, "Events per Microsoft group"),
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["Group", "Events", "With content", "With personal data"].map((h) => el("th", {}, h)),
+          ),
+        ),
+        el(
+          "tbody",
+          {},
+          s.groups.map((g) =>
+            el(
+              "tr",
+              {},
+              el("td", {}, g.group || "-"),
+              el("td", { class: "num" }, g.events),
+              el("td", { class: "num" }, g.contentEvents),
+              el("td", { class: "num" }, g.personalEvents),
+            ),
+          ),
+        ),
+      ),
+    ),
+    el(
+      "section",
+      { id: "connections" },
+      el("h3", {}, "Connections (pinned and tunnelled ones are highlighted)"),
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["Opened", "Host", "Port", "SNI", "Outcome", "Exchanges", "Bytes from client", "Error"].map((h) => el("th", {}, h)),
+          ),
+        ),
+        el(
+          "tbody",
+          {},
+          s.connections.map((c) =>
+            el(
+              "tr",
+              { "data-outcome": c.outcome },
+              el("td", { class: "mono" }, fmtTime(c.startedAt)),
+              el("td", {}, c.host),
+              el("td", { class: "num" }, c.port),
+              el("td", {}, c.sni || "-"),
+              el("td", { class: outcomeClass(c.outcome) }, outcomeText(c.outcome)),
+              el("td", { class: "num" }, c.exchanges),
+              el("td", { class: "num" }, c.bytesFromClient),
+              el("td", {}, c.error || ""),
+            ),
+          ),
+        ),
+      ),
+    ),
   );
-  api(`/api/charts/time?${query({ session: id })}`).then((c) => (timeBox.innerHTML = c.svg)).catch(showError);
-  api(`/api/charts/categories?${query({ session: id })}`).then((c) => {
-    catBox.innerHTML = c.svg;
-    catBox.prepend(el("p", { class: "note" }, c.unit === "fields" ? "Share of field categories." : "Large session: share of the events' own categories (a field-level count would read every field row)."));
-  }).catch(showError);
+  api(`/api/charts/time?${query({ session: id })}`)
+    .then((c) => (timeBox.innerHTML = c.svg))
+    .catch(showError);
+  api(`/api/charts/categories?${query({ session: id })}`)
+    .then((c) => {
+      catBox.innerHTML = c.svg;
+      catBox.prepend(
+        el(
+          "p",
+          { class: "note" },
+          c.unit === "fields"
+            ? "Share of field categories."
+            : "Large session: share of the events' own categories (a field-level count would read every field row).",
+        ),
+      );
+    })
+    .catch(showError);
 }
 
 function verdictBlocks(verdicts) {
   if (!verdicts.length) return el("p", { class: "note" }, "No verdict stored for this session (exhaust verify).");
   const evidence = (e) =>
-    el("li", {},
+    el(
+      "li",
+      {},
       e.eventId ? el("a", { href: `#/event/${e.eventId}` }, `event ${e.eventId}`) : "",
       ` ${[e.eventName, e.fieldPath, e.host, e.location, e.form].filter(Boolean).join(" · ")} `,
-      e.excerpt ? el("span", { class: "mono" }, e.excerpt) : "");
+      e.excerpt ? el("span", { class: "mono" }, e.excerpt) : "",
+    );
   const ruleRow = (r) =>
-    el("tr", {},
-      el("td", { class: "mono" }, r.id), el("td", { class: r.status }, r.status), el("td", { class: "num" }, r.count), el("td", {}, r.description),
-      el("td", {}, el("ul", {}, r.evidence.slice(0, 10).map(evidence)), r.evidence.length > 10 || r.evidenceOmitted ? `${r.evidence.length - 10 + r.evidenceOmitted} more` : ""));
+    el(
+      "tr",
+      {},
+      el("td", { class: "mono" }, r.id),
+      el("td", { class: r.status }, r.status),
+      el("td", { class: "num" }, r.count),
+      el("td", {}, r.description),
+      el(
+        "td",
+        {},
+        el("ul", {}, r.evidence.slice(0, 10).map(evidence)),
+        r.evidence.length > 10 || r.evidenceOmitted ? `${r.evidence.length - 10 + r.evidenceOmitted} more` : "",
+      ),
+    );
   return verdicts.map((v) =>
-    el("div", { class: "verdict" },
-      el("p", {}, "Profile ", el("span", { class: "mono" }, v.profile.name), ": ", el("span", { class: v.status }, v.status.toUpperCase()),
-        ` (pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail})`),
+    el(
+      "div",
+      { class: "verdict" },
+      el(
+        "p",
+        {},
+        "Profile ",
+        el("span", { class: "mono" }, v.profile.name),
+        ": ",
+        el("span", { class: v.status }, v.status.toUpperCase()),
+        ` (pass ${v.counts.pass}, warn ${v.counts.warn}, fail ${v.counts.fail})`,
+      ),
       v.coverage
-        ? el("p", { class: "note" }, `Covered ${v.coverage.exchanges} exchanges (${v.coverage.decodedExchanges} decoded), ${v.coverage.events} events, ${v.coverage.catalogueTraffic} to catalogue hosts.`)
+        ? el(
+            "p",
+            { class: "note" },
+            `Covered ${v.coverage.exchanges} exchanges (${v.coverage.decodedExchanges} decoded), ${v.coverage.events} events, ${v.coverage.catalogueTraffic} to catalogue hosts.`,
+          )
         : "",
-      (v.inconclusive || []).length ? el("ul", { class: "inconclusive" }, v.inconclusive.map((r) => el("li", {}, r))) : "",
-      el("table", {},
-        el("thead", {}, el("tr", {}, ["Rule", "Status", "Count", "Description", "Evidence"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, v.rules.map(ruleRow)))));
+      (v.inconclusive || []).length
+        ? el(
+            "ul",
+            { class: "inconclusive" },
+            v.inconclusive.map((r) => el("li", {}, r)),
+          )
+        : "",
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["Rule", "Status", "Count", "Description", "Evidence"].map((h) => el("th", {}, h)),
+          ),
+        ),
+        el("tbody", {}, v.rules.map(ruleRow)),
+      ),
+    ),
+  );
 }
 
 let exchangeCursors = [undefined];
@@ -445,20 +733,75 @@ async function renderExchanges() {
     return;
   }
   const f = filters();
-  const rows = await api(`/api/sessions/${id}/exchanges?${query({ host: f.host, category: f.category, after: exchangeCursors[exchangeCursors.length - 1], limit: PAGE })}`);
+  const rows = await api(
+    `/api/sessions/${id}/exchanges?${query({ host: f.host, category: f.category, after: exchangeCursors[exchangeCursors.length - 1], limit: PAGE })}`,
+  );
   lastExchangesFull = rows.length >= PAGE;
   main.replaceChildren(
     el("p", { class: "note applied" }, appliedText(f), f.category ? ` Exchanges that carried at least one ${f.category} event.` : ""),
-    el("div", { class: "pager" },
-      el("button", { type: "button", disabled: exchangeCursors.length <= 1, onclick: () => (exchangeCursors.pop(), renderExchanges().catch(showError)) }, "◀ Previous"),
+    el(
+      "div",
+      { class: "pager" },
+      el(
+        "button",
+        {
+          type: "button",
+          disabled: exchangeCursors.length <= 1,
+          onclick: () => (exchangeCursors.pop(), renderExchanges().catch(showError)),
+        },
+        "◀ Previous",
+      ),
       el("span", {}, `page ${exchangeCursors.length}`),
-      el("button", { type: "button", disabled: rows.length < PAGE, onclick: () => (exchangeCursors.push(rows[rows.length - 1].seq), renderExchanges().catch(showError)) }, "Next ▶")),
-    el("table", { id: "exchanges" }, el("thead", {}, el("tr", {}, ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows.map((x) => el("tr", { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
-        el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)), el("td", { class: "mono" }, fmtTime(x.startedAt)), el("td", {}, x.method), el("td", {}, breakable(x.host)),
-        el("td", { class: "mono value" }, x.path), el("td", { class: "num" }, x.requestBodySize), el("td", { class: "num" }, x.responseStatus ?? "-"),
-        el("td", { class: "num", title: "events decoded (of them with content fields)" }, x.events, x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : ""),
-        el("td", {}, breakable(x.outcome)), el("td", {}, breakable(x.decoder || "-")))) : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")))),
+      el(
+        "button",
+        {
+          type: "button",
+          disabled: rows.length < PAGE,
+          onclick: () => (exchangeCursors.push(rows[rows.length - 1].seq), renderExchanges().catch(showError)),
+        },
+        "Next ▶",
+      ),
+    ),
+    el(
+      "table",
+      { id: "exchanges" },
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"].map((h) => el("th", {}, h)),
+        ),
+      ),
+      el(
+        "tbody",
+        {},
+        rows.length
+          ? rows.map((x) =>
+              el(
+                "tr",
+                { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
+                el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)),
+                el("td", { class: "mono" }, fmtTime(x.startedAt)),
+                el("td", {}, x.method),
+                el("td", {}, breakable(x.host)),
+                el("td", { class: "mono value" }, x.path),
+                el("td", { class: "num" }, x.requestBodySize),
+                el("td", { class: "num" }, x.responseStatus ?? "-"),
+                el(
+                  "td",
+                  { class: "num", title: "events decoded (of them with content fields)" },
+                  x.events,
+                  x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : "",
+                ),
+                el("td", {}, breakable(x.outcome)),
+                el("td", {}, breakable(x.decoder || "-")),
+              ),
+            )
+          : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")),
+      ),
+    ),
   );
 }
 let lastExchangesFull = false;
@@ -469,32 +812,108 @@ async function renderExchange(id) {
   const responseBox = el("div", { id: "response-body" }, "Loading body…");
   main.replaceChildren(
     el("h2", {}, `Exchange ${x.seq} of session ${x.session}`),
-    el("dl", {}, ...[
-      ["Request", `${x.method} ${x.scheme}://${x.host}:${x.port}${x.path}`], ["Started", fmtTime(x.startedAt)], ["Outcome", `${x.outcome} (${x.mode})`],
-      ["Connection", x.connectionOutcome || "-"], ["Response status", x.responseStatus ?? "-"], ["Decoder", x.decoder || "-"],
-      ["Content encoding", x.contentEncoding || "-"], ["Body", `${x.requestBodySize} bytes, sha256 ${x.requestBodySha256}`],
-      ["Chain", `prev ${x.prevHash}\nhash ${x.hash}`],
-    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)])),
-    el("section", { id: "exchange-events" }, el("h3", {}, `Events decoded (${x.events})`),
+    el(
+      "dl",
+      {},
+      ...[
+        ["Request", `${x.method} ${x.scheme}://${x.host}:${x.port}${x.path}`],
+        ["Started", fmtTime(x.startedAt)],
+        ["Outcome", `${x.outcome} (${x.mode})`],
+        ["Connection", x.connectionOutcome || "-"],
+        ["Response status", x.responseStatus ?? "-"],
+        ["Decoder", x.decoder || "-"],
+        ["Content encoding", x.contentEncoding || "-"],
+        ["Body", `${x.requestBodySize} bytes, sha256 ${x.requestBodySha256}`],
+        ["Chain", `prev ${x.prevHash}\nhash ${x.hash}`],
+      ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: "mono" }, v)]),
+    ),
+    el(
+      "section",
+      { id: "exchange-events" },
+      el("h3", {}, `Events decoded (${x.events})`),
       x.eventList.length
-        ? el("table", {}, el("thead", {}, el("tr", {}, ["#", "Event", "Name", "Group", "Category", "Content", "Personal"].map((h) => el("th", {}, h)))),
-            el("tbody", {}, x.eventList.map((e) => el("tr", { "data-event": e.id },
-              el("td", { class: "num" }, e.idx), el("td", { class: "num" }, el("a", { href: `#/event/${e.id}` }, e.id)),
-              el("td", { class: "mono" }, el("a", { href: `#/event/${e.id}` }, e.name)), el("td", {}, e.group || "-"), el("td", {}, catBadge(e.category)),
-              el("td", { class: "num" }, e.contentFields), el("td", { class: "num" }, e.personalFields)))))
-        : el("p", { class: "note" }, "none")),
+        ? el(
+            "table",
+            {},
+            el(
+              "thead",
+              {},
+              el(
+                "tr",
+                {},
+                ["#", "Event", "Name", "Group", "Category", "Content", "Personal"].map((h) => el("th", {}, h)),
+              ),
+            ),
+            el(
+              "tbody",
+              {},
+              x.eventList.map((e) =>
+                el(
+                  "tr",
+                  { "data-event": e.id },
+                  el("td", { class: "num" }, e.idx),
+                  el("td", { class: "num" }, el("a", { href: `#/event/${e.id}` }, e.id)),
+                  el("td", { class: "mono" }, el("a", { href: `#/event/${e.id}` }, e.name)),
+                  el("td", {}, e.group || "-"),
+                  el("td", {}, catBadge(e.category)),
+                  el("td", { class: "num" }, e.contentFields),
+                  el("td", { class: "num" }, e.personalFields),
+                ),
+              ),
+            ),
+          )
+        : el("p", { class: "note" }, "none"),
+    ),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
-    el("section", {}, el("h3", {}, "Request items as classified"),
-      el("table", {}, el("tbody", {}, x.requestItems.map((r) => el("tr", {}, el("td", { class: "mono" }, r.name), el("td", {}, r.location), el("td", {}, catBadge(r.category)), el("td", {}, r.personal), el("td", {}, r.secret ? "secret" : ""), el("td", { class: "mono" }, r.rule)))))),
+    el(
+      "section",
+      {},
+      el("h3", {}, "Request items as classified"),
+      el(
+        "table",
+        {},
+        el(
+          "tbody",
+          {},
+          x.requestItems.map((r) =>
+            el(
+              "tr",
+              {},
+              el("td", { class: "mono" }, r.name),
+              el("td", {}, r.location),
+              el("td", {}, catBadge(r.category)),
+              el("td", {}, r.personal),
+              el("td", {}, r.secret ? "secret" : ""),
+              el("td", { class: "mono" }, r.rule),
+            ),
+          ),
+        ),
+      ),
+    ),
     el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
     x.decodeFindings.length
-      ? el("section", {}, el("h3", {}, "Decode findings"), el("ul", {}, x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`))))
+      ? el(
+          "section",
+          {},
+          el("h3", {}, "Decode findings"),
+          el(
+            "ul",
+            {},
+            x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`)),
+          ),
+        )
       : "",
-    el("section", { id: "response" }, el("h3", {}, `Response: ${x.responseStatus ?? "none"}${x.responseSource ? ` (from ${x.responseSource})` : ""}`),
+    el(
+      "section",
+      { id: "response" },
+      el("h3", {}, `Response: ${x.responseStatus ?? "none"}${x.responseSource ? ` (from ${x.responseSource})` : ""}`),
       el("h4", {}, "Response headers (credentials redacted)"),
       x.responseHeaders ? headersTable(x.responseHeaders) : el("p", { class: "note" }, "no response headers recorded"),
       el("h4", {}, "Response body"),
-      x.responseBodySha256 ? [bodyControls(x.id, responseBox, "response"), responseBox] : el("p", { class: "note" }, "no response body recorded")),
+      x.responseBodySha256
+        ? [bodyControls(x.id, responseBox, "response"), responseBox]
+        : el("p", { class: "note" }, "no response body recorded"),
+    ),
   );
   loadBody(x.id, bodyBox, "", false).catch(showError);
   if (x.responseBodySha256) loadBody(x.id, responseBox, "", false, "response").catch(showError);
@@ -529,7 +948,9 @@ function onStored(msg) {
     liveStatus(`paused: ${liveMissed} new event${liveMissed === 1 ? "" : "s"}`);
     return;
   }
-  liveStatus(`${msg.events.length} new event${msg.events.length === 1 ? "" : "s"}, ${msg.exchanges.length} exchange${msg.exchanges.length === 1 ? "" : "s"} at ${new Date().toISOString().slice(11, 19)}`);
+  liveStatus(
+    `${msg.events.length} new event${msg.events.length === 1 ? "" : "s"}, ${msg.exchanges.length} exchange${msg.exchanges.length === 1 ? "" : "s"} at ${new Date().toISOString().slice(11, 19)}`,
+  );
   clearTimeout(liveTimer);
   liveTimer = setTimeout(() => {
     liveRefresh();
@@ -552,7 +973,9 @@ function startLive() {
     livePaused = !livePaused;
     toggle.setAttribute("aria-pressed", livePaused ? "false" : "true");
     toggle.textContent = livePaused ? "❚❚ paused" : "● live";
-    toggle.title = livePaused ? "Live updates paused: click to resume" : "Live updates: new exchanges and events appear as they are stored (click to pause)";
+    toggle.title = livePaused
+      ? "Live updates paused: click to resume"
+      : "Live updates: new exchanges and events appear as they are stored (click to pause)";
     if (!livePaused && liveMissedRows) {
       liveMissed = 0;
       liveMissedRows = 0;
@@ -605,12 +1028,17 @@ function route() {
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.id === `nav-${view || "events"}`);
   showFiltersFor(view || "events");
   const run =
-    view === "event" ? renderEvent(arg)
-    : view === "exchange" ? renderExchange(decodeURIComponent(arg))
-    : view === "fields" ? renderFields()
-    : view === "session" ? renderSession()
-    : view === "exchanges" ? renderExchanges()
-    : renderEvents();
+    view === "event"
+      ? renderEvent(arg)
+      : view === "exchange"
+        ? renderExchange(decodeURIComponent(arg))
+        : view === "fields"
+          ? renderFields()
+          : view === "session"
+            ? renderSession()
+            : view === "exchanges"
+              ? renderExchanges()
+              : renderEvents();
   run.catch(showError);
 }
 
@@ -626,7 +1054,10 @@ async function loadSessions() {
   const sessions = await api("/api/sessions");
   const sel = $("#f-session");
   const keep = sel.value;
-  sel.replaceChildren(el("option", { value: "" }, "all sessions"), ...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)));
+  sel.replaceChildren(
+    el("option", { value: "" }, "all sessions"),
+    ...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)),
+  );
   sel.value = keep;
 }
 
