@@ -173,7 +173,7 @@ function time(run: () => unknown, repeats: number): { p50: number; p99: number; 
     const t = performance.now();
     const r = run() as { rows?: unknown[] } | unknown[];
     ms.push(performance.now() - t);
-    rows = Array.isArray(r) ? r.length : ((r as { rows?: unknown[] }).rows?.length ?? 0);
+    rows = Array.isArray(r) ? r.length : (r.rows?.length ?? 0);
   }
   ms.sort((a, b) => a - b);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];

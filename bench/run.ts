@@ -83,9 +83,7 @@ process.on("exit", () => {
   children.forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
   rmSync(dir, { recursive: true, force: true });
 });
-const originPort = await new Promise<number>((resolve) =>
-  originProc.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))),
-);
+const originPort = await new Promise<number>((resolve) => originProc.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
 
 // A 20 KB 1DS JSON-lines upload.
 const line = JSON.stringify({

@@ -29,7 +29,7 @@ function sourceFiles(dir: string): string[] {
 
 function folderOf(file: string): string {
   const parts = relative(SRC, file).split(sep);
-  return parts.length > 1 ? parts[0]! : "(root)";
+  return parts.length > 1 ? parts[0] : "(root)";
 }
 
 /** Folder → folder edges of src/, with the imports that make each one. */

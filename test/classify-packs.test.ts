@@ -162,7 +162,7 @@ describe("rule packs", () => {
 
   it("refuse event packs that leave a group without a default", () => {
     const text = readFileSync(join(CLASSIFIERS_DIR, "events", "rules.yaml"), "utf8").replace(
-      /  - id: event\.default\.optional[\s\S]*?(?=  - id: event\.default\.unknown)/,
+      / {2}- id: event\.default\.optional[\s\S]*?(?= {2}- id: event\.default\.unknown)/,
       "",
     );
     expect(loadError(packsWith("events/rules.yaml", text)).message).toContain("missing optional");

@@ -75,8 +75,8 @@ function startHuman(
   );
   let out = "";
   let err = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   return { child, out: () => out, err: () => err };
 }
 
@@ -212,7 +212,7 @@ describe("exhaust ui's log", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let err = "";
-    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     try {
       const line = await eventually(() => err.split("\n").find((l) => l.includes('"ui listening"')), 20_000);
       expect((JSON.parse(line) as { listen: string }).listen).toMatch(/^0\.0\.0\.0:\d+$/);

@@ -11,8 +11,8 @@ function documented(): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of doc.split("\n")) {
     const cells = line.split("|").map((c) => c.trim());
-    if (cells.length < 4 || !cells[1]!.startsWith("`")) continue;
-    for (const m of cells[1]!.matchAll(/`([a-z]+\.[a-z0-9.-]+)`/g)) out.set(m[1]!, cells[2]!);
+    if (cells.length < 4 || !cells[1].startsWith("`")) continue;
+    for (const m of cells[1].matchAll(/`([a-z]+\.[a-z0-9.-]+)`/g)) out.set(m[1], cells[2]);
   }
   return out;
 }

@@ -12,7 +12,6 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exchangeChainHash } from "../src/store/chain.js";
-import type { Db } from "../src/store/database.js";
 import { exchangesOfSession } from "../src/store/export-queries.js";
 import { checkpointSignatureValid } from "../src/capture/checkpoint.js";
 import { openBundle } from "../src/evidence/source.js";
@@ -280,7 +279,7 @@ describe("trust anchors and checkpoints", () => {
       d.prepare("DELETE FROM events WHERE exchange_id NOT IN (SELECT id FROM exchanges)").run();
       const sessionId = d.prepare("SELECT id FROM sessions WHERE name = 'lab'").pluck().get() as number;
       let prev = "0".repeat(64);
-      for (const x of [...exchangesOfSession(d as unknown as Db, sessionId)]) {
+      for (const x of [...exchangesOfSession(d, sessionId)]) {
         const seq = x.seq > 3 ? x.seq - 1 : x.seq;
         const hash = exchangeChainHash(prev, { ...x, seq });
         d.prepare("UPDATE exchanges SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?").run(seq, prev, hash, x.id);

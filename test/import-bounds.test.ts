@@ -43,8 +43,8 @@ async function runMeasured(args: string[]): Promise<Measured> {
     : spawn(process.execPath, [EXHAUST_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   let polled = 0;
   const poll = useTime
     ? undefined

@@ -6,7 +6,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
-import { exchangeChainHash, CHAIN_GENESIS } from "../src/store/chain.js";
+import { CHAIN_GENESIS } from "../src/store/chain.js";
 import { rowChainHash } from "./helpers/chain.js";
 import { connectTunnel, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";

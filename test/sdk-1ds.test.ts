@@ -10,9 +10,9 @@ import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const { AppInsightsCore } = require("@microsoft/1ds-core-js") as typeof import("@microsoft/1ds-core-js");
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const { PostChannel } = require("@microsoft/1ds-post-js") as typeof import("@microsoft/1ds-post-js");
 
 const TOKEN = "0123456789abcdef0123456789abcdef-01234567-89ab-cdef-0123-456789abcdef-0123";
@@ -80,8 +80,8 @@ describe("1DS JavaScript SDK through the proxy (sinkhole)", () => {
       eventsDiscarded: (events: unknown[], reason: number) => sdkProblems.push(`discarded ${events.length} (reason ${reason})`),
       eventsRetrying: (events: unknown[]) => sdkProblems.push(`retrying ${events.length}`),
     } as never);
-    core.track({ name: "Exhaust.Sdk.Test", baseData: {}, data: { planted: "Zephyr-4471", Count: 3 } } as never);
-    post.flush(false);
+    core.track({ name: "Exhaust.Sdk.Test", baseData: {}, data: { planted: "Zephyr-4471", Count: 3 } });
+    void post.flush(false);
 
     const stored = await eventually(
       () =>
@@ -111,6 +111,6 @@ describe("1DS JavaScript SDK through the proxy (sinkhole)", () => {
     const posts = p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = ? AND method = 'POST'").get(COLLECTOR) as { n: number };
     expect(posts.n).toBe(1);
     expect(sdkProblems).toEqual([]);
-    core.unload(false);
+    void core.unload(false);
   }, 60_000);
 });

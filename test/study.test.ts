@@ -126,7 +126,7 @@ describe("exhaust study", () => {
       )) {
         const rows = result.content.filter((r) => r.machine === machine);
         expect(rows.reduce((a, r) => a + (r.fields as number), 0)).toBe(n);
-        expect(rows.every((r) => typeof r.rule === "string" && (r.rule as string).length > 0)).toBe(true);
+        expect(rows.every((r) => typeof r.rule === "string" && r.rule.length > 0)).toBe(true);
       }
       for (const { machine, n } of sqlite<{ machine: string; n: number }>(
         f,

@@ -416,7 +416,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
           () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
         );
         const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
-        const csv = readFileSync((await download.path())!, "utf8");
+        const csv = readFileSync(await download.path(), "utf8");
         const records = parseCsv(csv);
         expect(records[0]).toEqual([...CSV_COLUMNS]);
         const body = records.slice(1);

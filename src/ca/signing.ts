@@ -17,7 +17,6 @@ import {
   toForgePublicKey,
   toWholeSeconds,
 } from "./x509.js";
-import forge from "node-forge";
 
 export const SIGNING_CERT_FILE = "exhaust-signing.pem";
 export const SIGNING_KEY_FILE = "exhaust-signing.key";
@@ -79,7 +78,7 @@ export async function loadOrCreateSigningIdentity(ca: CertificateAuthority): Pro
         { shortName: "CN", value: "exhaust evidence signing" },
         { shortName: "O", value: "exhaust" },
       ],
-      issuer: caCert.subject.attributes as forge.pki.CertificateField[],
+      issuer: caCert.subject.attributes,
       publicKey: toForgePublicKey(publicKey),
       notBefore,
       notAfter,

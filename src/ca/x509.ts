@@ -22,6 +22,7 @@ const GENERAL_NAME_DNS = 2;
 const GENERAL_NAME_IP = 7;
 
 // Present at runtime (forge's own certificateToAsn1 uses it) but missing from @types/node-forge.
+// eslint-disable-next-line @typescript-eslint/unbound-method -- a plain function on forge's pki namespace, no `this`
 const getTBSCertificate = (pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
 
 export interface RsaKeyPair {
@@ -188,6 +189,7 @@ export function certificateFromDer(der: Buffer): forge.pki.Certificate {
 
 /** subjectKeyIdentifier bytes (binary string) as the certificate states them, for authorityKeyIdentifier. */
 export function subjectKeyIdentifierOf(cert: forge.pki.Certificate): string {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- @types/node-forge types it as {}
   const extension = cert.getExtension("subjectKeyIdentifier") as { subjectKeyIdentifier?: string } | undefined;
   if (extension?.subjectKeyIdentifier) return forge.util.hexToBytes(extension.subjectKeyIdentifier);
   return pki.getPublicKeyFingerprint(cert.publicKey, { type: "RSAPublicKey" }).getBytes();

@@ -256,7 +256,7 @@ export interface Detection {
   hits: readonly Detector[];
 }
 
-export const NO_DETECTION: Detection = Object.freeze({ hits: Object.freeze([]) as readonly Detector[] });
+export const NO_DETECTION: Detection = Object.freeze({ hits: Object.freeze([]) });
 
 /** Values longer than this are not cached (they rarely repeat and would pin memory). */
 const CACHE_VALUE_MAX = 512;

@@ -19,10 +19,7 @@ import {
   FieldPackSchema,
   GROUPS,
   type CatalogRow,
-  type EventDefaultDef,
-  type EventRuleDef,
   type FieldMatch,
-  type FieldRuleDef,
   type PackSource,
 } from "./schema.js";
 import type { Category, ClassifiedField, MicrosoftGroup, PersonalKind } from "./types.js";
@@ -288,7 +285,7 @@ function loadFieldPack(packs: RulePacks, path: string): void {
   const file = rel(packs, path);
   const pack = check(packs, path, FieldPackSchema, readYaml(packs, path));
   const packSource = sourceText(pack.source);
-  for (const def of pack.rules as FieldRuleDef[]) {
+  for (const def of pack.rules) {
     const kind = FIELD_KIND[def.id.slice(0, def.id.indexOf("."))];
     const matchType = Object.keys(def.match)[0] as keyof typeof FIELD_MATCH_TYPES;
     const isHeader = matchType === "header" || matchType === "headerGlob" || matchType === "connection";
@@ -351,7 +348,7 @@ function loadEventPack(packs: RulePacks, path: string): void {
   const file = rel(packs, path);
   const pack = check(packs, path, EventPackSchema, readYaml(packs, path));
   const packSource = sourceText(pack.source);
-  for (const def of (pack.defaults ?? []) as EventDefaultDef[]) {
+  for (const def of pack.defaults ?? []) {
     const other = packs.defaults.get(def.group);
     if (other) throw rulesError(file, def.id, `group ${def.group} already has default ${other.id}`);
     const d: EventDefault = {
@@ -368,7 +365,7 @@ function loadEventPack(packs: RulePacks, path: string): void {
     packs.register(d);
     packs.defaults.set(def.group, d);
   }
-  for (const def of (pack.rules ?? []) as EventRuleDef[]) {
+  for (const def of pack.rules ?? []) {
     const rule: EventRule = {
       id: def.id,
       kind: "event",

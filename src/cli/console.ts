@@ -243,7 +243,7 @@ export function humanLogStream(out: NodeJS.WritableStream): Writable {
             .filter(([, v]) => v !== undefined)
             .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
             .join(" ");
-          out.write(`${at} ${LEVELS[level as number] ?? level} ${msg ?? ""}${fields ? ` ${fields}` : ""}\n`);
+          out.write(`${at} ${LEVELS[level as number] ?? level} ${String(msg ?? "")}${fields ? ` ${fields}` : ""}\n`);
         } catch {
           out.write(`${text}\n`);
         }

@@ -58,11 +58,7 @@ function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void
               file,
               reason: `an entry is too large or too complex to import within the ${limits.maxOldGenerationSizeMb} MB import heap`,
             })
-          : exhaustError(
-              "EXH_IMPORT_FORMAT",
-              { file, reason: `the import stopped: ${(e as Error).message?.split("\n")[0] ?? String(e)}` },
-              e,
-            );
+          : exhaustError("EXH_IMPORT_FORMAT", { file, reason: `the import stopped: ${e.message?.split("\n")[0] ?? String(e)}` }, e);
     });
     worker.once("exit", (code) => {
       bar?.stop();

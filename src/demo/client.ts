@@ -64,7 +64,7 @@ export async function tlsThroughProxy(
   return new Promise((resolve, reject) => {
     const s = tls.connect({ socket: raw, servername: host, ca, ALPNProtocols: ["http/1.1"] });
     s.once("secureConnect", () => resolve(s));
-    s.once("error", (e) => {
+    s.once("error", (e: Error) => {
       raw.destroy();
       reject(e);
     });

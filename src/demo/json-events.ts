@@ -76,7 +76,7 @@ function valuesAndTags(
   let any = false;
   for (const [k, v] of Object.entries(props)) {
     if (v instanceof Typed) {
-      values[k] = v.value as Json;
+      values[k] = v.value;
       const t = typeTag(v.type, v.pii, v.cc);
       tags[k] = form === "windows" ? t : Array.isArray(v.value) ? { a: { t } } : { t };
       any = true;
@@ -88,7 +88,7 @@ function valuesAndTags(
         any = true;
       }
     } else {
-      values[k] = v as Json;
+      values[k] = v;
       if (tagNumbers && typeof v === "number") {
         tags[k] = form === "windows" ? 6 : { t: 6 };
         any = true;

@@ -101,6 +101,7 @@ async function zipSource(path: string): Promise<BundleSource> {
         if (/^too many bytes in the stream/.test((e as Error).message)) {
           throw new Error(
             `${n} inflates to more than the ${declared} bytes it declares (a corrupt or hostile archive); read stopped there`,
+            { cause: e },
           );
         }
         throw e;

@@ -30,7 +30,7 @@ export function* sessionCsvLines(db: Db, sessionIds: readonly number[], redactor
 /** One field row as a CSV record; only the value is captured data of any length, the rest are names and classes. */
 function csvFieldRecord(row: FieldExportRow, redactor?: Redactor): string {
   const r = redactor?.redacting ? { ...row, value: redactor.field(row.path, row.value) as string | null } : row;
-  return csvRecord(CSV_COLUMNS.map((c) => r[c as keyof FieldExportRow]));
+  return csvRecord(CSV_COLUMNS.map((c) => r[c]));
 }
 
 /** The records of one event's fields (no header line): the same columns as the session export. */

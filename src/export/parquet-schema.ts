@@ -211,7 +211,6 @@ export function externalTableDdl(dialect: "trino" | "hive", location: string, sc
 
 /** A label must name a directory: 1 to 128 characters, no control characters. */
 export function validateLabel(option: string, value: string): string {
-  // eslint-disable-next-line no-control-regex
   if (value.length === 0 || value.length > 128 || /[\u0000-\u001f\u007f]/.test(value)) {
     throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected 1 to 128 printable characters, got ${JSON.stringify(value)}` });
   }

@@ -53,7 +53,6 @@ import {
   DATASET_MANIFEST,
   PARQUET_SCHEMA_VERSION,
   PARQUET_TABLES,
-  validateLabel,
   SCHEMA_VERSION_KEY,
   type ColumnDef,
   type ColumnKind,

@@ -37,7 +37,10 @@ export function writePrivateFile(out: string, chunks: Iterable<string | Uint8Arr
   const fd = openSync(out, overwrite ? "w" : "wx", PRIVATE_FILE_MODE);
   try {
     chmodPrivate(fd);
-    for (const c of chunks) typeof c === "string" ? writeSync(fd, c) : writeSync(fd, c);
+    for (const c of chunks) {
+      if (typeof c === "string") writeSync(fd, c);
+      else writeSync(fd, c);
+    }
   } finally {
     closeSync(fd);
   }

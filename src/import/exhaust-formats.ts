@@ -8,7 +8,6 @@
  */
 import type { Readable } from "node:stream";
 import { partCKey } from "../decode/paths.js";
-import { createInterface } from "node:readline";
 import type { BundleSource } from "../evidence/source.js";
 import { EXCHANGES_FILE, type Manifest } from "../evidence/format.js";
 import type { EventJson } from "../evidence/format.js";

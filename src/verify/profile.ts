@@ -128,7 +128,7 @@ function parseRule(file: string, raw: unknown, index: number, catalog: EndpointC
   const schema = z.strictObject({ ...RULE_BASE, kind: z.literal(kind.kind), ...kind.params });
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw profileError(file, `${label}: ${issueText(parsed.error.issues[0])}`);
-  const rule = parsed.data as RuleBase;
+  const rule = parsed.data;
   const problem = kind.refine?.(rule, catalog);
   if (problem) throw profileError(file, `${label}: ${problem}`);
   return rule;

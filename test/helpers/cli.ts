@@ -34,7 +34,7 @@ export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: numb
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 20_000);
     let started = false;
-    child.stderr!.on("data", (d: Buffer) => {
+    child.stderr.on("data", (d: Buffer) => {
       err += d.toString();
       if (started) return;
       const m = /"listen":"[^"]*:(\d+)"/.exec(err);

@@ -62,10 +62,10 @@ export function outsideClient(file: string, statements: string[], hold: boolean)
     : spawn(process.execPath, ["-e", NODE_CLIENT, file, ...args], { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   let err = "";
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const result = new Promise<unknown>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
+    child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
       const nl = out.indexOf("\n");
       if (nl !== -1) resolve(JSON.parse(out.slice(0, nl)));
@@ -77,7 +77,7 @@ export function outsideClient(file: string, statements: string[], hold: boolean)
     child,
     result,
     async close() {
-      child.stdin!.end();
+      child.stdin.end();
       await exited;
     },
   };

@@ -273,7 +273,10 @@ export class BondReader {
     const start = this.pos;
     let pos = start;
     let lo = 0;
+    // Small integers held in registers from the start: the hot path of every Bond read.
+    // eslint-disable-next-line no-useless-assignment
     let hi = 0;
+    // eslint-disable-next-line no-useless-assignment
     let b = 0;
     // Bytes 0-3: bits 0-27.
     for (let shift = 0; shift < 28; shift += 7) {

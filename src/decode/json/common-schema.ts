@@ -79,7 +79,7 @@ export function decodeJsonUpload(
 ): DecodeResult {
   const findings: Finding[] = [];
   const records = readJsonRecords(body, limits, findings);
-  const events: DecodedEvent[] = new Array(records.length);
+  const events = new Array<DecodedEvent>(records.length);
   for (let i = 0; i < records.length; i++) events[i] = decodeRecord(records[i], i, limits, findings);
   return { events, findings };
 }

@@ -194,7 +194,7 @@ export function utf8ByteOffset(buf: Uint8Array, start: number, end: number, posi
   let i = start;
   while (i < end && units < position) {
     const b = buf[i];
-    let need = 0;
+    let need: number;
     let lower = 0x80;
     let upper = 0xbf;
     if (b < 0x80) need = 0;

@@ -66,7 +66,7 @@ export function toFieldValue(v: JsonValue, depth: number, fl: Flattener): FieldV
       fl.tooDeep = true;
       return null;
     }
-    const out: FieldValue[] = new Array(v.length);
+    const out = new Array<FieldValue>(v.length);
     for (let i = 0; i < v.length; i++) out[i] = toFieldValue(v[i], depth + 1, fl);
     return out;
   }
