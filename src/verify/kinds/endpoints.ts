@@ -58,33 +58,38 @@ export function selectedHostMatcher(rule: EndpointRule, catalog: EndpointCatalog
 /** Adds every exchange and bare connection to the hosts `offending` picks as failures. */
 function checkHosts(ctx: VerifyContext, offending: (host: string) => boolean, why: (host: string) => string): RuleOutcome {
   const out = emptyOutcome(ctx);
-  const exchanges = exchangeHostCounts(ctx.db, ctx.sessionId);
-  const connections = bareConnectionHostCounts(ctx.db, ctx.sessionId);
-  for (const { host, count } of exchanges) {
-    out.checked += count;
-    if (!offending(host)) continue;
-    const listed = exchangesToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((x): Evidence => ({
-      exchangeId: x.id,
-      host: x.host,
-      bodySha256: x.bodySha256,
-      excerpt: `${x.method} https://${x.host}${x.path}`.slice(0, 160),
-      note: `${why(host)}; decrypted exchange (${x.outcome})`,
-    }));
-    out.failures.addCounted(count, listed);
-  }
-  for (const { host, count } of connections) {
-    out.checked += count;
-    if (!offending(host)) continue;
-    const listed = bareConnectionsToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((c): Evidence => ({
-      connectionId: c.id,
-      host: c.host,
-      excerpt: `${c.host}:${c.port} ${c.outcome}, ${c.bytesFromClient} bytes from the client${c.error ? ` (${c.error})` : ""}`.slice(
-        0,
-        160,
-      ),
-      note: `${why(host)}; connection ${c.outcome}${c.outcome === "client-rejected-certificate" ? " (pinned: data left unread)" : ""}`,
-    }));
-    out.failures.addCounted(count, listed);
+  // Decrypted exchanges and bare connections (pinned, tunnelled, failed) count alike; each has its own evidence.
+  const sources: Array<[Array<{ host: string; count: number }>, (host: string) => Evidence[]]> = [
+    [
+      exchangeHostCounts(ctx.db, ctx.sessionId),
+      (host) =>
+        exchangesToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((x): Evidence => ({
+          exchangeId: x.id,
+          host: x.host,
+          bodySha256: x.bodySha256,
+          excerpt: `${x.method} https://${x.host}${x.path}`.slice(0, 160),
+          note: `${why(host)}; decrypted exchange (${x.outcome})`,
+        })),
+    ],
+    [
+      bareConnectionHostCounts(ctx.db, ctx.sessionId),
+      (host) =>
+        bareConnectionsToHost(ctx.db, ctx.sessionId, host, ctx.evidenceLimit).map((c): Evidence => ({
+          connectionId: c.id,
+          host: c.host,
+          excerpt: `${c.host}:${c.port} ${c.outcome}, ${c.bytesFromClient} bytes from the client${c.error ? ` (${c.error})` : ""}`.slice(
+            0,
+            160,
+          ),
+          note: `${why(host)}; connection ${c.outcome}${c.outcome === "client-rejected-certificate" ? " (pinned: data left unread)" : ""}`,
+        })),
+    ],
+  ];
+  for (const [counts, evidenceFor] of sources) {
+    for (const { host, count } of counts) {
+      out.checked += count;
+      if (offending(host)) out.failures.addCounted(count, evidenceFor(host));
+    }
   }
   return out;
 }

@@ -372,18 +372,7 @@ async function renderEvent(id) {
     el("section", {}, el("h3", {}, "Classification findings"), findings),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
     el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
-    x.decodeFindings.length
-      ? el(
-          "section",
-          {},
-          el("h3", {}, "Decode findings"),
-          el(
-            "ul",
-            {},
-            x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`)),
-          ),
-        )
-      : "",
+    decodeFindingsSection(x.decodeFindings),
   );
   loadBody(x.id, bodyBox, "", false).catch(showError);
 }
@@ -891,18 +880,7 @@ async function renderExchange(id) {
       ),
     ),
     el("section", {}, el("h3", {}, "Raw request body"), bodyControls(x.id, bodyBox), bodyBox),
-    x.decodeFindings.length
-      ? el(
-          "section",
-          {},
-          el("h3", {}, "Decode findings"),
-          el(
-            "ul",
-            {},
-            x.decodeFindings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`)),
-          ),
-        )
-      : "",
+    decodeFindingsSection(x.decodeFindings),
     el(
       "section",
       { id: "response" },
@@ -1090,3 +1068,18 @@ async function start() {
 }
 
 start().catch(showError);
+
+/** What the decoder found in an exchange's body (the event and the exchange pages both show it). */
+function decodeFindingsSection(findings) {
+  if (!findings.length) return "";
+  return el(
+    "section",
+    {},
+    el("h3", {}, "Decode findings"),
+    el(
+      "ul",
+      {},
+      findings.map((f) => el("li", {}, `${f.code} (${f.severity}) at ${f.offset ?? "-"}: ${f.message}`)),
+    ),
+  );
+}
