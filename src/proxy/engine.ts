@@ -13,13 +13,13 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
 import { HttpsProxyAgent } from "https-proxy-agent";
-import { exhaustError, type ErrorCode } from "../errors.js";
+import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../errors.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs, type InflightBudget } from "./body.js";
-import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, type HostPort, type ProxyOptions } from "./options.js";
 import type { Route } from "./targets.js";
 import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
 
@@ -31,6 +31,12 @@ const RELAY_WRITE_BYTES = 64 * 1024;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
+
+/**
+ * A WebSocket handshake keeps its own Connection/Upgrade headers; our proxy's are dropped, and so is
+ * the offer of compression, so that the messages can be read (the stored headers keep it).
+ */
+const NOT_RELAYED_IN_UPGRADE = new Set(["proxy-authorization", "proxy-connection", "sec-websocket-extensions"]);
 
 interface RequestState {
   x: Exchange;
@@ -189,7 +195,7 @@ export class ExhaustEngine extends MitmProxy {
       markRequestDone();
     };
     this.states.set(ctx, st);
-    addons.runSync("onRequestHeaders", x);
+    this.requestHeadersKnown(x);
 
     req.on("close", () => {
       if (!req.complete) void this.clientAborted(st);
@@ -254,25 +260,19 @@ export class ExhaustEngine extends MitmProxy {
   private configureUpstream(st: RequestState): void {
     const { x, ctx } = st;
     const { options } = this.deps;
-    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
-    const forwarded: string[] = [];
-    for (const [name, value] of x.requestHeaders) {
-      if (!HOP_BY_HOP.has(name.toLowerCase())) forwarded.push(name, value);
-    }
+    // Plain HTTP through a corporate proxy goes to the proxy (below), not to a checked address.
+    const target = upstreamTarget(
+      x,
+      x.scheme === "http" && options.upstreamProxy ? undefined : this.deps.routeOf(ctx.clientToProxyRequest),
+    );
     const opts = ctx.proxyToServerRequestOptions as unknown as https.RequestOptions & { headers: unknown };
     opts.host = target.host;
     opts.port = target.port;
     // An array keeps the client's header order and case on the way upstream.
-    opts.headers = forwarded;
+    opts.headers = forwardedHeaders(x.requestHeaders, HOP_BY_HOP);
     opts.maxHeaderSize = MAX_HEADER_BYTES;
-    const dial = x.upstream ? undefined : this.deps.routeOf(ctx.clientToProxyRequest)?.dial;
-    if (dial && !(x.scheme === "http" && options.upstreamProxy)) {
-      // The address the target check resolved and approved: no second lookup (DNS rebinding).
-      opts.host = dial.host;
-      opts.port = dial.port;
-    }
     if (x.scheme === "https") {
-      opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
+      opts.servername = sniName(x.host);
       Object.assign(opts, this.upstreamTls);
     } else if (options.upstreamProxy) {
       // Plain HTTP through a corporate proxy: absolute-form request line to the proxy.
@@ -442,6 +442,12 @@ export class ExhaustEngine extends MitmProxy {
     }
   }
 
+  /** Request line and headers are known: the addons set the mode and the upstream, which the exchange records. */
+  private requestHeadersKnown(x: Exchange): void {
+    this.deps.addons.runSync("onRequestHeaders", x);
+    if (x.upstreamTarget) x.upstream = formatHostPort(x.upstreamTarget);
+  }
+
   private async finishExchange(st: RequestState): Promise<void> {
     const { x } = st;
     if (x.response && st.responseBody) {
@@ -457,8 +463,8 @@ export class ExhaustEngine extends MitmProxy {
    * A request to switch protocols (WebSocket): the library's pipeline only speaks HTTP, so the
    * handshake is relayed here. The upstream answers it first (a refusal reaches the client as the
    * upstream sent it); on 101 both sockets are joined byte for byte. The handshake is stored like
-   * any exchange (committed before the answer is released); the frames that follow are counted in
-   * the connection's bytes, not decoded. Sinkhole and block answer locally, so nothing leaves.
+   * any exchange (committed before the answer is released); each message the client sends after it
+   * is stored as an exchange of its own and decoded like an upload. Sinkhole and block answer locally, so nothing leaves.
    */
   upgrade(req: http.IncomingMessage, client: Duplex, head: Buffer, isTls: boolean): void {
     const { addons, options } = this.deps;
@@ -476,7 +482,7 @@ export class ExhaustEngine extends MitmProxy {
     if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
     x.requestComplete = true;
     x.requestEndedAt = x.startedAt;
-    addons.runSync("onRequestHeaders", x);
+    this.requestHeadersKnown(x);
     const sendLocal = (answer: LocalResponse) => {
       client.write(
         rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]),
@@ -498,13 +504,8 @@ export class ExhaustEngine extends MitmProxy {
       );
       return;
     }
-    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : (route?.dial ?? { host: x.host, port: x.port });
-    const headers: string[] = [];
-    for (const [name, value] of x.requestHeaders) {
-      // The handshake's own Connection/Upgrade headers go on; our proxy's are dropped, and so is the
-      // offer of compression, so that the messages can be read (the stored headers keep it).
-      if (!/^(proxy-(authorization|connection)|sec-websocket-extensions)$/i.test(name)) headers.push(name, value);
-    }
+    const target = upstreamTarget(x, route);
+    const headers = forwardedHeaders(x.requestHeaders, NOT_RELAYED_IN_UPGRADE);
     const upstreamReq = (isTls ? https : http).request({
       host: target.host,
       port: target.port,
@@ -514,7 +515,7 @@ export class ExhaustEngine extends MitmProxy {
       setHost: false,
       maxHeaderSize: MAX_HEADER_BYTES,
       agent: isTls ? this.httpsAgent : this.httpAgent,
-      ...(isTls ? { servername: /^[\d.]+$|:/.test(x.host) ? undefined : x.host, ...this.upstreamTls } : {}),
+      ...(isTls ? { servername: sniName(x.host), ...this.upstreamTls } : {}),
     } as https.RequestOptions);
     let settled = false;
     const timer = setTimeout(
@@ -607,14 +608,7 @@ export class ExhaustEngine extends MitmProxy {
       const failure = classifyUpstreamError(err, err.code === "ETIMEDOUT", x.upstream ?? `${x.host}:${x.port}`, options.upstreamTimeoutMs);
       x.outcome = failure.outcome;
       x.error = failure.error;
-      void answerLocally({
-        status: failure.status,
-        headers: [
-          ["Content-Type", "text/plain; charset=utf-8"],
-          ["X-Exhaust-Error", failure.error.code],
-        ],
-        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
-      });
+      void answerLocally(errorAnswer(failure));
     });
     client.on("close", () => {
       if (!settled) upstreamReq.destroy();
@@ -657,7 +651,8 @@ export class ExhaustEngine extends MitmProxy {
 
   /**
    * Replaces the library's handler, which prints to the console and answers 504 with the raw
-   * error text. Ours answers 502/504 with one short line, stores the outcome, and never throws.
+   * error text. Ours answers with the status the error's code has in the error table (502, 504),
+   * one short line, stores the outcome, and never throws.
    */
   override _onError(kind: string, ctx: IContext | null, err: Error): void {
     if (!ctx) {
@@ -695,14 +690,7 @@ export class ExhaustEngine extends MitmProxy {
     x.error = failure.error;
     this.deps.log.warn({ exchange: x.id, host: x.host, code: failure.error.code }, failure.error.message);
     void st.requestDone.then(async () => {
-      await this.releaseLocal(st, {
-        status: failure.status,
-        headers: [
-          ["Content-Type", "text/plain; charset=utf-8"],
-          ["X-Exhaust-Error", failure.error.code],
-        ],
-        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
-      });
+      await this.releaseLocal(st, errorAnswer(failure));
       void this.finish(st);
     });
     // Let the client finish sending (or give up) so the stored body is what it sent.
@@ -772,23 +760,63 @@ function errorInfo(code: ErrorCode, params: Record<string, string | number>): { 
   return { code: e.code, message: e.message };
 }
 
-function classifyUpstreamError(
-  err: Error & { code?: string },
-  timedOut: boolean,
-  target: string,
-  ms: number,
-): { outcome: ExchangeOutcome; status: number; error: { code: string; message: string } } {
-  if (timedOut || err?.code === "ETIMEDOUT") {
-    return { outcome: "upstream-timeout", status: 504, error: errorInfo("EXH_UPSTREAM_TIMEOUT", { target, ms }) };
-  }
-  if (err?.code === "ECONNREFUSED") {
-    return { outcome: "upstream-refused", status: 502, error: errorInfo("EXH_UPSTREAM_REFUSED", { target }) };
-  }
+function classifyUpstreamError(err: Error & { code?: string }, timedOut: boolean, target: string, ms: number): UpstreamFailure {
+  const failure = (outcome: ExchangeOutcome, code: UpstreamErrorCode, params: Record<string, string | number>): UpstreamFailure => ({
+    outcome,
+    status: ERROR_DEFINITIONS[code].httpStatus,
+    error: errorInfo(code, params),
+  });
+  if (timedOut || err?.code === "ETIMEDOUT") return failure("upstream-timeout", "EXH_UPSTREAM_TIMEOUT", { target, ms });
+  if (err?.code === "ECONNREFUSED") return failure("upstream-refused", "EXH_UPSTREAM_REFUSED", { target });
   if (err?.code === "ECONNRESET" || err?.code === "EPIPE" || /socket hang up/.test(err?.message ?? "")) {
-    return { outcome: "upstream-reset", status: 502, error: errorInfo("EXH_UPSTREAM_RESET", { target }) };
+    return failure("upstream-reset", "EXH_UPSTREAM_RESET", { target });
   }
   const reason = err?.code ?? err?.message?.split("\n")[0] ?? "unknown error";
-  return { outcome: "upstream-failed", status: 502, error: errorInfo("EXH_UPSTREAM_FAILED", { target, reason }) };
+  return failure("upstream-failed", "EXH_UPSTREAM_FAILED", { target, reason });
+}
+
+type UpstreamErrorCode = "EXH_UPSTREAM_TIMEOUT" | "EXH_UPSTREAM_REFUSED" | "EXH_UPSTREAM_RESET" | "EXH_UPSTREAM_FAILED";
+
+/** An upstream that failed before answering: the outcome, the status its code has in the error table, the error. */
+interface UpstreamFailure {
+  outcome: ExchangeOutcome;
+  status: number;
+  error: { code: string; message: string };
+}
+
+/** The answer exhaust gives for an upstream that failed: its status, its code in X-Exhaust-Error, one line. */
+function errorAnswer(failure: UpstreamFailure): LocalResponse {
+  return {
+    status: failure.status,
+    headers: [
+      ["Content-Type", "text/plain; charset=utf-8"],
+      ["X-Exhaust-Error", failure.error.code],
+    ],
+    body: Buffer.from(`exhaust: ${failure.error.message}\n`),
+  };
+}
+
+/**
+ * Where a forwarded request goes: the upstream an addon set (--map-host), else the address the
+ * target check resolved and approved for this connection (no second lookup: DNS rebinding), else
+ * the host the client addressed.
+ */
+function upstreamTarget(x: Exchange, route: Route | undefined): HostPort {
+  return x.upstreamTarget ?? route?.dial ?? { host: x.host, port: x.port };
+}
+
+/** The request headers that go upstream, as a flat name/value array in the client's order and case. */
+function forwardedHeaders(headers: RawHeaders, dropped: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of headers) {
+    if (!dropped.has(name.toLowerCase())) out.push(name, value);
+  }
+  return out;
+}
+
+/** The TLS server name for the upstream: the host, unless it is an IP address (no SNI then). */
+function sniName(host: string): string | undefined {
+  return /^[\d.]+$|:/.test(host) ? undefined : host;
 }
 
 /** Host, port and path of an upgrade request: origin-form inside a tunnel, absolute-form in plain proxying. */

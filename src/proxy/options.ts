@@ -83,6 +83,11 @@ export function parseHostPort(option: string, text: string, defaultHost?: string
   return checkPort(option, { host, port: Number(m[3]) });
 }
 
+/** HOST:PORT, with an IPv6 host in brackets (what parseHostPort reads back). */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 function checkPort(option: string, hp: HostPort): HostPort {
   if (hp.port > 65535) throw exhaustError("EXH_OPT_INVALID", { option, reason: `port ${hp.port} is out of range` });
   return hp;

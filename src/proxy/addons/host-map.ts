@@ -11,7 +11,7 @@ export function hostMapAddon({ options }: AddonContext): Addon {
     },
     onRequestHeaders(x) {
       const to = map.get(x.host);
-      if (to) x.upstream = to.host.includes(":") ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`;
+      if (to) x.upstreamTarget = to;
     },
   };
 }
