@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
-import { httpsThroughProxy } from "./helpers/client.js";
+import { connectTunnel, httpsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
@@ -68,10 +68,15 @@ describe("the addon chain's promises", () => {
     expect(origin.received.map((r) => r.url)).toEqual(["/n0", "/n1", "/n2"]);
     // Stored by the capture addon before the throwing one ran, and every later addon still ran.
     const stored = await eventually(() => {
-      const rows = p.db.prepare("SELECT id FROM exchanges WHERE host = ? ORDER BY seq").all(HOST) as Array<{ id: string }>;
+      const rows = p.db.prepare("SELECT id, upstream FROM exchanges WHERE host = ? ORDER BY seq").all(HOST) as Array<{
+        id: string;
+        upstream: string;
+      }>;
       return rows.length === 3 && seen.length === 3 && rows;
     });
     expect(new Set(seen)).toEqual(new Set(stored.map((r) => r.id)));
+    // The host-map addon's upstream (a host/port pair) is what the exchange records.
+    expect(stored.map((r) => r.upstream)).toEqual(Array(3).fill(`127.0.0.1:${origin.port}`));
 
     const failures = await eventually(() => {
       const f = failuresOf(p.logLines, "throwing");
@@ -97,5 +102,30 @@ describe("addon names", () => {
 
   it("refuses an extra addon named like one of the default chain when the proxy starts", async () => {
     await expect(startTestProxy({ addons: [{ name: "capture" }] })).rejects.toThrow(/duplicate addon name capture/);
+  });
+});
+
+describe("an access addon that throws", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({
+      addons: [
+        {
+          name: "broken-gate",
+          admit() {
+            throw new Error("gate broke");
+          },
+        },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await p?.close();
+  });
+
+  it("refuses the client (fail closed) and logs the failure", async () => {
+    await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 403 });
+    await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 403 });
+    expect(failuresOf(p.logLines, "broken-gate")).toMatchObject([{ code: "EXH_ADDON_FAILED", hook: "admit" }]);
   });
 });

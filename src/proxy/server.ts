@@ -9,7 +9,7 @@ import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { LeafIssuer } from "../ca/leaf.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord } from "../types.js";
-import { AccessPolicy, deniedResponse } from "./access.js";
+import { deniedResponse } from "./addons/access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
 import { hostModeResolver } from "./addons/modes.js";
 import { InflightBudget } from "./body.js";
@@ -49,8 +49,13 @@ const MAX_CLIENT_HELLO = 64 * 1024;
  */
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { options, catalog, issuer, log } = deps;
-  const access = new AccessPolicy(options);
   const addons = new AddonChain(deps.addons, log);
+  /** The access addon's verdict on a client (403 address, 407 credentials), or undefined. */
+  const admit = (req: http.IncomingMessage) =>
+    addons.admit({
+      address: (req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
+      proxyAuthorization: req.headers["proxy-authorization"],
+    });
   const modeOf = hostModeResolver(options, catalog);
   const connections = new WeakMap<object, ConnectionRecord>();
   const routes = new WeakMap<object, Route>();
@@ -214,7 +219,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
 
   server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    const denied = access.check(req);
+    const denied = admit(req);
     if (denied) {
       refuse(socket, req.headers.host ?? "", 80, denied);
       return;
@@ -227,7 +232,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   });
 
   server.on("request", (req, res) => {
-    const denied = access.check(req);
+    const denied = admit(req);
     if (denied) {
       refuse(req.socket, req.headers.host ?? "", 80, denied);
       return;
@@ -241,7 +246,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
 
   server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on("error", () => socket.destroy());
-    const denied = access.check(req);
+    const denied = admit(req);
     if (denied) {
       refuse(socket, req.url ?? "", 443, denied);
       return;
@@ -251,13 +256,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    const entry = catalog.match(target.host);
+    // The intercept addon decides (addons/intercept.ts); without a decision nothing is relayed.
     const decision: ConnectDecision = {
       host: target.host,
       port: target.port,
       clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
-      action: options.intercept === "all" || entry ? "intercept" : "tunnel",
-      reason: options.intercept === "all" ? "intercept-all" : entry ? `catalog:${entry.id}` : "not-in-catalog",
+      action: "refuse",
+      reason: "no addon decided",
     };
     addons.runSync("onConnect", decision);
     if (decision.action === "refuse") {
