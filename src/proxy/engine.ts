@@ -28,6 +28,7 @@ import {
   HOP_BY_HOP,
   localAnswer,
   noteHostMismatch,
+  recordUpstreamResponse,
   refusal,
   sniName,
   upstreamTarget,
@@ -317,13 +318,7 @@ export class ExhaustEngine extends MitmProxy {
     await st.requestDone;
     if (st.settled) return;
     st.settled = true;
-    x.respondedAt = Date.now();
-    x.response = {
-      status: upstream.statusCode ?? 502,
-      statusMessage: upstream.statusMessage,
-      headers: headerPairs(upstream.rawHeaders),
-      source: "upstream",
-    };
+    recordUpstreamResponse(x, upstream);
     x.outcome = "ok";
     const failure = await this.deps.addons.run("onResponse", x);
     if (failure) {

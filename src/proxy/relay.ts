@@ -8,6 +8,7 @@ import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../errors.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
 import type { HostPort } from "./options.js";
+import { headerPairs } from "./body.js";
 import type { Route } from "./targets.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
@@ -18,6 +19,17 @@ export const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection
  * the offer of compression, so that the messages can be read (the stored headers keep it).
  */
 export const NOT_RELAYED_IN_UPGRADE = new Set(["proxy-authorization", "proxy-connection", "sec-websocket-extensions"]);
+
+/** The upstream's response head arrived: the exchange records it (the body follows). */
+export function recordUpstreamResponse(x: Exchange, res: http.IncomingMessage): void {
+  x.respondedAt = Date.now();
+  x.response = {
+    status: res.statusCode ?? 502,
+    statusMessage: res.statusMessage,
+    headers: headerPairs(res.rawHeaders),
+    source: "upstream",
+  };
+}
 
 /** The answer to an exchange not forwarded (sinkhole, block): the first addon's, else 503. */
 export function localAnswer(addons: AddonChain, x: Exchange): LocalResponse {

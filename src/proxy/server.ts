@@ -94,13 +94,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
 
   // Decrypted client connections are fed to this server; it never listens.
-  const decrypted = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+  const decrypted = innerServer(true);
   // Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled.
-  const plainInside = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-  for (const [inner, isTls] of [
-    [decrypted, true],
-    [plainInside, false],
-  ] as const) {
+  const plainInside = innerServer(false);
+
+  /** A server for the requests inside an intercepted CONNECT, fed its sockets by `intercept`. */
+  function innerServer(isTls: boolean): http.Server {
+    const inner = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
     inner.timeout = options.idleTimeoutMs;
     // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
     // the head's size is bounded by maxHeaderSize.
@@ -122,6 +122,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       }
       answerClientError(socket, err);
     });
+    return inner;
   }
 
   const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
@@ -218,7 +219,11 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     return false;
   };
 
-  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+  /**
+   * A plain proxy request (absolute-form, or a WebSocket upgrade): admitted, its target checked,
+   * then handed to the engine by `relay`.
+   */
+  const onPlainRequest = (req: http.IncomingMessage, socket: Socket, relay: () => void) => {
     const denied = admit(req);
     if (denied) {
       refuse(socket, req.headers.host ?? "", 80, denied);
@@ -227,24 +232,21 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     void routePlain(req).then((ok) => {
       if (!ok) return;
       plainConnection(req);
-      engine.upgrade(req, socket, head, false);
+      relay();
     });
-  });
+  };
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
+    onPlainRequest(req, socket, () => engine.upgrade(req, socket, head, false)),
+  );
+  server.on("request", (req, res) => onPlainRequest(req, req.socket, () => engine.handle(req, res, false)));
 
-  server.on("request", (req, res) => {
-    const denied = admit(req);
-    if (denied) {
-      refuse(req.socket, req.headers.host ?? "", 80, denied);
-      return;
-    }
-    void routePlain(req).then((ok) => {
-      if (!ok) return;
-      plainConnection(req);
-      engine.handle(req, res, false);
-    });
-  });
+  server.on("connect", onConnectRequest);
 
-  server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+  /**
+   * A CONNECT: the access addon admits the client, the addons decide (intercept, tunnel, refuse)
+   * and the target policy checks where the bytes would go; then `connected` takes over.
+   */
+  function onConnectRequest(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     const denied = admit(req);
     if (denied) {
@@ -301,7 +303,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
       connected(socket, head, decision, c, check.dial, readBase);
     });
-  });
+  }
 
   /** After the target check: a tunnel connects first, interception answers and waits for bytes. */
   function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort, readBase: number): void {

@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { LocalResponse } from "./addons/addon.js";
-import { BodyCollector, headerPairs } from "./body.js";
+import { BodyCollector } from "./body.js";
 import type { EngineDeps } from "./engine.js";
 import { MAX_HEADER_BYTES } from "./options.js";
 import {
@@ -21,6 +21,7 @@ import {
   noteHostMismatch,
   NOT_RELAYED_IN_UPGRADE,
   rawResponseHead,
+  recordUpstreamResponse,
   refusal,
   sniName,
   upstreamTarget,
@@ -108,13 +109,7 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
   const upstreamAnswered = async (res: http.IncomingMessage): Promise<boolean> => {
     settled = true;
     clearTimeout(timer);
-    x.respondedAt = Date.now();
-    x.response = {
-      status: res.statusCode ?? 502,
-      statusMessage: res.statusMessage,
-      headers: headerPairs(res.rawHeaders),
-      source: "upstream",
-    };
+    recordUpstreamResponse(x, res);
     const failure = await addons.run("onResponse", x);
     if (!failure) return true;
     sendLocal(refusal(x, failure));
