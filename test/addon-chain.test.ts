@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
+import { Command } from "commander";
 import { connectTunnel, httpsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import type { CertificateAuthority } from "../src/ca/authority.js";
 import { exhaustError } from "../src/errors.js";
 import { createLogger } from "../src/log.js";
+import { parseProxyFlags, registerProxyCommand } from "../src/cli/proxy.js";
 import { AddonChain, type Addon } from "../src/proxy/addons/addon.js";
+import { ADDON_MODULES } from "../src/proxy/addons/registry.js";
 
 const HOST = "www.example.org";
 
@@ -127,5 +130,60 @@ describe("an access addon that throws", () => {
     await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 403 });
     await expect(connectTunnel(p.port, `${HOST}:443`)).rejects.toMatchObject({ status: 403 });
     expect(failuresOf(p.logLines, "broken-gate")).toMatchObject([{ code: "EXH_ADDON_FAILED", hook: "admit" }]);
+  });
+});
+
+describe("addons declare their own options", () => {
+  it("exhaust proxy registers every registry addon's flags, with their help text and defaults", () => {
+    const program = new Command();
+    registerProxyCommand(program);
+    const proxy = program.commands.find((c) => c.name() === "proxy")!;
+    const registered = new Map(proxy.options.map((o) => [o.flags, o]));
+    const declared = ADDON_MODULES.flatMap((m) => m.options);
+    expect(declared.map((o) => o.flags)).toEqual(
+      expect.arrayContaining(["--auth <user:pass>", "--allow <cidr>", "--intercept <what>", "--map-host <host=ip:port>", "--mode <mode>"]),
+    );
+    for (const spec of declared) {
+      const o = registered.get(spec.flags);
+      expect(o, spec.flags).toBeDefined();
+      expect(o!.description).toBe(spec.description);
+      // What the command holds before parsing: the default (--no-X: true).
+      expect(proxy.getOptionValue(o!.attributeName())).toEqual(spec.repeatable ? [] : (spec.default ?? (o!.negate ? true : undefined)));
+    }
+    // No flag is declared twice (by two addons, or by an addon and the core).
+    expect(new Set(proxy.options.map((o) => o.flags)).size).toBe(proxy.options.length);
+  });
+
+  it("parseProxyFlags gives an addon's flags their defaults when not given, and parses them when given", () => {
+    const core = { listen: "127.0.0.1:0", db: "x.db", certs: "certs", maxBody: "1000", upstreamTimeout: "1000", upstreamCa: [] };
+    const defaults = parseProxyFlags(core);
+    expect(defaults).toMatchObject({
+      mode: "forward",
+      hostModes: [],
+      intercept: "catalog",
+      allow: [],
+      pinExpiryMs: 600_000,
+      pinBypass: true,
+    });
+    expect(defaults.mapHosts).toEqual(new Map());
+    const given = parseProxyFlags({
+      ...core,
+      mode: "sinkhole",
+      hostMode: ["*.example.org=block"],
+      intercept: "all",
+      mapHost: ["A.example.org=127.0.0.1:9"],
+      pinExpiry: "5000",
+      pinBypass: false,
+    });
+    expect(given).toMatchObject({
+      mode: "sinkhole",
+      hostModes: [{ pattern: "*.example.org", mode: "block" }],
+      intercept: "all",
+      pinExpiryMs: 5000,
+      pinBypass: false,
+    });
+    expect(given.mapHosts.get("a.example.org")).toEqual({ host: "127.0.0.1", port: 9 });
+    expect(() => parseProxyFlags({ ...core, intercept: "some" })).toThrow(/--intercept/);
+    expect(() => parseProxyFlags({ ...core, pinExpiry: "0" })).toThrow(/--pin-expiry/);
   });
 });
