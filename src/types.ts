@@ -85,6 +85,11 @@ export interface Exchange {
   mode: ProxyMode;
   /** Upstream actually contacted, when --map-host or --upstream changed it. */
   upstream?: string;
+  /**
+   * Where an addon (host-map) sends the request instead of host:port; the engine dials it and
+   * records it as `upstream`. Not stored.
+   */
+  upstreamTarget?: { host: string; port: number };
   response?: ExchangeResponse;
   outcome: ExchangeOutcome;
   error?: { code: string; message: string };

@@ -1,39 +1,26 @@
 import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { exhaustError } from "../errors.js";
 import { startCapture } from "../pipeline/start-capture.js";
 import { banner, ExchangeConsole, humanLogStream, resolveLogFormat, type LogFormat } from "./console.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
-import {
-  parseAuth,
-  parseCidr,
-  parseHostMode,
-  parseHostPort,
-  parseMapHost,
-  parseMode,
-  parseUpstreamProxy,
-  PROXY_DEFAULTS,
-  type ProxyOptions,
-} from "../proxy/options.js";
+import type { AddonOption } from "../proxy/addons/addon.js";
+import { ADDON_MODULES } from "../proxy/addons/registry.js";
+import { parseHostPort, parsePositiveInteger, parseUpstreamProxy, PROXY_DEFAULTS, type ProxyOptions } from "../proxy/options.js";
 import { decodePendingWithProgress } from "./complete.js";
 import { requireCaIfExplicit } from "./files.js";
 import { validateLabel } from "../export/parquet-schema.js";
 import { collect, runCommand } from "./run.js";
 import { UI_DEFAULT_LISTEN } from "./ui.js";
 
-interface ProxyFlags {
+/** The core flags; the addons' flags (addons/registry.ts) come under their attribute names. */
+interface ProxyFlags extends Record<string, unknown> {
   listen: string;
   db: string;
   session?: string;
-  mode: string;
-  hostMode: string[];
-  intercept: string;
   upstream?: string;
-  mapHost: string[];
-  auth?: string;
-  allow: string[];
   certs: string;
   initCa?: boolean;
   catalog?: string;
@@ -46,8 +33,6 @@ interface ProxyFlags {
   handshakeTimeout?: string;
   bodyTimeout?: string;
   maxInflight?: string;
-  pinExpiry?: string;
-  pinBypass?: boolean;
   uiPort?: string[];
   logFormat?: string;
   quiet?: boolean;
@@ -55,20 +40,31 @@ interface ProxyFlags {
   machine?: string;
 }
 
+/** An addon's option as commander takes it; a repeatable one collects its values in a list. */
+function commanderOption(spec: AddonOption): Option {
+  const option = new Option(spec.flags, spec.description);
+  if (spec.repeatable) return option.argParser(collect).default([]);
+  return spec.default === undefined ? option : option.default(spec.default);
+}
+
+/**
+ * The value commander would give a flag that was not on the command line (for callers of
+ * parseProxyFlags that pass only some flags): its default, [] when repeatable, true for --no-X.
+ */
+function defaultOf(spec: AddonOption, option: Option): unknown {
+  if (spec.repeatable) return [];
+  if (spec.default !== undefined) return spec.default;
+  return option.negate ? true : undefined;
+}
+
 export function registerProxyCommand(program: Command): void {
-  program
+  const command = program
     .command("proxy")
     .description("run the intercepting proxy")
     .option("--listen <host:port>", "address to listen on", PROXY_DEFAULTS.listen)
     .option("--db <file>", "SQLite database", DEFAULT_DB_FILE)
     .option("--session <name>", "session name (an existing one is continued); default: the start time")
-    .option("--mode <mode>", "forward | sinkhole | block", PROXY_DEFAULTS.mode)
-    .option("--host-mode <pattern=mode>", "mode for hosts matching a glob (repeatable)", collect, [])
-    .option("--intercept <what>", "catalog (hosts in classifiers/endpoints.yaml) | all", PROXY_DEFAULTS.intercept)
     .option("--upstream <url>", "chain to this HTTP proxy (http://[user:pass@]host:port)")
-    .option("--map-host <host=ip:port>", "connect upstream for HOST to IP:PORT (repeatable)", collect, [])
-    .option("--auth <user:pass>", "require Proxy-Authorization (needed to listen beyond loopback)")
-    .option("--allow <cidr>", "client addresses allowed on a non-loopback listener (repeatable)", collect, [])
     .option("--certs <dir>", "CA directory (one given here must hold a CA, unless --init-ca)", DEFAULT_CERTS_DIR)
     .option("--init-ca", "create a CA in --certs when it has none (the default ./certs gets one on first run anyway)")
     .option("--catalog <file>", "endpoint catalogue (default classifiers/endpoints.yaml)")
@@ -97,9 +93,10 @@ export function registerProxyCommand(program: Command): void {
       "body bytes held in memory across all exchanges; beyond it uploads get 503",
       String(PROXY_DEFAULTS.maxInflightBytes),
     )
-    .option("--pin-expiry <ms>", "how long a client's certificate rejection keeps its host bypassed", String(PROXY_DEFAULTS.pinExpiryMs))
-    .option("--no-pin-bypass", "keep intercepting hosts whose client rejected the certificate")
-    .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
+    .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, []);
+  // Each addon's own options (access, intercept, host-map, modes, pinning: addons/registry.ts).
+  for (const m of ADDON_MODULES) for (const spec of m.options) command.addOption(commanderOption(spec));
+  command
     .option("--log-format <format>", "human (banner and one line per exchange) | json (pino lines) | auto: human on a terminal", "auto")
     .option("--quiet", "no banner and no exchange lines; warnings and errors only")
     .option("--lab <name>", "lab label recorded with the session (the Parquet export partitions by it; docs/fleet.md)")
@@ -107,28 +104,28 @@ export function registerProxyCommand(program: Command): void {
     .action((flags: ProxyFlags, cmd: Command) => runCommand(() => (requireCaIfExplicit(cmd, flags.certs, flags.initCa), runProxy(flags))));
 }
 
+/** The addons' parts of ProxyOptions, each from its own flags (a flag not given takes its default). */
+function parseAddonFlags(flags: ProxyFlags): Array<Partial<ProxyOptions>> {
+  return ADDON_MODULES.map((m) => {
+    if (!m.parseOptions) return {};
+    const own: Record<string, unknown> = {};
+    for (const spec of m.options) {
+      const option = new Option(spec.flags, spec.description);
+      const key = option.attributeName();
+      own[key] = flags[key] ?? defaultOf(spec, option);
+    }
+    return m.parseOptions(own);
+  });
+}
+
 export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
-  const intercept = flags.intercept;
-  if (intercept !== "catalog" && intercept !== "all") {
-    throw exhaustError("EXH_OPT_INVALID", { option: "--intercept", reason: `expected catalog or all, got "${intercept}"` });
-  }
-  const positive = (option: string, text: string) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n <= 0)
-      throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a positive integer, got "${text}"` });
-    return n;
-  };
-  return {
+  const addonParts = parseAddonFlags(flags);
+  const positive = parsePositiveInteger;
+  const core = {
     listen: parseHostPort("--listen", flags.listen, "127.0.0.1"),
     dbFile: flags.db,
     session: flags.session ?? new Date().toISOString().slice(0, 19).replace(/:/g, "-"),
-    mode: parseMode("--mode", flags.mode),
-    hostModes: flags.hostMode.map(parseHostMode),
-    intercept,
     upstreamProxy: flags.upstream ? parseUpstreamProxy(flags.upstream) : undefined,
-    mapHosts: new Map(flags.mapHost.map(parseMapHost)),
-    auth: flags.auth ? parseAuth(flags.auth) : undefined,
-    allow: flags.allow.map(parseCidr),
     certsDir: flags.certs,
     catalogFile: flags.catalog,
     maxBodyBytes: positive("--max-body", flags.maxBody),
@@ -146,14 +143,13 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
     handshakeTimeoutMs: positive("--handshake-timeout", flags.handshakeTimeout ?? String(PROXY_DEFAULTS.handshakeTimeoutMs)),
     bodyTimeoutMs: positive("--body-timeout", flags.bodyTimeout ?? String(PROXY_DEFAULTS.bodyTimeoutMs)),
     maxInflightBytes: positive("--max-inflight", flags.maxInflight ?? String(PROXY_DEFAULTS.maxInflightBytes)),
-    pinExpiryMs: positive("--pin-expiry", flags.pinExpiry ?? String(PROXY_DEFAULTS.pinExpiryMs)),
-    pinBypass: flags.pinBypass ?? true,
     uiPorts: (flags.uiPort?.length ? flags.uiPort : [String(parseHostPort("--ui-port", UI_DEFAULT_LISTEN).port)]).map((p) => {
       const n = positive("--ui-port", p);
       if (n > 65535) throw exhaustError("EXH_OPT_INVALID", { option: "--ui-port", reason: `port ${n} is out of range` });
       return n;
     }),
   };
+  return Object.assign(core, ...addonParts) as ProxyOptions;
 }
 
 async function runProxy(flags: ProxyFlags): Promise<void> {

@@ -12,7 +12,7 @@ import { checkpointOnStop } from "../capture/stop-checkpoint.js";
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError, type ExhaustError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { assertListenAllowed } from "../proxy/access.js";
+import { assertListenAllowed } from "../proxy/addons/access.js";
 import type { Addon } from "../proxy/addons/addon.js";
 import { defaultAddons } from "../proxy/addons/index.js";
 import type { PinningAddon } from "../proxy/addons/pinning.js";

@@ -13,24 +13,34 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
 import { HttpsProxyAgent } from "https-proxy-agent";
-import { exhaustError, type ErrorCode } from "../errors.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Logger } from "../log.js";
-import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
-import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
+import type { ConnectionRecord, Exchange } from "../types.js";
+import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs, type InflightBudget } from "./body.js";
-import { MAX_HEADER_BYTES, parseHostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, type ProxyOptions } from "./options.js";
 import type { Route } from "./targets.js";
-import { WebSocketMessageReader, type WebSocketMessage } from "./websocket.js";
+import {
+  classifyUpstreamError,
+  errorAnswer,
+  errorInfo,
+  forwardedHeaders,
+  HOP_BY_HOP,
+  localAnswer,
+  noteHostMismatch,
+  recordUpstreamResponse,
+  refusal,
+  sniName,
+  upstreamTarget,
+  writeLocal,
+} from "./relay.js";
+import { relayWebSocket } from "./websocket-relay.js";
 
 /** An absolute-form request target: scheme and authority, then the path (group 1). */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*([^#]*)/i;
 
 /** Pending body bytes that are written upstream at once rather than at the end of the turn. */
 const RELAY_WRITE_BYTES = 64 * 1024;
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and our own proxy's: never forwarded upstream. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade", "expect"]);
 
 interface RequestState {
   x: Exchange;
@@ -161,7 +171,7 @@ export class ExhaustEngine extends MitmProxy {
   }
 
   private beginExchange(ctx: IContext, cb: (err?: Error | null) => void): void {
-    const { addons, options } = this.deps;
+    const { options } = this.deps;
     const req = ctx.clientToProxyRequest;
     const target = ctx.proxyToServerRequestOptions!;
     const route = this.deps.routeOf(req);
@@ -189,7 +199,7 @@ export class ExhaustEngine extends MitmProxy {
       markRequestDone();
     };
     this.states.set(ctx, st);
-    addons.runSync("onRequestHeaders", x);
+    this.requestHeadersKnown(x);
 
     req.on("close", () => {
       if (!req.complete) void this.clientAborted(st);
@@ -254,25 +264,19 @@ export class ExhaustEngine extends MitmProxy {
   private configureUpstream(st: RequestState): void {
     const { x, ctx } = st;
     const { options } = this.deps;
-    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : { host: x.host, port: x.port };
-    const forwarded: string[] = [];
-    for (const [name, value] of x.requestHeaders) {
-      if (!HOP_BY_HOP.has(name.toLowerCase())) forwarded.push(name, value);
-    }
+    // Plain HTTP through a corporate proxy goes to the proxy (below), not to a checked address.
+    const target = upstreamTarget(
+      x,
+      x.scheme === "http" && options.upstreamProxy ? undefined : this.deps.routeOf(ctx.clientToProxyRequest),
+    );
     const opts = ctx.proxyToServerRequestOptions as unknown as https.RequestOptions & { headers: unknown };
     opts.host = target.host;
     opts.port = target.port;
     // An array keeps the client's header order and case on the way upstream.
-    opts.headers = forwarded;
+    opts.headers = forwardedHeaders(x.requestHeaders, HOP_BY_HOP);
     opts.maxHeaderSize = MAX_HEADER_BYTES;
-    const dial = x.upstream ? undefined : this.deps.routeOf(ctx.clientToProxyRequest)?.dial;
-    if (dial && !(x.scheme === "http" && options.upstreamProxy)) {
-      // The address the target check resolved and approved: no second lookup (DNS rebinding).
-      opts.host = dial.host;
-      opts.port = dial.port;
-    }
     if (x.scheme === "https") {
-      opts.servername = /^[\d.]+$|:/.test(x.host) ? undefined : x.host;
+      opts.servername = sniName(x.host);
       Object.assign(opts, this.upstreamTls);
     } else if (options.upstreamProxy) {
       // Plain HTTP through a corporate proxy: absolute-form request line to the proxy.
@@ -314,13 +318,7 @@ export class ExhaustEngine extends MitmProxy {
     await st.requestDone;
     if (st.settled) return;
     st.settled = true;
-    x.respondedAt = Date.now();
-    x.response = {
-      status: upstream.statusCode ?? 502,
-      statusMessage: upstream.statusMessage,
-      headers: headerPairs(upstream.rawHeaders),
-      source: "upstream",
-    };
+    recordUpstreamResponse(x, upstream);
     x.outcome = "ok";
     const failure = await this.deps.addons.run("onResponse", x);
     if (failure) {
@@ -345,11 +343,7 @@ export class ExhaustEngine extends MitmProxy {
       st.markRequestDone();
       if (st.settled) return;
       st.settled = true;
-      const answer = this.deps.addons.respond(x) ?? {
-        status: 503,
-        headers: [["Content-Type", "text/plain"]],
-        body: Buffer.from("exhaust: no addon answered this request\n"),
-      };
+      const answer = localAnswer(this.deps.addons, x);
       x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
       await this.releaseLocal(st, answer);
       void this.finish(st);
@@ -442,6 +436,12 @@ export class ExhaustEngine extends MitmProxy {
     }
   }
 
+  /** Request line and headers are known: the addons set the mode and the upstream, which the exchange records. */
+  private requestHeadersKnown(x: Exchange): void {
+    this.deps.addons.runSync("onRequestHeaders", x);
+    if (x.upstreamTarget) x.upstream = formatHostPort(x.upstreamTarget);
+  }
+
   private async finishExchange(st: RequestState): Promise<void> {
     const { x } = st;
     if (x.response && st.responseBody) {
@@ -453,211 +453,27 @@ export class ExhaustEngine extends MitmProxy {
     await this.deps.addons.run("onExchangeEnd", x);
   }
 
-  /**
-   * A request to switch protocols (WebSocket): the library's pipeline only speaks HTTP, so the
-   * handshake is relayed here. The upstream answers it first (a refusal reaches the client as the
-   * upstream sent it); on 101 both sockets are joined byte for byte. The handshake is stored like
-   * any exchange (committed before the answer is released); the frames that follow are counted in
-   * the connection's bytes, not decoded. Sinkhole and block answer locally, so nothing leaves.
-   */
+  /** A request to switch protocols (WebSocket): relayed by websocket-relay.ts. */
   upgrade(req: http.IncomingMessage, client: Duplex, head: Buffer, isTls: boolean): void {
-    const { addons, options } = this.deps;
-    client.on("error", () => client.destroy());
-    let authority: { host: string; port: number; path: string };
-    const route = this.deps.routeOf(req);
-    try {
-      authority = upgradeTarget(req, isTls);
-      if (route?.bound) authority = { host: route.host, port: route.port, path: authority.path };
-    } catch {
-      client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-      return;
-    }
-    const { x, conn } = this.newExchange(req, isTls, authority.host, authority.port, authority.path);
-    if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
-    x.requestComplete = true;
-    x.requestEndedAt = x.startedAt;
-    addons.runSync("onRequestHeaders", x);
-    const sendLocal = (answer: LocalResponse) => {
-      client.write(
-        rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]),
-      );
-      client.end(answer.body);
-    };
-    const answerLocally = async (answer: LocalResponse) => {
-      x.respondedAt = Date.now();
-      x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
-      const failure = await addons.run("onResponse", x);
-      sendLocal(failure ? refusal(x, failure) : answer);
-      x.endedAt = Date.now();
-      await addons.run("onExchangeEnd", x);
-    };
-    if (x.mode !== "forward") {
-      x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
-      void answerLocally(
-        addons.respond(x) ?? { status: 503, headers: [["Content-Type", "text/plain"]], body: Buffer.from("exhaust: not forwarded\n") },
-      );
-      return;
-    }
-    const target = x.upstream ? parseHostPort("--map-host", x.upstream) : (route?.dial ?? { host: x.host, port: x.port });
-    const headers: string[] = [];
-    for (const [name, value] of x.requestHeaders) {
-      // The handshake's own Connection/Upgrade headers go on; our proxy's are dropped, and so is the
-      // offer of compression, so that the messages can be read (the stored headers keep it).
-      if (!/^(proxy-(authorization|connection)|sec-websocket-extensions)$/i.test(name)) headers.push(name, value);
-    }
-    const upstreamReq = (isTls ? https : http).request({
-      host: target.host,
-      port: target.port,
-      method: x.method,
-      path: x.path,
-      headers,
-      setHost: false,
-      maxHeaderSize: MAX_HEADER_BYTES,
-      agent: isTls ? this.httpsAgent : this.httpAgent,
-      ...(isTls ? { servername: /^[\d.]+$|:/.test(x.host) ? undefined : x.host, ...this.upstreamTls } : {}),
-    } as https.RequestOptions);
-    let settled = false;
-    const timer = setTimeout(
-      () => upstreamReq.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })),
-      options.upstreamTimeoutMs,
+    relayWebSocket(
+      {
+        deps: this.deps,
+        agents: { http: this.httpAgent, https: this.httpsAgent },
+        upstreamTls: this.upstreamTls,
+        newExchange: (r, tls, host, port, path) => this.newExchange(r, tls, host, port, path),
+        requestHeadersKnown: (x) => this.requestHeadersKnown(x),
+      },
+      req,
+      client,
+      head,
+      isTls,
     );
-    /** Resolves false when the handshake could not be stored: the client got 503 and nothing is relayed. */
-    const upstreamAnswered = async (res: http.IncomingMessage): Promise<boolean> => {
-      settled = true;
-      clearTimeout(timer);
-      x.respondedAt = Date.now();
-      x.response = {
-        status: res.statusCode ?? 502,
-        statusMessage: res.statusMessage,
-        headers: headerPairs(res.rawHeaders),
-        source: "upstream",
-      };
-      const failure = await addons.run("onResponse", x);
-      if (!failure) return true;
-      sendLocal(refusal(x, failure));
-      x.endedAt = Date.now();
-      void addons.run("onExchangeEnd", x);
-      return false;
-    };
-    upstreamReq.on("upgrade", async (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer) => {
-      if (!(await upstreamAnswered(res))) {
-        upstream.destroy();
-        return;
-      }
-      upstream.on("error", () => client.destroy());
-      client.write(rawResponseHead(res.statusCode ?? 101, x.response!.headers, res.statusMessage));
-      if (upstreamHead.length) client.write(upstreamHead);
-      if (head.length) upstream.write(head);
-      // Not piped with end: a WebSocket has no half-closed state, so when one side hangs up the
-      // other is told (after what was sent before reaches it) and the relay ends.
-      upstream.pipe(client, { end: false });
-      client.pipe(upstream, { end: false });
-      // A relay with nothing either way for --idle-timeout is ended.
-      if ("setTimeout" in client) {
-        (client as Socket).setTimeout(options.idleTimeoutMs);
-        client.on("timeout", () => end());
-      }
-      upstream.once("end", () => client.end(end));
-      client.once("end", () => upstream.end(end));
-      if (res.statusCode === 101 && x.capture) {
-        // A message that cannot be stored ends the relay (it has gone upstream already; the client
-        // sees the socket close and cannot take the message as delivered and kept).
-        const reader = new WebSocketMessageReader(
-          options.maxBodyBytes,
-          (m) => void this.storeWebSocketMessage(x, conn, m).then((stored) => stored || end()),
-        );
-        client.on("data", (chunk: Buffer) => reader.push(chunk));
-      }
-      let ended = false;
-      const end = () => {
-        if (ended) return;
-        ended = true;
-        upstream.destroy();
-        client.destroy();
-        x.endedAt = Date.now();
-        void addons.run("onExchangeEnd", x);
-      };
-      upstream.on("close", end);
-      client.on("close", end);
-    });
-    upstreamReq.on("response", async (res: http.IncomingMessage) => {
-      // The upstream refused to switch: its answer goes to the client as it is.
-      const body = new BodyCollector(options.maxBodyBytes);
-      res.on("data", (chunk: Buffer) => body.push(chunk));
-      if (!(await upstreamAnswered(res))) {
-        res.resume();
-        return;
-      }
-      client.write(rawResponseHead(res.statusCode ?? 502, x.response!.headers, res.statusMessage));
-      res.pipe(client);
-      res.on("end", () => {
-        x.response!.body = body.toBuffer();
-        x.response!.bodyTruncated = body.truncated;
-        x.endedAt = Date.now();
-        void addons.run("onExchangeEnd", x);
-      });
-    });
-    upstreamReq.on("error", (err: Error & { code?: string }) => {
-      clearTimeout(timer);
-      if (settled) {
-        client.destroy();
-        return;
-      }
-      settled = true;
-      const failure = classifyUpstreamError(err, err.code === "ETIMEDOUT", x.upstream ?? `${x.host}:${x.port}`, options.upstreamTimeoutMs);
-      x.outcome = failure.outcome;
-      x.error = failure.error;
-      void answerLocally({
-        status: failure.status,
-        headers: [
-          ["Content-Type", "text/plain; charset=utf-8"],
-          ["X-Exhaust-Error", failure.error.code],
-        ],
-        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
-      });
-    });
-    client.on("close", () => {
-      if (!settled) upstreamReq.destroy();
-    });
-    upstreamReq.end();
-  }
-
-  /**
-   * One message the client sent over a relayed WebSocket, stored as an exchange of its own (method
-   * WEBSOCKET, the handshake's path, the payload as the body, no response) so it is chained,
-   * decoded and classified like an upload: a connected experience's JSON messages become events.
-   */
-  private async storeWebSocketMessage(handshake: Exchange, conn: ConnectionRecord | undefined, m: WebSocketMessage): Promise<boolean> {
-    const { addons } = this.deps;
-    const now = Date.now();
-    const x: Exchange = {
-      ...handshake,
-      id: randomUUID(),
-      method: "WEBSOCKET",
-      requestHeaders: [],
-      requestBody: m.payload,
-      requestBodySize: m.size,
-      requestBodyTruncated: m.truncated,
-      requestComplete: true,
-      response: undefined,
-      outcome: "ok",
-      error: m.compressed ? errorInfo("EXH_WEBSOCKET_COMPRESSED", {}) : undefined,
-      startedAt: now,
-      requestEndedAt: now,
-      respondedAt: undefined,
-      endedAt: undefined,
-    };
-    if (conn) conn.exchanges++;
-    const failure = await addons.run("onResponse", x);
-    x.endedAt = Date.now();
-    if (failure) x.error = { code: failure.code, message: failure.message };
-    await addons.run("onExchangeEnd", x);
-    return !failure;
   }
 
   /**
    * Replaces the library's handler, which prints to the console and answers 504 with the raw
-   * error text. Ours answers 502/504 with one short line, stores the outcome, and never throws.
+   * error text. Ours answers with the status the error's code has in the error table (502, 504),
+   * one short line, stores the outcome, and never throws.
    */
   override _onError(kind: string, ctx: IContext | null, err: Error): void {
     if (!ctx) {
@@ -695,14 +511,7 @@ export class ExhaustEngine extends MitmProxy {
     x.error = failure.error;
     this.deps.log.warn({ exchange: x.id, host: x.host, code: failure.error.code }, failure.error.message);
     void st.requestDone.then(async () => {
-      await this.releaseLocal(st, {
-        status: failure.status,
-        headers: [
-          ["Content-Type", "text/plain; charset=utf-8"],
-          ["X-Exhaust-Error", failure.error.code],
-        ],
-        body: Buffer.from(`exhaust: ${failure.error.message}\n`),
-      });
+      await this.releaseLocal(st, errorAnswer(failure));
       void this.finish(st);
     });
     // Let the client finish sending (or give up) so the stored body is what it sent.
@@ -737,96 +546,4 @@ function allHeaders<A extends http.Agent>(agent: A): A {
     return add.call(this, req, ...rest);
   };
   return agent;
-}
-
-/** How long a client is asked to wait after a refused release (RFC 9110 Retry-After, seconds). */
-const RETRY_AFTER_SECONDS = 5;
-
-/**
- * The answer when a required addon failed at the durable point (the capture could not be
- * committed): 503 with Retry-After, so telemetry clients keep the batch and send it again.
- */
-function refusal(x: Exchange, failure: HookFailure): LocalResponse {
-  x.error = { code: failure.code, message: failure.message };
-  const answer: LocalResponse = {
-    status: 503,
-    headers: [
-      ["Content-Type", "text/plain; charset=utf-8"],
-      ["Retry-After", String(RETRY_AFTER_SECONDS)],
-      ["X-Exhaust-Error", failure.code],
-    ],
-    body: Buffer.from(`exhaust: ${failure.message}\n`),
-  };
-  x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
-  return answer;
-}
-
-function writeLocal(res: http.ServerResponse, answer: LocalResponse): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(answer.status, answer.headers.flat());
-  res.end(answer.body);
-}
-
-function errorInfo(code: ErrorCode, params: Record<string, string | number>): { code: string; message: string } {
-  const e = exhaustError(code, params);
-  return { code: e.code, message: e.message };
-}
-
-function classifyUpstreamError(
-  err: Error & { code?: string },
-  timedOut: boolean,
-  target: string,
-  ms: number,
-): { outcome: ExchangeOutcome; status: number; error: { code: string; message: string } } {
-  if (timedOut || err?.code === "ETIMEDOUT") {
-    return { outcome: "upstream-timeout", status: 504, error: errorInfo("EXH_UPSTREAM_TIMEOUT", { target, ms }) };
-  }
-  if (err?.code === "ECONNREFUSED") {
-    return { outcome: "upstream-refused", status: 502, error: errorInfo("EXH_UPSTREAM_REFUSED", { target }) };
-  }
-  if (err?.code === "ECONNRESET" || err?.code === "EPIPE" || /socket hang up/.test(err?.message ?? "")) {
-    return { outcome: "upstream-reset", status: 502, error: errorInfo("EXH_UPSTREAM_RESET", { target }) };
-  }
-  const reason = err?.code ?? err?.message?.split("\n")[0] ?? "unknown error";
-  return { outcome: "upstream-failed", status: 502, error: errorInfo("EXH_UPSTREAM_FAILED", { target, reason }) };
-}
-
-/** Host, port and path of an upgrade request: origin-form inside a tunnel, absolute-form in plain proxying. */
-function upgradeTarget(req: http.IncomingMessage, isTls: boolean): { host: string; port: number; path: string } {
-  const raw = req.url ?? "/";
-  const u = raw.startsWith("/") ? new URL(`${isTls ? "https" : "http"}://${req.headers.host ?? ""}${raw}`) : new URL(raw);
-  const secure = u.protocol === "https:" || u.protocol === "wss:";
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
-    port: Number(u.port || (secure ? 443 : 80)),
-    path: `${u.pathname}${u.search}`,
-  };
-}
-
-/** A status line and headers as bytes, in the given order and case. */
-function rawResponseHead(status: number, headers: RawHeaders, message = http.STATUS_CODES[status] ?? ""): string {
-  return `HTTP/1.1 ${status} ${message}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
-}
-
-/**
- * On a connection bound to a CONNECT the target is authoritative; a Host header naming another
- * host is recorded on the exchange (and the connection) as a finding, never followed.
- */
-function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostHeader: string | undefined, route: Route): void {
-  if (!hostHeader) return;
-  // A Host without a port names the host only (plain HTTP inside a CONNECT to :443 is common).
-  let named: { host: string; port?: number };
-  try {
-    const u = new URL(`${x.scheme}://${hostHeader}`);
-    named = {
-      host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
-      port: /:\d+$/.test(hostHeader) ? Number(u.port || (x.scheme === "https" ? 443 : 80)) : undefined,
-    };
-  } catch {
-    named = { host: hostHeader, port: -1 };
-  }
-  if (named.host === route.host && (named.port === undefined || named.port === route.port)) return;
-  const target = route.host.includes(":") ? `[${route.host}]:${route.port}` : `${route.host}:${route.port}`;
-  x.error ??= errorInfo("EXH_HOST_MISMATCH", { host: hostHeader, target });
-  if (conn) conn.error ??= `Host header ${hostHeader} differs from the CONNECT target ${target}`;
 }

@@ -1,29 +1,20 @@
-import { isIP } from "node:net";
 import { exhaustError } from "../errors.js";
-import type { ProxyMode } from "../types.js";
 
 export interface HostPort {
   host: string;
   port: number;
 }
 
-/** Everything `exhaust proxy` can be told, already parsed and checked. */
+/**
+ * Everything `exhaust proxy` can be told, already parsed and checked. The options of the addons
+ * in `addons/registry.ts` are declared in each addon's own file (it augments this interface).
+ */
 export interface ProxyOptions {
   listen: HostPort;
   dbFile: string;
   session: string;
-  mode: ProxyMode;
-  /** Per-host-pattern modes from --host-mode PATTERN=MODE; first match wins, before the catalogue. */
-  hostModes: Array<{ pattern: string; mode: ProxyMode }>;
-  intercept: "catalog" | "all";
   /** Corporate HTTP proxy to chain to. */
   upstreamProxy?: URL;
-  /** --map-host HOST=IP:PORT, keyed by lower-case host. */
-  mapHosts: Map<string, HostPort>;
-  /** Basic credentials the client must present (Proxy-Authorization), as "user:pass". */
-  auth?: string;
-  /** CIDRs allowed to use a non-loopback listener. */
-  allow: string[];
   certsDir: string;
   catalogFile?: string;
   /** Request/response bodies above this are stored cut, with a flag; forwarding is unaffected. */
@@ -43,25 +34,18 @@ export interface ProxyOptions {
   bodyTimeoutMs: number;
   /** Body bytes held in memory across all exchanges in flight; beyond it new uploads get 503. */
   maxInflightBytes: number;
-  /** How long a (client address, host) pin lasts after its last evidence. */
-  pinExpiryMs: number;
-  /** false with --no-pin-bypass: a client that rejects the leaf is never tunnelled or refused, always intercepted. */
-  pinBypass: boolean;
   /** Ports of the web UI on loopback: refused as CONNECT/absolute-form targets even with --allow-private. */
   uiPorts: number[];
 }
 
 export const PROXY_DEFAULTS = {
   listen: "127.0.0.1:8080",
-  mode: "forward" as ProxyMode,
-  intercept: "catalog" as const,
   maxBodyBytes: 32 * 1024 * 1024,
   upstreamTimeoutMs: 30_000,
   idleTimeoutMs: 120_000,
   handshakeTimeoutMs: 10_000,
   bodyTimeoutMs: 60_000,
   maxInflightBytes: 256 * 1024 * 1024,
-  pinExpiryMs: 10 * 60_000,
   uiPort: 8081,
 };
 
@@ -83,43 +67,22 @@ export function parseHostPort(option: string, text: string, defaultHost?: string
   return checkPort(option, { host, port: Number(m[3]) });
 }
 
+/** HOST:PORT, with an IPv6 host in brackets (what parseHostPort reads back). */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 function checkPort(option: string, hp: HostPort): HostPort {
   if (hp.port > 65535) throw exhaustError("EXH_OPT_INVALID", { option, reason: `port ${hp.port} is out of range` });
   return hp;
 }
 
-/** `--map-host HOST=IP:PORT` */
-export function parseMapHost(text: string): [string, HostPort] {
-  const eq = text.indexOf("=");
-  if (eq <= 0) throw exhaustError("EXH_OPT_INVALID", { option: "--map-host", reason: `expected HOST=IP:PORT, got "${text}"` });
-  return [text.slice(0, eq).toLowerCase(), parseHostPort("--map-host", text.slice(eq + 1))];
-}
-
-export function parseMode(option: string, text: string): ProxyMode {
-  if (text === "forward" || text === "sinkhole" || text === "block") return text;
-  throw exhaustError("EXH_OPT_INVALID", { option, reason: `mode must be forward, sinkhole or block, got "${text}"` });
-}
-
-/** `--host-mode PATTERN=MODE` */
-export function parseHostMode(text: string): { pattern: string; mode: ProxyMode } {
-  const eq = text.lastIndexOf("=");
-  if (eq <= 0) throw exhaustError("EXH_OPT_INVALID", { option: "--host-mode", reason: `expected PATTERN=MODE, got "${text}"` });
-  return { pattern: text.slice(0, eq).toLowerCase(), mode: parseMode("--host-mode", text.slice(eq + 1)) };
-}
-
-export function parseAuth(text: string): string {
-  if (!/^[^:]+:.+$/.test(text)) throw exhaustError("EXH_OPT_INVALID", { option: "--auth", reason: "expected user:pass" });
-  return text;
-}
-
-export function parseCidr(text: string): string {
-  const [addr, bits] = text.split("/");
-  const family = isIP(addr ?? "");
-  const max = family === 6 ? 128 : 32;
-  if (!family || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max))) {
-    throw exhaustError("EXH_OPT_INVALID", { option: "--allow", reason: `"${text}" is not an address or CIDR` });
-  }
-  return bits === undefined ? `${addr}/${max}` : text;
+/** A positive integer option (bytes, milliseconds, a port). */
+export function parsePositiveInteger(option: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0)
+    throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a positive integer, got "${text}"` });
+  return n;
 }
 
 export function parseUpstreamProxy(text: string): URL {

@@ -9,7 +9,7 @@ import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { LeafIssuer } from "../ca/leaf.js";
 import type { Logger } from "../log.js";
 import type { ConnectionRecord } from "../types.js";
-import { AccessPolicy, deniedResponse } from "./access.js";
+import { deniedResponse } from "./addons/access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
 import { hostModeResolver } from "./addons/modes.js";
 import { InflightBudget } from "./body.js";
@@ -49,8 +49,13 @@ const MAX_CLIENT_HELLO = 64 * 1024;
  */
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   const { options, catalog, issuer, log } = deps;
-  const access = new AccessPolicy(options);
   const addons = new AddonChain(deps.addons, log);
+  /** The access addon's verdict on a client (403 address, 407 credentials), or undefined. */
+  const admit = (req: http.IncomingMessage) =>
+    addons.admit({
+      address: (req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
+      proxyAuthorization: req.headers["proxy-authorization"],
+    });
   const modeOf = hostModeResolver(options, catalog);
   const connections = new WeakMap<object, ConnectionRecord>();
   const routes = new WeakMap<object, Route>();
@@ -89,13 +94,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   };
 
   // Decrypted client connections are fed to this server; it never listens.
-  const decrypted = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+  const decrypted = innerServer(true);
   // Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled.
-  const plainInside = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-  for (const [inner, isTls] of [
-    [decrypted, true],
-    [plainInside, false],
-  ] as const) {
+  const plainInside = innerServer(false);
+
+  /** A server for the requests inside an intercepted CONNECT, fed its sockets by `intercept`. */
+  function innerServer(isTls: boolean): http.Server {
+    const inner = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
     inner.timeout = options.idleTimeoutMs;
     // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
     // the head's size is bounded by maxHeaderSize.
@@ -117,6 +122,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       }
       answerClientError(socket, err);
     });
+    return inner;
   }
 
   const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
@@ -213,8 +219,12 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     return false;
   };
 
-  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    const denied = access.check(req);
+  /**
+   * A plain proxy request (absolute-form, or a WebSocket upgrade): admitted, its target checked,
+   * then handed to the engine by `relay`.
+   */
+  const onPlainRequest = (req: http.IncomingMessage, socket: Socket, relay: () => void) => {
+    const denied = admit(req);
     if (denied) {
       refuse(socket, req.headers.host ?? "", 80, denied);
       return;
@@ -222,26 +232,23 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     void routePlain(req).then((ok) => {
       if (!ok) return;
       plainConnection(req);
-      engine.upgrade(req, socket, head, false);
+      relay();
     });
-  });
+  };
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
+    onPlainRequest(req, socket, () => engine.upgrade(req, socket, head, false)),
+  );
+  server.on("request", (req, res) => onPlainRequest(req, req.socket, () => engine.handle(req, res, false)));
 
-  server.on("request", (req, res) => {
-    const denied = access.check(req);
-    if (denied) {
-      refuse(req.socket, req.headers.host ?? "", 80, denied);
-      return;
-    }
-    void routePlain(req).then((ok) => {
-      if (!ok) return;
-      plainConnection(req);
-      engine.handle(req, res, false);
-    });
-  });
+  server.on("connect", onConnectRequest);
 
-  server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+  /**
+   * A CONNECT: the access addon admits the client, the addons decide (intercept, tunnel, refuse)
+   * and the target policy checks where the bytes would go; then `connected` takes over.
+   */
+  function onConnectRequest(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on("error", () => socket.destroy());
-    const denied = access.check(req);
+    const denied = admit(req);
     if (denied) {
       refuse(socket, req.url ?? "", 443, denied);
       return;
@@ -251,13 +258,13 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    const entry = catalog.match(target.host);
+    // The intercept addon decides (addons/intercept.ts); without a decision nothing is relayed.
     const decision: ConnectDecision = {
       host: target.host,
       port: target.port,
       clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
-      action: options.intercept === "all" || entry ? "intercept" : "tunnel",
-      reason: options.intercept === "all" ? "intercept-all" : entry ? `catalog:${entry.id}` : "not-in-catalog",
+      action: "refuse",
+      reason: "no addon decided",
     };
     addons.runSync("onConnect", decision);
     if (decision.action === "refuse") {
@@ -296,7 +303,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
       connected(socket, head, decision, c, check.dial, readBase);
     });
-  });
+  }
 
   /** After the target check: a tunnel connects first, interception answers and waits for bytes. */
   function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort, readBase: number): void {

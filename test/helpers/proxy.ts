@@ -5,6 +5,7 @@ import { Writable } from "node:stream";
 import { initAuthority, type CertificateAuthority } from "../../src/ca/authority.js";
 import { parseProxyFlags } from "../../src/cli/proxy.js";
 import { createLogger } from "../../src/log.js";
+import type { Addon } from "../../src/proxy/addons/addon.js";
 import { type RunningProxy } from "../../src/proxy/server.js";
 import type { ProcessingThread } from "../../src/pipeline/processing.js";
 import { startCapture } from "../../src/pipeline/start-capture.js";
@@ -38,10 +39,10 @@ export async function makeOriginAuthority(): Promise<CertificateAuthority> {
  * fresh CA, database and session in a temp dir, and logs collected in memory.
  */
 export async function startTestProxy(
-  flags: Partial<Parameters<typeof parseProxyFlags>[0]> & { originCaPem?: string } = {},
+  flags: Partial<Parameters<typeof parseProxyFlags>[0]> & { originCaPem?: string; addons?: Addon[] } = {},
 ): Promise<TestProxy> {
   const dir = tempDir();
-  const { originCaPem, ...rest } = flags;
+  const { originCaPem, addons, ...rest } = flags;
   const options = parseProxyFlags({
     listen: "127.0.0.1:0",
     db: join(dir, "exhaust.db"),
@@ -74,6 +75,7 @@ export async function startTestProxy(
     options,
     log,
     toolVersion: "test",
+    addons,
     unconstrainedCaForAll: true,
     stderr: new Writable({
       write(chunk, _enc, cb) {

@@ -18,6 +18,14 @@ export interface ConnectDecision {
   mode?: ProxyMode;
 }
 
+/** What the access check sees of a proxy request or CONNECT. */
+export interface ClientRequest {
+  /** The client's address, without an IPv4-mapped prefix. */
+  address: string;
+  /** The Proxy-Authorization header as sent, if any. */
+  proxyAuthorization?: string;
+}
+
 /** An answer exhaust gives itself instead of asking the upstream. */
 export interface LocalResponse {
   status: number;
@@ -39,6 +47,8 @@ export interface Addon {
    * upload that was not committed is never acknowledged).
    */
   required?: ReadonlyArray<"onResponse">;
+  /** A proxy request or CONNECT arrived: a status (403, 407) refuses the client. First refusal wins. */
+  admit?(req: ClientRequest): 403 | 407 | undefined;
   onConnect?(d: ConnectDecision): void;
   onConnectionOpened?(c: ConnectionRecord): void | Promise<void>;
   onConnectionClosed?(c: ConnectionRecord): void | Promise<void>;
@@ -60,6 +70,38 @@ export interface AddonContext {
   options: ProxyOptions;
   catalog: EndpointCatalog;
   log: Logger;
+}
+
+/**
+ * A command-line option of `exhaust proxy` that an addon declares. The CLI registers it with
+ * commander as given; the value reaches the addon's `parseOptions` under commander's attribute
+ * name (`--map-host` → `mapHost`, `--no-pin-bypass` → `pinBypass`).
+ */
+export interface AddonOption {
+  /** Commander flags: `--map-host <host=ip:port>`. */
+  flags: string;
+  /** The help text. */
+  description: string;
+  /** The default value, shown in --help. */
+  default?: string;
+  /** May be given many times: the values are collected in a list (default: none). */
+  repeatable?: boolean;
+}
+
+/**
+ * An addon as the registry (`addons/registry.ts`) lists it: its name, the options it adds to
+ * `exhaust proxy`, how their values become its part of ProxyOptions (declared in the addon's own
+ * file by augmenting ProxyOptions), and its factory.
+ */
+export interface AddonModule {
+  name: string;
+  options: readonly AddonOption[];
+  /**
+   * The addon's part of ProxyOptions from its flags (keyed by attribute name); throws
+   * EXH_OPT_INVALID naming the option for a bad value.
+   */
+  parseOptions?(flags: Readonly<Record<string, unknown>>): Partial<ProxyOptions>;
+  create(ctx: AddonContext): Addon;
 }
 
 type HookName = Exclude<keyof Addon, "name" | "required">;
@@ -133,6 +175,21 @@ export class AddonChain {
             message: (e as Error)?.message ?? String(e),
           };
         }
+      }
+    }
+    return undefined;
+  }
+
+  /** The first refusal of a client; an addon that throws here refuses it (fail closed: 403). */
+  admit(req: ClientRequest): 403 | 407 | undefined {
+    for (const addon of this.addons) {
+      if (!addon.admit) continue;
+      try {
+        const refused = addon.admit(req);
+        if (refused) return refused;
+      } catch (e) {
+        this.failed(addon, "admit", req, e);
+        return 403;
       }
     }
     return undefined;

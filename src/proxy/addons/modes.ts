@@ -1,8 +1,32 @@
 import { countUploadRecords } from "../../decode/registry.js";
+import { exhaustError } from "../../errors.js";
 import type { Exchange, ProxyMode } from "../../types.js";
 import { compileHostPattern } from "../options.js";
-import type { Addon, AddonContext, LocalResponse } from "./addon.js";
+import type { Addon, AddonContext, AddonModule, LocalResponse } from "./addon.js";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.js";
+
+declare module "../options.js" {
+  interface ProxyOptions {
+    /** forward | sinkhole | block, for hosts no --host-mode pattern or catalogue entry gives a mode. */
+    mode: ProxyMode;
+    /** Per-host-pattern modes from --host-mode PATTERN=MODE; first match wins, before the catalogue. */
+    hostModes: Array<{ pattern: string; mode: ProxyMode }>;
+  }
+}
+
+export const DEFAULT_MODE: ProxyMode = "forward";
+
+export function parseMode(option: string, text: string): ProxyMode {
+  if (text === "forward" || text === "sinkhole" || text === "block") return text;
+  throw exhaustError("EXH_OPT_INVALID", { option, reason: `mode must be forward, sinkhole or block, got "${text}"` });
+}
+
+/** `--host-mode PATTERN=MODE` */
+export function parseHostMode(text: string): { pattern: string; mode: ProxyMode } {
+  const eq = text.lastIndexOf("=");
+  if (eq <= 0) throw exhaustError("EXH_OPT_INVALID", { option: "--host-mode", reason: `expected PATTERN=MODE, got "${text}"` });
+  return { pattern: text.slice(0, eq).toLowerCase(), mode: parseMode("--host-mode", text.slice(eq + 1)) };
+}
 
 /** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
 export function hostModeResolver(
@@ -81,3 +105,16 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
     },
   };
 }
+
+export const modes: AddonModule = {
+  name: "modes",
+  options: [
+    { flags: "--mode <mode>", description: "forward | sinkhole | block", default: DEFAULT_MODE },
+    { flags: "--host-mode <pattern=mode>", description: "mode for hosts matching a glob (repeatable)", repeatable: true },
+  ],
+  parseOptions: (flags) => ({
+    mode: parseMode("--mode", flags.mode as string),
+    hostModes: (flags.hostMode as string[]).map(parseHostMode),
+  }),
+  create: modesAddon,
+};

@@ -1,5 +1,18 @@
 import type { ConnectionRecord } from "../../types.js";
-import type { Addon, AddonContext } from "./addon.js";
+import { parsePositiveInteger } from "../options.js";
+import type { Addon, AddonContext, AddonModule } from "./addon.js";
+
+declare module "../options.js" {
+  interface ProxyOptions {
+    /** How long a (client address, host) pin lasts after its last evidence. */
+    pinExpiryMs: number;
+    /** false with --no-pin-bypass: a client that rejects the leaf is never tunnelled or refused, always intercepted. */
+    pinBypass: boolean;
+  }
+}
+
+/** --pin-expiry's default. */
+export const PIN_EXPIRY_DEFAULT_MS = 10 * 60_000;
 
 /** Weak evidence (abandoned handshakes, quiet closes) must repeat this often... */
 export const PIN_REPEAT = 3;
@@ -117,3 +130,20 @@ export function pinningAddon({ log, options }: AddonContext): PinningAddon {
     },
   };
 }
+
+export const pinning: AddonModule = {
+  name: "pinning",
+  options: [
+    {
+      flags: "--pin-expiry <ms>",
+      description: "how long a client's certificate rejection keeps its host bypassed",
+      default: String(PIN_EXPIRY_DEFAULT_MS),
+    },
+    { flags: "--no-pin-bypass", description: "keep intercepting hosts whose client rejected the certificate" },
+  ],
+  parseOptions: (flags) => ({
+    pinExpiryMs: parsePositiveInteger("--pin-expiry", flags.pinExpiry as string),
+    pinBypass: flags.pinBypass as boolean,
+  }),
+  create: pinningAddon,
+};
