@@ -254,6 +254,22 @@ describe("leaf certificates over real TLS", () => {
     expect(result).toEqual({ authorized: false, errorCode: "UNSPECIFIED", errorMessage: "excluded subtree violation" });
   });
 
+  it("issues a leaf off the event loop: concurrent first contacts share one context, and clients accept it", async () => {
+    const host = "async.events.data.microsoft.com";
+    expect(unconstrainedIssuer.cachedSecureContextFor(host)).toBeUndefined();
+    const [a, b] = await Promise.all([unconstrainedIssuer.secureContextForAsync(host), unconstrainedIssuer.secureContextForAsync(host)]);
+    expect(b).toBe(a);
+    expect(unconstrainedIssuer.cachedSecureContextFor(host.toUpperCase())).toBe(a);
+    expect(unconstrainedIssuer.secureContextFor(host)).toBe(a);
+    // Several new hosts in a row use the contexts made ahead with the key loaded, and each presents its own leaf.
+    const hosts = Array.from({ length: 12 }, (_, i) => `async${i}.events.data.microsoft.com`);
+    const contexts = await Promise.all(hosts.map((h) => unconstrainedIssuer.secureContextForAsync(h)));
+    for (const [i, h] of hosts.entries()) {
+      expect(await handshake(contexts[i], unconstrainedCa.certPem, h)).toEqual({ authorized: true, peerSubjectAltName: `DNS:${h}` });
+    }
+    await expect(unconstrainedIssuer.secureContextForAsync("evil host\n")).rejects.toThrow(RangeError);
+  });
+
   it("caches the secure context per host", () => {
     const first = unconstrainedIssuer.secureContextFor("cache.events.data.microsoft.com");
     expect(unconstrainedIssuer.secureContextFor("cache.events.data.microsoft.com")).toBe(first);

@@ -9,7 +9,9 @@ import {
   isIpAddress,
   randomSerialNumberHex,
   signCertificate,
+  signCertificateAsync,
   subjectKeyIdentifierOf,
+  type CertificateTemplate,
   toWholeSeconds,
 } from "./x509.js";
 
@@ -18,6 +20,11 @@ export { isIpAddress } from "./x509.js";
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** ub-common-name (RFC 5280): longer host names go in the SAN only. */
 const MAX_COMMON_NAME_LENGTH = 64;
+/**
+ * Secure contexts made ahead with the leaf key already loaded: making one (OpenSSL's SSL_CTX plus
+ * parsing the key) is about a millisecond, paid in a lull rather than in a new host's handshake.
+ */
+const KEYED_CONTEXTS_AHEAD = 8;
 
 export interface LeafIssuerOptions {
   /** Secure contexts kept (LRU). Default 1000. */
@@ -64,6 +71,11 @@ export class LeafIssuer {
   private readonly caSubject: forge.pki.CertificateField[];
   private readonly caKeyIdentifier: string;
   private readonly placeholderKey: forge.pki.rsa.PublicKey;
+  /** Contexts holding the leaf key and no certificate yet (see KEYED_CONTEXTS_AHEAD). */
+  private readonly keyedContexts: SecureContext[] = [];
+  private refillScheduled = false;
+  /** Leaves being issued off the event loop, by host: concurrent first contacts share one. */
+  private readonly issuing = new Map<string, Promise<SecureContext>>();
 
   private constructor(
     private readonly ca: CertificateAuthority,
@@ -102,51 +114,112 @@ export class LeafIssuer {
     // Pay forge's and OpenSSL's one-off warm-up (~6 ms) now rather than in the first handshake;
     // it also proves the CA key can sign. `.invalid` is reserved and never served.
     createSecureContext({ key: issuer.leafKeyPem, cert: issuer.issueLeafCertificate("warm-up.invalid").certPem });
+    issuer.refillKeyedContexts();
     return issuer;
   }
 
   /** A fresh leaf for `host` (DNS name or IP address), without touching the cache. */
   issueLeafCertificate(host: string): IssuedLeaf {
-    const name = normaliseHost(host);
+    const template = this.leafTemplate(normaliseHost(host));
+    return { certPem: signCertificate(template, this.ca.key).pem, notAfter: template.notAfter };
+  }
+
+  private leafTemplate(name: string): CertificateTemplate {
     const now = Date.now();
     const notBefore = toWholeSeconds(new Date(now - DAY_MS)); // tolerate clients whose clocks run late
     // Never outlive the CA: chains with a leaf valid past its issuer are rejected by some clients.
     const notAfter = toWholeSeconds(new Date(Math.min(now + this.validityMs, this.ca.notAfter.getTime())));
     const altName = isIpAddress(name) ? { type: 7, ip: name } : { type: 2, value: name };
+    return {
+      serialNumberHex: randomSerialNumberHex(),
+      subject: name.length <= MAX_COMMON_NAME_LENGTH ? [{ shortName: "CN", value: name }] : [{ shortName: "O", value: "exhaust" }],
+      issuer: this.caSubject,
+      publicKey: this.placeholderKey,
+      subjectPublicKeyInfoDer: this.leafPublicKeyDer,
+      notBefore,
+      notAfter,
+      extensions: [
+        { name: "basicConstraints", cA: false },
+        // ECDSA: signatures only (keyEncipherment is for RSA key transport).
+        { name: "keyUsage", critical: true, digitalSignature: true },
+        { name: "extKeyUsage", serverAuth: true },
+        { name: "subjectAltName", altNames: [altName] },
+        { name: "authorityKeyIdentifier", keyIdentifier: this.caKeyIdentifier },
+      ],
+    };
+  }
 
-    const { pem } = signCertificate(
-      {
-        serialNumberHex: randomSerialNumberHex(),
-        subject: name.length <= MAX_COMMON_NAME_LENGTH ? [{ shortName: "CN", value: name }] : [{ shortName: "O", value: "exhaust" }],
-        issuer: this.caSubject,
-        publicKey: this.placeholderKey,
-        subjectPublicKeyInfoDer: this.leafPublicKeyDer,
-        notBefore,
-        notAfter,
-        extensions: [
-          { name: "basicConstraints", cA: false },
-          // ECDSA: signatures only (keyEncipherment is for RSA key transport).
-          { name: "keyUsage", critical: true, digitalSignature: true },
-          { name: "extKeyUsage", serverAuth: true },
-          { name: "subjectAltName", altNames: [altName] },
-          { name: "authorityKeyIdentifier", keyIdentifier: this.caKeyIdentifier },
-        ],
-      },
-      this.ca.key,
-    );
-    return { certPem: pem, notAfter };
+  /** The cached, still fresh context for an already normalised host name. */
+  private cachedContext(name: string): SecureContext | undefined {
+    const cached = this.cache.get(name);
+    return cached && cached.notAfter.getTime() - Date.now() > this.renewBeforeMs ? cached.secureContext : undefined;
+  }
+
+  /** A context presenting `certPem` plus the CA, from the keyed contexts made ahead when there is one. */
+  private contextWith(name: string, certPem: string, notAfter: Date): SecureContext {
+    const ahead = this.keyedContexts.pop();
+    let secureContext: SecureContext;
+    if (ahead) {
+      // The key is in already; the chain goes in as createSecureContext's `cert` option would.
+      (ahead.context as { setCert(pem: string): void }).setCert(certPem + this.ca.certPem);
+      secureContext = ahead;
+    } else secureContext = createSecureContext({ key: this.leafKeyPem, cert: certPem + this.ca.certPem });
+    this.refillKeyedContexts();
+    this.cache.set(name, { secureContext, notAfter });
+    return secureContext;
+  }
+
+  /** Makes keyed contexts, one per turn of the event loop, until KEYED_CONTEXTS_AHEAD are ready. */
+  private refillKeyedContexts(): void {
+    if (this.refillScheduled || this.keyedContexts.length >= KEYED_CONTEXTS_AHEAD) return;
+    this.refillScheduled = true;
+    setImmediate(() => {
+      this.refillScheduled = false;
+      this.keyedContexts.push(createSecureContext({ key: this.leafKeyPem }));
+      this.refillKeyedContexts();
+    }).unref();
   }
 
   /** A TLS server context presenting a leaf for `host` plus the CA; cached, renewed near expiry. */
   secureContextFor(host: string): SecureContext {
     const name = normaliseHost(host);
-    const cached = this.cache.get(name);
-    if (cached && cached.notAfter.getTime() - Date.now() > this.renewBeforeMs) return cached.secureContext;
-
+    const cached = this.cachedContext(name);
+    if (cached) return cached;
     const leaf = this.issueLeafCertificate(name);
-    const secureContext = createSecureContext({ key: this.leafKeyPem, cert: leaf.certPem + this.ca.certPem });
-    this.cache.set(name, { secureContext, notAfter: leaf.notAfter });
-    return secureContext;
+    return this.contextWith(name, leaf.certPem, leaf.notAfter);
+  }
+
+  /**
+   * The cached context for `host`, or undefined when a leaf must be issued first
+   * (secureContextForAsync). Throws RangeError for a host that is no DNS name or IP address.
+   */
+  cachedSecureContextFor(host: string): SecureContext | undefined {
+    return this.cachedContext(normaliseHost(host));
+  }
+
+  /**
+   * As secureContextFor, with the CA's signature of a new leaf made on libuv's thread pool: the
+   * event loop keeps serving other connections meanwhile. Concurrent calls for one host share
+   * one issuance. Rejects with RangeError for a host that is no DNS name or IP address.
+   */
+  secureContextForAsync(host: string): Promise<SecureContext> {
+    let name: string;
+    try {
+      name = normaliseHost(host);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const cached = this.cachedContext(name);
+    if (cached) return Promise.resolve(cached);
+    let pending = this.issuing.get(name);
+    if (!pending) {
+      const template = this.leafTemplate(name);
+      pending = signCertificateAsync(template, this.ca.key)
+        .then((cert) => this.contextWith(name, cert.pem, template.notAfter))
+        .finally(() => this.issuing.delete(name));
+      this.issuing.set(name, pending);
+    }
+    return pending;
   }
 
   /** Number of cached contexts (for stats and tests). */

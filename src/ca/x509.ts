@@ -80,8 +80,14 @@ export interface SignedCertificate {
   der: Buffer;
 }
 
-/** Builds the certificate with forge, signs its TBS part with node:crypto (sha256WithRSAEncryption). */
-export function signCertificate(template: CertificateTemplate, issuerKey: KeyObject): SignedCertificate {
+/** A certificate's TBS part, built by forge, ready to be signed by the issuer. */
+export interface UnsignedCertificate {
+  tbs: forge.asn1.Asn1;
+  tbsDer: Buffer;
+}
+
+/** Builds the TBS part of the certificate with forge (sha256WithRSAEncryption as its signature algorithm). */
+export function buildCertificate(template: CertificateTemplate): UnsignedCertificate {
   const cert = pki.createCertificate();
   cert.version = 2; // X.509 v3
   cert.serialNumber = template.serialNumberHex;
@@ -98,20 +104,43 @@ export function signCertificate(template: CertificateTemplate, issuerKey: KeyObj
     // TBSCertificate: [0] version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
     (tbs.value as forge.asn1.Asn1[])[6] = asn1.fromDer(template.subjectPublicKeyInfoDer.toString("binary"));
   }
-  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), "binary");
-  const signature = sign("sha256", tbsDer, issuerKey).toString("binary");
+  return { tbs, tbsDer: Buffer.from(asn1.toDer(tbs).getBytes(), "binary") };
+}
+
+/** The signed certificate from its TBS part and the issuer's sha256WithRSAEncryption signature of it. */
+export function assembleCertificate(unsigned: UnsignedCertificate, signature: Buffer): SignedCertificate {
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   // (built here rather than by forge, which would derive the TBS again from its RSA key slot).
   const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
-    tbs,
+    unsigned.tbs,
     asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
       asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(SHA256_WITH_RSA_OID).getBytes()),
       asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ""),
     ]),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${signature}`),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${signature.toString("binary")}`),
   ]);
   const der = Buffer.from(asn1.toDer(certificate).getBytes(), "binary");
   return { pem: derToPem(der), der };
+}
+
+/** Builds the certificate with forge, signs its TBS part with node:crypto (sha256WithRSAEncryption). */
+export function signCertificate(template: CertificateTemplate, issuerKey: KeyObject): SignedCertificate {
+  const unsigned = buildCertificate(template);
+  return assembleCertificate(unsigned, sign("sha256", unsigned.tbsDer, issuerKey));
+}
+
+/**
+ * The same, with the issuer's signature made on libuv's thread pool (node:crypto's callback form),
+ * so a leaf issued while the proxy is busy costs its event loop only the ASN.1 work.
+ */
+export function signCertificateAsync(template: CertificateTemplate, issuerKey: KeyObject): Promise<SignedCertificate> {
+  const unsigned = buildCertificate(template);
+  return new Promise((resolve, reject) =>
+    sign("sha256", unsigned.tbsDer, issuerKey, (err, signature) => {
+      if (err) reject(err);
+      else resolve(assembleCertificate(unsigned, signature));
+    }),
+  );
 }
 
 const generateEcKeyPairAsync = promisify(generateKeyPair);

@@ -397,22 +397,43 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
   }
 
   function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void, helloComplete: boolean): void {
+    const refuse = (e: Error) => {
+      c.outcome = "tls-failed";
+      c.error = e.message;
+      socket.destroy();
+      finished();
+    };
+    let cached: tls.SecureContext | undefined;
+    try {
+      cached = issuer.cachedSecureContextFor(d.host);
+    } catch (e) {
+      return refuse(e as Error);
+    }
+    if (cached) return terminate(socket, d, c, finished, helloComplete, cached);
+    // A new host: the CA signs its leaf on libuv's thread pool while the ClientHello waits in the
+    // paused socket, and the event loop serves the other connections meanwhile.
+    issuer.secureContextForAsync(d.host).then((context) => {
+      if (!socket.destroyed) return terminate(socket, d, c, finished, helloComplete, context);
+      c.outcome = "tls-failed";
+      c.error ??= "closed before the TLS handshake";
+      finished();
+    }, refuse);
+  }
+
+  function terminate(
+    socket: Socket,
+    d: ConnectDecision,
+    c: ConnectionRecord,
+    finished: () => void,
+    helloComplete: boolean,
+    defaultContext: tls.SecureContext,
+  ): void {
     let secure = false;
     // The client went on with the handshake after its ClientHello (it read our certificate and
     // answered): only then can giving up be about the certificate.
     const helloRead = socket.bytesRead;
     const answeredOurFlight = () => helloComplete && socket.bytesRead > helloRead;
     let secureAt = 0;
-    let defaultContext: tls.SecureContext;
-    try {
-      defaultContext = issuer.secureContextFor(d.host);
-    } catch (e) {
-      c.outcome = "tls-failed";
-      c.error = (e as Error).message;
-      socket.destroy();
-      finished();
-      return;
-    }
     const tlsSocket = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext: defaultContext,
@@ -423,11 +444,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
           // Recorded, not followed: the upstream stays the CONNECT target.
           c.error ??= `SNI ${servername} differs from the CONNECT target ${d.host}`;
         }
-        try {
-          cb(null, servername && servername !== d.host ? issuer.secureContextFor(servername) : defaultContext);
-        } catch (e) {
-          cb(e as Error);
-        }
+        if (!servername || servername === d.host) cb(null, defaultContext);
+        else issuer.secureContextForAsync(servername).then((context) => cb(null, context), cb);
       },
     });
     connections.set(tlsSocket, c);
