@@ -207,7 +207,7 @@ export class LeafIssuer {
     try {
       name = normaliseHost(host);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     const cached = this.cachedContext(name);
     if (cached) return Promise.resolve(cached);

@@ -338,15 +338,18 @@ export class ExhaustEngine extends MitmProxy {
     const { x, ctx } = st;
     const req = ctx.clientToProxyRequest;
     req.on("data", (chunk: Buffer) => st.requestBody.push(chunk));
-    req.on("end", async () => {
+    req.on("end", () => {
       x.requestComplete = true;
       st.markRequestDone();
       if (st.settled) return;
       st.settled = true;
       const answer = localAnswer(this.deps.addons, x);
       x.outcome = x.mode === "sinkhole" ? "sinkholed" : "blocked";
-      await this.releaseLocal(st, answer);
-      void this.finish(st);
+      // An answer that cannot be written ends the client's connection: nothing is acknowledged by accident.
+      this.releaseLocal(st, answer).then(
+        () => void this.finish(st),
+        (e: unknown) => ctx.proxyToClientResponse.destroy(e as Error),
+      );
     });
     req.resume();
   }

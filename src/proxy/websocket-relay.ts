@@ -117,7 +117,7 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
     void addons.run("onExchangeEnd", x);
     return false;
   };
-  upstreamReq.on("upgrade", async (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer) => {
+  const onUpgrade = async (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer): Promise<void> => {
     if (!(await upstreamAnswered(res))) {
       upstream.destroy();
       return;
@@ -157,8 +157,15 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
     };
     upstream.on("close", end);
     client.on("close", end);
+  };
+  // A relay that fails unexpectedly ends both sides: the client cannot take it as working.
+  upstreamReq.on("upgrade", (res: http.IncomingMessage, upstream: Duplex, upstreamHead: Buffer) => {
+    onUpgrade(res, upstream, upstreamHead).catch(() => {
+      upstream.destroy();
+      client.destroy();
+    });
   });
-  upstreamReq.on("response", async (res: http.IncomingMessage) => {
+  const onRefused = async (res: http.IncomingMessage): Promise<void> => {
     // The upstream refused to switch: its answer goes to the client as it is.
     const body = new BodyCollector(options.maxBodyBytes);
     res.on("data", (chunk: Buffer) => body.push(chunk));
@@ -174,6 +181,9 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
       x.endedAt = Date.now();
       void addons.run("onExchangeEnd", x);
     });
+  };
+  upstreamReq.on("response", (res: http.IncomingMessage) => {
+    onRefused(res).catch(() => client.destroy());
   });
   upstreamReq.on("error", (err: Error & { code?: string }) => {
     clearTimeout(timer);
