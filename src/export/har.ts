@@ -7,15 +7,9 @@
  * a large session never sits in memory.
  */
 import type { Db } from "../store/database.js";
-import {
-  blobData,
-  decodeFindingsOfExchange,
-  eventIdsOfExchange,
-  exchangesOfSession,
-  requestItemsOfExchange,
-  type ExchangeRecord,
-  type SessionRecord,
-} from "../store/export-queries.js";
+import { blobData } from "../store/blobs.js";
+import { eventIdsOfExchange, exchangesOfSession, type ExchangeRecord, type SessionRecord } from "../store/export-queries.js";
+import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
 import { getEvent } from "../store/queries.js";
 import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";

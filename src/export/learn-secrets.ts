@@ -5,7 +5,8 @@
 import { loadRulePacks } from "../classify/packs.js";
 import { isSecretJsonKey } from "../secrets.js";
 import type { Db } from "../store/database.js";
-import { blobData, exchangesOfSession, fieldValuesByRule, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
+import { blobData } from "../store/blobs.js";
+import { exchangesOfSession, fieldValuesByRule, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
 import type { Redactor } from "./redaction.js";
 import type { SecretValues } from "./secret-values.js";
 

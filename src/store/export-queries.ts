@@ -5,6 +5,7 @@
  */
 import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
+import { parsePairs } from "./headers.js";
 
 export interface SessionRecord {
   id: number;
@@ -99,8 +100,6 @@ type ExchangeRow = Omit<
   responseBodyTruncated: number;
 };
 
-const parsePairs = (text: string | null): RawHeaders | null => (text === null ? null : (JSON.parse(text) as RawHeaders));
-
 function toExchange(r: ExchangeRow): ExchangeRecord {
   return {
     ...r,
@@ -128,10 +127,6 @@ export function* exchangesOfSession(db: Db, sessionId: number, pageSize = 200): 
   }
 }
 
-export function blobData(db: Db, sha256: string): Buffer | undefined {
-  return (db.prepare("SELECT data FROM blobs WHERE sha256 = ?").get(sha256) as { data: Buffer } | undefined)?.data;
-}
-
 /** Event ids of one exchange, in upload order. */
 export function eventIdsOfExchange(db: Db, exchangeId: string): number[] {
   return db.prepare("SELECT id FROM events WHERE exchange_id = ? ORDER BY idx").pluck().all(exchangeId) as number[];
@@ -147,41 +142,6 @@ export function* eventIdsOfSession(db: Db, sessionId: number, pageSize = 1000): 
     if (ids.length < pageSize) return;
     after = ids[ids.length - 1];
   }
-}
-
-export interface RequestItemRecord {
-  name: string;
-  location: string;
-  category: string;
-  personal: string;
-  secret: boolean;
-  rule: string;
-}
-
-export function requestItemsOfExchange(db: Db, exchangeId: string): RequestItemRecord[] {
-  return (
-    db
-      .prepare("SELECT name, location, category, personal, secret, rule FROM request_items WHERE exchange_id = ? ORDER BY idx")
-      .all(exchangeId) as Array<Omit<RequestItemRecord, "secret"> & { secret: number }>
-  ).map((r) => ({ ...r, secret: r.secret === 1 }));
-}
-
-export interface DecodeFindingRecord {
-  code: string;
-  severity: string;
-  message: string;
-  offset: number | null;
-  length: number | null;
-  eventIndex: number | null;
-}
-
-export function decodeFindingsOfExchange(db: Db, exchangeId: string): DecodeFindingRecord[] {
-  return db
-    .prepare(
-      `SELECT code, severity, message, offset, length, event_index AS eventIndex FROM decode_findings
-        WHERE exchange_id = ? ORDER BY idx`,
-    )
-    .all(exchangeId) as DecodeFindingRecord[];
 }
 
 export interface ChainSummary {

@@ -1,57 +1,5 @@
 import type { Db } from "./database.js";
 
-export interface SessionSummary {
-  id: number;
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  exchanges: number;
-  connections: number;
-  pinned: number;
-  tunnelled: number;
-  requestBytes: number;
-  /** Client addresses that rejected the leaf, per host (docs/containment.md): the pin evidence. */
-  pins: PinEvidence[];
-}
-
-export interface PinEvidence {
-  client: string;
-  host: string;
-  /** Connections recorded as client-rejected-certificate. */
-  connections: number;
-  /** When the last of them ended: a bypass lasts --pin-expiry after it (while the proxy runs). */
-  lastAt: number;
-}
-
-/** Sessions with their counts, newest first: what `exhaust sessions` prints. */
-export function listSessions(db: Db): SessionSummary[] {
-  const rows = db
-    .prepare(
-      `SELECT s.id, s.name, s.started_at AS startedAt, s.ended_at AS endedAt,
-              (SELECT COUNT(*) FROM exchanges e WHERE e.session_id = s.id) AS exchanges,
-              (SELECT COALESCE(SUM(e.request_body_size), 0) FROM exchanges e WHERE e.session_id = s.id) AS requestBytes,
-              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id) AS connections,
-              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id AND c.outcome = 'client-rejected-certificate') AS pinned,
-              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id AND c.outcome = 'tunnelled') AS tunnelled
-         FROM sessions s ORDER BY s.started_at DESC, s.id DESC`,
-    )
-    .all() as Array<Omit<SessionSummary, "pins">>;
-  const pins = db.prepare(
-    `SELECT client_address AS client, host, COUNT(*) AS connections, MAX(COALESCE(ended_at, started_at)) AS lastAt
-       FROM connections WHERE session_id = ? AND outcome = 'client-rejected-certificate'
-      GROUP BY client_address, host ORDER BY lastAt DESC`,
-  );
-  return rows.map((r) => ({ ...r, pins: pins.all(r.id) as PinEvidence[] }));
-}
-
-export function sessionIdByName(db: Db, name: string): number | undefined {
-  return (db.prepare("SELECT id FROM sessions WHERE name = ?").get(name) as { id: number } | undefined)?.id;
-}
-
-export function sessionNameById(db: Db, id: number): string | undefined {
-  return db.prepare("SELECT name FROM sessions WHERE id = ?").pluck().get(id) as string | undefined;
-}
-
 export interface EventFilter {
   sessionId?: number;
   /** SQLite GLOB on the event name: `Office.Word.*`. */
@@ -348,25 +296,4 @@ export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
         ORDER BY fv.event_id, fv.idx LIMIT @limit`,
     )
     .all(params) as FieldListRow[];
-}
-
-export interface EventDecodeFindingRow {
-  code: string;
-  severity: string;
-  message: string;
-  offset: number | null;
-  /** The event's position in its upload, or null for a finding about the whole body. */
-  eventIndex: number | null;
-}
-
-/** Decode findings that concern one event: its own (event_index) and those about its whole body. */
-export function decodeFindingsOfEvent(db: Db, eventId: number): EventDecodeFindingRow[] {
-  return db
-    .prepare(
-      `SELECT f.code, f.severity, f.message, f.offset, f.event_index AS eventIndex
-         FROM events ev JOIN decode_findings f ON f.exchange_id = ev.exchange_id
-        WHERE ev.id = ? AND (f.event_index IS NULL OR f.event_index = ev.idx)
-        ORDER BY f.idx`,
-    )
-    .all(eventId) as EventDecodeFindingRow[];
 }

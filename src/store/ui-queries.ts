@@ -1,4 +1,6 @@
+import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
+import { parsePairs } from "./headers.js";
 
 /**
  * Read-only summaries of one session for the HTML report and the web UI. Every query is bounded by
@@ -6,42 +8,6 @@ import type { Db } from "./database.js";
  * field_values_content where it can, so a session of a million events stays cheap; the one query
  * that reads every field row (fieldsByCategory) is used by the report only.
  */
-
-export interface SessionInfo {
-  id: number;
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  toolVersion: string;
-  caFingerprint: string | null;
-  exchanges: number;
-  connections: number;
-  events: number;
-  requestBytes: number;
-  firstExchangeAt: number | null;
-  lastExchangeAt: number | null;
-}
-
-export function sessionInfo(db: Db, sessionId: number): SessionInfo | undefined {
-  return db
-    .prepare(
-      `SELECT s.id, s.name, s.started_at AS startedAt, s.ended_at AS endedAt, s.tool_version AS toolVersion,
-              s.ca_fingerprint AS caFingerprint,
-              (SELECT COUNT(*) FROM exchanges x WHERE x.session_id = s.id) AS exchanges,
-              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id) AS connections,
-              (SELECT COUNT(*) FROM events e WHERE e.session_id = s.id) AS events,
-              (SELECT COALESCE(SUM(x.request_body_size), 0) FROM exchanges x WHERE x.session_id = s.id) AS requestBytes,
-              (SELECT MIN(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS firstExchangeAt,
-              (SELECT MAX(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS lastExchangeAt
-         FROM sessions s WHERE s.id = ?`,
-    )
-    .get(sessionId) as SessionInfo | undefined;
-}
-
-/** The newest session's id: what commands use when no --session is given. */
-export function latestSessionId(db: Db): number | undefined {
-  return (db.prepare("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined)?.id;
-}
 
 export interface EndpointRow {
   host: string;
@@ -348,13 +314,13 @@ export interface ExchangeDetail {
   port: number;
   path: string;
   httpVersion: string;
-  /** JSON [[name, value], ...] as stored: credentials included, redact before showing. */
-  requestHeaders: string;
+  /** [name, value] pairs in wire order: credentials included, redact before showing. */
+  requestHeaders: RawHeaders;
   requestBodySha256: string;
   requestBodySize: number;
   requestBodyTruncated: number;
   responseStatus: number | null;
-  responseHeaders: string | null;
+  responseHeaders: RawHeaders | null;
   responseBodySha256: string | null;
   responseBodySize: number | null;
   responseBodyTruncated: number;
@@ -366,15 +332,23 @@ export interface ExchangeDetail {
   startedAt: number;
   decoder: string | null;
   contentEncoding: string | null;
-  uploadFacts: string | null;
+  /** The decoder's facts about the upload (parsed JSON), or null. */
+  uploadFacts: object | null;
   hash: string;
   prevHash: string;
   connectionOutcome: string | null;
   events: number;
 }
 
+/** The JSON columns of an exchange row as stored. */
+interface StoredJson {
+  requestHeaders: string;
+  responseHeaders: string | null;
+  uploadFacts: string | null;
+}
+
 export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
-  return db
+  const r = db
     .prepare(
       `SELECT x.id, s.name AS session, x.session_id AS sessionId, x.seq, x.connection_id AS connectionId, x.scheme, x.method,
               x.host, x.port, x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders,
@@ -389,41 +363,14 @@ export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
          FROM exchanges x JOIN sessions s ON s.id = x.session_id LEFT JOIN connections c ON c.id = x.connection_id
         WHERE x.id = ?`,
     )
-    .get(id) as ExchangeDetail | undefined;
-}
-
-/** A stored body by its SHA-256 (the bytes exactly as received). */
-export function blobData(db: Db, sha256: string): Buffer | undefined {
-  return (db.prepare("SELECT data FROM blobs WHERE sha256 = ?").get(sha256) as { data: Buffer } | undefined)?.data;
-}
-
-export interface RequestItemRow {
-  name: string;
-  location: string;
-  category: string;
-  personal: string;
-  secret: number;
-  rule: string;
-}
-
-export function requestItems(db: Db, exchangeId: string): RequestItemRow[] {
-  return db
-    .prepare("SELECT name, location, category, personal, secret, rule FROM request_items WHERE exchange_id = ? ORDER BY idx")
-    .all(exchangeId) as RequestItemRow[];
-}
-
-export interface DecodeFindingRow {
-  code: string;
-  severity: string;
-  message: string;
-  offset: number | null;
-  eventIndex: number | null;
-}
-
-export function decodeFindings(db: Db, exchangeId: string): DecodeFindingRow[] {
-  return db
-    .prepare("SELECT code, severity, message, offset, event_index AS eventIndex FROM decode_findings WHERE exchange_id = ? ORDER BY idx")
-    .all(exchangeId) as DecodeFindingRow[];
+    .get(id) as (Omit<ExchangeDetail, "requestHeaders" | "responseHeaders" | "uploadFacts"> & StoredJson) | undefined;
+  if (!r) return undefined;
+  return {
+    ...r,
+    requestHeaders: parsePairs(r.requestHeaders) ?? [],
+    responseHeaders: parsePairs(r.responseHeaders),
+    uploadFacts: r.uploadFacts ? (JSON.parse(r.uploadFacts) as object) : null,
+  };
 }
 
 /** Hosts uploads went to, for filter lists (exchanges are few compared with events). */
