@@ -7,7 +7,7 @@ import { DEFAULT_DB_FILE } from "../paths.js";
 import { eventScope } from "../store/completeness.js";
 import type { Db } from "../store/database.js";
 import { decodeFindingsOfEvent } from "../store/findings.js";
-import { getEvent, listEvents, listEventsPage, type EventFilter, type EventRow } from "../store/queries.js";
+import { getEvent, listEvents, listEventsPage, type EventFilter, type EventRow } from "../store/events.js";
 import { sessionFilter } from "../store/sessions.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";

@@ -18,7 +18,7 @@
  */
 
 import type { SessionRecord } from "../store/export-queries.js";
-import type { EventDetail } from "../store/queries.js";
+import type { EventDetail } from "../store/events.js";
 
 /** Something an export left out, and why; listed in the HAR's `log._exhaust.omitted` and the bundle manifest. */
 export interface OmittedItem {

@@ -10,7 +10,7 @@ import type { Db } from "../store/database.js";
 import { blobData } from "../store/blobs.js";
 import { eventIdsOfExchange, exchangesOfSession, type ExchangeRecord, type SessionRecord } from "../store/export-queries.js";
 import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
-import { getEvent } from "../store/queries.js";
+import { getEvent } from "../store/events.js";
 import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
 import { eventJson } from "./jsonl.js";

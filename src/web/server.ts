@@ -14,7 +14,8 @@ import { CSV_COLUMNS, csvRecord, eventCsvRecords } from "../export/csv.js";
 import { eventJson } from "../export/jsonl.js";
 import { blobData } from "../store/blobs.js";
 import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
-import { getEvent, listEventsPage, listFieldsPage, type EventDetail, type EventFilter } from "../store/queries.js";
+import { getEvent, listEventsPage, type EventDetail, type EventFilter } from "../store/events.js";
+import { listFieldsPage } from "../store/fields.js";
 import { listSessions, sessionOverview } from "../store/sessions.js";
 import {
   categoriesPerEventName,
