@@ -6,7 +6,8 @@ import { loadRulePacks } from "../classify/packs.js";
 import { isSecretJsonKey } from "../secrets.js";
 import type { Db } from "../store/database.js";
 import { blobData } from "../store/blobs.js";
-import { exchangesOfSession, fieldValuesByRule, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
+import { exchangesOfSession, type ExchangeRecord } from "../store/exchanges.js";
+import { fieldValuesByRule, secretFieldValues } from "../store/export-queries.js";
 import type { Redactor } from "./redaction.js";
 import type { SecretValues } from "./secret-values.js";
 

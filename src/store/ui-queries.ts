@@ -1,6 +1,4 @@
-import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
-import { parsePairs } from "./headers.js";
 
 /**
  * Read-only summaries of one session for the HTML report and the web UI. Every query is bounded by
@@ -300,77 +298,6 @@ export function contentFindings(db: Db, sessionId: number, limit: number): { row
     )
     .all(sessionId, limit) as ContentFindingRow[];
   return { rows, total };
-}
-
-export interface ExchangeDetail {
-  id: string;
-  session: string;
-  sessionId: number;
-  seq: number;
-  connectionId: string | null;
-  scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  /** [name, value] pairs in wire order: credentials included, redact before showing. */
-  requestHeaders: RawHeaders;
-  requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: number;
-  responseStatus: number | null;
-  responseHeaders: RawHeaders | null;
-  responseBodySha256: string | null;
-  responseBodySize: number | null;
-  responseBodyTruncated: number;
-  responseSource: string | null;
-  outcome: string;
-  mode: string;
-  errorCode: string | null;
-  errorMessage: string | null;
-  startedAt: number;
-  decoder: string | null;
-  contentEncoding: string | null;
-  /** The decoder's facts about the upload (parsed JSON), or null. */
-  uploadFacts: object | null;
-  hash: string;
-  prevHash: string;
-  connectionOutcome: string | null;
-  events: number;
-}
-
-/** The JSON columns of an exchange row as stored. */
-interface StoredJson {
-  requestHeaders: string;
-  responseHeaders: string | null;
-  uploadFacts: string | null;
-}
-
-export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
-  const r = db
-    .prepare(
-      `SELECT x.id, s.name AS session, x.session_id AS sessionId, x.seq, x.connection_id AS connectionId, x.scheme, x.method,
-              x.host, x.port, x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders,
-              x.request_body_sha256 AS requestBodySha256, x.request_body_size AS requestBodySize,
-              x.request_body_truncated AS requestBodyTruncated, x.response_status AS responseStatus,
-              x.response_headers AS responseHeaders, x.response_body_sha256 AS responseBodySha256,
-              x.response_body_size AS responseBodySize, x.response_body_truncated AS responseBodyTruncated,
-              x.response_source AS responseSource, x.outcome, x.mode, x.error_code AS errorCode, x.error_message AS errorMessage,
-              x.started_at AS startedAt, x.decoder, x.content_encoding AS contentEncoding, x.upload_facts AS uploadFacts,
-              x.hash, x.prev_hash AS prevHash, c.outcome AS connectionOutcome,
-              (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events
-         FROM exchanges x JOIN sessions s ON s.id = x.session_id LEFT JOIN connections c ON c.id = x.connection_id
-        WHERE x.id = ?`,
-    )
-    .get(id) as (Omit<ExchangeDetail, "requestHeaders" | "responseHeaders" | "uploadFacts"> & StoredJson) | undefined;
-  if (!r) return undefined;
-  return {
-    ...r,
-    requestHeaders: parsePairs(r.requestHeaders) ?? [],
-    responseHeaders: parsePairs(r.responseHeaders),
-    uploadFacts: r.uploadFacts ? (JSON.parse(r.uploadFacts) as object) : null,
-  };
 }
 
 /** Hosts uploads went to, for filter lists (exchanges are few compared with events). */

@@ -15,13 +15,13 @@ import { eventJson } from "../export/jsonl.js";
 import { blobData } from "../store/blobs.js";
 import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
 import { getEvent, listEventsPage, type EventDetail, type EventFilter } from "../store/events.js";
+import { exchangeDetail } from "../store/exchanges.js";
 import { listFieldsPage } from "../store/fields.js";
 import { listSessions, sessionOverview } from "../store/sessions.js";
 import {
   categoriesPerEventName,
   eventsOverTime,
   eventsPerGroup,
-  exchangeDetail,
   exchangeEvents,
   liveHeads,
   liveSince,
