@@ -105,49 +105,53 @@ export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): 
   return rows.map((r) => ({ ...toExchange(r), rowid: r.rowid }));
 }
 
-export interface ExchangeDetail {
-  id: string;
-  session: string;
+/** One exchange for the web UI: the record's columns plus its session id, connection outcome, upload facts and event count. */
+export type ExchangeDetail = Pick<
+  ExchangeRecord,
+  | "id"
+  | "session"
+  | "seq"
+  | "connectionId"
+  | "scheme"
+  | "method"
+  | "host"
+  | "port"
+  | "path"
+  | "httpVersion"
+  | "requestHeaders"
+  | "requestBodySha256"
+  | "requestBodySize"
+  | "requestBodyTruncated"
+  | "responseStatus"
+  | "responseHeaders"
+  | "responseBodySha256"
+  | "responseBodySize"
+  | "responseBodyTruncated"
+  | "responseSource"
+  | "outcome"
+  | "mode"
+  | "errorCode"
+  | "errorMessage"
+  | "startedAt"
+  | "decoder"
+  | "hash"
+  | "prevHash"
+> & {
   sessionId: number;
-  seq: number;
-  connectionId: string | null;
-  scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  /** [name, value] pairs in wire order: credentials included, redact before showing. */
-  requestHeaders: RawHeaders;
-  requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: number;
-  responseStatus: number | null;
-  responseHeaders: RawHeaders | null;
-  responseBodySha256: string | null;
-  responseBodySize: number | null;
-  responseBodyTruncated: number;
-  responseSource: string | null;
-  outcome: string;
-  mode: string;
-  errorCode: string | null;
-  errorMessage: string | null;
-  startedAt: number;
-  decoder: string | null;
   contentEncoding: string | null;
   /** The decoder's facts about the upload (parsed JSON), or null. */
   uploadFacts: object | null;
-  hash: string;
-  prevHash: string;
   connectionOutcome: string | null;
   events: number;
-}
+};
 
-/** The JSON columns of an exchange row as stored. */
-interface StoredJson {
+/** The columns of an exchange row the store parses: JSON text and 0/1 flags. */
+interface StoredColumns {
   requestHeaders: string;
   responseHeaders: string | null;
   uploadFacts: string | null;
+  requestBodyTruncated: number;
+  responseBodyTruncated: number;
 }
 
 export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
@@ -166,12 +170,14 @@ export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
          FROM exchanges x JOIN sessions s ON s.id = x.session_id LEFT JOIN connections c ON c.id = x.connection_id
         WHERE x.id = ?`,
     )
-    .get(id) as (Omit<ExchangeDetail, "requestHeaders" | "responseHeaders" | "uploadFacts"> & StoredJson) | undefined;
+    .get(id) as (Omit<ExchangeDetail, keyof StoredColumns> & StoredColumns) | undefined;
   if (!r) return undefined;
   return {
     ...r,
     requestHeaders: parsePairs(r.requestHeaders) ?? [],
     responseHeaders: parsePairs(r.responseHeaders),
     uploadFacts: r.uploadFacts ? (JSON.parse(r.uploadFacts) as object) : null,
+    requestBodyTruncated: r.requestBodyTruncated === 1,
+    responseBodyTruncated: r.responseBodyTruncated === 1,
   };
 }
