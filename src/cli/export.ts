@@ -15,8 +15,7 @@ import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js
 import { renderReport } from "../export/report.js";
 import { validateLabel } from "../export/parquet-schema.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
-import { sessionsForExport } from "../store/export-queries.js";
-import { sessionFilter } from "../store/sessions.js";
+import { sessionFilter, sessionsForExport } from "../store/sessions.js";
 import { readCompleted } from "./complete.js";
 import { checkOut, requireCaIfExplicit } from "./files.js";
 import { runCommand } from "./run.js";

@@ -9,7 +9,8 @@
 import type { Db } from "../store/database.js";
 import { blobData } from "../store/blobs.js";
 import { exchangesOfSession, type ExchangeRecord } from "../store/exchanges.js";
-import { eventIdsOfExchange, type SessionRecord } from "../store/export-queries.js";
+import { eventIdsOfExchange } from "../store/export-queries.js";
+import type { SessionRecord } from "../store/sessions.js";
 import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
 import { getEvent } from "../store/events.js";
 import type { RawHeaders } from "../types.js";

@@ -1,41 +1,10 @@
 /**
- * Read-only queries for exports and bundles: whole sessions, exchange records in chain order,
- * blobs, the events of an exchange, field rows for CSV. Large sets are read in pages so callers can
- * run other queries (blobs, events) between pages on the same connection.
+ * Read-only queries for exports and bundles: the events of an exchange or session, chain summaries,
+ * field rows for CSV, credential values to redact. Large sets are read in pages so callers can run
+ * other queries (blobs, events) between pages on the same connection. Sessions, exchange records
+ * and blobs are in sessions.ts, exchanges.ts and blobs.ts.
  */
 import type { Db } from "./database.js";
-
-export interface SessionRecord {
-  id: number;
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  toolVersion: string;
-  caFingerprint: string | null;
-  options: Record<string, unknown>;
-}
-
-interface SessionRow extends Omit<SessionRecord, "options"> {
-  optionsJson: string;
-}
-
-const SESSION_COLUMNS = `id, name, started_at AS startedAt, ended_at AS endedAt, tool_version AS toolVersion,
-  ca_fingerprint AS caFingerprint, options_json AS optionsJson`;
-
-const toSession = (r: SessionRow): SessionRecord => {
-  const { optionsJson, ...rest } = r;
-  return { ...rest, options: JSON.parse(optionsJson || "{}") as Record<string, unknown> };
-};
-
-/** One session, or every session (oldest first) when `sessionId` is undefined. */
-export function sessionsForExport(db: Db, sessionId?: number): SessionRecord[] {
-  const rows = (
-    sessionId === undefined
-      ? db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions ORDER BY id`).all()
-      : db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`).all(sessionId)
-  ) as SessionRow[];
-  return rows.map(toSession);
-}
 
 /** Event ids of one exchange, in upload order. */
 export function eventIdsOfExchange(db: Db, exchangeId: string): number[] {

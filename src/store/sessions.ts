@@ -67,14 +67,41 @@ export function sessionByName(db: Db, name: string): SessionRef | undefined {
   return db.prepare("SELECT id, name FROM sessions WHERE name = ?").get(name) as SessionRef | undefined;
 }
 
-/** One session with its counts and time span: the head of the report and of the web UI's session page. */
-export interface SessionOverview {
+/** A session row as stored, options parsed: what exports and bundles carry. */
+export interface SessionRecord {
   id: number;
   name: string;
   startedAt: number;
   endedAt: number | null;
   toolVersion: string;
   caFingerprint: string | null;
+  options: Record<string, unknown>;
+}
+
+interface SessionRow extends Omit<SessionRecord, "options"> {
+  optionsJson: string;
+}
+
+const SESSION_COLUMNS = `id, name, started_at AS startedAt, ended_at AS endedAt, tool_version AS toolVersion,
+  ca_fingerprint AS caFingerprint, options_json AS optionsJson`;
+
+const toSession = (r: SessionRow): SessionRecord => {
+  const { optionsJson, ...rest } = r;
+  return { ...rest, options: JSON.parse(optionsJson || "{}") as Record<string, unknown> };
+};
+
+/** One session, or every session (oldest first) when `sessionId` is undefined. */
+export function sessionsForExport(db: Db, sessionId?: number): SessionRecord[] {
+  const rows = (
+    sessionId === undefined
+      ? db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions ORDER BY id`).all()
+      : db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`).all(sessionId)
+  ) as SessionRow[];
+  return rows.map(toSession);
+}
+
+/** One session with its counts and time span: the head of the report and of the web UI's session page. */
+export interface SessionOverview extends Omit<SessionRecord, "options"> {
   exchanges: number;
   connections: number;
   events: number;
