@@ -11,7 +11,7 @@ import { learnSessionSecrets } from "../src/export/learn-secrets.js";
 import { exportParquet } from "../src/export/parquet.js";
 import { createRedactor } from "../src/export/redaction.js";
 import { openDatabase } from "../src/store/database.js";
-import { sessionsForExport } from "../src/store/export-queries.js";
+import { sessionsForExport } from "../src/store/sessions.js";
 
 const [file, out] = process.argv.slice(2);
 const db = openDatabase(file, { readonly: true });

@@ -19,7 +19,8 @@ import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase, type Db } from "../src/store/database.js";
 import { EventStore } from "../src/store/event-store.js";
 import { MIGRATIONS } from "../src/store/migrations.js";
-import { getEvent, listEventsPage, listFieldsPage, type EventFilter } from "../src/store/queries.js";
+import { getEvent, listEventsPage, type EventFilter } from "../src/store/events.js";
+import { listFieldsPage } from "../src/store/fields.js";
 import { makeExchange } from "../test/helpers/exchange.js";
 import { round } from "./load.js";
 

@@ -14,7 +14,7 @@ import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { EventStore } from "../src/store/event-store.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
-import { sessionByName } from "../src/store/verify-queries.js";
+import { sessionByName } from "../src/store/sessions.js";
 import { shippedProfiles } from "../src/verify/profile.js";
 import type { VerdictReport } from "../src/verdict.js";
 import { httpsThroughProxy } from "./helpers/client.js";

@@ -12,7 +12,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exchangeChainHash } from "../src/store/chain.js";
-import { exchangesOfSession } from "../src/store/export-queries.js";
+import { exchangesOfSession } from "../src/store/exchanges.js";
 import { checkpointSignatureValid } from "../src/capture/checkpoint.js";
 import { openBundle } from "../src/evidence/source.js";
 import { createLogger, isSecretHeader, isSecretJsonKey } from "../src/log.js";

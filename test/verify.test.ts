@@ -12,7 +12,7 @@ import { jsonLines, renderJsonEvent, type JsonEventSpec } from "./helpers/json-e
 import { eventually, tempDir } from "./helpers/proxy.js";
 import { openDatabase } from "../src/store/database.js";
 import { latestVerdicts } from "../src/store/verdicts.js";
-import { sessionByName } from "../src/store/verify-queries.js";
+import { sessionByName } from "../src/store/sessions.js";
 import type { RuleVerdict, VerdictReport } from "../src/verdict.js";
 
 const OFFICE_HOST = "browser.events.data.microsoft.com";

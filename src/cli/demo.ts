@@ -18,7 +18,7 @@ import { renderReport } from "../export/report.js";
 import { createLogger } from "../log.js";
 import { startCapture } from "../pipeline/start-capture.js";
 import { saveVerdict } from "../store/verdicts.js";
-import { sessionByName } from "../store/verify-queries.js";
+import { sessionByName } from "../store/sessions.js";
 import { formatVerdict } from "../verify/format.js";
 import { loadProfile } from "../verify/profile.js";
 import { verifySession } from "../verify/verify.js";

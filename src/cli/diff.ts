@@ -1,11 +1,10 @@
 import type { Command } from "commander";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import type { SessionRef } from "../store/verify-queries.js";
+import { resolveSession, type SessionRef } from "../store/sessions.js";
 import { diffSessions, formatDiffText } from "../verify/diff.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 import { jsonSafe, terminalSafe } from "./terminal.js";
-import { resolveSessionOrLatest } from "./verify.js";
 
 export function registerDiffCommand(program: Command): void {
   program
@@ -22,7 +21,7 @@ export function registerDiffCommand(program: Command): void {
       runCommand(async () => {
         let sessions: SessionRef[] = [];
         const { db } = await readCompleted(opts.db, (d) => {
-          sessions = [resolveSessionOrLatest(d, opts.db, a), resolveSessionOrLatest(d, opts.db, b)];
+          sessions = [resolveSession(d, opts.db, a), resolveSession(d, opts.db, b)];
           return { sessionIds: sessions.map((s) => s.id) };
         });
         try {

@@ -6,15 +6,9 @@ import { eventJson, eventJsonLine } from "../export/jsonl.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { eventScope } from "../store/completeness.js";
 import type { Db } from "../store/database.js";
-import {
-  decodeFindingsOfEvent,
-  getEvent,
-  listEvents,
-  listEventsPage,
-  sessionIdByName,
-  type EventFilter,
-  type EventRow,
-} from "../store/queries.js";
+import { decodeFindingsOfEvent } from "../store/findings.js";
+import { getEvent, listEvents, listEventsPage, type EventFilter, type EventRow } from "../store/events.js";
+import { sessionFilter } from "../store/sessions.js";
 import { readCompleted } from "./complete.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe, terminalWidth } from "./terminal.js";
@@ -40,7 +34,7 @@ export function registerEventCommands(program: Command): void {
       runCommand(async () => {
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
-          sessionId = resolveSession(d, opts.db, opts.session);
+          sessionId = sessionFilter(d, opts.db, opts.session);
           return { sessionIds: sessionId === undefined ? undefined : [sessionId] };
         });
         try {
@@ -309,13 +303,6 @@ function parseCategory(text: string | undefined): string | undefined {
     throw exhaustError("EXH_OPT_INVALID", { option: "--category", reason: `expected content, functional or diagnostic, got "${text}"` });
   }
   return text;
-}
-
-function resolveSession(db: Db, file: string, name: string | undefined): number | undefined {
-  if (name === undefined) return undefined;
-  const id = sessionIdByName(db, name);
-  if (id === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: name, file });
-  return id;
 }
 
 export function positiveInt(option: string, text: string, allowZero = false): number {

@@ -15,8 +15,7 @@ import { createRedactor, loadOrCreateRedactionKey } from "../export/redaction.js
 import { renderReport } from "../export/report.js";
 import { validateLabel } from "../export/parquet-schema.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
-import { sessionsForExport } from "../store/export-queries.js";
-import { sessionIdByName } from "../store/queries.js";
+import { sessionFilter, sessionsForExport } from "../store/sessions.js";
 import { readCompleted } from "./complete.js";
 import { checkOut, requireCaIfExplicit } from "./files.js";
 import { runCommand } from "./run.js";
@@ -80,10 +79,7 @@ export function registerExportCommand(program: Command): void {
         const writeChunks = (out: string, chunks: Iterable<string>) => writePrivateFile(out, chunks, overwrite);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
-          if (opts.session !== undefined) {
-            sessionId = sessionIdByName(d, opts.session);
-            if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session, file: opts.db });
-          }
+          sessionId = sessionFilter(d, opts.db, opts.session);
           return { sessionIds: sessionId === undefined ? undefined : [sessionId] };
         });
         try {

@@ -1,10 +1,8 @@
 import type { Command } from "commander";
-import { exhaustError } from "../errors.js";
 import { writePrivateFile } from "../export/private-files.js";
 import { renderReport } from "../export/report.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import { sessionIdByName } from "../store/queries.js";
-import { latestSessionId } from "../store/ui-queries.js";
+import { resolveSession } from "../store/sessions.js";
 import { readCompleted } from "./complete.js";
 import { checkOut } from "./files.js";
 import { runCommand } from "./run.js";
@@ -23,9 +21,7 @@ export function registerReportCommand(program: Command): void {
         const overwrite = checkOut(opts.out, opts.force);
         let sessionId: number | undefined;
         const { db } = await readCompleted(opts.db, (d) => {
-          sessionId = opts.session === undefined ? latestSessionId(d) : sessionIdByName(d, opts.session);
-          if (sessionId === undefined)
-            throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
+          sessionId = resolveSession(d, opts.db, opts.session).id;
           return { sessionIds: [sessionId] };
         });
         try {

@@ -1,10 +1,9 @@
 import type { Command } from "commander";
-import { exhaustError } from "../errors.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { ExchangeProcessor } from "../pipeline/process.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase } from "../store/database.js";
-import { sessionIdByName } from "../store/queries.js";
+import { sessionFilter } from "../store/sessions.js";
 import { runCommand } from "./run.js";
 
 export function registerReprocessCommand(program: Command): void {
@@ -21,11 +20,7 @@ export function registerReprocessCommand(program: Command): void {
         // Checkpoints on their own thread, as beside the proxy: the inserting thread never waits for them.
         const checkpointer = Checkpointer.start(db, opts.db);
         try {
-          let sessionId: number | undefined;
-          if (opts.session !== undefined) {
-            sessionId = sessionIdByName(db, opts.session);
-            if (sessionId === undefined) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session, file: opts.db });
-          }
+          const sessionId = sessionFilter(db, opts.db, opts.session);
           const processor = new ExchangeProcessor(db);
           const ids = processor.pending({ sessionId, all: opts.all });
           let events = 0;

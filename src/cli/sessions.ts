@@ -1,12 +1,10 @@
 import type { Command } from "commander";
 import { loadAuthority } from "../ca/authority.js";
 import { checkpointCanonical, describeCheckpoint, recordCheckpoint } from "../capture/checkpoint.js";
-import { exhaustError } from "../errors.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
 import { sessionStates, undecodedBySession } from "../store/completeness.js";
-import { listSessions, sessionIdByName, sessionNameById } from "../store/queries.js";
-import { latestSessionId } from "../store/ui-queries.js";
+import { listSessions, resolveSession } from "../store/sessions.js";
 import { runCommand } from "./run.js";
 import { escapeControls, jsonSafe, terminalSafe } from "./terminal.js";
 
@@ -15,11 +13,8 @@ async function printHead(opts: { db: string; session?: string; certs: string; js
   const ca = await loadAuthority(opts.certs);
   const db = openDatabase(opts.db, { mustExist: true });
   try {
-    const id = opts.session === undefined ? latestSessionId(db) : sessionIdByName(db, opts.session);
-    if (id === undefined)
-      throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: opts.session ?? "(any: the database has none)", file: opts.db });
-    const name = sessionNameById(db, id)!;
-    const c = recordCheckpoint(db, { id, name }, ca);
+    const session = resolveSession(db, opts.db, opts.session);
+    const c = recordCheckpoint(db, session, ca);
     process.stdout.write(
       opts.json
         ? `${JSON.stringify({ ...c, canonical: checkpointCanonical(c).toString("utf8") }, null, 2)}\n`

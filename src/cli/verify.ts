@@ -2,9 +2,8 @@ import type { Command } from "commander";
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
 import { DEFAULT_DB_FILE } from "../paths.js";
-import type { Db } from "../store/database.js";
 import { saveVerdict } from "../store/verdicts.js";
-import { latestSession, sessionByName, type SessionRef } from "../store/verify-queries.js";
+import { resolveSession, type SessionRef } from "../store/sessions.js";
 import { formatVerdict, VERDICT_FORMATS, type VerdictFormat } from "../verify/format.js";
 import { loadProfile } from "../verify/profile.js";
 import { verifySession } from "../verify/verify.js";
@@ -37,7 +36,7 @@ export function registerVerifyCommand(program: Command): void {
         const profile = loadProfile(opts.profile, catalog);
         let session: SessionRef | undefined;
         const { db, readonly, completion } = await readCompleted(opts.db, (d) => {
-          session = resolveSessionOrLatest(d, opts.db, opts.session);
+          session = resolveSession(d, opts.db, opts.session);
           return { sessionIds: [session.id] };
         });
         try {
@@ -62,16 +61,4 @@ function parseFormat(text: string): VerdictFormat {
     throw exhaustError("EXH_OPT_INVALID", { option: "--format", reason: `expected ${VERDICT_FORMATS.join(", ")}, got "${text}"` });
   }
   return text as VerdictFormat;
-}
-
-/** The named session, or the newest one when no name is given. */
-export function resolveSessionOrLatest(db: Db, file: string, name: string | undefined): SessionRef {
-  if (name !== undefined) {
-    const s = sessionByName(db, name);
-    if (!s) throw exhaustError("EXH_DB_SESSION_UNKNOWN", { session: name, file });
-    return s;
-  }
-  const latest = latestSession(db);
-  if (!latest) throw exhaustError("EXH_DB_NO_SESSION", { file });
-  return latest;
 }

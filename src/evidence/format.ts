@@ -17,8 +17,8 @@
  *   report.html         the HTML report, when the report module is available
  */
 
-import type { SessionRecord } from "../store/export-queries.js";
-import type { EventDetail } from "../store/queries.js";
+import type { SessionRecord } from "../store/sessions.js";
+import type { EventDetail } from "../store/events.js";
 
 /** Something an export left out, and why; listed in the HAR's `log._exhaust.omitted` and the bundle manifest. */
 export interface OmittedItem {

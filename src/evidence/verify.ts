@@ -16,7 +16,7 @@ import { createHash, verify, X509Certificate } from "node:crypto";
 import { CHAIN_GENESIS, exchangeChainHash } from "../store/chain.js";
 import { checkpointSignatureValid, type Checkpoint } from "../capture/checkpoint.js";
 import { exhaustError } from "../errors.js";
-import type { ExchangeRecord } from "../store/export-queries.js";
+import type { ExchangeRecord } from "../store/exchanges.js";
 import { openBundle, type BundleSource } from "./source.js";
 import { BUNDLE_FORMAT, CHECKPOINTS_FILE, EXCHANGES_FILE, MANIFEST_FILE, SIGNATURE_FILE, type Manifest } from "./format.js";
 

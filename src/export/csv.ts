@@ -1,7 +1,7 @@
 /** CSV export: one row per decoded field, RFC 4180 (CRLF line ends, fields quoted when needed). */
 import type { Db } from "../store/database.js";
 import { fieldRowsOfSession, type FieldExportRow } from "../store/export-queries.js";
-import type { EventDetail } from "../store/queries.js";
+import type { EventDetail } from "../store/events.js";
 import type { Redactor } from "./redaction.js";
 
 export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;

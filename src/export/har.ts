@@ -7,16 +7,12 @@
  * a large session never sits in memory.
  */
 import type { Db } from "../store/database.js";
-import {
-  blobData,
-  decodeFindingsOfExchange,
-  eventIdsOfExchange,
-  exchangesOfSession,
-  requestItemsOfExchange,
-  type ExchangeRecord,
-  type SessionRecord,
-} from "../store/export-queries.js";
-import { getEvent } from "../store/queries.js";
+import { blobData } from "../store/blobs.js";
+import { exchangesOfSession, type ExchangeRecord } from "../store/exchanges.js";
+import { eventIdsOfExchange } from "../store/export-queries.js";
+import type { SessionRecord } from "../store/sessions.js";
+import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
+import { getEvent } from "../store/events.js";
 import type { RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
 import { eventJson } from "./jsonl.js";

@@ -6,7 +6,7 @@ import { piiKindName } from "../decode/pii-kinds.js";
 import type { Db } from "../store/database.js";
 import { fieldValueFromText } from "../store/event-store.js";
 import { eventIdsOfSession } from "../store/export-queries.js";
-import { getEvent, type EventDetail } from "../store/queries.js";
+import { getEvent, type EventDetail } from "../store/events.js";
 import type { EventJson } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
 

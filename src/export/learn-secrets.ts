@@ -5,7 +5,9 @@
 import { loadRulePacks } from "../classify/packs.js";
 import { isSecretJsonKey } from "../secrets.js";
 import type { Db } from "../store/database.js";
-import { blobData, exchangesOfSession, fieldValuesByRule, secretFieldValues, type ExchangeRecord } from "../store/export-queries.js";
+import { blobData } from "../store/blobs.js";
+import { exchangesOfSession, type ExchangeRecord } from "../store/exchanges.js";
+import { fieldValuesByRule, secretFieldValues } from "../store/export-queries.js";
 import type { Redactor } from "./redaction.js";
 import type { SecretValues } from "./secret-values.js";
 

@@ -8,8 +8,8 @@ import {
   eventsPerGroup,
   fieldsByCategory,
   sessionEndpoints,
-  sessionInfo,
 } from "../store/ui-queries.js";
+import { sessionOverview } from "../store/sessions.js";
 import { latestVerdicts } from "../store/verdicts.js";
 import { TOOL_VERSION } from "../version.js";
 import { sessionCoverage, sessionStates } from "../store/completeness.js";
@@ -33,7 +33,7 @@ const TIME_BUCKETS = 48;
  * is escaped (it is hostile input).
  */
 export function renderReport(db: Db, sessionId: number, options: { includeSecrets?: boolean } = {}): string {
-  const info = sessionInfo(db, sessionId);
+  const info = sessionOverview(db, sessionId);
   if (!info) throw new Error(`no session with id ${sessionId}`);
   // Credentials (classifiers/secrets.yaml, and their values wherever they went) show as [redacted].
   const r = options.includeSecrets ? createRedactor(undefined) : createMarkerRedactor();
@@ -323,7 +323,7 @@ function table(header: string[], rows: Array<Array<string | Cell>>, empty: strin
 }
 
 interface SummaryInput {
-  info: NonNullable<ReturnType<typeof sessionInfo>>;
+  info: NonNullable<ReturnType<typeof sessionOverview>>;
   verdicts: VerdictReport[];
   findingsTotal: number;
   endpoints: ReturnType<typeof sessionEndpoints>;

@@ -11,7 +11,7 @@ import { partCKey } from "../decode/paths.js";
 import type { BundleSource } from "../evidence/source.js";
 import { EXCHANGES_FILE, type Manifest } from "../evidence/format.js";
 import type { EventJson } from "../evidence/format.js";
-import type { ExchangeRecord } from "../store/export-queries.js";
+import type { ExchangeRecord } from "../store/exchanges.js";
 import { boundedLines } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 

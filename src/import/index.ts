@@ -11,7 +11,7 @@ import { EntryTooLargeError, openBundle, type BundleSource } from "../evidence/s
 import { UNANCHORED_WARNING, verifyBundle, type VerifyOptions } from "../evidence/verify.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
-import { sessionIdByName } from "../store/queries.js";
+import { sessionIdByName } from "../store/sessions.js";
 import { importEventTranscript, importDiagnosticDataCsv, importDiagnosticDataJson } from "./diagnostic-data.js";
 import { bundleManifest, importBundleSession, importExhaustJsonl } from "./exhaust-formats.js";
 import { importHar } from "./har.js";

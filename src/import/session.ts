@@ -9,7 +9,7 @@ import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-s
 import type { Db } from "../store/database.js";
 import { markSessionIncomplete } from "../store/completeness.js";
 import { recordImportProvenance } from "../store/import-store.js";
-import { sessionIdByName } from "../store/queries.js";
+import { sessionIdByName } from "../store/sessions.js";
 import { exhaustError } from "../errors.js";
 import type { Exchange, RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";

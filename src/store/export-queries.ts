@@ -1,136 +1,10 @@
 /**
- * Read-only queries for exports and bundles: whole sessions, exchange records in chain order,
- * blobs, the events of an exchange, field rows for CSV. Large sets are read in pages so callers can
- * run other queries (blobs, events) between pages on the same connection.
+ * Read-only queries for exports and bundles: the events of an exchange or session, chain summaries,
+ * field rows for CSV, credential values to redact. Large sets are read in pages so callers can run
+ * other queries (blobs, events) between pages on the same connection. Sessions, exchange records
+ * and blobs are in sessions.ts, exchanges.ts and blobs.ts.
  */
-import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
-
-export interface SessionRecord {
-  id: number;
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  toolVersion: string;
-  caFingerprint: string | null;
-  options: Record<string, unknown>;
-}
-
-/** An exchange row as stored, headers parsed: what an export carries and the chain is computed over. */
-export interface ExchangeRecord {
-  id: string;
-  session: string;
-  seq: number;
-  connectionId: string | null;
-  scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  requestHeaders: RawHeaders;
-  requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: boolean;
-  requestComplete: boolean;
-  mode: string;
-  endpointId: string | null;
-  upstream: string | null;
-  responseStatus: number | null;
-  responseHeaders: RawHeaders | null;
-  responseBodySha256: string | null;
-  responseBodySize: number | null;
-  responseBodyTruncated: boolean;
-  responseTrailers: RawHeaders | null;
-  responseSource: string | null;
-  outcome: string;
-  errorCode: string | null;
-  errorMessage: string | null;
-  startedAt: number;
-  requestEndedAt: number | null;
-  respondedAt: number | null;
-  endedAt: number | null;
-  decoder: string | null;
-  prevHash: string;
-  hash: string;
-}
-
-interface SessionRow extends Omit<SessionRecord, "options"> {
-  optionsJson: string;
-}
-
-const SESSION_COLUMNS = `id, name, started_at AS startedAt, ended_at AS endedAt, tool_version AS toolVersion,
-  ca_fingerprint AS caFingerprint, options_json AS optionsJson`;
-
-const toSession = (r: SessionRow): SessionRecord => {
-  const { optionsJson, ...rest } = r;
-  return { ...rest, options: JSON.parse(optionsJson || "{}") as Record<string, unknown> };
-};
-
-/** One session, or every session (oldest first) when `sessionId` is undefined. */
-export function sessionsForExport(db: Db, sessionId?: number): SessionRecord[] {
-  const rows = (
-    sessionId === undefined
-      ? db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions ORDER BY id`).all()
-      : db.prepare(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`).all(sessionId)
-  ) as SessionRow[];
-  return rows.map(toSession);
-}
-
-const EXCHANGE_COLUMNS = `x.id, s.name AS session, x.seq, x.connection_id AS connectionId, x.scheme, x.method, x.host, x.port,
-  x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders, x.request_body_sha256 AS requestBodySha256,
-  x.request_body_size AS requestBodySize, x.request_body_truncated AS requestBodyTruncated, x.request_complete AS requestComplete,
-  x.mode, x.endpoint_id AS endpointId, x.upstream, x.response_status AS responseStatus, x.response_headers AS responseHeaders,
-  x.response_body_sha256 AS responseBodySha256, x.response_body_size AS responseBodySize,
-  x.response_body_truncated AS responseBodyTruncated, x.response_trailers AS responseTrailers, x.response_source AS responseSource,
-  x.outcome, x.error_code AS errorCode, x.error_message AS errorMessage, x.started_at AS startedAt,
-  x.request_ended_at AS requestEndedAt, x.responded_at AS respondedAt, x.ended_at AS endedAt, x.decoder,
-  x.prev_hash AS prevHash, x.hash`;
-
-type ExchangeRow = Omit<
-  ExchangeRecord,
-  "requestHeaders" | "responseHeaders" | "responseTrailers" | "requestBodyTruncated" | "requestComplete" | "responseBodyTruncated"
-> & {
-  requestHeaders: string;
-  responseHeaders: string | null;
-  responseTrailers: string | null;
-  requestBodyTruncated: number;
-  requestComplete: number;
-  responseBodyTruncated: number;
-};
-
-const parsePairs = (text: string | null): RawHeaders | null => (text === null ? null : (JSON.parse(text) as RawHeaders));
-
-function toExchange(r: ExchangeRow): ExchangeRecord {
-  return {
-    ...r,
-    requestHeaders: parsePairs(r.requestHeaders) ?? [],
-    responseHeaders: parsePairs(r.responseHeaders),
-    responseTrailers: parsePairs(r.responseTrailers),
-    requestBodyTruncated: r.requestBodyTruncated === 1,
-    requestComplete: r.requestComplete === 1,
-    responseBodyTruncated: r.responseBodyTruncated === 1,
-  };
-}
-
-/** The exchanges of a session in chain order, read `pageSize` at a time. */
-export function* exchangesOfSession(db: Db, sessionId: number, pageSize = 200): Generator<ExchangeRecord> {
-  const page = db.prepare(
-    `SELECT ${EXCHANGE_COLUMNS} FROM exchanges x JOIN sessions s ON s.id = x.session_id
-      WHERE x.session_id = ? AND x.seq > ? ORDER BY x.seq LIMIT ?`,
-  );
-  let after = 0;
-  for (;;) {
-    const rows = page.all(sessionId, after, pageSize) as ExchangeRow[];
-    for (const r of rows) yield toExchange(r);
-    if (rows.length < pageSize) return;
-    after = rows[rows.length - 1].seq;
-  }
-}
-
-export function blobData(db: Db, sha256: string): Buffer | undefined {
-  return (db.prepare("SELECT data FROM blobs WHERE sha256 = ?").get(sha256) as { data: Buffer } | undefined)?.data;
-}
 
 /** Event ids of one exchange, in upload order. */
 export function eventIdsOfExchange(db: Db, exchangeId: string): number[] {
@@ -147,41 +21,6 @@ export function* eventIdsOfSession(db: Db, sessionId: number, pageSize = 1000): 
     if (ids.length < pageSize) return;
     after = ids[ids.length - 1];
   }
-}
-
-export interface RequestItemRecord {
-  name: string;
-  location: string;
-  category: string;
-  personal: string;
-  secret: boolean;
-  rule: string;
-}
-
-export function requestItemsOfExchange(db: Db, exchangeId: string): RequestItemRecord[] {
-  return (
-    db
-      .prepare("SELECT name, location, category, personal, secret, rule FROM request_items WHERE exchange_id = ? ORDER BY idx")
-      .all(exchangeId) as Array<Omit<RequestItemRecord, "secret"> & { secret: number }>
-  ).map((r) => ({ ...r, secret: r.secret === 1 }));
-}
-
-export interface DecodeFindingRecord {
-  code: string;
-  severity: string;
-  message: string;
-  offset: number | null;
-  length: number | null;
-  eventIndex: number | null;
-}
-
-export function decodeFindingsOfExchange(db: Db, exchangeId: string): DecodeFindingRecord[] {
-  return db
-    .prepare(
-      `SELECT code, severity, message, offset, length, event_index AS eventIndex FROM decode_findings
-        WHERE exchange_id = ? ORDER BY idx`,
-    )
-    .all(exchangeId) as DecodeFindingRecord[];
 }
 
 export interface ChainSummary {
@@ -301,16 +140,6 @@ function classIdsOfRules(db: Db, ruleIds: readonly string[]): number[] {
     )
     .pluck()
     .all({ ids: JSON.stringify(ruleIds) }) as number[];
-}
-
-/** Exchanges stored after `afterRowid` (any session), in storage order, with their rowid: incremental readers. */
-export function exchangesSinceRowid(db: Db, afterRowid: number, limit: number): Array<ExchangeRecord & { rowid: number }> {
-  const rows = db
-    .prepare(
-      `SELECT x.rowid AS rowid, ${EXCHANGE_COLUMNS} FROM exchanges x JOIN sessions s ON s.id = x.session_id WHERE x.rowid > ? ORDER BY x.rowid LIMIT ?`,
-    )
-    .all(afterRowid, limit) as Array<ExchangeRow & { rowid: number }>;
-  return rows.map((r) => ({ ...toExchange(r), rowid: r.rowid }));
 }
 
 /** Values of decoded fields of events after `afterEventId` whose path `isSecretPath` accepts, and the last event id seen. */

@@ -7,42 +7,6 @@ import type { Db } from "./database.js";
  * that reads every field row (fieldsByCategory) is used by the report only.
  */
 
-export interface SessionInfo {
-  id: number;
-  name: string;
-  startedAt: number;
-  endedAt: number | null;
-  toolVersion: string;
-  caFingerprint: string | null;
-  exchanges: number;
-  connections: number;
-  events: number;
-  requestBytes: number;
-  firstExchangeAt: number | null;
-  lastExchangeAt: number | null;
-}
-
-export function sessionInfo(db: Db, sessionId: number): SessionInfo | undefined {
-  return db
-    .prepare(
-      `SELECT s.id, s.name, s.started_at AS startedAt, s.ended_at AS endedAt, s.tool_version AS toolVersion,
-              s.ca_fingerprint AS caFingerprint,
-              (SELECT COUNT(*) FROM exchanges x WHERE x.session_id = s.id) AS exchanges,
-              (SELECT COUNT(*) FROM connections c WHERE c.session_id = s.id) AS connections,
-              (SELECT COUNT(*) FROM events e WHERE e.session_id = s.id) AS events,
-              (SELECT COALESCE(SUM(x.request_body_size), 0) FROM exchanges x WHERE x.session_id = s.id) AS requestBytes,
-              (SELECT MIN(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS firstExchangeAt,
-              (SELECT MAX(x.started_at) FROM exchanges x WHERE x.session_id = s.id) AS lastExchangeAt
-         FROM sessions s WHERE s.id = ?`,
-    )
-    .get(sessionId) as SessionInfo | undefined;
-}
-
-/** The newest session's id: what commands use when no --session is given. */
-export function latestSessionId(db: Db): number | undefined {
-  return (db.prepare("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined)?.id;
-}
-
 export interface EndpointRow {
   host: string;
   port: number;
@@ -334,96 +298,6 @@ export function contentFindings(db: Db, sessionId: number, limit: number): { row
     )
     .all(sessionId, limit) as ContentFindingRow[];
   return { rows, total };
-}
-
-export interface ExchangeDetail {
-  id: string;
-  session: string;
-  sessionId: number;
-  seq: number;
-  connectionId: string | null;
-  scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  /** JSON [[name, value], ...] as stored: credentials included, redact before showing. */
-  requestHeaders: string;
-  requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: number;
-  responseStatus: number | null;
-  responseHeaders: string | null;
-  responseBodySha256: string | null;
-  responseBodySize: number | null;
-  responseBodyTruncated: number;
-  responseSource: string | null;
-  outcome: string;
-  mode: string;
-  errorCode: string | null;
-  errorMessage: string | null;
-  startedAt: number;
-  decoder: string | null;
-  contentEncoding: string | null;
-  uploadFacts: string | null;
-  hash: string;
-  prevHash: string;
-  connectionOutcome: string | null;
-  events: number;
-}
-
-export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
-  return db
-    .prepare(
-      `SELECT x.id, s.name AS session, x.session_id AS sessionId, x.seq, x.connection_id AS connectionId, x.scheme, x.method,
-              x.host, x.port, x.path, x.http_version AS httpVersion, x.request_headers AS requestHeaders,
-              x.request_body_sha256 AS requestBodySha256, x.request_body_size AS requestBodySize,
-              x.request_body_truncated AS requestBodyTruncated, x.response_status AS responseStatus,
-              x.response_headers AS responseHeaders, x.response_body_sha256 AS responseBodySha256,
-              x.response_body_size AS responseBodySize, x.response_body_truncated AS responseBodyTruncated,
-              x.response_source AS responseSource, x.outcome, x.mode, x.error_code AS errorCode, x.error_message AS errorMessage,
-              x.started_at AS startedAt, x.decoder, x.content_encoding AS contentEncoding, x.upload_facts AS uploadFacts,
-              x.hash, x.prev_hash AS prevHash, c.outcome AS connectionOutcome,
-              (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events
-         FROM exchanges x JOIN sessions s ON s.id = x.session_id LEFT JOIN connections c ON c.id = x.connection_id
-        WHERE x.id = ?`,
-    )
-    .get(id) as ExchangeDetail | undefined;
-}
-
-/** A stored body by its SHA-256 (the bytes exactly as received). */
-export function blobData(db: Db, sha256: string): Buffer | undefined {
-  return (db.prepare("SELECT data FROM blobs WHERE sha256 = ?").get(sha256) as { data: Buffer } | undefined)?.data;
-}
-
-export interface RequestItemRow {
-  name: string;
-  location: string;
-  category: string;
-  personal: string;
-  secret: number;
-  rule: string;
-}
-
-export function requestItems(db: Db, exchangeId: string): RequestItemRow[] {
-  return db
-    .prepare("SELECT name, location, category, personal, secret, rule FROM request_items WHERE exchange_id = ? ORDER BY idx")
-    .all(exchangeId) as RequestItemRow[];
-}
-
-export interface DecodeFindingRow {
-  code: string;
-  severity: string;
-  message: string;
-  offset: number | null;
-  eventIndex: number | null;
-}
-
-export function decodeFindings(db: Db, exchangeId: string): DecodeFindingRow[] {
-  return db
-    .prepare("SELECT code, severity, message, offset, event_index AS eventIndex FROM decode_findings WHERE exchange_id = ? ORDER BY idx")
-    .all(exchangeId) as DecodeFindingRow[];
 }
 
 /** Hosts uploads went to, for filter lists (exchanges are few compared with events). */

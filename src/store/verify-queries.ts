@@ -3,21 +3,9 @@
  * returned as iterators (better-sqlite3 `.iterate()`), so a 100k-event session is streamed, never
  * loaded whole.
  */
+import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
-
-export interface SessionRef {
-  id: number;
-  name: string;
-}
-
-/** The newest session (what `exhaust sessions` lists first), or undefined in an empty database. */
-export function latestSession(db: Db): SessionRef | undefined {
-  return db.prepare("SELECT id, name FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1").get() as SessionRef | undefined;
-}
-
-export function sessionByName(db: Db, name: string): SessionRef | undefined {
-  return db.prepare("SELECT id, name FROM sessions WHERE name = ?").get(name) as SessionRef | undefined;
-}
+import { parsePairs } from "./headers.js";
 
 /** Fingerprints of the rule packs the session's exchanges were classified with (usually one). */
 export function classifiedWith(db: Db, sessionId: number): string[] {
@@ -219,20 +207,22 @@ export interface RequestRow {
   id: string;
   host: string;
   path: string;
-  headers: string;
+  /** [name, value] pairs in wire order. */
+  headers: RawHeaders;
   bodySha256: string;
   body: Buffer | null;
 }
 
 /** Every exchange's URL, headers and stored request body; streamed. */
-export function iterateRequests(db: Db, sessionId: number): IterableIterator<RequestRow> {
-  return db
+export function* iterateRequests(db: Db, sessionId: number): Generator<RequestRow> {
+  const rows = db
     .prepare(
       `SELECT x.id, x.host, x.path, x.request_headers AS headers, x.request_body_sha256 AS bodySha256, b.data AS body
          FROM exchanges x LEFT JOIN blobs b ON b.sha256 = x.request_body_sha256
         WHERE x.session_id = ? ORDER BY x.seq`,
     )
-    .iterate(sessionId) as IterableIterator<RequestRow>;
+    .iterate(sessionId) as IterableIterator<Omit<RequestRow, "headers"> & { headers: string }>;
+  for (const r of rows) yield { ...r, headers: parsePairs(r.headers) ?? [] };
 }
 
 // ---------------------------------------------------------------------------------------------

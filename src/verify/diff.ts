@@ -4,7 +4,8 @@
  * changed category (and, for endpoints and events, what changed in count).
  */
 import type { Db } from "../store/database.js";
-import { endpointSummary, eventNameSummary, iterateFieldSummary, type SessionRef } from "../store/verify-queries.js";
+import type { SessionRef } from "../store/sessions.js";
+import { endpointSummary, eventNameSummary, iterateFieldSummary } from "../store/verify-queries.js";
 
 export interface EndpointEntry {
   host: string;

@@ -5,7 +5,8 @@
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { Db } from "../store/database.js";
 import { sessionCoverage, sessionHosts, sessionStates, trafficToHosts } from "../store/completeness.js";
-import { classifiedWith, listCanaries, type SessionRef } from "../store/verify-queries.js";
+import type { SessionRef } from "../store/sessions.js";
+import { classifiedWith, listCanaries } from "../store/verify-queries.js";
 import { TOOL_VERSION } from "../version.js";
 import { RULE_KINDS } from "./kinds/index.js";
 import type { VerifyContext } from "./kinds/kind.js";

@@ -5,7 +5,8 @@
  * credential shows `[redacted]`, and any other string has each credential form replaced. Bodies
  * holding a credential are not shown at all (`bodyHasSecret`).
  */
-import { exchangesSinceRowid, fieldValuesByRuleSince, secretFieldValuesSince } from "../store/export-queries.js";
+import { exchangesSinceRowid } from "../store/exchanges.js";
+import { fieldValuesByRuleSince, secretFieldValuesSince } from "../store/export-queries.js";
 import { learnExchange, secretDetectorIds } from "../export/learn-secrets.js";
 import type { Db } from "../store/database.js";
 import { createMarkerRedactor, type Redactor } from "../export/redaction.js";

@@ -12,22 +12,22 @@ import { PACKAGE_ROOT } from "../paths.js";
 import { openDatabase, type Db } from "../store/database.js";
 import { CSV_COLUMNS, csvRecord, eventCsvRecords } from "../export/csv.js";
 import { eventJson } from "../export/jsonl.js";
-import { getEvent, listEventsPage, listFieldsPage, listSessions, type EventDetail, type EventFilter } from "../store/queries.js";
+import { blobData } from "../store/blobs.js";
+import { decodeFindingsOfExchange, requestItemsOfExchange } from "../store/findings.js";
+import { getEvent, listEventsPage, type EventDetail, type EventFilter } from "../store/events.js";
+import { exchangeDetail } from "../store/exchanges.js";
+import { listFieldsPage } from "../store/fields.js";
+import { listSessions, sessionOverview } from "../store/sessions.js";
 import {
-  blobData,
   categoriesPerEventName,
-  decodeFindings,
   eventsOverTime,
   eventsPerGroup,
-  exchangeDetail,
   exchangeEvents,
   liveHeads,
   liveSince,
-  requestItems,
   sessionConnections,
   sessionEndpoints,
   sessionExchanges,
-  sessionInfo,
   uploadHosts,
 } from "../store/ui-queries.js";
 import { latestVerdicts } from "../store/verdicts.js";
@@ -254,7 +254,7 @@ function registerRoutes(
 
   app.get("/api/sessions/:id", async (req) => {
     const id = intParam(req.params as Query, "id", 1)!;
-    const info = sessionInfo(db, id);
+    const info = sessionOverview(db, id);
     if (!info) throw notFound(`no session ${id}`);
     return {
       info,
@@ -305,11 +305,11 @@ function registerRoutes(
     const { requestHeaders, responseHeaders, uploadFacts, ...rest } = x;
     return {
       ...rest,
-      requestHeaders: redactHeaders(JSON.parse(requestHeaders) as RawHeaders),
-      responseHeaders: responseHeaders ? redactHeaders(JSON.parse(responseHeaders) as RawHeaders) : null,
-      uploadFacts: uploadFacts ? (JSON.parse(uploadFacts) as object) : null,
-      requestItems: requestItems(db, id),
-      decodeFindings: decodeFindings(db, id),
+      requestHeaders: redactHeaders(requestHeaders),
+      responseHeaders: responseHeaders ? redactHeaders(responseHeaders) : null,
+      uploadFacts,
+      requestItems: requestItemsOfExchange(db, id),
+      decodeFindings: decodeFindingsOfExchange(db, id),
       eventList: exchangeEvents(db, id),
     };
   });
@@ -322,11 +322,7 @@ function registerRoutes(
     if (q.part !== undefined && q.part !== "request" && q.part !== "response") throw badRequest("part must be request or response");
     const response = q.part === "response";
     const sha256 = response ? x.responseBodySha256 : x.requestBodySha256;
-    const headers: RawHeaders = response
-      ? x.responseHeaders
-        ? (JSON.parse(x.responseHeaders) as RawHeaders)
-        : []
-      : (JSON.parse(x.requestHeaders) as RawHeaders);
+    const headers: RawHeaders = response ? (x.responseHeaders ?? []) : x.requestHeaders;
     const stored = (sha256 ? blobData(db, sha256) : undefined) ?? Buffer.alloc(0);
     // A body holding a credential (as stored or decompressed) is not shown.
     const hidden = secrets.bodyHasSecret(stored, headers, response ? undefined : x.path);
@@ -487,7 +483,7 @@ function registerRoutes(
   app.get("/api/charts/categories", async (req) => {
     const session = intParam(req.query as Query, "session", 1);
     // Field-level shares read every field row; over large scopes the events' own categories are counted.
-    const events = session === undefined ? Infinity : (sessionInfo(db, session)?.events ?? 0);
+    const events = session === undefined ? Infinity : (sessionOverview(db, session)?.events ?? 0);
     const unit = events <= 50_000 ? "fields" : "events";
     return { unit, svg: categoryShareChart(categoriesPerEventName(db, session, 15, unit)) };
   });

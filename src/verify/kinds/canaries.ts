@@ -62,7 +62,7 @@ function searchRequest(matcher: CanaryMatcher, req: RequestRow, failures: Eviden
   report(url, "url");
   const decodedUrl = percentDecoded(url);
   if (decodedUrl !== url) report(decodedUrl, "url (percent-decoded)");
-  const headers = JSON.parse(req.headers) as RawHeaders;
+  const headers = req.headers;
   for (const [name, value] of headers) report(`${name}: ${value}`, `header ${name}`, isSecretHeader(name));
   if (req.body && req.body.length) report(decodedBody(req.body, headers, req.path).toString("latin1"), "body");
 }

@@ -1,0 +1,64 @@
+/** Field rows across events: the web UI's field list ("every content field"). */
+import type { Db } from "./database.js";
+
+export interface FieldFilter {
+  sessionId?: number;
+  /** DPIA category of the field; `content` is served by the partial index field_values_content. */
+  category?: string;
+  /** Keyset paging: fields after (afterEventId, afterIdx). */
+  afterEventId?: number;
+  afterIdx?: number;
+  limit: number;
+}
+
+export interface FieldListRow {
+  eventId: number;
+  idx: number;
+  eventName: string;
+  host: string;
+  part: string;
+  path: string;
+  value: string | null;
+  type: string;
+  category: string | null;
+  personal: string | null;
+  rule: string | null;
+  reasons: string | null;
+}
+
+/**
+ * Field rows across events in (event, position) order: "every content field". Content is served by
+ * a partial index; other categories walk field rows in order and stop at the page.
+ */
+export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: f.limit };
+  if (f.category === "content") {
+    // A literal, so SQLite can use the partial index field_values_content (a bound parameter does not match it).
+    where.push("fv.category = 'content'");
+  } else if (f.category !== undefined) {
+    where.push("fv.category = @category");
+    params.category = f.category;
+  }
+  if (f.sessionId !== undefined) {
+    // `+`: walk the (rare) content rows and check the session, rather than every event of a session.
+    where.push(f.category === "content" ? "+e.session_id = @session" : "e.session_id = @session");
+    params.session = f.sessionId;
+  }
+  if (f.afterEventId !== undefined) {
+    where.push("(fv.event_id, fv.idx) > (@afterEvent, @afterIdx)");
+    params.afterEvent = f.afterEventId;
+    params.afterIdx = f.afterIdx ?? 1e9;
+  }
+  return db
+    .prepare(
+      `SELECT fv.event_id AS eventId, fv.idx, e.name AS eventName, x.host, fv.part, fv.path, fv.value, fv.type, fv.category,
+              fv.personal, fv.rule, fv.reasons
+         FROM fields fv
+         JOIN events e ON e.id = fv.event_id
+         JOIN exchanges x ON x.id = e.exchange_id
+        ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY fv.event_id, fv.idx LIMIT @limit`,
+    )
+    .all(params) as FieldListRow[];
+}
