@@ -62,6 +62,10 @@ import type { Redactor } from "./redaction.js";
 
 /** Rows per part file (fields: the bulk); row groups inside are ROW_GROUP_SIZE rows. */
 const FLUSH_ROWS = 1_000_000;
+/** Events are wide rows (names, keys, groups): a part every EVENT_FLUSH_ROWS keeps DuckDB's temp table small. */
+const EVENT_FLUSH_ROWS = 250_000;
+/** Field rows per part: DuckDB holds a part's joined rows while it writes them in order. */
+const FIELD_FLUSH_ROWS = 500_000;
 const ROW_GROUP_SIZE = 122_880;
 const CHUNK_ROWS = 2048;
 export const DEFAULT_LAB = "default";
@@ -171,6 +175,8 @@ class PartWriter {
   private pendingWeight = 0;
   private inTable = 0;
   rows = 0;
+  /** Output rows after which spill() writes a part file. */
+  flushRows = FLUSH_ROWS;
   private readonly tempTypes: DuckDBType[];
 
   constructor(
@@ -216,9 +222,9 @@ class PartWriter {
     if (this.pending >= CHUNK_ROWS) this.appendChunk();
   }
 
-  /** Writes a part file once the temp table holds FLUSH_ROWS rows (call between pages). */
+  /** Writes a part file once the temp table holds flushRows rows (call between pages). */
   async spill(): Promise<void> {
-    if (this.inTable >= FLUSH_ROWS) await this.flush();
+    if (this.inTable >= this.flushRows) await this.flush();
   }
 
   private appendChunk(): void {
@@ -479,6 +485,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
       }
 
       const ew = await writer("events", ["time"]);
+      ew.flushRows = EVENT_FLUSH_ROWS;
       const fw = new PartWriter(
         conn,
         "fields",
@@ -500,6 +507,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
         dirOf("fields"),
         files,
       );
+      fw.flushRows = FIELD_FLUSH_ROWS;
       await fw.open();
       const nw = await writer("findings");
       for (const f of decodeFindingsInRange(db, s.id, mark.lastSeq, toSeq)) {
