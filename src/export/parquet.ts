@@ -314,7 +314,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   if (!existsSync(manifestFile)) saveManifest();
   const database = resolve(opts.database);
   const r = opts.redactor;
-  const duck = await openDuck({ memoryLimit: "160MB", threads: 2 });
+  const duck = await openDuck({ memoryLimit: "160MB", threads: 1 });
   const files = new FileTracker();
   const total: Record<string, number> = {};
   const summary: ParquetExportSummary = {
