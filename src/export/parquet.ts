@@ -41,7 +41,7 @@ import {
   decodeFindingsInRange,
   eventPagesInRange,
   exchangesInRange,
-  fieldValuesBetween,
+  fieldPacksBetween,
   labelledSessions,
   sessionRow,
   verdictsAfter,
@@ -62,6 +62,10 @@ import type { Redactor } from "./redaction.js";
 
 /** Rows per part file (fields: the bulk); row groups inside are ROW_GROUP_SIZE rows. */
 const FLUSH_ROWS = 1_000_000;
+/** Events are wide rows (names, keys, groups): a part every EVENT_FLUSH_ROWS keeps DuckDB's temp table small. */
+const EVENT_FLUSH_ROWS = 250_000;
+/** Field rows per part: DuckDB holds a part's joined rows while it writes them in order. */
+const FIELD_FLUSH_ROWS = 500_000;
 const ROW_GROUP_SIZE = 122_880;
 const CHUNK_ROWS = 2048;
 export const DEFAULT_LAB = "default";
@@ -168,8 +172,11 @@ class PartWriter {
   private appender: DuckDBAppender | undefined;
   private buffers: unknown[][];
   private pending = 0;
+  private pendingWeight = 0;
   private inTable = 0;
   rows = 0;
+  /** Output rows after which spill() writes a part file. */
+  flushRows = FLUSH_ROWS;
   private readonly tempTypes: DuckDBType[];
 
   constructor(
@@ -206,17 +213,18 @@ class PartWriter {
     this.appender = await this.conn.createAppender(this.temp);
   }
 
-  /** One row, values in the temp columns' order. */
-  push(row: readonly unknown[]): void {
+  /** One row, values in the temp columns' order; `weight`: the output rows it stands for (a packed row). */
+  push(row: readonly unknown[], weight = 1): void {
     for (let i = 0; i < row.length; i++) this.buffers[i].push(row[i] ?? null);
     this.pending++;
-    this.rows++;
+    this.pendingWeight += weight;
+    this.rows += weight;
     if (this.pending >= CHUNK_ROWS) this.appendChunk();
   }
 
-  /** Writes a part file once the temp table holds FLUSH_ROWS rows (call between pages). */
+  /** Writes a part file once the temp table holds flushRows rows (call between pages). */
   async spill(): Promise<void> {
-    if (this.inTable >= FLUSH_ROWS) await this.flush();
+    if (this.inTable >= this.flushRows) await this.flush();
   }
 
   private appendChunk(): void {
@@ -224,8 +232,9 @@ class PartWriter {
     const chunk = DuckDBDataChunk.create(this.tempTypes, this.pending);
     chunk.setColumns(this.buffers as DuckDBValue[][]);
     this.appender!.appendDataChunk(chunk);
-    this.inTable += this.pending;
+    this.inTable += this.pendingWeight;
     this.pending = 0;
+    this.pendingWeight = 0;
     this.buffers = this.tempColumns.map(() => []);
   }
 
@@ -305,7 +314,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   if (!existsSync(manifestFile)) saveManifest();
   const database = resolve(opts.database);
   const r = opts.redactor;
-  const duck = await openDuck({ memoryLimit: "160MB", threads: 2 });
+  const duck = await openDuck({ memoryLimit: "160MB", threads: 1 });
   const files = new FileTracker();
   const total: Record<string, number> = {};
   const summary: ParquetExportSummary = {
@@ -342,6 +351,26 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
       allFieldClasses(db).map((c) => [c.id, c.category, c.personal, c.rule, c.reasons, c.confidence]),
     );
     const seenBlobs = new Set<string>();
+    const fieldPacks = fieldPacksBetween(db, [...secretPath]);
+    // A form found in no value's JSON quoting is in no value (forms that JSON escapes: each value is searched).
+    const survive = r.secrets.formsSurviveJson();
+    const mayHoldSecret = (valuesJson: string, secretPaths: number) =>
+      secretPaths > 0 || (r.secrets.size > 0 && (!survive || r.secrets.inText(valuesJson) !== undefined));
+    /** An event's values (a JSON array) with credentials redacted, value by value as every export does. */
+    const redactPacked = (pathIdsJson: string, valuesJson: string): string => {
+      const pathIds = JSON.parse(pathIdsJson) as number[];
+      const values = JSON.parse(valuesJson) as Array<string | null>;
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i];
+        if (value === null) continue;
+        if (secretPath.has(pathIds[i]) || r.secrets.inText(value) !== undefined) {
+          const p = pathById.get(pathIds[i])!;
+          const red = r.field(p.path, fieldValueFromText(value, p.type));
+          values[i] = typeof red === "string" ? red : JSON.stringify(red);
+        }
+      }
+      return JSON.stringify(values);
+    };
 
     for (const s of labelledSessions(db, opts.sessionId)) {
       const lab = s.lab ?? opts.lab ?? DEFAULT_LAB;
@@ -456,23 +485,29 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
       }
 
       const ew = await writer("events", ["time"]);
+      ew.flushRows = EVENT_FLUSH_ROWS;
       const fw = new PartWriter(
         conn,
         "fields",
         "tmp_fv",
         [
           ["event_id", DOUBLE],
-          ["idx", INTEGER],
-          ["path_id", INTEGER],
-          ["value", VARCHAR],
-          ["class_id", INTEGER],
+          ["idxs", VARCHAR],
+          ["path_ids", VARCHAR],
+          ["class_ids", VARCHAR],
+          ["vals", VARCHAR],
         ],
+        // One packed row per event (JSON arrays from SQLite), unnested here: DuckDB does the per-field work.
         `SELECT CAST(v.event_id AS BIGINT) AS event_id, v.idx, p.part, p.path, v.value, p.type, p.pii_kind, p.customer_content = 1 AS customer_content,
                 p.wire_type, p.scrub_type, c.category, c.personal, c.rule, c.reasons, c.confidence
-           FROM tmp_fv v JOIN fp p ON p.id = v.path_id LEFT JOIN fc c ON c.id = v.class_id`,
+           FROM (SELECT event_id, unnest(from_json(idxs, '["INTEGER"]')) AS idx, unnest(from_json(path_ids, '["INTEGER"]')) AS path_id,
+                        unnest(from_json(class_ids, '["INTEGER"]')) AS class_id, unnest(from_json(vals, '["VARCHAR"]')) AS value
+                   FROM tmp_fv) v
+           JOIN fp p ON p.id = v.path_id LEFT JOIN fc c ON c.id = v.class_id`,
         dirOf("fields"),
         files,
       );
+      fw.flushRows = FIELD_FLUSH_ROWS;
       await fw.open();
       const nw = await writer("findings");
       for (const f of decodeFindingsInRange(db, s.id, mark.lastSeq, toSeq)) {
@@ -487,18 +522,10 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
           e[4] = r.text(e[4] as string);
           ew.push(e);
         }
-        for (const f of fieldValuesBetween(db, first, last)) {
+        for (const f of fieldPacks(first, last)) {
           if (ids && !ids.has(f[0] as number)) continue;
-          if (r.redacting && f[3] !== null) {
-            const pathId = f[2] as number;
-            const value = f[3] as string;
-            if (secretPath.has(pathId) || r.secrets.inText(value) !== undefined) {
-              const p = pathById.get(pathId)!;
-              const red = r.field(p.path, fieldValueFromText(value, p.type));
-              f[3] = typeof red === "string" ? red : JSON.stringify(red);
-            }
-          }
-          fw.push(f);
+          if (r.redacting && mayHoldSecret(f[4] as string, f[5] as number)) f[4] = redactPacked(f[2] as string, f[4] as string);
+          fw.push(f.slice(0, 5), f[6] as number);
         }
         for (const f of classificationFindingsBetween(db, first, last)) {
           if (ids && !ids.has(f[2] as number)) continue;

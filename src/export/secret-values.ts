@@ -96,6 +96,15 @@ export class SecretValues {
     return this.forms.size;
   }
 
+  /**
+   * Whether every form is printable ASCII without a quote or a backslash: then a form inside a string value
+   * is found unchanged inside that value's JSON quoting (one search over a JSON array of values).
+   */
+  formsSurviveJson(): boolean {
+    for (const f of this.forms.keys()) if (!/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(f)) return false;
+    return true;
+  }
+
   /** Every credential value learned (not its forms). */
   values(): Set<string> {
     return new Set(this.forms.values());
