@@ -9,9 +9,9 @@ import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
 import type { ClassifiedField } from "../src/classify/types.js";
 import { decodeUpload } from "../src/decode/registry.js";
 import type { DecodedField } from "../src/decode/types.js";
-import { PACKAGE_ROOT } from "../src/paths.js";
+import { REAL_WORLD_SAMPLES } from "./helpers/real-world.js";
 
-const SAMPLES = join(PACKAGE_ROOT, "..", "shared", "data", "real-world", "samples");
+const SAMPLES = REAL_WORLD_SAMPLES;
 const haveSamples = existsSync(SAMPLES);
 const packs = loadRulePacks();
 

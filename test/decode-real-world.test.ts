@@ -12,9 +12,9 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "./helpers/cli.js";
 import { decodeUpload } from "../src/decode/registry.js";
 import type { DecodedEvent, FieldValue } from "../src/decode/types.js";
-import { PACKAGE_ROOT } from "../src/paths.js";
+import { REAL_WORLD_SAMPLES } from "./helpers/real-world.js";
 
-const SAMPLES = join(PACKAGE_ROOT, "..", "shared", "data", "real-world", "samples");
+const SAMPLES = REAL_WORLD_SAMPLES;
 const haveSamples = existsSync(SAMPLES);
 const read = (rel: string) => readFileSync(join(SAMPLES, rel), "utf8").replace(/^\uFEFF/, "");
 

@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { PACKAGE_ROOT } from "../src/paths.js";
+import { REAL_WORLD_SAMPLES } from "./helpers/real-world.js";
 import { runCli } from "./helpers/cli.js";
 
-const README = join(PACKAGE_ROOT, "..", "shared", "data", "real-world", "samples", "rathbun", "README.md");
+const README = join(REAL_WORLD_SAMPLES, "rathbun", "README.md");
 const dir = mkdtempSync(join(tmpdir(), "exhaust-ddv-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
