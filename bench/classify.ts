@@ -11,22 +11,12 @@ import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import type { DecodedEvent, DecodedField, FieldAnnotations, FieldValue } from "../src/decode/types.js";
 import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
+import { makeField } from "../test/helpers/decode.js";
 
 export type BenchMix = "realistic" | "unique" | "declared";
 
-function f(path: string, value: FieldValue, part: DecodedField["part"] = "C", annotations?: FieldAnnotations): DecodedField {
-  const type: DecodedField["type"] =
-    typeof value === "string"
-      ? "string"
-      : typeof value === "boolean"
-        ? "bool"
-        : typeof value === "number"
-          ? Number.isInteger(value)
-            ? "int64"
-            : "double"
-          : "array";
-  return annotations ? { path, part, value, type, annotations } : { path, part, value, type };
-}
+const f = (path: string, value: FieldValue, part: DecodedField["part"] = "C", annotations?: FieldAnnotations): DecodedField =>
+  makeField(path, value, annotations, part);
 
 const NAMES = [
   "Office.Word.FileOpen.UserInitiatedOpen",

@@ -4,31 +4,18 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CLASSIFIERS_DIR } from "../src/paths.js";
-import type { DecodedEvent, DecodedField, FieldAnnotations, FieldValue } from "../src/decode/types.js";
+import type { DecodedEvent, DecodedField, FieldValue } from "../src/decode/types.js";
 import { classifyEvent, classifyRequest, detectValue, eventGroup, loadRulePacks } from "../src/classify/engine.js";
 import type { ClassifiedField } from "../src/classify/types.js";
 import { FieldRuleSchema } from "../src/classify/schema.js";
 import { isSecretHeaderName, isSecretParam } from "../src/secrets.js";
 import type { RawHeaders } from "../src/types.js";
+import { makeField } from "./helpers/decode.js";
 
 const packs = loadRulePacks();
 
 let nextIndex = 0;
-function field(path: string, value: FieldValue, annotations?: FieldAnnotations, part: DecodedField["part"] = "C"): DecodedField {
-  const type: DecodedField["type"] =
-    typeof value === "string"
-      ? "string"
-      : typeof value === "boolean"
-        ? "bool"
-        : typeof value === "number"
-          ? Number.isInteger(value)
-            ? "int64"
-            : "double"
-          : Array.isArray(value)
-            ? "array"
-            : "null";
-  return annotations ? { path, part, value, type, annotations } : { path, part, value, type };
-}
+const field = makeField;
 function event(name: string, fields: DecodedField[]): DecodedEvent {
   return { index: nextIndex++, name, fields };
 }

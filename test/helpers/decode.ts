@@ -1,5 +1,13 @@
 /** Small helpers shared by the decoder tests. */
-import { DEFAULT_DECODE_LIMITS, DecodeError, type DecodeContext, type DecodedField, type DecodeLimits } from "../../src/decode/types.js";
+import {
+  DEFAULT_DECODE_LIMITS,
+  DecodeError,
+  type DecodeContext,
+  type DecodedField,
+  type DecodeLimits,
+  type FieldAnnotations,
+  type FieldValue,
+} from "../../src/decode/types.js";
 
 /** A DecodeContext as the pipeline builds it for a POST of `contentType` to `path`; default limits but for `limits`. */
 export function postContext(path: string, contentType: string, limits: Partial<DecodeLimits> = {}): DecodeContext {
@@ -37,4 +45,21 @@ export function decodeError(fn: () => unknown): DecodeError {
     throw e;
   }
   throw new Error("expected a DecodeError");
+}
+
+/** A decoded field as a decoder would hand it to the classifier, its type read off the value. */
+export function makeField(path: string, value: FieldValue, annotations?: FieldAnnotations, part: DecodedField["part"] = "C"): DecodedField {
+  const type: DecodedField["type"] =
+    typeof value === "string"
+      ? "string"
+      : typeof value === "boolean"
+        ? "bool"
+        : typeof value === "number"
+          ? Number.isInteger(value)
+            ? "int64"
+            : "double"
+          : Array.isArray(value)
+            ? "array"
+            : "null";
+  return annotations ? { path, part, value, type, annotations } : { path, part, value, type };
 }
