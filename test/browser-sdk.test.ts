@@ -9,7 +9,7 @@ import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
-import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { decodedFieldWithValue, eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const haveBrowser = existsSync(CHROMIUM);
@@ -112,15 +112,7 @@ describe("Application Insights web SDK in chromium, sinkhole mode", () => {
       expect(uploads.find((r) => r.method === "OPTIONS")).toMatchObject({ path: "/v2/track", response_status: 200 });
       const post = uploads.find((r) => r.method === "POST")!;
       expect(post).toMatchObject({ path: "/v2/track", response_status: 200 });
-      const field = await eventually(
-        () =>
-          p.db
-            .prepare(
-              "SELECT e.name, f.path, f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
-            )
-            .get(post.id) as { name: string; path: string } | undefined,
-        20_000,
-      );
+      const field = await decodedFieldWithValue(p.db, post.id, "Zephyr-4471");
       expect(field.path).toBe("data.baseData.properties.planted");
       // The answer satisfied the SDK: no retry of the batch, nothing in its own console log.
       await new Promise((r) => setTimeout(r, 1500));

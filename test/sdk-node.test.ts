@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runGuarded } from "./helpers/guarded-child.js";
-import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { decodedFieldWithValue, eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const IKEY = "0fdcec70-0ce5-4085-89d9-9ae8ead9af66";
 
@@ -46,15 +46,7 @@ describe("Application Insights Node.js SDK 2.x through the proxy (sinkhole)", ()
           { id: string; path: string; method: string; response_status: number } | undefined,
     );
     expect(x).toMatchObject({ method: "POST", path: "/v2.1/track", response_status: 200 });
-    const field = await eventually(
-      () =>
-        p.db
-          .prepare(
-            "SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
-          )
-          .get(x.id) as { name: string; path: string } | undefined,
-      20_000,
-    );
+    const field = await decodedFieldWithValue(p.db, x.id, "Zephyr-4471");
     expect(field.path).toBe("data.baseData.properties.planted");
     const n = p.db.prepare("SELECT COUNT(*) AS n FROM exchanges WHERE host = 'dc.services.visualstudio.com'").get() as { n: number };
     expect(n.n).toBe(1);

@@ -15,7 +15,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runGuarded } from "./helpers/guarded-child.js";
-import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { decodedFieldWithValue, eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 const IKEY = "5f2a9c1e-7b3d-4e8f-9a06-1c2d3e4f5a6b";
 const INGESTION = "westeurope-5.in.applicationinsights.azure.com";
@@ -109,15 +109,7 @@ describe("Application Insights Node.js SDK 3.x through the proxy (sinkhole), loo
           { id: string; path: string; method: string; response_status: number } | undefined,
     );
     expect(x).toMatchObject({ method: "POST", path: "/v2.1/track", response_status: 200 });
-    const field = await eventually(
-      () =>
-        p.db
-          .prepare(
-            "SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = 'Zephyr-4471'",
-          )
-          .get(x.id) as { name: string; path: string } | undefined,
-      20_000,
-    );
+    const field = await decodedFieldWithValue(p.db, x.id, "Zephyr-4471");
     expect(field.path).toBe("data.baseData.properties.planted");
     const name = p.db
       .prepare("SELECT f.value FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.path = 'data.baseData.name'")

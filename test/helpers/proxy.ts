@@ -110,3 +110,14 @@ export async function eventually<T>(check: () => T | undefined | false | null, m
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** The decoded field of exchange `exchangeId` holding `value`, once the processing thread has stored it. */
+export function decodedFieldWithValue(db: Db, exchangeId: string, value: string): Promise<{ name: string; path: string }> {
+  return eventually(
+    () =>
+      db
+        .prepare("SELECT e.name, f.path FROM events e JOIN fields f ON f.event_id = e.id WHERE e.exchange_id = ? AND f.value = ?")
+        .get(exchangeId, value) as { name: string; path: string } | undefined,
+    20_000,
+  );
+}
