@@ -11,6 +11,12 @@ import { globPattern } from "./glob.js";
 import { CLASSIFIERS_DIR } from "./paths.js";
 
 export const SECRETS_FILE = join(CLASSIFIERS_DIR, "secrets.yaml");
+/**
+ * A credential's value counts (is followed into bodies, marks a URL field secret) from this many
+ * characters: shorter ones (`code=1`) would redact ordinary text. detector.url-secret-query's
+ * minValueLength in classifiers/detectors/secrets.yaml says the same (a test keeps them equal).
+ */
+export const MIN_SECRET_VALUE_LENGTH = 8;
 
 export type SecretPlace = "header" | "query" | "json";
 

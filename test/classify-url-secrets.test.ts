@@ -11,7 +11,9 @@ import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
 import type { DecodedEvent, DecodedField } from "../src/decode/types.js";
 import { createRedactor, REDACTED_PREFIX } from "../src/export/redaction.js";
 import { secretDetectorIds } from "../src/export/learn-secrets.js";
-import { secretQueryValues } from "../src/secrets.js";
+import { MIN_SECRET_VALUE_LENGTH, secretQueryValues } from "../src/secrets.js";
+import { parse as parseYaml } from "yaml";
+import { CLASSIFIERS_DIR } from "../src/paths.js";
 import { openDatabase } from "../src/store/database.js";
 import { fieldValuesByRule, fieldValuesByRuleSince } from "../src/store/export-queries.js";
 import { SecretView } from "../src/web/secret-view.js";
@@ -72,6 +74,14 @@ describe("a credential in a URL's query marks the field secret", () => {
     expect(c.personal).toBe("direct-identifier");
     expect(c.reasons).toEqual(expect.arrayContaining(["detector.url-personal-query", "detector.url-secret-query"]));
   });
+});
+
+it("the detector and the exports count a credential from the same length", () => {
+  const pack = parseYaml(readFileSync(join(CLASSIFIERS_DIR, "detectors", "secrets.yaml"), "utf8")) as {
+    detectors: Array<{ id: string; match: { type: string; minValueLength?: number } }>;
+  };
+  const detector = pack.detectors.find((d) => d.match.type === "url-secret-query");
+  expect(detector?.match.minValueLength).toBe(MIN_SECRET_VALUE_LENGTH);
 });
 
 describe("exports redact such a field like any other credential", () => {

@@ -7,11 +7,18 @@
  * export writes.
  */
 import { decodeContentEncoding, effectiveContentEncoding } from "../decode/content-encoding.js";
-import { isSecretHeaderName, isSecretJsonKey, isSecretParam, mayHoldSecretJsonKey, secretQueryValues } from "../secrets.js";
+import {
+  isSecretHeaderName,
+  isSecretJsonKey,
+  isSecretParam,
+  mayHoldSecretJsonKey,
+  MIN_SECRET_VALUE_LENGTH,
+  secretQueryValues,
+} from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 
 /** The whole value (or the token after its scheme) counts from this many characters. */
-const MIN_WHOLE = 8;
+const MIN_WHOLE = MIN_SECRET_VALUE_LENGTH;
 /** A piece of a value (a cookie's GUID, a ticket's t=...) counts from this many characters. */
 const MIN_PIECE = 16;
 /** Bodies searched after content decoding, at most this large. */
