@@ -9,7 +9,7 @@
 import type { UploadFacts } from "../decode/upload-facts.js";
 import type { CATEGORIES, GROUPS, PERSONAL_KINDS } from "./schema.js";
 
-/** The DPIA's three categories (shared/docs/classification.md). */
+/** The DPIA's three categories (docs/categories.md). */
 export type Category = (typeof CATEGORIES)[number];
 
 /** What kind of personal data a value is, strongest first; `none` = not personal data by itself. */

@@ -2,7 +2,7 @@
  * Canary tokens: unique strings a tester plants in documents, file names, mail subjects and typed
  * text, and the search for them in every form a client might send them in. Known-value search is
  * the reliable leak test (The Markup's Blacklight searches planted values in plain, base64, MD5
- * and SHA forms; shared/docs/classification.md).
+ * and SHA forms; docs/categories.md).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { escapeRegExp } from "../glob.js";
