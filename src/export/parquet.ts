@@ -73,11 +73,12 @@ const ROW_GROUP_SIZE = 122_880;
 const CHUNK_ROWS = 2048;
 export const DEFAULT_LAB = "default";
 /**
- * DuckDB's allocator (jemalloc, inside libduckdb) keeps freed pages per arena until later
- * allocations in the same arena age them out, and each query of the export may run on another of
- * libuv's threads, hence arena: background threads return them on time, and a release of more than
- * 16 MB at once (a part's temp table, a COPY's row groups) purges every arena at once. This is
- * about 60 MB of the export's peak RSS (docs/benchmarks.md).
+ * DuckDB's allocator (jemalloc, inside libduckdb) keeps freed pages in the arena that freed them
+ * until later allocations there age them out, and the export's queries run on several of libuv's
+ * threads, so several arenas each kept a COPY's worth. Background threads return them on time; a
+ * release of more than 16 MB at once (a part's temp table dropped) purges every arena, and a task
+ * that peaked above 16 MB flushes its thread's cache. About 50 MB of the export's peak RSS
+ * (docs/benchmarks.md, 2026-12-03).
  */
 const EXPORT_ALLOCATOR = {
   allocator_background_threads: "true",
