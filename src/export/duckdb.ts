@@ -13,7 +13,14 @@ export interface Duck {
   close(): void;
 }
 
-export async function openDuck(options: { memoryLimit?: string; threads?: number } = {}): Promise<Duck> {
+export interface DuckOptions {
+  memoryLimit?: string;
+  threads?: number;
+  /** Further DuckDB settings (name → value) given when the instance is made. */
+  settings?: Record<string, string>;
+}
+
+export async function openDuck(options: DuckOptions = {}): Promise<Duck> {
   // Where DuckDB spills when a sort or a temp table outgrows its memory limit: private, removed on close.
   const spill = mkdtempSync(join(tmpdir(), "exhaust-duckdb-"));
   const instance = await DuckDBInstance.create(":memory:", {
@@ -23,6 +30,7 @@ export async function openDuck(options: { memoryLimit?: string; threads?: number
     allow_community_extensions: "false",
     ...(options.memoryLimit ? { memory_limit: options.memoryLimit } : {}),
     ...(options.threads ? { threads: String(options.threads) } : {}),
+    ...options.settings,
   });
   const conn = await instance.connect();
   await conn.run("SET TimeZone = 'UTC'");

@@ -24,137 +24,155 @@ export interface ColumnDef {
   doc: string;
 }
 
-const c = (name: string, kind: ColumnKind, doc: string): ColumnDef => ({ name, kind, doc });
+/**
+ * One table's columns, one a line: name, kind (ColumnKind) and what it holds, separated by spaces.
+ * The tables are data; this reads them.
+ */
+function columns(table: string, spec: string): ColumnDef[] {
+  return spec
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const m = /^\s*([a-z_0-9]+)\s+(i64|i32|f64|bool|str|ts|blob)\s+(.+)$/.exec(line);
+      if (!m) throw new Error(`parquet-schema: table ${table}: not a column line: ${line}`);
+      return { name: m[1], kind: m[2] as ColumnKind, doc: m[3].trim() };
+    });
+}
 
-export const PARQUET_TABLES = {
-  sessions: [
-    c("session_id", "i64", "the session's id in its SQLite database"),
-    c("name", "str", "session name (also the `session` partition)"),
-    c("started_at", "ts", "capture start"),
-    c("ended_at", "ts", "capture end; NULL while the proxy runs"),
-    c("tool_version", "str", "exhaust version that captured"),
-    c("ca_fingerprint", "str", "SHA-256 of the CA that signed the leaves"),
-    c("options_json", "str", "proxy options in force (no secrets), JSON"),
-    c("incomplete", "str", "why the session is known to be incomplete (unfinished import); NULL when whole"),
-    c("exported_at", "ts", "when this row was written (the row is rewritten by each export)"),
-  ],
-  connections: [
-    c("id", "str", "connection id"),
-    c("client_address", "str", "client IP"),
-    c("client_port", "i32", "client port"),
-    c("host", "str", "CONNECT target host"),
-    c("port", "i32", "CONNECT target port"),
-    c("sni", "str", "TLS server name the client sent"),
-    c("outcome", "str", "intercepted | tunnelled | plain-http | client-rejected-certificate | tls-failed | upstream-failed | denied | ..."),
-    c("upstream", "str", "where the bytes went when --map-host/--upstream changed it"),
-    c("bytes_from_client", "i64", "bytes the client sent"),
-    c("bytes_to_client", "i64", "bytes sent to the client"),
-    c("exchanges", "i32", "HTTP exchanges on the connection"),
-    c("started_at", "ts", "connection start"),
-    c("ended_at", "ts", "connection end"),
-    c("error", "str", "why it failed, when it did"),
-  ],
-  exchanges: [
-    c("id", "str", "exchange id"),
-    c("seq", "i64", "order of capture within the session (the hash chain order)"),
-    c("connection_id", "str", "connections.id"),
-    c("scheme", "str", "https | http"),
-    c("method", "str", "HTTP method"),
-    c("host", "str", "host"),
-    c("port", "i32", "port"),
-    c("path", "str", "path and query (credential parameters redacted)"),
-    c("http_version", "str", "HTTP version"),
-    c("request_headers", "str", "JSON [[name, value], ...] in wire order (credentials redacted)"),
-    c("request_body_sha256", "str", "SHA-256 of the stored request body (blobs.sha256)"),
-    c("request_body_size", "i64", "bytes the client sent"),
-    c("request_body_truncated", "bool", "the stored body was cut at --max-body"),
-    c("request_complete", "bool", "the request body arrived whole"),
-    c("mode", "str", "forward | sinkhole | block"),
-    c("endpoint_id", "str", "classifiers/endpoints.yaml entry"),
-    c("response_status", "i32", "HTTP status"),
-    c("response_headers", "str", "JSON pairs (credentials redacted)"),
-    c("response_body_sha256", "str", "SHA-256 of the stored response body"),
-    c("response_body_size", "i64", "response body bytes"),
-    c("response_source", "str", "upstream | exhaust"),
-    c("outcome", "str", "ok | sinkholed | blocked | upstream-* | client-aborted"),
-    c("error_code", "str", "EXH_* code"),
-    c("error_message", "str", "error text"),
-    c("decoder", "str", "decoder@version that produced the events"),
-    c("content_encoding", "str", "encodings undone, e.g. deflate(raw)"),
-    c("started_at", "ts", "request start"),
-    c("ended_at", "ts", "exchange end"),
-    c("hash", "str", "hash-chain value of the exchange"),
-  ],
-  events: [
-    c("id", "i64", "event id in its SQLite database (what `exhaust show` takes)"),
-    c("exchange_id", "str", "exchanges.id"),
-    c("idx", "i32", "position in the upload"),
-    c("format", "str", "decoder id"),
-    c("name", "str", "event name"),
-    c("time", "ts", "event time as the wire gives it, parsed; NULL when absent or not a time"),
-    c("time_text", "str", "event time as the wire gives it"),
-    c("ikey", "str", "instrumentation key / tenant token"),
-    c("field_count", "i32", "decoded fields"),
-    c("ms_group", "str", "required | optional | essential | connected-experience | unknown"),
-    c("group_rule", "str", "rule that set ms_group"),
-    c("category", "str", "DPIA category of the event as a whole"),
-    c("catalog_category", "str", "Microsoft's category (office-events.tsv)"),
-    c("subtype", "str", "event subtype"),
-    c("content_fields", "i32", "fields classified content"),
-    c("personal_fields", "i32", "fields whose personal kind is not none"),
-  ],
-  fields: [
-    c("event_id", "i64", "events.id"),
-    c("idx", "i32", "position in the event"),
-    c("part", "str", "envelope | A | B | C | body"),
-    c("path", "str", "field path"),
-    c("value", "str", "strings as they are, other types as JSON; credentials replaced by hmac-sha256:<hex>"),
-    c("type", "str", "wire type name"),
-    c("pii_kind", "i32", "PIIKind declared on the wire"),
-    c("customer_content", "bool", "customer content declared on the wire"),
-    c("wire_type", "i32", "wire type code"),
-    c("scrub_type", "i32", "scrub type declared on the wire"),
-    c("category", "str", "content | functional | diagnostic; NULL = not classified"),
-    c("personal", "str", "direct-identifier | pseudonymous-id | network-identifier | none"),
-    c("rule", "str", "the winning rule id"),
-    c("reasons", "str", "JSON array of every rule that fired; NULL when only the winning rule did"),
-    c("confidence", "f64", "classification confidence"),
-  ],
-  findings: [
-    c("kind", "str", "decode | classification"),
-    c("exchange_id", "str", "exchanges.id"),
-    c("event_id", "i64", "events.id (classification findings; decode findings when tied to an event)"),
-    c("idx", "i32", "position among the exchange's (decode) or event's (classification) findings"),
-    c("code", "str", "dotted code, e.g. bond.truncated, declared.untagged-pii"),
-    c("severity", "str", "decode findings: severity"),
-    c("message", "str", "what was found"),
-    c("field_path", "str", "classification findings: the field"),
-    c("rule", "str", "classification findings: the rule"),
-    c("byte_offset", "i64", "decode findings: offset in the body"),
-    c("byte_length", "i64", "decode findings: length"),
-  ],
-  verdicts: [
-    c("id", "i64", "verdict id in its SQLite database"),
-    c("profile", "str", "verification profile"),
-    c("status", "str", "pass | fail | warn | inconclusive"),
-    c("created_at", "ts", "when `exhaust verify` ran"),
-    c("report_json", "str", "the whole VerdictReport, JSON (credentials redacted)"),
-  ],
-  verdict_items: [
-    c("verdict_id", "i64", "verdicts.id"),
-    c("idx", "i32", "position in the report"),
-    c("rule_id", "str", "the profile rule's id"),
-    c("kind", "str", "rule kind"),
-    c("setting", "str", "the setting the rule checks"),
-    c("status", "str", "pass | fail | warn"),
-    c("count", "i64", "items that violated (fail) or need review (warn)"),
-    c("checked", "i64", "items the rule looked at"),
-    c("description", "str", "what the rule checks"),
-  ],
-  blobs: [c("sha256", "str", "SHA-256 of the bytes"), c("size", "i64", "bytes"), c("data", "blob", "the body exactly as stored")],
-} as const satisfies Record<string, readonly ColumnDef[]>;
+const TABLE_SPECS = {
+  sessions: `
+    session_id      i64   the session's id in its SQLite database
+    name            str   session name (also the \`session\` partition)
+    started_at      ts    capture start
+    ended_at        ts    capture end; NULL while the proxy runs
+    tool_version    str   exhaust version that captured
+    ca_fingerprint  str   SHA-256 of the CA that signed the leaves
+    options_json    str   proxy options in force (no secrets), JSON
+    incomplete      str   why the session is known to be incomplete (unfinished import); NULL when whole
+    exported_at     ts    when this row was written (the row is rewritten by each export)`,
+  connections: `
+    id                 str   connection id
+    client_address     str   client IP
+    client_port        i32   client port
+    host               str   CONNECT target host
+    port               i32   CONNECT target port
+    sni                str   TLS server name the client sent
+    outcome            str   intercepted | tunnelled | plain-http | client-rejected-certificate | tls-failed | upstream-failed | denied | ...
+    upstream           str   where the bytes went when --map-host/--upstream changed it
+    bytes_from_client  i64   bytes the client sent
+    bytes_to_client    i64   bytes sent to the client
+    exchanges          i32   HTTP exchanges on the connection
+    started_at         ts    connection start
+    ended_at           ts    connection end
+    error              str   why it failed, when it did`,
+  exchanges: `
+    id                      str   exchange id
+    seq                     i64   order of capture within the session (the hash chain order)
+    connection_id           str   connections.id
+    scheme                  str   https | http
+    method                  str   HTTP method
+    host                    str   host
+    port                    i32   port
+    path                    str   path and query (credential parameters redacted)
+    http_version            str   HTTP version
+    request_headers         str   JSON [[name, value], ...] in wire order (credentials redacted)
+    request_body_sha256     str   SHA-256 of the stored request body (blobs.sha256)
+    request_body_size       i64   bytes the client sent
+    request_body_truncated  bool  the stored body was cut at --max-body
+    request_complete        bool  the request body arrived whole
+    mode                    str   forward | sinkhole | block
+    endpoint_id             str   classifiers/endpoints.yaml entry
+    response_status         i32   HTTP status
+    response_headers        str   JSON pairs (credentials redacted)
+    response_body_sha256    str   SHA-256 of the stored response body
+    response_body_size      i64   response body bytes
+    response_source         str   upstream | exhaust
+    outcome                 str   ok | sinkholed | blocked | upstream-* | client-aborted
+    error_code              str   EXH_* code
+    error_message           str   error text
+    decoder                 str   decoder@version that produced the events
+    content_encoding        str   encodings undone, e.g. deflate(raw)
+    started_at              ts    request start
+    ended_at                ts    exchange end
+    hash                    str   hash-chain value of the exchange`,
+  events: `
+    id                i64   event id in its SQLite database (what \`exhaust show\` takes)
+    exchange_id       str   exchanges.id
+    idx               i32   position in the upload
+    format            str   decoder id
+    name              str   event name
+    time              ts    event time as the wire gives it, parsed; NULL when absent or not a time
+    time_text         str   event time as the wire gives it
+    ikey              str   instrumentation key / tenant token
+    field_count       i32   decoded fields
+    ms_group          str   required | optional | essential | connected-experience | unknown
+    group_rule        str   rule that set ms_group
+    category          str   DPIA category of the event as a whole
+    catalog_category  str   Microsoft's category (office-events.tsv)
+    subtype           str   event subtype
+    content_fields    i32   fields classified content
+    personal_fields   i32   fields whose personal kind is not none`,
+  fields: `
+    event_id          i64   events.id
+    idx               i32   position in the event
+    part              str   envelope | A | B | C | body
+    path              str   field path
+    value             str   strings as they are, other types as JSON; credentials replaced by hmac-sha256:<hex>
+    type              str   wire type name
+    pii_kind          i32   PIIKind declared on the wire
+    customer_content  bool  customer content declared on the wire
+    wire_type         i32   wire type code
+    scrub_type        i32   scrub type declared on the wire
+    category          str   content | functional | diagnostic; NULL = not classified
+    personal          str   direct-identifier | pseudonymous-id | network-identifier | none
+    rule              str   the winning rule id
+    reasons           str   JSON array of every rule that fired; NULL when only the winning rule did
+    confidence        f64   classification confidence`,
+  findings: `
+    kind         str   decode | classification
+    exchange_id  str   exchanges.id
+    event_id     i64   events.id (classification findings; decode findings when tied to an event)
+    idx          i32   position among the exchange's (decode) or event's (classification) findings
+    code         str   dotted code, e.g. bond.truncated, declared.untagged-pii
+    severity     str   decode findings: severity
+    message      str   what was found
+    field_path   str   classification findings: the field
+    rule         str   classification findings: the rule
+    byte_offset  i64   decode findings: offset in the body
+    byte_length  i64   decode findings: length`,
+  verdicts: `
+    id           i64   verdict id in its SQLite database
+    profile      str   verification profile
+    status       str   pass | fail | warn | inconclusive
+    created_at   ts    when \`exhaust verify\` ran
+    report_json  str   the whole VerdictReport, JSON (credentials redacted)`,
+  verdict_items: `
+    verdict_id   i64   verdicts.id
+    idx          i32   position in the report
+    rule_id      str   the profile rule's id
+    kind         str   rule kind
+    setting      str   the setting the rule checks
+    status       str   pass | fail | warn
+    count        i64   items that violated (fail) or need review (warn)
+    checked      i64   items the rule looked at
+    description  str   what the rule checks`,
+  blobs: `
+    sha256  str   SHA-256 of the bytes
+    size    i64   bytes
+    data    blob  the body exactly as stored`,
+};
 
-export type ParquetTable = keyof typeof PARQUET_TABLES;
+export type ParquetTable = keyof typeof TABLE_SPECS;
+
+function readTables(): Record<ParquetTable, readonly ColumnDef[]> {
+  const tables = {} as Record<ParquetTable, readonly ColumnDef[]>;
+  for (const table of Object.keys(TABLE_SPECS) as ParquetTable[]) tables[table] = columns(table, TABLE_SPECS[table]);
+  return tables;
+}
+
+/** Every table's columns in file order. */
+export const PARQUET_TABLES: Readonly<Record<ParquetTable, readonly ColumnDef[]>> = readTables();
+
 export const TABLE_NAMES = Object.keys(PARQUET_TABLES) as ParquetTable[];
 
 const DUCK: Record<ColumnKind, string> = {

@@ -62,13 +62,29 @@ import type { Redactor } from "./redaction.js";
 
 /** Rows per part file (fields: the bulk); row groups inside are ROW_GROUP_SIZE rows. */
 const FLUSH_ROWS = 1_000_000;
-/** Events are wide rows (names, keys, groups): a part every EVENT_FLUSH_ROWS keeps DuckDB's temp table small. */
-const EVENT_FLUSH_ROWS = 250_000;
+/**
+ * Events are wide rows (names, keys, groups) and their temp table lives while every fields part of
+ * the same events is written: a part every EVENT_FLUSH_ROWS keeps it to about 30 MB.
+ */
+const EVENT_FLUSH_ROWS = 100_000;
 /** Field rows per part: DuckDB holds a part's joined rows while it writes them in order. */
 const FIELD_FLUSH_ROWS = 500_000;
 const ROW_GROUP_SIZE = 122_880;
 const CHUNK_ROWS = 2048;
 export const DEFAULT_LAB = "default";
+/**
+ * DuckDB's allocator (jemalloc, inside libduckdb) keeps freed pages in the arena that freed them
+ * until later allocations there age them out, and the export's queries run on several of libuv's
+ * threads, so several arenas each kept a COPY's worth. Background threads return them on time; a
+ * release of more than 16 MB at once (a part's temp table dropped) purges every arena, and a task
+ * that peaked above 16 MB flushes its thread's cache. About 50 MB of the export's peak RSS
+ * (docs/benchmarks.md, 2026-12-03).
+ */
+const EXPORT_ALLOCATOR = {
+  allocator_background_threads: "true",
+  allocator_bulk_deallocation_flush_threshold: "16MB",
+  allocator_flush_threshold: "16MB",
+};
 
 /** What the manifest keeps per exported session. */
 export interface SessionWatermark {
@@ -193,7 +209,7 @@ class PartWriter {
   }
 
   static forSchema(conn: DuckDBConnection, table: ParquetTable, dir: string, files: FileTracker, textTime: string[] = []): PartWriter {
-    const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
+    const cols = PARQUET_TABLES[table];
     const temp = `tmp_${table}`;
     const tempColumns = cols.map((c): [string, DuckDBType] => [c.name, textTime.includes(c.name) ? VARCHAR : TEMP_TYPE[c.kind]]);
     return new PartWriter(
@@ -238,7 +254,7 @@ class PartWriter {
     this.buffers = this.tempColumns.map(() => []);
   }
 
-  /** Copies what the temp table holds to a new part file and empties it. */
+  /** Copies what the temp table holds to a new part file and starts a new, empty one. */
   async flush(): Promise<void> {
     this.appendChunk();
     if (this.inTable === 0) return;
@@ -253,9 +269,9 @@ class PartWriter {
     } catch (e) {
       throw exhaustError("EXH_DATASET_INVALID", { dir: this.dir, reason: `writing a Parquet file failed: ${duckReason(e)}` }, e);
     }
-    await this.conn.run(`DELETE FROM ${this.temp}`);
+    // A new table, not DELETE: deleted rows of an in-memory table keep their row groups' memory.
     this.inTable = 0;
-    this.appender = await this.conn.createAppender(this.temp);
+    await this.open();
   }
 }
 
@@ -314,7 +330,7 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
   if (!existsSync(manifestFile)) saveManifest();
   const database = resolve(opts.database);
   const r = opts.redactor;
-  const duck = await openDuck({ memoryLimit: "160MB", threads: 1 });
+  const duck = await openDuck({ memoryLimit: "160MB", threads: 1, settings: EXPORT_ALLOCATOR });
   const files = new FileTracker();
   const total: Record<string, number> = {};
   const summary: ParquetExportSummary = {
