@@ -36,7 +36,7 @@ async function exportBench(say: (m: string) => void): Promise<object> {
       maxBuffer: 1 << 20,
     });
     if (r.status !== 0) throw new Error(`parquet export child failed (${r.status})`);
-    const m = JSON.parse(r.stdout) as { ms: number; rows: Record<string, number>; maxRssKb: number; bytes: number };
+    const m = JSON.parse(r.stdout) as { ms: number; cpuMs: number; rows: Record<string, number>; maxRssKb: number; bytes: number };
     return {
       database: file,
       databaseBuildSeconds: buildSeconds,
@@ -44,6 +44,10 @@ async function exportBench(say: (m: string) => void): Promise<object> {
       fieldRows: m.rows.fields,
       events: m.rows.events,
       fieldRowsPerSec: Math.round(m.rows.fields / (m.ms / 1000)),
+      cpuSeconds: round(m.cpuMs / 1000, 1),
+      // What the export costs whatever the neighbours do (all its threads counted).
+      fieldRowsPerCpuSecond: Math.round(m.rows.fields / (m.cpuMs / 1000)),
+      cpuShareOfWall: round(m.cpuMs / m.ms, 2),
       peakRssMb: Math.round(m.maxRssKb / 1024),
       datasetMb: Math.round(m.bytes / 1e6),
       targets: { fieldRowsPerSec: 500_000, peakRssMb: 500 },
