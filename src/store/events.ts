@@ -1,4 +1,5 @@
 import type { Db } from "./database.js";
+import { Conditions } from "./conditions.js";
 
 export interface EventFilter {
   sessionId?: number;
@@ -60,40 +61,23 @@ function eventConditions(
   f: Omit<EventFilter, "limit" | "offset" | "search">,
   options: { nameIndex?: boolean; hostWalk?: boolean } = {},
 ): { where: string[]; params: Record<string, unknown> } {
-  const where: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (f.sessionId !== undefined) {
-    where.push("ev.session_id = @session");
-    params.session = f.sessionId;
-  }
-  if (f.nameGlob !== undefined) {
-    // `+` keeps SQLite off the name index: for a common name, walking ids is faster than sorting them.
-    where.push(options.nameIndex === false ? "+ev.name GLOB @glob" : "ev.name GLOB @glob");
-    params.glob = f.nameGlob;
-  }
-  if (f.category !== undefined) {
-    where.push("ev.category = @category");
-    params.category = f.category;
-  }
-  if (f.group !== undefined) {
-    where.push("ev.ms_group = @group");
-    params.group = f.group;
-  }
-  if (f.personal) where.push("ev.personal_fields > 0");
-  if (f.host !== undefined) {
-    // A common host: check each event's exchange while walking ids. A rare one: its exchanges first.
-    where.push(
-      options.hostWalk
-        ? "(SELECT hx.host FROM exchanges hx WHERE hx.id = ev.exchange_id) = @host"
-        : `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
-    );
-    params.host = f.host;
-  }
-  if (f.afterId !== undefined) {
-    where.push("ev.id > @after");
-    params.after = f.afterId;
-  }
-  return { where, params };
+  const c = new Conditions();
+  c.when(f.sessionId, "session", "ev.session_id = @session");
+  // `+` keeps SQLite off the name index: for a common name, walking ids is faster than sorting them.
+  c.when(f.nameGlob, "glob", options.nameIndex === false ? "+ev.name GLOB @glob" : "ev.name GLOB @glob");
+  c.when(f.category, "category", "ev.category = @category");
+  c.when(f.group, "group", "ev.ms_group = @group");
+  if (f.personal) c.where.push("ev.personal_fields > 0");
+  // A common host: check each event's exchange while walking ids. A rare one: its exchanges first.
+  c.when(
+    f.host,
+    "host",
+    options.hostWalk
+      ? "(SELECT hx.host FROM exchanges hx WHERE hx.id = ev.exchange_id) = @host"
+      : `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
+  );
+  c.when(f.afterId, "after", "ev.id > @after");
+  return c;
 }
 
 /** `%text%` for LIKE with the wildcards in the text escaped. */

@@ -122,6 +122,12 @@ interface Burst {
   failures: number;
 }
 
+/** A thrown error's own stable code (EXH_…), else EXH_ADDON_FAILED. */
+function failureCode(e: unknown): string {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED";
+}
+
 /** Runs the hooks of an ordered addon list, isolating failures. */
 export class AddonChain {
   private readonly bursts = new Map<string, Burst>();
@@ -168,10 +174,9 @@ export class AddonChain {
       } catch (e) {
         this.failed(addon, hook, arg, e);
         if ((addon.required as readonly string[] | undefined)?.includes(hook)) {
-          const code = (e as { code?: unknown })?.code;
           return {
             addon: addon.name,
-            code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+            code: failureCode(e),
             message: (e as Error)?.message ?? String(e),
           };
         }
@@ -182,27 +187,25 @@ export class AddonChain {
 
   /** The first refusal of a client; an addon that throws here refuses it (fail closed: 403). */
   admit(req: ClientRequest): 403 | 407 | undefined {
-    for (const addon of this.addons) {
-      if (!addon.admit) continue;
-      try {
-        const refused = addon.admit(req);
-        if (refused) return refused;
-      } catch (e) {
-        this.failed(addon, "admit", req, e);
-        return 403;
-      }
-    }
-    return undefined;
+    return this.firstAnswer<ClientRequest, 403 | 407>("admit", req, 403);
   }
 
+  /** The first local answer to an exchange; an addon that throws here is passed over. */
   respond(x: Exchange): LocalResponse | undefined {
+    return this.firstAnswer<Exchange, LocalResponse>("respond", x, undefined);
+  }
+
+  /** The first answer of a hook in chain order; an addon that throws answers `onThrow` (when given). */
+  private firstAnswer<A, R>(hook: "admit" | "respond", arg: A, onThrow: R | undefined): R | undefined {
     for (const addon of this.addons) {
-      if (!addon.respond) continue;
+      const fn = addon[hook] as ((a: A) => R | undefined) | undefined;
+      if (!fn) continue;
       try {
-        const answer = addon.respond(x);
+        const answer = fn.call(addon, arg);
         if (answer) return answer;
       } catch (e) {
-        this.failed(addon, "respond", x, e);
+        this.failed(addon, hook, arg, e);
+        if (onThrow !== undefined) return onThrow;
       }
     }
     return undefined;
@@ -235,10 +238,9 @@ export class AddonChain {
     } else {
       this.bursts.set(key, { since: now, loggedAt: now, failures: 1 });
     }
-    const code = (e as { code?: unknown })?.code;
     this.log.error(
       {
-        code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+        code: failureCode(e),
         addon: addon.name,
         hook,
         exchange: id,
