@@ -3,27 +3,17 @@
  * UI's credential view) and one exchange in detail for the web UI. Headers leave as [name, value]
  * pairs, stored JSON parsed.
  */
-import type { RawHeaders } from "../types.js";
+import type { ExchangeRequestFacts, RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
 import { parsePairs } from "./headers.js";
 
 /** An exchange row as stored, headers parsed: what an export carries and the chain is computed over. */
-export interface ExchangeRecord {
-  id: string;
+export interface ExchangeRecord extends ExchangeRequestFacts {
   session: string;
   seq: number;
   connectionId: string | null;
   scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  requestHeaders: RawHeaders;
   requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: boolean;
-  requestComplete: boolean;
   mode: string;
   endpointId: string | null;
   upstream: string | null;

@@ -1,4 +1,4 @@
-/** Field rows across events: the web UI's field list ("every content field"). */
+/** Field rows across events: the web UI's field list ("every content field") and the CSV export's rows. */
 import type { Db } from "./database.js";
 
 export interface FieldFilter {
@@ -11,18 +11,22 @@ export interface FieldFilter {
   limit: number;
 }
 
-export interface FieldListRow {
-  eventId: number;
-  idx: number;
-  eventName: string;
-  host: string;
-  part: string;
+/** What every field row carries: the field and its classification. */
+export interface FieldColumns {
   path: string;
   value: string | null;
   type: string;
   category: string | null;
   personal: string | null;
   rule: string | null;
+}
+
+export interface FieldListRow extends FieldColumns {
+  eventId: number;
+  idx: number;
+  eventName: string;
+  host: string;
+  part: string;
   reasons: string | null;
 }
 
@@ -61,4 +65,30 @@ export function listFieldsPage(db: Db, f: FieldFilter): FieldListRow[] {
         ORDER BY fv.event_id, fv.idx LIMIT @limit`,
     )
     .all(params) as FieldListRow[];
+}
+
+/** One row per decoded field of a session, in event then field order (the CSV export). */
+export interface FieldExportRow extends FieldColumns {
+  session: string;
+  exchange: string;
+  event: number;
+  name: string;
+}
+
+export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): Generator<FieldExportRow> {
+  const ids = db.prepare("SELECT id FROM events WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?").pluck();
+  const fields = db.prepare(
+    `SELECT s.name AS session, e.exchange_id AS exchange, e.id AS event, e.name, f.path, f.value, f.type, f.category,
+            f.personal, f.rule
+       FROM events e JOIN sessions s ON s.id = e.session_id JOIN fields f ON f.event_id = e.id
+      WHERE e.session_id = ? AND e.id BETWEEN ? AND ?
+      ORDER BY e.id, f.idx`,
+  );
+  let after = 0;
+  for (;;) {
+    const page = ids.all(sessionId, after, pageSize) as number[];
+    if (page.length === 0) return;
+    yield* fields.all(sessionId, page[0], page[page.length - 1]) as FieldExportRow[];
+    after = page[page.length - 1];
+  }
 }
