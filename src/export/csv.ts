@@ -3,8 +3,7 @@ import type { Db } from "../store/database.js";
 import { fieldRowsOfSession, type FieldExportRow } from "../store/fields.js";
 import type { EventDetail } from "../store/events.js";
 import type { Redactor } from "./redaction.js";
-import type { ExportFormat } from "./export-format.js";
-import { writePrivateFile } from "./private-files.js";
+import { linesFormat } from "./export-format.js";
 
 export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;
 
@@ -57,12 +56,4 @@ export function* eventCsvRecords(ev: EventDetail, redactor?: Redactor): Generato
 }
 
 /** `--format csv`: one record per decoded field. */
-export const csvFormat: ExportFormat = {
-  name: "csv",
-  out: () => "file",
-  async write(ctx) {
-    const ids = ctx.sessions.map((s) => s.id);
-    writePrivateFile(ctx.out, sessionCsvLines(ctx.db, ids, ctx.learnedRedactor()), ctx.overwrite);
-    return {};
-  },
-};
+export const csvFormat = linesFormat("csv", sessionCsvLines);

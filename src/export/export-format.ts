@@ -6,6 +6,7 @@
  */
 import type { Db } from "../store/database.js";
 import type { SessionRecord } from "../store/sessions.js";
+import { writePrivateFile } from "./private-files.js";
 import type { Redactor } from "./redaction.js";
 
 /**
@@ -56,4 +57,20 @@ export interface ExportFormat {
   write(ctx: ExportContext): Promise<Record<string, unknown>>;
   /** Where the items left out are listed, for the human line (default: the output). */
   omittedListedIn?: string;
+}
+
+/** A format that is one file of text, written from the sessions' ids by a redactor that learned their credentials. */
+export function linesFormat(
+  name: string,
+  lines: (db: Db, sessionIds: readonly number[], redactor: Redactor) => Iterable<string>,
+): ExportFormat {
+  return {
+    name,
+    out: () => "file",
+    async write(ctx) {
+      const ids = ctx.sessions.map((s) => s.id);
+      writePrivateFile(ctx.out, lines(ctx.db, ids, ctx.learnedRedactor()), ctx.overwrite);
+      return {};
+    },
+  };
 }

@@ -9,8 +9,7 @@ import { eventIdsOfSession } from "../store/export-queries.js";
 import { getEvent, type EventDetail } from "../store/events.js";
 import type { EventJson } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
-import type { ExportFormat } from "./export-format.js";
-import { writePrivateFile } from "./private-files.js";
+import { linesFormat } from "./export-format.js";
 
 /** The event's JSON; with a redactor, credential field values are replaced (and any credential in the rest). */
 export function eventJson(ev: EventDetail, redactor?: Redactor): EventJson {
@@ -49,12 +48,4 @@ export function* sessionEventLines(db: Db, sessionIds: readonly number[], redact
 }
 
 /** `--format jsonl`: one line per event. */
-export const jsonlFormat: ExportFormat = {
-  name: "jsonl",
-  out: () => "file",
-  async write(ctx) {
-    const ids = ctx.sessions.map((s) => s.id);
-    writePrivateFile(ctx.out, sessionEventLines(ctx.db, ids, ctx.learnedRedactor()), ctx.overwrite);
-    return {};
-  },
-};
+export const jsonlFormat = linesFormat("jsonl", sessionEventLines);

@@ -187,21 +187,25 @@ export class AddonChain {
 
   /** The first refusal of a client; an addon that throws here refuses it (fail closed: 403). */
   admit(req: ClientRequest): 403 | 407 | undefined {
-    return this.firstAnswer<ClientRequest, 403 | 407>("admit", req, 403);
+    return this.firstAnswer("admit", req, (addon) => addon.admit?.(req), 403);
   }
 
   /** The first local answer to an exchange; an addon that throws here is passed over. */
   respond(x: Exchange): LocalResponse | undefined {
-    return this.firstAnswer<Exchange, LocalResponse>("respond", x, undefined);
+    return this.firstAnswer("respond", x, (addon) => addon.respond?.(x), undefined);
   }
 
   /** The first answer of a hook in chain order; an addon that throws answers `onThrow` (when given). */
-  private firstAnswer<A, R>(hook: "admit" | "respond", arg: A, onThrow: R | undefined): R | undefined {
+  private firstAnswer<R>(
+    hook: "admit" | "respond",
+    arg: object,
+    ask: (addon: Addon) => R | undefined,
+    onThrow: R | undefined,
+  ): R | undefined {
     for (const addon of this.addons) {
-      const fn = addon[hook] as ((a: A) => R | undefined) | undefined;
-      if (!fn) continue;
+      if (!addon[hook]) continue;
       try {
-        const answer = fn.call(addon, arg);
+        const answer = ask(addon);
         if (answer) return answer;
       } catch (e) {
         this.failed(addon, hook, arg, e);
