@@ -101,6 +101,11 @@ export interface AddonModule {
    * EXH_OPT_INVALID naming the option for a bad value.
    */
   parseOptions?(flags: Readonly<Record<string, unknown>>): Partial<ProxyOptions>;
+  /**
+   * The addon's options as the session records them (`options_json`: how it was captured, never a
+   * credential); the shipped addons' options are described by the capture itself.
+   */
+  describeOptions?(options: ProxyOptions): Record<string, unknown>;
   create(ctx: AddonContext): Addon;
 }
 
