@@ -267,6 +267,6 @@ function describeOptions(o: ProxyOptions): object {
     maxInflightBytes: o.maxInflightBytes,
     pinExpiryMs: o.pinExpiryMs,
     pinBypass: o.pinBypass,
-    ...Object.assign({}, ...ADDON_MODULES.map((m) => m.describeOptions?.(o))),
+    ...(Object.assign({}, ...ADDON_MODULES.map((m) => m.describeOptions?.(o))) as Record<string, unknown>),
   };
 }

@@ -92,3 +92,69 @@ export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): 
     after = page[page.length - 1];
   }
 }
+
+// Read by verification, session diffs and canaries (src/verify).
+
+export interface FieldEvidenceRow {
+  eventId: number;
+  name: string;
+  exchangeId: string;
+  bodySha256: string;
+  path: string;
+  value: string | null;
+  category: string | null;
+  rule: string | null;
+}
+
+const CATEGORY_WORD = /^[a-z-]+$/;
+
+/**
+ * Fields of the given categories, through the `fields` view; streamed. The categories are written
+ * into the SQL as literals (they are checked words), so `category = 'content'` can use the partial
+ * index on content fields.
+ */
+export function iterateFieldsInCategories(db: Db, sessionId: number, categories: readonly string[]): IterableIterator<FieldEvidenceRow> {
+  if (!categories.length || !categories.every((c) => CATEGORY_WORD.test(c))) throw new Error(`bad categories ${categories.join(",")}`);
+  const list = categories.map((c) => `'${c}'`).join(", ");
+  return db
+    .prepare(
+      `SELECT ev.id AS eventId, ev.name, ev.exchange_id AS exchangeId, x.request_body_sha256 AS bodySha256,
+              f.path, f.value, f.category, f.rule
+         FROM fields f
+         JOIN events ev ON ev.id = f.event_id
+         JOIN exchanges x ON x.id = ev.exchange_id
+        WHERE f.category IN (${list}) AND ev.session_id = ?
+        ORDER BY f.event_id, f.idx`,
+    )
+    .iterate(sessionId) as IterableIterator<FieldEvidenceRow>;
+}
+
+export interface EventFieldRow {
+  path: string;
+  value: string | null;
+}
+
+export function eventFields(db: Db, eventId: number): EventFieldRow[] {
+  return db.prepare("SELECT path, value FROM fields WHERE event_id = ? ORDER BY idx").all(eventId) as EventFieldRow[];
+}
+
+export interface FieldSummaryRow {
+  name: string;
+  path: string;
+  category: string | null;
+  count: number;
+}
+
+/** Field paths per event name and category, with counts; streamed (one row per name, path, category). */
+export function iterateFieldSummary(db: Db, sessionId: number): IterableIterator<FieldSummaryRow> {
+  return db
+    .prepare(
+      `SELECT t.name, p.path, t.category, t.count FROM (
+         SELECT e.name, v.path_id, v.category, COUNT(*) AS count
+           FROM events e JOIN field_values v ON v.event_id = e.id
+          WHERE e.session_id = ? GROUP BY e.name, v.path_id, v.category) t
+         JOIN field_paths p ON p.id = t.path_id
+        ORDER BY t.name, p.path, t.category`,
+    )
+    .iterate(sessionId) as IterableIterator<FieldSummaryRow>;
+}

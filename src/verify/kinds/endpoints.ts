@@ -6,7 +6,8 @@
  */
 import { z } from "zod";
 import { hostGlobToRegExp, type EndpointCatalog } from "../../catalog/endpoints.js";
-import { bareConnectionHostCounts, bareConnectionsToHost, exchangeHostCounts, exchangesToHost } from "../../store/verify-queries.js";
+import { bareConnectionHostCounts, bareConnectionsToHost } from "../../store/connections.js";
+import { exchangeHostCounts, exchangesToHost } from "../../store/exchanges.js";
 import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, type RuleBase, type RuleKind, type RuleOutcome, type VerifyContext } from "./kind.js";
 
