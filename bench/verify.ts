@@ -13,7 +13,7 @@ import { ExchangeProcessor } from "../src/pipeline/process.js";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { sessionByName } from "../src/store/sessions.js";
-import { insertCanaries } from "../src/store/verify-queries.js";
+import { insertCanaries } from "../src/store/canaries.js";
 import { newCanaryToken } from "../src/verify/canary.js";
 import { diffSessions } from "../src/verify/diff.js";
 import { loadProfile } from "../src/verify/profile.js";

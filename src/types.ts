@@ -65,10 +65,9 @@ export interface ExchangeResponse {
   source: "upstream" | "exhaust";
 }
 
-export interface Exchange {
+/** The request as the client sent it: what a live Exchange and a stored exchange record share. */
+export interface ExchangeRequestFacts {
   id: string;
-  connectionId?: string;
-  scheme: "http" | "https";
   method: string;
   /** Host the client addressed (Host header / CONNECT target), not the mapped upstream. */
   host: string;
@@ -77,11 +76,16 @@ export interface Exchange {
   path: string;
   httpVersion: string;
   requestHeaders: RawHeaders;
-  requestBody: Buffer;
-  /** Total request body bytes seen; larger than requestBody.length when the capture cap cut it. */
+  /** Total request body bytes seen; larger than the stored body when the capture cap cut it. */
   requestBodySize: number;
   requestBodyTruncated: boolean;
   requestComplete: boolean;
+}
+
+export interface Exchange extends ExchangeRequestFacts {
+  connectionId?: string;
+  scheme: "http" | "https";
+  requestBody: Buffer;
   mode: ProxyMode;
   /** Upstream actually contacted, when --map-host or --upstream changed it. */
   upstream?: string;

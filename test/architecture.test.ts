@@ -134,3 +134,59 @@ describe("architecture: folder imports", () => {
     expect(described.join("\n"), "folders that import each other (docs/architecture.md)").toBe("");
   });
 });
+
+/**
+ * Adding a decoder, an addon with an option, a verification kind or an export format is one new
+ * file plus one registry line (docs/architecture.md, "Where to add things"). Each case imports
+ * every module of its folder and finds the exported values of the registry's kind: one that the
+ * registry does not list (a new file without its line) fails, naming the file and the export.
+ */
+describe("architecture: registries", () => {
+  type Shape = (v: unknown) => boolean;
+  const has = (v: unknown, strings: string[], functions: string[]) =>
+    typeof v === "object" &&
+    v !== null &&
+    strings.every((k) => typeof (v as Record<string, unknown>)[k] === "string") &&
+    functions.every((k) => typeof (v as Record<string, unknown>)[k] === "function");
+
+  /** Every exported value of the folder's modules (subfolders included) that has the shape, as "file: export". */
+  async function exportedOfShape(folder: string, shape: Shape): Promise<Map<unknown, string>> {
+    const found = new Map<unknown, string>();
+    for (const file of sourceFiles(join(SRC, folder))) {
+      const mod = (await import(file)) as Record<string, unknown>;
+      for (const [name, value] of Object.entries(mod)) {
+        if (shape(value)) found.set(value, `${relative(SRC, file)}: ${name}`);
+      }
+    }
+    return found;
+  }
+
+  async function unlisted(folder: string, shape: Shape, registry: readonly unknown[], exempt: unknown[] = []): Promise<string[]> {
+    const found = await exportedOfShape(folder, shape);
+    expect(found.size, `the test finds the ${folder} registry's kind of export`).toBeGreaterThan(0);
+    for (const listed of registry) expect(found.has(listed), `a registry entry of ${folder} is exported by a file there`).toBe(true);
+    return [...found].filter(([v]) => !registry.includes(v) && !exempt.includes(v)).map(([, where]) => where);
+  }
+
+  it("every decoder in src/decode is in DECODERS (opaque is the fallback)", async () => {
+    const { DECODERS } = await import("../src/decode/registry.js");
+    const { opaqueDecoder } = await import("../src/decode/generic.js");
+    const shape: Shape = (v) => has(v, ["id"], ["decode"]) && typeof (v as { version?: unknown }).version === "number";
+    expect(await unlisted("decode", shape, DECODERS, [opaqueDecoder])).toEqual([]);
+  });
+
+  it("every addon module in src/proxy/addons is in ADDON_MODULES", async () => {
+    const { ADDON_MODULES } = await import("../src/proxy/addons/registry.js");
+    expect(await unlisted(join("proxy", "addons"), (v) => has(v, ["name"], ["create"]), ADDON_MODULES)).toEqual([]);
+  });
+
+  it("every verification rule kind in src/verify/kinds is in RULE_KINDS", async () => {
+    const { RULE_KINDS } = await import("../src/verify/kinds/index.js");
+    expect(await unlisted(join("verify", "kinds"), (v) => has(v, ["kind"], ["check"]), [...RULE_KINDS.values()])).toEqual([]);
+  });
+
+  it("every export format in src/export is in EXPORT_FORMATS", async () => {
+    const { EXPORT_FORMATS } = await import("../src/export/formats.js");
+    expect(await unlisted("export", (v) => has(v, ["name"], ["out", "write"]), EXPORT_FORMATS)).toEqual([]);
+  });
+});

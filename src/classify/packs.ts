@@ -281,6 +281,11 @@ const FIELD_MATCH_TYPES: { [K in keyof UnionKeys<FieldMatch>]: (packs: RulePacks
 
 type UnionKeys<T> = { [K in T extends unknown ? keyof T : never]: true };
 
+/** What every rule carries, in this order: its id, kind, why, source (its own, else its pack's) and file. */
+function ruleBase<K extends string>(def: { id: string; why: string; source?: string }, kind: K, file: string, packSource: string) {
+  return { id: def.id, kind, why: def.why, source: def.source ?? packSource, file };
+}
+
 function loadFieldPack(packs: RulePacks, path: string): void {
   const file = rel(packs, path);
   const pack = check(packs, path, FieldPackSchema, readYaml(packs, path));
@@ -299,11 +304,7 @@ function loadFieldPack(packs: RulePacks, path: string): void {
       throw rulesError(file, def.id, "context., and only context., rules match uploadFact");
     }
     const rule: FieldRule = {
-      id: def.id,
-      kind,
-      why: def.why,
-      source: def.source ?? packSource,
-      file,
+      ...ruleBase(def, kind, file, packSource),
       index: packs.fieldRules.length,
       match: def.match,
       category: def.category,
@@ -352,11 +353,7 @@ function loadEventPack(packs: RulePacks, path: string): void {
     const other = packs.defaults.get(def.group);
     if (other) throw rulesError(file, def.id, `group ${def.group} already has default ${other.id}`);
     const d: EventDefault = {
-      id: def.id,
-      kind: "default",
-      why: def.why,
-      source: def.source ?? packSource,
-      file,
+      ...ruleBase(def, "default", file, packSource),
       group: def.group,
       category: def.category,
       confidence: def.confidence,
@@ -367,11 +364,7 @@ function loadEventPack(packs: RulePacks, path: string): void {
   }
   for (const def of pack.rules ?? []) {
     const rule: EventRule = {
-      id: def.id,
-      kind: "event",
-      why: def.why,
-      source: def.source ?? packSource,
-      file,
+      ...ruleBase(def, "event", file, packSource),
       group: def.group,
       catalogCategory: def.category,
       subtype: def.subtype,
@@ -441,11 +434,7 @@ function loadCatalog(packs: RulePacks, path: string): void {
     }
     const row: CatalogRow = parsed.data;
     const rule: EventRule = {
-      id: row.id,
-      kind: "event",
-      why: row.why,
-      source: row.source,
-      file,
+      ...ruleBase(row, "event", file, row.source),
       group: row.group,
       catalogCategory: row.category || undefined,
       subtype: row.subtype || undefined,

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { DEFAULT_DB_FILE } from "../paths.js";
 import { openDatabase } from "../store/database.js";
-import { insertCanaries, listCanaries } from "../store/verify-queries.js";
+import { insertCanaries, listCanaries } from "../store/canaries.js";
 import { newCanaryToken } from "../verify/canary.js";
 import { positiveInt } from "./events.js";
 import { runCommand } from "./run.js";

@@ -11,6 +11,16 @@ export interface FindingSpec {
   summary: string;
 }
 
+type FlattenLimitCode<F extends string> = `${F}.too-many-fields` | `${F}.too-deep`;
+
+/** The limits of flattening values into fields (json/flatten.ts), which every family that flattens reports under its own name. */
+function flattenLimits<F extends string>(family: F): Record<FlattenLimitCode<F>, { severity: "warning"; summary: string }> {
+  return {
+    [`${family}.too-many-fields`]: { severity: "warning", summary: "more fields than the limit in one event" },
+    [`${family}.too-deep`]: { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
+  } as Record<FlattenLimitCode<F>, { severity: "warning"; summary: string }>;
+}
+
 export const DECODE_FINDINGS = {
   "encoding.too-large": {
     severity: "error",
@@ -57,14 +67,10 @@ export const DECODE_FINDINGS = {
   "json.not-lines": { severity: "info", summary: "a single pretty-printed object instead of JSON lines" },
   "json.no-name": { severity: "warning", summary: "an event without a `name`" },
   "json.too-many-events": { severity: "warning", summary: "more events than the limit" },
-  "json.too-many-fields": { severity: "warning", summary: "more fields than the limit in one event" },
-  "appinsights.too-many-fields": { severity: "warning", summary: "more fields than the limit in one event" },
-  "form.too-many-fields": { severity: "warning", summary: "more fields than the limit in one event" },
-  "multipart.too-many-fields": { severity: "warning", summary: "more fields than the limit in one event" },
-  "json.too-deep": { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
-  "appinsights.too-deep": { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
-  "form.too-deep": { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
-  "multipart.too-deep": { severity: "warning", summary: "values nested deeper than the limit, not decoded" },
+  ...flattenLimits("json"),
+  ...flattenLimits("appinsights"),
+  ...flattenLimits("form"),
+  ...flattenLimits("multipart"),
   "multipart.no-boundary": { severity: "error", summary: "a multipart body without a boundary" },
   "multipart.no-parts": { severity: "error", summary: "no part found" },
   "multipart.truncated": { severity: "error", summary: "the body ends inside a part" },

@@ -54,6 +54,11 @@ import { sessionEventLines } from "./jsonl.js";
 import type { Redactor } from "./redaction.js";
 import type { RawHeaders } from "../types.js";
 import { chmodPrivate, mkdirPrivate, privateDir } from "./private-files.js";
+import { loadOrCreateAuthority } from "../ca/authority.js";
+import { loadOrCreateSigningIdentity } from "../ca/signing.js";
+import { EndpointCatalog } from "../catalog/endpoints.js";
+import type { ExportFormat } from "./export-format.js";
+import { renderReport } from "./report.js";
 
 /** Writes files into a directory and remembers the SHA-256 and size of each. */
 class FileTree {
@@ -261,3 +266,17 @@ async function zipTree(root: string, paths: string[], out: string): Promise<void
   zip.end();
   await done;
 }
+
+/** `--format bundle`: a signed evidence bundle, a directory or a `.zip` file; items left out listed in its manifest. */
+export const bundleFormat: ExportFormat = {
+  name: "bundle",
+  out: (path) => (path.toLowerCase().endsWith(".zip") ? "file" : "directory"),
+  outHelp: "for bundle a directory, or a file ending in .zip",
+  omittedListedIn: "manifest",
+  async write(ctx) {
+    const ca = await loadOrCreateAuthority(ctx.certs, { permittedDomains: EndpointCatalog.load().constraintDomains() });
+    const signer = await loadOrCreateSigningIdentity(ca);
+    if (ctx.overwrite) rmSync(ctx.out);
+    return { ...(await writeBundle(ctx.db, { out: ctx.out, sessions: ctx.sessions, redactor: ctx.redactor(), signer, renderReport })) };
+  },
+};

@@ -1,8 +1,9 @@
 /** CSV export: one row per decoded field, RFC 4180 (CRLF line ends, fields quoted when needed). */
 import type { Db } from "../store/database.js";
-import { fieldRowsOfSession, type FieldExportRow } from "../store/export-queries.js";
+import { fieldRowsOfSession, type FieldExportRow } from "../store/fields.js";
 import type { EventDetail } from "../store/events.js";
 import type { Redactor } from "./redaction.js";
+import { linesFormat } from "./export-format.js";
 
 export const CSV_COLUMNS = ["session", "exchange", "event", "name", "path", "value", "type", "category", "personal", "rule"] as const;
 
@@ -53,3 +54,6 @@ export function* eventCsvRecords(ev: EventDetail, redactor?: Redactor): Generato
     );
   }
 }
+
+/** `--format csv`: one record per decoded field. */
+export const csvFormat = linesFormat("csv", sessionCsvLines);

@@ -19,6 +19,8 @@ import { eventJson } from "./jsonl.js";
 import { learnSessionSecrets } from "./learn-secrets.js";
 import type { OmittedItem } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
+import type { ExportFormat } from "./export-format.js";
+import { writePrivateFile } from "./private-files.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -181,3 +183,14 @@ export function* sessionHarChunks(
   };
   yield `\n],"_exhaust":${JSON.stringify(meta)}}}\n`;
 }
+
+/** `--format har`: one HAR 1.2 file; items left out (bodies holding credentials) listed in it. */
+export const harFormat: ExportFormat = {
+  name: "har",
+  out: () => "file",
+  async write(ctx) {
+    const omitted: OmittedItem[] = [];
+    writePrivateFile(ctx.out, sessionHarChunks(ctx.db, ctx.sessions, ctx.redactor(), omitted), ctx.overwrite);
+    return { omitted };
+  },
+};

@@ -9,6 +9,7 @@ import { eventIdsOfSession } from "../store/export-queries.js";
 import { getEvent, type EventDetail } from "../store/events.js";
 import type { EventJson } from "../evidence/format.js";
 import type { Redactor } from "./redaction.js";
+import { linesFormat } from "./export-format.js";
 
 /** The event's JSON; with a redactor, credential field values are replaced (and any credential in the rest). */
 export function eventJson(ev: EventDetail, redactor?: Redactor): EventJson {
@@ -45,3 +46,6 @@ export function eventJsonLine(db: Db, eventId: number, redactor?: Redactor): str
 export function* sessionEventLines(db: Db, sessionIds: readonly number[], redactor?: Redactor): Generator<string> {
   for (const sessionId of sessionIds) for (const id of eventIdsOfSession(db, sessionId)) yield eventJsonLine(db, id, redactor);
 }
+
+/** `--format jsonl`: one line per event. */
+export const jsonlFormat = linesFormat("jsonl", sessionEventLines);

@@ -15,6 +15,7 @@ import type { Logger } from "../log.js";
 import { assertListenAllowed } from "../proxy/addons/access.js";
 import type { Addon } from "../proxy/addons/addon.js";
 import { defaultAddons } from "../proxy/addons/index.js";
+import { ADDON_MODULES } from "../proxy/addons/registry.js";
 import type { PinningAddon } from "../proxy/addons/pinning.js";
 import type { HostPort, ProxyOptions } from "../proxy/options.js";
 import { startProxy, type RunningProxy } from "../proxy/server.js";
@@ -266,5 +267,6 @@ function describeOptions(o: ProxyOptions): object {
     maxInflightBytes: o.maxInflightBytes,
     pinExpiryMs: o.pinExpiryMs,
     pinBypass: o.pinBypass,
+    ...(Object.assign({}, ...ADDON_MODULES.map((m) => m.describeOptions?.(o))) as Record<string, unknown>),
   };
 }

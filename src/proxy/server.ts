@@ -48,76 +48,159 @@ const MAX_CLIENT_HELLO = 64 * 1024;
  * engine) and a byte-for-byte tunnel, and keeps a ConnectionRecord for every one of them.
  */
 export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
-  const { options, catalog, issuer, log } = deps;
-  const addons = new AddonChain(deps.addons, log);
+  const proxy = new ProxyServer(deps);
+  const address = await proxy.listen();
+  return { address, close: () => proxy.close() };
+}
+
+/**
+ * The proxy's state and its pieces, each a method: the listener and its client connections
+ * (`onClientConnection`), plain proxy requests and upgrades (`onPlainRequest`), CONNECT handling
+ * (`onConnectRequest`, `connected`, `sniffInside`), TLS interception (`intercept`, the SNI
+ * context provider `tlsSocketFor`, `watchHandshake`), tunnels (`tunnel`) and shutdown (`close`).
+ */
+class ProxyServer {
+  private readonly options: ProxyOptions;
+  private readonly log: Logger;
+  private readonly issuer: LeafIssuer;
+  private readonly addons: AddonChain;
+  private readonly modeOf: ReturnType<typeof hostModeResolver>;
+  private readonly connections = new WeakMap<object, ConnectionRecord>();
+  private readonly routes = new WeakMap<object, Route>();
+  /** Connections whose client sent a request (or tried to) after the handshake. */
+  private readonly spoke = new WeakSet<ConnectionRecord>();
+  private readonly open = new Set<Socket>();
+  /** Upstream sockets of byte-for-byte tunnels, for the descriptor gauge. */
+  private tunnels = 0;
+  private bound: HostPort | undefined;
+  private readonly targets: TargetPolicy;
+  private readonly engine: ExhaustEngine;
+  /** Decrypted client connections are fed to this server; it never listens. */
+  private readonly decrypted: http.Server;
+  /** Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled. */
+  private readonly plainInside: http.Server;
+  private readonly server: http.Server;
+  private readonly descriptors: DescriptorGauge;
+  private lastBusyWarning = 0;
+  private lastAcceptWarning = 0;
+
+  constructor(deps: ProxyDeps) {
+    const { options, catalog, log } = deps;
+    this.options = options;
+    this.log = log;
+    this.issuer = deps.issuer;
+    this.addons = new AddonChain(deps.addons, log);
+    this.modeOf = hostModeResolver(options, catalog);
+    this.targets = new TargetPolicy(options, () => this.bound);
+    this.engine = new ExhaustEngine({
+      options,
+      catalog,
+      addons: this.addons,
+      log,
+      budget: new InflightBudget(options.maxInflightBytes),
+      connectionOf: (socket) => this.connections.get(socket),
+      routeOf: (req) => this.routes.get(req) ?? this.routes.get(req.socket),
+    });
+    this.decrypted = this.innerServer(true);
+    this.plainInside = this.innerServer(false);
+    this.descriptors = new DescriptorGauge(() => this.open.size + this.tunnels + this.engine.upstreamSockets());
+    const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
+    server.maxHeadersCount = 0;
+    server.timeout = options.idleTimeoutMs;
+    server.on("connection", (socket: Socket) => this.onClientConnection(socket));
+    server.on("clientError", (err, socket) => answerClientError(socket, err));
+    server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
+      this.onPlainRequest(req, socket, () => this.engine.upgrade(req, socket, head, false)),
+    );
+    server.on("request", (req, res) => this.onPlainRequest(req, req.socket, () => this.engine.handle(req, res, false)));
+    server.on("connect", (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.onConnectRequest(req, socket, head));
+    this.server = server;
+  }
+
+  /** Listens on options.listen; resolves with the bound address. */
+  async listen(): Promise<HostPort> {
+    const { server, options, log } = this;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e) =>
+        reject(exhaustError("EXH_LISTEN_FAILED", { address: `${options.listen.host}:${options.listen.port}`, reason: e.message }, e)),
+      );
+      server.listen(options.listen.port, options.listen.host, () => resolve());
+    });
+    // From here on an accept error (EMFILE, ENFILE at the descriptor limit) refuses that client
+    // and is logged; the listener and everything in flight go on.
+    server.on("error", (e: Error & { code?: string }) => {
+      if (Date.now() - this.lastAcceptWarning < 1000) return;
+      this.lastAcceptWarning = Date.now();
+      log.warn(
+        { code: "EXH_PROXY_BUSY", reason: e.code ?? e.message },
+        "cannot accept a connection: refusing new work until descriptors free up",
+      );
+    });
+    const boundAddress = server.address() as net.AddressInfo;
+    this.bound = { host: boundAddress.address, port: boundAddress.port };
+    log.info(
+      { listen: `${boundAddress.address}:${boundAddress.port}`, mode: options.mode, intercept: options.intercept },
+      "proxy listening",
+    );
+    return { host: boundAddress.address, port: boundAddress.port };
+  }
+
+  /** Shutdown: stops accepting, closes client connections and upstream agents, flushes the addons. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const s of this.open) s.destroy();
+    });
+    this.engine.destroyAgents();
+    await this.addons.close();
+  }
+
   /** The access addon's verdict on a client (403 address, 407 credentials), or undefined. */
-  const admit = (req: http.IncomingMessage) =>
-    addons.admit({
+  private admit(req: http.IncomingMessage): 403 | 407 | undefined {
+    return this.addons.admit({
       address: (req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
       proxyAuthorization: req.headers["proxy-authorization"],
     });
-  const modeOf = hostModeResolver(options, catalog);
-  const connections = new WeakMap<object, ConnectionRecord>();
-  const routes = new WeakMap<object, Route>();
-  /** Connections whose client sent a request (or tried to) after the handshake. */
-  const spoke = new WeakSet<ConnectionRecord>();
-  const open = new Set<Socket>();
-  /** Upstream sockets of byte-for-byte tunnels, for the descriptor gauge. */
-  let tunnels = 0;
-  let bound: HostPort | undefined;
-  const targets = new TargetPolicy(options, () => bound);
-  const budget = new InflightBudget(options.maxInflightBytes);
+  }
 
-  const engine = new ExhaustEngine({
-    options,
-    catalog,
-    addons,
-    log,
-    budget,
-    connectionOf: (socket) => connections.get(socket),
-    routeOf: (req) => routes.get(req) ?? routes.get(req.socket),
-  });
+  private openConnection(c: ConnectionRecord): void {
+    void this.addons.run("onConnectionOpened", c);
+  }
 
-  const openConnection = (c: ConnectionRecord) => void addons.run("onConnectionOpened", c);
-  const closeConnection = (c: ConnectionRecord) => {
+  private closeConnection(c: ConnectionRecord): void {
     if (c.endedAt !== undefined) return;
     c.endedAt = Date.now();
-    void addons.run("onConnectionClosed", c);
-  };
+    void this.addons.run("onConnectionClosed", c);
+  }
 
   /** A request on a connection bound to a CONNECT: the client spoke; a missing Host is the target's. */
-  const boundRequest = (req: http.IncomingMessage) => {
-    const c = connections.get(req.socket);
-    if (c) spoke.add(c);
-    const route = routes.get(req.socket);
+  private boundRequest(req: http.IncomingMessage): void {
+    const c = this.connections.get(req.socket);
+    if (c) this.spoke.add(c);
+    const route = this.routes.get(req.socket);
     if (route && !req.headers.host) req.headers.host = authorityOf(route);
-  };
-
-  // Decrypted client connections are fed to this server; it never listens.
-  const decrypted = innerServer(true);
-  // Plain HTTP sent inside a CONNECT to an intercepted host: parsed here, never tunnelled.
-  const plainInside = innerServer(false);
+  }
 
   /** A server for the requests inside an intercepted CONNECT, fed its sockets by `intercept`. */
-  function innerServer(isTls: boolean): http.Server {
+  private innerServer(isTls: boolean): http.Server {
     const inner = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-    inner.timeout = options.idleTimeoutMs;
+    inner.timeout = this.options.idleTimeoutMs;
     // 0: no count limit (Node's default keeps the first ~1,000 headers and drops the rest silently);
     // the head's size is bounded by maxHeaderSize.
     inner.maxHeadersCount = 0;
     inner.on("request", (req, res) => {
-      boundRequest(req);
-      engine.handle(req, res, isTls);
+      this.boundRequest(req);
+      this.engine.handle(req, res, isTls);
     });
     inner.on("upgrade", (req, socket, head) => {
-      boundRequest(req);
-      engine.upgrade(req, socket, head, isTls);
+      this.boundRequest(req);
+      this.engine.upgrade(req, socket, head, isTls);
     });
     inner.on("clientError", (err, socket) => {
       // The client spoke (badly) after the handshake: it accepted our certificate.
-      const c = connections.get(socket);
+      const c = this.connections.get(socket);
       if (c) {
-        spoke.add(c);
+        this.spoke.add(c);
         c.error ??= `malformed request: ${(err as Error & { code?: string }).code ?? err.message}`;
       }
       answerClientError(socket, err);
@@ -125,132 +208,124 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     return inner;
   }
 
-  const server = http.createServer({ noDelay: true, keepAlive: true, maxHeaderSize: MAX_HEADER_BYTES });
-  server.maxHeadersCount = 0;
-  server.timeout = options.idleTimeoutMs;
-  const descriptors = new DescriptorGauge(() => open.size + tunnels + engine.upstreamSockets());
-  let lastBusyWarning = 0;
-  server.on("connection", (socket: Socket) => {
-    // At the descriptor limit (less a reserve for the store and the threads) new clients get 503
-    // at once, with a logged reason, instead of failing somewhere inside.
-    const busy = descriptors.exhausted();
+  /**
+   * A new client connection. At the descriptor limit (less a reserve for the store and the
+   * threads) new clients get 503 at once, with a logged reason, instead of failing somewhere inside.
+   */
+  private onClientConnection(socket: Socket): void {
+    const busy = this.descriptors.exhausted();
     if (busy) {
-      if (Date.now() - lastBusyWarning > 1000) {
-        lastBusyWarning = Date.now();
-        log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
+      if (Date.now() - this.lastBusyWarning > 1000) {
+        this.lastBusyWarning = Date.now();
+        this.log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
       }
       socket.on("error", () => socket.destroy());
       socket.end(localAnswer(503, "EXH_PROXY_BUSY", { reason: busy }));
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
-    open.add(socket);
-    socket.on("close", () => open.delete(socket));
+    this.open.add(socket);
+    socket.on("close", () => this.open.delete(socket));
     socket.setNoDelay(true);
-  });
-  server.on("clientError", (err, socket) => answerClientError(socket, err));
+  }
 
   /** A refused client is evidence too (something on the lab network tried to use the proxy). */
-  const refuse = (socket: Socket, target: string, defaultPort: number, status: 403 | 407) => {
+  private refuse(socket: Socket, target: string, defaultPort: number, status: 403 | 407): void {
     const hp = safeHostPort(target, defaultPort);
-    const c = newConnection(socket, hp?.host ?? "", hp?.port ?? defaultPort, "denied");
+    const c = this.newConnection(socket, hp?.host ?? "", hp?.port ?? defaultPort, "denied");
     c.error = status === 407 ? "proxy authentication required" : "client address not allowed";
-    openConnection(c);
+    this.openConnection(c);
     socket.end(deniedResponse(status));
-    closeConnection(c);
-  };
+    this.closeConnection(c);
+  }
 
   /** A target the policy refused (private space, the proxy itself, the UI): 403 and a row. */
-  const refuseTarget = (socket: Socket, target: HostPort, reason: string) => {
-    const c = newConnection(socket, target.host, target.port, "refused-private");
+  private refuseTarget(socket: Socket, target: HostPort, reason: string): void {
+    const c = this.newConnection(socket, target.host, target.port, "refused-private");
     c.error = reason;
-    openConnection(c);
-    log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
+    this.openConnection(c);
+    this.log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
     socket.end(localAnswer(403, "EXH_TARGET_REFUSED", { target: authorityOf(target), reason }));
-    closeConnection(c);
-  };
+    this.closeConnection(c);
+  }
 
   /** A target that could not be reached before anything was relayed: 502 (503 at a descriptor limit). */
-  const failTarget = (socket: Socket, c: ConnectionRecord, error: string) => {
+  private failTarget(socket: Socket, c: ConnectionRecord, error: string): void {
     c.outcome = "upstream-failed";
     c.error = error;
     const busy = error === "EMFILE" || error === "ENFILE";
-    if (busy) log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
+    if (busy) this.log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
     socket.end(
       busy
         ? localAnswer(503, "EXH_PROXY_BUSY", { reason: error })
         : localAnswer(502, "EXH_UPSTREAM_FAILED", { target: `${c.host}:${c.port}`, reason: error }),
     );
-  };
+  }
 
   /** A plain-HTTP proxy request's connection gets its record on its first request. */
-  const plainConnection = (req: http.IncomingMessage) => {
-    if (connections.has(req.socket)) return;
+  private plainConnection(req: http.IncomingMessage): void {
+    if (this.connections.has(req.socket)) return;
     const target = safeHostPort(req.headers.host ?? "", 80);
-    const c = newConnection(req.socket, target?.host ?? "", target?.port ?? 80, "plain-http");
-    connections.set(req.socket, c);
-    openConnection(c);
+    const c = this.newConnection(req.socket, target?.host ?? "", target?.port ?? 80, "plain-http");
+    this.connections.set(req.socket, c);
+    this.openConnection(c);
     req.socket.once("close", () => {
       c.bytesFromClient = req.socket.bytesRead;
       c.bytesToClient = req.socket.bytesWritten;
-      closeConnection(c);
+      this.closeConnection(c);
     });
-  };
+  }
 
   /**
    * Checks a plain proxy request's target (absolute-form URL, else Host) before the engine sees
    * it; a refused one is answered here. Resolves to false when it was refused.
    */
-  const routePlain = async (req: http.IncomingMessage): Promise<boolean> => {
+  private async routePlain(req: http.IncomingMessage): Promise<boolean> {
+    const { options } = this;
     const target = plainTarget(req);
     if (!target) return true; // no target at all: the engine answers 400
     // Answered here (sinkhole, block): nothing is relayed, so nothing to check, and no name is
     // looked up in DNS on the way.
-    if (modeOf(target.host) !== "forward") return true;
+    if (this.modeOf(target.host) !== "forward") return true;
     const mapped = options.mapHosts.get(target.host);
-    const check = await targets.check(target, mapped, !options.upstreamProxy);
+    const check = await this.targets.check(target, mapped, !options.upstreamProxy);
     if (check.ok) {
-      routes.set(req, { host: target.host, port: target.port, dial: mapped ? undefined : check.dial, bound: false });
+      this.routes.set(req, { host: target.host, port: target.port, dial: mapped ? undefined : check.dial, bound: false });
       return true;
     }
     if (check.code === "resolve-failed") return true; // the engine reports it as an upstream failure
     req.resume();
-    refuseTarget(req.socket, target, check.reason);
+    this.refuseTarget(req.socket, target, check.reason);
     return false;
-  };
+  }
 
   /**
-   * A plain proxy request (absolute-form, or a WebSocket upgrade): admitted, its target checked,
-   * then handed to the engine by `relay`.
+   * Request and upgrade handling: a plain proxy request (absolute-form, or a WebSocket upgrade)
+   * is admitted, its target checked, then handed to the engine by `relay`.
    */
-  const onPlainRequest = (req: http.IncomingMessage, socket: Socket, relay: () => void) => {
-    const denied = admit(req);
+  private onPlainRequest(req: http.IncomingMessage, socket: Socket, relay: () => void): void {
+    const denied = this.admit(req);
     if (denied) {
-      refuse(socket, req.headers.host ?? "", 80, denied);
+      this.refuse(socket, req.headers.host ?? "", 80, denied);
       return;
     }
-    void routePlain(req).then((ok) => {
+    void this.routePlain(req).then((ok) => {
       if (!ok) return;
-      plainConnection(req);
+      this.plainConnection(req);
       relay();
     });
-  };
-  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
-    onPlainRequest(req, socket, () => engine.upgrade(req, socket, head, false)),
-  );
-  server.on("request", (req, res) => onPlainRequest(req, req.socket, () => engine.handle(req, res, false)));
-
-  server.on("connect", onConnectRequest);
+  }
 
   /**
    * A CONNECT: the access addon admits the client, the addons decide (intercept, tunnel, refuse)
    * and the target policy checks where the bytes would go; then `connected` takes over.
    */
-  function onConnectRequest(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+  private onConnectRequest(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+    const { options } = this;
     socket.on("error", () => socket.destroy());
-    const denied = admit(req);
+    const denied = this.admit(req);
     if (denied) {
-      refuse(socket, req.url ?? "", 443, denied);
+      this.refuse(socket, req.url ?? "", 443, denied);
       return;
     }
     const target = safeHostPort(req.url ?? "", 443);
@@ -258,23 +333,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    // The intercept addon decides (addons/intercept.ts); without a decision nothing is relayed.
-    const decision: ConnectDecision = {
-      host: target.host,
-      port: target.port,
-      clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
-      action: "refuse",
-      reason: "no addon decided",
-    };
-    addons.runSync("onConnect", decision);
-    if (decision.action === "refuse") {
-      const refused = newConnection(socket, target.host, target.port, "closed-by-policy");
-      refused.error = `${decision.reason}; mode ${decision.mode ?? options.mode} keeps its data in`;
-      openConnection(refused);
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-      closeConnection(refused);
-      return;
-    }
+    const decision = this.decideConnect(socket, target);
+    if (!decision) return;
     // Nothing is read from the client until the target is checked (and, for a tunnel, reached).
     socket.pause();
     // Counted from here on: what the client sends after its CONNECT line (head included).
@@ -282,31 +342,53 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     const mode = decision.mode ?? options.mode;
     const relays = decision.action === "tunnel" || mode === "forward";
     const checked = relays
-      ? targets.check(target, decision.upstream, !options.upstreamProxy)
+      ? this.targets.check(target, decision.upstream, !options.upstreamProxy)
       : Promise.resolve<TargetCheck>({ ok: true, dial: decision.upstream ?? target });
     void checked.then((check) => {
       if (socket.destroyed) return;
       if (!check.ok && check.code !== "resolve-failed") {
-        refuseTarget(socket, target, check.reason);
+        this.refuseTarget(socket, target, check.reason);
         return;
       }
-      const c = newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
+      const c = this.newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
       if (decision.upstream) c.upstream = `${decision.upstream.host}:${decision.upstream.port}`;
-      connections.set(socket, c);
-      openConnection(c);
+      this.connections.set(socket, c);
+      this.openConnection(c);
       if (!check.ok) {
-        failTarget(socket, c, check.error ?? check.reason);
-        closeConnection(c);
+        this.failTarget(socket, c, check.error ?? check.reason);
+        this.closeConnection(c);
         return;
       }
       const dial = decision.upstream ? undefined : check.dial;
-      routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
-      connected(socket, head, decision, c, check.dial, readBase);
+      this.routes.set(socket, { host: target.host, port: target.port, dial, bound: true });
+      this.connected(socket, head, decision, c, check.dial, readBase);
     });
   }
 
+  /**
+   * The intercept addon decides (addons/intercept.ts); without a decision nothing is relayed. A
+   * refused CONNECT is answered 503 and recorded here (undefined is returned).
+   */
+  private decideConnect(socket: Socket, target: HostPort): ConnectDecision | undefined {
+    const decision: ConnectDecision = {
+      host: target.host,
+      port: target.port,
+      clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
+      action: "refuse",
+      reason: "no addon decided",
+    };
+    this.addons.runSync("onConnect", decision);
+    if (decision.action !== "refuse") return decision;
+    const refused = this.newConnection(socket, target.host, target.port, "closed-by-policy");
+    refused.error = `${decision.reason}; mode ${decision.mode ?? this.options.mode} keeps its data in`;
+    this.openConnection(refused);
+    socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    this.closeConnection(refused);
+    return undefined;
+  }
+
   /** After the target check: a tunnel connects first, interception answers and waits for bytes. */
-  function connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort, readBase: number): void {
+  private connected(socket: Socket, head: Buffer, decision: ConnectDecision, c: ConnectionRecord, dial: HostPort, readBase: number): void {
     const established = "HTTP/1.1 200 Connection Established\r\n\r\n";
     let writtenBase = socket.bytesWritten;
     const answer = () => {
@@ -318,16 +400,32 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     const finished = () => {
       c.bytesFromClient = Math.max(0, socket.bytesRead - readBase);
       c.bytesToClient = Math.max(0, socket.bytesWritten - writtenBase);
-      closeConnection(c);
+      this.closeConnection(c);
     };
     if (decision.action === "tunnel") {
       socket.once("close", finished);
-      tunnel(socket, head, dial, c, answer);
+      this.tunnel(socket, head, dial, c, answer);
       return;
     }
     answer();
+    this.sniffInside(socket, head, decision, c, dial, finished);
+  }
+
+  /**
+   * An intercepted CONNECT, answered: its first bytes say what is inside. TLS is intercepted
+   * (once the ClientHello is complete), plain HTTP is parsed in place, anything else is tunnelled
+   * in forward mode and closed otherwise. A CONNECT that never speaks is reclaimed.
+   */
+  private sniffInside(
+    socket: Socket,
+    head: Buffer,
+    decision: ConnectDecision,
+    c: ConnectionRecord,
+    dial: HostPort,
+    finished: () => void,
+  ): void {
+    const { options } = this;
     const mode = decision.mode ?? options.mode;
-    // A CONNECT that never speaks, or never finishes its handshake, is reclaimed.
     const onSilence = () => {
       if (c.outcome === "intercepted" && !c.error) {
         c.outcome = "tls-failed";
@@ -363,7 +461,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         socket.setTimeout(0);
         intercepting = true;
         decided = true;
-        intercept(socket, decision, c, finished, hello === "complete");
+        this.intercept(socket, decision, c, finished, hello === "complete");
         return;
       }
       socket.pause();
@@ -373,7 +471,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         // Plain HTTP inside the CONNECT: captured and answered per mode like any request.
         socket.removeListener("timeout", onSilence);
         socket.setTimeout(0);
-        plainInside.emit("connection", socket);
+        this.plainInside.emit("connection", socket);
         socket.resume();
         return;
       }
@@ -387,7 +485,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       c.outcome = "tunnelled";
       c.error = "neither TLS nor HTTP inside the CONNECT: relayed unread";
       socket.removeListener("timeout", onSilence);
-      tunnel(socket, Buffer.alloc(0), dial, c, () => {});
+      this.tunnel(socket, Buffer.alloc(0), dial, c, () => {});
     };
     if (head.length) decide(head);
     else {
@@ -396,7 +494,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     }
   }
 
-  function intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void, helloComplete: boolean): void {
+  /** TLS interception: the CONNECT target's leaf (signed now if new), then the handshake. */
+  private intercept(socket: Socket, d: ConnectDecision, c: ConnectionRecord, finished: () => void, helloComplete: boolean): void {
     const refuse = (e: Error) => {
       c.outcome = "tls-failed";
       c.error = e.message;
@@ -405,22 +504,23 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     };
     let cached: tls.SecureContext | undefined;
     try {
-      cached = issuer.cachedSecureContextFor(d.host);
+      cached = this.issuer.cachedSecureContextFor(d.host);
     } catch (e) {
       return refuse(e as Error);
     }
-    if (cached) return terminate(socket, d, c, finished, helloComplete, cached);
+    if (cached) return this.terminate(socket, d, c, finished, helloComplete, cached);
     // A new host: the CA signs its leaf on libuv's thread pool while the ClientHello waits in the
     // paused socket, and the event loop serves the other connections meanwhile.
-    issuer.secureContextForAsync(d.host).then((context) => {
-      if (!socket.destroyed) return terminate(socket, d, c, finished, helloComplete, context);
+    this.issuer.secureContextForAsync(d.host).then((context) => {
+      if (!socket.destroyed) return this.terminate(socket, d, c, finished, helloComplete, context);
       c.outcome = "tls-failed";
       c.error ??= "closed before the TLS handshake";
       finished();
     }, refuse);
   }
 
-  function terminate(
+  /** Terminates TLS on the client socket; a secure socket is fed to the `decrypted` server. */
+  private terminate(
     socket: Socket,
     d: ConnectDecision,
     c: ConnectionRecord,
@@ -428,13 +528,19 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     helloComplete: boolean,
     defaultContext: tls.SecureContext,
   ): void {
-    let secure = false;
-    // The client went on with the handshake after its ClientHello (it read our certificate and
-    // answered): only then can giving up be about the certificate.
     const helloRead = socket.bytesRead;
-    const answeredOurFlight = () => helloComplete && socket.bytesRead > helloRead;
-    let secureAt = 0;
-    const tlsSocket = new tls.TLSSocket(socket, {
+    const tlsSocket = this.tlsSocketFor(socket, d, c, defaultContext);
+    this.connections.set(tlsSocket, c);
+    this.routes.set(tlsSocket, this.routes.get(socket)!);
+    this.watchHandshake(tlsSocket, socket, c, finished, helloComplete, helloRead);
+  }
+
+  /**
+   * The TLS/SNI context provider: a server-side TLS socket over the client's, with the CONNECT
+   * target's leaf, and a leaf for any other name the client sends in SNI (recorded, not followed).
+   */
+  private tlsSocketFor(socket: Socket, d: ConnectDecision, c: ConnectionRecord, defaultContext: tls.SecureContext): tls.TLSSocket {
+    return new tls.TLSSocket(socket, {
       isServer: true,
       secureContext: defaultContext,
       ALPNProtocols: ["http/1.1"],
@@ -445,11 +551,30 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
           c.error ??= `SNI ${servername} differs from the CONNECT target ${d.host}`;
         }
         if (!servername || servername === d.host) cb(null, defaultContext);
-        else issuer.secureContextForAsync(servername).then((context) => cb(null, context), cb);
+        else this.issuer.secureContextForAsync(servername).then((context) => cb(null, context), cb);
       },
     });
-    connections.set(tlsSocket, c);
-    routes.set(tlsSocket, routes.get(socket)!);
+  }
+
+  /**
+   * Follows the handshake to its end: a secure socket goes to the `decrypted` server; a failed or
+   * abandoned one is recorded, with pinning evidence where the client's behaviour gives some.
+   */
+  private watchHandshake(
+    tlsSocket: tls.TLSSocket,
+    socket: Socket,
+    c: ConnectionRecord,
+    finished: () => void,
+    helloComplete: boolean,
+    /** What the raw socket had read when the handshake began. */
+    helloRead: number,
+  ): void {
+    const { options } = this;
+    let secure = false;
+    // The client went on with the handshake after its ClientHello (it read our certificate and
+    // answered): only then can giving up be about the certificate.
+    const answeredOurFlight = () => helloComplete && socket.bytesRead > helloRead;
+    let secureAt = 0;
     const onHandshakeTimeout = () => {
       if (!secure && c.outcome === "intercepted") {
         c.outcome = "tls-failed";
@@ -464,7 +589,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       secureAt = Date.now();
       tlsSocket.removeListener("timeout", onHandshakeTimeout);
       tlsSocket.setTimeout(0);
-      decrypted.emit("connection", tlsSocket);
+      this.decrypted.emit("connection", tlsSocket);
     });
     // CONNECT sockets come from an allowHalfOpen server: a client that hangs up after reading our
     // certificate (what pinning looks like) would otherwise leave the socket half open forever.
@@ -497,7 +622,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
             ? "closed during the TLS handshake, without answering our certificate"
             : "closed before a complete ClientHello";
         if (answered) c.pinEvidence = "abandoned-handshake";
-      } else if (c.outcome === "intercepted" && c.exchanges === 0 && !spoke.has(c) && Date.now() - secureAt < PIN_CHECK_WINDOW_MS) {
+      } else if (c.outcome === "intercepted" && c.exchanges === 0 && !this.spoke.has(c) && Date.now() - secureAt < PIN_CHECK_WINDOW_MS) {
         // Completed the handshake and hung up at once, before any request: some stacks (OkHttp's
         // CertificatePinner) check the pin after the handshake. Weak evidence: it must repeat.
         c.error ??= "closed before the first request";
@@ -512,7 +637,8 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
    * A byte-for-byte tunnel. The upstream is connected first; only then is `ready` called (which
    * answers the CONNECT), so a failure is answered 502 and stored as upstream-failed.
    */
-  function tunnel(socket: Socket, head: Buffer, to: HostPort, c: ConnectionRecord, ready: () => void): void {
+  private tunnel(socket: Socket, head: Buffer, to: HostPort, c: ConnectionRecord, ready: () => void): void {
+    const { options } = this;
     let joined = false;
     const onUpstream = (upstream: Duplex) => {
       if (socket.destroyed) {
@@ -536,15 +662,15 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
         socket.destroy();
         return;
       }
-      failTarget(socket, c, err.code ?? err.message);
+      this.failTarget(socket, c, err.code ?? err.message);
     };
     if (options.upstreamProxy) {
       connectThroughProxy(options.upstreamProxy, to, onUpstream, fail, socket);
       return;
     }
     const upstream = net.connect({ host: to.host, port: to.port, noDelay: true, timeout: options.upstreamTimeoutMs });
-    tunnels++;
-    upstream.once("close", () => tunnels--);
+    this.tunnels++;
+    upstream.once("close", () => this.tunnels--);
     upstream.once("timeout", () => {
       if (!joined) upstream.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
     });
@@ -562,7 +688,7 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
     socket.on("close", () => upstream.destroy());
   }
 
-  function newConnection(socket: Socket, host: string, port: number, outcome: ConnectionRecord["outcome"]): ConnectionRecord {
+  private newConnection(socket: Socket, host: string, port: number, outcome: ConnectionRecord["outcome"]): ConnectionRecord {
     return {
       id: randomUUID(),
       clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
@@ -576,39 +702,6 @@ export async function startProxy(deps: ProxyDeps): Promise<RunningProxy> {
       exchanges: 0,
     };
   }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) =>
-      reject(exhaustError("EXH_LISTEN_FAILED", { address: `${options.listen.host}:${options.listen.port}`, reason: e.message }, e)),
-    );
-    server.listen(options.listen.port, options.listen.host, () => resolve());
-  });
-  // From here on an accept error (EMFILE, ENFILE at the descriptor limit) refuses that client
-  // and is logged; the listener and everything in flight go on.
-  let lastAcceptWarning = 0;
-  server.on("error", (e: Error & { code?: string }) => {
-    if (Date.now() - lastAcceptWarning < 1000) return;
-    lastAcceptWarning = Date.now();
-    log.warn(
-      { code: "EXH_PROXY_BUSY", reason: e.code ?? e.message },
-      "cannot accept a connection: refusing new work until descriptors free up",
-    );
-  });
-  const boundAddress = server.address() as net.AddressInfo;
-  bound = { host: boundAddress.address, port: boundAddress.port };
-  log.info({ listen: `${boundAddress.address}:${boundAddress.port}`, mode: options.mode, intercept: options.intercept }, "proxy listening");
-
-  return {
-    address: { host: boundAddress.address, port: boundAddress.port },
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of open) s.destroy();
-      });
-      engine.destroyAgents();
-      await addons.close();
-    },
-  };
 }
 
 /**

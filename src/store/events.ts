@@ -1,4 +1,5 @@
 import type { Db } from "./database.js";
+import { Conditions } from "./conditions.js";
 
 export interface EventFilter {
   sessionId?: number;
@@ -60,40 +61,23 @@ function eventConditions(
   f: Omit<EventFilter, "limit" | "offset" | "search">,
   options: { nameIndex?: boolean; hostWalk?: boolean } = {},
 ): { where: string[]; params: Record<string, unknown> } {
-  const where: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (f.sessionId !== undefined) {
-    where.push("ev.session_id = @session");
-    params.session = f.sessionId;
-  }
-  if (f.nameGlob !== undefined) {
-    // `+` keeps SQLite off the name index: for a common name, walking ids is faster than sorting them.
-    where.push(options.nameIndex === false ? "+ev.name GLOB @glob" : "ev.name GLOB @glob");
-    params.glob = f.nameGlob;
-  }
-  if (f.category !== undefined) {
-    where.push("ev.category = @category");
-    params.category = f.category;
-  }
-  if (f.group !== undefined) {
-    where.push("ev.ms_group = @group");
-    params.group = f.group;
-  }
-  if (f.personal) where.push("ev.personal_fields > 0");
-  if (f.host !== undefined) {
-    // A common host: check each event's exchange while walking ids. A rare one: its exchanges first.
-    where.push(
-      options.hostWalk
-        ? "(SELECT hx.host FROM exchanges hx WHERE hx.id = ev.exchange_id) = @host"
-        : `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
-    );
-    params.host = f.host;
-  }
-  if (f.afterId !== undefined) {
-    where.push("ev.id > @after");
-    params.after = f.afterId;
-  }
-  return { where, params };
+  const c = new Conditions();
+  c.when(f.sessionId, "session", "ev.session_id = @session");
+  // `+` keeps SQLite off the name index: for a common name, walking ids is faster than sorting them.
+  c.when(f.nameGlob, "glob", options.nameIndex === false ? "+ev.name GLOB @glob" : "ev.name GLOB @glob");
+  c.when(f.category, "category", "ev.category = @category");
+  c.when(f.group, "group", "ev.ms_group = @group");
+  if (f.personal) c.where.push("ev.personal_fields > 0");
+  // A common host: check each event's exchange while walking ids. A rare one: its exchanges first.
+  c.when(
+    f.host,
+    "host",
+    options.hostWalk
+      ? "(SELECT hx.host FROM exchanges hx WHERE hx.id = ev.exchange_id) = @host"
+      : `ev.exchange_id IN (SELECT hx.id FROM exchanges hx WHERE hx.host = @host${f.sessionId !== undefined ? " AND hx.session_id = @session" : ""})`,
+  );
+  c.when(f.afterId, "after", "ev.id > @after");
+  return c;
 }
 
 /** `%text%` for LIKE with the wildcards in the text escaped. */
@@ -234,4 +218,95 @@ export function getEvent(db: Db, id: number): EventDetail | undefined {
     .all(id) as ClassificationFindingRow[];
   const { method, scheme, path, startedAt, requestBodySha256, decoder, ...row } = ev;
   return { ...row, exchange: { method, scheme, path, startedAt, requestBodySha256, decoder }, fields, findings };
+}
+
+// Read by verification, session diffs and canaries (src/verify).
+
+export interface EventEvidenceRow {
+  id: number;
+  name: string;
+  group: string | null;
+  groupRule: string | null;
+  exchangeId: string;
+  bodySha256: string;
+}
+
+/** Events of the session in capture order, with their group and exchange; streamed. */
+export function iterateSessionEvents(db: Db, sessionId: number): IterableIterator<EventEvidenceRow> {
+  return db
+    .prepare(
+      `SELECT ev.id, ev.name, ev.ms_group AS "group", ev.group_rule AS groupRule, ev.exchange_id AS exchangeId,
+              x.request_body_sha256 AS bodySha256
+         FROM events ev JOIN exchanges x ON x.id = ev.exchange_id
+        WHERE ev.session_id = ? ORDER BY ev.id`,
+    )
+    .iterate(sessionId) as IterableIterator<EventEvidenceRow>;
+}
+
+export interface NameCount {
+  name: string;
+  count: number;
+  firstId: number;
+}
+
+export function eventNameCounts(db: Db, sessionId: number): NameCount[] {
+  return db
+    .prepare("SELECT name, COUNT(*) AS count, MIN(id) AS firstId FROM events WHERE session_id = ? GROUP BY name ORDER BY name")
+    .all(sessionId) as NameCount[];
+}
+
+export interface EventValuesRow {
+  eventId: number;
+  /** Every field value of the event joined by U+0001 (a character no canary form contains). */
+  text: string | null;
+}
+
+/**
+ * One row per event with all its field values joined, in event order; streamed. Joining in SQLite
+ * hands 1 row per event to JavaScript instead of ~40.
+ */
+export function iterateEventValueTexts(db: Db, sessionId: number): IterableIterator<EventValuesRow> {
+  return db
+    .prepare(
+      `SELECT ev.id AS eventId, (SELECT GROUP_CONCAT(v.value, char(1)) FROM field_values v WHERE v.event_id = ev.id) AS text
+         FROM events ev WHERE ev.session_id = ? ORDER BY ev.id`,
+    )
+    .iterate(sessionId) as IterableIterator<EventValuesRow>;
+}
+
+export interface EventRef {
+  id: number;
+  name: string;
+  exchangeId: string;
+  bodySha256: string;
+}
+
+export function eventRef(db: Db, eventId: number): EventRef | undefined {
+  return db
+    .prepare(
+      `SELECT ev.id, ev.name, ev.exchange_id AS exchangeId, x.request_body_sha256 AS bodySha256
+         FROM events ev JOIN exchanges x ON x.id = ev.exchange_id WHERE ev.id = ?`,
+    )
+    .get(eventId) as EventRef | undefined;
+}
+
+export interface EventNameSummaryRow {
+  name: string;
+  count: number;
+  /** Categories of the events of that name, comma-separated, sorted. */
+  categories: string | null;
+  groups: string | null;
+}
+
+export function eventNameSummary(db: Db, sessionId: number): EventNameSummaryRow[] {
+  return db
+    .prepare(
+      `SELECT name, COUNT(*) AS count,
+              (SELECT GROUP_CONCAT(c, ',') FROM (SELECT DISTINCT e2.category AS c FROM events e2
+                 WHERE e2.session_id = @s AND e2.name = e.name AND e2.category IS NOT NULL ORDER BY 1)) AS categories,
+              (SELECT GROUP_CONCAT(g, ',') FROM (SELECT DISTINCT e3.ms_group AS g FROM events e3
+                 WHERE e3.session_id = @s AND e3.name = e.name AND e3.ms_group IS NOT NULL ORDER BY 1)) AS groups
+         FROM events e WHERE session_id = @s GROUP BY name ORDER BY name`,
+    )
+    .all({ s: sessionId }) as EventNameSummaryRow[];
 }

@@ -3,27 +3,17 @@
  * UI's credential view) and one exchange in detail for the web UI. Headers leave as [name, value]
  * pairs, stored JSON parsed.
  */
-import type { RawHeaders } from "../types.js";
+import type { ExchangeRequestFacts, RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
 import { parsePairs } from "./headers.js";
 
 /** An exchange row as stored, headers parsed: what an export carries and the chain is computed over. */
-export interface ExchangeRecord {
-  id: string;
+export interface ExchangeRecord extends ExchangeRequestFacts {
   session: string;
   seq: number;
   connectionId: string | null;
   scheme: string;
-  method: string;
-  host: string;
-  port: number;
-  path: string;
-  httpVersion: string;
-  requestHeaders: RawHeaders;
   requestBodySha256: string;
-  requestBodySize: number;
-  requestBodyTruncated: boolean;
-  requestComplete: boolean;
   mode: string;
   endpointId: string | null;
   upstream: string | null;
@@ -180,4 +170,67 @@ export function exchangeDetail(db: Db, id: string): ExchangeDetail | undefined {
     requestBodyTruncated: r.requestBodyTruncated === 1,
     responseBodyTruncated: r.responseBodyTruncated === 1,
   };
+}
+
+// Read by verification, session diffs and canaries (src/verify).
+
+/** Fingerprints of the rule packs the session's exchanges were classified with (usually one). */
+export function classifiedWith(db: Db, sessionId: number): string[] {
+  return (
+    db
+      .prepare("SELECT DISTINCT classified_with AS fp FROM exchanges WHERE session_id = ? AND classified_with IS NOT NULL ORDER BY 1")
+      .all(sessionId) as Array<{ fp: string }>
+  ).map((r) => r.fp);
+}
+
+export interface HostCount {
+  host: string;
+  count: number;
+}
+
+/** Decrypted exchanges per host. */
+export function exchangeHostCounts(db: Db, sessionId: number): HostCount[] {
+  return db
+    .prepare("SELECT host, COUNT(*) AS count FROM exchanges WHERE session_id = ? GROUP BY host ORDER BY host")
+    .all(sessionId) as HostCount[];
+}
+
+export interface ExchangeEvidenceRow {
+  id: string;
+  host: string;
+  method: string;
+  path: string;
+  bodySha256: string;
+  outcome: string;
+}
+
+export function exchangesToHost(db: Db, sessionId: number, host: string, limit: number): ExchangeEvidenceRow[] {
+  return db
+    .prepare(
+      `SELECT id, host, method, path, request_body_sha256 AS bodySha256, outcome FROM exchanges
+        WHERE session_id = ? AND host = ? ORDER BY seq LIMIT ?`,
+    )
+    .all(sessionId, host, limit) as ExchangeEvidenceRow[];
+}
+
+export interface RequestRow {
+  id: string;
+  host: string;
+  path: string;
+  /** [name, value] pairs in wire order. */
+  headers: RawHeaders;
+  bodySha256: string;
+  body: Buffer | null;
+}
+
+/** Every exchange's URL, headers and stored request body; streamed. */
+export function* iterateRequests(db: Db, sessionId: number): Generator<RequestRow> {
+  const rows = db
+    .prepare(
+      `SELECT x.id, x.host, x.path, x.request_headers AS headers, x.request_body_sha256 AS bodySha256, b.data AS body
+         FROM exchanges x LEFT JOIN blobs b ON b.sha256 = x.request_body_sha256
+        WHERE x.session_id = ? ORDER BY x.seq`,
+    )
+    .iterate(sessionId) as IterableIterator<Omit<RequestRow, "headers"> & { headers: string }>;
+  for (const r of rows) yield { ...r, headers: parsePairs(r.headers) ?? [] };
 }

@@ -44,38 +44,6 @@ export function chainSummary(db: Db, sessionId: number): ChainSummary {
   return { ...r, lastSeq: r.lastSeq ?? 0 };
 }
 
-/** One row per decoded field of a session, in event then field order (the CSV export). */
-export interface FieldExportRow {
-  session: string;
-  exchange: string;
-  event: number;
-  name: string;
-  path: string;
-  value: string | null;
-  type: string;
-  category: string | null;
-  personal: string | null;
-  rule: string | null;
-}
-
-export function* fieldRowsOfSession(db: Db, sessionId: number, pageSize = 500): Generator<FieldExportRow> {
-  const ids = db.prepare("SELECT id FROM events WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?").pluck();
-  const fields = db.prepare(
-    `SELECT s.name AS session, e.exchange_id AS exchange, e.id AS event, e.name, f.path, f.value, f.type, f.category,
-            f.personal, f.rule
-       FROM events e JOIN sessions s ON s.id = e.session_id JOIN fields f ON f.event_id = e.id
-      WHERE e.session_id = ? AND e.id BETWEEN ? AND ?
-      ORDER BY e.id, f.idx`,
-  );
-  let after = 0;
-  for (;;) {
-    const page = ids.all(sessionId, after, pageSize) as number[];
-    if (page.length === 0) return;
-    yield* fields.all(sessionId, page[0], page[page.length - 1]) as FieldExportRow[];
-    after = page[page.length - 1];
-  }
-}
-
 /** Values of a session's decoded fields whose path `isSecretPath` accepts (credential keys). */
 export function secretFieldValues(
   db: Db,

@@ -2,6 +2,21 @@
  * Numbered schema migrations; the database's `user_version` says how many have run.
  * Never edit a released step: add the next one. docs/database.md documents the resulting schema (test/docs-database.test.ts keeps it so).
  */
+/**
+ * The views over field rows: created by migration 3 and again, unchanged, by migration 4 once it
+ * has rebuilt `fields` as a view (the text is interpolated as it is, so both produce the same schema).
+ */
+const FIELD_VIEWS = `CREATE VIEW fields_by_category AS
+    SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     GROUP BY s.name, e.name, f.category;
+
+  CREATE VIEW content_findings AS
+    SELECT s.name AS session, e.exchange_id, e.id AS event_id, e.name AS event, f.path, f.value, f.rule, f.reasons,
+           f.pii_kind, f.customer_content
+      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
+     WHERE f.category = 'content';`;
+
 export const MIGRATIONS: readonly string[] = [
   /* 1: capture spine */ `
   CREATE TABLE sessions (
@@ -179,16 +194,7 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (exchange_id, idx)
   ) WITHOUT ROWID;
 
-  CREATE VIEW fields_by_category AS
-    SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
-      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
-     GROUP BY s.name, e.name, f.category;
-
-  CREATE VIEW content_findings AS
-    SELECT s.name AS session, e.exchange_id, e.id AS event_id, e.name AS event, f.path, f.value, f.rule, f.reasons,
-           f.pii_kind, f.customer_content
-      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
-     WHERE f.category = 'content';
+  ${FIELD_VIEWS}
   `,
   /* 4: compact field rows */ `
   -- Fields are most of the database (about 40 per event), and almost everything about a field
@@ -253,16 +259,7 @@ export const MIGRATIONS: readonly string[] = [
            v.category, c.personal, c.rule, c.reasons, c.confidence
       FROM field_values v JOIN field_paths p ON p.id = v.path_id LEFT JOIN field_classes c ON c.id = v.class_id;
 
-  CREATE VIEW fields_by_category AS
-    SELECT s.name AS session, e.name AS event, f.category, COUNT(*) AS fields
-      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
-     GROUP BY s.name, e.name, f.category;
-
-  CREATE VIEW content_findings AS
-    SELECT s.name AS session, e.exchange_id, e.id AS event_id, e.name AS event, f.path, f.value, f.rule, f.reasons,
-           f.pii_kind, f.customer_content
-      FROM fields f JOIN events e ON e.id = f.event_id JOIN sessions s ON s.id = e.session_id
-     WHERE f.category = 'content';
+  ${FIELD_VIEWS}
 
   -- Per-event counts, so event lists filter on content and personal data without reading fields.
   ALTER TABLE events ADD COLUMN content_fields INTEGER NOT NULL DEFAULT 0;

@@ -1,4 +1,5 @@
 import type { Db } from "./database.js";
+import { Conditions } from "./conditions.js";
 
 /**
  * Read-only summaries of one session for the HTML report and the web UI. Every query is bounded by
@@ -78,25 +79,19 @@ export interface ExchangeListOptions {
 
 /** Exchanges of a session in chain order, keyset-paged by seq, with their event counts. */
 export function sessionExchanges(db: Db, sessionId: number, options: ExchangeListOptions): ExchangeRow[] {
-  const where = ["x.session_id = @session", "x.seq > @after"];
-  const params: Record<string, unknown> = { session: sessionId, after: options.afterSeq ?? -1, limit: options.limit };
-  if (options.host !== undefined) {
-    where.push("x.host = @host");
-    params.host = options.host;
-  }
-  if (options.category !== undefined) {
-    where.push("EXISTS (SELECT 1 FROM events e WHERE e.exchange_id = x.id AND e.category = @category)");
-    params.category = options.category;
-  }
+  const c = new Conditions({ session: sessionId, after: options.afterSeq ?? -1, limit: options.limit });
+  c.where.push("x.session_id = @session", "x.seq > @after");
+  c.when(options.host, "host", "x.host = @host");
+  c.when(options.category, "category", "EXISTS (SELECT 1 FROM events e WHERE e.exchange_id = x.id AND e.category = @category)");
   return db
     .prepare(
       `SELECT x.id, x.seq, x.method, x.host, x.path, x.request_body_size AS requestBodySize, x.response_status AS responseStatus,
               x.outcome, x.decoder, x.started_at AS startedAt,
               (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id) AS events,
               (SELECT COUNT(*) FROM events e WHERE e.exchange_id = x.id AND e.content_fields > 0) AS contentEvents
-         FROM exchanges x WHERE ${where.join(" AND ")} ORDER BY x.seq LIMIT @limit`,
+         FROM exchanges x WHERE ${c.where.join(" AND ")} ORDER BY x.seq LIMIT @limit`,
     )
-    .all(params) as ExchangeRow[];
+    .all(c.params) as ExchangeRow[];
 }
 
 export interface ExchangeEventRow {

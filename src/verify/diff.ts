@@ -5,7 +5,9 @@
  */
 import type { Db } from "../store/database.js";
 import type { SessionRef } from "../store/sessions.js";
-import { endpointSummary, eventNameSummary, iterateFieldSummary } from "../store/verify-queries.js";
+import { endpointSummary } from "../store/connections.js";
+import { eventNameSummary } from "../store/events.js";
+import { iterateFieldSummary } from "../store/fields.js";
 
 export interface EndpointEntry {
   host: string;

@@ -33,8 +33,9 @@ import {
 import { latestVerdicts } from "../store/verdicts.js";
 import type { RawHeaders } from "../types.js";
 import { checkUiRequest, redactCredentialParams, redactDeep, uiHostNames } from "./containment.js";
-import { categoryShareChart, eventsOverTimeChart } from "../html/charts.js";
+import { categoryShareChart, escapeHtml, eventsOverTimeChart } from "../html/charts.js";
 import { SecretView } from "./secret-view.js";
+import { CATEGORIES, GROUPS } from "../classify/schema.js";
 
 export const STATIC_DIR = join(PACKAGE_ROOT, "src", "web", "static");
 const STATIC_FILES: Record<string, string> = {
@@ -47,6 +48,16 @@ const CONTENT_TYPES: Record<string, string> = {
   js: "text/javascript; charset=utf-8",
   css: "text/css; charset=utf-8",
 };
+/** The filter lists the page offers, from their one source (src/classify/schema.ts). */
+const PAGE_OPTIONS: Record<string, readonly string[]> = { GROUPS, CATEGORIES };
+
+/** index.html with its `<!-- options: NAME -->` markers replaced by one <option> per value. */
+function pageHtml(): string {
+  return readFileSync(join(STATIC_DIR, "index.html"), "utf8").replace(/<!-- options: (\w+) -->/g, (_, name: string) =>
+    PAGE_OPTIONS[name].map((v) => `<option>${escapeHtml(v)}</option>`).join(""),
+  );
+}
+
 const TOKEN_COOKIE = "exhaust_ui_token";
 const TOKEN_HEADER = "x-exhaust-token";
 /** Page sizes the API accepts; the UI asks for 100. */
@@ -246,7 +257,7 @@ function registerRoutes(
       return reply
         .type(CONTENT_TYPES[ext])
         .header("cache-control", "no-store")
-        .send(readFileSync(join(STATIC_DIR, file)));
+        .send(file === "index.html" ? pageHtml() : readFileSync(join(STATIC_DIR, file)));
     });
   }
 

@@ -145,9 +145,7 @@ class AriaDecoder extends BondDecodeState {
   private readRequest(): void {
     const r = this.r;
     r.checkDepth(1);
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       switch (r.id) {
         case 1: {
@@ -194,9 +192,7 @@ class AriaDecoder extends BondDecodeState {
     const facts: DecodedField[] = [];
     let tenantId: string | undefined;
     const fd = depth + 1;
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       const id = r.id;
       switch (id) {
@@ -307,9 +303,7 @@ class AriaDecoder extends BondDecodeState {
     let time: string | undefined;
     if (token !== undefined) this.add("iKey", "envelope", token, "string");
     const fd = depth + 1;
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       const id = r.id;
       switch (id) {
@@ -441,9 +435,7 @@ class AriaDecoder extends BondDecodeState {
       let scrubType = 0;
       let kind = 0;
       let raw: string | undefined;
-      for (;;) {
-        const ft = r.readField();
-        if (ft === BT.STOP) break;
+      for (let ft = r.readField(); ft !== BT.STOP; ft = r.readField()) {
         const fat = r.fieldAt;
         const id = r.id;
         if (pii && id === 1) {

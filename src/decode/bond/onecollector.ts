@@ -72,9 +72,7 @@ class CsDecoder extends BondDecodeState {
     let iKey: string | undefined;
     let fieldCount = 0;
     r.checkDepth(1);
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       const id = r.id;
       fieldCount++;
@@ -162,9 +160,7 @@ class CsDecoder extends BondDecodeState {
   private readExtStruct(schema: ExtSchema, where: string): void {
     const r = this.r;
     r.checkDepth(3);
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       const f = schema.fields.get(r.id);
       if (f === undefined) {
@@ -220,9 +216,7 @@ class CsDecoder extends BondDecodeState {
   private readData(where: string, prefix: string, part: FieldPart): void {
     const r = this.r;
     r.checkDepth(3);
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       if (r.id !== 1) {
         this.unknownField(`${where}.Data`, type, r.id, at, 4);
@@ -262,9 +256,7 @@ class CsDecoder extends BondDecodeState {
     r.checkDepth(5);
     const v = this.slots;
     v.reset();
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       switch (r.id) {
         case 1:
@@ -373,9 +365,7 @@ class CsDecoder extends BondDecodeState {
     r.checkDepth(7);
     let pii = 0;
     let cc = false;
-    for (;;) {
-      const type = r.readField();
-      if (type === BT.STOP) break;
+    for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       const id = r.id;
       if (id !== 1 && id !== 2) {
@@ -388,9 +378,7 @@ class CsDecoder extends BondDecodeState {
         // PII / CustomerContent struct (depth 9): 1 Kind int32.
         r.checkDepth(9);
         let kind = 0;
-        for (;;) {
-          const ft = r.readField();
-          if (ft === BT.STOP) break;
+        for (let ft = r.readField(); ft !== BT.STOP; ft = r.readField()) {
           const fat = r.fieldAt;
           if (r.id === 1) {
             if (this.int(ft, `${where}.Kind`, fat, 10)) kind = r.lo | 0;

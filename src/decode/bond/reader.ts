@@ -699,33 +699,17 @@ function pad4(n: number): string {
   return n >= 1000 ? `${n}` : n >= 100 ? `0${n}` : n >= 10 ? `00${n}` : `000${n}`;
 }
 
+/** The bytes of a Windows GUID in the order its text shows them; -1 is a dash. */
+const GUID_BYTE_ORDER = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15];
+
 /**
  * 16 bytes in Windows GUID order (Data1 LE32, Data2 LE16, Data3 LE16, Data4 as-is) → canonical
  * lowercase 8-4-4-4-12. `at` indexes into `b`.
  */
 export function windowsGuid(b: Uint8Array, at = 0): string {
-  return (
-    HEX[b[at + 3]] +
-    HEX[b[at + 2]] +
-    HEX[b[at + 1]] +
-    HEX[b[at]] +
-    "-" +
-    HEX[b[at + 5]] +
-    HEX[b[at + 4]] +
-    "-" +
-    HEX[b[at + 7]] +
-    HEX[b[at + 6]] +
-    "-" +
-    HEX[b[at + 8]] +
-    HEX[b[at + 9]] +
-    "-" +
-    HEX[b[at + 10]] +
-    HEX[b[at + 11]] +
-    HEX[b[at + 12]] +
-    HEX[b[at + 13]] +
-    HEX[b[at + 14]] +
-    HEX[b[at + 15]]
-  );
+  let s = "";
+  for (const i of GUID_BYTE_ORDER) s += i < 0 ? "-" : HEX[b[at + i]];
+  return s;
 }
 
 export function hexOf(b: Uint8Array): string {

@@ -109,14 +109,17 @@ class ExactParser {
       // Like JSON.parse: an own property even for "__proto__"; the last duplicate wins.
       if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
       else out[key] = v;
-      this.ws();
-      const c = this.s.charCodeAt(this.pos);
-      this.pos++;
-      if (c === 0x2c) continue;
-      if (c === 0x7d) return out;
-      this.pos--;
-      this.fail("expected ',' or '}'");
+      if (!this.more(0x7d, "expected ',' or '}'")) return out;
     }
+  }
+
+  /** After a member: true at `,` (another follows), false at the closing bracket, which it consumes. */
+  private more(close: number, expected: string): boolean {
+    this.ws();
+    const c = this.s.charCodeAt(this.pos);
+    if (c !== 0x2c && c !== close) this.fail(expected);
+    this.pos++;
+    return c === 0x2c;
   }
 
   private array(depth: number): JsonValue[] {
@@ -127,13 +130,7 @@ class ExactParser {
     if (this.s.charCodeAt(this.pos) === 0x5d) return (this.pos++, out);
     for (;;) {
       out.push(this.value(depth));
-      this.ws();
-      const c = this.s.charCodeAt(this.pos);
-      this.pos++;
-      if (c === 0x2c) continue;
-      if (c === 0x5d) return out;
-      this.pos--;
-      this.fail("expected ',' or ']'");
+      if (!this.more(0x5d, "expected ',' or ']'")) return out;
     }
   }
 

@@ -19,10 +19,10 @@ export function newFlattener(limits: DecodeLimits): Flattener {
   return { fields: [], maxFields: limits.maxFieldsPerEvent, maxDepth: limits.maxDepth, dropped: 0, tooDeep: false };
 }
 
-/** Findings for an event whose fields were cut by the limits. */
 /** The decoders that flatten JSON-shaped values; their too-many-fields / too-deep codes carry the name. */
 export type FlattenerFamily = "json" | "appinsights" | "form" | "multipart";
 
+/** Findings for an event whose fields were cut by the limits. */
 export function flattenerFindings(fl: Flattener, prefix: FlattenerFamily, eventIndex: number, range?: [number, number]): Finding[] {
   const out: Finding[] = [];
   const where = range ? { offset: range[0], length: range[1] - range[0] } : {};

@@ -17,6 +17,16 @@ const MAX_BAD_LINE_FINDINGS = 100;
 /** JSON whitespace (RFC 8259 §2). */
 export const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 
+/** The finding that ends reading at the event limit. */
+function tooManyEvents(limits: DecodeLimits, offset: number): Finding {
+  return {
+    code: "json.too-many-events",
+    severity: "warning",
+    message: `more than ${limits.maxEvents} events; the rest is not decoded`,
+    offset,
+  };
+}
+
 /**
  * Splits a body into JSON objects. Lines that do not parse become `json.bad-line` findings and
  * the others still decode; a body whose first non-space byte is `[` is read as one array of objects.
@@ -46,13 +56,7 @@ export function readJsonRecords(body: Uint8Array, limits: DecodeLimits, findings
     pos = lineEnd + 1;
     if (s === e) continue;
     if (records.length >= limits.maxEvents) {
-      findings.push({
-        code: "json.too-many-events",
-        severity: "warning",
-        message: `more than ${limits.maxEvents} events; the rest is not decoded`,
-        offset: s,
-        length: len - s,
-      });
+      findings.push({ ...tooManyEvents(limits, s), length: len - s });
       break;
     }
     const text = buf.toString("utf8", s, e);
@@ -138,12 +142,7 @@ function readJsonArray(buf: Buffer, first: number, limits: DecodeLimits, finding
   const records: JsonRecord[] = [];
   for (let i = 0; i < items.length; i++) {
     if (records.length >= limits.maxEvents) {
-      findings.push({
-        code: "json.too-many-events",
-        severity: "warning",
-        message: `more than ${limits.maxEvents} events; the rest is not decoded`,
-        offset: first,
-      });
+      findings.push(tooManyEvents(limits, first));
       break;
     }
     const item = items[i];

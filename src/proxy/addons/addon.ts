@@ -101,6 +101,11 @@ export interface AddonModule {
    * EXH_OPT_INVALID naming the option for a bad value.
    */
   parseOptions?(flags: Readonly<Record<string, unknown>>): Partial<ProxyOptions>;
+  /**
+   * The addon's options as the session records them (`options_json`: how it was captured, never a
+   * credential); the shipped addons' options are described by the capture itself.
+   */
+  describeOptions?(options: ProxyOptions): Record<string, unknown>;
   create(ctx: AddonContext): Addon;
 }
 
@@ -120,6 +125,12 @@ interface Burst {
   since: number;
   loggedAt: number;
   failures: number;
+}
+
+/** A thrown error's own stable code (EXH_…), else EXH_ADDON_FAILED. */
+function failureCode(e: unknown): string {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED";
 }
 
 /** Runs the hooks of an ordered addon list, isolating failures. */
@@ -168,10 +179,9 @@ export class AddonChain {
       } catch (e) {
         this.failed(addon, hook, arg, e);
         if ((addon.required as readonly string[] | undefined)?.includes(hook)) {
-          const code = (e as { code?: unknown })?.code;
           return {
             addon: addon.name,
-            code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+            code: failureCode(e),
             message: (e as Error)?.message ?? String(e),
           };
         }
@@ -182,27 +192,29 @@ export class AddonChain {
 
   /** The first refusal of a client; an addon that throws here refuses it (fail closed: 403). */
   admit(req: ClientRequest): 403 | 407 | undefined {
-    for (const addon of this.addons) {
-      if (!addon.admit) continue;
-      try {
-        const refused = addon.admit(req);
-        if (refused) return refused;
-      } catch (e) {
-        this.failed(addon, "admit", req, e);
-        return 403;
-      }
-    }
-    return undefined;
+    return this.firstAnswer("admit", req, (addon) => addon.admit?.(req), 403);
   }
 
+  /** The first local answer to an exchange; an addon that throws here is passed over. */
   respond(x: Exchange): LocalResponse | undefined {
+    return this.firstAnswer("respond", x, (addon) => addon.respond?.(x), undefined);
+  }
+
+  /** The first answer of a hook in chain order; an addon that throws answers `onThrow` (when given). */
+  private firstAnswer<R>(
+    hook: "admit" | "respond",
+    arg: object,
+    ask: (addon: Addon) => R | undefined,
+    onThrow: R | undefined,
+  ): R | undefined {
     for (const addon of this.addons) {
-      if (!addon.respond) continue;
+      if (!addon[hook]) continue;
       try {
-        const answer = addon.respond(x);
+        const answer = ask(addon);
         if (answer) return answer;
       } catch (e) {
-        this.failed(addon, "respond", x, e);
+        this.failed(addon, hook, arg, e);
+        if (onThrow !== undefined) return onThrow;
       }
     }
     return undefined;
@@ -235,10 +247,9 @@ export class AddonChain {
     } else {
       this.bursts.set(key, { since: now, loggedAt: now, failures: 1 });
     }
-    const code = (e as { code?: unknown })?.code;
     this.log.error(
       {
-        code: typeof code === "string" && code.startsWith("EXH_") ? code : "EXH_ADDON_FAILED",
+        code: failureCode(e),
         addon: addon.name,
         hook,
         exchange: id,

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { CATEGORIES } from "../../classify/schema.js";
-import { iterateFieldsInCategories } from "../../store/verify-queries.js";
+import { iterateFieldsInCategories } from "../../store/fields.js";
 import { excerptAround } from "../canary.js";
 import { emptyOutcome, nameFilter, type RuleBase, type RuleKind } from "./kind.js";
 

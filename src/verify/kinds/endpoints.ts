@@ -6,7 +6,8 @@
  */
 import { z } from "zod";
 import { hostGlobToRegExp, type EndpointCatalog } from "../../catalog/endpoints.js";
-import { bareConnectionHostCounts, bareConnectionsToHost, exchangeHostCounts, exchangesToHost } from "../../store/verify-queries.js";
+import { bareConnectionHostCounts, bareConnectionsToHost } from "../../store/connections.js";
+import { exchangeHostCounts, exchangesToHost } from "../../store/exchanges.js";
 import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, type RuleBase, type RuleKind, type RuleOutcome, type VerifyContext } from "./kind.js";
 
@@ -94,26 +95,27 @@ function checkHosts(ctx: VerifyContext, offending: (host: string) => boolean, wh
   return out;
 }
 
-export const endpointForbidden: RuleKind<EndpointRule> = {
-  kind: "endpoint-forbidden",
-  params: selectorParams,
-  refine: refineSelectors,
-  check(ctx, rule) {
-    const forbidden = selectedHostMatcher(rule, ctx.catalog);
-    return checkHosts(ctx, forbidden, (host) => `${host} is a forbidden endpoint`);
-  },
-};
+/** A rule kind over the hosts a rule's selectors match: `offends` turns that matcher into the offence. */
+function endpointKind(kind: string, offends: (selected: boolean) => boolean, why: (host: string) => string): RuleKind<EndpointRule> {
+  return {
+    kind,
+    params: selectorParams,
+    refine: refineSelectors,
+    check(ctx, rule) {
+      const selected = selectedHostMatcher(rule, ctx.catalog);
+      return checkHosts(ctx, (host) => offends(selected(host)), why);
+    },
+  };
+}
 
-export const endpointAllowedOnly: RuleKind<EndpointRule> = {
-  kind: "endpoint-allowed-only",
-  params: selectorParams,
-  refine: refineSelectors,
-  check(ctx, rule) {
-    const allowed = selectedHostMatcher(rule, ctx.catalog);
-    return checkHosts(
-      ctx,
-      (host) => !allowed(host),
-      (host) => `${host} is not an allowed endpoint`,
-    );
-  },
-};
+export const endpointForbidden = endpointKind(
+  "endpoint-forbidden",
+  (selected) => selected,
+  (host) => `${host} is a forbidden endpoint`,
+);
+
+export const endpointAllowedOnly = endpointKind(
+  "endpoint-allowed-only",
+  (selected) => !selected,
+  (host) => `${host} is not an allowed endpoint`,
+);

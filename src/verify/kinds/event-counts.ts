@@ -1,6 +1,6 @@
 /** max-events-per-name: no event name sent more than `max` times (0 forbids the names outright). */
 import { z } from "zod";
-import { eventNameCounts } from "../../store/verify-queries.js";
+import { eventNameCounts } from "../../store/events.js";
 import { emptyOutcome, nameFilter, type RuleBase, type RuleKind } from "./kind.js";
 
 export interface EventCountRule extends RuleBase {

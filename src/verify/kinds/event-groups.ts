@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { GROUPS } from "../../classify/schema.js";
-import { iterateSessionEvents, type EventEvidenceRow } from "../../store/verify-queries.js";
+import { iterateSessionEvents, type EventEvidenceRow } from "../../store/events.js";
 import type { Evidence } from "../../verdict.js";
 import { emptyOutcome, nameFilter, type RuleBase, type RuleKind, type VerifyContext } from "./kind.js";
 

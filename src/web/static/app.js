@@ -21,6 +21,24 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A table: one header row of `headers`, then `rows` in its body. */
+function table(attrs, headers, ...rows) {
+  return el(
+    "table",
+    attrs,
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        headers.map((h) => el("th", {}, h)),
+      ),
+    ),
+    el("tbody", {}, ...rows),
+  );
+}
+
 async function api(path) {
   const res = await fetch(path, { headers: { accept: "application/json" } });
   const body = await res.json();
@@ -223,19 +241,10 @@ async function renderEvents() {
     ),
     searchNote ?? "",
     pager(page, ms),
-    el(
-      "table",
+    table(
       { id: "events", class: "events" },
-      el(
-        "thead",
-        {},
-        el(
-          "tr",
-          {},
-          ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"].map((h) => el("th", {}, h)),
-        ),
-      ),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8 }, "no events on this page"))),
+      ["ID", "Time", "Host", "Group", "Category", "Content", "Personal", "Name"],
+      rows.length ? rows : el("tr", {}, el("td", { colspan: 8 }, "no events on this page")),
     ),
     pager(page, ms),
   );
@@ -354,20 +363,7 @@ async function renderEvent(id) {
       "section",
       {},
       el("h3", {}, `Fields (${ev.fields.length}) — hover a row for the rule and reasons`),
-      el(
-        "table",
-        { id: "fields", class: "fields" },
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type", "Copy"].map((h) => el("th", {}, h)),
-          ),
-        ),
-        el("tbody", {}, fieldRows),
-      ),
+      table({ id: "fields", class: "fields" }, ["#", "Part", "Path", "Category", "Personal", "Rule", "Value", "Type", "Copy"], fieldRows),
     ),
     el("section", {}, el("h3", {}, "Classification findings"), findings),
     el("section", {}, el("h3", {}, "Request headers (credentials redacted)"), headersTable(x.requestHeaders)),
@@ -487,39 +483,26 @@ async function renderFields() {
         "Next ▶",
       ),
     ),
-    el(
-      "table",
+    table(
       { class: "fields" },
-      el(
-        "thead",
-        {},
+      ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"],
+      rows.map((r) =>
         el(
           "tr",
-          {},
-          ["Event", "Name", "Host", "Path", "Category", "Personal", "Rule", "Value", "Copy"].map((h) => el("th", {}, h)),
-        ),
-      ),
-      el(
-        "tbody",
-        {},
-        rows.map((r) =>
-          el(
-            "tr",
-            {
-              class: `clickable field-${r.category || "none"}`,
-              onclick: () => (location.hash = `#/event/${r.eventId}`),
-              title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}`,
-            },
-            el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)),
-            el("td", { class: "mono" }, breakable(r.eventName)),
-            el("td", {}, breakable(r.host)),
-            el("td", { class: "mono" }, breakable(r.path)),
-            el("td", {}, catBadge(r.category)),
-            el("td", {}, r.personal || "-"),
-            el("td", { class: "mono rule" }, breakable(r.rule || "-")),
-            el("td", { class: "value" }, highlighted(r.value, f.q)),
-            el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))),
-          ),
+          {
+            class: `clickable field-${r.category || "none"}`,
+            onclick: () => (location.hash = `#/event/${r.eventId}`),
+            title: `rule: ${r.rule || "-"}\nreasons: ${r.reasons ? JSON.parse(r.reasons).join(", ") : r.rule || "-"}`,
+          },
+          el("td", { class: "num" }, el("a", { href: `#/event/${r.eventId}` }, r.eventId)),
+          el("td", { class: "mono" }, breakable(r.eventName)),
+          el("td", {}, breakable(r.host)),
+          el("td", { class: "mono" }, breakable(r.path)),
+          el("td", {}, catBadge(r.category)),
+          el("td", {}, r.personal || "-"),
+          el("td", { class: "mono rule" }, breakable(r.rule || "-")),
+          el("td", { class: "value" }, highlighted(r.value, f.q)),
+          el("td", { class: "copy" }, copyButton("path", r.path), copyButton("value", r.value === null ? "null" : String(r.value))),
         ),
       ),
     ),
@@ -560,30 +543,17 @@ async function renderSession() {
       "section",
       {},
       el("h3", {}, "Events per Microsoft group"),
-      el(
-        "table",
+      table(
         {},
-        el(
-          "thead",
-          {},
+        ["Group", "Events", "With content", "With personal data"],
+        s.groups.map((g) =>
           el(
             "tr",
             {},
-            ["Group", "Events", "With content", "With personal data"].map((h) => el("th", {}, h)),
-          ),
-        ),
-        el(
-          "tbody",
-          {},
-          s.groups.map((g) =>
-            el(
-              "tr",
-              {},
-              el("td", {}, g.group || "-"),
-              el("td", { class: "num" }, g.events),
-              el("td", { class: "num" }, g.contentEvents),
-              el("td", { class: "num" }, g.personalEvents),
-            ),
+            el("td", {}, g.group || "-"),
+            el("td", { class: "num" }, g.events),
+            el("td", { class: "num" }, g.contentEvents),
+            el("td", { class: "num" }, g.personalEvents),
           ),
         ),
       ),
@@ -592,34 +562,21 @@ async function renderSession() {
       "section",
       { id: "connections" },
       el("h3", {}, "Connections (pinned and tunnelled ones are highlighted)"),
-      el(
-        "table",
+      table(
         {},
-        el(
-          "thead",
-          {},
+        ["Opened", "Host", "Port", "SNI", "Outcome", "Exchanges", "Bytes from client", "Error"],
+        s.connections.map((c) =>
           el(
             "tr",
-            {},
-            ["Opened", "Host", "Port", "SNI", "Outcome", "Exchanges", "Bytes from client", "Error"].map((h) => el("th", {}, h)),
-          ),
-        ),
-        el(
-          "tbody",
-          {},
-          s.connections.map((c) =>
-            el(
-              "tr",
-              { "data-outcome": c.outcome },
-              el("td", { class: "mono" }, fmtTime(c.startedAt)),
-              el("td", {}, c.host),
-              el("td", { class: "num" }, c.port),
-              el("td", {}, c.sni || "-"),
-              el("td", { class: outcomeClass(c.outcome) }, outcomeText(c.outcome)),
-              el("td", { class: "num" }, c.exchanges),
-              el("td", { class: "num" }, c.bytesFromClient),
-              el("td", {}, c.error || ""),
-            ),
+            { "data-outcome": c.outcome },
+            el("td", { class: "mono" }, fmtTime(c.startedAt)),
+            el("td", {}, c.host),
+            el("td", { class: "num" }, c.port),
+            el("td", {}, c.sni || "-"),
+            el("td", { class: outcomeClass(c.outcome) }, outcomeText(c.outcome)),
+            el("td", { class: "num" }, c.exchanges),
+            el("td", { class: "num" }, c.bytesFromClient),
+            el("td", {}, c.error || ""),
           ),
         ),
       ),
@@ -696,20 +653,7 @@ function verdictBlocks(verdicts) {
             v.inconclusive.map((r) => el("li", {}, r)),
           )
         : "",
-      el(
-        "table",
-        {},
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["Rule", "Status", "Count", "Description", "Evidence"].map((h) => el("th", {}, h)),
-          ),
-        ),
-        el("tbody", {}, v.rules.map(ruleRow)),
-      ),
+      table({}, ["Rule", "Status", "Count", "Description", "Evidence"], v.rules.map(ruleRow)),
     ),
   );
 }
@@ -751,45 +695,32 @@ async function renderExchanges() {
         "Next ▶",
       ),
     ),
-    el(
-      "table",
+    table(
       { id: "exchanges" },
-      el(
-        "thead",
-        {},
-        el(
-          "tr",
-          {},
-          ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"].map((h) => el("th", {}, h)),
-        ),
-      ),
-      el(
-        "tbody",
-        {},
-        rows.length
-          ? rows.map((x) =>
+      ["Seq", "Started", "Method", "Host", "Path", "Bytes", "Status", "Events", "Outcome", "Decoder"],
+      rows.length
+        ? rows.map((x) =>
+            el(
+              "tr",
+              { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
+              el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)),
+              el("td", { class: "mono" }, fmtTime(x.startedAt)),
+              el("td", {}, x.method),
+              el("td", {}, breakable(x.host)),
+              el("td", { class: "mono value" }, x.path),
+              el("td", { class: "num" }, x.requestBodySize),
+              el("td", { class: "num" }, x.responseStatus ?? "-"),
               el(
-                "tr",
-                { class: "clickable", "data-exchange": x.id, onclick: () => (location.hash = `#/exchange/${encodeURIComponent(x.id)}`) },
-                el("td", { class: "num" }, el("a", { href: `#/exchange/${encodeURIComponent(x.id)}` }, x.seq)),
-                el("td", { class: "mono" }, fmtTime(x.startedAt)),
-                el("td", {}, x.method),
-                el("td", {}, breakable(x.host)),
-                el("td", { class: "mono value" }, x.path),
-                el("td", { class: "num" }, x.requestBodySize),
-                el("td", { class: "num" }, x.responseStatus ?? "-"),
-                el(
-                  "td",
-                  { class: "num", title: "events decoded (of them with content fields)" },
-                  x.events,
-                  x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : "",
-                ),
-                el("td", {}, breakable(x.outcome)),
-                el("td", {}, breakable(x.decoder || "-")),
+                "td",
+                { class: "num", title: "events decoded (of them with content fields)" },
+                x.events,
+                x.contentEvents ? el("span", { class: "cat cat-content" }, `${x.contentEvents} content`) : "",
               ),
-            )
-          : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")),
-      ),
+              el("td", {}, breakable(x.outcome)),
+              el("td", {}, breakable(x.decoder || "-")),
+            ),
+          )
+        : el("tr", {}, el("td", { colspan: 10 }, "no exchanges match")),
     ),
   );
 }
@@ -821,33 +752,20 @@ async function renderExchange(id) {
       { id: "exchange-events" },
       el("h3", {}, `Events decoded (${x.events})`),
       x.eventList.length
-        ? el(
-            "table",
+        ? table(
             {},
-            el(
-              "thead",
-              {},
+            ["#", "Event", "Name", "Group", "Category", "Content", "Personal"],
+            x.eventList.map((e) =>
               el(
                 "tr",
-                {},
-                ["#", "Event", "Name", "Group", "Category", "Content", "Personal"].map((h) => el("th", {}, h)),
-              ),
-            ),
-            el(
-              "tbody",
-              {},
-              x.eventList.map((e) =>
-                el(
-                  "tr",
-                  { "data-event": e.id },
-                  el("td", { class: "num" }, e.idx),
-                  el("td", { class: "num" }, el("a", { href: `#/event/${e.id}` }, e.id)),
-                  el("td", { class: "mono" }, el("a", { href: `#/event/${e.id}` }, e.name)),
-                  el("td", {}, e.group || "-"),
-                  el("td", {}, catBadge(e.category)),
-                  el("td", { class: "num" }, e.contentFields),
-                  el("td", { class: "num" }, e.personalFields),
-                ),
+                { "data-event": e.id },
+                el("td", { class: "num" }, e.idx),
+                el("td", { class: "num" }, el("a", { href: `#/event/${e.id}` }, e.id)),
+                el("td", { class: "mono" }, el("a", { href: `#/event/${e.id}` }, e.name)),
+                el("td", {}, e.group || "-"),
+                el("td", {}, catBadge(e.category)),
+                el("td", { class: "num" }, e.contentFields),
+                el("td", { class: "num" }, e.personalFields),
               ),
             ),
           )
