@@ -51,11 +51,14 @@ export class EventStore {
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
+  /** One transaction wrapper for every write (better-sqlite3 builds four functions per wrapper). */
+  private readonly transaction: ReturnType<Db["transaction"]>;
 
   constructor(
     private readonly db: Db,
     private readonly options: { rowsPerTransaction?: number; priority?: WriterPriority } = {},
   ) {
+    this.transaction = db.transaction((fn: () => void) => fn());
     this.stmt = {
       load: db.prepare(`SELECT e.id, e.session_id AS sessionId, e.method, e.host, e.path, e.request_headers AS headers,
           b.data AS body, c.client_address AS clientAddress
@@ -192,9 +195,8 @@ export class EventStore {
     const priority = this.options.priority;
     priority?.yieldToCapture();
     try {
-      const transaction = this.db.transaction(fn);
-      if (priority) priority.writing(() => transaction.immediate());
-      else transaction.immediate();
+      if (priority) priority.writing(() => this.transaction.immediate(fn));
+      else this.transaction.immediate(fn);
     } catch (e) {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();
@@ -239,7 +241,7 @@ export class EventStore {
     if (keepId !== undefined) {
       s.updateEvent.run(...row, keepId);
       eventId = keepId;
-    } else eventId = s.insertEvent.run(...row).lastInsertRowid;
+    } else eventId = s.insertEvent.run(row).lastInsertRowid;
     // The event's field rows in multi-row INSERTs of up to FIELD_ROWS_PER_INSERT rows: one call
     // into SQLite per event instead of one per field (most of the pipeline's time was those calls).
     const fields = event.fields;
@@ -371,8 +373,12 @@ function reasonsText(cf: ClassifiedField): string | null {
 }
 
 export function fieldValueText(f: Pick<DecodedField, "value">): string | null {
-  if (f.value === null) return null;
-  return typeof f.value === "string" ? f.value : JSON.stringify(f.value);
+  const v = f.value;
+  if (v === null) return null;
+  if (typeof v === "string") return v;
+  // What JSON.stringify writes for these, without its generic path (most non-string values).
+  if (typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) return String(v);
+  return JSON.stringify(v);
 }
 
 /** The stored text back to a value of the field's type; anything that does not parse stays text. */
