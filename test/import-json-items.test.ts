@@ -8,7 +8,13 @@ import { describe, expect, it } from "vitest";
 import { isExhaustError } from "../src/errors.js";
 import { jsonArrayItems } from "../src/import/json-items.js";
 
-async function items(text: string, chunkSizes: number[], path = ["log", "entries"], maxBody = 1024 * 1024): Promise<unknown[]> {
+async function items(
+  text: string,
+  chunkSizes: number[],
+  path = ["log", "entries"],
+  maxBody = 1024 * 1024,
+  missing?: string,
+): Promise<unknown[]> {
   const bytes = Buffer.from(text, "utf8");
   const chunks: Buffer[] = [];
   for (let at = 0, k = 0; at < bytes.length; k++) {
@@ -17,7 +23,7 @@ async function items(text: string, chunkSizes: number[], path = ["log", "entries
     at += size;
   }
   const out: unknown[] = [];
-  for await (const v of jsonArrayItems(Readable.from(chunks), path, maxBody, "test.har")) out.push(v);
+  for await (const v of jsonArrayItems(Readable.from(chunks), path, maxBody, "test.har", missing)) out.push(v);
   return out;
 }
 
@@ -53,6 +59,9 @@ describe("jsonArrayItems", () => {
     expect(await items('{"name": "not a har", "entries": [1]}', [4])).toEqual([]);
     expect(await items('[{"log": {"entries": [1]}}]', [4])).toEqual([]);
     expect(await items('{"log": {"entries": []}}', [4])).toEqual([]);
+    // A byte-order mark before the document is passed over; a caller can require the array.
+    expect(await items('\ufeff[{"Name": "E"}]', [2], [], 1024, "no array")).toEqual([{ Name: "E" }]);
+    await expect(items('{"Name": "E"}', [2], [], 1024, "no array")).rejects.toThrow(/^no array$/);
   });
 
   it("fails on an element that is not JSON, on a truncated file, and on strings or elements past the limits", async () => {

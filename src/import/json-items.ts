@@ -2,8 +2,8 @@
  * The elements of one array inside a JSON document (HAR's `log.entries`), parsed one at a time
  * from a byte stream. A byte scanner finds where each element starts and ends (strings are
  * skipped with `indexOf`, not byte by byte) and hands its bytes to `JSON.parse`, which validates
- * them and builds the value in native code: no token stream, no per-token objects. What the
- * scanner holds at once is bounded as the token filter `capJsonTokens` bounds stream-json: one
+ * them and builds the value in native code: no token stream, no per-token objects (stream-json's
+ * token stream was a third of an import's time). What the scanner holds at once is bounded: one
  * string longer than jsonStringLimit(maxBody), or one element of more than jsonItemLimit(maxBody)
  * bytes, ends the import while it is still coming in (strings and elements are counted in bytes
  * as written, an escape sequence as one character).
@@ -21,10 +21,17 @@ const BACKSLASH = 0x5c;
 
 /**
  * Parsed elements of the array at `path` (object keys from the root: ["log", "entries"]; [] for
- * a top-level array), in order. Throws a SyntaxError-like Error for input that is not JSON
- * (the caller words it), and EXH_IMPORT_FORMAT (tooLarge) past the bounds.
+ * a top-level array), in order. Throws an Error for input that is not JSON (the caller words
+ * it), with `missing` as its message when the document has no array at `path`, and
+ * EXH_IMPORT_FORMAT (tooLarge) past the bounds.
  */
-export async function* jsonArrayItems(input: Readable, path: readonly string[], maxBody: number, file: string): AsyncGenerator<unknown> {
+export async function* jsonArrayItems(
+  input: Readable,
+  path: readonly string[],
+  maxBody: number,
+  file: string,
+  missing?: string,
+): AsyncGenerator<unknown> {
   const maxChars = jsonStringLimit(maxBody);
   const maxItem = jsonItemLimit(maxBody);
   // Containers open (true: array), and how many of the outermost lie on `path`.
@@ -48,6 +55,7 @@ export async function* jsonArrayItems(input: Readable, path: readonly string[], 
   let itemBytes = 0;
   let itemStart = 0;
   let count = 0;
+  let found = false;
 
   const stringTooLong = () => tooLarge(file, `a JSON string is longer than ${maxChars} characters`, maxBody);
   const itemTooLarge = () => tooLarge(file, `one item holds more than ${maxItem} bytes of JSON`, maxBody);
@@ -134,7 +142,10 @@ export async function* jsonArrayItems(input: Readable, path: readonly string[], 
           const isArray = c === 0x5b;
           if (!item && pathDepth === depth && (depth === 0 || (!arrays[depth - 1] && depth - 1 < path.length && key === path[depth - 1]))) {
             pathDepth = depth + 1;
-            if (isArray && depth === path.length) itemsDepth = depth + 1;
+            if (isArray && depth === path.length) {
+              itemsDepth = depth + 1;
+              found = true;
+            }
           }
           arrays.push(isArray);
           expectKey = !isArray;
@@ -170,6 +181,7 @@ export async function* jsonArrayItems(input: Readable, path: readonly string[], 
     }
   }
   if (inString || arrays.length > 0 || item) throw new Error("unexpected end of the file");
+  if (!found && missing !== undefined) throw new Error(missing);
 }
 
 function isSpace(c: number): boolean {
