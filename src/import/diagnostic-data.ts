@@ -185,7 +185,7 @@ export async function importDiagnosticDataJson(input: Readable, file: string, si
   try {
     for await (const value of jsonArrayItems(input, [], maxBody, file, "the top-level value is not an array")) {
       if (value === null || typeof value !== "object") sink.skipped++;
-      else await addDiagnosticDataItem(value as DiagnosticDataItem, file, sink, maxBody, "Get-DiagnosticData");
+      else await addDiagnosticDataItem(value, file, sink, maxBody, "Get-DiagnosticData");
     }
   } catch (e) {
     if (isExhaustError(e)) throw e;

@@ -138,7 +138,7 @@ export async function importHar(input: Readable, file: string, sink: ImportSessi
   try {
     for await (const value of jsonArrayItems(input, ["log", "entries"], maxBody, file)) {
       entries++;
-      const x = value !== null && typeof value === "object" ? harEntryToExchange(value as HarEntry) : `entry ${entries} is not an object`;
+      const x = value !== null && typeof value === "object" ? harEntryToExchange(value) : `entry ${entries} is not an object`;
       if (typeof x === "string") {
         sink.skipped++;
         if (sink.notes.length < 20) sink.notes.push(x);

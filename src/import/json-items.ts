@@ -204,6 +204,6 @@ function parseItem(parts: Buffer[], tail: Buffer, n: number): unknown {
     return JSON.parse(bytes.toString("utf8"));
   } catch (e) {
     const message = (e as Error).message.replace(/\s+/g, " ").replace(/, ".*" is not valid JSON$/, " (not valid JSON)");
-    throw new Error(`element ${n}: ${message}`);
+    throw new Error(`element ${n}: ${message}`, { cause: e });
   }
 }
