@@ -72,6 +72,7 @@ describe("jsonArrayItems", () => {
     expect(isExhaustError(e1) && e1.message).toMatch(/a JSON string is longer than \d+ characters/);
     // Escapes count as one character each: this string is 150,000 characters in 300,000 bytes.
     expect(await items(JSON.stringify({ log: { entries: ['"'.repeat(150_000)] } }), [4096], ["log", "entries"], 120_000)).toHaveLength(1);
+    await expect(items(`{"log": {"entries": [${"[".repeat(5000)}`, [4096])).rejects.toThrow(/nested more than 1024 deep/);
     const many = JSON.stringify({
       log: { entries: [{ headers: Array.from({ length: 50_000 }, (_, i) => ({ name: `x-h${i}`, value: "v" })) }] },
     });

@@ -11,7 +11,7 @@
 import type { Readable } from "node:stream";
 import { jsonItemLimit, jsonStringLimit, tooLarge } from "./limits.js";
 
-/** Containers nested deeper than this (outside an element) are refused: HAR needs four. */
+/** Containers nested deeper than this are refused (the scanner keeps one entry per level): HAR needs seven. */
 const MAX_DEPTH = 1024;
 /** Keys longer than this are never one of the path's names, so they are not gathered. */
 const MAX_KEY_BYTES = 1024;
@@ -138,7 +138,7 @@ export async function* jsonArrayItems(
         case 0x7b: // {
         case 0x5b: {
           // [
-          if (depth >= MAX_DEPTH && !item) throw new Error(`containers nested more than ${MAX_DEPTH} deep`);
+          if (depth >= MAX_DEPTH) throw new Error(`containers nested more than ${MAX_DEPTH} deep`);
           const isArray = c === 0x5b;
           if (!item && pathDepth === depth && (depth === 0 || (!arrays[depth - 1] && depth - 1 < path.length && key === path[depth - 1]))) {
             pathDepth = depth + 1;
