@@ -15,12 +15,10 @@
 import Database from "better-sqlite3";
 import type { Readable } from "node:stream";
 import { parse as parseCsv } from "csv-parse";
-import chain from "stream-chain";
-import { parser } from "stream-json";
-import streamArray from "stream-json/streamers/stream-array.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { RawHeaders } from "../types.js";
-import { capJsonTokens, tooLarge } from "./limits.js";
+import { jsonArrayItems } from "./json-items.js";
+import { tooLarge } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 /** Where DiagTrack uploads on Windows 10 1809+ (wire-formats.md §5.1). */
@@ -184,10 +182,10 @@ function psTime(t: string | undefined): number {
 }
 
 export async function importDiagnosticDataJson(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
-  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 1), streamArray()]);
   try {
-    for await (const { value } of pipeline as AsyncIterable<{ value: DiagnosticDataItem }>) {
-      await addDiagnosticDataItem(value, file, sink, maxBody, "Get-DiagnosticData");
+    for await (const value of jsonArrayItems(input, [], maxBody, file, "the top-level value is not an array")) {
+      if (value === null || typeof value !== "object") sink.skipped++;
+      else await addDiagnosticDataItem(value, file, sink, maxBody, "Get-DiagnosticData");
     }
   } catch (e) {
     if (isExhaustError(e)) throw e;

@@ -1,6 +1,6 @@
 /**
  * HAR importer (browsers' devtools, Fiddler, Charles, mitmproxy, HTTP Toolkit, and exhaust's own
- * HAR export). Streams `log.entries` one entry at a time with stream-json, so a 1 GB HAR is never
+ * HAR export). Streams `log.entries` one entry at a time (jsonArrayItems), so a 1 GB HAR is never
  * held in memory. Bodies: `text` with `encoding: "base64"` (HAR's content field; for postData also
  * exhaust's `_exhaust.encoding` and the `encoding`/`_encoding` some tools write) is decoded to bytes,
  * any other text is taken as UTF-8; a form given only as `params` is re-encoded. An entry carrying
@@ -8,13 +8,10 @@
  * exact times).
  */
 import type { Readable } from "node:stream";
-import chain from "stream-chain";
-import { parser } from "stream-json";
-import pick from "stream-json/filters/pick.js";
-import streamArray from "stream-json/streamers/stream-array.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { RawHeaders } from "../types.js";
-import { capJsonTokens, tooLarge } from "./limits.js";
+import { jsonArrayItems } from "./json-items.js";
+import { tooLarge } from "./limits.js";
 import type { ImportedExchange, ImportSession } from "./session.js";
 
 interface HarHeader {
@@ -135,13 +132,13 @@ export function harEntryToExchange(e: HarEntry): ImportedExchange | string {
 
 /** Streams the entries of a HAR into the session. */
 export async function importHar(input: Readable, file: string, sink: ImportSession, maxBody: number): Promise<void> {
-  // Strings are capped as they stream in (a body is one string, base64 or text); entries are held one at a time.
-  const pipeline = chain([input, parser(), capJsonTokens(maxBody, file, 3), pick({ filter: "log.entries" }), streamArray()]);
+  // Strings are capped as they stream in (a body is one string, base64 or text); entries are held
+  // one at a time, each parsed whole by JSON.parse.
   let entries = 0;
   try {
-    for await (const item of pipeline as AsyncIterable<{ key: number; value: HarEntry }>) {
+    for await (const value of jsonArrayItems(input, ["log", "entries"], maxBody, file)) {
       entries++;
-      const x = harEntryToExchange(item.value);
+      const x = value !== null && typeof value === "object" ? harEntryToExchange(value) : `entry ${entries} is not an object`;
       if (typeof x === "string") {
         sink.skipped++;
         if (sink.notes.length < 20) sink.notes.push(x);

@@ -8,7 +8,6 @@
  * and where, before the bytes are read.
  */
 import type { Readable } from "node:stream";
-import type { parser } from "stream-json";
 import { exhaustError, type ExhaustError } from "../errors.js";
 import { PROXY_DEFAULTS } from "../proxy/options.js";
 
@@ -32,57 +31,9 @@ export function jsonStringLimit(maxBody: number): number {
   return Math.ceil(maxBody / 3) * 4 + 64 * 1024;
 }
 
-type JsonToken = parser.Token;
-
 /** JSON one item (a HAR entry, a Get-DiagnosticData event) may weigh: two bodies and their headers. */
 export function jsonItemLimit(maxBody: number): number {
   return 4 * maxBody + 1024 * 1024;
-}
-
-/** What a token costs beyond its characters, as the assembler will hold it (an object, a key, a value). */
-const TOKEN_WEIGHT = 16;
-
-/**
- * A stream-chain step over stream-json tokens that fails once one string, key or number grows past
- * what a body of `maxBody` bytes needs (jsonStringLimit), or one item (the values nested deeper
- * than `itemDepth`: 3 for HAR's log.entries[*], 1 for a top-level array) weighs more than
- * jsonItemLimit: the parser and assembler are still gathering it, so memory stays near the limit
- * (rather than a million tiny headers running the heap out slowly).
- */
-export function capJsonTokens(maxBody: number, file: string, itemDepth: number): (token: JsonToken) => JsonToken {
-  const maxChars = jsonStringLimit(maxBody);
-  const maxItem = jsonItemLimit(maxBody);
-  let run = 0;
-  let depth = 0;
-  let item = 0;
-  return (token) => {
-    if (depth > itemDepth) {
-      item += TOKEN_WEIGHT + ("value" in token && typeof token.value === "string" ? token.value.length : 0);
-      if (item > maxItem) throw tooLarge(file, `one item holds more than ${maxItem} bytes of JSON`, maxBody);
-    }
-    switch (token.name) {
-      case "startObject":
-      case "startArray":
-        depth++;
-        break;
-      case "endObject":
-      case "endArray":
-        depth--;
-        if (depth <= itemDepth) item = 0;
-        break;
-      case "stringChunk": // of strings and keys
-      case "numberChunk":
-        run += token.value.length;
-        if (run > maxChars) throw tooLarge(file, `a JSON string is longer than ${maxChars} characters`, maxBody);
-        break;
-      case "endString":
-      case "endKey":
-      case "endNumber":
-        run = 0;
-        break;
-    }
-    return token;
-  };
 }
 
 /**

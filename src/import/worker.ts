@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { isExhaustError } from "../errors.js";
+import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase } from "../store/database.js";
 import { importFile } from "./index.js";
 
@@ -30,8 +31,12 @@ const data = workerData as ImportWorkerData;
 const post = (m: ImportWorkerMessage) => parentPort!.postMessage(m);
 
 let db: ReturnType<typeof openDatabase> | undefined;
+let checkpointer: Checkpointer | undefined;
 try {
   db = openDatabase(data.dbFile);
+  // WAL checkpoints on a thread of their own, as beside the proxy and in `exhaust reprocess`: SQLite's
+  // automatic ones ran inside the import's commits, on this thread.
+  checkpointer = Checkpointer.start(db, data.dbFile);
   for (const [i, file] of data.files.entries()) {
     const summaries = await importFile(
       file,
@@ -67,5 +72,6 @@ try {
       : { type: "error", message: (e as Error)?.stack ?? String(e) },
   );
 } finally {
+  await checkpointer?.stop().catch(() => undefined);
   db?.close();
 }

@@ -51,11 +51,14 @@ export class EventStore {
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
+  /** One transaction wrapper for every write (better-sqlite3 builds four functions per wrapper). */
+  private readonly transaction: ReturnType<Db["transaction"]>;
 
   constructor(
     private readonly db: Db,
     private readonly options: { rowsPerTransaction?: number; priority?: WriterPriority } = {},
   ) {
+    this.transaction = db.transaction((fn: () => void) => fn());
     this.stmt = {
       load: db.prepare(`SELECT e.id, e.session_id AS sessionId, e.method, e.host, e.path, e.request_headers AS headers,
           b.data AS body, c.client_address AS clientAddress
@@ -192,9 +195,8 @@ export class EventStore {
     const priority = this.options.priority;
     priority?.yieldToCapture();
     try {
-      const transaction = this.db.transaction(fn);
-      if (priority) priority.writing(() => transaction.immediate());
-      else transaction.immediate();
+      if (priority) priority.writing(() => this.transaction.immediate(fn));
+      else this.transaction.immediate(fn);
     } catch (e) {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();
@@ -239,7 +241,7 @@ export class EventStore {
     if (keepId !== undefined) {
       s.updateEvent.run(...row, keepId);
       eventId = keepId;
-    } else eventId = s.insertEvent.run(...row).lastInsertRowid;
+    } else eventId = s.insertEvent.run(row).lastInsertRowid;
     // The event's field rows in multi-row INSERTs of up to FIELD_ROWS_PER_INSERT rows: one call
     // into SQLite per event instead of one per field (most of the pipeline's time was those calls).
     const fields = event.fields;
@@ -275,46 +277,52 @@ export class EventStore {
     const customerContent = a?.customerContent === undefined ? null : a.customerContent ? 1 : 0;
     const wireType = a?.wireType ?? null;
     const scrubType = a?.scrubType ?? null;
-    let known = this.paths.get(f.path);
-    if (known === undefined) this.paths.set(f.path, (known = []));
-    // Nearly always one entry per path: comparing beats building a composite key for every field.
-    for (const k of known) {
-      if (
+    return internedId(
+      this.paths,
+      f.path,
+      (k) =>
         k.part === f.part &&
         k.type === f.type &&
         k.piiKind === piiKind &&
         k.customerContent === customerContent &&
         k.wireType === wireType &&
-        k.scrubType === scrubType
-      ) {
-        return k.id;
-      }
-    }
-    const row = [f.path, f.part, f.type, piiKind, customerContent, wireType, scrubType] as const;
-    const id = (this.stmt.selectPath.get(...row) ?? this.stmt.insertPath.get(...row)) as number;
-    known.push({ id, part: f.part, type: f.type, piiKind, customerContent, wireType, scrubType });
-    return id;
+        k.scrubType === scrubType,
+      () => {
+        const row = [f.path, f.part, f.type, piiKind, customerContent, wireType, scrubType] as const;
+        const id = (this.stmt.selectPath.get(...row) ?? this.stmt.insertPath.get(...row)) as number;
+        return { id, part: f.part, type: f.type, piiKind, customerContent, wireType, scrubType };
+      },
+    );
   }
 
   /** The field_classes id of a classification outcome, interning it on first sight. */
   private classId(cf: ClassifiedField): number {
-    let known = this.classes.get(cf.rule);
-    if (known === undefined) this.classes.set(cf.rule, (known = []));
-    for (const k of known) {
-      if (
-        k.category === cf.category &&
-        k.personal === cf.personal &&
-        k.confidence === cf.confidence &&
-        sameReasons(k.reasons, cf.reasons)
-      ) {
-        return k.id;
-      }
-    }
-    const row = [cf.rule, cf.category, cf.personal, cf.confidence, reasonsText(cf)] as const;
-    const id = (this.stmt.selectClass.get(...row) ?? this.stmt.insertClass.get(...row)) as number;
-    known.push({ id, category: cf.category, personal: cf.personal, confidence: cf.confidence, reasons: cf.reasons });
-    return id;
+    return internedId(
+      this.classes,
+      cf.rule,
+      (k) =>
+        k.category === cf.category && k.personal === cf.personal && k.confidence === cf.confidence && sameReasons(k.reasons, cf.reasons),
+      () => {
+        const row = [cf.rule, cf.category, cf.personal, cf.confidence, reasonsText(cf)] as const;
+        const id = (this.stmt.selectClass.get(...row) ?? this.stmt.insertClass.get(...row)) as number;
+        return { id, category: cf.category, personal: cf.personal, confidence: cf.confidence, reasons: cf.reasons };
+      },
+    );
   }
+}
+
+/**
+ * The id of an interned row (field_paths, field_classes) found under `key` by `same`, made by
+ * `add` on first sight. A key nearly always has one row: comparing its few beats building a
+ * composite key for every field.
+ */
+function internedId<T extends { id: number }>(table: Map<string, T[]>, key: string, same: (k: T) => boolean, add: () => T): number {
+  let known = table.get(key);
+  if (known === undefined) table.set(key, (known = []));
+  for (const k of known) if (same(k)) return k.id;
+  const row = add();
+  known.push(row);
+  return row.id;
 }
 
 type ClassifiedField = ClassifiedEvent["fields"][number];
@@ -365,8 +373,12 @@ function reasonsText(cf: ClassifiedField): string | null {
 }
 
 export function fieldValueText(f: Pick<DecodedField, "value">): string | null {
-  if (f.value === null) return null;
-  return typeof f.value === "string" ? f.value : JSON.stringify(f.value);
+  const v = f.value;
+  if (v === null) return null;
+  if (typeof v === "string") return v;
+  // What JSON.stringify writes for these, without its generic path (most non-string values).
+  if (typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) return String(v);
+  return JSON.stringify(v);
 }
 
 /** The stored text back to a value of the field's type; anything that does not parse stays text. */
