@@ -209,7 +209,7 @@ export const duckType = (k: ColumnKind): string => DUCK[k];
 export function externalTableDdl(dialect: "trino" | "hive", location: string, schema = "exhaust"): string {
   const out: string[] = [];
   for (const table of TABLE_NAMES) {
-    const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
+    const cols = PARQUET_TABLES[table];
     if (dialect === "trino") {
       const list = [...cols.map((col) => `  ${col.name} ${TRINO[col.kind]}`), ...PARTITION_KEYS.map((k) => `  ${k} varchar`)];
       out.push(

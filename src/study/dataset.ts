@@ -9,7 +9,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { exhaustError } from "../errors.js";
 import { duckReason, openDuck, sqlString, type Duck } from "../export/duckdb.js";
 import { readDatasetManifest } from "../export/parquet.js";
-import { DATASET_MANIFEST, duckType, PARQUET_TABLES, PARTITION_KEYS, TABLE_NAMES, type ColumnDef } from "../export/parquet-schema.js";
+import { DATASET_MANIFEST, duckType, PARQUET_TABLES, PARTITION_KEYS, TABLE_NAMES } from "../export/parquet-schema.js";
 
 const isUrl = (d: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(d);
 
@@ -42,7 +42,7 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
       const globs = dirs
         .filter((d) => isUrl(d) || hasParquet(join(d, table)))
         .map((d) => sqlString(`${d.replace(/\/+$/, "")}/${table}/*/*/*/*.parquet`));
-      const cols = PARQUET_TABLES[table] as readonly ColumnDef[];
+      const cols = PARQUET_TABLES[table];
       const sql = `SELECT * FROM read_parquet([${globs.join(", ")}], hive_partitioning = true, union_by_name = true,
              hive_types = {${PARTITION_KEYS.map((k) => `'${k}': VARCHAR`).join(", ")}})`;
       const empty = `SELECT ${[...cols.map((c) => `CAST(NULL AS ${duckType(c.kind)}) AS ${c.name}`), ...PARTITION_KEYS.map((k) => `CAST(NULL AS VARCHAR) AS ${k}`)].join(", ")} WHERE false`;
