@@ -217,7 +217,9 @@ function main(argv) {
     }
   }
   if (!existsSync(args.input)) {
-    process.stderr.write(`gen-event-catalogue: input ${args.input} not found; pass --input <${windows ? "windows" : "office"}-events.tsv>\n`);
+    process.stderr.write(
+      `gen-event-catalogue: input ${args.input} not found; pass --input <${windows ? "windows" : "office"}-events.tsv>\n`,
+    );
     return 2;
   }
   const text = windows
