@@ -140,3 +140,16 @@ export function round(n: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/** A 20 KB 1DS JSON-lines upload (one Office event repeated), the body every load scenario sends. */
+export function telemetryUploadBody(bytes = 20 * 1024): Buffer {
+  const line = JSON.stringify({
+    name: "Office.Word.FileIO.Save",
+    time: "2026-11-24T08:00:00.000Z",
+    ver: "4.0",
+    iKey: "o:0123456789abcdef0123456789abcdef",
+    ext: { app: { name: "WINWORD", ver: "16.0.17029" }, device: { localId: "s:6C4E3D2A-0000-4000-8000-000000000000" } },
+    data: { "Data.Doc.Ext": "docx", "Activity.Success": true, "Activity.Duration": 1234 },
+  });
+  return Buffer.from(`${line}\n`.repeat(Math.ceil(bytes / (line.length + 1)))).subarray(0, bytes);
+}
