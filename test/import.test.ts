@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventJson } from "../src/evidence/format.js";
 import { createHash } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,17 +17,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface EventOut {
-  event: { name: string; time: string; iKey: string | null; format: string };
-  fields: Array<{
-    path: string;
-    part: string;
-    value: unknown;
-    type: string;
-    category: string | null;
-    declared: { piiKind: string | null };
-  }>;
-}
+// One line of `exhaust events --json` (the same record as `export --format jsonl`).
+type EventOut = EventJson;
 
 const events = (db: string, session: string): EventOut[] =>
   runCli(["events", "--db", db, "--session", session, "--json", "--limit", "10000"])
