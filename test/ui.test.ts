@@ -44,6 +44,27 @@ function launchBrowser(): Promise<Browser> {
   });
 }
 
+/**
+ * A test in Debian's chromium, closed afterwards. Skipped when chromium is missing, unless
+ * EXHAUST_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test naming the package.
+ */
+function inBrowser(name: string, body: (browser: Browser) => Promise<void>, timeoutMs: number): void {
+  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+    name,
+    async () => {
+      if (!haveBrowser)
+        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
+      const browser = await launchBrowser();
+      try {
+        await body(browser);
+      } finally {
+        await browser.close();
+      }
+    },
+    timeoutMs,
+  );
+}
+
 /** What a page asked for beyond the UI (must stay empty) and the script errors it raised. */
 function watchPage(page: Page, base: string): { external: string[]; pageErrors: string[] } {
   const external: string[] = [];
@@ -247,222 +268,206 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     }
   });
 
-  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+  inBrowser(
     "in a browser: filter to content, open the event, the planted value is highlighted as content",
-    async () => {
-      if (!haveBrowser)
-        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
-      let browser: Browser | undefined;
-      try {
-        browser = await launchBrowser();
-        const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-        const { external, pageErrors } = watchPage(page, ui.url);
-        await page.goto(ui.url);
-        await page.waitForSelector("#events tbody tr[data-event]");
-        await page.selectOption("#f-session", String(cap.sessionId));
-        await page.selectOption("#f-category", "content");
-        await page.click("#apply");
-        await page.waitForFunction(
-          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
-        );
-        const row = page.locator(`#events tbody tr[data-event="${cap.plantedEventId}"]`);
-        await expect(row.textContent()).resolves.toContain("Office.Word.FileIO.Save");
-        await row.click();
-        const field = page.locator('#fields tr[data-path="Data.Doc.FileName"]');
-        await field.waitFor();
-        expect(await field.getAttribute("data-category")).toBe("content");
-        expect(await field.getAttribute("class")).toContain("field-content");
-        expect(await field.locator("td.value").textContent()).toBe(PLANTED);
-        // Highlighted: the content colour on the value, the content background on the row.
-        expect(await field.locator("td.value").evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).color)).toBe(
-          "rgb(198, 40, 40)",
-        );
-        expect(await field.evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)).toBe(
-          "rgb(253, 236, 234)",
-        );
-        expect(await field.getAttribute("title")).toContain("rule: detector.windows-path");
-        // Hostile captured markup stays text: no element was created from it.
-        const comment = page.locator('#fields tr[data-path="Data.Doc.Comment"] td.value');
-        expect(await comment.textContent()).toBe(HOSTILE);
-        expect(await comment.locator("script, img").count()).toBe(0);
-        await page.waitForSelector("#body pre.body");
-        expect(await page.locator("table.headers").textContent()).not.toContain(TICKET_SECRET);
-        mkdirSync(ARTIFACTS, { recursive: true });
-        await page.screenshot({ path: join(ARTIFACTS, "ui-event.png"), fullPage: true });
+    async (browser) => {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const { external, pageErrors } = watchPage(page, ui.url);
+      await page.goto(ui.url);
+      await page.waitForSelector("#events tbody tr[data-event]");
+      await page.selectOption("#f-session", String(cap.sessionId));
+      await page.selectOption("#f-category", "content");
+      await page.click("#apply");
+      await page.waitForFunction(
+        () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
+      );
+      const row = page.locator(`#events tbody tr[data-event="${cap.plantedEventId}"]`);
+      await expect(row.textContent()).resolves.toContain("Office.Word.FileIO.Save");
+      await row.click();
+      const field = page.locator('#fields tr[data-path="Data.Doc.FileName"]');
+      await field.waitFor();
+      expect(await field.getAttribute("data-category")).toBe("content");
+      expect(await field.getAttribute("class")).toContain("field-content");
+      expect(await field.locator("td.value").textContent()).toBe(PLANTED);
+      // Highlighted: the content colour on the value, the content background on the row.
+      expect(await field.locator("td.value").evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).color)).toBe(
+        "rgb(198, 40, 40)",
+      );
+      expect(await field.evaluate((e) => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)).toBe(
+        "rgb(253, 236, 234)",
+      );
+      expect(await field.getAttribute("title")).toContain("rule: detector.windows-path");
+      // Hostile captured markup stays text: no element was created from it.
+      const comment = page.locator('#fields tr[data-path="Data.Doc.Comment"] td.value');
+      expect(await comment.textContent()).toBe(HOSTILE);
+      expect(await comment.locator("script, img").count()).toBe(0);
+      await page.waitForSelector("#body pre.body");
+      expect(await page.locator("table.headers").textContent()).not.toContain(TICKET_SECRET);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, "ui-event.png"), fullPage: true });
 
-        await page.click("#nav-session");
-        await page.waitForSelector("#verdicts .verdict");
-        await page.waitForSelector("section svg.chart");
-        expect(await page.locator("#verdicts").textContent()).toContain("FAIL");
-        await page.screenshot({ path: join(ARTIFACTS, "ui-session.png"), fullPage: true });
-        expect(external).toEqual([]);
-        expect(pageErrors).toEqual([]);
-      } finally {
-        await browser?.close();
-      }
+      await page.click("#nav-session");
+      await page.waitForSelector("#verdicts .verdict");
+      await page.waitForSelector("section svg.chart");
+      expect(await page.locator("#verdicts").textContent()).toContain("FAIL");
+      await page.screenshot({ path: join(ARTIFACTS, "ui-session.png"), fullPage: true });
+      expect(external).toEqual([]);
+      expect(pageErrors).toEqual([]);
     },
     60_000,
   );
 
-  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
+  inBrowser(
     "in a browser at 800 px: exchange → event links, response body, CSV export of a filtered view, keys, copy, then live update with pause",
-    async () => {
-      if (!haveBrowser)
-        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
-      let browser: Browser | undefined;
-      try {
-        browser = await launchBrowser();
-        const context = await browser.newContext({ viewport: { width: 800, height: 900 }, acceptDownloads: true });
-        await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: ui.url.replace(/\/$/, "") });
-        const page = await context.newPage();
-        const { external, pageErrors } = watchPage(page, ui.url);
-        const planted = cap.plantedEventId;
-        await page.goto(ui.url);
-        await page.waitForSelector("#events tbody tr[data-event]");
-        await page.selectOption("#f-session", String(cap.sessionId));
+    async (browser) => {
+      const context = await browser.newContext({ viewport: { width: 800, height: 900 }, acceptDownloads: true });
+      await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: ui.url.replace(/\/$/, "") });
+      const page = await context.newPage();
+      const { external, pageErrors } = watchPage(page, ui.url);
+      const planted = cap.plantedEventId;
+      await page.goto(ui.url);
+      await page.waitForSelector("#events tbody tr[data-event]");
+      await page.selectOption("#f-session", String(cap.sessionId));
 
-        // Keys: j moves the selection, Enter opens it, / goes to the search box.
-        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
-        await page.keyboard.press("j");
-        const second = Number(await page.locator("#events tbody tr[data-event]").nth(1).getAttribute("data-event"));
-        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(second));
-        await page.keyboard.press("k");
-        expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(planted));
-        await page.keyboard.press("Enter");
-        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
-        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).location.hash)).toBe(`#/event/${planted}`);
-        // On the event page j/k step through the list it came from; Esc goes back to it.
-        await page.keyboard.press("j");
-        await page.waitForFunction((id) => (globalThis as unknown as PageGlobals).location.hash === `#/event/${id}`, second);
-        await page.waitForSelector(`h2:has-text("Event ${second}:")`);
-        await page.keyboard.press("k");
-        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
-        await page.keyboard.press("Escape");
-        await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
-        await page.keyboard.press("Enter");
-        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+      // Keys: j moves the selection, Enter opens it, / goes to the search box.
+      await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+      await page.keyboard.press("j");
+      const second = Number(await page.locator("#events tbody tr[data-event]").nth(1).getAttribute("data-event"));
+      expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(second));
+      await page.keyboard.press("k");
+      expect(await page.locator("#events tbody tr.selected").getAttribute("data-event")).toBe(String(planted));
+      await page.keyboard.press("Enter");
+      await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).location.hash)).toBe(`#/event/${planted}`);
+      // On the event page j/k step through the list it came from; Esc goes back to it.
+      await page.keyboard.press("j");
+      await page.waitForFunction((id) => (globalThis as unknown as PageGlobals).location.hash === `#/event/${id}`, second);
+      await page.waitForSelector(`h2:has-text("Event ${second}:")`);
+      await page.keyboard.press("k");
+      await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+      await page.keyboard.press("Escape");
+      await page.waitForSelector(`#events tbody tr[data-event="${planted}"].selected`);
+      await page.keyboard.press("Enter");
+      await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
 
-        // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
-        const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
-        expect((await valueCell.boundingBox())!.width).toBeGreaterThanOrEqual(150);
-        // ... and the whole table fits the window: nothing hides off to the right.
-        const fieldsBox = (await page.locator("#fields").boundingBox())!;
-        expect(fieldsBox.x + fieldsBox.width).toBeLessThanOrEqual(800);
-        // Findings name the path once.
-        const findings = await page.locator("#findings").textContent();
-        expect(findings).toContain("Data.Doc.FileName");
-        expect(findings).not.toMatch(/Data\.Doc\.FileName: Data\.Doc\.FileName/);
-        // Copy button: the field's value on the clipboard.
-        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="value"]').click();
-        await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe(PLANTED);
-        await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="path"]').click();
-        await expect
-          .poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText()))
-          .toBe("Data.Doc.FileName");
-        await page.screenshot({ path: join(ARTIFACTS, "ui-event-800.png"), fullPage: true });
+      // At 800 px the value column keeps a readable width (the issue saw ~6 characters).
+      const valueCell = page.locator('#fields tr[data-path="Data.Doc.FileName"] td.value');
+      expect((await valueCell.boundingBox())!.width).toBeGreaterThanOrEqual(150);
+      // ... and the whole table fits the window: nothing hides off to the right.
+      const fieldsBox = (await page.locator("#fields").boundingBox())!;
+      expect(fieldsBox.x + fieldsBox.width).toBeLessThanOrEqual(800);
+      // Findings name the path once.
+      const findings = await page.locator("#findings").textContent();
+      expect(findings).toContain("Data.Doc.FileName");
+      expect(findings).not.toMatch(/Data\.Doc\.FileName: Data\.Doc\.FileName/);
+      // Copy button: the field's value on the clipboard.
+      await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="value"]').click();
+      await expect.poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText())).toBe(PLANTED);
+      await page.locator('#fields tr[data-path="Data.Doc.FileName"] button[data-copy="path"]').click();
+      await expect
+        .poll(() => page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText()))
+        .toBe("Data.Doc.FileName");
+      await page.screenshot({ path: join(ARTIFACTS, "ui-event-800.png"), fullPage: true });
 
-        // Event → its exchange → each decoded event is a link; the planted one leads back.
-        await page.click("#exchange-link");
-        await page.waitForSelector("#exchange-events table");
-        // A page without a list shows no filter bar (nothing there would apply).
-        expect(await page.locator("#filters").isHidden()).toBe(true);
-        expect(await page.locator("#exchange-events tbody tr[data-event]").count()).toBe(31);
-        // The response: headers and body (what the sinkhole answered, as stored).
-        const ev = await getJson(`${ui.url}api/events/${planted}`);
-        const stored = p.db
-          .prepare("SELECT b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.response_body_sha256 WHERE x.id = ?")
-          .get(ev.body.exchangeId) as { data: Buffer } | undefined;
-        expect(stored).toBeDefined();
-        await page.waitForSelector("#response-body pre.body");
-        expect(await page.locator("#response-body pre.body").textContent()).toBe(stored!.data.toString("utf8"));
-        expect((await page.locator("#response table.headers").textContent())!.toLowerCase()).toContain("content-type");
-        await page.selectOption("#body-view-response", "hex");
-        await page.waitForFunction(() =>
-          /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""),
-        );
-        await page.screenshot({ path: join(ARTIFACTS, "ui-exchange-800.png"), fullPage: true });
-        await page.click(`#exchange-events a[href="#/event/${planted}"] >> nth=0`);
-        await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
-        expect(await page.locator("h2").first().textContent()).toContain(`Event ${planted}`);
+      // Event → its exchange → each decoded event is a link; the planted one leads back.
+      await page.click("#exchange-link");
+      await page.waitForSelector("#exchange-events table");
+      // A page without a list shows no filter bar (nothing there would apply).
+      expect(await page.locator("#filters").isHidden()).toBe(true);
+      expect(await page.locator("#exchange-events tbody tr[data-event]").count()).toBe(31);
+      // The response: headers and body (what the sinkhole answered, as stored).
+      const ev = await getJson(`${ui.url}api/events/${planted}`);
+      const stored = p.db
+        .prepare("SELECT b.data FROM exchanges x JOIN blobs b ON b.sha256 = x.response_body_sha256 WHERE x.id = ?")
+        .get(ev.body.exchangeId) as { data: Buffer } | undefined;
+      expect(stored).toBeDefined();
+      await page.waitForSelector("#response-body pre.body");
+      expect(await page.locator("#response-body pre.body").textContent()).toBe(stored!.data.toString("utf8"));
+      expect((await page.locator("#response table.headers").textContent())!.toLowerCase()).toContain("content-type");
+      await page.selectOption("#body-view-response", "hex");
+      await page.waitForFunction(() =>
+        /^00000000 {2}/.test((globalThis as unknown as PageGlobals).document.querySelector("#response-body pre.body")?.textContent ?? ""),
+      );
+      await page.screenshot({ path: join(ARTIFACTS, "ui-exchange-800.png"), fullPage: true });
+      await page.click(`#exchange-events a[href="#/event/${planted}"] >> nth=0`);
+      await page.waitForSelector(`#fields tr[data-path="Data.Doc.FileName"]`);
+      expect(await page.locator("h2").first().textContent()).toContain(`Event ${planted}`);
 
-        // Exchanges apply the Category filter they show; Events keep their own filters.
-        await page.click("#nav-exchanges");
-        await page.waitForSelector("#exchanges tbody tr[data-exchange]");
-        expect(await page.locator("#exchanges tbody tr[data-exchange]").count()).toBe(2);
-        expect(await page.locator("#filters label:has(#f-name)").isHidden()).toBe(true);
-        await page.selectOption("#f-category", "content");
-        await page.click("#apply");
-        await page.waitForFunction(
-          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1,
-        );
-        expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
-        const exchangesBox = (await page.locator("#exchanges").boundingBox())!;
-        expect(exchangesBox.x + exchangesBox.width).toBeLessThanOrEqual(800);
-        await page.screenshot({ path: join(ARTIFACTS, "ui-exchanges-800.png"), fullPage: true });
-        // Fields: content by default, its own export (only the listed fields).
-        await page.click("#nav-fields");
-        await page.waitForSelector("table.fields tbody tr");
-        expect(await page.locator("table.fields tbody tr").count()).toBe(2);
-        expect(await page.locator("#export-csv").getAttribute("href")).toContain("view=fields");
-        await page.screenshot({ path: join(ARTIFACTS, "ui-fields-800.png"), fullPage: true });
-        await page.click("#nav-events");
-        await page.waitForSelector("#events tbody tr[data-event]");
-        expect(await page.locator("#f-category").inputValue()).toBe("");
+      // Exchanges apply the Category filter they show; Events keep their own filters.
+      await page.click("#nav-exchanges");
+      await page.waitForSelector("#exchanges tbody tr[data-exchange]");
+      expect(await page.locator("#exchanges tbody tr[data-exchange]").count()).toBe(2);
+      expect(await page.locator("#filters label:has(#f-name)").isHidden()).toBe(true);
+      await page.selectOption("#f-category", "content");
+      await page.click("#apply");
+      await page.waitForFunction(
+        () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#exchanges tbody tr[data-exchange]").length === 1,
+      );
+      expect(await page.locator("#exchanges tbody tr[data-exchange]").getAttribute("data-exchange")).toBe(ev.body.exchangeId);
+      const exchangesBox = (await page.locator("#exchanges").boundingBox())!;
+      expect(exchangesBox.x + exchangesBox.width).toBeLessThanOrEqual(800);
+      await page.screenshot({ path: join(ARTIFACTS, "ui-exchanges-800.png"), fullPage: true });
+      // Fields: content by default, its own export (only the listed fields).
+      await page.click("#nav-fields");
+      await page.waitForSelector("table.fields tbody tr");
+      expect(await page.locator("table.fields tbody tr").count()).toBe(2);
+      expect(await page.locator("#export-csv").getAttribute("href")).toContain("view=fields");
+      await page.screenshot({ path: join(ARTIFACTS, "ui-fields-800.png"), fullPage: true });
+      await page.click("#nav-events");
+      await page.waitForSelector("#events tbody tr[data-event]");
+      expect(await page.locator("#f-category").inputValue()).toBe("");
 
-        // CSV export of a filtered view: the download holds exactly the filtered events' fields.
-        await page.selectOption("#f-category", "content");
-        await page.click("#apply");
-        await page.waitForFunction(
-          () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
-        );
-        const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
-        const csv = readFileSync(await download.path(), "utf8");
-        const records = parseCsv(csv);
-        expect(records[0]).toEqual([...CSV_COLUMNS]);
-        const body = records.slice(1);
-        expect(body).toHaveLength(ev.body.fields.length);
-        const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
-        expect(new Set(body.map((r) => r[col("event")]))).toEqual(new Set([String(planted)]));
-        expect(body.find((r) => r[col("path")] === "Data.Doc.FileName")![col("value")]).toBe(PLANTED);
-        expect(body.find((r) => r[col("path")] === "Data.Doc.Comment")![col("value")]).toBe(HOSTILE);
-        expect(csv).not.toContain(TICKET_SECRET);
-        expect(download.suggestedFilename()).toMatch(/\.csv$/);
+      // CSV export of a filtered view: the download holds exactly the filtered events' fields.
+      await page.selectOption("#f-category", "content");
+      await page.click("#apply");
+      await page.waitForFunction(
+        () => (globalThis as unknown as PageGlobals).document.querySelectorAll("#events tbody tr[data-event]").length === 1,
+      );
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+      const csv = readFileSync(await download.path(), "utf8");
+      const records = parseCsv(csv);
+      expect(records[0]).toEqual([...CSV_COLUMNS]);
+      const body = records.slice(1);
+      expect(body).toHaveLength(ev.body.fields.length);
+      const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
+      expect(new Set(body.map((r) => r[col("event")]))).toEqual(new Set([String(planted)]));
+      expect(body.find((r) => r[col("path")] === "Data.Doc.FileName")![col("value")]).toBe(PLANTED);
+      expect(body.find((r) => r[col("path")] === "Data.Doc.Comment")![col("value")]).toBe(HOSTILE);
+      expect(csv).not.toContain(TICKET_SECRET);
+      expect(download.suggestedFilename()).toMatch(/\.csv$/);
 
-        // Live: an upload through the real proxy while the page is open shows without a reload.
-        await page.selectOption("#f-category", "");
-        await page.click("#apply");
-        await page.waitForSelector("#events tbody tr[data-event] >> nth=35");
-        await page.waitForSelector("#live-toggle.connected");
-        const eventsBox = (await page.locator("#events").boundingBox())!;
-        expect(eventsBox.x + eventsBox.width).toBeLessThanOrEqual(800);
-        await page.evaluate(() => void ((globalThis as unknown as PageGlobals).exhaustNoReload = 1));
-        await sendLiveUpload(p, "Office.Live.Arrived");
-        const arrived = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.Arrived" });
-        await arrived.waitFor({ timeout: 20_000 });
-        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
-        // Paused: the next upload is counted, not shown, until resumed.
-        await page.click("#live-toggle");
-        expect(await page.locator("#live-toggle").getAttribute("aria-pressed")).toBe("false");
-        await sendLiveUpload(p, "Office.Live.WhilePaused");
-        await page.waitForFunction(
-          () =>
-            /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""),
-          undefined,
-          { timeout: 20_000 },
-        );
-        const paused = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.WhilePaused" });
-        expect(await paused.count()).toBe(0);
-        await page.click("#live-toggle");
-        await paused.waitFor({ timeout: 20_000 });
-        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
-        await page.keyboard.press("/");
-        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id)).toBe("f-q");
-        await page.screenshot({ path: join(ARTIFACTS, "ui-live-800.png"), fullPage: true });
-        expect(external).toEqual([]);
-        expect(pageErrors).toEqual([]);
-      } finally {
-        await browser?.close();
-      }
+      // Live: an upload through the real proxy while the page is open shows without a reload.
+      await page.selectOption("#f-category", "");
+      await page.click("#apply");
+      await page.waitForSelector("#events tbody tr[data-event] >> nth=35");
+      await page.waitForSelector("#live-toggle.connected");
+      const eventsBox = (await page.locator("#events").boundingBox())!;
+      expect(eventsBox.x + eventsBox.width).toBeLessThanOrEqual(800);
+      await page.evaluate(() => void ((globalThis as unknown as PageGlobals).exhaustNoReload = 1));
+      await sendLiveUpload(p, "Office.Live.Arrived");
+      const arrived = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.Arrived" });
+      await arrived.waitFor({ timeout: 20_000 });
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+      // Paused: the next upload is counted, not shown, until resumed.
+      await page.click("#live-toggle");
+      expect(await page.locator("#live-toggle").getAttribute("aria-pressed")).toBe("false");
+      await sendLiveUpload(p, "Office.Live.WhilePaused");
+      await page.waitForFunction(
+        () =>
+          /paused: \d+ new event/.test((globalThis as unknown as PageGlobals).document.querySelector("#live-status")?.textContent ?? ""),
+        undefined,
+        { timeout: 20_000 },
+      );
+      const paused = page.locator("#events tbody tr[data-event]", { hasText: "Office.Live.WhilePaused" });
+      expect(await paused.count()).toBe(0);
+      await page.click("#live-toggle");
+      await paused.waitFor({ timeout: 20_000 });
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).exhaustNoReload)).toBe(1);
+      await page.keyboard.press("/");
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id)).toBe("f-q");
+      await page.screenshot({ path: join(ARTIFACTS, "ui-live-800.png"), fullPage: true });
+      expect(external).toEqual([]);
+      expect(pageErrors).toEqual([]);
     },
     120_000,
   );
