@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { exhaustError } from "../errors.js";
-import { externalTableDdl } from "../export/parquet-schema.js";
+import { externalTableDdl, isDatasetUrl } from "../export/parquet-schema.js";
 import { collect, runCommand } from "./run.js";
 
 interface StudyFlags {
@@ -48,8 +48,7 @@ async function study(dirs: string[], flags: StudyFlags): Promise<void> {
     const dialect = flags.ddl === true ? "trino" : flags.ddl;
     if (dialect !== "trino" && dialect !== "hive")
       throw exhaustError("EXH_OPT_INVALID", { option: "--ddl", reason: `expected trino or hive, got "${dialect}"` });
-    const location =
-      flags.location ?? (dirs[0] ? (/^[a-z][a-z0-9+.-]*:\/\//i.test(dirs[0]) ? dirs[0] : `file://${resolve(dirs[0])}`) : undefined);
+    const location = flags.location ?? (dirs[0] ? (isDatasetUrl(dirs[0]) ? dirs[0] : `file://${resolve(dirs[0])}`) : undefined);
     if (!location) throw exhaustError("EXH_OPT_INVALID", { option: "--ddl", reason: "give a dataset DIR or --location" });
     write(externalTableDdl(dialect, location.replace(/\/+$/, "")));
     return;

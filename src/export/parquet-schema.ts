@@ -234,3 +234,8 @@ export function validateLabel(option: string, value: string): string {
   }
   return value;
 }
+
+/** A dataset location given as a URL (`s3://…`, `gs://…`, `file://…`) rather than a directory. */
+export function isDatasetUrl(location: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+}

@@ -30,11 +30,11 @@ import {
 import { exhaustError } from "../errors.js";
 import { isSecretJsonKey } from "../secrets.js";
 import type { Db } from "../store/database.js";
+import { blobData } from "../store/blobs.js";
 import { fieldValueFromText } from "../store/event-store.js";
 import {
   allFieldClasses,
   allFieldPaths,
-  blobRow,
   classificationFindingsBetween,
   connectionsAfter,
   decodedSeqBound,
@@ -313,8 +313,9 @@ class FileTracker {
 }
 
 const bool = (v: unknown): boolean | null => (v === null || v === undefined ? null : v === 1 || v === true);
+// Stored headers are JSON already: parsed and written again only when credentials are redacted.
 const headersJson = (text: unknown, r: Redactor): string | null =>
-  typeof text === "string" ? JSON.stringify(r.headers(JSON.parse(text) as RawHeaders)) : null;
+  typeof text !== "string" ? null : r.redacting ? JSON.stringify(r.headers(JSON.parse(text) as RawHeaders)) : text;
 const text = (v: unknown, r: Redactor): string | null => (typeof v === "string" ? r.text(v) : null);
 
 /** Writes the sessions of `db` (or one) into the dataset at `opts.out`, appending only what is new. */
@@ -481,14 +482,14 @@ export async function exportParquet(db: Db, opts: ParquetExportOptions): Promise
           for (const [sha, headers, path] of bodies) {
             if (typeof sha !== "string" || seenBlobs.has(sha)) continue;
             seenBlobs.add(sha);
-            const b = blobRow(db, sha);
-            if (!b) continue;
-            const data = b[2] as Buffer;
-            if (r.bodyHasSecret(data, typeof headers === "string" ? (JSON.parse(headers) as RawHeaders) : null, path)) {
+            const data = blobData(db, sha);
+            if (!data) continue;
+            const parsedHeaders = r.redacting && typeof headers === "string" ? (JSON.parse(headers) as RawHeaders) : null;
+            if (r.bodyHasSecret(data, parsedHeaders, path)) {
               summary.omittedBodies.push({ sha256: sha, reason: "holds a credential" });
               continue;
             }
-            bw.push([b[0], b[1], blobValue(data)]);
+            bw.push([sha, data.length, blobValue(data)]);
             await bw.spill();
           }
         }

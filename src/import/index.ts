@@ -11,7 +11,7 @@ import { EntryTooLargeError, openBundle, type BundleSource } from "../evidence/s
 import { UNANCHORED_WARNING, verifyBundle, type VerifyOptions } from "../evidence/verify.js";
 import { exhaustError, isExhaustError } from "../errors.js";
 import type { Db } from "../store/database.js";
-import { sessionIdByName } from "../store/sessions.js";
+import { sessionByName } from "../store/sessions.js";
 import { importEventTranscript, importDiagnosticDataCsv, importDiagnosticDataJson } from "./diagnostic-data.js";
 import { bundleManifest, importBundleSession, importExhaustJsonl } from "./exhaust-formats.js";
 import { importHar } from "./har.js";
@@ -125,9 +125,9 @@ async function sha256File(file: string): Promise<string> {
 }
 
 function freeName(db: Db, wanted: string, explicit: boolean, dbFile: string): string {
-  if (sessionIdByName(db, wanted) === undefined) return wanted;
+  if (sessionByName(db, wanted) === undefined) return wanted;
   if (explicit) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: wanted, file: dbFile });
-  for (let n = 2; ; n++) if (sessionIdByName(db, `${wanted}-${n}`) === undefined) return `${wanted}-${n}`;
+  for (let n = 2; ; n++) if (sessionByName(db, `${wanted}-${n}`) === undefined) return `${wanted}-${n}`;
 }
 
 /** A read stream of the file that moves the progress bar as bytes go by. */

@@ -9,7 +9,7 @@ import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-s
 import type { Db } from "../store/database.js";
 import { markSessionIncomplete } from "../store/completeness.js";
 import { recordImportProvenance } from "../store/import-store.js";
-import { sessionIdByName } from "../store/sessions.js";
+import { sessionByName } from "../store/sessions.js";
 import { exhaustError } from "../errors.js";
 import type { Exchange, RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
@@ -78,7 +78,7 @@ export class ImportSession {
     dbFile: string,
     private readonly provenance: { file: string; format: string; sha256: string },
   ) {
-    if (sessionIdByName(db, name) !== undefined) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: name, file: dbFile });
+    if (sessionByName(db, name) !== undefined) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: name, file: dbFile });
     this.store = new CaptureStore(db);
     // Marked incomplete from the start, in the same transaction: an import killed halfway leaves a
     // session that says so (`exhaust sessions`, verify INCONCLUSIVE); finish() clears the mark.

@@ -1,4 +1,5 @@
 import { exhaustError } from "../errors.js";
+import { globToRegExp } from "../glob.js";
 
 export interface HostPort {
   host: string;
@@ -104,12 +105,6 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Turns a glob like `*.events.data.microsoft.com` into a matcher; `*` spans any characters. */
 export function compileHostPattern(pattern: string): (host: string) => boolean {
-  const re = new RegExp(
-    `^${pattern
-      .split("*")
-      .map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
-      .join(".*")}$`,
-    "i",
-  );
+  const re = globToRegExp(pattern, "i");
   return (host) => re.test(host);
 }

@@ -7,7 +7,7 @@ import http from "node:http";
 import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../errors.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
-import type { HostPort } from "./options.js";
+import { formatHostPort, type HostPort } from "./options.js";
 import { headerPairs } from "./body.js";
 import type { Route } from "./targets.js";
 
@@ -157,7 +157,7 @@ export function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined
     named = { host: hostHeader, port: -1 };
   }
   if (named.host === route.host && (named.port === undefined || named.port === route.port)) return;
-  const target = route.host.includes(":") ? `[${route.host}]:${route.port}` : `${route.host}:${route.port}`;
+  const target = formatHostPort(route);
   x.error ??= errorInfo("EXH_HOST_MISMATCH", { host: hostHeader, target });
   if (conn) conn.error ??= `Host header ${hostHeader} differs from the CONNECT target ${target}`;
 }

@@ -15,7 +15,7 @@ import { hostModeResolver } from "./addons/modes.js";
 import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
 import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
-import { MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
 
 export interface ProxyDeps {
   options: ProxyOptions;
@@ -178,7 +178,7 @@ class ProxyServer {
     const c = this.connections.get(req.socket);
     if (c) this.spoke.add(c);
     const route = this.routes.get(req.socket);
-    if (route && !req.headers.host) req.headers.host = authorityOf(route);
+    if (route && !req.headers.host) req.headers.host = formatHostPort(route);
   }
 
   /** A server for the requests inside an intercepted CONNECT, fed its sockets by `intercept`. */
@@ -245,7 +245,7 @@ class ProxyServer {
     c.error = reason;
     this.openConnection(c);
     this.log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
-    socket.end(localAnswer(403, "EXH_TARGET_REFUSED", { target: authorityOf(target), reason }));
+    socket.end(localAnswer(403, "EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
     this.closeConnection(c);
   }
 
@@ -734,11 +734,6 @@ class DescriptorGauge {
     if (used < this.limit - this.reserve) return undefined;
     return `about ${used} of ${this.limit} file descriptors in use (${this.reserve} kept in reserve)`;
   }
-}
-
-/** host:port with brackets for IPv6. */
-function authorityOf(hp: HostPort): string {
-  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
 /** A short answer of our own with the error code in X-Exhaust-Error. */

@@ -277,51 +277,56 @@ export class EventStore {
     const customerContent = a?.customerContent === undefined ? null : a.customerContent ? 1 : 0;
     const wireType = a?.wireType ?? null;
     const scrubType = a?.scrubType ?? null;
-    return internedId(
-      this.paths,
-      f.path,
-      (k) =>
-        k.part === f.part &&
-        k.type === f.type &&
-        k.piiKind === piiKind &&
-        k.customerContent === customerContent &&
-        k.wireType === wireType &&
-        k.scrubType === scrubType,
-      () => {
-        const row = [f.path, f.part, f.type, piiKind, customerContent, wireType, scrubType] as const;
-        const id = (this.stmt.selectPath.get(...row) ?? this.stmt.insertPath.get(...row)) as number;
-        return { id, part: f.part, type: f.type, piiKind, customerContent, wireType, scrubType };
-      },
-    );
+    // Per field: a plain loop over the path's few rows, nothing allocated when it is known.
+    const known = this.paths.get(f.path);
+    if (known !== undefined)
+      for (const k of known)
+        if (
+          k.part === f.part &&
+          k.type === f.type &&
+          k.piiKind === piiKind &&
+          k.customerContent === customerContent &&
+          k.wireType === wireType &&
+          k.scrubType === scrubType
+        )
+          return k.id;
+    const row = [f.path, f.part, f.type, piiKind, customerContent, wireType, scrubType] as const;
+    const id = (this.stmt.selectPath.get(...row) ?? this.stmt.insertPath.get(...row)) as number;
+    return remember(this.paths, f.path, { id, part: f.part, type: f.type, piiKind, customerContent, wireType, scrubType });
   }
 
   /** The field_classes id of a classification outcome, interning it on first sight. */
   private classId(cf: ClassifiedField): number {
-    return internedId(
-      this.classes,
-      cf.rule,
-      (k) =>
-        k.category === cf.category && k.personal === cf.personal && k.confidence === cf.confidence && sameReasons(k.reasons, cf.reasons),
-      () => {
-        const row = [cf.rule, cf.category, cf.personal, cf.confidence, reasonsText(cf)] as const;
-        const id = (this.stmt.selectClass.get(...row) ?? this.stmt.insertClass.get(...row)) as number;
-        return { id, category: cf.category, personal: cf.personal, confidence: cf.confidence, reasons: cf.reasons };
-      },
-    );
+    const known = this.classes.get(cf.rule);
+    if (known !== undefined)
+      for (const k of known)
+        if (
+          k.category === cf.category &&
+          k.personal === cf.personal &&
+          k.confidence === cf.confidence &&
+          sameReasons(k.reasons, cf.reasons)
+        )
+          return k.id;
+    const row = [cf.rule, cf.category, cf.personal, cf.confidence, reasonsText(cf)] as const;
+    const id = (this.stmt.selectClass.get(...row) ?? this.stmt.insertClass.get(...row)) as number;
+    return remember(this.classes, cf.rule, {
+      id,
+      category: cf.category,
+      personal: cf.personal,
+      confidence: cf.confidence,
+      reasons: cf.reasons,
+    });
   }
 }
 
 /**
- * The id of an interned row (field_paths, field_classes) found under `key` by `same`, made by
- * `add` on first sight. A key nearly always has one row: comparing its few beats building a
- * composite key for every field.
+ * Keeps an interned row (field_paths, field_classes) under `key` and returns its id. A key nearly
+ * always has one row: comparing its few beats building a composite key for every field.
  */
-function internedId<T extends { id: number }>(table: Map<string, T[]>, key: string, same: (k: T) => boolean, add: () => T): number {
-  let known = table.get(key);
-  if (known === undefined) table.set(key, (known = []));
-  for (const k of known) if (same(k)) return k.id;
-  const row = add();
-  known.push(row);
+function remember<T extends { id: number }>(table: Map<string, T[]>, key: string, row: T): number {
+  const known = table.get(key);
+  if (known === undefined) table.set(key, [row]);
+  else known.push(row);
   return row.id;
 }
 

@@ -195,8 +195,3 @@ export function verdictsAfter(db: Db, sessionId: number, afterId: number): unkno
     .raw()
     .all(sessionId, afterId) as unknown[][];
 }
-
-/** A stored body by hash: [sha256, size, data]. */
-export function blobRow(db: Db, sha256: string): unknown[] | undefined {
-  return db.prepare("SELECT sha256, size, data FROM blobs WHERE sha256 = ?").raw().get(sha256) as unknown[] | undefined;
-}

@@ -49,10 +49,6 @@ export function listSessions(db: Db): SessionSummary[] {
   return rows.map((r) => ({ ...r, pins: pins.all(r.id) as PinEvidence[] }));
 }
 
-export function sessionIdByName(db: Db, name: string): number | undefined {
-  return (db.prepare("SELECT id FROM sessions WHERE name = ?").get(name) as { id: number } | undefined)?.id;
-}
-
 export interface SessionRef {
   id: number;
   name: string;

@@ -5,13 +5,11 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { DuckDBConnection } from "@duckdb/node-api";
+import { DuckDBTypeId, type DuckDBConnection } from "@duckdb/node-api";
 import { exhaustError } from "../errors.js";
 import { duckReason, openDuck, sqlString, type Duck } from "../export/duckdb.js";
 import { readDatasetManifest } from "../export/parquet.js";
-import { DATASET_MANIFEST, duckType, PARQUET_TABLES, PARTITION_KEYS, TABLE_NAMES } from "../export/parquet-schema.js";
-
-const isUrl = (d: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(d);
+import { DATASET_MANIFEST, duckType, isDatasetUrl, PARQUET_TABLES, PARTITION_KEYS, TABLE_NAMES } from "../export/parquet-schema.js";
 
 function hasParquet(dir: string): boolean {
   if (!existsSync(dir)) return false;
@@ -26,7 +24,7 @@ function hasParquet(dir: string): boolean {
 export async function openDatasets(dirs: readonly string[], options: { threads?: number } = {}): Promise<Duck> {
   if (dirs.length === 0) throw exhaustError("EXH_OPT_INVALID", { option: "DIR", reason: "give at least one dataset directory" });
   for (const d of dirs) {
-    if (isUrl(d)) continue;
+    if (isDatasetUrl(d)) continue;
     if (!existsSync(d) || !statSync(d).isDirectory() || !existsSync(join(d, DATASET_MANIFEST))) {
       throw exhaustError("EXH_DATASET_INVALID", {
         dir: d,
@@ -37,10 +35,10 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
   }
   const duck = await openDuck({ threads: options.threads });
   try {
-    if (dirs.some(isUrl)) await loadHttpfs(duck.conn);
+    if (dirs.some(isDatasetUrl)) await loadHttpfs(duck.conn);
     for (const table of TABLE_NAMES) {
       const globs = dirs
-        .filter((d) => isUrl(d) || hasParquet(join(d, table)))
+        .filter((d) => isDatasetUrl(d) || hasParquet(join(d, table)))
         .map((d) => sqlString(`${d.replace(/\/+$/, "")}/${table}/*/*/*/*.parquet`));
       const cols = PARQUET_TABLES[table];
       const sql = `SELECT * FROM read_parquet([${globs.join(", ")}], hive_partitioning = true, union_by_name = true,
@@ -50,7 +48,7 @@ export async function openDatasets(dirs: readonly string[], options: { threads?:
         await duck.conn.run(`CREATE VIEW ${table} AS ${globs.length ? sql : empty}`);
       } catch (e) {
         // A remote dataset without this table (no blobs without --with-bodies): an empty view.
-        if (!dirs.some(isUrl) || !/no files found/i.test(duckReason(e))) throw e;
+        if (!dirs.some(isDatasetUrl) || !/no files found/i.test(duckReason(e))) throw e;
         await duck.conn.run(`CREATE VIEW ${table} AS ${empty}`);
       }
     }
@@ -82,18 +80,16 @@ export async function queryRows(conn: DuckDBConnection, sql: string): Promise<Ar
   } catch (e) {
     throw exhaustError("EXH_STUDY_QUERY", { reason: duckReason(e) }, e);
   }
+  // The JSON form gives 64- and 128-bit integers as strings: numbers again, column by column,
+  // under the names the row objects carry (a repeated name is deduplicated there as `id:1`).
+  const bigIntColumns = new Set(reader.deduplicatedColumnNames().filter((_, i) => BIG_INT_TYPES.has(reader.columnType(i).typeId)));
   return reader
     .getRowObjectsJson()
     .map((row) =>
       Object.fromEntries(
-        Object.entries(row).map(([k, v]) => [k, typeof v === "string" && /^-?\d+$/.test(v) && isBigIntColumn(reader, k) ? Number(v) : v]),
+        Object.entries(row).map(([k, v]) => [k, typeof v === "string" && bigIntColumns.has(k) && /^-?\d+$/.test(v) ? Number(v) : v]),
       ),
     );
 }
 
-function isBigIntColumn(reader: { columnNames(): string[]; columnTypes(): Array<{ typeId: number }> }, name: string): boolean {
-  const i = reader.columnNames().indexOf(name);
-  const t = reader.columnTypes()[i];
-  // BIGINT, HUGEINT, UBIGINT (the JSON form gives them as strings).
-  return t !== undefined && [5, 9, 16].includes(t.typeId);
-}
+const BIG_INT_TYPES: ReadonlySet<DuckDBTypeId> = new Set([DuckDBTypeId.BIGINT, DuckDBTypeId.UBIGINT, DuckDBTypeId.HUGEINT]);
