@@ -22,7 +22,7 @@ import { initAuthority } from "../src/ca/authority.js";
 import { openDatabase } from "../src/store/database.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
-import { spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
+import { freePort, spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
 import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
 import { pipelineThroughput } from "./pipeline.js";
@@ -137,14 +137,6 @@ async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun>
   proxy.storedExchanges = (store.prepare("SELECT COUNT(*) AS n FROM exchanges").get() as { n: number }).n;
   store.close();
   return { load: result, proxy };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string } | { skipped: string }> {

@@ -59,7 +59,7 @@ const TABLE: Array<[string, string, string | undefined]> = [
 describe("a credential in a URL's query marks the field secret", () => {
   it.each(TABLE)("%s = %s", (path, value, credential) => {
     const c = classifyOne(path, value);
-    expect(secretQueryValues(value, 8)).toEqual(credential === undefined ? [] : [credential]);
+    expect(secretQueryValues(value, MIN_SECRET_VALUE_LENGTH)).toEqual(credential === undefined ? [] : [credential]);
     if (credential === undefined) {
       expect(c.secret).toBeUndefined();
       expect(c.reasons).not.toContain("detector.url-secret-query");

@@ -307,7 +307,6 @@ describe("event groups", () => {
 
   it("a glob whose source documents the namespace still places unlisted names (Windows Census)", () => {
     expect(eventGroup("Census.NotInAnyList", packs)).toMatchObject({ group: "required", groupRule: "event.glob.windows-census" });
-    for (const rule of packs.eventGlobs.map((g) => g.rule)) expect(rule.glob, rule.id).toBeDefined();
   });
 
   it("the catalogue wins over globs", () => {

@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CONSOLE_LINE, formatSize, stripAnsi } from "../src/cli/console.js";
 import { demoCorpus, type DemoUpload } from "../src/demo/corpus.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
-import { EXHAUST_BIN, runCli, spawnProxy, waitExit } from "./helpers/cli.js";
+import { EXHAUST_BIN, freePort, runCli, spawnProxy, waitExit } from "./helpers/cli.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, tempDir } from "./helpers/proxy.js";
 
@@ -38,15 +37,6 @@ const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function startHuman(
   dir: string,

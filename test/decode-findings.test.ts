@@ -49,6 +49,6 @@ describe("decode finding codes", () => {
     const unknown: Finding = { code: "json.no-such-code", severity: "error", message: "x" };
     const right: Finding = { code: "json.empty", severity: "info", message: "x" };
     expect(DECODE_FINDINGS[right.code].severity).toBe(right.severity);
-    expect([wrong.code, unknown.code]).toEqual(["json.empty", "json.no-such-code"]);
+    void [wrong, unknown]; // they exist for the two @ts-expect-error lines above
   });
 });

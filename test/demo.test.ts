@@ -1,16 +1,13 @@
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoCorpus, PINNED_HOST } from "../src/demo/corpus.js";
 import type { VerdictReport } from "../src/verdict.js";
-import { EXHAUST_BIN, runCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/proxy.js";
 
-const run = (args: string[]) => {
-  const r = spawnSync(process.execPath, [EXHAUST_BIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+// The demo runs a proxy, seven uploads, a verdict and a report: more than runCli's default 30 s on a busy machine.
+const run = (args: string[]) => runCli(args, undefined, 120_000);
 
 describe("exhaust demo", () => {
   const dir = tempDir("exhaust-demo-test-");
@@ -80,6 +77,5 @@ describe("exhaust demo", () => {
     const script = readFileSync(join(out, "curl.sh"), "utf8");
     for (const u of corpus)
       expect(script).toContain(`@$DIR/${u.file}" -o /dev/null -w '%{http_code} ${u.file}\\n' https://${u.host}${u.path}`);
-    expect(existsSync(join(out, "curl.sh"))).toBe(true);
   });
 });

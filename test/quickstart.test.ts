@@ -1,12 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CONSOLE_LINE, stripAnsi } from "../src/cli/console.js";
 import { demoCorpus } from "../src/demo/corpus.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
-import { EXHAUST_BIN } from "./helpers/cli.js";
+import { EXHAUST_BIN, freePort } from "./helpers/cli.js";
 import { tempDir } from "./helpers/proxy.js";
 
 /** The README's quick start: the lines of the code block between the quickstart markers. */
@@ -15,15 +14,6 @@ function quickStartLines(): string[] {
   const m = /<!-- quickstart:begin -->\s*```sh\n([\s\S]*?)```\s*<!-- quickstart:end -->/.exec(readme);
   if (!m) throw new Error("README.md has no marked quick start");
   return m[1].split("\n").filter((l) => l.trim() !== "");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const hasCurl = spawnSync("curl", ["--version"]).status === 0;

@@ -1,5 +1,5 @@
 /**
- * `exhaust study` over two datasets made from real captures: machines × profiles verdict matrix,
+ * `exhaust study` over two datasets captured through the real proxy (generated uploads): machines × profiles verdict matrix,
  * events by group, content, endpoints, a before/after comparison between two lab labels, --sql,
  * --format csv, the HTML report and --ddl. Every expectation is computed from the SQLite databases.
  */
@@ -119,6 +119,15 @@ describe("exhaust study", () => {
       groups.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
     );
 
+    // Every machine with content in SQLite, and no other, has content rows in the study.
+    const contentMachines = fleets.flatMap((f) =>
+      sqlite<{ machine: string }>(
+        f,
+        "SELECT DISTINCT s.machine FROM field_values v JOIN events e ON e.id = v.event_id JOIN sessions s ON s.id = e.session_id WHERE v.category = 'content'",
+      ).map((r) => r.machine),
+    );
+    expect(contentMachines.length).toBeGreaterThan(0);
+    expect([...new Set(result.content.map((r) => r.machine))].sort()).toEqual([...new Set(contentMachines)].sort());
     for (const f of fleets) {
       for (const { machine, n } of sqlite<{ machine: string; n: number }>(
         f,
@@ -154,6 +163,7 @@ describe("exhaust study", () => {
       );
     const before = perLab("policy-off");
     const after = perLab("policy-on");
+    expect(c.groups.map((g) => g.ms_group).sort()).toEqual([...new Set([...before, ...after].map((e) => e.g))].sort());
     for (const g of c.groups) {
       expect(g.before).toBe(before.filter((e) => e.g === g.ms_group).length);
       expect(g.after).toBe(after.filter((e) => e.g === g.ms_group).length);

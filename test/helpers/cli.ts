@@ -1,12 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 
 export const EXHAUST_BIN = join(PACKAGE_ROOT, "bin", "exhaust.js");
 
 /** Runs the built CLI (dist/, made by `npm test`'s pretest build) to completion. */
-export function runCli(args: string[], cwd?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [EXHAUST_BIN, ...args], { cwd, encoding: "utf8", timeout: 30_000 });
+export function runCli(args: string[], cwd?: string, timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [EXHAUST_BIN, ...args], { cwd, encoding: "utf8", timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -54,4 +55,13 @@ export function spawnProxy(args: string[], cwd?: string, opts: { maxFiles?: numb
 export function waitExit(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+/** A loopback port free a moment ago (for a child that must be told its port before it starts). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
