@@ -88,13 +88,6 @@ function stateOf(packs: RulePacks): EngineState {
   return s;
 }
 
-/**
- * The envelope's own fields (event name, tenant key, schema version, time) at their unique paths
- * (src/decode/paths.ts: a Part C property of the same name sits under `data.`). They name the event;
- * a value detector never makes them content (`{"name":"test.one"}` is not a OneNote file name).
- */
-const ENVELOPE_IDENTITY = new Set(["name", "iKey", "ver", "time"]);
-
 function pathInfo(packs: RulePacks, st: EngineState, path: string): PathInfo {
   let pi = st.paths.get(path);
   if (pi !== undefined) return pi;
@@ -105,7 +98,7 @@ function pathInfo(packs: RulePacks, st: EngineState, path: string): PathInfo {
   for (let i = 0; i < ds.length; i++) {
     const d = ds[i];
     if (d.skipPaths?.test(path) || (d.onlyPaths !== undefined && !d.onlyPaths.test(path))) flags[i] |= 1;
-    if (d.cls === "content" && ENVELOPE_IDENTITY.has(path)) flags[i] |= 1;
+    if (d.cls === "content" && rule?.contentDetectors === false) flags[i] |= 1;
     if (d.personalIfPath === undefined || d.personalIfPath.test(path)) flags[i] |= 2;
   }
   pi = { rule, flags };

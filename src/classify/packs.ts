@@ -53,6 +53,8 @@ export interface FieldRule extends RuleInfo {
   category?: Category;
   personal: PersonalKind;
   confidence: number;
+  /** false: content detectors do not fire on the rule's path (FieldRuleSchema). */
+  contentDetectors?: false;
   /** The shared, frozen result for a field this rule decides alone. */
   plain?: ClassifiedField;
 }
@@ -310,6 +312,7 @@ function loadFieldPack(packs: RulePacks, path: string): void {
       category: def.category,
       personal: def.personal,
       confidence: def.confidence ?? (kind === "declared" ? 1 : 0.9),
+      contentDetectors: def.contentDetectors,
     };
     packs.register(rule);
     FIELD_MATCH_TYPES[matchType](packs, rule, file);

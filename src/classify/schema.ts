@@ -48,6 +48,8 @@ export const FieldRuleSchema = z
     category: Category.optional(),
     personal: Personal.default("none"),
     confidence: Confidence.optional(),
+    /** false: no value detector makes this field content (the envelope's own fields name the event, they are not what a user wrote). */
+    contentDetectors: z.literal(false).optional(),
     /** Credential names are not a field rule's to say: they live in classifiers/secrets.yaml (src/secrets.ts). */
     secret: z.never({ message: "credential names live in classifiers/secrets.yaml, the one list (src/secrets.ts)" }).optional(),
     why: Why,
