@@ -30,6 +30,7 @@ import {
   noteHostMismatch,
   recordUpstreamResponse,
   refusal,
+  retryLaterAnswer,
   sniName,
   upstreamTarget,
   writeLocal,
@@ -394,15 +395,7 @@ export class ExhaustEngine extends MitmProxy {
     this.deps.log.warn({ exchange: x.id, host: x.host, code: x.error.code, inflight: budget.used }, x.error.message);
     ctx.proxyToClientResponse.shouldKeepAlive = false;
     void (async () => {
-      await this.releaseLocal(st, {
-        status: 503,
-        headers: [
-          ["Content-Type", "text/plain; charset=utf-8"],
-          ["Retry-After", "5"],
-          ["X-Exhaust-Error", x.error!.code],
-        ],
-        body: Buffer.from(`exhaust: ${x.error!.message}\n`),
-      });
+      await this.releaseLocal(st, retryLaterAnswer(x.error!));
       void this.finish(st);
     })();
     // The body is read and dropped, never kept.

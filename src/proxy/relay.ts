@@ -43,23 +43,28 @@ export function localAnswer(addons: AddonChain, x: Exchange): LocalResponse {
 }
 
 /** How long a client is asked to wait after a refused release (RFC 9110 Retry-After, seconds). */
-const RETRY_AFTER_SECONDS = 5;
+export const RETRY_AFTER_SECONDS = 5;
 
-/**
- * The answer when a required addon failed at the durable point (the capture could not be
- * committed): 503 with Retry-After, so telemetry clients keep the batch and send it again.
- */
-export function refusal(x: Exchange, failure: HookFailure): LocalResponse {
-  x.error = { code: failure.code, message: failure.message };
-  const answer: LocalResponse = {
+/** 503 with Retry-After and the error code: telemetry clients keep the batch and send it again. */
+export function retryLaterAnswer(error: { code: string; message: string }): LocalResponse {
+  return {
     status: 503,
     headers: [
       ["Content-Type", "text/plain; charset=utf-8"],
       ["Retry-After", String(RETRY_AFTER_SECONDS)],
-      ["X-Exhaust-Error", failure.code],
+      ["X-Exhaust-Error", error.code],
     ],
-    body: Buffer.from(`exhaust: ${failure.message}\n`),
+    body: Buffer.from(`exhaust: ${error.message}\n`),
   };
+}
+
+/**
+ * The answer when a required addon failed at the durable point (the capture could not be
+ * committed): retry later.
+ */
+export function refusal(x: Exchange, failure: HookFailure): LocalResponse {
+  x.error = { code: failure.code, message: failure.message };
+  const answer = retryLaterAnswer(x.error);
   x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
   return answer;
 }

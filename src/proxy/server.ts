@@ -4,7 +4,8 @@ import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { exhaustError, type ErrorCode } from "../errors.js";
+import { ERROR_DEFINITIONS, exhaustError } from "../errors.js";
+import { RETRY_AFTER_SECONDS } from "./relay.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { LeafIssuer } from "../ca/leaf.js";
 import type { Logger } from "../log.js";
@@ -220,7 +221,7 @@ class ProxyServer {
         this.log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
       }
       socket.on("error", () => socket.destroy());
-      socket.end(localAnswer(503, "EXH_PROXY_BUSY", { reason: busy }));
+      socket.end(localAnswer("EXH_PROXY_BUSY", { reason: busy }));
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
@@ -245,7 +246,7 @@ class ProxyServer {
     c.error = reason;
     this.openConnection(c);
     this.log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
-    socket.end(localAnswer(403, "EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
+    socket.end(localAnswer("EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
     this.closeConnection(c);
   }
 
@@ -257,8 +258,8 @@ class ProxyServer {
     if (busy) this.log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
     socket.end(
       busy
-        ? localAnswer(503, "EXH_PROXY_BUSY", { reason: error })
-        : localAnswer(502, "EXH_UPSTREAM_FAILED", { target: `${c.host}:${c.port}`, reason: error }),
+        ? localAnswer("EXH_PROXY_BUSY", { reason: error })
+        : localAnswer("EXH_UPSTREAM_FAILED", { target: `${c.host}:${c.port}`, reason: error }),
     );
   }
 
@@ -736,10 +737,14 @@ class DescriptorGauge {
   }
 }
 
-/** A short answer of our own with the error code in X-Exhaust-Error. */
-function localAnswer(status: number, code: ErrorCode, params: Record<string, string | number>): string {
+/** A short answer of our own, its status from the error table, the error code in X-Exhaust-Error. */
+function localAnswer(
+  code: "EXH_PROXY_BUSY" | "EXH_TARGET_REFUSED" | "EXH_UPSTREAM_FAILED",
+  params: Record<string, string | number>,
+): string {
+  const status = ERROR_DEFINITIONS[code].httpStatus;
   const body = `exhaust: ${exhaustError(code, params).message}\n`;
-  const extra = status === 503 ? "Retry-After: 5\r\n" : "";
+  const extra = status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : "";
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Exhaust-Error: ${code}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
