@@ -186,4 +186,30 @@ describe("addons declare their own options", () => {
     expect(() => parseProxyFlags({ ...core, intercept: "some" })).toThrow(/--intercept/);
     expect(() => parseProxyFlags({ ...core, pinExpiry: "0" })).toThrow(/--pin-expiry/);
   });
+
+  it("each addon describes its own options in the session record, credentials left out", async () => {
+    const p = await startTestProxy({
+      mode: "sinkhole",
+      hostMode: ["*.example.org=block"],
+      mapHost: ["A.example.org=127.0.0.1:9"],
+      pinBypass: false,
+      auth: "lab:secret-pass",
+    });
+    try {
+      const stored = JSON.parse(p.db.prepare("SELECT options_json FROM sessions").pluck().get() as string) as Record<string, unknown>;
+      expect(stored).toMatchObject({
+        mode: "sinkhole",
+        hostModes: [{ pattern: "*.example.org", mode: "block" }],
+        intercept: "catalog",
+        mapHosts: { "a.example.org": "127.0.0.1:9" },
+        auth: "required",
+        allow: [],
+        pinExpiryMs: 600_000,
+        pinBypass: false,
+      });
+      expect(JSON.stringify(stored)).not.toContain("secret-pass");
+    } finally {
+      await p.close();
+    }
+  });
 });

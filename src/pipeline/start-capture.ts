@@ -246,17 +246,11 @@ function claimOwnSession(db: Db, options: ProxyOptions): SessionOwner {
   return owner;
 }
 
-/** The options stored with the session: enough to know how it was captured, no credentials. */
+/** The options stored with the session: enough to know how it was captured, no credentials; each addon describes its own. */
 function describeOptions(o: ProxyOptions): object {
   return {
     listen: `${o.listen.host}:${o.listen.port}`,
-    mode: o.mode,
-    hostModes: o.hostModes,
-    intercept: o.intercept,
     upstreamProxy: o.upstreamProxy ? `${o.upstreamProxy.protocol}//${o.upstreamProxy.host}` : undefined,
-    mapHosts: Object.fromEntries([...o.mapHosts].map(([k, v]) => [k, `${v.host}:${v.port}`])),
-    auth: o.auth ? "required" : "none",
-    allow: o.allow,
     maxBodyBytes: o.maxBodyBytes,
     upstreamTimeoutMs: o.upstreamTimeoutMs,
     insecureUpstream: o.insecureUpstream,
@@ -265,8 +259,6 @@ function describeOptions(o: ProxyOptions): object {
     handshakeTimeoutMs: o.handshakeTimeoutMs,
     bodyTimeoutMs: o.bodyTimeoutMs,
     maxInflightBytes: o.maxInflightBytes,
-    pinExpiryMs: o.pinExpiryMs,
-    pinBypass: o.pinBypass,
     ...(Object.assign({}, ...ADDON_MODULES.map((m) => m.describeOptions?.(o))) as Record<string, unknown>),
   };
 }

@@ -91,4 +91,5 @@ export const access: AddonModule = {
     const policy = new AccessPolicy(options);
     return { name: "access", admit: (req) => policy.check(req) };
   },
+  describeOptions: (o) => ({ auth: o.auth ? "required" : "none", allow: o.allow }),
 };

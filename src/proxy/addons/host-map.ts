@@ -1,5 +1,5 @@
 import { exhaustError } from "../../errors.js";
-import { parseHostPort, type HostPort } from "../options.js";
+import { formatHostPort, parseHostPort, type HostPort } from "../options.js";
 import type { AddonModule } from "./addon.js";
 
 declare module "../options.js" {
@@ -35,4 +35,5 @@ export const hostMap: AddonModule = {
       },
     };
   },
+  describeOptions: (o) => ({ mapHosts: Object.fromEntries([...o.mapHosts].map(([k, v]) => [k, formatHostPort(v)])) }),
 };

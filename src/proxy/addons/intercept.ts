@@ -38,4 +38,5 @@ export const intercept: AddonModule = {
       },
     };
   },
+  describeOptions: (o) => ({ intercept: o.intercept }),
 };

@@ -117,4 +117,5 @@ export const modes: AddonModule = {
     hostModes: (flags.hostMode as string[]).map(parseHostMode),
   }),
   create: modesAddon,
+  describeOptions: (o) => ({ mode: o.mode, hostModes: o.hostModes }),
 };

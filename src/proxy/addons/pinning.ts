@@ -146,4 +146,5 @@ export const pinning: AddonModule = {
     pinBypass: flags.pinBypass as boolean,
   }),
   create: pinningAddon,
+  describeOptions: (o) => ({ pinExpiryMs: o.pinExpiryMs, pinBypass: o.pinBypass }),
 };
