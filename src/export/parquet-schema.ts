@@ -124,7 +124,7 @@ const TABLE_SPECS = {
     wire_type         i32   wire type code
     scrub_type        i32   scrub type declared on the wire
     category          str   content | functional | diagnostic; NULL = not classified
-    personal          str   direct-identifier | pseudonymous-id | network-identifier | none
+    personal          str   direct-identifier | network-identifier | browsing-history | pseudonymous-id | none
     rule              str   the winning rule id
     reasons           str   JSON array of every rule that fired; NULL when only the winning rule did
     confidence        f64   classification confidence`,
