@@ -17,7 +17,7 @@ import { JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";
 import { makeJsonLinesBatch } from "./helpers/json-events.js";
 import { tempDir } from "./helpers/proxy.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
-import { PARQUET_SCHEMA_VERSION, PARQUET_TABLES } from "../src/export/parquet-schema.js";
+import { type ColumnKind, PARQUET_SCHEMA_VERSION, PARQUET_TABLES } from "../src/export/parquet-schema.js";
 
 const HOST = "mobile.events.data.microsoft.com";
 const SECRET = "Bearer parquet-test-credential-4f1c9a7e2b";
@@ -280,13 +280,29 @@ describe("exhaust export --format parquet", () => {
 });
 
 describe("the Parquet schema and labels", () => {
+  const PARQUET_TYPE_NAMES: Record<ColumnKind, string> = {
+    i64: "INT64 (BIGINT)",
+    i32: "INT32 (INTEGER)",
+    f64: "DOUBLE",
+    bool: "BOOLEAN",
+    str: "BYTE_ARRAY, UTF8 (VARCHAR)",
+    ts: "INT64 TIMESTAMP(MICROS, isAdjustedToUTC) (TIMESTAMPTZ)",
+    blob: "BYTE_ARRAY (BLOB)",
+  };
+
   it("docs/parquet-schema.md describes every column of every table and the current schema version", () => {
     const doc = readFileSync(join(PACKAGE_ROOT, "docs", "parquet-schema.md"), "utf8");
     expect(doc).toContain(`**Current version: ${PARQUET_SCHEMA_VERSION}.**`);
     for (const [table, cols] of Object.entries(PARQUET_TABLES)) {
       const section = doc.split(`### \`${table}\``)[1]?.split("### ")[0];
       expect(section, table).toBeDefined();
-      for (const c of cols) expect(section, `${table}.${c.name}`).toContain(`| \`${c.name}\` |`);
+      // The whole row: the Parquet type the column's kind is written as, and the same description
+      // as the column spec in src/export/parquet-schema.ts (a | inside a cell is escaped in Markdown).
+      for (const c of cols) {
+        expect(section, `${table}.${c.name}`).toContain(
+          `| \`${c.name}\` | ${PARQUET_TYPE_NAMES[c.kind]} | ${c.doc.replaceAll("|", "\\|")} |`,
+        );
+      }
     }
   });
 

@@ -1,5 +1,6 @@
 /**
- * The Parquet dataset's tables, column by column (docs/parquet-schema.md describes each). The
+ * The Parquet dataset's tables, column by column (docs/parquet-schema.md has the same descriptions,
+ * row for row; test/parquet.test.ts keeps the two equal). The
  * export writes exactly these columns in this order; `exhaust study` and `--ddl` read the same
  * list. Any change here is a schema change: bump PARQUET_SCHEMA_VERSION and document it.
  *
