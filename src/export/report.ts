@@ -16,6 +16,7 @@ import { sessionCoverage, sessionStates } from "../store/completeness.js";
 import { coverageText } from "../verify/format.js";
 import type { Evidence, VerdictReport } from "../verdict.js";
 import { CATEGORY_COLORS, categoryShareChart, escapeHtml as h, eventsOverTimeChart } from "../html/charts.js";
+import { DOCUMENT_CSS } from "../html/document-css.js";
 import { learnSessionSecrets } from "./learn-secrets.js";
 import { createMarkerRedactor, createRedactor, type Redactor } from "./redaction.js";
 
@@ -402,23 +403,18 @@ function iso(ms: number): string {
     .replace(/\.\d+Z$/, " UTC");
 }
 
-const REPORT_CSS = `
+const REPORT_CSS = `${DOCUMENT_CSS}
 :root { --content: ${CATEGORY_COLORS.content}; --functional: ${CATEGORY_COLORS.functional}; --diagnostic: ${CATEGORY_COLORS.diagnostic}; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1b1b; max-width: 1100px; margin: 0 auto; padding: 1.5em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #333; padding-bottom: 0.15em; margin-top: 1.6em; }
-.meta, small { color: #555; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 .mono, code { font-family: ui-monospace, "Cascadia Mono", Consolas, monospace; font-size: 0.92em; }
-table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: left; vertical-align: top; }
-th { background: #f1f1f1; }
+table { width: 100%; }
 td { overflow-wrap: anywhere; }
 .value { font-family: ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 .cat-content { color: var(--content); font-weight: 600; } .cat-functional { color: var(--functional); } .cat-diagnostic { color: var(--diagnostic); }
 td.cat-content { background: #fdecea; }
-.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; } .warn { color: #ef6c00; font-weight: 700; } .inconclusive { color: #6a1b9a; font-weight: 700; }
 .flag { color: #ef6c00; font-weight: 600; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; } dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
-nav ol { columns: 2; } .chart { max-width: 100%; height: auto; }
+nav ol { columns: 2; }
 ul.evidence { margin: 0; padding-left: 1.1em; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10.5pt; }

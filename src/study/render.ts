@@ -4,18 +4,16 @@
  */
 import { csvRecord } from "../export/csv.js";
 import { escapeHtml as h, seriesColor, stackedBarsSvg } from "../html/charts.js";
+import { DOCUMENT_CSS } from "../html/document-css.js";
 import { TOOL_VERSION } from "../version.js";
 import type { Comparison, Row, StudyResult } from "./study.js";
 
 const STATUS_CLASS = new Set(["pass", "fail", "warn", "inconclusive"]);
 
-const CSS = `
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1b1b; max-width: 1200px; margin: 0 auto; padding: 1.5em; }
-h2 { border-bottom: 2px solid #333; padding-bottom: 0.15em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; } th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: left; vertical-align: top; }
-th { background: #f1f1f1; } td.n { text-align: right; font-variant-numeric: tabular-nums; } small, .meta { color: #555; }
-.pass { color: #2e7d32; font-weight: 700; } .fail { color: #c62828; font-weight: 700; background: #fdecea; } .warn { color: #ef6c00; font-weight: 700; } .inconclusive { color: #6a1b9a; font-weight: 700; }
-.chart { max-width: 100%; height: auto; }
+const CSS = `${DOCUMENT_CSS}
+body { max-width: 1200px; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.fail { background: #fdecea; }
 `;
 
 const cell = (v: unknown): string => (typeof v === "number" ? `<td class="n">${v}</td>` : `<td>${h(v ?? "")}</td>`);
