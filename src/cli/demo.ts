@@ -72,20 +72,8 @@ async function runDemo(dirFlag: string | undefined): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const dbFile = join(dir, "demo.db");
   const certsDir = join(dir, "certs");
-  const options = parseProxyFlags({
-    listen: "127.0.0.1:0",
-    db: dbFile,
-    session: SESSION,
-    mode: "sinkhole",
-    hostMode: [],
-    intercept: "catalog",
-    mapHost: [],
-    allow: [],
-    certs: certsDir,
-    maxBody: String(32 * 1024 * 1024),
-    upstreamTimeout: "30000",
-    upstreamCa: [],
-  });
+  // Everything else at the proxy's defaults (addon flags included), as `exhaust proxy` would have them.
+  const options = parseProxyFlags({ listen: "127.0.0.1:0", db: dbFile, session: SESSION, mode: "sinkhole", certs: certsDir });
   const log = createLogger({ level: process.env.EXHAUST_LOG_LEVEL ?? "warn", destination: humanLogStream(process.stderr) });
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const capture = await startCapture({ options, log });

@@ -24,9 +24,9 @@ interface ProxyFlags extends Record<string, unknown> {
   certs: string;
   initCa?: boolean;
   catalog?: string;
-  maxBody: string;
-  upstreamTimeout: string;
-  upstreamCa: string[];
+  maxBody?: string;
+  upstreamTimeout?: string;
+  upstreamCa?: string[];
   insecureUpstream?: boolean;
   allowPrivate?: boolean;
   idleTimeout?: string;
@@ -128,9 +128,9 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
     upstreamProxy: flags.upstream ? parseUpstreamProxy(flags.upstream) : undefined,
     certsDir: flags.certs,
     catalogFile: flags.catalog,
-    maxBodyBytes: positive("--max-body", flags.maxBody),
-    upstreamTimeoutMs: positive("--upstream-timeout", flags.upstreamTimeout),
-    upstreamCaPem: flags.upstreamCa.map((file) => {
+    maxBodyBytes: positive("--max-body", flags.maxBody ?? String(PROXY_DEFAULTS.maxBodyBytes)),
+    upstreamTimeoutMs: positive("--upstream-timeout", flags.upstreamTimeout ?? String(PROXY_DEFAULTS.upstreamTimeoutMs)),
+    upstreamCaPem: (flags.upstreamCa ?? []).map((file) => {
       try {
         return readFileSync(file, "utf8");
       } catch (e) {

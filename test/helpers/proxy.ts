@@ -47,15 +47,7 @@ export async function startTestProxy(
     listen: "127.0.0.1:0",
     db: join(dir, "exhaust.db"),
     session: "test",
-    mode: "forward",
-    hostMode: [],
-    intercept: "catalog",
-    mapHost: [],
-    allow: [],
     certs: join(dir, "certs"),
-    maxBody: String(32 * 1024 * 1024),
-    upstreamTimeout: "30000",
-    upstreamCa: [],
     ...rest,
   });
   if (originCaPem) options.upstreamCaPem.push(originCaPem);
