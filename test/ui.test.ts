@@ -98,17 +98,24 @@ function parseCsv(text: string): string[][] {
 }
 
 /** A JSON-lines upload through the real proxy to a host the capture has not seen yet. */
-async function sendLiveUpload(p: TestProxy, name: string): Promise<void> {
-  const line = JSON.stringify({ name, time: new Date().toISOString(), ver: "4.0", data: { "Activity.Success": true } });
+async function sendLiveUpload(
+  p: TestProxy,
+  name: string,
+  lines = 1,
+  data: Record<string, unknown> = { "Activity.Success": true },
+): Promise<string> {
+  const line = JSON.stringify({ name, time: new Date().toISOString(), ver: "4.0", data });
+  const body = `${line}\n`.repeat(lines);
   const res = await httpsThroughProxy({
     proxyPort: p.port,
     host: "self.events.data.microsoft.com",
     path: "/OneCollector/1.0/",
     headers: { "Content-Type": "application/x-json-stream" },
-    body: `${line}\n`,
+    body,
     ca: [p.caPem],
   });
   expect(res.status).toBe(200);
+  return body;
 }
 
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -471,6 +478,22 @@ describe("exhaust ui over a capture made through the real proxy", () => {
     },
     120_000,
   );
+  it("sends at most 256 KiB of a body to the page and says the rest was cut", async () => {
+    // 300 lines of about 1 KiB: a body above the view's limit, stored whole.
+    const sent = await sendLiveUpload(p, "Office.Test.LargeBody", 300, { "Activity.Note": "x".repeat(1000) });
+    expect(sent.length).toBeGreaterThan(256 * 1024);
+    let eventId = 0;
+    for (const until = Date.now() + 20_000; eventId === 0 && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+      const found = await getJson(`${ui.url}api/events?name=Office.Test.LargeBody&limit=1`);
+      eventId = found.body.rows[0]?.id ?? 0;
+    }
+    expect(eventId, "the large upload was decoded").toBeGreaterThan(0);
+    const ev = await getJson(`${ui.url}api/events/${eventId}`);
+    const body = await getJson(`${ui.url}api/exchanges/${ev.body.exchangeId}/body`);
+    expect(body.body).toMatchObject({ view: "text", truncated: true, size: sent.length, storedSize: sent.length });
+    expect(body.body.text).toBe(sent.slice(0, 256 * 1024));
+  });
+
   it("pushes what the processing thread stores over /api/live, and closing the UI ends open streams", async () => {
     const own = await startUiServer({ dbFile: p.dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
     let text = "";
