@@ -35,7 +35,7 @@ export interface ProcessedUpload {
  */
 export const ROWS_PER_TRANSACTION_ALONE = 5000;
 export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 2000;
-/** Field rows per INSERT statement: 6 parameters each, well under SQLite's limit of 32,766. */
+/** Field rows per INSERT statement: 4 parameters each (and 2 shared), well under SQLite's limit of 32,766. */
 const FIELD_ROWS_PER_INSERT = 64;
 
 /**
@@ -51,6 +51,7 @@ export class EventStore {
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
+  private readonly fieldRowKeys: { event: number | bigint; start: number } = { event: 0, start: 0 };
   /** One transaction wrapper for every write (better-sqlite3 builds four functions per wrapper). */
   private readonly transaction: ReturnType<Db["transaction"]>;
 
@@ -244,17 +245,22 @@ export class EventStore {
     } else eventId = s.insertEvent.run(row).lastInsertRowid;
     // The event's field rows in multi-row INSERTs of up to FIELD_ROWS_PER_INSERT rows: one call
     // into SQLite per event instead of one per field (most of the pipeline's time was those calls).
+    // The event id and the row's position are not bound per row: each row reads them from two
+    // named parameters (@event, and @start plus the row's offset written into the statement).
     const fields = event.fields;
     const values = this.fieldParams;
+    const rowKeys = this.fieldRowKeys;
+    rowKeys.event = eventId;
     for (let start = 0; start < fields.length; start += FIELD_ROWS_PER_INSERT) {
       const end = Math.min(fields.length, start + FIELD_ROWS_PER_INSERT);
       values.length = 0;
       for (let i = start; i < end; i++) {
         const f = fields[i];
         const cf = c?.fields[i];
-        values.push(eventId, i, this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
+        values.push(this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
       }
-      this.insertFields(end - start).run(values);
+      rowKeys.start = start;
+      this.insertFields(end - start).run(values, rowKeys);
     }
     c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
   }
@@ -263,7 +269,7 @@ export class EventStore {
   private insertFields(rows: number): Statement {
     let statement = this.insertFieldRows[rows];
     if (statement === undefined) {
-      const placeholders = Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?)").join(", ");
+      const placeholders = Array.from({ length: rows }, (_, j) => `(@event, @start + ${j}, ?, ?, ?, ?)`).join(", ");
       statement = this.db.prepare(`INSERT INTO field_values (event_id, idx, path_id, value, class_id, category) VALUES ${placeholders}`);
       this.insertFieldRows[rows] = statement;
     }
