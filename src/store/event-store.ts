@@ -35,6 +35,8 @@ export interface ProcessedUpload {
  */
 export const ROWS_PER_TRANSACTION_ALONE = 5000;
 export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 2000;
+/** Shared classifier results whose class id is remembered by object (the classifier's own caches are bounded too). */
+const CLASS_RESULTS_MAX = 100_000;
 /** Field rows per INSERT statement: 4 parameters each (and 2 shared), well under SQLite's limit of 32,766. */
 const FIELD_ROWS_PER_INSERT = 64;
 
@@ -48,6 +50,8 @@ export class EventStore {
   /** Interned field_paths and field_classes rows (migration 4), looked up by path and by rule. */
   private readonly paths = new Map<string, InternedPath[]>();
   private readonly classes = new Map<string, InternedClass[]>();
+  /** field_classes ids of the classifier's shared (frozen) results, by object. */
+  private readonly classOfResult = new Map<ClassifiedField, number>();
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
@@ -202,6 +206,7 @@ export class EventStore {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();
       this.classes.clear();
+      this.classOfResult.clear();
       throw e;
     }
   }
@@ -303,6 +308,18 @@ export class EventStore {
 
   /** The field_classes id of a classification outcome, interning it on first sight. */
   private classId(cf: ClassifiedField): number {
+    // Most results are shared, frozen objects of the classifier (one per rule and outcome): by identity first.
+    const shared = this.classOfResult.get(cf);
+    if (shared !== undefined) return shared;
+    const id = this.internClass(cf);
+    if (Object.isFrozen(cf)) {
+      if (this.classOfResult.size >= CLASS_RESULTS_MAX) this.classOfResult.clear();
+      this.classOfResult.set(cf, id);
+    }
+    return id;
+  }
+
+  private internClass(cf: ClassifiedField): number {
     const known = this.classes.get(cf.rule);
     if (known !== undefined)
       for (const k of known)
