@@ -13,8 +13,9 @@
  *      the personal kind; identifier shapes (GUIDs, hashes) are pseudonymous ids in id fields;
  *   4. the event's default: its group's category (essential → functional, required → diagnostic, ...).
  *
- * Hot path: per-path and per-value caches, shared frozen results for fields a rule decides alone,
- * no regex for numbers, booleans or strings shorter than 3 characters.
+ * Hot path: per-path and per-value caches, shared frozen results for fields a rule decides alone
+ * and for each distinct outcome of a declaration or detector hit at a path, no regex for numbers,
+ * booleans or strings shorter than 3 characters.
  */
 import type { DecodedEvent, DecodedField } from "../decode/types.js";
 import { isSecretHeaderName, isSecretParam } from "../secrets.js";
@@ -73,7 +74,7 @@ interface Combined {
 }
 
 /** Results of combine kept per path; a path with more distinct inputs computes the rest each time. */
-const COMBINED_PER_PATH_MAX = 16;
+const COMBINED_PER_PATH_MAX = 8;
 
 interface EventInfo {
   group: MicrosoftGroup;
