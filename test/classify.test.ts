@@ -460,4 +460,22 @@ describe("wrapped text, field roles and repeated values", () => {
     expect(b.reasons).toContain("context.same-value");
     expect([c.personal, d.personal]).toEqual(["none", "none"]);
   });
+
+  it("spreads personal kinds across copies whether an event has few personal values or many", () => {
+    // 3 and 40 distinct personal values: below and above the count where the engine switches to a Map.
+    for (const count of [3, 40]) {
+      const ids = Array.from({ length: count }, (_, i) => `${i.toString(16).padStart(8, "0")}4d91078fb8f41d5abc217566329d490e`);
+      const ev = event("AppEvents", [
+        ...ids.map((id) => field("data.baseData.properties.Machine ID", id)),
+        ...ids.map((id) => field("data.baseData.properties.Previous", id)),
+        field("data.baseData.properties.Other", "not-a-copy-of-anything"),
+      ]);
+      const fields = classifyEvent(ev, packs).fields;
+      const copies = fields.slice(count, 2 * count);
+      expect(fields.slice(0, count).every((f) => f.personal === "pseudonymous-id")).toBe(true);
+      expect(copies.map((f) => f.personal)).toEqual(ids.map(() => "pseudonymous-id"));
+      expect(copies.every((f) => f.reasons.at(-1) === "context.same-value")).toBe(true);
+      expect(fields[2 * count].reasons).not.toContain("context.same-value");
+    }
+  });
 });

@@ -735,3 +735,33 @@ describe("onecollector-bond: robustness (fast-check)", () => {
 
   it("sniff never throws on arbitrary bytes", () => fuzzSniff(oneCollectorBondDecoder));
 });
+
+describe("Value struct fields of an unexpected wire type", () => {
+  it("are skipped and reported by field, and the rest of the Value still counts", () => {
+    const body = fromHex(
+      [
+        "29 03 342e30", // f1 ver "4.0"
+        "49 01 45", // f2 name "E"
+        "cb 46 0a 01", // f70 data: list<struct>, count 1
+        "2d 09 0a 01", //   Data.f1 map<string,struct>, 1 pair
+        "01 6b", //     key "k"
+        "29 01 78", //       Value.type as a string "x"
+        "70 0a", //       Value.stringValue as an int32
+        "89 01 79", //       Value.longValue as a string "y"
+        "a9 01 7a", //       Value.doubleValue as a string "z"
+        "69 02 6f6b", //       Value.stringValue "ok"
+        "00", //       end Value
+        "00", //   end Data
+        "00", // end Record
+      ].join(" "),
+    );
+    const out = decode(body);
+    expect(field(out.events[0].fields, "k")).toMatchObject({ value: "ok", type: "string" });
+    expect(out.findings.filter((f) => f.code === "bond.type-mismatch").map((f) => f.message)).toEqual([
+      "k: Value.type: expected an integer, got string; skipped",
+      "k: Value.stringValue: expected string, got int32; skipped",
+      "k: Value.longValue: expected an integer, got string; skipped",
+      "k: Value.doubleValue: expected double, got string; skipped",
+    ]);
+  });
+});

@@ -13,8 +13,9 @@
  *      the personal kind; identifier shapes (GUIDs, hashes) are pseudonymous ids in id fields;
  *   4. the event's default: its group's category (essential → functional, required → diagnostic, ...).
  *
- * Hot path: per-path and per-value caches, shared frozen results for fields a rule decides alone,
- * no regex for numbers, booleans or strings shorter than 3 characters.
+ * Hot path: per-path and per-value caches, shared frozen results for fields a rule decides alone
+ * and for each distinct outcome of a declaration or detector hit at a path, no regex for numbers,
+ * booleans or strings shorter than 3 characters.
  */
 import type { DecodedEvent, DecodedField } from "../decode/types.js";
 import { isSecretHeaderName, isSecretParam } from "../secrets.js";
@@ -58,7 +59,22 @@ interface PathInfo {
   rule: FieldRule | undefined;
   /** Per detector: 1 = skip here (skipPaths, or outside onlyPaths), 2 = personal applies here (personalIfPath). */
   flags: Uint8Array;
+  /** combine's frozen results at this path, by their inputs (a few per path: detections are interned). */
+  combined: Combined[] | undefined;
 }
+
+/** One result of combine at a path and the inputs it depends on besides the path. */
+interface Combined {
+  rule: FieldRule | undefined;
+  cc: boolean;
+  pii: number;
+  det: Detection;
+  dflt: EventDefault;
+  result: ClassifiedField;
+}
+
+/** Results of combine kept per path; a path with more distinct inputs computes the rest each time. */
+const COMBINED_PER_PATH_MAX = 8;
 
 interface EventInfo {
   group: MicrosoftGroup;
@@ -101,7 +117,7 @@ function pathInfo(packs: RulePacks, st: EngineState, path: string): PathInfo {
     if (d.cls === "content" && rule?.contentDetectors === false) flags[i] |= 1;
     if (d.personalIfPath === undefined || d.personalIfPath.test(path)) flags[i] |= 2;
   }
-  pi = { rule, flags };
+  pi = { rule, flags, combined: undefined };
   if (st.paths.size >= PATH_CACHE_MAX) st.paths.clear();
   st.paths.set(path, pi);
   return pi;
@@ -195,6 +211,34 @@ const SAME_VALUE_MIN_LENGTH = 8;
  * too), with the reason `context.same-value`.
  */
 function spreadPersonalKinds(src: readonly DecodedField[], fields: ClassifiedField[]): void {
+  // An event has few personal values: plain arrays searched with === (length first) cost less than
+  // hashing every long string value of the event into a Map. Many of them: a Map.
+  const values: string[] = [];
+  const kinds: PersonalKind[] = [];
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i].value;
+    const k = fields[i].personal;
+    if (k === "none" || typeof v !== "string" || v.length < SAME_VALUE_MIN_LENGTH) continue;
+    const at = values.indexOf(v);
+    if (at === -1) {
+      if (values.length === FEW_PERSONAL_VALUES) return spreadManyPersonalKinds(src, fields);
+      values.push(v);
+      kinds.push(k);
+    } else if (RANK[k] > RANK[kinds[at]]) kinds[at] = k;
+  }
+  if (values.length === 0) return;
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i].value;
+    if (typeof v !== "string" || v.length < SAME_VALUE_MIN_LENGTH) continue;
+    const at = values.indexOf(v);
+    if (at !== -1) raiseTo(fields, i, kinds[at]);
+  }
+}
+
+/** Distinct personal values of one event above which spreadPersonalKinds uses a Map. */
+const FEW_PERSONAL_VALUES = 16;
+
+function spreadManyPersonalKinds(src: readonly DecodedField[], fields: ClassifiedField[]): void {
   const strongest = new Map<string, PersonalKind>();
   for (let i = 0; i < src.length; i++) {
     const v = src[i].value;
@@ -203,15 +247,19 @@ function spreadPersonalKinds(src: readonly DecodedField[], fields: ClassifiedFie
     const had = strongest.get(v);
     if (had === undefined || RANK[k] > RANK[had]) strongest.set(v, k);
   }
-  if (strongest.size === 0) return;
   for (let i = 0; i < src.length; i++) {
     const v = src[i].value;
     if (typeof v !== "string" || v.length < SAME_VALUE_MIN_LENGTH) continue;
     const k = strongest.get(v);
-    const f = fields[i];
-    if (k === undefined || RANK[k] <= RANK[f.personal]) continue;
-    fields[i] = { ...f, personal: k, reasons: [...f.reasons, SAME_VALUE_REASON] };
+    if (k !== undefined) raiseTo(fields, i, k);
   }
+}
+
+/** Raises field i to personal kind k (when k is stronger), giving the reason. */
+function raiseTo(fields: ClassifiedField[], i: number, k: PersonalKind): void {
+  const f = fields[i];
+  if (RANK[k] <= RANK[f.personal]) return;
+  fields[i] = { ...f, personal: k, reasons: [...f.reasons, SAME_VALUE_REASON] };
 }
 
 /** The reason a field's personal kind was raised by another field with the same value. */
@@ -266,7 +314,24 @@ function classifyField(
   const cc = a !== undefined && a.customerContent === true;
   const pii = a !== undefined && a.piiKind !== undefined && a.piiKind > 0 ? a.piiKind : 0;
   if (!cc && pii === 0 && det === NO_DETECTION) return rule?.plain ?? dflt.plain;
-  return combine(f.path, rule, cc, pii, det, pi, dflt, packs);
+  // The slow path's result depends only on these inputs and the path: computed once, then shared
+  // (frozen, like the plain results).
+  const known = pi.combined;
+  if (known !== undefined)
+    for (const k of known) if (k.det === det && k.rule === rule && k.dflt === dflt && k.cc === cc && k.pii === pii) return k.result;
+  const result = freezeCombined(combine(f.path, rule, cc, pii, det, pi, dflt, packs));
+  if (known === undefined) pi.combined = [{ rule, cc, pii, det, dflt, result }];
+  else if (known.length < COMBINED_PER_PATH_MAX) known.push({ rule, cc, pii, det, dflt, result });
+  return result;
+}
+
+function freezeCombined(r: ClassifiedField): ClassifiedField {
+  Object.freeze(r.reasons);
+  if (r.findings !== undefined) {
+    for (const f of r.findings) Object.freeze(f);
+    Object.freeze(r.findings);
+  }
+  return Object.freeze(r);
 }
 
 /** The slow path: a declaration or a detector hit. */

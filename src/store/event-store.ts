@@ -35,7 +35,9 @@ export interface ProcessedUpload {
  */
 export const ROWS_PER_TRANSACTION_ALONE = 5000;
 export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 2000;
-/** Field rows per INSERT statement: 6 parameters each, well under SQLite's limit of 32,766. */
+/** Shared classifier results whose class id is remembered by object (the classifier's own caches are bounded too). */
+const CLASS_RESULTS_MAX = 100_000;
+/** Field rows per INSERT statement: 4 parameters each (and 2 shared), well under SQLite's limit of 32,766. */
 const FIELD_ROWS_PER_INSERT = 64;
 
 /**
@@ -48,9 +50,12 @@ export class EventStore {
   /** Interned field_paths and field_classes rows (migration 4), looked up by path and by rule. */
   private readonly paths = new Map<string, InternedPath[]>();
   private readonly classes = new Map<string, InternedClass[]>();
+  /** field_classes ids of the classifier's shared (frozen) results, by object. */
+  private readonly classOfResult = new Map<ClassifiedField, number>();
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
+  private readonly fieldRowKeys: { event: number | bigint; start: number } = { event: 0, start: 0 };
   /** One transaction wrapper for every write (better-sqlite3 builds four functions per wrapper). */
   private readonly transaction: ReturnType<Db["transaction"]>;
 
@@ -201,6 +206,7 @@ export class EventStore {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();
       this.classes.clear();
+      this.classOfResult.clear();
       throw e;
     }
   }
@@ -244,17 +250,22 @@ export class EventStore {
     } else eventId = s.insertEvent.run(row).lastInsertRowid;
     // The event's field rows in multi-row INSERTs of up to FIELD_ROWS_PER_INSERT rows: one call
     // into SQLite per event instead of one per field (most of the pipeline's time was those calls).
+    // The event id and the row's position are not bound per row: each row reads them from two
+    // named parameters (@event, and @start plus the row's offset written into the statement).
     const fields = event.fields;
     const values = this.fieldParams;
+    const rowKeys = this.fieldRowKeys;
+    rowKeys.event = eventId;
     for (let start = 0; start < fields.length; start += FIELD_ROWS_PER_INSERT) {
       const end = Math.min(fields.length, start + FIELD_ROWS_PER_INSERT);
       values.length = 0;
       for (let i = start; i < end; i++) {
         const f = fields[i];
         const cf = c?.fields[i];
-        values.push(eventId, i, this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
+        values.push(this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
       }
-      this.insertFields(end - start).run(values);
+      rowKeys.start = start;
+      this.insertFields(end - start).run(values, rowKeys);
     }
     c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
   }
@@ -263,7 +274,7 @@ export class EventStore {
   private insertFields(rows: number): Statement {
     let statement = this.insertFieldRows[rows];
     if (statement === undefined) {
-      const placeholders = Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?)").join(", ");
+      const placeholders = Array.from({ length: rows }, (_, j) => `(@event, @start + ${j}, ?, ?, ?, ?)`).join(", ");
       statement = this.db.prepare(`INSERT INTO field_values (event_id, idx, path_id, value, class_id, category) VALUES ${placeholders}`);
       this.insertFieldRows[rows] = statement;
     }
@@ -297,6 +308,18 @@ export class EventStore {
 
   /** The field_classes id of a classification outcome, interning it on first sight. */
   private classId(cf: ClassifiedField): number {
+    // Most results are shared, frozen objects of the classifier (one per rule and outcome): by identity first.
+    const shared = this.classOfResult.get(cf);
+    if (shared !== undefined) return shared;
+    const id = this.internClass(cf);
+    if (Object.isFrozen(cf)) {
+      if (this.classOfResult.size >= CLASS_RESULTS_MAX) this.classOfResult.clear();
+      this.classOfResult.set(cf, id);
+    }
+    return id;
+  }
+
+  private internClass(cf: ClassifiedField): number {
     const known = this.classes.get(cf.rule);
     if (known !== undefined)
       for (const k of known)

@@ -244,10 +244,7 @@ class CsDecoder extends BondDecodeState {
   private readValue(path: string, part: FieldPart): void {
     const v = this.readValueSlots(path);
     const value = this.valueOfKind(v, path);
-    const ann: FieldAnnotations = { wireType: v.kind };
-    if (v.piiKind !== 0) ann.piiKind = v.piiKind;
-    if (v.cc) ann.customerContent = true;
-    this.add(path, part, value, v.type, ann);
+    this.add(path, part, value, v.type, valueAnnotations(v.kind, v.piiKind, v.cc));
   }
 
   /** Reads the fields of a Value struct into the slots; unknown ids are skipped and reported. */
@@ -259,8 +256,10 @@ class CsDecoder extends BondDecodeState {
     for (let type = r.readField(); type !== BT.STOP; type = r.readField()) {
       const at = r.fieldAt;
       switch (r.id) {
+        // The common case is read inline; the description of the place is only built for a finding.
         case 1:
-          if (this.int(type, `${path}: Value.type`, at, 6)) v.kind = r.lo | 0;
+          if (r.readIntegerRaw(type)) v.kind = r.lo | 0;
+          else this.mismatch(`${path}: Value.type`, "an integer", type, at, 6);
           break;
         case 2: {
           // vector<Attributes>; Attributes: 1 pii vector<PII{1 Kind}>, 2 customerContent vector<CustomerContent{1 Kind}>
@@ -273,17 +272,19 @@ class CsDecoder extends BondDecodeState {
           break;
         }
         case 3:
-          v.str = this.str(type, `${path}: Value.stringValue`, at, 6) ?? v.str;
+          if (type === BT.STRING) v.str = r.readString();
+          else v.str = this.str(type, `${path}: Value.stringValue`, at, 6) ?? v.str;
           break;
         case 4:
-          if (this.int(type, `${path}: Value.longValue`, at, 6)) {
+          if (r.readIntegerRaw(type)) {
             v.hasLong = true;
             v.lhi = r.hi;
             v.llo = r.lo;
-          }
+          } else this.mismatch(`${path}: Value.longValue`, "an integer", type, at, 6);
           break;
         case 5:
-          v.dbl = this.dbl(type, `${path}: Value.doubleValue`, at, 6) ?? v.dbl;
+          if (type === BT.DOUBLE) v.dbl = r.readDouble();
+          else v.dbl = this.dbl(type, `${path}: Value.doubleValue`, at, 6) ?? v.dbl;
           break;
         case 6: {
           const list = this.byteLists(type, `${path}: Value.guidValue`, at);
@@ -456,6 +457,28 @@ class CsDecoder extends BondDecodeState {
 }
 
 /** The slots of one Value struct (§3.5) as read off the wire, and the type of the value built from them. */
+/**
+ * A Value's annotations, shared (frozen) between fields with the same wire type, PII kind and
+ * customer-content bit: a few distinct ones per upload instead of an object per field.
+ */
+const ANNOTATIONS = new Map<number, FieldAnnotations>();
+const ANNOTATION_KIND_MAX = 1023;
+const ANNOTATION_PII_MAX = 1023;
+
+function valueAnnotations(kind: number, piiKind: number, cc: boolean): FieldAnnotations {
+  const shared = kind >= 0 && kind <= ANNOTATION_KIND_MAX && piiKind >= 0 && piiKind <= ANNOTATION_PII_MAX;
+  const key = shared ? (kind * (ANNOTATION_PII_MAX + 1) + piiKind) * 2 + (cc ? 1 : 0) : -1;
+  if (shared) {
+    const known = ANNOTATIONS.get(key);
+    if (known !== undefined) return known;
+  }
+  const ann: FieldAnnotations = { wireType: kind };
+  if (piiKind !== 0) ann.piiKind = piiKind;
+  if (cc) ann.customerContent = true;
+  if (shared) ANNOTATIONS.set(key, Object.freeze(ann));
+  return ann;
+}
+
 class ValueSlots {
   kind: number = VK.String;
   str: string | undefined;
