@@ -7,6 +7,7 @@ import {
   DNS_NAME_PATTERN,
   generateLeafKeyPair,
   isIpAddress,
+  PLACEHOLDER_PUBLIC_KEY,
   randomSerialNumberHex,
   signCertificate,
   signCertificateAsync,
@@ -62,9 +63,9 @@ export function normaliseHost(host: string): string {
 /**
  * Issues leaf certificates on the fly, signed by the CA. Every leaf shares one key made at
  * creation: generating a key per host would cost milliseconds each, and the key never leaves this
- * process. The key is ECDSA P-256 (the CA stays RSA and signs with sha256WithRSAEncryption): each
- * TLS handshake signs with the leaf key on the proxy's event loop, and a P-256 signature costs
- * about a tenth of an RSA-2048 one (docs/performance.md).
+ * process. The key is ECDSA P-256 (the CA signs with ecdsa-with-SHA256, or sha256WithRSAEncryption
+ * for an RSA CA): each TLS handshake signs with the leaf key on the proxy's event loop, and a P-256
+ * signature costs about a tenth of an RSA-2048 one (docs/performance.md).
  */
 export class LeafIssuer {
   private readonly cache: LRUCache<string, CachedContext>;
@@ -89,7 +90,7 @@ export class LeafIssuer {
     this.caSubject = caCert.subject.attributes;
     this.caKeyIdentifier = subjectKeyIdentifierOf(caCert);
     // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
-    this.placeholderKey = caCert.publicKey as forge.pki.rsa.PublicKey;
+    this.placeholderKey = PLACEHOLDER_PUBLIC_KEY;
     this.cache = new LRUCache({ max: maxEntries });
   }
 
