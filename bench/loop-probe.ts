@@ -25,7 +25,7 @@ export interface LoopProbeReport {
 if (isMainThread && process.env.EXHAUST_LOOP_PROBE === "1") {
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   let started: { elu: EventLoopUtilization; cpu: NodeJS.CpuUsage; at: number } | undefined;
-  const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - RESOLUTION_MS);
+  const ms = (ns: number) => Math.round(Math.max(0, ns / 1e6 - RESOLUTION_MS) * 100) / 100;
   process.on("SIGUSR2", () => {
     if (!started) {
       histogram.reset();

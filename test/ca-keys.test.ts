@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CA_CERT_FILE, CA_KEY_FILE, initAuthority, loadAuthority, type CertificateAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
+import { buildCertificate, isIpAddress, LeafTbsEncoder } from "../src/ca/x509.js";
 import { loadOrCreateSigningIdentity } from "../src/ca/signing.js";
 import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { isExhaustError } from "../src/errors.js";
@@ -221,5 +222,56 @@ describe("CA keys exhaust does not sign with", () => {
       expect(signingX509.verify(caX509.publicKey)).toBe(true);
       expect(signingX509.checkPrivateKey(createPrivateKey(signing.key.export({ type: "pkcs8", format: "pem" })))).toBe(true);
     }
+  });
+});
+
+describe("a new host's leaf without forge", () => {
+  it("LeafTbsEncoder writes the bytes forge writes, for DNS names, long names, IPv4, IPv6 and dates past 2049", async () => {
+    for (const keyType of ["ecdsa", "rsa"] as const) {
+      const ca = await initAuthority(join(scratch, `enc-${keyType}`), { permittedDomains: [], unconstrained: true, keyType });
+      const issuer = await LeafIssuer.create(ca);
+      const encoder = LeafTbsEncoder.fromReference(issuer.leafTemplate("reference.invalid"), ca.key, 3);
+      const names = [COLLECTOR, `${"a".repeat(60)}.events.data.microsoft.com`, "127.0.0.1", "::1", "fe80::1:2", "x_y.example"];
+      for (const name of names) {
+        for (const notAfter of [undefined, new Date("2051-06-01T12:34:56Z")]) {
+          const template = issuer.leafTemplate(name);
+          if (notAfter) template.notAfter = notAfter;
+          const byForge = buildCertificate(template, ca.key);
+          const byEncoder = encoder.encode(
+            template.serialNumberHex,
+            template.notBefore,
+            template.notAfter,
+            name,
+            isIpAddress(name),
+            name.length <= 64,
+          );
+          expect(byEncoder.signatureOid).toBe(byForge.signatureOid);
+          expect(byEncoder.tbsDer.toString("hex"), `${keyType} ${name} ${String(notAfter)}`).toBe(byForge.tbsDer.toString("hex"));
+        }
+      }
+      // And what the issuer hands out chains to the CA, for each kind of name.
+      const caX509 = new X509Certificate(ca.certPem);
+      for (const name of names) {
+        const leaf = new X509Certificate(issuer.issueLeafCertificate(name).certPem);
+        expect(leaf.verify(caX509.publicKey)).toBe(true);
+        if (isIpAddress(name)) expect(leaf.checkIP(name)).toBe(name);
+        else expect(leaf.subjectAltName).toBe(`DNS:${name}`);
+      }
+    }
+  });
+
+  it("an ECDSA CA's new host gets its context in the same turn; an RSA CA's is signed on the thread pool", async () => {
+    const [ec, rsa] = await Promise.all([
+      initAuthority(join(scratch, "now-ec"), { permittedDomains: [], unconstrained: true }),
+      initAuthority(join(scratch, "now-rsa"), { permittedDomains: [], unconstrained: true, keyType: "rsa" }),
+    ]);
+    const [ecIssuer, rsaIssuer] = await Promise.all([LeafIssuer.create(ec), LeafIssuer.create(rsa)]);
+    const now = ecIssuer.secureContextNow("now.example");
+    expect(now).toBeDefined();
+    expect(ecIssuer.secureContextNow("NOW.example.")).toBe(now);
+    expect(rsaIssuer.secureContextNow("now.example")).toBeUndefined();
+    const later = await rsaIssuer.secureContextForAsync("now.example");
+    expect(rsaIssuer.secureContextNow("now.example")).toBe(later);
+    expect(() => ecIssuer.secureContextNow("evil host\n")).toThrow(RangeError);
   });
 });

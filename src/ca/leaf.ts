@@ -7,18 +7,22 @@ import {
   DNS_NAME_PATTERN,
   generateLeafKeyPair,
   isIpAddress,
+  LeafTbsEncoder,
   PLACEHOLDER_PUBLIC_KEY,
   randomSerialNumberHex,
-  signCertificate,
-  signCertificateAsync,
+  signUnsigned,
+  signUnsignedAsync,
   subjectKeyIdentifierOf,
   type CertificateTemplate,
   toWholeSeconds,
+  type UnsignedCertificate,
 } from "./x509.js";
 
 export { isIpAddress } from "./x509.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** The subjectAltName's place among leafTemplate's extensions (LeafTbsEncoder splices it). */
+const SUBJECT_ALT_NAME_INDEX = 3;
 /** ub-common-name (RFC 5280): longer host names go in the SAN only. */
 const MAX_COMMON_NAME_LENGTH = 64;
 /**
@@ -72,6 +76,13 @@ export class LeafIssuer {
   private readonly caSubject: forge.pki.CertificateField[];
   private readonly caKeyIdentifier: string;
   private readonly placeholderKey: forge.pki.rsa.PublicKey;
+  /** Encodes a new host's TBS from parts made once (x509.ts), without forge. */
+  private readonly encoder: LeafTbsEncoder;
+  /**
+   * An ECDSA CA's signature (~0.03 ms) is made on the event loop, so a new host's context is ready
+   * in the turn that asks for it; an RSA CA's (~0.3–0.65 ms) goes to libuv's thread pool.
+   */
+  private readonly signsInline: boolean;
   /** Contexts holding the leaf key and no certificate yet (see KEYED_CONTEXTS_AHEAD). */
   private readonly keyedContexts: SecureContext[] = [];
   private refillScheduled = false;
@@ -91,6 +102,8 @@ export class LeafIssuer {
     this.caKeyIdentifier = subjectKeyIdentifierOf(caCert);
     // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
     this.placeholderKey = PLACEHOLDER_PUBLIC_KEY;
+    this.encoder = LeafTbsEncoder.fromReference(this.leafTemplate("reference.invalid"), ca.key, SUBJECT_ALT_NAME_INDEX);
+    this.signsInline = ca.keyType === "ecdsa";
     this.cache = new LRUCache({ max: maxEntries });
   }
 
@@ -121,15 +134,37 @@ export class LeafIssuer {
 
   /** A fresh leaf for `host` (DNS name or IP address), without touching the cache. */
   issueLeafCertificate(host: string): IssuedLeaf {
-    const template = this.leafTemplate(normaliseHost(host));
-    return { certPem: signCertificate(template, this.ca.key).pem, notAfter: template.notAfter };
+    const leaf = this.unsignedLeaf(normaliseHost(host));
+    return { certPem: signUnsigned(leaf.unsigned, this.ca.key).pem, notAfter: leaf.notAfter };
   }
 
-  private leafTemplate(name: string): CertificateTemplate {
+  /** A leaf's validity from now: a day back (clients whose clocks run late), never past the CA's. */
+  private validity(): { notBefore: Date; notAfter: Date } {
     const now = Date.now();
-    const notBefore = toWholeSeconds(new Date(now - DAY_MS)); // tolerate clients whose clocks run late
-    // Never outlive the CA: chains with a leaf valid past its issuer are rejected by some clients.
-    const notAfter = toWholeSeconds(new Date(Math.min(now + this.validityMs, this.ca.notAfter.getTime())));
+    return {
+      notBefore: toWholeSeconds(new Date(now - DAY_MS)),
+      // Never outlive the CA: chains with a leaf valid past its issuer are rejected by some clients.
+      notAfter: toWholeSeconds(new Date(Math.min(now + this.validityMs, this.ca.notAfter.getTime()))),
+    };
+  }
+
+  /** The TBS of a leaf for an already normalised name: the bytes leafTemplate's would give (x509.ts). */
+  private unsignedLeaf(name: string): { unsigned: UnsignedCertificate; notAfter: Date } {
+    const { notBefore, notAfter } = this.validity();
+    const unsigned = this.encoder.encode(
+      randomSerialNumberHex(),
+      notBefore,
+      notAfter,
+      name,
+      isIpAddress(name),
+      name.length <= MAX_COMMON_NAME_LENGTH,
+    );
+    return { unsigned, notAfter };
+  }
+
+  /** The leaf as forge builds it; LeafTbsEncoder takes its fixed parts from this one (and a test compares them). */
+  leafTemplate(name: string): CertificateTemplate {
+    const { notBefore, notAfter } = this.validity();
     const altName = isIpAddress(name) ? { type: 7, ip: name } : { type: 2, value: name };
     return {
       serialNumberHex: randomSerialNumberHex(),
@@ -210,17 +245,34 @@ export class LeafIssuer {
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    const cached = this.cachedContext(name);
-    if (cached) return Promise.resolve(cached);
+    const ready = this.cachedContext(name) ?? this.issueInline(name);
+    if (ready) return Promise.resolve(ready);
     let pending = this.issuing.get(name);
     if (!pending) {
-      const template = this.leafTemplate(name);
-      pending = signCertificateAsync(template, this.ca.key)
-        .then((cert) => this.contextWith(name, cert.pem, template.notAfter))
+      const leaf = this.unsignedLeaf(name);
+      pending = signUnsignedAsync(leaf.unsigned, this.ca.key)
+        .then((cert) => this.contextWith(name, cert.pem, leaf.notAfter))
         .finally(() => this.issuing.delete(name));
       this.issuing.set(name, pending);
     }
     return pending;
+  }
+
+  /**
+   * The context for `host` if it can be had in this turn of the event loop: cached, or issued now
+   * under an ECDSA CA. Undefined when an RSA CA must sign a new leaf first (secureContextForAsync).
+   * Throws RangeError for a host that is no DNS name or IP address.
+   */
+  secureContextNow(host: string): SecureContext | undefined {
+    const name = normaliseHost(host);
+    return this.cachedContext(name) ?? this.issueInline(name);
+  }
+
+  /** A new context for `name` signed on this thread (ECDSA CA), unless an issuance is under way. */
+  private issueInline(name: string): SecureContext | undefined {
+    if (!this.signsInline || this.issuing.has(name)) return undefined;
+    const leaf = this.unsignedLeaf(name);
+    return this.contextWith(name, signUnsigned(leaf.unsigned, this.ca.key).pem, leaf.notAfter);
   }
 
   /** Number of cached contexts (for stats and tests). */
