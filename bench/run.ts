@@ -33,7 +33,7 @@ import { verifyThroughput } from "./verify.js";
 import { queryLatency } from "./queries.js";
 import { parquetBench } from "./parquet.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
-import { round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
+import { cpuTicks, round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
 import { lastLoopProbeReport } from "./loop-probe.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -242,8 +242,14 @@ async function firstContact() {
   const busy: number[] = [];
   const stamp = Date.now().toString(36);
   const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
+  // The proxy's event-loop CPU over each pass (from /proc: steady on a shared machine).
+  const loopTicks = () => cpuTicks(p.child.pid!, true);
+  const t0 = loopTicks();
   for (const h of hosts) first.push(await handshake(h));
+  const t1 = loopTicks();
   for (const h of hosts) again.push(await handshake(h));
+  const t2 = loopTicks();
+  const perConnection = (ticks: number) => round((ticks * 10) / newHosts, 3);
   // The same count of new hosts while 8 keep-alive connections upload 20 KB bodies through the
   // proxy. The uploads run in a child process, so this process's event loop only makes handshakes
   // and times the proxy, not its own queue. Each new host is paired with a handshake to a host the
@@ -284,6 +290,12 @@ async function firstContact() {
     newHostHandshakeMs: a,
     cachedHostHandshakeMs: b,
     addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
+    // CPU ms of the proxy's event loop per connection (CONNECT, handshake, one upload), idle machine phases.
+    proxyLoopCpuMsPerConnection: {
+      newHost: perConnection(t1 - t0),
+      knownHost: perConnection(t2 - t1),
+      addedByNewHost: perConnection(t1 - t0 - (t2 - t1)),
+    },
     whileUploading: {
       newHostHandshakeMs: busyNew,
       cachedHostHandshakeMs: busyKnown,
