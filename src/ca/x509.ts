@@ -322,7 +322,7 @@ export class LeafTbsEncoder {
 }
 
 // Present at runtime (forge's subjectAltName `ip` uses it) but missing from @types/node-forge.
-const { bytesFromIP } = forge.util as unknown as { bytesFromIP(ip: string): string | null };
+const { bytesFromIP } = forge.util as unknown as { bytesFromIP: (ip: string) => string | null };
 
 /** The 4 or 16 bytes of an IPv4 or IPv6 address (as forge's subjectAltName `ip`). */
 function ipAddressBytes(ip: string): Buffer {
