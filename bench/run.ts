@@ -9,7 +9,8 @@
  *
  * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
  * --only proxy,first-contact,decode,fuzz,classify,pipeline,queries,verify,parquet (default: all),
- * --fuzz-runs N (default 100,000 per decoder).
+ * --fuzz-runs N (default 100,000 per decoder), --ca-key ecdsa|rsa (the proxy's CA, default ecdsa as
+ * `exhaust ca init` makes it; rsa for comparing with CAs made before).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -18,7 +19,8 @@ import net from "node:net";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { initAuthority } from "../src/ca/authority.js";
+import { CA_KEY_TYPES, initAuthority, type CaKeyType } from "../src/ca/authority.js";
+import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { openDatabase } from "../src/store/database.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
@@ -31,7 +33,8 @@ import { verifyThroughput } from "./verify.js";
 import { queryLatency } from "./queries.js";
 import { parquetBench } from "./parquet.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
-import { round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
+import { cpuTicks, round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
+import { lastLoopProbeReport } from "./loop-probe.js";
 
 const HOST = "mobile.events.data.microsoft.com";
 const arg = (name: string, fallback: number) => {
@@ -39,6 +42,9 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const durationMs = arg("--duration", 8000);
+const caKeyArg = process.argv.indexOf("--ca-key");
+const caKey = (caKeyArg > 0 ? process.argv[caKeyArg + 1] : "ecdsa") as CaKeyType;
+if (!CA_KEY_TYPES.includes(caKey)) throw new Error(`--ca-key: expected ${CA_KEY_TYPES.join(" or ")}, got ${caKey}`);
 const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
@@ -74,6 +80,8 @@ const fuzz = only.has("fuzz") ? (say("mutation run over every decoder"), fuzzDec
 const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-"));
 const originCa = await initAuthority(join(dir, "origin-ca"), { permittedDomains: [], unconstrained: true });
 writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
+// The proxies' CA, of the key type asked for (what `exhaust proxy --init-ca` would make, constrained to the catalogue).
+await initAuthority(join(dir, "certs"), { permittedDomains: EndpointCatalog.load().constraintDomains(), keyType: caKey });
 const originProc = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "origin-server.js"), join(dir, "origin-ca")], {
   stdio: ["ignore", "pipe", "inherit"],
 });
@@ -189,8 +197,28 @@ function canConnect(port: number): Promise<boolean> {
 
 async function firstContact() {
   say(`first contact: ${newHosts} new hosts, then the same hosts again, then ${newHosts} new hosts while 8 connections upload`);
+  // The proxy runs with the loop probe (bench/loop-probe.ts) loaded: its event-loop delay while uploading.
+  const savedEnv = { NODE_OPTIONS: process.env.NODE_OPTIONS, EXHAUST_LOOP_PROBE: process.env.EXHAUST_LOOP_PROBE };
+  const probeModule = new URL("./loop-probe.js", import.meta.url).href;
+  process.env.NODE_OPTIONS = `${savedEnv.NODE_OPTIONS ?? ""} --import ${probeModule}`.trim();
+  process.env.EXHAUST_LOOP_PROBE = "1";
   const p = await spawnProxy(["--db", join(dir, "first.db"), "--certs", join(dir, "certs"), "--session", "first", "--mode", "sinkhole"]);
-  children.push(p.child);
+  // An idle process beside it: its loop delay over the same phase is the machine's scheduling alone.
+  const idle = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "loop-probe.js"), "idle"], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  children.push(p.child, idle);
+  let idleErr = "";
+  await new Promise<void>((resolve) =>
+    idle.stderr.on("data", (d: Buffer) => {
+      idleErr += String(d);
+      if (idleErr.includes("loop-probe ready")) resolve();
+    }),
+  );
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
   // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
   // (a client that hangs up right after the handshake looks like a pin check to the proxy).
@@ -214,8 +242,14 @@ async function firstContact() {
   const busy: number[] = [];
   const stamp = Date.now().toString(36);
   const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
+  // The proxy's event-loop CPU over each pass (from /proc: steady on a shared machine).
+  const loopTicks = () => cpuTicks(p.child.pid!, true);
+  const t0 = loopTicks();
   for (const h of hosts) first.push(await handshake(h));
+  const t1 = loopTicks();
   for (const h of hosts) again.push(await handshake(h));
+  const t2 = loopTicks();
+  const perConnection = (ticks: number) => round((ticks * 10) / newHosts, 3);
   // The same count of new hosts while 8 keep-alive connections upload 20 KB bodies through the
   // proxy. The uploads run in a child process, so this process's event loop only makes handshakes
   // and times the proxy, not its own queue. Each new host is paired with a handshake to a host the
@@ -230,10 +264,19 @@ async function firstContact() {
   uploader.stdout.on("data", (d: Buffer) => (uploaderOut += String(d)));
   await new Promise((r) => setTimeout(r, 1000));
   const busyCached: number[] = [];
+  p.child.kill("SIGUSR2");
+  idle.kill("SIGUSR2");
   for (let i = 0; i < newHosts; i++) {
     busy.push(await handshake(`fcb${i}-${stamp}.events.data.microsoft.com`));
     busyCached.push(await handshake(hosts[i]));
   }
+  p.child.kill("SIGUSR2");
+  idle.kill("SIGUSR2");
+  await new Promise((r) => setTimeout(r, 200));
+  idle.stdin.end();
+  await waitExit(idle);
+  const proxyLoop = lastLoopProbeReport(p.stderr()) ?? null;
+  const machineLoop = lastLoopProbeReport(idleErr) ?? null;
   uploader.stdin.end();
   await waitExit(uploader);
   const uploads = JSON.parse(uploaderOut) as LoadResult;
@@ -247,6 +290,12 @@ async function firstContact() {
     newHostHandshakeMs: a,
     cachedHostHandshakeMs: b,
     addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
+    // CPU ms of the proxy's event loop per connection (CONNECT, handshake, one upload), idle machine phases.
+    proxyLoopCpuMsPerConnection: {
+      newHost: perConnection(t1 - t0),
+      knownHost: perConnection(t2 - t1),
+      addedByNewHost: perConnection(t1 - t0 - (t2 - t1)),
+    },
     whileUploading: {
       newHostHandshakeMs: busyNew,
       cachedHostHandshakeMs: busyKnown,
@@ -254,7 +303,12 @@ async function firstContact() {
       uploads: uploads.requests,
       uploadErrors: uploads.errors,
       uploadsInChildProcess: true,
+      // Event-loop delay (beyond a 1 ms timer) over this phase: in the proxy, and in an idle process
+      // beside it (the machine's scheduling alone); utilization is the proxy loop's busy fraction.
+      proxyEventLoop: proxyLoop,
+      idleProcessEventLoop: machineLoop,
     },
+    caKeyType: caKey,
     proxy,
     targets: { addedP99Ms: 5, eventLoopMaxMs: 20 },
   };

@@ -254,20 +254,27 @@ describe("leaf certificates over real TLS", () => {
     expect(result).toEqual({ authorized: false, errorCode: "UNSPECIFIED", errorMessage: "excluded subtree violation" });
   });
 
-  it("issues a leaf off the event loop: concurrent first contacts share one context, and clients accept it", async () => {
-    const host = "async.events.data.microsoft.com";
-    expect(unconstrainedIssuer.cachedSecureContextFor(host)).toBeUndefined();
-    const [a, b] = await Promise.all([unconstrainedIssuer.secureContextForAsync(host), unconstrainedIssuer.secureContextForAsync(host)]);
-    expect(b).toBe(a);
-    expect(unconstrainedIssuer.cachedSecureContextFor(host.toUpperCase())).toBe(a);
-    expect(unconstrainedIssuer.secureContextFor(host)).toBe(a);
-    // Several new hosts in a row use the contexts made ahead with the key loaded, and each presents its own leaf.
-    const hosts = Array.from({ length: 12 }, (_, i) => `async${i}.events.data.microsoft.com`);
-    const contexts = await Promise.all(hosts.map((h) => unconstrainedIssuer.secureContextForAsync(h)));
-    for (const [i, h] of hosts.entries()) {
-      expect(await handshake(contexts[i], unconstrainedCa.certPem, h)).toEqual({ authorized: true, peerSubjectAltName: `DNS:${h}` });
+  it("issues a leaf asynchronously (an RSA CA's on the thread pool): concurrent first contacts share one context, and clients accept it", async () => {
+    const rsaCa = await initAuthority(freshDir(), { permittedDomains: [], unconstrained: true, keyType: "rsa" });
+    const rsaIssuer = await LeafIssuer.create(rsaCa);
+    for (const [issuer, caPem] of [
+      [unconstrainedIssuer, unconstrainedCa.certPem],
+      [rsaIssuer, rsaCa.certPem],
+    ] as const) {
+      const host = "async.events.data.microsoft.com";
+      expect(issuer.cachedSecureContextFor(host)).toBeUndefined();
+      const [a, b] = await Promise.all([issuer.secureContextForAsync(host), issuer.secureContextForAsync(host)]);
+      expect(b).toBe(a);
+      expect(issuer.cachedSecureContextFor(host.toUpperCase())).toBe(a);
+      expect(issuer.secureContextFor(host)).toBe(a);
+      // Several new hosts in a row use the contexts made ahead with the key loaded, and each presents its own leaf.
+      const hosts = Array.from({ length: 12 }, (_, i) => `async${i}.events.data.microsoft.com`);
+      const contexts = await Promise.all(hosts.map((h) => issuer.secureContextForAsync(h)));
+      for (const [i, h] of hosts.entries()) {
+        expect(await handshake(contexts[i], caPem, h)).toEqual({ authorized: true, peerSubjectAltName: `DNS:${h}` });
+      }
+      await expect(issuer.secureContextForAsync("evil host\n")).rejects.toThrow(RangeError);
     }
-    await expect(unconstrainedIssuer.secureContextForAsync("evil host\n")).rejects.toThrow(RangeError);
   });
 
   it("caches the secure context per host", () => {

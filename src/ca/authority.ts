@@ -3,16 +3,22 @@ import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs
 import { join } from "node:path";
 import { exhaustError, isExhaustError } from "../errors.js";
 import {
+  caKeyTypeOf,
   certificateFromDer,
+  DEFAULT_CA_KEY_TYPE,
   DNS_NAME_PATTERN,
-  generateRsaKeyPair,
+  generateKeyPairOfType,
   nameConstraintsExtension,
   randomSerialNumberHex,
   readPermittedDomains,
   signCertificate,
-  toForgePublicKey,
+  subjectKeyIdentifierExtension,
+  templateKeyOf,
   toWholeSeconds,
+  type CaKeyType,
 } from "./x509.js";
+
+export { CA_KEY_TYPES, DEFAULT_CA_KEY_TYPE, type CaKeyType } from "./x509.js";
 
 export const CA_CERT_FILE = "exhaust-ca.pem";
 export const CA_KEY_FILE = "exhaust-ca.key";
@@ -26,6 +32,8 @@ export interface CertificateAuthority {
   certPem: string;
   certDer: Buffer;
   key: KeyObject;
+  /** ECDSA P-256 (new CAs) or RSA-2048 (CAs made before, or `ca init --ca-key rsa`). */
+  keyType: CaKeyType;
   /** Colon-separated upper-case SHA-256 hex, as node's X509Certificate.fingerprint256. */
   fingerprint256: string;
   /** Whether the certificate carries X.509 name constraints (read back from the certificate). */
@@ -46,6 +54,8 @@ export interface InitAuthorityOptions {
   unconstrained?: boolean;
   /** Replace an existing CA. */
   force?: boolean;
+  /** The new CA's key; default DEFAULT_CA_KEY_TYPE (ecdsa). */
+  keyType?: CaKeyType;
 }
 
 function certFileOf(dir: string): string {
@@ -110,7 +120,7 @@ export async function initAuthority(dir: string, options: InitAuthorityOptions):
   if (!options.force && (await anyAuthorityFileExists(dir))) throw exhaustError("EXH_CA_EXISTS", { dir });
 
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { privateKey, publicKey } = await generateRsaKeyPair();
+  const { privateKey, publicKey } = await generateKeyPairOfType(options.keyType ?? DEFAULT_CA_KEY_TYPE);
 
   const now = Date.now();
   const notBefore = toWholeSeconds(new Date(now - DAY_MS)); // tolerate clients whose clocks run late
@@ -123,7 +133,7 @@ export async function initAuthority(dir: string, options: InitAuthorityOptions):
   const extensions: object[] = [
     { name: "basicConstraints", critical: true, cA: true, pathLenConstraint: 0 },
     { name: "keyUsage", critical: true, keyCertSign: true, cRLSign: true },
-    { name: "subjectKeyIdentifier" },
+    subjectKeyIdentifierExtension(publicKey),
   ];
   if (!unconstrained) extensions.push(nameConstraintsExtension(permittedDomains));
 
@@ -132,7 +142,7 @@ export async function initAuthority(dir: string, options: InitAuthorityOptions):
       serialNumberHex: randomSerialNumberHex(),
       subject,
       issuer: subject,
-      publicKey: toForgePublicKey(publicKey),
+      ...templateKeyOf(publicKey),
       notBefore,
       notAfter,
       extensions,
@@ -182,7 +192,13 @@ export async function loadAuthority(dir: string): Promise<CertificateAuthority> 
   } catch (e) {
     throw invalid(`${CA_KEY_FILE} is not a readable private key: ${(e as Error).message}`, e);
   }
-  if (key.asymmetricKeyType !== "rsa") throw invalid(`${CA_KEY_FILE} holds a ${key.asymmetricKeyType} key; exhaust signs with RSA`);
+  const keyType = caKeyTypeOf(key);
+  if (!keyType) {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    throw invalid(
+      `${CA_KEY_FILE} holds a ${key.asymmetricKeyType ?? "secret"}${curve ? ` ${curve}` : ""} key; exhaust signs with ECDSA P-256 or RSA`,
+    );
+  }
   if (!x509.checkPrivateKey(key)) throw invalid(`${CA_KEY_FILE} does not belong to the certificate in ${CA_CERT_FILE}`);
   if (!x509.ca) throw invalid(`${CA_CERT_FILE} is not a CA certificate`);
   const notAfter = new Date(x509.validTo);
@@ -201,6 +217,7 @@ export async function loadAuthority(dir: string): Promise<CertificateAuthority> 
     certPem,
     certDer,
     key,
+    keyType,
     fingerprint256: x509.fingerprint256,
     constrained: permittedDomains !== null,
     permittedDomains: permittedDomains ?? [],

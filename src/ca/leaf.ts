@@ -7,17 +7,22 @@ import {
   DNS_NAME_PATTERN,
   generateLeafKeyPair,
   isIpAddress,
+  LeafTbsEncoder,
+  PLACEHOLDER_PUBLIC_KEY,
   randomSerialNumberHex,
-  signCertificate,
-  signCertificateAsync,
+  signUnsigned,
+  signUnsignedAsync,
   subjectKeyIdentifierOf,
   type CertificateTemplate,
   toWholeSeconds,
+  type UnsignedCertificate,
 } from "./x509.js";
 
 export { isIpAddress } from "./x509.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** The subjectAltName's place among leafTemplate's extensions (LeafTbsEncoder splices it). */
+const SUBJECT_ALT_NAME_INDEX = 3;
 /** ub-common-name (RFC 5280): longer host names go in the SAN only. */
 const MAX_COMMON_NAME_LENGTH = 64;
 /**
@@ -62,15 +67,22 @@ export function normaliseHost(host: string): string {
 /**
  * Issues leaf certificates on the fly, signed by the CA. Every leaf shares one key made at
  * creation: generating a key per host would cost milliseconds each, and the key never leaves this
- * process. The key is ECDSA P-256 (the CA stays RSA and signs with sha256WithRSAEncryption): each
- * TLS handshake signs with the leaf key on the proxy's event loop, and a P-256 signature costs
- * about a tenth of an RSA-2048 one (docs/performance.md).
+ * process. The key is ECDSA P-256 (the CA signs with ecdsa-with-SHA256, or sha256WithRSAEncryption
+ * for an RSA CA): each TLS handshake signs with the leaf key on the proxy's event loop, and a P-256
+ * signature costs about a tenth of an RSA-2048 one (docs/performance.md).
  */
 export class LeafIssuer {
   private readonly cache: LRUCache<string, CachedContext>;
   private readonly caSubject: forge.pki.CertificateField[];
   private readonly caKeyIdentifier: string;
   private readonly placeholderKey: forge.pki.rsa.PublicKey;
+  /** Encodes a new host's TBS from parts made once (x509.ts), without forge. */
+  private readonly encoder: LeafTbsEncoder;
+  /**
+   * An ECDSA CA's signature (~0.03 ms) is made on the event loop, so a new host's context is ready
+   * in the turn that asks for it; an RSA CA's (~0.3–0.65 ms) goes to libuv's thread pool.
+   */
+  private readonly signsInline: boolean;
   /** Contexts holding the leaf key and no certificate yet (see KEYED_CONTEXTS_AHEAD). */
   private readonly keyedContexts: SecureContext[] = [];
   private refillScheduled = false;
@@ -89,7 +101,9 @@ export class LeafIssuer {
     this.caSubject = caCert.subject.attributes;
     this.caKeyIdentifier = subjectKeyIdentifierOf(caCert);
     // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
-    this.placeholderKey = caCert.publicKey as forge.pki.rsa.PublicKey;
+    this.placeholderKey = PLACEHOLDER_PUBLIC_KEY;
+    this.encoder = LeafTbsEncoder.fromReference(this.leafTemplate("reference.invalid"), ca.key, SUBJECT_ALT_NAME_INDEX);
+    this.signsInline = ca.keyType === "ecdsa";
     this.cache = new LRUCache({ max: maxEntries });
   }
 
@@ -120,15 +134,37 @@ export class LeafIssuer {
 
   /** A fresh leaf for `host` (DNS name or IP address), without touching the cache. */
   issueLeafCertificate(host: string): IssuedLeaf {
-    const template = this.leafTemplate(normaliseHost(host));
-    return { certPem: signCertificate(template, this.ca.key).pem, notAfter: template.notAfter };
+    const leaf = this.unsignedLeaf(normaliseHost(host));
+    return { certPem: signUnsigned(leaf.unsigned, this.ca.key).pem, notAfter: leaf.notAfter };
   }
 
-  private leafTemplate(name: string): CertificateTemplate {
+  /** A leaf's validity from now: a day back (clients whose clocks run late), never past the CA's. */
+  private validity(): { notBefore: Date; notAfter: Date } {
     const now = Date.now();
-    const notBefore = toWholeSeconds(new Date(now - DAY_MS)); // tolerate clients whose clocks run late
-    // Never outlive the CA: chains with a leaf valid past its issuer are rejected by some clients.
-    const notAfter = toWholeSeconds(new Date(Math.min(now + this.validityMs, this.ca.notAfter.getTime())));
+    return {
+      notBefore: toWholeSeconds(new Date(now - DAY_MS)),
+      // Never outlive the CA: chains with a leaf valid past its issuer are rejected by some clients.
+      notAfter: toWholeSeconds(new Date(Math.min(now + this.validityMs, this.ca.notAfter.getTime()))),
+    };
+  }
+
+  /** The TBS of a leaf for an already normalised name: the bytes leafTemplate's would give (x509.ts). */
+  private unsignedLeaf(name: string): { unsigned: UnsignedCertificate; notAfter: Date } {
+    const { notBefore, notAfter } = this.validity();
+    const unsigned = this.encoder.encode(
+      randomSerialNumberHex(),
+      notBefore,
+      notAfter,
+      name,
+      isIpAddress(name),
+      name.length <= MAX_COMMON_NAME_LENGTH,
+    );
+    return { unsigned, notAfter };
+  }
+
+  /** The leaf as forge builds it; LeafTbsEncoder takes its fixed parts from this one (and a test compares them). */
+  leafTemplate(name: string): CertificateTemplate {
+    const { notBefore, notAfter } = this.validity();
     const altName = isIpAddress(name) ? { type: 7, ip: name } : { type: 2, value: name };
     return {
       serialNumberHex: randomSerialNumberHex(),
@@ -155,15 +191,20 @@ export class LeafIssuer {
     return cached && cached.notAfter.getTime() - Date.now() > this.renewBeforeMs ? cached.secureContext : undefined;
   }
 
-  /** A context presenting `certPem` plus the CA, from the keyed contexts made ahead when there is one. */
+  /**
+   * A context presenting the leaf `certPem`, from the keyed contexts made ahead when there is one.
+   * The CA is not sent: a client that trusts it holds it already (a trust anchor may be left out
+   * of the chain, RFC 8446 §4.4.2), and parsing it into every new host's context cost the event
+   * loop ~0.15 ms (RSA) to ~0.4 ms (ECDSA, whose public key OpenSSL 3 decodes slowly).
+   */
   private contextWith(name: string, certPem: string, notAfter: Date): SecureContext {
     const ahead = this.keyedContexts.pop();
     let secureContext: SecureContext;
     if (ahead) {
-      // The key is in already; the chain goes in as createSecureContext's `cert` option would.
-      (ahead.context as { setCert(pem: string): void }).setCert(certPem + this.ca.certPem);
+      // The key is in already; the certificate goes in as createSecureContext's `cert` option would.
+      (ahead.context as { setCert(pem: string): void }).setCert(certPem);
       secureContext = ahead;
-    } else secureContext = createSecureContext({ key: this.leafKeyPem, cert: certPem + this.ca.certPem });
+    } else secureContext = createSecureContext({ key: this.leafKeyPem, cert: certPem });
     this.refillKeyedContexts();
     this.cache.set(name, { secureContext, notAfter });
     return secureContext;
@@ -180,7 +221,7 @@ export class LeafIssuer {
     }).unref();
   }
 
-  /** A TLS server context presenting a leaf for `host` plus the CA; cached, renewed near expiry. */
+  /** A TLS server context presenting a leaf for `host` (not the CA); cached, renewed near expiry. */
   secureContextFor(host: string): SecureContext {
     const name = normaliseHost(host);
     const cached = this.cachedContext(name);
@@ -209,17 +250,34 @@ export class LeafIssuer {
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
-    const cached = this.cachedContext(name);
-    if (cached) return Promise.resolve(cached);
+    const ready = this.cachedContext(name) ?? this.issueInline(name);
+    if (ready) return Promise.resolve(ready);
     let pending = this.issuing.get(name);
     if (!pending) {
-      const template = this.leafTemplate(name);
-      pending = signCertificateAsync(template, this.ca.key)
-        .then((cert) => this.contextWith(name, cert.pem, template.notAfter))
+      const leaf = this.unsignedLeaf(name);
+      pending = signUnsignedAsync(leaf.unsigned, this.ca.key)
+        .then((cert) => this.contextWith(name, cert.pem, leaf.notAfter))
         .finally(() => this.issuing.delete(name));
       this.issuing.set(name, pending);
     }
     return pending;
+  }
+
+  /**
+   * The context for `host` if it can be had in this turn of the event loop: cached, or issued now
+   * under an ECDSA CA. Undefined when an RSA CA must sign a new leaf first (secureContextForAsync).
+   * Throws RangeError for a host that is no DNS name or IP address.
+   */
+  secureContextNow(host: string): SecureContext | undefined {
+    const name = normaliseHost(host);
+    return this.cachedContext(name) ?? this.issueInline(name);
+  }
+
+  /** A new context for `name` signed on this thread (ECDSA CA), unless an issuance is under way. */
+  private issueInline(name: string): SecureContext | undefined {
+    if (!this.signsInline || this.issuing.has(name)) return undefined;
+    const leaf = this.unsignedLeaf(name);
+    return this.contextWith(name, signUnsigned(leaf.unsigned, this.ca.key).pem, leaf.notAfter);
   }
 
   /** Number of cached contexts (for stats and tests). */

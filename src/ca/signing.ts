@@ -1,5 +1,5 @@
 /**
- * The bundle-signing identity: an RSA key and a certificate issued by exhaust's CA, kept in certs/
+ * The bundle-signing identity: a key of the CA's type (ECDSA P-256 or RSA) and a certificate issued by exhaust's CA, kept in certs/
  * beside it (key 0600). `exhaust ca init` creates it; a CA made before it existed gets one on first
  * use, and a CA replaced with --force gets a fresh one (the old certificate no longer chains to it).
  */
@@ -10,11 +10,12 @@ import { exhaustError } from "../errors.js";
 import { writeFileAtomically, type CertificateAuthority } from "./authority.js";
 import {
   certificateFromDer,
-  generateRsaKeyPair,
+  generateKeyPairOfType,
   randomSerialNumberHex,
   signCertificate,
+  subjectKeyIdentifierExtension,
   subjectKeyIdentifierOf,
-  toForgePublicKey,
+  templateKeyOf,
   toWholeSeconds,
 } from "./x509.js";
 
@@ -64,7 +65,7 @@ async function readIdentity(ca: CertificateAuthority): Promise<SigningIdentity |
 export async function loadOrCreateSigningIdentity(ca: CertificateAuthority): Promise<SigningIdentity> {
   const existing = await readIdentity(ca);
   if (existing) return existing;
-  const { privateKey, publicKey } = await generateRsaKeyPair();
+  const { privateKey, publicKey } = await generateKeyPairOfType(ca.keyType);
   const caCert = certificateFromDer(ca.certDer);
   const now = Date.now();
   const notBefore = toWholeSeconds(new Date(now - 60_000));
@@ -79,13 +80,13 @@ export async function loadOrCreateSigningIdentity(ca: CertificateAuthority): Pro
         { shortName: "O", value: "exhaust" },
       ],
       issuer: caCert.subject.attributes,
-      publicKey: toForgePublicKey(publicKey),
+      ...templateKeyOf(publicKey),
       notBefore,
       notAfter,
       extensions: [
         { name: "basicConstraints", critical: true, cA: false },
         { name: "keyUsage", critical: true, digitalSignature: true, nonRepudiation: true },
-        { name: "subjectKeyIdentifier" },
+        subjectKeyIdentifierExtension(publicKey),
         { name: "authorityKeyIdentifier", keyIdentifier: subjectKeyIdentifierOf(caCert) },
       ],
     },

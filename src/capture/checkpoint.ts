@@ -7,7 +7,7 @@
  *
  * Signed bytes (UTF-8, no trailing newline), fields in this order:
  *   {"format":"exhaust-checkpoint","version":1,"session":S,"seq":N,"head":H,"time":T,"caFingerprint256":F}
- * Signature: RSA PKCS#1 v1.5 with SHA-256 by the CA key, base64; verifiable offline with the CA
+ * Signature: ECDSA (DER) or RSA PKCS#1 v1.5, as the CA's key, with SHA-256 by the CA key, base64; verifiable offline with the CA
  * certificate (`openssl dgst -sha256 -verify ca-pubkey.pem -signature sig.bin checkpoint.json`).
  * `tsa` holds an RFC 3161 TimeStampResp over the same bytes when one was obtained (docs/evidence.md).
  */

@@ -1,7 +1,15 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { join } from "node:path";
-import { CA_CERT_FILE, exportAuthority, initAuthority, loadAuthority } from "../ca/authority.js";
+import {
+  CA_CERT_FILE,
+  CA_KEY_TYPES,
+  DEFAULT_CA_KEY_TYPE,
+  exportAuthority,
+  initAuthority,
+  loadAuthority,
+  type CaKeyType,
+} from "../ca/authority.js";
 import { loadOrCreateSigningIdentity, SIGNING_CERT_FILE } from "../ca/signing.js";
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { exhaustError } from "../errors.js";
@@ -19,13 +27,21 @@ export function registerCaCommand(program: Command): void {
     .option("--unconstrained", "no name constraints (needed for --intercept all)")
     .option("--force", "replace an existing CA")
     .option("--catalog <file>", "endpoint catalogue the constraints come from")
-    .action((opts: { certs: string; unconstrained?: boolean; force?: boolean; catalog?: string }) =>
+    .option("--ca-key <type>", `the CA's key: ${CA_KEY_TYPES.join(" | ")} (ECDSA P-256 or RSA-2048)`, DEFAULT_CA_KEY_TYPE)
+    .action((opts: { certs: string; unconstrained?: boolean; force?: boolean; catalog?: string; caKey: string }) =>
       runCommand(async () => {
+        if (!(CA_KEY_TYPES as readonly string[]).includes(opts.caKey)) {
+          throw exhaustError("EXH_OPT_INVALID", {
+            option: "--ca-key",
+            reason: `expected ${CA_KEY_TYPES.join(" or ")}, got "${opts.caKey}"`,
+          });
+        }
         const catalog = EndpointCatalog.load(opts.catalog);
         const authority = await initAuthority(opts.certs, {
           permittedDomains: catalog.constraintDomains(),
           unconstrained: opts.unconstrained ?? false,
           force: opts.force ?? false,
+          keyType: opts.caKey as CaKeyType,
         });
         // The evidence-bundle signing key, issued by this CA (re-issued when the CA was replaced).
         await loadOrCreateSigningIdentity(authority);
@@ -46,6 +62,7 @@ export function registerCaCommand(program: Command): void {
               {
                 subject: authority.subject,
                 fingerprint256: authority.fingerprint256,
+                keyType: authority.keyType,
                 notAfter: authority.notAfter.toISOString(),
                 constrained: authority.constrained,
                 permittedDomains: authority.permittedDomains,
@@ -95,6 +112,7 @@ function describe(a: Awaited<ReturnType<typeof loadAuthority>>): string {
   const lines = [
     `subject      ${a.subject}`,
     `fingerprint  SHA-256 ${a.fingerprint256}`,
+    `key          ${a.keyType === "ecdsa" ? "ECDSA P-256" : `RSA-${a.key.asymmetricKeyDetails?.modulusLength ?? "?"}`}`,
     `valid until  ${a.notAfter.toISOString()}`,
     `constraints  ${a.constrained ? `only ${a.permittedDomains.join(", ")}` : "none (can sign any host: keep the key safe)"}`,
     `certificate  ${join(a.dir, CA_CERT_FILE)}`,

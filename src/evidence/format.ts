@@ -6,7 +6,7 @@
  *   manifest.json       what is in the bundle: tool, sessions (metadata, capture time range, chain
  *                       head), verdicts, redaction, every file with its SHA-256 and size, and
  *                       everything left out
- *   manifest.sig        base64 RSA-SHA256 signature over the exact bytes of manifest.json
+ *   manifest.sig        base64 ECDSA-SHA256 (DER) or RSA-SHA256 signature, as the CA's key, over the exact bytes of manifest.json
  *   certs/signing.pem   the certificate of the key that signed, issued by certs/ca.pem
  *   certs/ca.pem        exhaust's CA certificate
  *   exchanges.jsonl     one exchange record per line, in chain order: the inputs of the hash chain
