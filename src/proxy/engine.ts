@@ -436,17 +436,12 @@ export class ExhaustEngine {
 
   /** An upstream response body that sends nothing for --body-timeout is cut off. */
   private watchStall(st: RequestState, upstream: http.IncomingMessage): void {
-    const ms = this.deps.options.bodyTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        st.bodyStalled = true;
-        upstream.destroy(Object.assign(new Error("response body stalled"), { code: "EXH_BODY_STALLED" }));
-      }, ms);
-    };
-    arm();
-    upstream.on("data", arm);
+    // One timer per response, pushed back on each chunk (no new timer per chunk).
+    const timer = setTimeout(() => {
+      st.bodyStalled = true;
+      upstream.destroy(Object.assign(new Error("response body stalled"), { code: "EXH_BODY_STALLED" }));
+    }, this.deps.options.bodyTimeoutMs);
+    upstream.on("data", () => timer.refresh());
     upstream.once("close", () => clearTimeout(timer));
   }
 
