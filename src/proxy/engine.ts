@@ -246,7 +246,11 @@ export class ExhaustEngine {
       const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      if (!upstream.destroyed) upstream.write(data);
+      // Back-pressure: a slow upstream pauses the client's upload instead of filling our memory.
+      if (!upstream.destroyed && !upstream.write(data) && !req.isPaused()) {
+        req.pause();
+        upstream.once("drain", () => req.resume());
+      }
     };
     req.on("data", (chunk: Buffer) => {
       st.requestBody.push(chunk);
