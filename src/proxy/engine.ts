@@ -291,7 +291,7 @@ export class ExhaustEngine {
       host: target.host,
       port: target.port,
       // An array keeps the client's header order and case on the way upstream.
-      headers: forwardedHeaders(x.requestHeaders, HOP_BY_HOP) as unknown as http.OutgoingHttpHeaders,
+      headers: forwardedHeaders(x.requestHeaders, HOP_BY_HOP),
       maxHeaderSize: MAX_HEADER_BYTES,
       agent: x.scheme === "https" ? this.httpsAgent : this.httpAgent,
     };
