@@ -1,11 +1,14 @@
 /**
- * The only module that imports http-mitm-proxy. We use its request pipeline (hooks around the
- * proxy→server request and the server→client response); exhaust's own server owns the sockets:
- * listening, CONNECT, TLS termination with our CA, tunnels and pinning detection (server.ts). We
- * feed it requests through `_onHttpServerRequest`, so its `listen()` (which would write a second,
- * unconstrained CA of its own to disk) is never called.
+ * The HTTP engine: one request on a client connection (plain, or decrypted by server.ts) becomes
+ * one exchange, answered locally (sinkhole, block, refusals) or forwarded upstream through the
+ * agents, behind the addon hooks (access, modes, intercept, host-map, pinning, capture).
+ *
+ * This per-request path was http-mitm-proxy's until issue 19: its async.js handler loops, a
+ * context with a dozen closures, two filter objects piped in between, a header copy and a UUID per
+ * request were most of the proxy thread's overhead. exhaust's own server (server.ts) already owned
+ * the sockets (listening, CONNECT, TLS termination with our CA, tunnels, pinning detection), so
+ * the library no longer earned its place and is not used.
  */
-import { Proxy as MitmProxy, type IContext } from "http-mitm-proxy";
 import http from "node:http";
 import https from "node:https";
 import { randomUUID } from "node:crypto";
@@ -60,8 +63,16 @@ interface RequestState {
   settled: boolean;
   /** A required addon failed at the durable point: the client got 503, the upstream's answer is drained. */
   refused?: boolean;
-  ctx: IContext;
+  /** The client's request and our response to it. */
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  /** The forwarded request and the upstream's response, once made / once its head is in. */
+  upstream?: http.ClientRequest;
+  upstreamResponse?: http.IncomingMessage;
 }
+
+/** Which side an error came from: the client's connection, or the upstream's. */
+type ErrorSide = "client" | "upstream";
 
 export interface EngineDeps {
   options: ProxyOptions;
@@ -76,20 +87,17 @@ export interface EngineDeps {
   budget: InflightBudget;
 }
 
-export class ExhaustEngine extends MitmProxy {
-  private readonly states = new WeakMap<IContext, RequestState>();
+export class ExhaustEngine {
   private readonly deps: EngineDeps;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
   /** How upstream certificates are verified; also given per request, because a proxy agent
    * (https-proxy-agent) takes the target's TLS options from the request, not from itself. */
   private upstreamTls!: https.RequestOptions;
 
   constructor(deps: EngineDeps) {
-    super();
     this.deps = deps;
     const { options } = deps;
-    this.options = {};
-    this.keepAlive = true;
-    this.timeout = 0;
     // Extra trust goes in through one prebuilt SecureContext: a `ca` option would be built into the
     // agent's pool key (https.Agent#getName) and concatenated on every request.
     const tlsTrust = (this.upstreamTls = {
@@ -103,8 +111,6 @@ export class ExhaustEngine extends MitmProxy {
     this.httpsAgent = options.upstreamProxy
       ? allHeaders(new HttpsProxyAgent(options.upstreamProxy, { ...agentOptions, ...tlsTrust }) as unknown as https.Agent)
       : withNoDelay(new https.Agent({ ...agentOptions, ...tlsTrust }));
-    this.onRequest((ctx, cb) => this.beginExchange(ctx, cb));
-    this.onResponse((ctx, cb) => void this.upstreamResponded(ctx, cb));
   }
 
   /** Entry point for one request on a client connection (plain or decrypted). */
@@ -119,7 +125,14 @@ export class ExhaustEngine extends MitmProxy {
     // Inside a tunnel the target is the CONNECT's: an absolute-form request line
     // (`POST https://host/path`) is stored and forwarded as its path, as the origin expects.
     if (absolute && isTls) req.url = absolute[1] || "/";
-    this._onHttpServerRequest(isTls, req, res);
+    const target = requestTarget(req, isTls ? 443 : 80);
+    if (!target) {
+      req.resume();
+      res.writeHead(400, { "Content-Type": "text/html; charset=utf-8" });
+      res.end("Bad request: Host missing...", "utf-8");
+      return;
+    }
+    this.beginExchange(req, res, isTls, target);
   }
 
   /** Upstream sockets the agents hold (open or pooled), for the descriptor gauge. */
@@ -171,20 +184,19 @@ export class ExhaustEngine extends MitmProxy {
     return { x, conn };
   }
 
-  private beginExchange(ctx: IContext, cb: (err?: Error | null) => void): void {
+  private beginExchange(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean, target: { host: string; port: number }): void {
     const { options } = this.deps;
-    const req = ctx.clientToProxyRequest;
-    const target = ctx.proxyToServerRequestOptions!;
     const route = this.deps.routeOf(req);
     const { x, conn } = route?.bound
-      ? this.newExchange(req, ctx.isSSL, route.host, route.port, req.url ?? "/")
-      : this.newExchange(req, ctx.isSSL, String(target.host).toLowerCase(), Number(target.port ?? (ctx.isSSL ? 443 : 80)), req.url ?? "/");
+      ? this.newExchange(req, isTls, route.host, route.port, req.url ?? "/")
+      : this.newExchange(req, isTls, target.host.toLowerCase(), target.port, req.url ?? "/");
     if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
     let markRequestDone!: () => void;
     const st: RequestState = {
       x,
       conn,
-      ctx,
+      req,
+      res,
       requestBody: new BodyCollector(options.maxBodyBytes, this.deps.budget),
       requestDone: new Promise<void>((r) => (markRequestDone = r)),
       markRequestDone: () => {},
@@ -199,7 +211,8 @@ export class ExhaustEngine extends MitmProxy {
       x.requestBodyTruncated = st.requestBody.truncated;
       markRequestDone();
     };
-    this.states.set(ctx, st);
+    req.on("error", (e: Error) => this.failed(st, "client", e));
+    res.on("error", (e: Error) => this.failed(st, "client", e));
     this.requestHeadersKnown(x);
 
     req.on("close", () => {
@@ -208,7 +221,7 @@ export class ExhaustEngine extends MitmProxy {
 
     // The budget comes back when the exchange ends, or at the latest when its response is over
     // (a client gone mid-response never ends the exchange): a leak would refuse uploads for good.
-    ctx.proxyToClientResponse.once("close", () => {
+    res.once("close", () => {
       st.requestBody.release();
       st.responseBody?.release();
     });
@@ -219,6 +232,7 @@ export class ExhaustEngine extends MitmProxy {
       return;
     }
 
+    const upstream = this.openUpstream(st);
     // Forward: the body streams upstream as it comes; we keep a copy as it passes. The chunks that
     // arrive in one turn of the event loop go upstream in one write (one TLS write, not one per
     // received record), and a body that is complete within the turn goes in one write with the head,
@@ -226,16 +240,19 @@ export class ExhaustEngine extends MitmProxy {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let flushQueued = false;
-    const flush = (whole?: Buffer) => {
+    const flush = () => {
       flushQueued = false;
       if (pending.length === 0) return;
-      const data = whole ?? (pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes));
+      const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      const upstream = ctx.proxyToServerRequest;
-      if (upstream && !upstream.destroyed) upstream.write(data);
+      // Back-pressure: a slow upstream pauses the client's upload instead of filling our memory.
+      if (!upstream.destroyed && !upstream.write(data) && !req.isPaused()) {
+        req.pause();
+        upstream.once("drain", () => req.resume());
+      }
     };
-    ctx.onRequestData((_ctx, chunk, next) => {
+    req.on("data", (chunk: Buffer) => {
       st.requestBody.push(chunk);
       pending.push(chunk);
       pendingBytes += chunk.length;
@@ -244,38 +261,40 @@ export class ExhaustEngine extends MitmProxy {
         flushQueued = true;
         setImmediate(flush);
       }
-      // Nothing for the library to write: the chunk goes in our next write.
-      next(null, undefined);
     });
-    ctx.onRequestEnd((_ctx, next) => {
+    req.on("end", () => {
       x.requestComplete = true;
       st.markRequestDone();
-      // Every byte of the body is still pending and all of it was kept: the stored buffer is the body.
-      const whole = pendingBytes === st.requestBody.total && x.requestBody.length === pendingBytes ? x.requestBody : undefined;
-      flush(whole);
+      // Every byte of the body is still pending and all of it was kept: the stored buffer is the body,
+      // and it goes with the head in one write.
+      const whole = pendingBytes > 0 && pendingBytes === st.requestBody.total && x.requestBody.length === pendingBytes;
+      if (whole) {
+        pending = [];
+        pendingBytes = 0;
+      } else flush();
+      if (!upstream.destroyed) upstream.end(whole ? x.requestBody : undefined);
       // --upstream-timeout is the wait for the response head once the upload is sent: a large or
       // slow upload is not the upstream's delay (a stalled one is --body-timeout's).
       this.startUpstreamTimer(st);
-      next();
     });
-    this.configureUpstream(st);
-    cb();
   }
 
-  private configureUpstream(st: RequestState): void {
-    const { x, ctx } = st;
+  /** The upstream request for a forwarded exchange: where it goes, its headers, its TLS trust. */
+  private openUpstream(st: RequestState): http.ClientRequest {
+    const { x, req } = st;
     const { options } = this.deps;
     // Plain HTTP through a corporate proxy goes to the proxy (below), not to a checked address.
-    const target = upstreamTarget(
-      x,
-      x.scheme === "http" && options.upstreamProxy ? undefined : this.deps.routeOf(ctx.clientToProxyRequest),
-    );
-    const opts = ctx.proxyToServerRequestOptions as unknown as https.RequestOptions & { headers: unknown };
-    opts.host = target.host;
-    opts.port = target.port;
-    // An array keeps the client's header order and case on the way upstream.
-    opts.headers = forwardedHeaders(x.requestHeaders, HOP_BY_HOP);
-    opts.maxHeaderSize = MAX_HEADER_BYTES;
+    const target = upstreamTarget(x, x.scheme === "http" && options.upstreamProxy ? undefined : this.deps.routeOf(req));
+    const opts: https.RequestOptions = {
+      method: req.method,
+      path: req.url,
+      host: target.host,
+      port: target.port,
+      // An array keeps the client's header order and case on the way upstream.
+      headers: forwardedHeaders(x.requestHeaders, HOP_BY_HOP),
+      maxHeaderSize: MAX_HEADER_BYTES,
+      agent: x.scheme === "https" ? this.httpsAgent : this.httpAgent,
+    };
     if (x.scheme === "https") {
       opts.servername = sniName(x.host);
       Object.assign(opts, this.upstreamTls);
@@ -285,9 +304,14 @@ export class ExhaustEngine extends MitmProxy {
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
+    const upstream = (x.scheme === "https" ? https : http).request(opts);
+    st.upstream = upstream;
+    upstream.on("response", (r: http.IncomingMessage) => void this.upstreamResponded(st, r));
+    upstream.on("error", (e: Error) => this.failed(st, "upstream", e));
     // No AbortController per request (a signal adds listeners and allocations to every request):
     // the timer destroys the upstream request itself.
     st.awaitingUpstream = true;
+    return upstream;
   }
 
   private startUpstreamTimer(st: RequestState): void {
@@ -295,27 +319,27 @@ export class ExhaustEngine extends MitmProxy {
     st.upstreamTimer = setTimeout(() => {
       if (!st.awaitingUpstream) return;
       st.upstreamTimedOut = true;
-      st.ctx.proxyToServerRequest?.destroy(Object.assign(new Error("upstream timeout"), { code: "ETIMEDOUT" }));
+      st.upstream?.destroy(Object.assign(new Error("upstream timeout"), { code: "ETIMEDOUT" }));
     }, this.deps.options.upstreamTimeoutMs);
   }
 
-  private async upstreamResponded(ctx: IContext, cb: (err?: Error | null) => void): Promise<void> {
-    const st = this.states.get(ctx);
-    const upstream = ctx.serverToProxyResponse!;
-    if (!st || st.settled) return cb();
+  private async upstreamResponded(st: RequestState, upstream: http.IncomingMessage): Promise<void> {
+    upstream.on("error", (e: Error) => this.failed(st, "upstream", e));
+    upstream.pause();
+    st.upstreamResponse = upstream;
+    if (st.settled) {
+      upstream.resume();
+      return;
+    }
     clearTimeout(st.upstreamTimer);
     st.awaitingUpstream = false;
-    const { x } = st;
+    const { x, res } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
     this.watchStall(st, upstream);
     upstream.on("data", (chunk: Buffer) => st.responseBody!.push(chunk));
     // Node refuses to write a `Trailer` header on a response it does not chunk; we keep the
     // header (and the trailers) in the capture and do not pass them on.
     delete upstream.headers.trailer;
-    ctx.onResponseEnd((_ctx, next) => {
-      next();
-      void this.finish(st);
-    });
     await st.requestDone;
     if (st.settled) return;
     st.settled = true;
@@ -327,17 +351,27 @@ export class ExhaustEngine extends MitmProxy {
       // acknowledgement of an upload that is not stored); it is read and dropped.
       st.refused = true;
       upstream.resume();
-      writeLocal(ctx.proxyToClientResponse, refusal(x, failure));
+      writeLocal(res, refusal(x, failure));
       void this.finish(st);
       return;
     }
-    cb();
+    // The release: the upstream's head and body go to the client as they come.
+    if (res.destroyed) {
+      upstream.resume();
+      return;
+    }
+    res.writeHead(upstream.statusCode ?? 502, releasedHeaders(upstream.headers, st.req.headers["proxy-connection"] !== undefined));
+    upstream.on("data", (chunk: Buffer) => res.write(chunk));
+    upstream.on("end", () => {
+      res.end();
+      void this.finish(st);
+    });
+    upstream.resume();
   }
 
   /** Sinkhole and block: read the whole upload, then answer it ourselves. */
   private answerLocally(st: RequestState): void {
-    const { x, ctx } = st;
-    const req = ctx.clientToProxyRequest;
+    const { x, req } = st;
     req.on("data", (chunk: Buffer) => st.requestBody.push(chunk));
     req.on("end", () => {
       x.requestComplete = true;
@@ -349,30 +383,30 @@ export class ExhaustEngine extends MitmProxy {
       // An answer that cannot be written ends the client's connection: nothing is acknowledged by accident.
       this.releaseLocal(st, answer).then(
         () => void this.finish(st),
-        (e: unknown) => ctx.proxyToClientResponse.destroy(e as Error),
+        (e: unknown) => st.res.destroy(e as Error),
       );
     });
     req.resume();
   }
 
   private async releaseLocal(st: RequestState, answer: LocalResponse): Promise<void> {
-    const { x, ctx } = st;
+    const { x } = st;
     x.respondedAt = Date.now();
     x.response = { status: answer.status, headers: answer.headers, body: answer.body, source: "exhaust" };
     const failure = await this.deps.addons.run("onResponse", x);
-    writeLocal(ctx.proxyToClientResponse, failure ? refusal(x, failure) : answer);
+    writeLocal(st.res, failure ? refusal(x, failure) : answer);
   }
 
   private async clientAborted(st: RequestState): Promise<void> {
     if (st.settled) return;
     st.settled = true;
     clearTimeout(st.upstreamTimer);
-    const { x, ctx } = st;
+    const { x } = st;
     st.markRequestDone();
     x.requestComplete = false;
     x.outcome = "client-aborted";
     x.error = errorInfo("EXH_CLIENT_ABORTED", {});
-    ctx.proxyToServerRequest?.destroy();
+    st.upstream?.destroy();
     await this.deps.addons.run("onError", x);
     void this.finish(st);
   }
@@ -384,39 +418,34 @@ export class ExhaustEngine extends MitmProxy {
    * and is stored cut (flagged) if the budget runs out.
    */
   private admit(st: RequestState): boolean {
-    const { x, ctx } = st;
+    const { x, req, res } = st;
     const { budget } = this.deps;
-    const declared = Number(ctx.clientToProxyRequest.headers["content-length"] ?? 0);
+    const declared = Number(req.headers["content-length"] ?? 0);
     const fits = budget.used < budget.limit && (!(declared > 0) || st.requestBody.reserve(declared));
     if (fits) return true;
     st.settled = true;
     x.outcome = "refused-busy";
     x.error = errorInfo("EXH_PROXY_BUSY", { reason: `--max-inflight ${budget.limit} bytes in use` });
     this.deps.log.warn({ exchange: x.id, host: x.host, code: x.error.code, inflight: budget.used }, x.error.message);
-    ctx.proxyToClientResponse.shouldKeepAlive = false;
+    res.shouldKeepAlive = false;
     void (async () => {
       await this.releaseLocal(st, retryLaterAnswer(x.error!));
       void this.finish(st);
     })();
     // The body is read and dropped, never kept.
     st.markRequestDone();
-    ctx.clientToProxyRequest.resume();
+    req.resume();
     return false;
   }
 
   /** An upstream response body that sends nothing for --body-timeout is cut off. */
   private watchStall(st: RequestState, upstream: http.IncomingMessage): void {
-    const ms = this.deps.options.bodyTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        st.bodyStalled = true;
-        upstream.destroy(Object.assign(new Error("response body stalled"), { code: "EXH_BODY_STALLED" }));
-      }, ms);
-    };
-    arm();
-    upstream.on("data", arm);
+    // One timer per response, pushed back on each chunk (no new timer per chunk).
+    const timer = setTimeout(() => {
+      st.bodyStalled = true;
+      upstream.destroy(Object.assign(new Error("response body stalled"), { code: "EXH_BODY_STALLED" }));
+    }, this.deps.options.bodyTimeoutMs);
+    upstream.on("data", () => timer.refresh());
     upstream.once("close", () => clearTimeout(timer));
   }
 
@@ -443,7 +472,7 @@ export class ExhaustEngine extends MitmProxy {
     if (x.response && st.responseBody) {
       x.response.body = st.responseBody.toBuffer();
       x.response.bodyTruncated = st.responseBody.truncated;
-      const trailers = st.ctx.serverToProxyResponse?.rawTrailers;
+      const trailers = st.upstreamResponse?.rawTrailers;
       if (trailers?.length) x.response.trailers = headerPairs(trailers);
     }
     await this.deps.addons.run("onExchangeEnd", x);
@@ -467,29 +496,18 @@ export class ExhaustEngine extends MitmProxy {
   }
 
   /**
-   * Replaces the library's handler, which prints to the console and answers 504 with the raw
-   * error text. Ours answers with the status the error's code has in the error table (502, 504),
-   * one short line, stores the outcome, and never throws.
+   * An error on either side of an exchange. Ours answers with the status the error's code has in
+   * the error table (502, 504), one short line, stores the outcome, and never throws.
    */
-  override _onError(kind: string, ctx: IContext | null, err: Error): void {
-    if (!ctx) {
-      this.deps.log.debug({ kind, reason: err?.message }, "engine error outside an exchange");
-      return;
-    }
-    const st = this.states.get(ctx);
-    if (!st) {
-      ctx.proxyToClientResponse?.destroy();
-      return;
-    }
-    if (kind.startsWith("CLIENT_TO_PROXY") || kind.startsWith("PROXY_TO_CLIENT")) {
+  private failed(st: RequestState, side: ErrorSide, err: Error): void {
+    if (side === "client") {
       void this.clientAborted(st);
       return;
     }
     clearTimeout(st.upstreamTimer);
-    const { x } = st;
+    const { x, res } = st;
     const target = x.upstream ?? `${x.host}:${x.port}`;
     const failure = classifyUpstreamError(err, st.upstreamTimedOut, target, this.deps.options.upstreamTimeoutMs);
-    const res = ctx.proxyToClientResponse;
     if (st.refused) return;
     if (st.settled) {
       // The response was already under way: the upstream died (or stalled) mid-body.
@@ -511,8 +529,40 @@ export class ExhaustEngine extends MitmProxy {
       void this.finish(st);
     });
     // Let the client finish sending (or give up) so the stored body is what it sent.
-    ctx.clientToProxyRequest.resume();
+    st.req.resume();
   }
+}
+
+/**
+ * Where a request goes when no CONNECT bound its connection: an absolute-form `http://` target
+ * (the request line becomes its path), else the Host header; undefined when there is neither.
+ */
+function requestTarget(req: http.IncomingMessage, defaultPort: number): { host: string; port: number } | undefined {
+  const absolute = /^http:\/\/([^/]+)(.*)/.exec(req.url ?? "");
+  if (absolute) req.url = absolute[2] || "/";
+  const authority = absolute ? absolute[1] : req.headers.host;
+  if (!authority) return undefined;
+  const parts = authority.split(":");
+  return { host: parts[0], port: parts.length === 2 ? Number(parts[1]) : defaultPort };
+}
+
+/**
+ * The upstream's response headers as released to the client: names trimmed, HTTP public-key pins
+ * dropped (they would pin the client to our leaf), keep-alive confirmed to a client that asked in
+ * Proxy-Connection.
+ */
+function releasedHeaders(headers: http.IncomingHttpHeaders, proxyConnection: boolean): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const key in headers) {
+    const name = key.trim();
+    if (/^public-key-pins/i.test(name)) continue;
+    out[name] = headers[key];
+  }
+  if (proxyConnection) {
+    out["proxy-connection"] = "keep-alive";
+    out["connection"] = "keep-alive";
+  }
+  return out;
 }
 
 /**

@@ -144,12 +144,17 @@ export function rawResponseHead(status: number, headers: RawHeaders, message = h
   return `HTTP/1.1 ${status} ${message}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
 }
 
+/** A lower-case ASCII host name or IPv4 address: one a URL parser would leave as it is. */
+const PLAIN_HOST = /^[a-z0-9.-]+$/;
+
 /**
  * On a connection bound to a CONNECT the target is authoritative; a Host header naming another
  * host is recorded on the exchange (and the connection) as a finding, never followed.
  */
 export function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostHeader: string | undefined, route: Route): void {
   if (!hostHeader) return;
+  // The common case, without parsing a URL per request: the Host names the target exactly.
+  if ((hostHeader === route.host || hostHeader === `${route.host}:${route.port}`) && PLAIN_HOST.test(route.host)) return;
   // A Host without a port names the host only (plain HTTP inside a CONNECT to :443 is common).
   let named: { host: string; port?: number };
   try {

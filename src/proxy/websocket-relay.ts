@@ -1,6 +1,6 @@
 /**
  * The WebSocket relay: a request to switch protocols is relayed here, beside the HTTP engine
- * (engine.ts), whose library pipeline only speaks HTTP.
+ * (engine.ts), whose request pipeline only speaks HTTP.
  */
 import http from "node:http";
 import https from "node:https";
@@ -45,7 +45,7 @@ export interface RelayEnv {
 }
 
 /**
- * A request to switch protocols (WebSocket): the library's pipeline only speaks HTTP, so the
+ * A request to switch protocols (WebSocket): the engine's pipeline only speaks HTTP, so the
  * handshake is relayed here. The upstream answers it first (a refusal reaches the client as the
  * upstream sent it); on 101 both sockets are joined byte for byte. The handshake is stored like
  * any exchange (committed before the answer is released); each message the client sends after it
