@@ -1,6 +1,6 @@
 /**
  * The plain data the pipeline stages hand each other. Nothing here knows about sockets, SQLite or
- * http-mitm-proxy: proxy → capture → decode → classify → store → use.
+ * the proxy engine: proxy → capture → decode → classify → store → use.
  */
 
 /** Header pairs in wire order and case, as the client sent them. */
