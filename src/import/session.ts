@@ -1,23 +1,28 @@
 /**
- * Where every importer puts what it reads: a new session created through the capture store (so
- * bodies are content-addressed and the exchanges form a hash chain like live captures), then
- * decoded and classified by the same ExchangeProcessor the proxy's processing thread runs.
+ * Where every importer puts what it reads: a new session whose exchanges are stored like live
+ * captures (bodies content-addressed, the exchanges forming a hash chain), each one decoded and
+ * classified by the same ExchangeProcessor the proxy's processing thread runs, right after it is
+ * stored and in the same write transaction.
  */
 import { randomUUID } from "node:crypto";
 import { ExchangeProcessor } from "../pipeline/process.js";
-import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-store.js";
+import { CaptureStore, type SessionInfo } from "../store/capture-store.js";
 import type { Db } from "../store/database.js";
 import { markSessionIncomplete } from "../store/completeness.js";
-import { recordImportProvenance } from "../store/import-store.js";
+import { ImportCaptureWriter, recordImportProvenance } from "../store/import-store.js";
 import { sessionByName } from "../store/sessions.js";
 import { exhaustError } from "../errors.js";
 import type { Exchange, RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
 
-/** Commits queued before the importer waits for them: bounds memory while keeping transactions large. */
-const MAX_PENDING_COMMITS = 200;
-/** Events decoded and stored per write transaction after the exchanges are in (about 40,000 field rows). */
+/**
+ * Events stored per write transaction (about 40,000 field rows): one commit per exchange rewrote the
+ * same B-tree pages into the WAL over and over. A transaction also ends after this many body bytes
+ * or this long, so a file of large bodies or a slow reader does not hold the write lock for long.
+ */
 const EVENTS_PER_IMPORT_TRANSACTION = 1000;
+const BYTES_PER_IMPORT_TRANSACTION = 32 * 1024 * 1024;
+const MS_PER_IMPORT_TRANSACTION = 1000;
 
 export interface ImportSummary {
   file: string;
@@ -64,13 +69,36 @@ export interface ImportedExchange {
   };
 }
 
+/** Rule packs and the catalogue load once per import thread, not once per imported session. */
+let processors: WeakMap<Db, ExchangeProcessor> | undefined;
+function processorFor(db: Db): ExchangeProcessor {
+  processors ??= new WeakMap();
+  let p = processors.get(db);
+  if (!p) processors.set(db, (p = new ExchangeProcessor(db)));
+  return p;
+}
+
+/**
+ * One imported session. Each exchange is stored and processed as it is added, inside a write
+ * transaction the session keeps open across a batch of exchanges (BEGIN ... COMMIT around the
+ * importer's awaits; the processor's own transactions become savepoints in it): nothing is queued
+ * in memory, no body is read back from a cold page, and the exchange row is still in the page cache
+ * when the processor marks it decoded. Nothing else writes this new session meanwhile.
+ */
 export class ImportSession {
   private readonly store: CaptureStore;
+  private readonly writer: ImportCaptureWriter;
+  private readonly processor: ExchangeProcessor;
   readonly session: SessionInfo;
-  private pending: Array<Promise<void>> = [];
   exchanges = 0;
+  events = 0;
+  findings = 0;
   skipped = 0;
   readonly notes: string[] = [];
+  /** The open batch: when it began, its events and body bytes, the chain head before it. */
+  private batch: { since: number; events: number; bytes: number; head: { seq: number; hash: string } } | undefined;
+  /** Set while an exchange's capture rows are being written: a failure then rolls the batch back. */
+  private writing = false;
 
   constructor(
     private readonly db: Db,
@@ -87,9 +115,11 @@ export class ImportSession {
       markSessionIncomplete(db, session.id, `import of ${provenance.file} did not finish (still running, or killed)`);
       return session;
     })();
+    this.writer = new ImportCaptureWriter(db, this.session);
+    this.processor = processorFor(db);
   }
 
-  /** Queues one exchange; resolves at once unless enough commits are queued that it waits for them. */
+  /** Stores one exchange, then decodes, classifies and stores its events. */
   async add(i: ImportedExchange): Promise<void> {
     const x: Exchange = {
       id: randomUUID(),
@@ -123,46 +153,69 @@ export class ImportSession {
         source: i.response.source ?? "upstream",
       },
     };
+    if (!this.batch) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.batch = { since: Date.now(), events: 0, bytes: 0, head: this.writer.chainHead };
+    }
+    this.writing = true;
+    this.writer.write(x);
+    this.writing = false;
     this.exchanges++;
-    this.pending.push(this.store.commitExchange(this.session, x), this.store.completeExchange(completionOf(x)));
-    if (this.pending.length >= MAX_PENDING_COMMITS) await this.drain();
+    const outcome = this.processor.process(x.id);
+    const batch = this.batch;
+    batch.events += outcome?.events ?? 0;
+    batch.bytes += x.requestBody.length + (x.response?.body?.length ?? 0);
+    this.events += outcome?.events ?? 0;
+    this.findings += outcome?.findings ?? 0;
+    if (
+      batch.events >= EVENTS_PER_IMPORT_TRANSACTION ||
+      batch.bytes >= BYTES_PER_IMPORT_TRANSACTION ||
+      Date.now() - batch.since >= MS_PER_IMPORT_TRANSACTION
+    )
+      this.commit();
   }
 
-  private async drain(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
-    await Promise.all(batch);
+  private commit(): void {
+    if (!this.batch) return;
+    this.batch = undefined;
+    this.db.exec("COMMIT");
   }
 
-  /** Commits what is queued, decodes and classifies every exchange, records provenance. */
-  async finish(onProgress?: (done: number, total: number) => void): Promise<Omit<ImportSummary, "file" | "format">> {
-    await this.drain();
-    await this.store.close();
-    const processor = new ExchangeProcessor(this.db);
-    const ids = processor.pending({ sessionId: this.session.id, all: true });
-    let events = 0;
-    let findings = 0;
-    let n = 0;
-    // Several exchanges per write transaction (their own transactions become savepoints): one
-    // commit per exchange rewrote the same B-tree pages into the WAL over and over, and was the
-    // largest single cost of an import. Nothing else writes this new session meanwhile.
-    const batch = this.db.transaction(() => {
-      const until = events + EVENTS_PER_IMPORT_TRANSACTION;
-      while (n < ids.length && events < until) {
-        if (onProgress && n % 100 === 0) onProgress(n, ids.length);
-        const outcome = processor.process(ids[n++]);
-        events += outcome?.events ?? 0;
-        findings += outcome?.findings ?? 0;
+  /** Ends the open transaction: commits what is whole, rolls back an exchange left half written. */
+  private settle(): void {
+    const batch = this.batch;
+    if (!batch) return;
+    this.batch = undefined;
+    if (!this.writing && this.db.inTransaction) {
+      try {
+        this.db.exec("COMMIT");
+        return;
+      } catch {
+        // Could not commit (the disk is full, say): roll back below.
       }
-    });
-    while (n < ids.length) batch.immediate();
+    }
+    this.writing = false;
+    if (this.db.inTransaction) this.db.exec("ROLLBACK");
+    this.writer.chainHead = batch.head;
+  }
+
+  /** Commits the last batch and records provenance: the session is whole. */
+  async finish(): Promise<Omit<ImportSummary, "file" | "format">> {
+    this.commit();
     recordImportProvenance(this.db, this.session.id, {
       ...this.provenance,
       exchanges: this.exchanges,
       skipped: this.skipped,
       notes: this.notes,
     });
-    return { session: this.session.name, exchanges: this.exchanges, events, findings, skipped: this.skipped, notes: this.notes };
+    return {
+      session: this.session.name,
+      exchanges: this.exchanges,
+      events: this.events,
+      findings: this.findings,
+      skipped: this.skipped,
+      notes: this.notes,
+    };
   }
 
   /**
@@ -170,8 +223,7 @@ export class ImportSession {
    * marked incomplete with the reason.
    */
   async abandon(reason?: string): Promise<void> {
-    await Promise.allSettled(this.pending);
-    await this.store.close().catch(() => undefined);
+    this.settle();
     this.store.discardSessionIfEmpty(this.session);
     markSessionIncomplete(this.db, this.session.id, `import of ${this.provenance.file} failed${reason ? `: ${reason}` : ""}`);
     this.store.endSession(this.session);
