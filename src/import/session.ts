@@ -5,15 +5,20 @@
  * stored and in the same write transaction.
  */
 import { randomUUID } from "node:crypto";
+import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { ExchangeProcessor } from "../pipeline/process.js";
 import { CaptureStore, type SessionInfo } from "../store/capture-store.js";
 import type { Db } from "../store/database.js";
+import { EventStore, type StoredUpload } from "../store/event-store.js";
 import { markSessionIncomplete } from "../store/completeness.js";
 import { ImportCaptureWriter, recordImportProvenance } from "../store/import-store.js";
 import { sessionByName } from "../store/sessions.js";
-import { exhaustError } from "../errors.js";
+import { exhaustError, isExhaustError } from "../errors.js";
 import type { Exchange, RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
+import { ImportDecoders, importThreads, type Decoded } from "./decoders.js";
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Events stored per write transaction (about 40,000 field rows): one commit per exchange rewrote the
@@ -78,6 +83,24 @@ function processorFor(db: Db): ExchangeProcessor {
   return p;
 }
 
+/** The decode threads, started with the first session that uses them; stopImportDecoders ends them. */
+let decoders: ImportDecoders | undefined;
+let rulesFingerprint: string | undefined;
+
+export async function stopImportDecoders(): Promise<void> {
+  const d = decoders;
+  decoders = undefined;
+  await d?.stop();
+}
+
+/**
+ * Exchanges handed to the decode threads and not stored yet: enough to keep them busy while the
+ * import thread writes, few enough (with their bodies, which are copied to the threads) to keep
+ * the import's memory bounded.
+ */
+const MAX_IN_FLIGHT = 32;
+const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+
 /**
  * One imported session. Each exchange is stored and processed as it is added, inside a write
  * transaction the session keeps open across a batch of exchanges (BEGIN ... COMMIT around the
@@ -88,10 +111,16 @@ function processorFor(db: Db): ExchangeProcessor {
 export class ImportSession {
   private readonly store: CaptureStore;
   private readonly writer: ImportCaptureWriter;
-  private readonly processor: ExchangeProcessor;
+  /** In the import thread (EXHAUST_IMPORT_THREADS=0), else undefined and the decode threads work. */
+  private readonly processor: ExchangeProcessor | undefined;
+  private readonly events: EventStore | undefined;
+  private readonly decoders: ImportDecoders | undefined;
+  /** Exchanges at the decode threads, in the order they came; stored in that order. */
+  private readonly inFlight: Array<{ upload: StoredUpload; bytes: number; decoded: Promise<Decoded> }> = [];
+  private inFlightBytes = 0;
   readonly session: SessionInfo;
   exchanges = 0;
-  events = 0;
+  eventCount = 0;
   findings = 0;
   skipped = 0;
   readonly notes: string[] = [];
@@ -116,7 +145,14 @@ export class ImportSession {
       return session;
     })();
     this.writer = new ImportCaptureWriter(db, this.session);
-    this.processor = processorFor(db);
+    const threads = importThreads();
+    if (threads === 0) this.processor = processorFor(db);
+    else {
+      decoders ??= new ImportDecoders(threads);
+      rulesFingerprint ??= rulePacksFingerprint();
+      this.decoders = decoders;
+      this.events = new EventStore(db);
+    }
   }
 
   /** Stores one exchange, then decodes, classifies and stores its events. */
@@ -153,20 +189,76 @@ export class ImportSession {
         source: i.response.source ?? "upstream",
       },
     };
-    if (!this.batch) {
-      this.db.exec("BEGIN IMMEDIATE");
-      this.batch = { since: Date.now(), events: 0, bytes: 0, head: this.writer.chainHead };
-    }
+    this.begin();
     this.writing = true;
     this.writer.write(x);
     this.writing = false;
     this.exchanges++;
-    const outcome = this.processor.process(x.id);
+    const bytes = x.requestBody.length + (x.response?.body?.length ?? 0);
+    if (this.processor) {
+      let outcome;
+      try {
+        outcome = this.processor.process(x.id);
+      } catch (e) {
+        throw this.processingFailed(e);
+      }
+      this.stored(outcome?.events ?? 0, outcome?.findings ?? 0, bytes);
+      return;
+    }
+    const upload: StoredUpload = {
+      id: x.id,
+      sessionId: this.session.id,
+      method: x.method,
+      host: x.host,
+      path: x.path,
+      headers: x.requestHeaders,
+      body: x.requestBody,
+    };
+    const decoded = this.decoders!.submit(upload);
+    // A failure is met when its turn comes (storeNext); until then it is not an unhandled rejection.
+    decoded.catch(() => undefined);
+    // The body went to the thread as a copy; the store needs only the ids.
+    this.inFlight.push({ upload: { ...upload, body: EMPTY }, bytes, decoded });
+    this.inFlightBytes += bytes;
+    while (this.inFlight.length > MAX_IN_FLIGHT || this.inFlightBytes > MAX_IN_FLIGHT_BYTES) await this.storeNext();
+  }
+
+  /** Stores the events of the oldest exchange at the decode threads. */
+  private async storeNext(): Promise<void> {
+    const next = this.inFlight.shift()!;
+    this.inFlightBytes -= next.bytes;
+    try {
+      const d = await next.decoded;
+      this.begin();
+      this.events!.replaceEvents(next.upload, { ...d, rulesFingerprint: rulesFingerprint! });
+      this.stored(d.decoded.events.length, d.decoded.findings.length, next.bytes);
+    } catch (e) {
+      throw this.processingFailed(e);
+    }
+  }
+
+  /** A failure to decode, classify or store events ends the import with one line, as bad input does. */
+  private processingFailed(e: unknown): Error {
+    if (isExhaustError(e)) return e;
+    const reason = `processing an imported exchange failed: ${(e as Error)?.message ?? String(e)}`;
+    return exhaustError("EXH_IMPORT_FORMAT", { file: this.provenance.file, reason }, e);
+  }
+
+  /** Opens the batch's write transaction unless one is open. */
+  private begin(): void {
+    if (this.batch) return;
+    this.db.exec("BEGIN IMMEDIATE");
+    this.batch = { since: Date.now(), events: 0, bytes: 0, head: this.writer.chainHead };
+  }
+
+  /** Counts one exchange's events into the batch, and commits the batch when it is full. */
+  private stored(events: number, findings: number, bytes: number): void {
+    this.eventCount += events;
+    this.findings += findings;
     const batch = this.batch;
-    batch.events += outcome?.events ?? 0;
-    batch.bytes += x.requestBody.length + (x.response?.body?.length ?? 0);
-    this.events += outcome?.events ?? 0;
-    this.findings += outcome?.findings ?? 0;
+    if (!batch) return;
+    batch.events += events;
+    batch.bytes += bytes;
     if (
       batch.events >= EVENTS_PER_IMPORT_TRANSACTION ||
       batch.bytes >= BYTES_PER_IMPORT_TRANSACTION ||
@@ -201,6 +293,7 @@ export class ImportSession {
 
   /** Commits the last batch and records provenance: the session is whole. */
   async finish(): Promise<Omit<ImportSummary, "file" | "format">> {
+    while (this.inFlight.length) await this.storeNext();
     this.commit();
     recordImportProvenance(this.db, this.session.id, {
       ...this.provenance,
@@ -211,7 +304,7 @@ export class ImportSession {
     return {
       session: this.session.name,
       exchanges: this.exchanges,
-      events: this.events,
+      events: this.eventCount,
       findings: this.findings,
       skipped: this.skipped,
       notes: this.notes,
@@ -223,6 +316,8 @@ export class ImportSession {
    * marked incomplete with the reason.
    */
   async abandon(reason?: string): Promise<void> {
+    // Exchanges still at the decode threads stay stored undecoded (a reading command decodes them).
+    this.inFlight.length = 0;
     this.settle();
     this.store.discardSessionIfEmpty(this.session);
     markSessionIncomplete(this.db, this.session.id, `import of ${this.provenance.file} failed${reason ? `: ${reason}` : ""}`);
