@@ -4,7 +4,8 @@
  * `exhaust import` on it as a child process and reports throughput (MB/s, events/s) and the
  * child's peak RSS (its own getrusage, printed at exit). Deletes everything afterwards.
  *
- * Size: EXHAUST_BENCH_IMPORT_MB or --import-mb (default 1024).
+ * Size: EXHAUST_BENCH_IMPORT_MB or --import-mb (default 1024). The child inherits
+ * EXHAUST_IMPORT_THREADS (decode + classify threads; `threads` in the result).
  */
 import { spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
@@ -12,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { gzipSync } from "node:zlib";
+import { importThreads } from "../src/import/decoders.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { round } from "./load.js";
 
@@ -123,6 +125,7 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
     const cpuSeconds = Number(/cpu-us (\d+)/.exec(stderr)?.[1]) / 1e6;
     return {
       harBytes: generated.bytes,
+      threads: importThreads(),
       entries: summary.exchanges,
       events: summary.events,
       seconds: round(seconds),

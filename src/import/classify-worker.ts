@@ -7,9 +7,9 @@ import { parentPort } from "node:worker_threads";
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { classifyEvent, classifyRequest, loadRulePacks } from "../classify/engine.js";
 import { decodeUpload } from "../decode/registry.js";
-import type { FieldValue } from "../decode/types.js";
 import type { StoredUpload } from "../store/event-store.js";
 import type { Decoded, DecoderReply, DecoderRequest } from "./decoders.js";
+import { Packer } from "./packing.js";
 
 const packs = loadRulePacks();
 const catalog = EndpointCatalog.load();
@@ -26,25 +26,18 @@ function processUpload(upload: StoredUpload): Decoded {
   return { decoded, classified, request };
 }
 
-/** Whether JSON gives the values back as they are: numbers must be finite (NaN would come back null). */
-function jsonSafe(d: Decoded): boolean {
-  const finite = (v: FieldValue): boolean => (typeof v === "number" ? Number.isFinite(v) : Array.isArray(v) ? v.every(finite) : true);
-  for (const e of d.decoded.events) for (const f of e.fields) if (!finite(f.value)) return false;
-  for (const c of d.classified) for (const f of c.fields) if (!Number.isFinite(f.confidence)) return false;
-  return true;
-}
+const packer = new Packer();
 
 port.on("message", (m: DecoderRequest) => {
-  // A Buffer arrives as a plain Uint8Array after the thread hand-over.
-  const upload = { ...m.upload, body: Buffer.from(m.upload.body.buffer, m.upload.body.byteOffset, m.upload.body.byteLength) };
-  let reply: DecoderReply;
-  try {
-    const d = processUpload(upload);
-    // As one JSON string when it survives JSON unchanged: a string crosses threads in one copy, and
-    // JSON.parse builds the objects far faster than a structured clone of hundreds of small objects.
-    reply = jsonSafe(d) ? { type: "json", n: m.n, json: JSON.stringify(d) } : { type: "done", n: m.n, ...d };
-  } catch (e) {
-    reply = { type: "failed", n: m.n, message: (e as Error)?.message ?? String(e) };
+  const reply: DecoderReply = [];
+  for (const { n, upload } of m) {
+    try {
+      // A Buffer arrives as a plain Uint8Array after the thread hand-over.
+      const body = Buffer.from(upload.body.buffer, upload.body.byteOffset, upload.body.byteLength);
+      reply.push({ n, packed: packer.pack(processUpload({ ...upload, body })) });
+    } catch (e) {
+      reply.push({ n, failed: (e as Error)?.message ?? String(e) });
+    }
   }
   port.postMessage(reply);
 });

@@ -14,21 +14,24 @@ import type { ClassifiedEvent, ClassifiedRequestItem } from "../classify/types.j
 import type { DecodedUpload } from "../decode/registry.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { StoredUpload } from "../store/event-store.js";
+import { Unpacker, type PackedUpload } from "./packing.js";
 
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "import", "classify-worker.js");
 export const MAX_IMPORT_THREADS = 2;
 
-export interface DecoderRequest {
-  n: number;
-  upload: StoredUpload;
+/** Uploads go to a thread, and come back, several to a message: each message wakes the other thread. */
+export const UPLOADS_PER_MESSAGE = 8;
+
+export type DecoderRequest = Array<{ n: number; upload: StoredUpload }>;
+
+export type DecoderReply = Array<{ n: number; packed: PackedUpload } | { n: number; failed: string }>;
+
+/** What a decode thread produced for one upload (as ExchangeProcessor has it before storing). */
+export interface Decoded {
+  decoded: DecodedUpload;
+  classified: ClassifiedEvent[];
+  request: ClassifiedRequestItem[];
 }
-
-export type DecoderReply =
-  | { type: "done"; n: number; decoded: DecodedUpload; classified: ClassifiedEvent[]; request: ClassifiedRequestItem[] }
-  | { type: "json"; n: number; json: string }
-  | { type: "failed"; n: number; message: string };
-
-export type Decoded = Omit<Extract<DecoderReply, { type: "done" }>, "type" | "n">;
 
 /** Decode threads for an import: EXHAUST_IMPORT_THREADS (a number, or "auto" for the cores but one), else 0. */
 export function importThreads(env: NodeJS.ProcessEnv = process.env): number {
@@ -48,12 +51,16 @@ export class ImportDecoders {
   private readonly waiting = new Map<number, Waiter>();
   private n = 0;
   private failure: Error | undefined;
+  /** Uploads gathered for the next message, and the thread it goes to. */
+  private outgoing: DecoderRequest = [];
+  private next = 0;
 
   constructor(threads: number) {
     for (let i = 0; i < threads; i++) {
       // The import thread's own heap caps (a payload up to --max-body is decoded here).
       const worker = new Worker(WORKER_FILE, { resourceLimits: resourceLimits });
-      worker.on("message", (m: DecoderReply) => this.reply(m));
+      const unpacker = new Unpacker();
+      worker.on("message", (m: DecoderReply) => this.reply(m, unpacker));
       worker.on("error", (e) => this.fail(e));
       worker.on("exit", (code) => this.fail(new Error(`a decode thread of the import ended with code ${code}`)));
       worker.unref();
@@ -61,16 +68,31 @@ export class ImportDecoders {
     }
   }
 
-  /** Decodes and classifies one upload on the next thread; resolves with what it produced. */
-  submit(upload: StoredUpload): Promise<Decoded> {
-    if (this.failure) return Promise.reject(this.failure);
+  /**
+   * Decodes and classifies one upload on a thread; resolves with what it produced. The upload waits
+   * for UPLOADS_PER_MESSAGE others, or for flush(), which whoever awaits the result must call first.
+   */
+  submit(upload: StoredUpload): { n: number; done: Promise<Decoded> } {
     const n = this.n++;
-    const worker = this.workers[n % this.workers.length];
+    if (this.failure) return { n, done: Promise.reject(this.failure) };
     // Only while something is waiting do the threads keep the import's event loop alive.
     if (this.waiting.size === 0) for (const w of this.workers) w.ref();
     const done = new Promise<Decoded>((resolve, reject) => this.waiting.set(n, { resolve, reject }));
-    worker.postMessage({ n, upload } satisfies DecoderRequest);
-    return done;
+    this.outgoing.push({ n, upload });
+    if (this.outgoing.length >= UPLOADS_PER_MESSAGE) this.flush();
+    return { n, done };
+  }
+
+  /** Whether upload number `n` waits in the message being gathered: then flush() before awaiting it. */
+  holds(n: number): boolean {
+    return this.outgoing.length > 0 && this.outgoing[0].n <= n;
+  }
+
+  /** Sends the uploads gathered so far (to the next thread in turn). */
+  flush(): void {
+    if (this.outgoing.length === 0 || this.failure) return;
+    this.workers[this.next++ % this.workers.length].postMessage(this.outgoing);
+    this.outgoing = [];
   }
 
   async stop(): Promise<void> {
@@ -85,10 +107,16 @@ export class ImportDecoders {
     return w;
   }
 
-  private reply(m: DecoderReply): void {
-    if (m.type === "done") this.settled(m.n)?.resolve({ decoded: m.decoded, classified: m.classified, request: m.request });
-    else if (m.type === "json") this.settled(m.n)?.resolve(JSON.parse(m.json) as Decoded);
-    else if (m.type === "failed") this.settled(m.n)?.reject(new Error(m.message));
+  private reply(m: DecoderReply, unpacker: Unpacker): void {
+    for (const r of m) {
+      if ("failed" in r) {
+        this.settled(r.n)?.reject(new Error(r.failed));
+        continue;
+      }
+      // Unpacked as it arrives, waited for or not: the thread's tables grow message by message.
+      const decoded = unpacker.unpack(r.packed);
+      this.settled(r.n)?.resolve(decoded);
+    }
   }
 
   private fail(e: Error): void {

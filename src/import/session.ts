@@ -116,7 +116,7 @@ export class ImportSession {
   private readonly events: EventStore | undefined;
   private readonly decoders: ImportDecoders | undefined;
   /** Exchanges at the decode threads, in the order they came; stored in that order. */
-  private readonly inFlight: Array<{ upload: StoredUpload; bytes: number; decoded: Promise<Decoded> }> = [];
+  private readonly inFlight: Array<{ n: number; upload: StoredUpload; bytes: number; decoded: Promise<Decoded> }> = [];
   private inFlightBytes = 0;
   readonly session: SessionInfo;
   exchanges = 0;
@@ -214,11 +214,11 @@ export class ImportSession {
       headers: x.requestHeaders,
       body: x.requestBody,
     };
-    const decoded = this.decoders!.submit(upload);
+    const { n, done: decoded } = this.decoders!.submit(upload);
     // A failure is met when its turn comes (storeNext); until then it is not an unhandled rejection.
     decoded.catch(() => undefined);
     // The body went to the thread as a copy; the store needs only the ids.
-    this.inFlight.push({ upload: { ...upload, body: EMPTY }, bytes, decoded });
+    this.inFlight.push({ n, upload: { ...upload, body: EMPTY }, bytes, decoded });
     this.inFlightBytes += bytes;
     while (this.inFlight.length > MAX_IN_FLIGHT || this.inFlightBytes > MAX_IN_FLIGHT_BYTES) await this.storeNext();
   }
@@ -227,6 +227,7 @@ export class ImportSession {
   private async storeNext(): Promise<void> {
     const next = this.inFlight.shift()!;
     this.inFlightBytes -= next.bytes;
+    if (this.decoders!.holds(next.n)) this.decoders!.flush();
     try {
       const d = await next.decoded;
       this.begin();
