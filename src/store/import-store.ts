@@ -1,5 +1,5 @@
 import type { Statement } from "better-sqlite3";
-import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "./chain.js";
+import { CHAIN_GENESIS, chainedFields, exchangeChainHash, sha256Hex } from "./chain.js";
 import type { SessionInfo } from "./capture-store.js";
 import type { Db } from "./database.js";
 import type { Exchange } from "../types.js";
@@ -58,22 +58,7 @@ export class ImportCaptureWriter {
     const response = x.response;
     const responseSha = response?.body ? this.blob(response.body) : null;
     const seq = this.head.seq + 1;
-    const requestBodySize = x.requestBodySize;
-    const hash = exchangeChainHash(this.head.hash, {
-      session: this.session.name,
-      seq,
-      id,
-      startedAt: x.startedAt,
-      method: x.method,
-      scheme: x.scheme,
-      host: x.host,
-      port: x.port,
-      path: x.path,
-      requestHeaders: x.requestHeaders,
-      requestBodySha256: requestSha,
-      requestBodySize,
-      responseStatus: response?.status ?? null,
-    });
+    const hash = exchangeChainHash(this.head.hash, chainedFields(this.session.name, seq, x, requestSha));
     const r = this.row;
     r.length = 0;
     r.push(
@@ -88,7 +73,7 @@ export class ImportCaptureWriter {
       x.httpVersion,
       JSON.stringify(x.requestHeaders),
       requestSha,
-      requestBodySize,
+      x.requestBodySize,
       x.requestBodyTruncated ? 1 : 0,
       x.requestComplete ? 1 : 0,
       x.mode,
