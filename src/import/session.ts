@@ -106,7 +106,9 @@ const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
  * transaction the session keeps open across a batch of exchanges (BEGIN ... COMMIT around the
  * importer's awaits; the processor's own transactions become savepoints in it): nothing is queued
  * in memory, no body is read back from a cold page, and the exchange row is still in the page cache
- * when the processor marks it decoded. Nothing else writes this new session meanwhile.
+ * when the processor marks it decoded. Nothing else writes this new session meanwhile. With decode
+ * threads (EXHAUST_IMPORT_THREADS, ./decoders.ts) an exchange's events are stored when its thread
+ * sends them back, in file order, at most MAX_IN_FLIGHT exchanges behind its capture rows.
  */
 export class ImportSession {
   private readonly store: CaptureStore;
@@ -155,7 +157,7 @@ export class ImportSession {
     }
   }
 
-  /** Stores one exchange, then decodes, classifies and stores its events. */
+  /** Stores one exchange, then decodes, classifies and stores its events (or hands them to a thread). */
   async add(i: ImportedExchange): Promise<void> {
     const x: Exchange = {
       id: randomUUID(),
