@@ -4,18 +4,87 @@
  * `exhaust import` on it as a child process and reports throughput (MB/s, events/s) and the
  * child's peak RSS (its own getrusage, printed at exit). Deletes everything afterwards.
  *
- * Size: EXHAUST_BENCH_IMPORT_MB or --import-mb (default 1024). The child inherits
- * EXHAUST_IMPORT_THREADS (decode + classify threads; `threads` in the result).
+ * Size: EXHAUST_BENCH_IMPORT_MB or --import-mb (default 1024).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { importThreads } from "../src/import/decoders.js";
+import { gzipSync } from "node:zlib";
 import { PACKAGE_ROOT } from "../src/paths.js";
-import { generateHar } from "../test/helpers/har.js";
 import { round } from "./load.js";
+
+const EVENTS_PER_UPLOAD = 10;
+
+function uploadBody(n: number): string {
+  const lines: string[] = [];
+  for (let e = 0; e < EVENTS_PER_UPLOAD; e++) {
+    const data: Record<string, unknown> = { "Event.Sequence": n * EVENTS_PER_UPLOAD + e, "Activity.Success": true, "Data.Doc.Ext": "docx" };
+    for (let i = 0; i < 30; i++) data[`Data.Field${i}`] = `value ${n}-${e}-${i} ${"x".repeat(20)}`;
+    lines.push(
+      JSON.stringify({
+        name: `Office.Bench.Event${e}`,
+        time: new Date(Date.UTC(2026, 10, 24, 8) + n).toISOString(),
+        ver: "4.0",
+        iKey: "o:0123456789abcdef0123456789abcdef",
+        ext: { app: { name: "Word", ver: "16.0.17029" }, device: { localId: `s:6C4E3D2A-0000-4000-8000-${String(n).padStart(12, "0")}` } },
+        data,
+      }),
+    );
+  }
+  return lines.join("\n");
+}
+
+function entry(n: number): string {
+  const body = uploadBody(n);
+  const gz = n % 3 === 0;
+  const headers = [
+    { name: "Content-Type", value: "application/x-json-stream" },
+    ...(gz ? [{ name: "Content-Encoding", value: "gzip" }] : []),
+  ];
+  return JSON.stringify({
+    startedDateTime: new Date(Date.UTC(2026, 10, 24, 8) + n * 10).toISOString(),
+    time: 5,
+    request: {
+      method: "POST",
+      url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/",
+      httpVersion: "HTTP/1.1",
+      cookies: [],
+      headers,
+      queryString: [],
+      postData: gz
+        ? { mimeType: "application/x-json-stream", text: gzipSync(body).toString("base64"), _exhaust: { encoding: "base64" } }
+        : { mimeType: "application/x-json-stream", text: body },
+      headersSize: -1,
+      bodySize: body.length,
+    },
+    response: {
+      status: 200,
+      statusText: "OK",
+      httpVersion: "HTTP/1.1",
+      cookies: [],
+      headers: [],
+      content: { size: 9, mimeType: "application/json", text: '{"acc":10}' },
+      redirectURL: "",
+      headersSize: -1,
+      bodySize: 9,
+    },
+    cache: {},
+    timings: { send: 0, wait: 5, receive: 0 },
+  });
+}
+
+/** Writes a HAR of at least `bytes`; returns its size and how many events it holds. */
+export function generateHar(file: string, bytes: number): { bytes: number; entries: number; events: number } {
+  const fd = openSync(file, "w");
+  let written = writeSync(fd, '{"log":{"version":"1.2","creator":{"name":"bench","version":"1"},"pages":[],"entries":[\n');
+  let n = 0;
+  while (written < bytes) written += writeSync(fd, `${n ? ",\n" : ""}${entry(n++)}`);
+  written += writeSync(fd, "\n]}}\n");
+  closeSync(fd);
+  return { bytes: written, entries: n, events: n * EVENTS_PER_UPLOAD };
+}
 
 export async function importThroughput(megabytes: number, say: (m: string) => void): Promise<object> {
   const dir = mkdtempSync(join(tmpdir(), "exhaust-bench-import-"));
@@ -54,7 +123,6 @@ export async function importThroughput(megabytes: number, say: (m: string) => vo
     const cpuSeconds = Number(/cpu-us (\d+)/.exec(stderr)?.[1]) / 1e6;
     return {
       harBytes: generated.bytes,
-      threads: importThreads(),
       entries: summary.exchanges,
       events: summary.events,
       seconds: round(seconds),

@@ -8,7 +8,6 @@ import { isExhaustError } from "../errors.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase } from "../store/database.js";
 import { importFile } from "./index.js";
-import { stopImportDecoders } from "./session.js";
 
 export interface ImportWorkerData {
   files: string[];
@@ -73,7 +72,6 @@ try {
       : { type: "error", message: (e as Error)?.stack ?? String(e) },
   );
 } finally {
-  await stopImportDecoders().catch(() => undefined);
   await checkpointer?.stop().catch(() => undefined);
   db?.close();
 }

@@ -1,5 +1,5 @@
 import type { Statement } from "better-sqlite3";
-import { CHAIN_GENESIS, chainedFields, exchangeChainHash, sha256Hex } from "./chain.js";
+import { CHAIN_GENESIS, exchangeChainHash, sha256Hex } from "./chain.js";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { Db } from "./database.js";
 import type { WriterPriority } from "./writer-priority.js";
@@ -148,7 +148,21 @@ export class CaptureStore implements CaptureSink {
       const requestSha = this.putBlob(x.requestBody);
       const prev = this.chainHead(session.id);
       const seq = prev.seq + 1;
-      const hash = exchangeChainHash(prev.hash, chainedFields(session.name, seq, x, requestSha));
+      const hash = exchangeChainHash(prev.hash, {
+        session: session.name,
+        seq,
+        id: x.id,
+        startedAt: x.startedAt,
+        method: x.method,
+        scheme: x.scheme,
+        host: x.host,
+        port: x.port,
+        path: x.path,
+        requestHeaders: x.requestHeaders,
+        requestBodySha256: requestSha,
+        requestBodySize: x.requestBodySize,
+        responseStatus: x.response?.status ?? null,
+      });
       this.stmt.insertExchange.run({
         id: x.id,
         session_id: session.id,

@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import type { Exchange, RawHeaders } from "../types.js";
+import type { RawHeaders } from "../types.js";
 
 /** prev_hash of the first exchange of every session. */
 export const CHAIN_GENESIS = "0".repeat(64);
@@ -23,25 +23,6 @@ export interface ChainedExchange {
   requestBodySha256: string;
   requestBodySize: number;
   responseStatus: number | null;
-}
-
-/** The chained fields of an exchange as captured (its request, and its status when it has one). */
-export function chainedFields(session: string, seq: number, x: Exchange, requestBodySha256: string): ChainedExchange {
-  return {
-    session,
-    seq,
-    id: x.id,
-    startedAt: x.startedAt,
-    method: x.method,
-    scheme: x.scheme,
-    host: x.host,
-    port: x.port,
-    path: x.path,
-    requestHeaders: x.requestHeaders,
-    requestBodySha256,
-    requestBodySize: x.requestBodySize,
-    responseStatus: x.response?.status ?? null,
-  };
 }
 
 /**
