@@ -28,7 +28,7 @@ const JSON_LINE = JSON.stringify({
     no: false,
     yes: true,
     half: 1.5,
-    big: 12345678901234567890,
+    big: Number("12345678901234567890"), // beyond 2^53: stored as JSON writes the double
     negative: -7,
     text: "h\u00e9llo \u2713 \u{1F600} a\u0000b",
     empty: "",
