@@ -9,7 +9,7 @@ import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:cry
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CA_CERT_FILE, CA_KEY_FILE, initAuthority, loadAuthority, type CertificateAuthority } from "../src/ca/authority.js";
+import { CA_CERT_FILE, CA_KEY_FILE, initAuthority, loadAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
 import { buildCertificate, isIpAddress, LeafTbsEncoder } from "../src/ca/x509.js";
 import { loadOrCreateSigningIdentity } from "../src/ca/signing.js";
@@ -17,23 +17,16 @@ import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { isExhaustError } from "../src/errors.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { runCli } from "./helpers/cli.js";
-import { startOrigin, type Origin } from "./helpers/origin.js";
-import { makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
+import { startTestProxy, useLocalOrigin, tempDir, type TestProxy } from "./helpers/proxy.js";
 
 const COLLECTOR = "mobile.events.data.microsoft.com";
 const hasCurl = spawnSync("curl", ["--version"]).status === 0;
 const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
 
 const scratch = tempDir("exhaust-ca-keys-");
-let originCa: CertificateAuthority;
-let origin: Origin;
+const local = useLocalOrigin();
 
-beforeAll(async () => {
-  originCa = await makeOriginAuthority();
-  origin = await startOrigin(originCa);
-});
 afterAll(async () => {
-  await origin?.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -105,7 +98,7 @@ describe.each(cases)("a CA with $label", (c) => {
     if (c.skip) return;
     await c.make(certs);
     caPem = readFileSync(join(certs, CA_CERT_FILE), "utf8");
-    p = await startTestProxy({ certs, mapHost: [`${COLLECTOR}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    p = await startTestProxy({ certs, mapHost: [`${COLLECTOR}=127.0.0.1:${local.origin.port}`], originCaPem: local.ca.certPem });
   });
   afterAll(() => p?.close());
 
@@ -127,7 +120,7 @@ describe.each(cases)("a CA with $label", (c) => {
     expect(leaf.subjectAltName).toBe(`DNS:${COLLECTOR}`);
     // A client that does not trust this CA refuses the same proxy.
     await expect(
-      httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", body: "{}\n", ca: [originCa.certPem] }),
+      httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", body: "{}\n", ca: [local.ca.certPem] }),
     ).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
   });
 

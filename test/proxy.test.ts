@@ -5,13 +5,12 @@ import http from "node:http";
 import net from "node:net";
 import tls from "node:tls";
 import { LeafIssuer } from "../src/ca/leaf.js";
-import type { CertificateAuthority } from "../src/ca/authority.js";
 import { CHAIN_GENESIS } from "../src/store/chain.js";
 import { rowChainHash } from "./helpers/chain.js";
 import { connectTunnel, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { encodeCsRecords, makeCsRecord } from "./helpers/bond-writer.js";
-import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { eventually, startTestProxy, useLocalOrigin, type TestProxy } from "./helpers/proxy.js";
 
 const COLLECTOR = "mobile.events.data.microsoft.com";
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -40,16 +39,7 @@ interface ExchangeRow {
   mode: string;
 }
 
-let originCa: CertificateAuthority;
-let origin: Origin;
-
-beforeAll(async () => {
-  originCa = await makeOriginAuthority();
-  origin = await startOrigin(originCa);
-});
-afterAll(async () => {
-  await origin?.close();
-});
+const local = useLocalOrigin();
 
 function exchanges(p: TestProxy): ExchangeRow[] {
   return p.db.prepare("SELECT * FROM exchanges ORDER BY seq").all() as ExchangeRow[];
@@ -58,12 +48,12 @@ function exchanges(p: TestProxy): ExchangeRow[] {
 describe("forward mode through --map-host", () => {
   let p: TestProxy;
   beforeAll(async () => {
-    p = await startTestProxy({ mapHost: [`${COLLECTOR}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    p = await startTestProxy({ mapHost: [`${COLLECTOR}=127.0.0.1:${local.origin.port}`], originCaPem: local.ca.certPem });
   });
   afterAll(() => p.close());
 
   it("makes the TLS connection for a plain proxy request to an https:// URL, and stores it as https with its path", async () => {
-    const before = origin.received.length;
+    const before = local.origin.received.length;
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request({
         host: "127.0.0.1",
@@ -84,7 +74,7 @@ describe("forward mode through --map-host", () => {
     });
     expect(res.status).toBe(200);
     // The origin speaks only TLS: the request reached it over TLS, as origin-form.
-    expect(origin.received[before].url).toBe("/v2.1/track?absolute=1");
+    expect(local.origin.received[before].url).toBe("/v2.1/track?absolute=1");
     const row = await eventually(() => exchanges(p).find((r) => r.path === "/v2.1/track?absolute=1"));
     expect(row).toMatchObject({ host: COLLECTOR, scheme: "https", port: 443, outcome: "ok" });
   });
@@ -105,7 +95,7 @@ describe("forward mode through --map-host", () => {
       "X-Custom-Case",
       "KeepMe",
     ];
-    const before = origin.received.length;
+    const before = local.origin.received.length;
     const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/OneCollector/1.0/", headers, body, ca: [p.caPem] });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body.toString())).toEqual({ acc: 1, origin: "local" });
@@ -113,7 +103,7 @@ describe("forward mode through --map-host", () => {
     expect(res.peer?.subject.CN).toBe(COLLECTOR);
     expect(res.peer?.issuer.CN).toBe(new X509Certificate(p.caPem).subject.match(/CN=(.*)/)?.[1]);
 
-    const got = origin.received[before];
+    const got = local.origin.received[before];
     expect(got.method).toBe("POST");
     expect(got.url).toBe("/OneCollector/1.0/");
     expect(sha256(got.body)).toBe(sha256(body));
@@ -225,22 +215,22 @@ describe("sinkhole mode", () => {
 describe("hosts outside the catalogue", () => {
   let p: TestProxy;
   beforeAll(async () => {
-    p = await startTestProxy({ mapHost: [`www.example.org=127.0.0.1:${origin.port}`] });
+    p = await startTestProxy({ mapHost: [`www.example.org=127.0.0.1:${local.origin.port}`] });
   });
   afterAll(() => p.close());
 
   it("are tunnelled untouched (the client sees the origin's own certificate) and recorded", async () => {
-    const res = await httpsThroughProxy({ proxyPort: p.port, host: "www.example.org", path: "/", method: "GET", ca: [originCa.certPem] });
+    const res = await httpsThroughProxy({ proxyPort: p.port, host: "www.example.org", path: "/", method: "GET", ca: [local.ca.certPem] });
     expect(res.status).toBe(200);
-    expect(res.peer?.issuer.CN).toBe(originCa.subject.match(/CN=([^,/]*)/)?.[1] ?? res.peer?.issuer.CN);
-    expect(new X509Certificate(res.peer!.raw).checkIssued(new X509Certificate(originCa.certPem))).toBe(true);
+    expect(res.peer?.issuer.CN).toBe(local.ca.subject.match(/CN=([^,/]*)/)?.[1] ?? res.peer?.issuer.CN);
+    expect(new X509Certificate(res.peer!.raw).checkIssued(new X509Certificate(local.ca.certPem))).toBe(true);
     const conn = await eventually(
       () =>
         p.db.prepare("SELECT * FROM connections WHERE host = 'www.example.org' AND ended_at IS NOT NULL").get() as
           { outcome: string; bytes_from_client: number; bytes_to_client: number; upstream: string } | undefined,
     );
     expect(conn.outcome).toBe("tunnelled");
-    expect(conn.upstream).toBe(`127.0.0.1:${origin.port}`);
+    expect(conn.upstream).toBe(`127.0.0.1:${local.origin.port}`);
     expect(conn.bytes_from_client).toBeGreaterThan(100);
     expect(conn.bytes_to_client).toBeGreaterThan(500);
     expect(exchanges(p)).toHaveLength(0);
@@ -251,7 +241,7 @@ describe("certificate pinning", () => {
   let p: TestProxy;
   const host = "v10c.events.data.microsoft.com";
   beforeAll(async () => {
-    p = await startTestProxy({ mapHost: [`${host}=127.0.0.1:${origin.port}`], originCaPem: originCa.certPem });
+    p = await startTestProxy({ mapHost: [`${host}=127.0.0.1:${local.origin.port}`], originCaPem: local.ca.certPem });
   });
   afterAll(() => p.close());
 
@@ -265,7 +255,7 @@ describe("certificate pinning", () => {
           { outcome: string; error: string } | undefined,
     );
     expect(rejected.outcome).toBe("client-rejected-certificate");
-    const res = await httpsThroughProxy({ proxyPort: p.port, host, method: "GET", path: "/", ca: [originCa.certPem] });
+    const res = await httpsThroughProxy({ proxyPort: p.port, host, method: "GET", path: "/", ca: [local.ca.certPem] });
     expect(res.status).toBe(200);
     const rows = await eventually(() => {
       const r = p.db
@@ -308,11 +298,11 @@ describe("awkward requests and failing upstreams", () => {
   let closedPort = 0;
 
   beforeAll(async () => {
-    stalled = await startOrigin(originCa, () => {
+    stalled = await startOrigin(local.ca, () => {
       /* never answers */
     });
     // A TLS origin that writes raw HTTP: resets, or a Trailer header Node itself would refuse to send.
-    const issuer = await LeafIssuer.create(originCa);
+    const issuer = await LeafIssuer.create(local.ca);
     rawOrigin = tls.createServer({ SNICallback: (n, cb) => cb(null, issuer.secureContextFor(n)) }, (s) => {
       s.once("data", (d: Buffer) => {
         const path = d.toString().split(" ")[1];
@@ -338,12 +328,12 @@ describe("awkward requests and failing upstreams", () => {
 
     p = await startTestProxy({
       mapHost: [
-        `${COLLECTOR}=127.0.0.1:${origin.port}`,
+        `${COLLECTOR}=127.0.0.1:${local.origin.port}`,
         `refused.events.data.microsoft.com=127.0.0.1:${closedPort}`,
         `slow.events.data.microsoft.com=127.0.0.1:${stalled.port}`,
         `raw.events.data.microsoft.com=127.0.0.1:${rawOriginPort}`,
       ],
-      originCaPem: originCa.certPem,
+      originCaPem: local.ca.certPem,
       upstreamTimeout: "400",
       maxBody: String(8 * 1024 * 1024),
     });
@@ -385,10 +375,10 @@ describe("awkward requests and failing upstreams", () => {
 
   it("relays a 20 MB body and stores it cut at --max-body with a flag", async () => {
     const body = Buffer.alloc(20 * 1024 * 1024, 7);
-    const before = origin.received.length;
+    const before = local.origin.received.length;
     const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/big", body, ca: [p.caPem] });
     expect(res.status).toBe(200);
-    expect(origin.received[before].body.length).toBe(body.length);
+    expect(local.origin.received[before].body.length).toBe(body.length);
     const row = await rowFor("/big");
     expect(row.request_body_size).toBe(body.length);
     expect(row.request_body_truncated).toBe(1);
@@ -398,10 +388,10 @@ describe("awkward requests and failing upstreams", () => {
 
   it("relays a chunked body", async () => {
     const body = Buffer.from("x".repeat(100_000));
-    const before = origin.received.length;
+    const before = local.origin.received.length;
     const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path: "/chunked", body, chunkSize: 4096, ca: [p.caPem] });
     expect(res.status).toBe(200);
-    expect(origin.received[before].body.equals(body)).toBe(true);
+    expect(local.origin.received[before].body.equals(body)).toBe(true);
     const row = await rowFor("/chunked");
     expect(JSON.parse(row.request_headers)).toEqual(expect.arrayContaining([["Transfer-Encoding", "chunked"]]));
     expect(row.request_body_sha256).toBe(sha256(body));

@@ -2,6 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { afterAll, beforeAll } from "vitest";
+import { startOrigin, type Origin } from "./origin.js";
 import { initAuthority, type CertificateAuthority } from "../../src/ca/authority.js";
 import { parseProxyFlags } from "../../src/cli/proxy.js";
 import { createLogger } from "../../src/log.js";
@@ -30,6 +32,19 @@ export function tempDir(prefix = "exhaust-test-"): string {
 }
 
 /** A test origin CA, unconstrained, separate from the proxy's. */
+/** A local HTTPS origin with its own CA for one test file: started before its tests, closed after them. */
+export function useLocalOrigin(): { ca: CertificateAuthority; origin: Origin } {
+  const local = {} as { ca: CertificateAuthority; origin: Origin };
+  beforeAll(async () => {
+    local.ca = await makeOriginAuthority();
+    local.origin = await startOrigin(local.ca);
+  });
+  afterAll(async () => {
+    await local.origin?.close();
+  });
+  return local;
+}
+
 export async function makeOriginAuthority(): Promise<CertificateAuthority> {
   return initAuthority(tempDir("exhaust-origin-ca-"), { permittedDomains: [], unconstrained: true });
 }
