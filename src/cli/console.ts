@@ -22,13 +22,38 @@ export function resolveLogFormat(flag: string | undefined, stderrIsTty: boolean)
   throw new Error(`expected human, json or auto, got "${flag}"`);
 }
 
+/** How to trust the CA and remove it again, per OS: the banner's lines and `ca trust-help` read it. */
+const TRUST_BY_OS: ReadonlyArray<{
+  os: string;
+  heading: string;
+  add: (f: string) => string;
+  remove: (f: string) => string;
+  bannerNote?: string;
+}> = [
+  {
+    os: "Windows",
+    heading: "Windows (admin prompt; PowerShell or cmd):",
+    add: (f) => `certutil -addstore -f Root ${f}`,
+    remove: () => 'certutil -delstore Root "<the CA\'s CN, see exhaust ca show>"',
+    bannerNote: "   (admin prompt)",
+  },
+  {
+    os: "macOS",
+    heading: "macOS:",
+    add: (f) => `sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ${f}`,
+    remove: (f) => `sudo security remove-trusted-cert -d ${f}`,
+  },
+  {
+    os: "Linux",
+    heading: "Linux (Debian, Ubuntu; Fedora: /etc/pki/ca-trust/source/anchors and update-ca-trust):",
+    add: (f) => `sudo cp ${f} /usr/local/share/ca-certificates/exhaust.crt && sudo update-ca-certificates`,
+    remove: () => "sudo rm /usr/local/share/ca-certificates/exhaust.crt && sudo update-ca-certificates --fresh",
+  },
+];
+
 /** One line per OS: how to make clients trust the CA (details: `exhaust ca trust-help`). */
 export function trustLines(certFile: string): string[] {
-  return [
-    `Windows: certutil -addstore -f Root ${certFile}   (admin prompt)`,
-    `macOS:   sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ${certFile}`,
-    `Linux:   sudo cp ${certFile} /usr/local/share/ca-certificates/exhaust.crt && sudo update-ca-certificates`,
-  ];
+  return TRUST_BY_OS.map((t) => `${`${t.os}:`.padEnd(9)}${t.add(certFile)}${t.bannerNote ?? ""}`);
 }
 
 /** `exhaust ca trust-help`: the full instructions, per OS and per client that keeps its own store. */
@@ -37,15 +62,7 @@ export function trustHelp(certFile: string): string {
     `The CA certificate: ${certFile}`,
     "Trust it on the machine whose clients you capture (remove it again when done):",
     "",
-    "Windows (admin prompt; PowerShell or cmd):",
-    `  certutil -addstore -f Root ${certFile}`,
-    '  remove: certutil -delstore Root "<the CA\'s CN, see exhaust ca show>"',
-    "macOS:",
-    `  sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ${certFile}`,
-    `  remove: sudo security remove-trusted-cert -d ${certFile}`,
-    "Linux (Debian, Ubuntu; Fedora: /etc/pki/ca-trust/source/anchors and update-ca-trust):",
-    `  sudo cp ${certFile} /usr/local/share/ca-certificates/exhaust.crt && sudo update-ca-certificates`,
-    "  remove: sudo rm /usr/local/share/ca-certificates/exhaust.crt && sudo update-ca-certificates --fresh",
+    ...TRUST_BY_OS.flatMap((t) => [t.heading, `  ${t.add(certFile)}`, `  remove: ${t.remove(certFile)}`]),
     "Clients with their own store:",
     `  Node.js: NODE_EXTRA_CA_CERTS=${certFile}`,
     `  curl:    curl --cacert ${certFile} --proxy http://HOST:PORT ...`,
