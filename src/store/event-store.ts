@@ -400,7 +400,7 @@ function reasonsText(cf: ClassifiedField): string | null {
   return cf.reasons.length === 1 && cf.reasons[0] === cf.rule ? null : JSON.stringify(cf.reasons);
 }
 
-export function fieldValueText(f: Pick<DecodedField, "value">): string | null {
+function fieldValueText(f: Pick<DecodedField, "value">): string | null {
   const v = f.value;
   if (v === null) return null;
   if (typeof v === "string") return v;
