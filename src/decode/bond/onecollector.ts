@@ -35,6 +35,7 @@ import {
 } from "./reader.js";
 import { BASE_DATA_PREFIX, CS_EXTENSIONS, EXT_DATA_PREFIX, EXT_TYPE, RECORD_STRINGS, VK, type ExtSchema } from "./cs-schema.js";
 import { BondDecodeState } from "./state.js";
+import { PII_KIND_NAMES } from "../pii-kinds.js";
 
 class CsDecoder extends BondDecodeState {
   run(): DecodeResult {
@@ -456,14 +457,15 @@ class CsDecoder extends BondDecodeState {
   }
 }
 
-/** The slots of one Value struct (§3.5) as read off the wire, and the type of the value built from them. */
 /**
  * A Value's annotations, shared (frozen) between fields with the same wire type, PII kind and
- * customer-content bit: a few distinct ones per upload instead of an object per field.
+ * customer-content bit: a few distinct ones per upload instead of an object per field. Only the
+ * kinds the schema defines are shared, so values off the wire cannot grow the table (at most
+ * 18 x 16 x 2 entries); any other gets an object of its own.
  */
 const ANNOTATIONS = new Map<number, FieldAnnotations>();
-const ANNOTATION_KIND_MAX = 1023;
-const ANNOTATION_PII_MAX = 1023;
+const ANNOTATION_KIND_MAX = VK.ArrayGuid;
+const ANNOTATION_PII_MAX = Math.max(...Object.keys(PII_KIND_NAMES).map(Number));
 
 function valueAnnotations(kind: number, piiKind: number, cc: boolean): FieldAnnotations {
   const shared = kind >= 0 && kind <= ANNOTATION_KIND_MAX && piiKind >= 0 && piiKind <= ANNOTATION_PII_MAX;
@@ -479,6 +481,7 @@ function valueAnnotations(kind: number, piiKind: number, cc: boolean): FieldAnno
   return ann;
 }
 
+/** The slots of one Value struct (§3.5) as read off the wire, and the type of the value built from them. */
 class ValueSlots {
   kind: number = VK.String;
   str: string | undefined;
