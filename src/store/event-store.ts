@@ -35,8 +35,6 @@ export interface ProcessedUpload {
  */
 export const ROWS_PER_TRANSACTION_ALONE = 5000;
 export const ROWS_PER_TRANSACTION_BESIDE_PROXY = 2000;
-/** Shared classifier results whose class id is remembered by object (the classifier's own caches are bounded too). */
-const CLASS_RESULTS_MAX = 100_000;
 /** Field rows per INSERT statement: 4 parameters each (and 2 shared), well under SQLite's limit of 32,766. */
 const FIELD_ROWS_PER_INSERT = 64;
 
@@ -51,7 +49,8 @@ export class EventStore {
   private readonly paths = new Map<string, InternedPath[]>();
   private readonly classes = new Map<string, InternedClass[]>();
   /** field_classes ids of the classifier's shared (frozen) results, by object. */
-  private readonly classOfResult = new Map<ClassifiedField, number>();
+  // Weak: a result the classifier has dropped from its cache is dropped here too.
+  private classOfResult = new WeakMap<ClassifiedField, number>();
   /** Multi-row field INSERTs by row count, and the parameter array they are run with (reused). */
   private readonly insertFieldRows: Statement[] = [];
   private readonly fieldParams: unknown[] = [];
@@ -206,7 +205,7 @@ export class EventStore {
       // Ids interned in a rolled-back transaction do not exist.
       this.paths.clear();
       this.classes.clear();
-      this.classOfResult.clear();
+      this.classOfResult = new WeakMap();
       throw e;
     }
   }
@@ -313,7 +312,6 @@ export class EventStore {
     if (shared !== undefined) return shared;
     const id = this.internClass(cf);
     if (Object.isFrozen(cf)) {
-      if (this.classOfResult.size >= CLASS_RESULTS_MAX) this.classOfResult.clear();
       this.classOfResult.set(cf, id);
     }
     return id;
