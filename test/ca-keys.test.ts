@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CA_CERT_FILE, CA_KEY_FILE, initAuthority, loadAuthority } from "../src/ca/authority.js";
-import { LeafIssuer } from "../src/ca/leaf.js";
+import { LeafIssuer, MAX_COMMON_NAME_LENGTH, SUBJECT_ALT_NAME_INDEX } from "../src/ca/leaf.js";
 import { buildCertificate, isIpAddress, LeafTbsEncoder } from "../src/ca/x509.js";
 import { loadOrCreateSigningIdentity } from "../src/ca/signing.js";
 import { EndpointCatalog } from "../src/catalog/endpoints.js";
@@ -223,7 +223,7 @@ describe("a new host's leaf without forge", () => {
     for (const keyType of ["ecdsa", "rsa"] as const) {
       const ca = await initAuthority(join(scratch, `enc-${keyType}`), { permittedDomains: [], unconstrained: true, keyType });
       const issuer = await LeafIssuer.create(ca);
-      const encoder = LeafTbsEncoder.fromReference(issuer.leafTemplate("reference.invalid"), ca.key, 3);
+      const encoder = LeafTbsEncoder.fromReference(issuer.leafTemplate("reference.invalid"), ca.key, SUBJECT_ALT_NAME_INDEX);
       const names = [COLLECTOR, `${"a".repeat(60)}.events.data.microsoft.com`, "127.0.0.1", "::1", "fe80::1:2", "x_y.example"];
       for (const name of names) {
         for (const notAfter of [undefined, new Date("2051-06-01T12:34:56Z")]) {
@@ -236,7 +236,7 @@ describe("a new host's leaf without forge", () => {
             template.notAfter,
             name,
             isIpAddress(name),
-            name.length <= 64,
+            name.length <= MAX_COMMON_NAME_LENGTH,
           );
           expect(byEncoder.signatureOid).toBe(byForge.signatureOid);
           expect(byEncoder.tbsDer.toString("hex"), `${keyType} ${name} ${String(notAfter)}`).toBe(byForge.tbsDer.toString("hex"));

@@ -22,9 +22,9 @@ export { isIpAddress } from "./x509.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** The subjectAltName's place among leafTemplate's extensions (LeafTbsEncoder splices it). */
-const SUBJECT_ALT_NAME_INDEX = 3;
+export const SUBJECT_ALT_NAME_INDEX = 3;
 /** ub-common-name (RFC 5280): longer host names go in the SAN only. */
-const MAX_COMMON_NAME_LENGTH = 64;
+export const MAX_COMMON_NAME_LENGTH = 64;
 /**
  * Secure contexts made ahead with the leaf key already loaded: making one (OpenSSL's SSL_CTX plus
  * parsing the key) is about a millisecond, paid in a lull rather than in a new host's handshake.
@@ -75,7 +75,6 @@ export class LeafIssuer {
   private readonly cache: LRUCache<string, CachedContext>;
   private readonly caSubject: forge.pki.CertificateField[];
   private readonly caKeyIdentifier: string;
-  private readonly placeholderKey: forge.pki.rsa.PublicKey;
   /** Encodes a new host's TBS from parts made once (x509.ts), without forge. */
   private readonly encoder: LeafTbsEncoder;
   /**
@@ -100,8 +99,6 @@ export class LeafIssuer {
     const caCert = certificateFromDer(ca.certDer);
     this.caSubject = caCert.subject.attributes;
     this.caKeyIdentifier = subjectKeyIdentifierOf(caCert);
-    // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
-    this.placeholderKey = PLACEHOLDER_PUBLIC_KEY;
     this.encoder = LeafTbsEncoder.fromReference(this.leafTemplate("reference.invalid"), ca.key, SUBJECT_ALT_NAME_INDEX);
     this.signsInline = ca.keyType === "ecdsa";
     this.cache = new LRUCache({ max: maxEntries });
@@ -170,7 +167,8 @@ export class LeafIssuer {
       serialNumberHex: randomSerialNumberHex(),
       subject: name.length <= MAX_COMMON_NAME_LENGTH ? [{ shortName: "CN", value: name }] : [{ shortName: "O", value: "exhaust" }],
       issuer: this.caSubject,
-      publicKey: this.placeholderKey,
+      // forge's key slot must hold an RSA key; the certificate carries the leaf's ECDSA key (spliced).
+      publicKey: PLACEHOLDER_PUBLIC_KEY,
       subjectPublicKeyInfoDer: this.leafPublicKeyDer,
       notBefore,
       notAfter,
@@ -226,8 +224,7 @@ export class LeafIssuer {
     const name = normaliseHost(host);
     const cached = this.cachedContext(name);
     if (cached) return cached;
-    const leaf = this.issueLeafCertificate(name);
-    return this.contextWith(name, leaf.certPem, leaf.notAfter);
+    return this.issueNow(name);
   }
 
   /**
@@ -276,6 +273,11 @@ export class LeafIssuer {
   /** A new context for `name` signed on this thread (ECDSA CA), unless an issuance is under way. */
   private issueInline(name: string): SecureContext | undefined {
     if (!this.signsInline || this.issuing.has(name)) return undefined;
+    return this.issueNow(name);
+  }
+
+  /** A new context for `name` (already normalised), its leaf signed on this thread. */
+  private issueNow(name: string): SecureContext {
     const leaf = this.unsignedLeaf(name);
     return this.contextWith(name, signUnsigned(leaf.unsigned, this.ca.key).pem, leaf.notAfter);
   }

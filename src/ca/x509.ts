@@ -349,14 +349,6 @@ export function signCertificate(template: CertificateTemplate, issuerKey: KeyObj
   return signUnsigned(buildCertificate(template, issuerKey), issuerKey);
 }
 
-/**
- * The same, with the issuer's signature made on libuv's thread pool (node:crypto's callback form),
- * so a leaf issued while the proxy is busy costs its event loop only the ASN.1 work.
- */
-export function signCertificateAsync(template: CertificateTemplate, issuerKey: KeyObject): Promise<SignedCertificate> {
-  return signUnsignedAsync(buildCertificate(template, issuerKey), issuerKey);
-}
-
 const generateEcKeyPairAsync = promisify(generateKeyPair);
 
 /**
@@ -448,7 +440,7 @@ export function subjectKeyIdentifierOf(cert: forge.pki.Certificate): string {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- @types/node-forge types it as {}
   const extension = cert.getExtension("subjectKeyIdentifier") as { subjectKeyIdentifier?: string } | undefined;
   if (extension?.subjectKeyIdentifier) return forge.util.hexToBytes(extension.subjectKeyIdentifier);
-  if (cert.publicKey === PLACEHOLDER_PUBLIC_KEY || (cert.publicKey as forge.pki.rsa.PublicKey).n.equals(PLACEHOLDER_PUBLIC_KEY.n)) {
+  if ((cert.publicKey as forge.pki.rsa.PublicKey).n.equals(PLACEHOLDER_PUBLIC_KEY.n)) {
     throw new Error("the certificate has no subjectKeyIdentifier and a key forge cannot read");
   }
   return pki.getPublicKeyFingerprint(cert.publicKey, { type: "RSAPublicKey" }).getBytes();
