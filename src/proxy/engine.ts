@@ -361,7 +361,15 @@ export class ExhaustEngine {
       return;
     }
     res.writeHead(upstream.statusCode ?? 502, releasedHeaders(upstream.headers, st.req.headers["proxy-connection"] !== undefined));
-    upstream.on("data", (chunk: Buffer) => res.write(chunk));
+    // Back-pressure, as on the upload side: a slow client pauses the upstream's body instead of
+    // filling our memory; a client gone meanwhile lets it flow out (and be captured) again.
+    upstream.on("data", (chunk: Buffer) => {
+      if (!res.write(chunk) && !res.destroyed && !upstream.isPaused()) {
+        upstream.pause();
+        res.once("drain", () => upstream.resume());
+      }
+    });
+    res.once("close", () => upstream.resume());
     upstream.on("end", () => {
       res.end();
       void this.finish(st);
