@@ -32,7 +32,7 @@ export interface LogOptions {
 }
 
 /** Info lines wait at most this long in the buffer (warnings and errors are written at once). */
-export const LOG_FLUSH_MS = 50;
+const LOG_FLUSH_MS = 50;
 
 /** Bytes of buffered lines that are written at once, before LOG_FLUSH_MS is up. */
 const LOG_BUFFER_BYTES = 8192;
@@ -44,7 +44,7 @@ const LOG_BUFFER_BYTES = 8192;
  * error is written at once (with what is pending before it, so the order holds); `flush()` and the
  * process's exit write what is left.
  */
-export function bufferedStderr(): DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void } {
+function bufferedStderr(): DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void } {
   const sonic = pino.destination({ dest: 2, sync: false, minLength: LOG_BUFFER_BYTES });
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {

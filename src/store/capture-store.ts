@@ -366,6 +366,10 @@ export class CaptureStore implements CaptureSink {
     const failures = new Map<number, unknown>();
     // The chain heads as they were: a batch that does not commit must not advance them.
     const heads = new Map(this.lastHash);
+    const restoreHeads = () => {
+      this.lastHash.clear();
+      for (const [k, v] of heads) this.lastHash.set(k, v);
+    };
     try {
       // IMMEDIATE takes the write lock at BEGIN, so "busy" can only happen before anything is written.
       try {
@@ -375,18 +379,16 @@ export class CaptureStore implements CaptureSink {
         // A write (or the commit) failed and everything was rolled back: again, with a savepoint
         // per write, so that one bad row does not take the batch down. Every write is a statement
         // run again from the same state (the chain heads put back).
-        this.lastHash.clear();
-        for (const [k, v] of heads) this.lastHash.set(k, v);
+        restoreHeads();
         this.commitBatch.immediate(batch, failures);
       }
     } catch (e) {
-      this.lastHash.clear();
-      for (const [k, v] of heads) this.lastHash.set(k, v);
       if ((e as { code?: string }).code === "SQLITE_BUSY") {
+        restoreHeads();
         this.queue = [...batch, ...this.queue];
         return "busy";
       }
-      // The commit itself failed: nothing in the batch is durable.
+      // The commit itself failed: nothing in the batch is durable, and the heads are read again.
       this.lastHash.clear();
       for (const item of batch) item.reject(e);
       return "done";
