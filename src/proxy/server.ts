@@ -826,7 +826,7 @@ function answerClientError(socket: Duplex, err: Error & { code?: string }): void
 
 /** Opens a CONNECT tunnel through the corporate proxy given by --upstream. */
 function connectThroughProxy(proxy: URL, to: HostPort, onReady: (s: Duplex) => void, fail: (e: Error) => void, client: Socket): void {
-  const authority = to.host.includes(":") ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`;
+  const authority = formatHostPort(to);
   const headers: Record<string, string> = { host: authority };
   if (proxy.username) {
     headers["proxy-authorization"] =
