@@ -19,7 +19,7 @@ import net from "node:net";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { CA_KEY_TYPES, initAuthority, type CaKeyType } from "../src/ca/authority.js";
+import { DEFAULT_CA_KEY_TYPE, initAuthority, parseCaKeyType } from "../src/ca/authority.js";
 import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { openDatabase } from "../src/store/database.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
@@ -43,8 +43,7 @@ const arg = (name: string, fallback: number) => {
 };
 const durationMs = arg("--duration", 8000);
 const caKeyArg = process.argv.indexOf("--ca-key");
-const caKey = (caKeyArg > 0 ? process.argv[caKeyArg + 1] : "ecdsa") as CaKeyType;
-if (!CA_KEY_TYPES.includes(caKey)) throw new Error(`--ca-key: expected ${CA_KEY_TYPES.join(" or ")}, got ${caKey}`);
+const caKey = parseCaKeyType(caKeyArg > 0 ? process.argv[caKeyArg + 1] : DEFAULT_CA_KEY_TYPE);
 const newHosts = arg("--hosts", 200);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");

@@ -18,7 +18,7 @@ import {
   type CaKeyType,
 } from "./x509.js";
 
-export { CA_KEY_TYPES, DEFAULT_CA_KEY_TYPE, type CaKeyType } from "./x509.js";
+export { CA_KEY_TYPES, DEFAULT_CA_KEY_TYPE, parseCaKeyType, type CaKeyType } from "./x509.js";
 
 export const CA_CERT_FILE = "exhaust-ca.pem";
 export const CA_KEY_FILE = "exhaust-ca.key";

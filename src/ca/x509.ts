@@ -2,6 +2,7 @@ import { createHash, generateKeyPair, randomBytes, sign, type KeyObject } from "
 import { isIP } from "node:net";
 import { promisify } from "node:util";
 import forge from "node-forge";
+import { exhaustError } from "../errors.js";
 
 /**
  * Certificate plumbing shared by the CA and the leaf issuer. forge builds the ASN.1; node:crypto
@@ -22,6 +23,12 @@ const RSA_MODULUS_BITS = 2048;
 export type CaKeyType = "ecdsa" | "rsa";
 export const CA_KEY_TYPES: readonly CaKeyType[] = ["ecdsa", "rsa"];
 export const DEFAULT_CA_KEY_TYPE: CaKeyType = "ecdsa";
+
+/** A --ca-key value as given, checked: one of CA_KEY_TYPES, else EXH_OPT_INVALID naming the option. */
+export function parseCaKeyType(value: string, option = "--ca-key"): CaKeyType {
+  if ((CA_KEY_TYPES as readonly string[]).includes(value)) return value as CaKeyType;
+  throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected ${CA_KEY_TYPES.join(" or ")}, got "${value}"` });
+}
 
 /** Loose DNS name: lower-case labels of letters, digits, `-` and `_` (seen in real Microsoft hosts). */
 export const DNS_NAME_PATTERN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;

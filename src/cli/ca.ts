@@ -8,7 +8,7 @@ import {
   exportAuthority,
   initAuthority,
   loadAuthority,
-  type CaKeyType,
+  parseCaKeyType,
 } from "../ca/authority.js";
 import { loadOrCreateSigningIdentity, SIGNING_CERT_FILE } from "../ca/signing.js";
 import { EndpointCatalog } from "../catalog/endpoints.js";
@@ -30,18 +30,13 @@ export function registerCaCommand(program: Command): void {
     .option("--ca-key <type>", `the CA's key: ${CA_KEY_TYPES.join(" | ")} (ECDSA P-256 or RSA-2048)`, DEFAULT_CA_KEY_TYPE)
     .action((opts: { certs: string; unconstrained?: boolean; force?: boolean; catalog?: string; caKey: string }) =>
       runCommand(async () => {
-        if (!(CA_KEY_TYPES as readonly string[]).includes(opts.caKey)) {
-          throw exhaustError("EXH_OPT_INVALID", {
-            option: "--ca-key",
-            reason: `expected ${CA_KEY_TYPES.join(" or ")}, got "${opts.caKey}"`,
-          });
-        }
+        const keyType = parseCaKeyType(opts.caKey);
         const catalog = EndpointCatalog.load(opts.catalog);
         const authority = await initAuthority(opts.certs, {
           permittedDomains: catalog.constraintDomains(),
           unconstrained: opts.unconstrained ?? false,
           force: opts.force ?? false,
-          keyType: opts.caKey as CaKeyType,
+          keyType,
         });
         // The evidence-bundle signing key, issued by this CA (re-issued when the CA was replaced).
         await loadOrCreateSigningIdentity(authority);
