@@ -23,14 +23,21 @@ export function captureAddon(store: CaptureSink, session: SessionInfo): Addon {
     }
     committed.add(x);
   };
+  // Connection rows and completions acknowledge nothing to a client. Once the store is gone its
+  // guard has said so, once, and the proxy stops with that error as its last line: each connection
+  // closing on the way out would only repeat it as an addon failure.
+  const unlessStoreGone = (write: Promise<void>) =>
+    write.catch((e: unknown) => {
+      if (!(isExhaustError(e) && e.code === "EXH_STORE_GONE")) throw e;
+    });
   return {
     name: "capture",
     required: ["onResponse"],
-    onConnectionOpened: (c) => store.openConnection(session, c),
-    onConnectionClosed: (c) => store.closeConnection(c),
+    onConnectionOpened: (c) => unlessStoreGone(store.openConnection(session, c)),
+    onConnectionClosed: (c) => unlessStoreGone(store.closeConnection(c)),
     onResponse: commit,
     onError: commit,
-    onExchangeEnd: (x) => (committed.has(x) ? store.completeExchange(completionOf(x)) : undefined),
+    onExchangeEnd: (x) => (committed.has(x) ? unlessStoreGone(store.completeExchange(completionOf(x))) : undefined),
     close: () => store.flush(),
   };
 }
