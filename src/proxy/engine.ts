@@ -21,7 +21,7 @@ import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs, type InflightBudget } from "./body.js";
-import { formatHostPort, MAX_HEADER_BYTES, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, parseAuthority, type HostPort, type ProxyOptions } from "./options.js";
 import type { Route } from "./targets.js";
 import {
   classifyUpstreamError,
@@ -40,8 +40,11 @@ import {
 } from "./relay.js";
 import { relayWebSocket } from "./websocket-relay.js";
 
-/** An absolute-form request target: scheme and authority, then the path (group 1). */
-const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*([^#]*)/i;
+/**
+ * An absolute-form request target: its scheme (group 1), its authority without any userinfo
+ * (group 2), then the path and query (group 3).
+ */
+const ABSOLUTE_FORM = /^(https?):\/\/(?:[^/?#@]*@)?([^/?#]*)([^#]*)/i;
 
 /** Pending body bytes that are written upstream at once rather than at the end of the turn. */
 const RELAY_WRITE_BYTES = 64 * 1024;
@@ -115,24 +118,34 @@ export class ExhaustEngine {
 
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
+    // The request target, parsed once: an absolute-form URL (`POST https://host/path`) is stored and
+    // forwarded as its path, as the origin expects; outside a tunnel its authority names the target,
+    // else the Host header does.
+    let authority = req.headers.host;
     const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
-    if (absolute && !isTls && /^https:/i.test(req.url!)) {
-      // A plain proxy request for an https:// URL (the Application Insights Node.js SDK sends its
-      // uploads so): exhaust makes the TLS connection, so it is an https exchange to host:443.
-      req.headers.host = new URL(req.url!).host;
-      isTls = true;
+    if (absolute) {
+      req.url = absolute[3] || "/";
+      if (!isTls) {
+        authority = absolute[2];
+        if (absolute[1].toLowerCase() === "https") {
+          // A plain proxy request for an https:// URL (the Application Insights Node.js SDK sends its
+          // uploads so): exhaust makes the TLS connection, so it is an https exchange to host:443.
+          req.headers.host = authority;
+          isTls = true;
+        }
+      }
     }
-    // Inside a tunnel the target is the CONNECT's: an absolute-form request line
-    // (`POST https://host/path`) is stored and forwarded as its path, as the origin expects.
-    if (absolute && isTls) req.url = absolute[1] || "/";
-    const target = requestTarget(req, isTls ? 443 : 80);
+    // On a connection bound to a CONNECT the target is the CONNECT's (a Host naming another is
+    // recorded as a finding, whatever it says); elsewhere a request without one is refused.
+    const route = this.deps.routeOf(req);
+    const target = route?.bound ? route : authority === undefined ? undefined : parseAuthority(authority, isTls ? 443 : 80);
     if (!target) {
       req.resume();
       res.writeHead(400, { "Content-Type": "text/html; charset=utf-8" });
       res.end("Bad request: Host missing...", "utf-8");
       return;
     }
-    this.beginExchange(req, res, isTls, target);
+    this.beginExchange(req, res, isTls, target, route);
   }
 
   /** Upstream sockets the agents hold (open or pooled), for the descriptor gauge. */
@@ -184,12 +197,9 @@ export class ExhaustEngine {
     return { x, conn };
   }
 
-  private beginExchange(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean, target: { host: string; port: number }): void {
+  private beginExchange(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean, target: HostPort, route: Route | undefined): void {
     const { options } = this.deps;
-    const route = this.deps.routeOf(req);
-    const { x, conn } = route?.bound
-      ? this.newExchange(req, isTls, route.host, route.port, req.url ?? "/")
-      : this.newExchange(req, isTls, target.host.toLowerCase(), target.port, req.url ?? "/");
+    const { x, conn } = this.newExchange(req, isTls, route?.bound ? route.host : target.host.toLowerCase(), target.port, req.url ?? "/");
     if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
     let markRequestDone!: () => void;
     const st: RequestState = {
@@ -539,19 +549,6 @@ export class ExhaustEngine {
     // Let the client finish sending (or give up) so the stored body is what it sent.
     st.req.resume();
   }
-}
-
-/**
- * Where a request goes when no CONNECT bound its connection: an absolute-form `http://` target
- * (the request line becomes its path), else the Host header; undefined when there is neither.
- */
-function requestTarget(req: http.IncomingMessage, defaultPort: number): { host: string; port: number } | undefined {
-  const absolute = /^http:\/\/([^/]+)(.*)/.exec(req.url ?? "");
-  if (absolute) req.url = absolute[2] || "/";
-  const authority = absolute ? absolute[1] : req.headers.host;
-  if (!authority) return undefined;
-  const parts = authority.split(":");
-  return { host: parts[0], port: parts.length === 2 ? Number(parts[1]) : defaultPort };
 }
 
 /**

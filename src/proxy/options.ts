@@ -57,9 +57,28 @@ export const PROXY_DEFAULTS = {
  */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
+/**
+ * An authority as HTTP writes it (RFC 3986 §3.2.2): HOST, HOST:PORT, [IPV6] or [IPV6]:PORT.
+ * Group 1 is a bracketed host (without the brackets), group 2 any other host, group 3 the port
+ * (empty after a bare colon). One pattern for the option parser and the request targets.
+ */
+const AUTHORITY = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d{0,5}))?$/;
+
+/**
+ * The host (IPv6 without brackets, what formatHostPort writes back) and port of a Host header or a
+ * request target's authority; `defaultPort` when it has none. Undefined when it is not one.
+ */
+export function parseAuthority(text: string, defaultPort: number): HostPort | undefined {
+  const m = AUTHORITY.exec(text);
+  const host = m?.[1] ?? m?.[2];
+  if (!host) return undefined;
+  const port = m![3] ? Number(m![3]) : defaultPort;
+  return port <= 65535 ? { host, port } : undefined;
+}
+
 export function parseHostPort(option: string, text: string, defaultHost?: string): HostPort {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) {
+  const m = AUTHORITY.exec(text.trim());
+  if (!m?.[3]) {
     if (defaultHost !== undefined && /^\d{1,5}$/.test(text)) return checkPort(option, { host: defaultHost, port: Number(text) });
     throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected HOST:PORT, got "${text}"` });
   }
