@@ -45,17 +45,31 @@ export function localAnswer(addons: AddonChain, x: Exchange): LocalResponse {
 /** How long a client is asked to wait after a refused release (RFC 9110 Retry-After, seconds). */
 export const RETRY_AFTER_SECONDS = 5;
 
-/** 503 with Retry-After and the error code: telemetry clients keep the batch and send it again. */
+/**
+ * exhaust's own answer for an error: `status`, the code in X-Exhaust-Error, Retry-After on a 503
+ * (telemetry clients keep the batch and send it again), one line of text. Every answer exhaust
+ * gives for an error is this one, written by the engine or, as bytes (rawAnswer), on a socket.
+ */
+export function exhaustAnswer(error: { code: string; message: string }, status: number): LocalResponse {
+  const headers: RawHeaders = [
+    ["Content-Type", "text/plain; charset=utf-8"],
+    ["X-Exhaust-Error", error.code],
+  ];
+  if (status === 503) headers.push(["Retry-After", String(RETRY_AFTER_SECONDS)]);
+  return { status, headers, body: Buffer.from(`exhaust: ${error.message}\n`) };
+}
+
+/** The error codes that have an HTTP status in the error table. */
+export type HttpErrorCode = { [K in ErrorCode]: (typeof ERROR_DEFINITIONS)[K] extends { httpStatus: number } ? K : never }[ErrorCode];
+
+/** The answer for an error code, with the status the code has in the error table. */
+export function codeAnswer(code: HttpErrorCode, params: Record<string, string | number>): LocalResponse {
+  return exhaustAnswer(errorInfo(code, params), ERROR_DEFINITIONS[code].httpStatus);
+}
+
+/** 503 with Retry-After and the error code. */
 export function retryLaterAnswer(error: { code: string; message: string }): LocalResponse {
-  return {
-    status: 503,
-    headers: [
-      ["Content-Type", "text/plain; charset=utf-8"],
-      ["Retry-After", String(RETRY_AFTER_SECONDS)],
-      ["X-Exhaust-Error", error.code],
-    ],
-    body: Buffer.from(`exhaust: ${error.message}\n`),
-  };
+  return exhaustAnswer(error, 503);
 }
 
 /**
@@ -106,14 +120,7 @@ export interface UpstreamFailure {
 
 /** The answer exhaust gives for an upstream that failed: its status, its code in X-Exhaust-Error, one line. */
 export function errorAnswer(failure: UpstreamFailure): LocalResponse {
-  return {
-    status: failure.status,
-    headers: [
-      ["Content-Type", "text/plain; charset=utf-8"],
-      ["X-Exhaust-Error", failure.error.code],
-    ],
-    body: Buffer.from(`exhaust: ${failure.error.message}\n`),
-  };
+  return exhaustAnswer(failure.error, failure.status);
 }
 
 /**
@@ -142,6 +149,12 @@ export function sniName(host: string): string | undefined {
 /** A status line and headers as bytes, in the given order and case. */
 export function rawResponseHead(status: number, headers: RawHeaders, message = http.STATUS_CODES[status] ?? ""): string {
   return `HTTP/1.1 ${status} ${message}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
+}
+
+/** A whole answer as bytes for a raw socket, with its length, closing the connection. */
+export function rawAnswer(answer: LocalResponse): Buffer {
+  const head = rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]);
+  return Buffer.concat([Buffer.from(head), answer.body]);
 }
 
 /** A lower-case ASCII host name or IPv4 address: one a URL parser would leave as it is. */

@@ -4,8 +4,8 @@ import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { randomUUID } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { ERROR_DEFINITIONS, exhaustError } from "../errors.js";
-import { RETRY_AFTER_SECONDS } from "./relay.js";
+import { exhaustError } from "../errors.js";
+import { codeAnswer, rawAnswer, type HttpErrorCode } from "./relay.js";
 import type { EndpointCatalog } from "../catalog/endpoints.js";
 import type { LeafIssuer } from "../ca/leaf.js";
 import type { Logger } from "../log.js";
@@ -745,15 +745,9 @@ class DescriptorGauge {
   }
 }
 
-/** A short answer of our own, its status from the error table, the error code in X-Exhaust-Error. */
-function localAnswer(
-  code: "EXH_PROXY_BUSY" | "EXH_TARGET_REFUSED" | "EXH_UPSTREAM_FAILED",
-  params: Record<string, string | number>,
-): string {
-  const status = ERROR_DEFINITIONS[code].httpStatus;
-  const body = `exhaust: ${exhaustError(code, params).message}\n`;
-  const extra = status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : "";
-  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Exhaust-Error: ${code}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+/** A short answer of our own (relay.ts's codeAnswer), as bytes for the raw client socket. */
+function localAnswer(code: HttpErrorCode, params: Record<string, string | number>): Buffer {
+  return rawAnswer(codeAnswer(code, params));
 }
 
 /** The target of a plain proxy request: its absolute-form URL, else its Host header. */

@@ -20,6 +20,7 @@ import {
   localAnswer,
   noteHostMismatch,
   NOT_RELAYED_IN_UPGRADE,
+  rawAnswer,
   rawResponseHead,
   recordUpstreamResponse,
   refusal,
@@ -69,10 +70,7 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
   x.requestEndedAt = x.startedAt;
   env.requestHeadersKnown(x);
   const sendLocal = (answer: LocalResponse) => {
-    client.write(
-      rawResponseHead(answer.status, [...answer.headers, ["Content-Length", String(answer.body.length)], ["Connection", "close"]]),
-    );
-    client.end(answer.body);
+    client.end(rawAnswer(answer));
   };
   const answerLocally = async (answer: LocalResponse) => {
     x.respondedAt = Date.now();
