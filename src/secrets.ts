@@ -11,16 +11,11 @@ import { globPattern } from "./glob.js";
 import { CLASSIFIERS_DIR } from "./paths.js";
 
 export const SECRETS_FILE = join(CLASSIFIERS_DIR, "secrets.yaml");
-/**
- * A credential's value counts (is followed into bodies, marks a URL field secret) from this many
- * characters: shorter ones (`code=1`) would redact ordinary text. detector.url-secret-query's
- * minValueLength in classifiers/detectors/secrets.yaml says the same (a test keeps them equal).
- */
-export const MIN_SECRET_VALUE_LENGTH = 8;
-
 export type SecretPlace = "header" | "query" | "json";
 
 const Schema = z.object({
+  minValueLength: z.number().int().min(1),
+  minValueLengthSource: z.string().min(1),
   secrets: z
     .array(
       z.object({
@@ -38,7 +33,7 @@ export interface SecretName {
   source: string;
 }
 
-let loaded: { entries: SecretName[]; patterns: Record<SecretPlace, RegExp>; jsonKeyInText: RegExp } | undefined;
+let loaded: { entries: SecretName[]; minValueLength: number; patterns: Record<SecretPlace, RegExp>; jsonKeyInText: RegExp } | undefined;
 
 function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
@@ -50,10 +45,20 @@ function load(): NonNullable<typeof loaded> {
   const jsonAlts = parsed.secrets.filter((e) => e.in.includes("json")).map((e) => globPattern(e.name, '[^"]*'));
   loaded = {
     entries: parsed.secrets,
+    minValueLength: parsed.minValueLength,
     patterns: { header: pattern("header"), query: pattern("query"), json: pattern("json") },
     jsonKeyInText: new RegExp(`"(?:${jsonAlts.join("|")})"\\s*:`, "i"),
   };
   return loaded;
+}
+
+/**
+ * A credential's value counts (is followed into bodies, marks a URL field secret) from this many
+ * characters: shorter ones (`code=1`) would redact ordinary text. Set in classifiers/secrets.yaml
+ * (`minValueLength`), the one place.
+ */
+export function minSecretValueLength(): number {
+  return load().minValueLength;
 }
 
 /** Every entry of the list, with its source. */
@@ -103,9 +108,10 @@ function decodeQueryPart(s: string): string {
 /**
  * The values of credential parameters (classifiers/secrets.yaml, `in: query`) inside a text that
  * holds a URL or query string (`…/geocode/json?latlng=…&key=AIza…`), URL-decoded, each at least
- * `minLength` characters: what a field value carries in its query that must not leave unredacted.
+ * `minLength` characters (by default the list's minValueLength): what a field value carries in its
+ * query that must not leave unredacted.
  */
-export function secretQueryValues(text: string, minLength = 1): string[] {
+export function secretQueryValues(text: string, minLength = minSecretValueLength()): string[] {
   if (!text.includes("=")) return [];
   const out: string[] = [];
   QUERY_PAIR.lastIndex = 0;

@@ -11,7 +11,7 @@ import { classifyEvent, loadRulePacks } from "../src/classify/engine.js";
 import type { DecodedEvent, DecodedField } from "../src/decode/types.js";
 import { createRedactor, REDACTED_PREFIX } from "../src/export/redaction.js";
 import { secretDetectorIds } from "../src/export/learn-secrets.js";
-import { MIN_SECRET_VALUE_LENGTH, secretQueryValues } from "../src/secrets.js";
+import { minSecretValueLength, SECRETS_FILE, secretQueryValues } from "../src/secrets.js";
 import { parse as parseYaml } from "yaml";
 import { CLASSIFIERS_DIR } from "../src/paths.js";
 import { openDatabase } from "../src/store/database.js";
@@ -59,7 +59,7 @@ const TABLE: Array<[string, string, string | undefined]> = [
 describe("a credential in a URL's query marks the field secret", () => {
   it.each(TABLE)("%s = %s", (path, value, credential) => {
     const c = classifyOne(path, value);
-    expect(secretQueryValues(value, MIN_SECRET_VALUE_LENGTH)).toEqual(credential === undefined ? [] : [credential]);
+    expect(secretQueryValues(value)).toEqual(credential === undefined ? [] : [credential]);
     if (credential === undefined) {
       expect(c.secret).toBeUndefined();
       expect(c.reasons).not.toContain("detector.url-secret-query");
@@ -76,12 +76,22 @@ describe("a credential in a URL's query marks the field secret", () => {
   });
 });
 
-it("the detector and the exports count a credential from the same length", () => {
+it("the detector and the exports count a credential from the one length classifiers/secrets.yaml sets", () => {
+  const list = parseYaml(readFileSync(SECRETS_FILE, "utf8")) as { minValueLength: number };
+  expect(minSecretValueLength()).toBe(list.minValueLength);
+  // The detector pack does not say it again.
   const pack = parseYaml(readFileSync(join(CLASSIFIERS_DIR, "detectors", "secrets.yaml"), "utf8")) as {
-    detectors: Array<{ id: string; match: { type: string; minValueLength?: number } }>;
+    detectors: Array<{ id: string; match: Record<string, unknown> }>;
   };
-  const detector = pack.detectors.find((d) => d.match.type === "url-secret-query");
-  expect(detector?.match.minValueLength).toBe(MIN_SECRET_VALUE_LENGTH);
+  expect(pack.detectors.find((d) => d.match.type === "url-secret-query")?.match).toEqual({ type: "url-secret-query" });
+  // At the length a value counts for both; one character shorter, for neither.
+  const r = createRedactor(Buffer.alloc(32, 7));
+  for (const n of [list.minValueLength, list.minValueLength - 1]) {
+    const url = `https://api.example.com/v1/items?api_key=${"k".repeat(n)}`;
+    const counts = n >= list.minValueLength;
+    expect(classifyOne("data.baseData.target", url).secret === true, `detector, ${n} characters`).toBe(counts);
+    expect(r.field("data.baseData.target", url) !== url, `export, ${n} characters`).toBe(counts);
+  }
 });
 
 describe("exports redact such a field like any other credential", () => {

@@ -160,8 +160,8 @@ export const DETECTOR_MATCH_TYPES: { [K in DetectorMatchDef["type"]]: (def: Extr
     };
   },
 
-  "url-secret-query"(def) {
-    return (v) => secretQueryValues(v, def.minValueLength).length > 0;
+  "url-secret-query"() {
+    return (v) => secretQueryValues(v).length > 0;
   },
 
   "free-text"(def) {

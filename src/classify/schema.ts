@@ -92,8 +92,8 @@ export const DetectorMatchSchema = z.discriminatedUnion("type", [
     digits: z.strictObject({ min: Int, max: Int }).optional(),
   }),
   z.strictObject({ type: z.literal("ipv6") }),
-  /** A URL or query string with a parameter named in classifiers/secrets.yaml (`in: query`) carrying a value of at least minValueLength characters. */
-  z.strictObject({ type: z.literal("url-secret-query"), minValueLength: Int.min(1) }),
+  /** A URL or query string with a parameter named in classifiers/secrets.yaml (`in: query`) carrying a value of at least that file's minValueLength characters. */
+  z.strictObject({ type: z.literal("url-secret-query") }),
   /** Hex (`0x…`) or base64 that decodes to printable text: the detectors run on that text too. */
   z.strictObject({ type: z.literal("wrapped-text"), minChars: Int.min(3) }),
   z.strictObject({

@@ -15,7 +15,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from "node:path";
 import { exhaustError } from "../errors.js";
 import { isSecretHeader, REDACTED } from "../log.js";
-import { isSecretJsonKey, MIN_SECRET_VALUE_LENGTH, secretQueryValues } from "../secrets.js";
+import { isSecretJsonKey, secretQueryValues } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 import { SecretValues } from "./secret-values.js";
 
@@ -127,7 +127,7 @@ function makeRedactor(hash: ((value: string) => string) | undefined): Redactor {
       if (isSecretJsonKey(path)) return hide(typeof value === "string" ? value : JSON.stringify(value));
       if (typeof value === "string") {
         // A URL whose query carries a credential (api key, token, signature): its value is learned, the field hidden.
-        const inQuery = secretQueryValues(value, MIN_SECRET_VALUE_LENGTH);
+        const inQuery = secretQueryValues(value);
         for (const v of inQuery) hide(v);
         return inQuery.length > 0 || secrets.inText(value) !== undefined ? hide(value) : value;
       }

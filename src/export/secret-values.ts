@@ -12,13 +12,11 @@ import {
   isSecretJsonKey,
   isSecretParam,
   mayHoldSecretJsonKey,
-  MIN_SECRET_VALUE_LENGTH,
+  minSecretValueLength,
   secretQueryValues,
 } from "../secrets.js";
 import type { RawHeaders } from "../types.js";
 
-/** The whole value (or the token after its scheme) counts from this many characters. */
-const MIN_WHOLE = MIN_SECRET_VALUE_LENGTH;
 /** A piece of a value (a cookie's GUID, a ticket's t=...) counts from this many characters. */
 const MIN_PIECE = 16;
 /** Bodies searched after content decoding, at most this large. */
@@ -41,16 +39,16 @@ function tryBase64(s: string): string | undefined {
   return d.length >= 12 && PRINTABLE.test(d) ? d : undefined;
 }
 
-/** Every form of a credential value worth looking for, each at least MIN_WHOLE characters. */
+/** Every form of a credential value worth looking for, each at least minSecretValueLength() characters (classifiers/secrets.yaml): the whole value, or the token after its scheme. */
 export function credentialForms(value: string): Set<string> {
   const base = new Set<string>();
   const add = (s: string | undefined, min: number) => {
     const t = s?.trim();
     if (t && t.length >= min) base.add(t);
   };
-  add(value, MIN_WHOLE);
+  add(value, minSecretValueLength());
   const scheme = /^[A-Za-z][\w.+-]*\s+(\S[\s\S]*)$/.exec(value.trim());
-  if (scheme) add(scheme[1], MIN_WHOLE);
+  if (scheme) add(scheme[1], minSecretValueLength());
   for (const piece of value.split(/[\s;,"'&|]+/)) {
     add(piece, MIN_PIECE);
     const eq = piece.indexOf("=");
@@ -59,7 +57,7 @@ export function credentialForms(value: string): Set<string> {
     if (colon > 0) add(piece.slice(colon + 1), MIN_PIECE);
   }
   for (const b of [...base]) {
-    add(tryDecodeUri(b), MIN_WHOLE);
+    add(tryDecodeUri(b), minSecretValueLength());
     add(tryBase64(b), 12);
   }
   const out = new Set(base);
@@ -118,7 +116,7 @@ export class SecretValues {
   }
 
   add(value: string): void {
-    if (value.length < MIN_WHOLE) return;
+    if (value.length < minSecretValueLength()) return;
     for (const f of credentialForms(value)) {
       if (!this.forms.has(f) && Buffer.byteLength(f) >= WINDOW) {
         this.forms.set(f, value);
@@ -177,7 +175,7 @@ export class SecretValues {
   learnField(path: string, value: unknown): void {
     if (value === null || value === undefined) return;
     if (isSecretJsonKey(path)) this.add(typeof value === "string" ? value : JSON.stringify(value));
-    else if (typeof value === "string") for (const v of secretQueryValues(value, MIN_WHOLE)) this.add(v);
+    else if (typeof value === "string") for (const v of secretQueryValues(value, minSecretValueLength())) this.add(v);
   }
 
   private buildIndex(): NonNullable<typeof this.index> {
