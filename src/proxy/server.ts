@@ -12,7 +12,6 @@ import type { Logger } from "../log.js";
 import type { ConnectionRecord } from "../types.js";
 import { deniedResponse } from "./addons/access.js";
 import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js";
-import { hostModeResolver } from "./addons/modes.js";
 import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
 import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
@@ -65,7 +64,6 @@ class ProxyServer {
   private readonly log: Logger;
   private readonly issuer: LeafIssuer;
   private readonly addons: AddonChain;
-  private readonly modeOf: ReturnType<typeof hostModeResolver>;
   private readonly connections = new WeakMap<object, ConnectionRecord>();
   private readonly routes = new WeakMap<object, Route>();
   /** Connections whose client sent a request (or tried to) after the handshake. */
@@ -91,7 +89,6 @@ class ProxyServer {
     this.log = log;
     this.issuer = deps.issuer;
     this.addons = new AddonChain(deps.addons, log);
-    this.modeOf = hostModeResolver(options, catalog);
     this.targets = new TargetPolicy(options, () => this.bound);
     this.engine = new ExhaustEngine({
       options,
@@ -287,7 +284,7 @@ class ProxyServer {
     if (!target) return true; // no target at all: the engine answers 400
     // Answered here (sinkhole, block): nothing is relayed, so nothing to check, and no name is
     // looked up in DNS on the way.
-    if (this.modeOf(target.host) !== "forward") return true;
+    if ((this.addons.modeOf(target.host) ?? options.mode) !== "forward") return true;
     const mapped = options.mapHosts.get(target.host);
     const check = await this.targets.check(target, mapped, !options.upstreamProxy);
     if (check.ok) {

@@ -50,6 +50,12 @@ export interface Addon {
   /** A proxy request or CONNECT arrived: a status (403, 407) refuses the client. First refusal wins. */
   admit?(req: ClientRequest): 403 | 407 | undefined;
   onConnect?(d: ConnectDecision): void;
+  /**
+   * The mode a host's exchanges get, asked before there is an exchange (a plain proxy request's
+   * target is checked only when it will be relayed). An addon that sets `x.mode` in
+   * `onRequestHeaders` says the same here; the last answer wins. The modes addon answers.
+   */
+  modeOf?(host: string): ProxyMode | undefined;
   onConnectionOpened?(c: ConnectionRecord): void | Promise<void>;
   onConnectionClosed?(c: ConnectionRecord): void | Promise<void>;
   /** Request line and headers are known, the body is not: set the mode, the upstream. */
@@ -193,6 +199,25 @@ export class AddonChain {
   /** The first refusal of a client; an addon that throws here refuses it (fail closed: 403). */
   admit(req: ClientRequest): 403 | 407 | undefined {
     return this.firstAnswer("admit", req, (addon) => addon.admit?.(req), 403);
+  }
+
+  /**
+   * The mode of a host, or undefined when no addon says: the last answer, as a later addon's
+   * `onRequestHeaders` overrides an earlier one's mode. An addon that throws here answers
+   * "forward": the target is checked as for a relay (fail closed).
+   */
+  modeOf(host: string): ProxyMode | undefined {
+    let mode: ProxyMode | undefined;
+    for (const addon of this.addons) {
+      if (!addon.modeOf) continue;
+      try {
+        mode = addon.modeOf(host) ?? mode;
+      } catch (e) {
+        this.failed(addon, "modeOf", { host }, e);
+        return "forward";
+      }
+    }
+    return mode;
   }
 
   /** The first local answer to an exchange; an addon that throws here is passed over. */

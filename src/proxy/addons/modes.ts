@@ -29,7 +29,7 @@ export function parseHostMode(text: string): { pattern: string; mode: ProxyMode 
 }
 
 /** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
-export function hostModeResolver(
+function hostModeResolver(
   options: Pick<AddonContext["options"], "hostModes" | "mode">,
   catalog: AddonContext["catalog"],
   patternMode = hostModePatterns(options),
@@ -84,6 +84,7 @@ export function modesAddon({ options, catalog }: AddonContext): Addon {
         d.reason = `host-mode ${pattern} on a host not intercepted`;
       }
     },
+    modeOf: modeFor,
     onRequestHeaders(x) {
       x.mode = modeFor(x.host);
     },
