@@ -3,25 +3,12 @@
  * will be relayed: the server asks the addons for the host's mode, the same answer the exchange
  * then gets from them (one place: the modes addon, and any addon that sets a mode).
  */
-import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Addon } from "../src/proxy/addons/addon.js";
+import { plainProxyRequest } from "./helpers/plain.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
-function plainRequest(port: number, url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const host = new URL(url).host;
-    const req = http.request({ host: "127.0.0.1", port, method: "POST", path: url, headers: { host }, agent: false });
-    req.on("response", (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end('{"name":"plain"}\n');
-  });
-}
+const plainRequest = (port: number, url: string) => plainProxyRequest(port, url, new URL(url).host, '{"name":"plain"}\n');
 
 describe("the mode a plain request's target check acts on is the addons'", () => {
   let p: TestProxy | undefined;

@@ -5,6 +5,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { plainProxyRequest } from "./helpers/plain.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 /** A plain HTTP origin on [::1], or the reason there is none on this machine. */
@@ -43,20 +44,7 @@ describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${
     });
   });
 
-  /** One plain proxy request; the answer's status and body. */
-  function viaProxy(path: string, host: string): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port: p.port, method: "POST", path, headers: { host }, agent: false });
-      req.on("response", (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-      req.end("{}");
-    });
-  }
+  const viaProxy = (path: string, host: string) => plainProxyRequest(p.port, path, host);
 
   function stored(path: string): Promise<{ host: string; port: number; path: string; outcome: string }> {
     return eventually(
