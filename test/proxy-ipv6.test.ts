@@ -3,10 +3,13 @@
  * the Host header are split into host and port correctly, stored so, and relayed there.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
+import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LeafIssuer } from "../src/ca/leaf.js";
+import { connectTunnel } from "./helpers/client.js";
 import { plainProxyRequest } from "./helpers/plain.js";
-import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { eventually, makeOriginAuthority, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 
 /** A plain HTTP origin on [::1], or the reason there is none on this machine. */
 async function startV6Origin(): Promise<{ server: http.Server; port: number; paths: string[] } | string> {
@@ -33,11 +36,31 @@ const noV6 = typeof v6 === "string" ? v6 : undefined;
 describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${noV6})` : ""}`, () => {
   const origin = v6 as Exclude<typeof v6, string>;
   let p: TestProxy;
+  /**
+   * An HTTPS origin on [::1] presenting a leaf for the address whatever the client names (a client
+   * sends no SNI for an IP, and a server's default certificate must be given as PEM).
+   */
+  let tlsOrigin: net.Server;
+  let tlsPort: number;
   beforeAll(async () => {
-    p = await startTestProxy({ allowPrivate: true, intercept: "all" });
+    const ca = await makeOriginAuthority();
+    const context = (await LeafIssuer.create(ca)).secureContextFor("::1");
+    const inner = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.end(`v6 TLS origin saw Host ${req.headers.host}\n`));
+    });
+    tlsOrigin = net.createServer((socket) => {
+      const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
+      secure.on("error", () => secure.destroy());
+      secure.on("secure", () => inner.emit("connection", secure));
+    });
+    await new Promise<void>((r) => tlsOrigin.listen(0, "::1", r));
+    tlsPort = (tlsOrigin.address() as AddressInfo).port;
+    p = await startTestProxy({ allowPrivate: true, intercept: "all", originCaPem: ca.certPem });
   });
   afterAll(async () => {
     await p?.close();
+    tlsOrigin?.close();
     await new Promise<void>((r) => {
       origin.server.closeAllConnections();
       origin.server.close(() => r());
@@ -68,6 +91,47 @@ describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${
     expect(res.status).toBe(200);
     expect(res.body).toBe(`v6 origin saw Host [::1]:${origin.port}\n`);
     expect(await stored("/v6/host-header")).toEqual({ host: "::1", port: origin.port, path: "/v6/host-header", outcome: "ok" });
+  });
+
+  it("CONNECT [::1]:PORT, intercepted: a Host header naming the same bracketed address is no mismatch", async () => {
+    const authority = `[::1]:${tlsPort}`;
+    const raw = await connectTunnel(p.port, authority);
+    const socket = tls.connect({ socket: raw, ca: [p.caPem], host: "::1" });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ createConnection: () => socket, method: "POST", path: "/v6/tunnel", headers: { host: authority } });
+      req.on("response", (r) => {
+        let body = "";
+        r.setEncoding("utf8");
+        r.on("data", (c: string) => (body += c));
+        r.on("end", () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end("{}");
+    });
+    socket.destroy();
+    expect(res).toEqual({ status: 200, body: `v6 TLS origin saw Host ${authority}\n` });
+    const row = await eventually(
+      () =>
+        p.db.prepare("SELECT host, port, scheme, error_code FROM exchanges WHERE path = '/v6/tunnel'").get() as
+          | { host: string; port: number; scheme: string; error_code: string | null }
+          | undefined,
+    );
+    expect(row).toEqual({ host: "::1", port: tlsPort, scheme: "https", error_code: null });
+  });
+
+  it("an upstream on [::1] that refuses: 502 naming it [::1]:PORT", async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, "::1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const authority = `[::1]:${port}`;
+    const res = await viaProxy(`http://${authority}/v6/refused`, authority);
+    expect(res.status).toBe(502);
+    expect(res.body).toContain(`upstream ${authority} `);
   });
 
   it("a Host header that is not an authority is refused with 400, and the proxy keeps serving", async () => {

@@ -310,7 +310,7 @@ export class ExhaustEngine {
       Object.assign(opts, this.upstreamTls);
     } else if (options.upstreamProxy) {
       // Plain HTTP through a corporate proxy: absolute-form request line to the proxy.
-      opts.path = `http://${x.host}:${x.port}${x.path}`;
+      opts.path = `http://${formatHostPort(x)}${x.path}`;
       opts.host = options.upstreamProxy.hostname;
       opts.port = Number(options.upstreamProxy.port || 80);
     }
@@ -524,7 +524,7 @@ export class ExhaustEngine {
     }
     clearTimeout(st.upstreamTimer);
     const { x, res } = st;
-    const target = x.upstream ?? `${x.host}:${x.port}`;
+    const target = x.upstream ?? formatHostPort(x);
     const failure = classifyUpstreamError(err, st.upstreamTimedOut, target, this.deps.options.upstreamTimeoutMs);
     if (st.refused) return;
     if (st.settled) {

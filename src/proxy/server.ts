@@ -120,7 +120,7 @@ class ProxyServer {
     const { server, options, log } = this;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e) =>
-        reject(exhaustError("EXH_LISTEN_FAILED", { address: `${options.listen.host}:${options.listen.port}`, reason: e.message }, e)),
+        reject(exhaustError("EXH_LISTEN_FAILED", { address: formatHostPort(options.listen), reason: e.message }, e)),
       );
       server.listen(options.listen.port, options.listen.host, () => resolve());
     });
@@ -256,7 +256,7 @@ class ProxyServer {
     socket.end(
       busy
         ? localAnswer("EXH_PROXY_BUSY", { reason: error })
-        : localAnswer("EXH_UPSTREAM_FAILED", { target: `${c.host}:${c.port}`, reason: error }),
+        : localAnswer("EXH_UPSTREAM_FAILED", { target: formatHostPort(c), reason: error }),
     );
   }
 
@@ -349,7 +349,7 @@ class ProxyServer {
         return;
       }
       const c = this.newConnection(socket, target.host, target.port, decision.action === "intercept" ? "intercepted" : "tunnelled");
-      if (decision.upstream) c.upstream = `${decision.upstream.host}:${decision.upstream.port}`;
+      if (decision.upstream) c.upstream = formatHostPort(decision.upstream);
       this.connections.set(socket, c);
       this.openConnection(c);
       if (!check.ok) {

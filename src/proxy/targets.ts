@@ -1,7 +1,7 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import type { HostPort, ProxyOptions } from "./options.js";
+import { formatHostPort, type HostPort, type ProxyOptions } from "./options.js";
 
 /**
  * Where the proxy may relay to. Loopback, link-local and unspecified addresses, RFC 1918, CGNAT
@@ -108,9 +108,9 @@ export class TargetPolicy {
         cls === "link-local-or-unspecified" ||
         dial.host === me.host ||
         (isUnspecified(me.host) && localAddresses().has(dial.host)));
-    if (mine) return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is this proxy's own listener` };
+    if (mine) return { ok: false, code: "loop", reason: `${formatHostPort(dial)} is this proxy's own listener` };
     if (!mapped && cls === "loopback" && this.options.uiPorts.includes(dial.port)) {
-      return { ok: false, code: "loop", reason: `${dial.host}:${dial.port} is the web UI's port` };
+      return { ok: false, code: "loop", reason: `${formatHostPort(dial)} is the web UI's port` };
     }
     return undefined;
   }

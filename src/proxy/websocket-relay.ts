@@ -11,7 +11,7 @@ import type { ConnectionRecord, Exchange } from "../types.js";
 import type { LocalResponse } from "./addons/addon.js";
 import { BodyCollector } from "./body.js";
 import type { EngineDeps } from "./engine.js";
-import { MAX_HEADER_BYTES } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES } from "./options.js";
 import {
   classifyUpstreamError,
   errorAnswer,
@@ -190,7 +190,7 @@ export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client:
       return;
     }
     settled = true;
-    const failure = classifyUpstreamError(err, err.code === "ETIMEDOUT", x.upstream ?? `${x.host}:${x.port}`, options.upstreamTimeoutMs);
+    const failure = classifyUpstreamError(err, err.code === "ETIMEDOUT", x.upstream ?? formatHostPort(x), options.upstreamTimeoutMs);
     x.outcome = failure.outcome;
     x.error = failure.error;
     void answerLocally(errorAnswer(failure));

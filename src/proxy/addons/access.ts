@@ -2,7 +2,7 @@ import { BlockList, isIP, isIPv6 } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import { exhaustError } from "../../errors.js";
 import type { AddonModule, ClientRequest } from "./addon.js";
-import { isLoopbackHost, type ProxyOptions } from "../options.js";
+import { formatHostPort, isLoopbackHost, type ProxyOptions } from "../options.js";
 
 declare module "../options.js" {
   interface ProxyOptions {
@@ -50,7 +50,7 @@ export class AccessPolicy {
 /** A listener beyond loopback needs --auth or --allow; checked before anything is created. */
 export function assertListenAllowed(options: ProxyOptions): void {
   if (!isLoopbackHost(options.listen.host) && !options.auth && options.allow.length === 0) {
-    throw exhaustError("EXH_LISTEN_UNPROTECTED", { address: `${options.listen.host}:${options.listen.port}` });
+    throw exhaustError("EXH_LISTEN_UNPROTECTED", { address: formatHostPort(options.listen) });
   }
 }
 
