@@ -334,7 +334,9 @@ describe("awkward requests and failing upstreams", () => {
         `raw.events.data.microsoft.com=127.0.0.1:${rawOriginPort}`,
       ],
       originCaPem: local.ca.certPem,
-      upstreamTimeout: "400",
+      // Long enough for a 20 MB upload's last megabytes to reach the origin on a loaded machine (the
+      // wait starts when the client's upload ends), short enough for the stalled host's 504.
+      upstreamTimeout: "1500",
       maxBody: String(8 * 1024 * 1024),
     });
   });
