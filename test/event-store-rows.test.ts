@@ -59,11 +59,13 @@ describe("field rows as stored", () => {
       for (const x of [bond, json]) {
         const upload = processor["store"].loadUpload(x.id)!;
         const decoded = decodeUpload(upload);
-        const events = db.prepare("SELECT id, idx, field_count AS n FROM events WHERE exchange_id = ? ORDER BY idx").all(x.id) as Array<{
-          id: number;
-          idx: number;
-          n: number;
-        }>;
+        const events = db
+          .prepare(
+            `SELECT id, idx, field_count AS n, exchange_id, session_id, format, name, time, ikey, byte_start, byte_end, ms_group,
+                    group_rule, category, catalog_category, subtype, content_fields, personal_fields
+               FROM events WHERE exchange_id = ? ORDER BY idx`,
+          )
+          .all(x.id) as Array<{ id: number; idx: number; n: number } & Record<string, unknown>>;
         expect(events.map((e) => e.idx)).toEqual(decoded.events.map((e) => e.index));
         events.forEach((row, n) => {
           const e = decoded.events[n];
@@ -84,6 +86,25 @@ describe("field rows as stored", () => {
               c.fields[i].reasons.length === 1 && c.fields[i].reasons[0] === c.fields[i].rule ? null : JSON.stringify(c.fields[i].reasons),
           }));
           expect(row.n).toBe(e.fields.length);
+          // The event row itself, column by column, from the decoder and the classifier.
+          const { id: _id, idx: _idx, n: _n, ...columns } = row;
+          expect(columns).toEqual({
+            exchange_id: x.id,
+            session_id: upload.sessionId,
+            format: decoded.decoder.split("@")[0],
+            name: e.name,
+            time: e.time ?? null,
+            ikey: e.iKey ?? null,
+            byte_start: e.byteRange?.[0] ?? null,
+            byte_end: e.byteRange?.[1] ?? null,
+            ms_group: c.group,
+            group_rule: c.groupRule,
+            category: c.eventCategory,
+            catalog_category: c.catalogCategory ?? null,
+            subtype: c.subtype ?? null,
+            content_fields: c.fields.filter((f) => f.category === "content").length,
+            personal_fields: c.fields.filter((f) => f.personal !== "none").length,
+          });
           expect(rowsOf.all(row.id)).toEqual(expected);
           fields += expected.length;
         });

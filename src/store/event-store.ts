@@ -246,7 +246,7 @@ export class EventStore {
     if (keepId !== undefined) {
       s.updateEvent.run(...row, keepId);
       eventId = keepId;
-    } else eventId = s.insertEvent.run(row).lastInsertRowid;
+    } else eventId = s.insertEvent.run(...row).lastInsertRowid;
     // The event's field rows in multi-row INSERTs of up to FIELD_ROWS_PER_INSERT rows: one call
     // into SQLite per event instead of one per field (most of the pipeline's time was those calls).
     // The event id and the row's position are not bound per row: each row reads them from two
@@ -264,7 +264,9 @@ export class EventStore {
         values.push(this.pathId(f), fieldValueText(f), cf ? this.classId(cf) : null, cf?.category ?? null);
       }
       rowKeys.start = start;
-      this.insertFields(end - start).run(values, rowKeys);
+      // As arguments, not as one array: better-sqlite3 reads an array's elements through V8's
+      // generic property lookup, one call per value, and arguments directly.
+      this.insertFields(end - start).run(rowKeys, ...values);
     }
     c?.findings.forEach((cf, i) => s.insertClassFinding.run(eventId, i, cf.code, cf.message, cf.fieldPath, cf.rule ?? null));
   }
