@@ -123,29 +123,33 @@ describe("import stores what the pipeline stores for the same exchanges", () => 
   const real = join(REAL_WORLD_SAMPLES, "psappinsights/Capture-1.har");
   if (existsSync(real)) cases.push(["a real Fiddler HAR (psappinsights Capture-1)", () => real]);
 
-  it.each(cases)("%s: `reprocess --all` finds every row as it is", (name, make) => {
-    const har = make();
-    const db = join(dir, `${name.replace(/\W+/g, "-")}.db`);
-    const r = runCli(["import", har, "--db", db, "--session", "s", "--json"], undefined, 120_000);
-    expect(r.status, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout.trim()) as { exchanges: number; events: number };
-    const imported = snapshot(db);
-    expect(imported.exchanges).toHaveLength(summary.exchanges);
-    expect(imported.events).toHaveLength(summary.events);
-    expect(imported.events.length).toBeGreaterThan(0);
-    expect(imported.fieldValues.length).toBeGreaterThan(imported.events.length);
-    // Every exchange was processed by the import itself.
-    for (const x of imported.exchanges as unknown[][]) expect(x[1], String(x[0])).not.toBeNull();
-    if (name.startsWith("a generated")) {
-      expect(summary.events).toBeGreaterThan(2000);
-      expect(imported.requestItems.length).toBeGreaterThan(0);
-      expect(imported.decodeFindings.length).toBeGreaterThan(0);
-      expect(imported.classificationFindings.length + imported.requestItems.length).toBeGreaterThan(0);
-    }
-    const again = runCli(["reprocess", "--db", db, "--session", "s", "--all", "--json"], undefined, 120_000);
-    expect(again.status, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout.trim())).toMatchObject({ exchanges: summary.exchanges, events: summary.events });
-    const reprocessed = snapshot(db);
-    for (const table of Object.keys(imported)) expect(reprocessed[table], table).toEqual(imported[table]);
-  }, 240_000);
+  it.each(cases)(
+    "%s: `reprocess --all` finds every row as it is",
+    (name, make) => {
+      const har = make();
+      const db = join(dir, `${name.replace(/\W+/g, "-")}.db`);
+      const r = runCli(["import", har, "--db", db, "--session", "s", "--json"], undefined, 120_000);
+      expect(r.status, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout.trim()) as { exchanges: number; events: number };
+      const imported = snapshot(db);
+      expect(imported.exchanges).toHaveLength(summary.exchanges);
+      expect(imported.events).toHaveLength(summary.events);
+      expect(imported.events.length).toBeGreaterThan(0);
+      expect(imported.fieldValues.length).toBeGreaterThan(imported.events.length);
+      // Every exchange was processed by the import itself.
+      for (const x of imported.exchanges as unknown[][]) expect(x[1], String(x[0])).not.toBeNull();
+      if (name.startsWith("a generated")) {
+        expect(summary.events).toBeGreaterThan(2000);
+        expect(imported.requestItems.length).toBeGreaterThan(0);
+        expect(imported.decodeFindings.length).toBeGreaterThan(0);
+        expect(imported.classificationFindings.length + imported.requestItems.length).toBeGreaterThan(0);
+      }
+      const again = runCli(["reprocess", "--db", db, "--session", "s", "--all", "--json"], undefined, 120_000);
+      expect(again.status, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout.trim())).toMatchObject({ exchanges: summary.exchanges, events: summary.events });
+      const reprocessed = snapshot(db);
+      for (const table of Object.keys(imported)) expect(reprocessed[table], table).toEqual(imported[table]);
+    },
+    240_000,
+  );
 });
