@@ -19,6 +19,8 @@ import { TOOL_VERSION } from "../version.js";
 const MAX_PENDING_COMMITS = 200;
 /** Request bytes held (committed, not yet decoded) before the importer commits and processes them. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** Batches (commit + processing) between two checkpoints of the import's own that let the WAL start over. */
+const DRAINS_PER_WAL_RESTART = 16;
 /** Events decoded and stored per write transaction (about 40,000 field rows). */
 const EVENTS_PER_IMPORT_TRANSACTION = 1000;
 
@@ -78,6 +80,7 @@ export class ImportSession {
   private readonly processBatch: { immediate(uploads: StoredUpload[], from: number): number };
   private events = 0;
   private findings = 0;
+  private drains = 0;
   exchanges = 0;
   skipped = 0;
   readonly notes: string[] = [];
@@ -175,6 +178,11 @@ export class ImportSession {
     this.heldBytes = 0;
     let n = 0;
     while (n < uploads.length) n = this.processBatch.immediate(uploads, n);
+    // The WAL starts over only when a write begins after a checkpoint took in every frame, which the
+    // checkpoint thread never sees while this thread writes without pause: it grew past the size of
+    // the database (several GB for a 1 GB HAR). A checkpoint here, between two writes, takes in the
+    // few frames the thread has not yet, and the next write starts the WAL over.
+    if (++this.drains % DRAINS_PER_WAL_RESTART === 0) this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
   /** Commits and processes what is still queued, records provenance. */
