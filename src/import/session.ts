@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { ExchangeProcessor } from "../pipeline/process.js";
+import type { StoredUpload } from "../store/event-store.js";
 import { CaptureStore, completionOf, type SessionInfo } from "../store/capture-store.js";
 import type { Db } from "../store/database.js";
 import { markSessionIncomplete } from "../store/completeness.js";
@@ -16,7 +17,11 @@ import { TOOL_VERSION } from "../version.js";
 
 /** Commits queued before the importer waits for them: bounds memory while keeping transactions large. */
 const MAX_PENDING_COMMITS = 200;
-/** Events decoded and stored per write transaction after the exchanges are in (about 40,000 field rows). */
+/** Request bytes held (committed, not yet decoded) before the importer commits and processes them. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** Batches (commit + processing) between two checkpoints of the import's own that let the WAL start over. */
+const DRAINS_PER_WAL_RESTART = 16;
+/** Events decoded and stored per write transaction (about 40,000 field rows). */
 const EVENTS_PER_IMPORT_TRANSACTION = 1000;
 
 export interface ImportSummary {
@@ -68,6 +73,14 @@ export class ImportSession {
   private readonly store: CaptureStore;
   readonly session: SessionInfo;
   private pending: Array<Promise<void>> = [];
+  /** The requests of the queued exchanges, as loadUpload would read them back: processed from memory once committed. */
+  private held: StoredUpload[] = [];
+  private heldBytes = 0;
+  private readonly processor: ExchangeProcessor;
+  private readonly processBatch: { immediate(uploads: StoredUpload[], from: number): number };
+  private events = 0;
+  private findings = 0;
+  private drains = 0;
   exchanges = 0;
   skipped = 0;
   readonly notes: string[] = [];
@@ -79,6 +92,7 @@ export class ImportSession {
     private readonly provenance: { file: string; format: string; sha256: string },
   ) {
     if (sessionByName(db, name) !== undefined) throw exhaustError("EXH_IMPORT_SESSION_EXISTS", { session: name, file: dbFile });
+    this.processor = new ExchangeProcessor(db);
     this.store = new CaptureStore(db);
     // Marked incomplete from the start, in the same transaction: an import killed halfway leaves a
     // session that says so (`exhaust sessions`, verify INCONCLUSIVE); finish() clears the mark.
@@ -87,6 +101,19 @@ export class ImportSession {
       markSessionIncomplete(db, session.id, `import of ${provenance.file} did not finish (still running, or killed)`);
       return session;
     })();
+    // Several exchanges per write transaction (their own transactions become savepoints): one
+    // commit per exchange rewrote the same B-tree pages into the WAL over and over. Nothing else
+    // writes this new session meanwhile. Returns where the next transaction starts.
+    this.processBatch = db.transaction((uploads: StoredUpload[], from: number) => {
+      const until = this.events + EVENTS_PER_IMPORT_TRANSACTION;
+      let n = from;
+      while (n < uploads.length && this.events < until) {
+        const outcome = this.processor.processUpload(uploads[n++], { fresh: true });
+        this.events += outcome.events;
+        this.findings += outcome.findings;
+      }
+      return n;
+    });
   }
 
   /** Queues one exchange; resolves at once unless enough commits are queued that it waits for them. */
@@ -125,44 +152,57 @@ export class ImportSession {
     };
     this.exchanges++;
     this.pending.push(this.store.commitExchange(this.session, x), this.store.completeExchange(completionOf(x)));
-    if (this.pending.length >= MAX_PENDING_COMMITS) await this.drain();
+    this.held.push({
+      id: x.id,
+      sessionId: this.session.id,
+      method: x.method,
+      host: x.host,
+      path: x.path,
+      headers: x.requestHeaders,
+      body: x.requestBody,
+    });
+    this.heldBytes += x.requestBody.length;
+    if (this.pending.length >= MAX_PENDING_COMMITS || this.heldBytes >= MAX_HELD_BYTES) await this.drain();
   }
 
+  /**
+   * Waits for the queued commits, then decodes, classifies and stores those exchanges from the
+   * bodies still in memory (an exchange is processed only once its capture rows are committed).
+   */
   private async drain(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     await Promise.all(batch);
+    const uploads = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    let n = 0;
+    while (n < uploads.length) n = this.processBatch.immediate(uploads, n);
+    // The WAL starts over only when a write begins after a checkpoint took in every frame, which the
+    // checkpoint thread never sees while this thread writes without pause: it grew past the size of
+    // the database (several GB for a 1 GB HAR). A checkpoint here, between two writes, takes in the
+    // few frames the thread has not yet, and the next write starts the WAL over.
+    if (++this.drains % DRAINS_PER_WAL_RESTART === 0) this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
-  /** Commits what is queued, decodes and classifies every exchange, records provenance. */
-  async finish(onProgress?: (done: number, total: number) => void): Promise<Omit<ImportSummary, "file" | "format">> {
+  /** Commits and processes what is still queued, records provenance. */
+  async finish(): Promise<Omit<ImportSummary, "file" | "format">> {
     await this.drain();
     await this.store.close();
-    const processor = new ExchangeProcessor(this.db);
-    const ids = processor.pending({ sessionId: this.session.id, all: true });
-    let events = 0;
-    let findings = 0;
-    let n = 0;
-    // Several exchanges per write transaction (their own transactions become savepoints): one
-    // commit per exchange rewrote the same B-tree pages into the WAL over and over, and was the
-    // largest single cost of an import. Nothing else writes this new session meanwhile.
-    const batch = this.db.transaction(() => {
-      const until = events + EVENTS_PER_IMPORT_TRANSACTION;
-      while (n < ids.length && events < until) {
-        if (onProgress && n % 100 === 0) onProgress(n, ids.length);
-        const outcome = processor.process(ids[n++]);
-        events += outcome?.events ?? 0;
-        findings += outcome?.findings ?? 0;
-      }
-    });
-    while (n < ids.length) batch.immediate();
     recordImportProvenance(this.db, this.session.id, {
       ...this.provenance,
       exchanges: this.exchanges,
       skipped: this.skipped,
       notes: this.notes,
     });
-    return { session: this.session.name, exchanges: this.exchanges, events, findings, skipped: this.skipped, notes: this.notes };
+    return {
+      session: this.session.name,
+      exchanges: this.exchanges,
+      events: this.events,
+      findings: this.findings,
+      skipped: this.skipped,
+      notes: this.notes,
+    };
   }
 
   /**

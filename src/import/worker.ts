@@ -27,6 +27,13 @@ export type ImportWorkerMessage =
   | { type: "summary"; summary: import("./session.js").ImportSummary }
   | { type: "error"; code?: string; params?: Record<string, string | number>; message: string };
 
+/**
+ * Checkpoints every few seconds rather than the proxy's half second: each checkpoint copies the
+ * pages written since the last one, and an import rewrites the same index pages all the time, so
+ * frequent checkpoints copied them again and again (half the checkpoint thread's CPU at 4 s).
+ */
+const IMPORT_CHECKPOINT_INTERVAL_MS = 4000;
+
 const data = workerData as ImportWorkerData;
 const post = (m: ImportWorkerMessage) => parentPort!.postMessage(m);
 
@@ -36,7 +43,7 @@ try {
   db = openDatabase(data.dbFile);
   // WAL checkpoints on a thread of their own, as beside the proxy and in `exhaust reprocess`: SQLite's
   // automatic ones ran inside the import's commits, on this thread.
-  checkpointer = Checkpointer.start(db, data.dbFile);
+  checkpointer = Checkpointer.start(db, data.dbFile, IMPORT_CHECKPOINT_INTERVAL_MS);
   for (const [i, file] of data.files.entries()) {
     const summaries = await importFile(
       file,

@@ -7,7 +7,7 @@ import { classifyEvent, classifyRequest, loadRulePacks, type RulePacks } from ".
 import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
-import { EventStore, type Currency } from "../store/event-store.js";
+import { EventStore, type Currency, type StoredUpload } from "../store/event-store.js";
 import type { WriterPriority } from "../store/writer-priority.js";
 
 export interface ProcessOutcome {
@@ -44,16 +44,31 @@ export class ExchangeProcessor {
     if (options.onlyIfPending && !this.store.isPending(exchangeId, this.currency)) return undefined;
     const upload = this.store.loadUpload(exchangeId);
     if (!upload) return undefined;
+    return this.processUpload(upload);
+  }
+
+  /**
+   * The same for an upload already in memory, exactly as loadUpload would read it back (the
+   * importer's: its bodies were just stored). With `fresh`, the exchange is known to have no
+   * results yet, so nothing is looked up or deleted before its events are inserted.
+   */
+  processUpload(upload: StoredUpload, options: { fresh?: boolean } = {}): ProcessOutcome {
     const decoded = decodeUpload(upload);
     const q = upload.path.indexOf("?");
     const query = new URLSearchParams(q === -1 ? "" : upload.path.slice(q + 1));
     const context = { facts: decoded.facts, endpointPurpose: this.catalog.match(upload.host)?.purpose };
     const classified = decoded.events.map((e) => classifyEvent(e, this.packs, context));
     const request = classifyRequest({ headers: upload.headers, query, clientAddress: upload.clientAddress }, this.packs);
-    this.store.replaceEvents(upload, { decoded, classified, request, rulesFingerprint: this.rulesFingerprint });
+    this.store.replaceEvents(upload, { decoded, classified, request, rulesFingerprint: this.rulesFingerprint }, options);
     let contentFields = 0;
     for (const c of classified) for (const f of c.fields) if (f.category === "content") contentFields++;
-    return { exchangeId, decoder: decoded.decoder, events: decoded.events.length, findings: decoded.findings.length, contentFields };
+    return {
+      exchangeId: upload.id,
+      decoder: decoded.decoder,
+      events: decoded.events.length,
+      findings: decoded.findings.length,
+      contentFields,
+    };
   }
 
   /** Exchanges not processed yet, decoded by an older decoder, or classified with other rules (all with `all`). */

@@ -140,9 +140,10 @@ export class EventStore {
    * across re-decoding (`exhaust reprocess`): the event at the same position in the same upload is
    * updated in place, so every id a stored verdict, report or link names still opens that event.
    * Rows are never deleted and re-inserted (another writer could take a freed id in between);
-   * only events past the new count go.
+   * only events past the new count go. With `fresh` the caller knows the exchange has no results
+   * yet (an import's new exchange): the DELETEs and the id lookup, which would find nothing, are skipped.
    */
-  replaceEvents(upload: StoredUpload, p: ProcessedUpload): void {
+  replaceEvents(upload: StoredUpload, p: ProcessedUpload, options: { fresh?: boolean } = {}): void {
     const s = this.stmt;
     const { decoded } = p;
     const events = decoded.events;
@@ -150,13 +151,15 @@ export class EventStore {
     const rowsPerTransaction = this.options.rowsPerTransaction ?? ROWS_PER_TRANSACTION_ALONE;
     let kept = new Map<number, number>();
     this.write(() => {
-      s.deleteFieldValues.run(upload.id);
-      s.deleteClassFindings.run(upload.id);
-      // An event is known by its position in the upload: keep the ids of the positions decoded again.
-      s.deleteEventsNotIn.run(upload.id, JSON.stringify(events.map((e) => e.index)));
-      kept = new Map((s.eventIds.all(upload.id) as Array<{ idx: number; id: number }>).map((r) => [r.idx, r.id]));
-      s.deleteFindings.run(upload.id);
-      s.deleteRequestItems.run(upload.id);
+      if (!options.fresh) {
+        s.deleteFieldValues.run(upload.id);
+        s.deleteClassFindings.run(upload.id);
+        // An event is known by its position in the upload: keep the ids of the positions decoded again.
+        s.deleteEventsNotIn.run(upload.id, JSON.stringify(events.map((e) => e.index)));
+        kept = new Map((s.eventIds.all(upload.id) as Array<{ idx: number; id: number }>).map((r) => [r.idx, r.id]));
+        s.deleteFindings.run(upload.id);
+        s.deleteRequestItems.run(upload.id);
+      }
       decoded.findings.forEach((f, i) =>
         s.insertFinding.run(upload.id, i, f.code, f.severity, f.message, f.offset ?? null, f.length ?? null, f.eventIndex ?? null),
       );
