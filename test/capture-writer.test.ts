@@ -1,0 +1,85 @@
+/**
+ * The capture commit runs on the capture writer thread (src/store/capture-writer.ts): the proxy's
+ * loop hands each exchange over and releases the response only when that thread says it
+ * committed. Held back through a real SQLite write lock taken by a second connection.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { httpsThroughProxy } from "./helpers/client.js";
+import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { openDatabase, type Db } from "../src/store/database.js";
+import { checkStore } from "./helpers/durability.js";
+
+const HOST = "v10.events.data.microsoft.com";
+
+describe("capture writer thread", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole" });
+  });
+  afterAll(() => p?.close());
+
+  const upload = (body: string) =>
+    httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/OneCollector/1.0/",
+      method: "POST",
+      body,
+      headers: { "Content-Type": "application/x-json-stream" },
+      ca: [p.caPem],
+    });
+  const stored = (db: Db, marker: string) =>
+    (
+      db
+        .prepare("SELECT COUNT(*) AS n FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE instr(CAST(b.data AS TEXT), ?) > 0")
+        .get(marker) as { n: number }
+    ).n;
+
+  it("releases no response while another connection holds the write lock, then 200 once the commit went through", async () => {
+    // Warm: the connection and the leaf exist, so the wait below is the commit's alone.
+    expect((await upload('{"name":"warm"}')).status).toBe(200);
+    const other = openDatabase(p.dbFile);
+    try {
+      other.prepare("BEGIN IMMEDIATE").run();
+      const marker = `held-${Date.now()}`;
+      let answeredAt: number | undefined;
+      const sentAt = Date.now();
+      const answer = upload(`{"name":"${marker}"}`).then((r) => {
+        answeredAt = Date.now();
+        return r;
+      });
+      // The proxy's loop keeps turning (timers fire on time) while the writer thread waits ...
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      await new Promise((r) => setTimeout(r, 1000));
+      clearInterval(ticker);
+      expect(ticks).toBeGreaterThan(50);
+      // ... and nothing was released, nothing is stored.
+      expect(answeredAt).toBeUndefined();
+      expect(stored(other, marker)).toBe(0);
+      other.prepare("COMMIT").run();
+      const r = await answer;
+      expect(r.status).toBe(200);
+      expect(answeredAt! - sentAt).toBeGreaterThanOrEqual(1000);
+      // Acknowledged means stored, and the chain is whole.
+      expect(stored(other, marker)).toBe(1);
+      expect(checkStore(p.dbFile, "test").chainProblems).toEqual([]);
+    } finally {
+      if (other.inTransaction) other.prepare("ROLLBACK").run();
+      other.close();
+    }
+  });
+
+  it("commits many parallel uploads in chain order, each acknowledged only once stored", async () => {
+    const markers = Array.from({ length: 24 }, (_, i) => `par-${i}-${Date.now()}`);
+    const answers = await Promise.all(markers.map((m) => upload(`{"name":"${m}"}`)));
+    expect(answers.map((r) => r.status)).toEqual(markers.map(() => 200));
+    const db = openDatabase(p.dbFile);
+    try {
+      for (const m of markers) expect(stored(db, m)).toBe(1);
+      expect(checkStore(p.dbFile, "test").chainProblems).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+});
