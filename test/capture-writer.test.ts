@@ -8,6 +8,13 @@ import { httpsThroughProxy } from "./helpers/client.js";
 import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { openDatabase, type Db } from "../src/store/database.js";
 import { checkStore } from "./helpers/durability.js";
+import { makeExchange } from "./helpers/exchange.js";
+import { exhaustError } from "../src/errors.js";
+import { CaptureStore } from "../src/store/capture-store.js";
+import { CaptureWriterThread } from "../src/store/capture-writer.js";
+import { WriterPriority } from "../src/store/writer-priority.js";
+import { join } from "node:path";
+import { tempDir } from "./helpers/proxy.js";
 
 const HOST = "v10.events.data.microsoft.com";
 
@@ -79,6 +86,79 @@ describe("capture writer thread", () => {
       for (const m of markers) expect(stored(db, m)).toBe(1);
       expect(checkStore(p.dbFile, "test").chainProblems).toEqual([]);
     } finally {
+      db.close();
+    }
+  });
+});
+
+describe("capture writer thread, on its own", () => {
+  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+    const file = join(tempDir(), "x.db");
+    const db = openDatabase(file);
+    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
+    const priority = new WriterPriority();
+    const writer = await CaptureWriterThread.start({
+      dbFile: file,
+      priority,
+      autoCheckpoint: true,
+      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+    });
+    const other = openDatabase(file);
+    try {
+      other.prepare("BEGIN IMMEDIATE").run();
+      let settled = false;
+      const committed = Promise.all([writer.commitExchange(session, makeExchange("a")), writer.commitExchange(session, makeExchange("b"))]);
+      void committed.then(() => (settled = true));
+      // The flag the processing thread yields to is raised by the thread holding the commits.
+      const until = Date.now() + 2000;
+      while (Atomics.load(priority.signal, 0) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      expect(Atomics.load(priority.signal, 0)).toBe(1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(settled).toBe(false);
+      other.prepare("COMMIT").run();
+      await committed;
+      expect(Atomics.load(priority.signal, 0)).toBe(0);
+      const rows = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{ seq: number; prev_hash: string; hash: string }>;
+      expect(rows.map((r) => r.seq)).toEqual([1, 2]);
+      expect(rows[1].prev_hash).toBe(rows[0].hash);
+    } finally {
+      if (other.inTransaction) other.prepare("ROLLBACK").run();
+      other.close();
+      await writer.close();
+      db.close();
+    }
+  });
+
+  it("refuses what it had not answered when its thread dies, and starts again with the chain continued", async () => {
+    const file = join(tempDir(), "x.db");
+    const db = openDatabase(file);
+    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
+    const exits: string[] = [];
+    const writer = await CaptureWriterThread.start({
+      dbFile: file,
+      priority: new WriterPriority(),
+      autoCheckpoint: true,
+      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+      onThreadExit: (reason) => exits.push(reason),
+    });
+    try {
+      await writer.commitExchange(session, makeExchange("first"));
+      // Held by a lock so that the write is still unanswered when the thread is ended.
+      const other = openDatabase(file);
+      other.prepare("BEGIN IMMEDIATE").run();
+      const pending = writer.commitExchange(session, makeExchange("lost"));
+      await new Promise((r) => setTimeout(r, 100));
+      await (writer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await expect(pending).rejects.toThrow(/capture writer thread exited/);
+      other.prepare("ROLLBACK").run();
+      other.close();
+      expect(exits).toHaveLength(1);
+      await writer.commitExchange(session, makeExchange("after"));
+      const rows = db.prepare("SELECT seq, prev_hash, hash FROM exchanges ORDER BY seq").all() as Array<{ seq: number; prev_hash: string; hash: string }>;
+      expect(rows.map((r) => r.seq)).toEqual([1, 2]);
+      expect(rows[1].prev_hash).toBe(rows[0].hash);
+    } finally {
+      await writer.close();
       db.close();
     }
   });
