@@ -15,6 +15,7 @@ import { CaptureWriterThread } from "../src/store/capture-writer.js";
 import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
 import type { Exchange } from "../src/types.js";
+import { makeExchange } from "../test/helpers/exchange.js";
 import { cpuTicks, round, telemetryUploadBody } from "./load.js";
 
 type Mode = "inline" | "thread";
@@ -29,7 +30,12 @@ async function run(mode: Mode, exchanges: number, perTurn: number): Promise<{ lo
   const sink: CaptureSink & { close(): Promise<void> } =
     mode === "inline"
       ? local
-      : await CaptureWriterThread.start({ dbFile: file, priority, autoCheckpoint: true, onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }) });
+      : await CaptureWriterThread.start({
+          dbFile: file,
+          priority,
+          autoCheckpoint: true,
+          onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+        });
   const body = telemetryUploadBody();
   const headers: Array<[string, string]> = [
     ["Host", "mobile.events.data.microsoft.com"],
@@ -43,29 +49,16 @@ async function run(mode: Mode, exchanges: number, perTurn: number): Promise<{ lo
   ];
   const exchange = (i: number): Exchange => {
     const now = Date.now();
-    return {
-      id: `bench-${i}`,
+    // A distinct body per exchange (its own blob), in a buffer of its own as a socket read hands it over.
+    return makeExchange(Buffer.concat([body, Buffer.from(String(i))]), {
       connectionId: "c1",
-      scheme: "https",
-      method: "POST",
-      host: "mobile.events.data.microsoft.com",
-      port: 443,
-      path: "/OneCollector/1.0/",
-      httpVersion: "1.1",
       requestHeaders: headers,
-      // A distinct body per exchange (its own blob), copied as a socket read would hand it over.
-      requestBody: Buffer.concat([body, Buffer.from(String(i))]),
-      requestBodySize: body.length,
-      requestBodyTruncated: false,
-      requestComplete: true,
       mode: "forward",
       outcome: "ok",
-      startedAt: now,
       requestEndedAt: now,
       respondedAt: now,
       response: { status: 200, headers: [["Content-Type", "application/json"]], source: "upstream", body: Buffer.from('{"acc":1}') },
-      capture: true,
-    };
+    });
   };
   const t0 = cpuTicks(process.pid, true);
   const w0 = performance.now();
@@ -98,7 +91,11 @@ export async function captureCommitCost(say: (m: string) => void, exchanges = 40
   }
   const best = (k: string, mode: Mode) => Math.min(...result[k][mode].map((x) => x.loopCpuMsPerExchange));
   return {
-    workload: { bodyBytes: telemetryUploadBody().length, exchanges, note: "main-thread CPU per exchange (commit + completion), lower of two runs" },
+    workload: {
+      bodyBytes: telemetryUploadBody().length,
+      exchanges,
+      note: "main-thread CPU per exchange (commit + completion), lower of two runs",
+    },
     runs: result,
     loopCpuMsPerExchange: {
       inline: { perTurn1: best("perTurn1", "inline"), perTurn4: best("perTurn4", "inline") },

@@ -6,8 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { exhaustError } from "../errors.js";
-import { CaptureStore, type ExchangeCompletion, type ExchangeHead } from "./capture-store.js";
-import type { ConnectionRecord } from "../types.js";
+import { CaptureStore } from "./capture-store.js";
 import { openDatabase, watchStore, type Db } from "./database.js";
 import { heartbeatWrite, type SessionOwner } from "./session-owner.js";
 import { WriterPriority } from "./writer-priority.js";
@@ -68,19 +67,19 @@ const asBuffer = (u: Uint8Array | undefined) => (u ? Buffer.from(u.buffer, u.byt
 function run(op: WriterOp): Promise<void> {
   switch (op.k) {
     case "commit": {
-      const x = op.x as ExchangeHead;
+      const x = op.x;
       x.requestBody = asBuffer(x.requestBody)!;
       return store.commitExchange(op.s, x);
     }
     case "complete": {
-      const c = op.c as ExchangeCompletion;
+      const c = op.c;
       c.responseBody = asBuffer(c.responseBody);
       return store.completeExchange(c);
     }
     case "open":
-      return store.openConnection(op.s, op.c as ConnectionRecord);
+      return store.openConnection(op.s, op.c);
     case "close":
-      return store.closeConnection(op.c as ConnectionRecord);
+      return store.closeConnection(op.c);
     case "beat":
       return beat ? store.write(beat) : Promise.resolve();
     case "flush":

@@ -56,10 +56,7 @@ export type WriterOp =
 export type WriterResult = number | [n: number, message: string, code: string | undefined];
 
 export type WriterReply =
-  | { type: "ready" }
-  | { type: "failed"; message: string }
-  | { type: "settled"; results: WriterResult[] }
-  | { type: "stopped" };
+  { type: "ready" } | { type: "failed"; message: string } | { type: "settled"; results: WriterResult[] } | { type: "stopped" };
 
 export interface CaptureWriterOptions {
   dbFile: string;
@@ -165,7 +162,10 @@ export class CaptureWriterThread implements CaptureSink {
     const ops = this.ops;
     this.ops = [];
     if (!this.worker) {
-      this.refuse(ops.map((op) => op.n), new Error("capture writer thread is not running"));
+      this.refuse(
+        ops.map((op) => op.n),
+        new Error("capture writer thread is not running"),
+      );
       return;
     }
     this.worker.postMessage({ type: "ops", ops });
