@@ -146,7 +146,10 @@ export class CaptureWriterThread implements CaptureSink {
     op.n = n;
     return new Promise((resolve, reject) => {
       // Held while writes are out: the answers must arrive even when no socket holds the loop.
-      if (this.pending.size === 0) this.worker?.ref();
+      if (this.pending.size === 0) {
+        this.worker?.ref();
+        this.options.priority.handedOver(true);
+      }
       this.pending.set(n, { resolve, reject });
       this.ops.push(op);
       if (!this.postScheduled) {
@@ -226,7 +229,13 @@ export class CaptureWriterThread implements CaptureSink {
         p?.reject(e);
       }
     }
-    if (this.pending.size === 0) this.worker?.unref();
+    if (this.pending.size === 0) this.idle();
+  }
+
+  /** Nothing handed over is unanswered: the thread may let the process exit, background writers go on. */
+  private idle(): void {
+    this.worker?.unref();
+    this.options.priority.handedOver(false);
   }
 
   private refuse(ns: number[], e: Error): void {
@@ -235,7 +244,7 @@ export class CaptureWriterThread implements CaptureSink {
       this.pending.delete(n);
       p?.reject(e);
     }
-    if (this.pending.size === 0) this.worker?.unref();
+    if (this.pending.size === 0) this.idle();
   }
 }
 
