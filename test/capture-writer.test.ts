@@ -111,7 +111,9 @@ describe("capture writer thread, on its own", () => {
       let settled = false;
       const committed = Promise.all([writer.commitExchange(session, makeExchange("a")), writer.commitExchange(session, makeExchange("b"))]);
       void committed.then(() => (settled = true));
-      // The flag the processing thread yields to is raised by the thread holding the commits.
+      // Background writers yield from the hand-over on, before the writer thread has the writes ...
+      expect(priority.captureWaiting()).toBe(true);
+      // ... and the flag the processing thread yields to is raised by the thread holding the commits.
       const until = Date.now() + 2000;
       while (Atomics.load(priority.signal, 0) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
       expect(Atomics.load(priority.signal, 0)).toBe(1);
@@ -120,6 +122,7 @@ describe("capture writer thread, on its own", () => {
       other.prepare("COMMIT").run();
       await committed;
       expect(Atomics.load(priority.signal, 0)).toBe(0);
+      expect(priority.captureWaiting()).toBe(false);
       const check = checkStore(file, "s");
       expect(check.exchanges).toBe(2);
       expect(check.chainProblems).toEqual([]);
