@@ -31,6 +31,7 @@ import { pipelineThroughput } from "./pipeline.js";
 import { importThroughput } from "./import.js";
 import { verifyThroughput } from "./verify.js";
 import { queryLatency } from "./queries.js";
+import { captureCommitCost } from "./capture-commit.js";
 import { parquetBench } from "./parquet.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
 import { cpuTicks, round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
@@ -50,7 +51,7 @@ const onlyArg = process.argv.indexOf("--only");
 const only = new Set(
   onlyArg > 0
     ? process.argv[onlyArg + 1].split(",")
-    : ["proxy", "first-contact", "decode", "fuzz", "classify", "pipeline", "queries", "verify", "parquet"],
+    : ["proxy", "first-contact", "capture", "decode", "fuzz", "classify", "pipeline", "queries", "verify", "parquet"],
 );
 
 // CPU-only sections first, on a quiet machine.
@@ -66,6 +67,8 @@ const pipeline = only.has("pipeline")
       besideProxy: await pipelineThroughput(300, 100, ROWS_PER_TRANSACTION_BESIDE_PROXY),
     })
   : undefined;
+// The capture commit's cost on the thread that hands it over: in-process store against the writer thread.
+const capture = only.has("capture") ? await captureCommitCost(say) : undefined;
 const queries = only.has("queries") ? (say("query latency over 1,000,000 events"), await queryLatency(say)) : undefined;
 // Parquet export of the queries database (1 M events x 40 fields) and a study over 100 machines x 100,000 events.
 const parquet = only.has("parquet") ? (say("parquet export and fleet study"), await parquetBench(say)) : undefined;
@@ -365,6 +368,7 @@ const summary = {
     ? { p50: contact.newHostHandshakeMs.p50, p99: contact.newHostHandshakeMs.p99, addedP99: contact.addedByNewHostMs.p99 }
     : null,
   firstContactWhileUploading: contact?.whileUploading ?? null,
+  captureCommitLoopCpuMsPerExchange: capture?.loopCpuMsPerExchange ?? null,
   pipelineEventsPerSec: pipeline ? ((pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
   pipelineEventsPerCpuSecond: pipeline ? ((pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null) : null,
   importEventsPerSec: importHar ? ((importHar as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
@@ -405,6 +409,7 @@ const report = {
         }
       : undefined,
   firstContact: contact,
+  captureCommit: capture,
   decode: decode && { ...decode, targetEventsPerSec: 100_000 },
   classify,
   pipeline,

@@ -32,9 +32,41 @@ export function completionOf(x: Exchange): ExchangeCompletion {
   };
 }
 
-/** The writes the capture addon makes; served in-process (CaptureStore) or by the capture worker. */
+/**
+ * What the durable point stores of an exchange: the request and the response head (the body and
+ * the outcome's last word come with the completion). A live Exchange is one; the capture writer
+ * thread receives exactly this (capture-writer.ts).
+ */
+export type ExchangeHead = Pick<
+  Exchange,
+  | "id"
+  | "connectionId"
+  | "scheme"
+  | "method"
+  | "host"
+  | "port"
+  | "path"
+  | "httpVersion"
+  | "requestHeaders"
+  | "requestBodySize"
+  | "requestBodyTruncated"
+  | "requestComplete"
+  | "mode"
+  | "endpointId"
+  | "upstream"
+  | "outcome"
+  | "error"
+  | "startedAt"
+  | "requestEndedAt"
+  | "respondedAt"
+> & {
+  requestBody: Uint8Array;
+  response?: Pick<NonNullable<Exchange["response"]>, "status" | "headers" | "source">;
+};
+
+/** The writes the capture addon makes; served in-process (CaptureStore) or by the capture writer thread. */
 export interface CaptureSink {
-  commitExchange(session: SessionInfo, x: Exchange): Promise<void>;
+  commitExchange(session: SessionInfo, x: ExchangeHead): Promise<void>;
   completeExchange(c: ExchangeCompletion): Promise<void>;
   openConnection(session: SessionInfo, c: ConnectionRecord): Promise<void>;
   closeConnection(c: ConnectionRecord): Promise<void>;
@@ -168,7 +200,7 @@ export class CaptureStore implements CaptureSink {
   }
 
   /** Stores the exchange as captured so far (request, and the response head if any): the durable point. */
-  commitExchange(session: SessionInfo, x: Exchange): Promise<void> {
+  commitExchange(session: SessionInfo, x: ExchangeHead): Promise<void> {
     return this.enqueue(() => {
       const requestSha = this.putBlob(x.requestBody);
       const prev = this.chainHead(session.id);

@@ -18,12 +18,19 @@ interface AtomicsWithWaitAsync {
 
 const CAPTURE_WAITING = 0;
 const BACKGROUND_WRITING = 1;
+/**
+ * Raised by the proxy's thread from the moment it hands captures to the capture writer thread until
+ * the last answer is in: between the hand-over and the writer's queueing (and between its commit
+ * and the answer) the writer's own flag is down, and a background transaction begun then would
+ * hold the lock the next commit needs.
+ */
+const CAPTURE_HANDED_OVER = 2;
 
 export class WriterPriority {
   readonly signal: Int32Array;
 
   constructor(signal?: Int32Array) {
-    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(8));
+    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(12));
   }
 
   /** Capture side: commits are queued. */
@@ -35,6 +42,12 @@ export class WriterPriority {
   lower(): void {
     Atomics.store(this.signal, CAPTURE_WAITING, 0);
     Atomics.notify(this.signal, CAPTURE_WAITING);
+  }
+
+  /** The proxy's side of a capture writer thread: captures are handed over, not all answered. */
+  handedOver(waiting: boolean): void {
+    Atomics.store(this.signal, CAPTURE_HANDED_OVER, waiting ? 1 : 0);
+    if (!waiting) Atomics.notify(this.signal, CAPTURE_HANDED_OVER);
   }
 
   /**
@@ -59,7 +72,7 @@ export class WriterPriority {
 
   /** Background side: capture commits are queued, so a transaction in progress should end now. */
   captureWaiting(): boolean {
-    return Atomics.load(this.signal, CAPTURE_WAITING) !== 0;
+    return Atomics.load(this.signal, CAPTURE_WAITING) !== 0 || Atomics.load(this.signal, CAPTURE_HANDED_OVER) !== 0;
   }
 
   /** Background side: runs one write transaction, marked as holding the lock while it runs. */
@@ -79,10 +92,11 @@ export class WriterPriority {
    */
   yieldToCapture(maxMs = 1000): void {
     const until = Date.now() + maxMs;
-    while (Atomics.load(this.signal, CAPTURE_WAITING) !== 0) {
+    while (this.captureWaiting()) {
       const left = until - Date.now();
       if (left <= 0) return;
-      Atomics.wait(this.signal, CAPTURE_WAITING, 1, Math.min(left, 50));
+      const index = Atomics.load(this.signal, CAPTURE_WAITING) !== 0 ? CAPTURE_WAITING : CAPTURE_HANDED_OVER;
+      Atomics.wait(this.signal, index, 1, Math.min(left, 50));
     }
   }
 }

@@ -1,0 +1,284 @@
+/**
+ * The capture commit off the proxy's event loop. CaptureWriterThread is the CaptureSink the capture
+ * addon writes through during a capture: each write is handed to a thread of its own
+ * (capture-writer-worker.ts) that owns a CaptureStore on its own SQLite connection, and the write's
+ * promise resolves only when that thread says the group commit holding it committed. So the engine,
+ * which awaits the capture addon's onResponse before it releases a response, still releases
+ * nothing that is not durable (WAL), and a failed commit still rejects (503, EXH_CAPTURE_FAILED);
+ * what the loop no longer does is hash the bodies, build the chain link, run the INSERTs, check the
+ * store's identity and commit.
+ *
+ * Messages (one per turn of each thread's loop, not one per write):
+ * - to the thread: `{ type: "ops", ops }`, every write of this turn in order, each numbered; and
+ *   `{ type: "stop" }` at the end.
+ * - back: `{ type: "ready" }` once its connection is open (or `failed`), `{ type: "settled", results }`
+ *   after each commit (a number: committed; `[n, message, code]`: refused), `{ type: "stopped" }`.
+ *
+ * Bodies are copied to the thread (structured clone of an exactly sized Uint8Array), not
+ * transferred: the engine and the addons after the capture addon (the UI's live view, the exchange
+ * log) keep using the exchange's buffers after its durable point, and a 20 KB copy costs about a
+ * microsecond where a transfer would need every later reader audited.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { ExhaustError } from "../errors.js";
+import { PACKAGE_ROOT } from "../paths.js";
+import type { ConnectionRecord, Exchange } from "../types.js";
+import type { CaptureSink, ExchangeCompletion, ExchangeHead, SessionInfo } from "./capture-store.js";
+import type { SessionOwner } from "./session-owner.js";
+import type { WriterPriority } from "./writer-priority.js";
+
+/** The compiled thread (dist/), like the processing thread's; `npm test` and `npm start` build it first. */
+export const CAPTURE_WRITER_FILE = join(PACKAGE_ROOT, "dist", "src", "store", "capture-writer-worker.js");
+
+/** What the thread is started with. */
+export interface WriterData {
+  dbFile: string;
+  /** The WriterPriority's shared flags: the thread that commits captures raises it. */
+  prioritySignal: Int32Array;
+  /** False when a Checkpointer thread checkpoints the WAL (this connection must not). */
+  autoCheckpoint: boolean;
+  /** The session claim whose heartbeat this thread writes with the captures. */
+  owner?: Pick<SessionOwner, "session" | "token">;
+  busyGiveUpMs?: number;
+}
+
+export type WriterOp =
+  | { k: "commit"; n: number; s: SessionInfo; x: ExchangeHead }
+  | { k: "complete"; n: number; c: ExchangeCompletion }
+  | { k: "open"; n: number; s: SessionInfo; c: ConnectionRecord }
+  | { k: "close"; n: number; c: ConnectionRecord }
+  | { k: "beat"; n: number }
+  | { k: "flush"; n: number };
+
+/** A committed write's number, or a refused one's with the reason. */
+export type WriterResult = number | [n: number, message: string, code: string | undefined];
+
+export type WriterReply =
+  { type: "ready" } | { type: "failed"; message: string } | { type: "settled"; results: WriterResult[] } | { type: "stopped" };
+
+export interface CaptureWriterOptions {
+  dbFile: string;
+  priority: WriterPriority;
+  autoCheckpoint: boolean;
+  owner?: SessionOwner;
+  busyGiveUpMs?: number;
+  /**
+   * Called when the thread finds the store's files deleted or replaced: returns the error every
+   * write is refused with from then on (the owner logs it once and stops the capture).
+   */
+  onStoreGone: () => ExhaustError;
+  /** Told when the thread dies (it is started again at the next write). */
+  onThreadExit?: (reason: string) => void;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export class CaptureWriterThread implements CaptureSink {
+  private worker: Worker | undefined;
+  private ops: WriterOp[] = [];
+  private postScheduled = false;
+  private next = 1;
+  private readonly pending = new Map<number, Pending>();
+  private gone: ExhaustError | undefined;
+  private stopped = false;
+
+  private constructor(private readonly options: CaptureWriterOptions) {}
+
+  /** Starts the thread; resolves once its connection is open, rejects with why it could not open. */
+  static async start(options: CaptureWriterOptions): Promise<CaptureWriterThread> {
+    if (!existsSync(CAPTURE_WRITER_FILE)) {
+      throw new Error(`capture writer not built: ${CAPTURE_WRITER_FILE} (run npm run build)`);
+    }
+    const writer = new CaptureWriterThread(options);
+    await writer.spawn();
+    return writer;
+  }
+
+  commitExchange(session: SessionInfo, x: ExchangeHead): Promise<void> {
+    return this.submit({ k: "commit", n: 0, s: session, x: headOf(x) });
+  }
+
+  completeExchange(c: ExchangeCompletion): Promise<void> {
+    return this.submit({ k: "complete", n: 0, c: { ...c, responseBody: exactly(c.responseBody) } });
+  }
+
+  openConnection(session: SessionInfo, c: ConnectionRecord): Promise<void> {
+    return this.submit({ k: "open", n: 0, s: session, c: { ...c } });
+  }
+
+  closeConnection(c: ConnectionRecord): Promise<void> {
+    return this.submit({ k: "close", n: 0, c: { ...c } });
+  }
+
+  /** The session owner's heartbeat, committed with the captures. */
+  heartbeat(): Promise<void> {
+    return this.submit({ k: "beat", n: 0 });
+  }
+
+  /** Resolves when everything handed over so far is committed (or refused). */
+  flush(): Promise<void> {
+    return this.submit({ k: "flush", n: 0 });
+  }
+
+  /** Commits what is queued and ends the thread (its connection closed). */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    await this.flush().catch(() => {});
+    this.stopped = true;
+    const worker = this.worker;
+    if (!worker) return;
+    worker.ref();
+    const exited = new Promise((r) => worker.once("exit", r));
+    worker.postMessage({ type: "stop" });
+    await exited;
+  }
+
+  private submit(op: WriterOp): Promise<void> {
+    if (this.gone) return Promise.reject(this.gone);
+    if (this.stopped) return Promise.reject(new Error("capture store is closed"));
+    if (!this.worker) void this.spawn().catch(() => {});
+    const n = this.next++;
+    op.n = n;
+    return new Promise((resolve, reject) => {
+      // Held while writes are out: the answers must arrive even when no socket holds the loop.
+      if (this.pending.size === 0) {
+        this.worker?.ref();
+        this.options.priority.handedOver(true);
+      }
+      this.pending.set(n, { resolve, reject });
+      this.ops.push(op);
+      if (!this.postScheduled) {
+        this.postScheduled = true;
+        // Every write of this turn in one message; the thread commits them in one transaction.
+        setImmediate(this.post);
+      }
+    });
+  }
+
+  private readonly post = () => {
+    this.postScheduled = false;
+    const ops = this.ops;
+    this.ops = [];
+    if (!this.worker) {
+      this.refuse(
+        ops.map((op) => op.n),
+        new Error("capture writer thread is not running"),
+      );
+      return;
+    }
+    this.worker.postMessage({ type: "ops", ops });
+  };
+
+  private spawn(): Promise<void> {
+    const o = this.options;
+    const data: WriterData = {
+      dbFile: o.dbFile,
+      prioritySignal: o.priority.signal,
+      autoCheckpoint: o.autoCheckpoint,
+      owner: o.owner ? { session: o.owner.session, token: o.owner.token } : undefined,
+      busyGiveUpMs: o.busyGiveUpMs,
+    };
+    const worker = new Worker(CAPTURE_WRITER_FILE, { workerData: data });
+    this.worker = worker;
+    worker.unref();
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on("message", (m: WriterReply) => {
+        if (m.type === "settled") this.settled(m.results);
+        else if (m.type === "ready") {
+          ready = true;
+          resolve();
+        } else if (m.type === "failed" && !ready) reject(new Error(m.message));
+      });
+      worker.on("error", (e) => {
+        if (!ready) reject(e);
+      });
+      worker.once("exit", (code) => {
+        if (this.worker === worker) this.worker = undefined;
+        if (!ready) reject(new Error(`capture writer thread exited with code ${code}`));
+        // Whatever it had not answered is not known to be committed: refused (503 for an upload).
+        const reason = `capture writer thread exited with code ${code}`;
+        if (this.pending.size > 0) this.refuse([...this.pending.keys()], new Error(reason));
+        if (!this.stopped) o.onThreadExit?.(reason);
+      });
+    });
+  }
+
+  private settled(results: WriterResult[]): void {
+    for (const r of results) {
+      if (typeof r === "number") {
+        const p = this.pending.get(r);
+        this.pending.delete(r);
+        p?.resolve();
+      } else {
+        const [n, message, code] = r;
+        let e: Error;
+        if (code === "EXH_STORE_GONE") {
+          this.gone ??= this.options.onStoreGone();
+          e = this.gone;
+        } else {
+          e = Object.assign(new Error(message), code ? { code } : {});
+        }
+        const p = this.pending.get(n);
+        this.pending.delete(n);
+        p?.reject(e);
+      }
+    }
+    if (this.pending.size === 0) this.idle();
+  }
+
+  /** Nothing handed over is unanswered: the thread may let the process exit, background writers go on. */
+  private idle(): void {
+    this.worker?.unref();
+    this.options.priority.handedOver(false);
+  }
+
+  private refuse(ns: number[], e: Error): void {
+    for (const n of ns) {
+      const p = this.pending.get(n);
+      this.pending.delete(n);
+      p?.reject(e);
+    }
+    if (this.pending.size === 0) this.idle();
+  }
+}
+
+/** A body sent on its own: a view into a larger buffer (a socket read) would clone all of it. */
+function exactly(u: Uint8Array | undefined): Uint8Array | undefined {
+  if (!u || (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength)) return u;
+  return u.slice();
+}
+
+/** What the durable point stores, and nothing of the live exchange beside it (sockets, targets, body). */
+function headOf(x: ExchangeHead | Exchange): ExchangeHead {
+  const r = x.response;
+  return {
+    id: x.id,
+    connectionId: x.connectionId,
+    scheme: x.scheme,
+    method: x.method,
+    host: x.host,
+    port: x.port,
+    path: x.path,
+    httpVersion: x.httpVersion,
+    requestHeaders: x.requestHeaders,
+    requestBody: exactly(x.requestBody)!,
+    requestBodySize: x.requestBodySize,
+    requestBodyTruncated: x.requestBodyTruncated,
+    requestComplete: x.requestComplete,
+    mode: x.mode,
+    endpointId: x.endpointId,
+    upstream: x.upstream,
+    response: r ? { status: r.status, headers: r.headers, source: r.source } : undefined,
+    outcome: x.outcome,
+    error: x.error,
+    startedAt: x.startedAt,
+    requestEndedAt: x.requestEndedAt,
+    respondedAt: x.respondedAt,
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * The capture commit runs on the capture writer thread (src/store/capture-writer.ts): the proxy's
+ * loop hands each exchange over and releases the response only when that thread says it
+ * committed. Held back through a real SQLite write lock taken by a second connection.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { httpsThroughProxy } from "./helpers/client.js";
+import { startTestProxy, type TestProxy } from "./helpers/proxy.js";
+import { openDatabase, type Db } from "../src/store/database.js";
+import { checkStore } from "./helpers/durability.js";
+import { makeExchange } from "./helpers/exchange.js";
+import { exhaustError } from "../src/errors.js";
+import { CaptureStore } from "../src/store/capture-store.js";
+import { CaptureWriterThread } from "../src/store/capture-writer.js";
+import { WriterPriority } from "../src/store/writer-priority.js";
+import { join } from "node:path";
+import { tempDir } from "./helpers/proxy.js";
+
+const HOST = "v10.events.data.microsoft.com";
+
+describe("capture writer thread", () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ mode: "sinkhole" });
+  });
+  afterAll(() => p?.close());
+
+  const upload = (body: string) =>
+    httpsThroughProxy({
+      proxyPort: p.port,
+      host: HOST,
+      path: "/OneCollector/1.0/",
+      method: "POST",
+      body,
+      headers: { "Content-Type": "application/x-json-stream" },
+      ca: [p.caPem],
+    });
+  const stored = (db: Db, marker: string) =>
+    (
+      db
+        .prepare(
+          "SELECT COUNT(*) AS n FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256 WHERE instr(CAST(b.data AS TEXT), ?) > 0",
+        )
+        .get(marker) as { n: number }
+    ).n;
+
+  it("releases no response while another connection holds the write lock, then 200 once the commit went through", async () => {
+    // Warm: the connection and the leaf exist, so the wait below is the commit's alone.
+    expect((await upload('{"name":"warm"}')).status).toBe(200);
+    const other = openDatabase(p.dbFile);
+    try {
+      other.prepare("BEGIN IMMEDIATE").run();
+      const marker = `held-${Date.now()}`;
+      let answeredAt: number | undefined;
+      const sentAt = Date.now();
+      const answer = upload(`{"name":"${marker}"}`).then((r) => {
+        answeredAt = Date.now();
+        return r;
+      });
+      // The proxy's loop keeps turning (timers fire on time) while the writer thread waits ...
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      await new Promise((r) => setTimeout(r, 1000));
+      clearInterval(ticker);
+      expect(ticks).toBeGreaterThan(50);
+      // ... and nothing was released, nothing is stored.
+      expect(answeredAt).toBeUndefined();
+      expect(stored(other, marker)).toBe(0);
+      other.prepare("COMMIT").run();
+      const r = await answer;
+      expect(r.status).toBe(200);
+      expect(answeredAt! - sentAt).toBeGreaterThanOrEqual(1000);
+      // Acknowledged means stored, and the chain is whole.
+      expect(stored(other, marker)).toBe(1);
+      expect(checkStore(p.dbFile, "test").chainProblems).toEqual([]);
+    } finally {
+      if (other.inTransaction) other.prepare("ROLLBACK").run();
+      other.close();
+    }
+  });
+
+  it("commits many parallel uploads in chain order, each acknowledged only once stored", async () => {
+    const markers = Array.from({ length: 24 }, (_, i) => `par-${i}-${Date.now()}`);
+    const answers = await Promise.all(markers.map((m) => upload(`{"name":"${m}"}`)));
+    expect(answers.map((r) => r.status)).toEqual(markers.map(() => 200));
+    const db = openDatabase(p.dbFile);
+    try {
+      for (const m of markers) expect(stored(db, m)).toBe(1);
+      expect(checkStore(p.dbFile, "test").chainProblems).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe("capture writer thread, on its own", () => {
+  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+    const file = join(tempDir(), "x.db");
+    const db = openDatabase(file);
+    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
+    const priority = new WriterPriority();
+    const writer = await CaptureWriterThread.start({
+      dbFile: file,
+      priority,
+      autoCheckpoint: true,
+      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+    });
+    const other = openDatabase(file);
+    try {
+      other.prepare("BEGIN IMMEDIATE").run();
+      let settled = false;
+      const committed = Promise.all([writer.commitExchange(session, makeExchange("a")), writer.commitExchange(session, makeExchange("b"))]);
+      void committed.then(() => (settled = true));
+      // Background writers yield from the hand-over on, before the writer thread has the writes ...
+      expect(priority.captureWaiting()).toBe(true);
+      // ... and the flag the processing thread yields to is raised by the thread holding the commits.
+      const until = Date.now() + 2000;
+      while (Atomics.load(priority.signal, 0) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      expect(Atomics.load(priority.signal, 0)).toBe(1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(settled).toBe(false);
+      other.prepare("COMMIT").run();
+      await committed;
+      expect(Atomics.load(priority.signal, 0)).toBe(0);
+      expect(priority.captureWaiting()).toBe(false);
+      const check = checkStore(file, "s");
+      expect(check.exchanges).toBe(2);
+      expect(check.chainProblems).toEqual([]);
+    } finally {
+      if (other.inTransaction) other.prepare("ROLLBACK").run();
+      other.close();
+      await writer.close();
+      db.close();
+    }
+  });
+
+  it("refuses what it had not answered when its thread dies, and starts again with the chain continued", async () => {
+    const file = join(tempDir(), "x.db");
+    const db = openDatabase(file);
+    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
+    const exits: string[] = [];
+    const writer = await CaptureWriterThread.start({
+      dbFile: file,
+      priority: new WriterPriority(),
+      autoCheckpoint: true,
+      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+      onThreadExit: (reason) => exits.push(reason),
+    });
+    try {
+      await writer.commitExchange(session, makeExchange("first"));
+      // Held by a lock so that the write is still unanswered when the thread is ended.
+      const other = openDatabase(file);
+      other.prepare("BEGIN IMMEDIATE").run();
+      const pending = writer.commitExchange(session, makeExchange("lost"));
+      await new Promise((r) => setTimeout(r, 100));
+      await (writer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await expect(pending).rejects.toThrow(/capture writer thread exited/);
+      other.prepare("ROLLBACK").run();
+      other.close();
+      expect(exits).toHaveLength(1);
+      await writer.commitExchange(session, makeExchange("after"));
+      const check = checkStore(file, "s");
+      expect(check.exchanges).toBe(2);
+      expect(check.chainProblems).toEqual([]);
+    } finally {
+      await writer.close();
+      db.close();
+    }
+  });
+});
