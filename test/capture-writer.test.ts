@@ -11,7 +11,7 @@ import { checkStore } from "./helpers/durability.js";
 import { makeExchange } from "./helpers/exchange.js";
 import { exhaustError } from "../src/errors.js";
 import { CaptureStore } from "../src/store/capture-store.js";
-import { CaptureWriterThread } from "../src/store/capture-writer.js";
+import { CaptureWriterThread, type CaptureWriterOptions } from "../src/store/capture-writer.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -96,7 +96,8 @@ describe("capture writer thread", () => {
 });
 
 describe("capture writer thread, on its own", () => {
-  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+  /** A store with a session, and a writer thread on it (real SQLite file). */
+  const startWriter = async (options: Partial<CaptureWriterOptions> = {}) => {
     const file = join(tempDir(), "x.db");
     const db = openDatabase(file);
     const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
@@ -106,7 +107,13 @@ describe("capture writer thread, on its own", () => {
       priority,
       autoCheckpoint: true,
       onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+      ...options,
     });
+    return { file, db, session, priority, writer };
+  };
+
+  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+    const { file, db, session, priority, writer } = await startWriter();
     const other = openDatabase(file);
     try {
       other.prepare("BEGIN IMMEDIATE").run();
@@ -137,18 +144,8 @@ describe("capture writer thread, on its own", () => {
   });
 
   it("refuses what it had not answered when its thread dies, and starts again with the chain continued", async () => {
-    const file = join(tempDir(), "x.db");
-    const db = openDatabase(file);
-    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
     const exits: string[] = [];
-    const priority = new WriterPriority();
-    const writer = await CaptureWriterThread.start({
-      dbFile: file,
-      priority,
-      autoCheckpoint: true,
-      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
-      onThreadExit: (reason) => exits.push(reason),
-    });
+    const { file, db, session, priority, writer } = await startWriter({ onThreadExit: (reason) => exits.push(reason) });
     try {
       await writer.commitExchange(session, makeExchange("first", { id: "first" }));
       // Held by a lock so that the write is still unanswered when the thread is ended.
@@ -189,15 +186,7 @@ describe("capture writer thread, on its own", () => {
   });
 
   it("commits and answers every write handed over just before close(), before its thread exits", async () => {
-    const file = join(tempDir(), "x.db");
-    const db = openDatabase(file);
-    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
-    const writer = await CaptureWriterThread.start({
-      dbFile: file,
-      priority: new WriterPriority(),
-      autoCheckpoint: true,
-      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
-    });
+    const { file, db, session, writer } = await startWriter();
     try {
       let answered = 0;
       const writes = Array.from({ length: 20 }, (_, i) => writer.commitExchange(session, makeExchange(`w${i}`)).then(() => answered++));
@@ -216,20 +205,14 @@ describe("capture writer thread, on its own", () => {
   });
 
   it("refuses every write once the thread finds the store deleted, telling the owner exactly once", async () => {
-    const file = join(tempDir(), "x.db");
-    const db = openDatabase(file);
-    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
-    db.close();
     let told = 0;
-    const writer = await CaptureWriterThread.start({
-      dbFile: file,
-      priority: new WriterPriority(),
-      autoCheckpoint: true,
+    const { file, db, session, writer } = await startWriter({
       onStoreGone: () => {
         told++;
         return exhaustError("EXH_STORE_GONE", { file });
       },
     });
+    db.close();
     try {
       await writer.commitExchange(session, makeExchange("before"));
       for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
