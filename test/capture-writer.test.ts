@@ -11,9 +11,11 @@ import { checkStore } from "./helpers/durability.js";
 import { makeExchange } from "./helpers/exchange.js";
 import { exhaustError } from "../src/errors.js";
 import { CaptureStore } from "../src/store/capture-store.js";
-import { CaptureWriterThread } from "../src/store/capture-writer.js";
+import { CaptureWriterThread, type CaptureWriterOptions } from "../src/store/capture-writer.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
 import { tempDir } from "./helpers/proxy.js";
 
 const HOST = "v10.events.data.microsoft.com";
@@ -94,7 +96,8 @@ describe("capture writer thread", () => {
 });
 
 describe("capture writer thread, on its own", () => {
-  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+  /** A store with a session, and a writer thread on it (real SQLite file). */
+  const startWriter = async (options: Partial<CaptureWriterOptions> = {}) => {
     const file = join(tempDir(), "x.db");
     const db = openDatabase(file);
     const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
@@ -104,7 +107,13 @@ describe("capture writer thread, on its own", () => {
       priority,
       autoCheckpoint: true,
       onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
+      ...options,
     });
+    return { file, db, session, priority, writer };
+  };
+
+  it("raises the writer priority from its thread while its commit waits for the lock, and lowers it once committed", async () => {
+    const { file, db, session, priority, writer } = await startWriter();
     const other = openDatabase(file);
     try {
       other.prepare("BEGIN IMMEDIATE").run();
@@ -135,36 +144,86 @@ describe("capture writer thread, on its own", () => {
   });
 
   it("refuses what it had not answered when its thread dies, and starts again with the chain continued", async () => {
-    const file = join(tempDir(), "x.db");
-    const db = openDatabase(file);
-    const session = new CaptureStore(db).openSession("s", { toolVersion: "test" });
     const exits: string[] = [];
-    const writer = await CaptureWriterThread.start({
-      dbFile: file,
-      priority: new WriterPriority(),
-      autoCheckpoint: true,
-      onStoreGone: () => exhaustError("EXH_STORE_GONE", { file }),
-      onThreadExit: (reason) => exits.push(reason),
-    });
+    const { file, db, session, priority, writer } = await startWriter({ onThreadExit: (reason) => exits.push(reason) });
     try {
-      await writer.commitExchange(session, makeExchange("first"));
+      await writer.commitExchange(session, makeExchange("first", { id: "first" }));
       // Held by a lock so that the write is still unanswered when the thread is ended.
       const other = openDatabase(file);
       other.prepare("BEGIN IMMEDIATE").run();
-      const pending = writer.commitExchange(session, makeExchange("lost"));
-      await new Promise((r) => setTimeout(r, 100));
-      await (writer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const pending = writer.commitExchange(session, makeExchange("lost", { id: "lost" }));
+      // The thread's CaptureStore has the write queued: its flag is up.
+      const until = Date.now() + 2000;
+      while (Atomics.load(priority.signal, 0) !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      expect(Atomics.load(priority.signal, 0)).toBe(1);
+      const worker = (writer as unknown as { worker: Worker }).worker;
+      // A write handed over in the very turn the thread dies, not posted to it yet.
+      let orphan: Promise<void> | undefined;
+      worker.prependOnceListener("exit", () => {
+        orphan = writer.commitExchange(session, makeExchange("orphan", { id: "orphan" }));
+      });
+      await worker.terminate();
       await expect(pending).rejects.toThrow(/capture writer thread exited/);
+      await expect(orphan).rejects.toThrow(/capture writer thread exited/);
+      // No capture flag stays raised by the dead thread: background writers do not wait for it.
+      expect(Atomics.load(priority.signal, 0)).toBe(0);
+      expect(Atomics.load(priority.signal, 2)).toBe(0);
+      expect(priority.captureWaiting()).toBe(false);
       other.prepare("ROLLBACK").run();
       other.close();
       expect(exits).toHaveLength(1);
-      await writer.commitExchange(session, makeExchange("after"));
+      await writer.commitExchange(session, makeExchange("after", { id: "after" }));
+      // The refused write was not handed to the new thread with the next one.
       const check = checkStore(file, "s");
       expect(check.exchanges).toBe(2);
+      expect(check.chainProblems).toEqual([]);
+      const ids = db.prepare("SELECT id FROM exchanges ORDER BY seq").pluck().all();
+      expect(ids).toEqual(["first", "after"]);
+    } finally {
+      await writer.close();
+      db.close();
+    }
+  });
+
+  it("commits and answers every write handed over just before close(), before its thread exits", async () => {
+    const { file, db, session, writer } = await startWriter();
+    try {
+      let answered = 0;
+      const writes = Array.from({ length: 20 }, (_, i) => writer.commitExchange(session, makeExchange(`w${i}`)).then(() => answered++));
+      // Not awaited in between: close() is called in the same turn as the hand-over.
+      const closed = writer.close().then(() => answered);
+      expect(await closed).toBe(20);
+      await Promise.all(writes);
+      await expect(writer.commitExchange(session, makeExchange("late"))).rejects.toThrow(/closed/);
+      const check = checkStore(file, "s");
+      expect(check.exchanges).toBe(20);
       expect(check.chainProblems).toEqual([]);
     } finally {
       await writer.close();
       db.close();
+    }
+  });
+
+  it("refuses every write once the thread finds the store deleted, telling the owner exactly once", async () => {
+    let told = 0;
+    const { file, db, session, writer } = await startWriter({
+      onStoreGone: () => {
+        told++;
+        return exhaustError("EXH_STORE_GONE", { file });
+      },
+    });
+    db.close();
+    try {
+      await writer.commitExchange(session, makeExchange("before"));
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+      // Two in one commit, refused by the thread, then one more later.
+      const refused = [writer.commitExchange(session, makeExchange("a")), writer.commitExchange(session, makeExchange("b"))];
+      for (const r of refused) await expect(r).rejects.toMatchObject({ code: "EXH_STORE_GONE" });
+      await expect(writer.commitExchange(session, makeExchange("c"))).rejects.toMatchObject({ code: "EXH_STORE_GONE" });
+      await expect(writer.flush()).rejects.toMatchObject({ code: "EXH_STORE_GONE" });
+      expect(told).toBe(1);
+    } finally {
+      await writer.close();
     }
   });
 });

@@ -133,7 +133,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
     writer = await CaptureWriterThread.start({
       dbFile: options.dbFile,
       priority,
-      autoCheckpoint: db.pragma("wal_autocheckpoint", { simple: true }) !== 0,
+      autoCheckpoint: !checkpointer.threaded,
       owner,
       onStoreGone: markGone,
       onThreadExit: (reason) => log.error({ code: "EXH_CAPTURE_FAILED", reason }, "capture writer thread stopped; starting it again"),

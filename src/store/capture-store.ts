@@ -33,36 +33,51 @@ export function completionOf(x: Exchange): ExchangeCompletion {
 }
 
 /**
+ * The fields of an exchange the durable point stores as they are: one list makes both the type
+ * (ExchangeHead) and the copy (headOf), so a field added here cannot be dropped on the way.
+ */
+const HEAD_FIELDS = [
+  "id",
+  "connectionId",
+  "scheme",
+  "method",
+  "host",
+  "port",
+  "path",
+  "httpVersion",
+  "requestHeaders",
+  "requestBodySize",
+  "requestBodyTruncated",
+  "requestComplete",
+  "mode",
+  "endpointId",
+  "upstream",
+  "outcome",
+  "error",
+  "startedAt",
+  "requestEndedAt",
+  "respondedAt",
+] as const satisfies readonly (keyof Exchange)[];
+
+/**
  * What the durable point stores of an exchange: the request and the response head (the body and
  * the outcome's last word come with the completion). A live Exchange is one; the capture writer
  * thread receives exactly this (capture-writer.ts).
  */
-export type ExchangeHead = Pick<
-  Exchange,
-  | "id"
-  | "connectionId"
-  | "scheme"
-  | "method"
-  | "host"
-  | "port"
-  | "path"
-  | "httpVersion"
-  | "requestHeaders"
-  | "requestBodySize"
-  | "requestBodyTruncated"
-  | "requestComplete"
-  | "mode"
-  | "endpointId"
-  | "upstream"
-  | "outcome"
-  | "error"
-  | "startedAt"
-  | "requestEndedAt"
-  | "respondedAt"
-> & {
+export type ExchangeHead = Pick<Exchange, (typeof HEAD_FIELDS)[number]> & {
   requestBody: Uint8Array;
   response?: Pick<NonNullable<Exchange["response"]>, "status" | "headers" | "source">;
 };
+
+/** An exchange's head, and nothing of the live exchange beside it (sockets, targets, response body). */
+export function headOf(x: ExchangeHead | Exchange): ExchangeHead {
+  const head: Record<string, unknown> = {};
+  for (const k of HEAD_FIELDS) head[k] = x[k];
+  const r = x.response;
+  head.requestBody = x.requestBody;
+  head.response = r ? { status: r.status, headers: r.headers, source: r.source } : undefined;
+  return head as ExchangeHead;
+}
 
 /** The writes the capture addon makes; served in-process (CaptureStore) or by the capture writer thread. */
 export interface CaptureSink {
@@ -87,13 +102,14 @@ export interface CaptureStoreOptions {
    * or replaced). The batch and everything after it are rejected with that error.
    */
   guard?: () => Error | undefined;
-  /**
-   * How long commits may find the lock held by another connection (an outside client's open write
-   * transaction) before they are given up and rejected, so that clients are refused rather than
-   * kept waiting without end. Default 5 s, SQLite's usual busy timeout.
-   */
-  busyGiveUpMs?: number;
 }
+
+/**
+ * How long commits may find the lock held by another connection (an outside client's open write
+ * transaction) before they are given up and rejected, so that clients are refused rather than
+ * kept waiting without end: 5 s, SQLite's usual busy timeout.
+ */
+const BUSY_GIVE_UP_MS = 5000;
 
 /**
  * The capture writer: every write is queued and the queue is committed in one transaction on the
@@ -367,7 +383,7 @@ export class CaptureStore implements CaptureSink {
       const now = Date.now();
       this.busySince ??= now;
       const waited = now - this.busySince;
-      if (waited >= (this.options.busyGiveUpMs ?? 5000)) {
+      if (waited >= BUSY_GIVE_UP_MS) {
         this.busySince = undefined;
         this.rejectQueued(new Error(`database is locked: another connection has held the write lock for ${waited} ms`));
         return;

@@ -25,13 +25,10 @@ try {
   // A checkpoint thread beside the proxy does the checkpoints: commits here do not stop for them.
   if (!data.autoCheckpoint) db.pragma("wal_autocheckpoint = 0");
   // Checked before every commit: a store whose files were deleted or replaced takes no more.
+  // (CaptureStore keeps the first refusal: the guard is not asked again once it said so.)
   const sameStore = watchStore(data.dbFile);
-  let gone: Error | undefined;
-  const guard = () => {
-    if (!gone && !sameStore()) gone = exhaustError("EXH_STORE_GONE", { file: data.dbFile });
-    return gone;
-  };
-  store = new CaptureStore(db, new WriterPriority(data.prioritySignal), { guard, busyGiveUpMs: data.busyGiveUpMs });
+  const guard = () => (sameStore() ? undefined : exhaustError("EXH_STORE_GONE", { file: data.dbFile }));
+  store = new CaptureStore(db, new WriterPriority(data.prioritySignal), { guard });
   if (data.owner) beat = heartbeatWrite(db, data.owner as SessionOwner);
 } catch (e) {
   port.postMessage({ type: "failed", message: (e as Error).message } satisfies WriterReply);
@@ -95,7 +92,6 @@ port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" }) => {
       .catch(() => {})
       .then(() => {
         db.close();
-        port.postMessage({ type: "stopped" } satisfies WriterReply);
         port.close();
       });
     return;

@@ -12,7 +12,8 @@
  * - to the thread: `{ type: "ops", ops }`, every write of this turn in order, each numbered; and
  *   `{ type: "stop" }` at the end.
  * - back: `{ type: "ready" }` once its connection is open (or `failed`), `{ type: "settled", results }`
- *   after each commit (a number: committed; `[n, message, code]`: refused), `{ type: "stopped" }`.
+ *   after each commit (a number: committed; `[n, message, code]`: refused). After a stop the
+ *   thread closes its connection and exits.
  *
  * Bodies are copied to the thread (structured clone of an exactly sized Uint8Array), not
  * transferred: the engine and the addons after the capture addon (the UI's live view, the exchange
@@ -24,8 +25,8 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { ExhaustError } from "../errors.js";
 import { PACKAGE_ROOT } from "../paths.js";
-import type { ConnectionRecord, Exchange } from "../types.js";
-import type { CaptureSink, ExchangeCompletion, ExchangeHead, SessionInfo } from "./capture-store.js";
+import type { ConnectionRecord } from "../types.js";
+import { headOf, type CaptureSink, type ExchangeCompletion, type ExchangeHead, type SessionInfo } from "./capture-store.js";
 import type { SessionOwner } from "./session-owner.js";
 import type { WriterPriority } from "./writer-priority.js";
 
@@ -41,7 +42,6 @@ export interface WriterData {
   autoCheckpoint: boolean;
   /** The session claim whose heartbeat this thread writes with the captures. */
   owner?: Pick<SessionOwner, "session" | "token">;
-  busyGiveUpMs?: number;
 }
 
 export type WriterOp =
@@ -55,15 +55,13 @@ export type WriterOp =
 /** A committed write's number, or a refused one's with the reason. */
 export type WriterResult = number | [n: number, message: string, code: string | undefined];
 
-export type WriterReply =
-  { type: "ready" } | { type: "failed"; message: string } | { type: "settled"; results: WriterResult[] } | { type: "stopped" };
+export type WriterReply = { type: "ready" } | { type: "failed"; message: string } | { type: "settled"; results: WriterResult[] };
 
 export interface CaptureWriterOptions {
   dbFile: string;
   priority: WriterPriority;
   autoCheckpoint: boolean;
   owner?: SessionOwner;
-  busyGiveUpMs?: number;
   /**
    * Called when the thread finds the store's files deleted or replaced: returns the error every
    * write is refused with from then on (the owner logs it once and stops the capture).
@@ -100,7 +98,9 @@ export class CaptureWriterThread implements CaptureSink {
   }
 
   commitExchange(session: SessionInfo, x: ExchangeHead): Promise<void> {
-    return this.submit({ k: "commit", n: 0, s: session, x: headOf(x) });
+    const head = headOf(x);
+    head.requestBody = exactly(head.requestBody)!;
+    return this.submit({ k: "commit", n: 0, s: session, x: head });
   }
 
   completeExchange(c: ExchangeCompletion): Promise<void> {
@@ -128,6 +128,11 @@ export class CaptureWriterThread implements CaptureSink {
   /** Commits what is queued and ends the thread (its connection closed). */
   async close(): Promise<void> {
     if (this.stopped) return;
+    // After a death nothing is queued (refused at the exit): no thread is started just to stop it.
+    if (!this.worker) {
+      this.stopped = true;
+      return;
+    }
     await this.flush().catch(() => {});
     this.stopped = true;
     const worker = this.worker;
@@ -181,7 +186,6 @@ export class CaptureWriterThread implements CaptureSink {
       prioritySignal: o.priority.signal,
       autoCheckpoint: o.autoCheckpoint,
       owner: o.owner ? { session: o.owner.session, token: o.owner.token } : undefined,
-      busyGiveUpMs: o.busyGiveUpMs,
     };
     const worker = new Worker(CAPTURE_WRITER_FILE, { workerData: data });
     this.worker = worker;
@@ -200,11 +204,15 @@ export class CaptureWriterThread implements CaptureSink {
       });
       worker.once("exit", (code) => {
         if (this.worker === worker) this.worker = undefined;
-        if (!ready) reject(new Error(`capture writer thread exited with code ${code}`));
-        // Whatever it had not answered is not known to be committed: refused (503 for an upload).
         const reason = `capture writer thread exited with code ${code}`;
+        if (!ready) reject(new Error(reason));
+        // Whatever it had not answered is not known to be committed: refused (503 for an upload).
+        // That includes writes of this turn not posted yet: they must not go to the next thread.
+        this.ops = [];
         if (this.pending.size > 0) this.refuse([...this.pending.keys()], new Error(reason));
-        if (!this.stopped) o.onThreadExit?.(reason);
+        // Its CaptureStore may have raised the flag and can no longer lower it.
+        o.priority.lower();
+        if (ready && !this.stopped) o.onThreadExit?.(reason);
       });
     });
   }
@@ -252,33 +260,4 @@ export class CaptureWriterThread implements CaptureSink {
 function exactly(u: Uint8Array | undefined): Uint8Array | undefined {
   if (!u || (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength)) return u;
   return u.slice();
-}
-
-/** What the durable point stores, and nothing of the live exchange beside it (sockets, targets, body). */
-function headOf(x: ExchangeHead | Exchange): ExchangeHead {
-  const r = x.response;
-  return {
-    id: x.id,
-    connectionId: x.connectionId,
-    scheme: x.scheme,
-    method: x.method,
-    host: x.host,
-    port: x.port,
-    path: x.path,
-    httpVersion: x.httpVersion,
-    requestHeaders: x.requestHeaders,
-    requestBody: exactly(x.requestBody)!,
-    requestBodySize: x.requestBodySize,
-    requestBodyTruncated: x.requestBodyTruncated,
-    requestComplete: x.requestComplete,
-    mode: x.mode,
-    endpointId: x.endpointId,
-    upstream: x.upstream,
-    response: r ? { status: r.status, headers: r.headers, source: r.source } : undefined,
-    outcome: x.outcome,
-    error: x.error,
-    startedAt: x.startedAt,
-    requestEndedAt: x.requestEndedAt,
-    respondedAt: x.respondedAt,
-  };
 }
