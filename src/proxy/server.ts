@@ -15,7 +15,7 @@ import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js"
 import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
 import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
-import { formatHostPort, MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, parseAuthority, requestTarget, type HostPort, type ProxyOptions } from "./options.js";
 
 export interface ProxyDeps {
   options: ProxyOptions;
@@ -280,7 +280,7 @@ class ProxyServer {
    */
   private async routePlain(req: http.IncomingMessage): Promise<boolean> {
     const { options } = this;
-    const target = plainTarget(req);
+    const { target } = requestTarget(req, false);
     if (!target) return true; // no target at all: the engine answers 400
     // Answered here (sinkhole, block): nothing is relayed, so nothing to check, and no name is
     // looked up in DNS on the way.
@@ -747,21 +747,6 @@ function localAnswer(code: HttpErrorCode, params: Record<string, string | number
   return rawAnswer(codeAnswer(code, params));
 }
 
-/** The target of a plain proxy request: its absolute-form URL, else its Host header. */
-function plainTarget(req: http.IncomingMessage): HostPort | undefined {
-  const url = req.url ?? "";
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    try {
-      const u = new URL(url);
-      const secure = u.protocol === "https:" || u.protocol === "wss:";
-      return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (secure ? 443 : 80)) };
-    } catch {
-      return undefined;
-    }
-  }
-  return req.headers.host ? safeHostPort(req.headers.host, 80) : undefined;
-}
-
 /** An HTTP request line starts with a method token and a space. */
 function looksLikeHttp(b: Buffer): boolean {
   let i = 0;
@@ -796,14 +781,10 @@ function clientHelloState(b: Buffer): "complete" | "partial" | "other" {
   return b.length >= MAX_CLIENT_HELLO ? "other" : "partial";
 }
 
+/** A CONNECT target or Host header as parseAuthority reads it, the host lower-cased. */
 function safeHostPort(text: string, defaultPort: number): HostPort | undefined {
-  try {
-    const hp = parseHostPort("CONNECT", text, undefined);
-    return { host: hp.host.toLowerCase(), port: hp.port };
-  } catch {
-    const host = text.trim().toLowerCase();
-    return /^[a-z0-9.-]+$/.test(host) ? { host, port: defaultPort } : undefined;
-  }
+  const hp = parseAuthority(text.trim(), defaultPort);
+  return hp && { host: hp.host.toLowerCase(), port: hp.port };
 }
 
 /** A malformed request line or header: answer 400 if the socket can still take it, never crash. */
