@@ -47,8 +47,9 @@ export const RETRY_AFTER_SECONDS = 5;
 
 /**
  * exhaust's own answer for an error: `status`, the code in X-Exhaust-Error, Retry-After on a 503
- * (telemetry clients keep the batch and send it again), one line of text. Every answer exhaust
- * gives for an error is this one, written by the engine or, as bytes (rawAnswer), on a socket.
+ * (telemetry clients keep the batch and send it again), one line of text. The engine writes it,
+ * or it goes as bytes (rawAnswer) on a socket. Not every error answer is this one: a malformed
+ * request or a missing target gets a bare 400, a refused client 403/407 (deniedResponse).
  */
 export function exhaustAnswer(error: { code: string; message: string }, status: number): LocalResponse {
   const headers: RawHeaders = [
