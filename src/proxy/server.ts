@@ -136,11 +136,8 @@ class ProxyServer {
     });
     const boundAddress = server.address() as net.AddressInfo;
     this.bound = { host: boundAddress.address, port: boundAddress.port };
-    log.info(
-      { listen: `${boundAddress.address}:${boundAddress.port}`, mode: options.mode, intercept: options.intercept },
-      "proxy listening",
-    );
-    return { host: boundAddress.address, port: boundAddress.port };
+    log.info({ listen: formatHostPort(this.bound), mode: options.mode, intercept: options.intercept }, "proxy listening");
+    return { ...this.bound };
   }
 
   /** Shutdown: stops accepting, closes client connections and upstream agents, flushes the addons. */
@@ -218,7 +215,7 @@ class ProxyServer {
         this.log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
       }
       socket.on("error", () => socket.destroy());
-      socket.end(localAnswer("EXH_PROXY_BUSY", { reason: busy }));
+      socket.end(rawCodeAnswer("EXH_PROXY_BUSY", { reason: busy }));
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
@@ -243,7 +240,7 @@ class ProxyServer {
     c.error = reason;
     this.openConnection(c);
     this.log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
-    socket.end(localAnswer("EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
+    socket.end(rawCodeAnswer("EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
     this.closeConnection(c);
   }
 
@@ -255,8 +252,8 @@ class ProxyServer {
     if (busy) this.log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
     socket.end(
       busy
-        ? localAnswer("EXH_PROXY_BUSY", { reason: error })
-        : localAnswer("EXH_UPSTREAM_FAILED", { target: formatHostPort(c), reason: error }),
+        ? rawCodeAnswer("EXH_PROXY_BUSY", { reason: error })
+        : rawCodeAnswer("EXH_UPSTREAM_FAILED", { target: formatHostPort(c), reason: error }),
     );
   }
 
@@ -742,8 +739,8 @@ class DescriptorGauge {
   }
 }
 
-/** A short answer of our own (relay.ts's codeAnswer), as bytes for the raw client socket. */
-function localAnswer(code: HttpErrorCode, params: Record<string, string | number>): Buffer {
+/** An answer for an error code (relay.ts's codeAnswer), as bytes for the raw client socket. */
+function rawCodeAnswer(code: HttpErrorCode, params: Record<string, string | number>): Buffer {
   return rawAnswer(codeAnswer(code, params));
 }
 
