@@ -10,11 +10,16 @@ import { z } from "zod";
 import { globPattern } from "./glob.js";
 import { CLASSIFIERS_DIR } from "./paths.js";
 
+/** The shortest minValueLength the list may set: the exports' redaction window (8 bytes). */
+export const MIN_SECRET_VALUE_LENGTH = 8;
+
 export const SECRETS_FILE = join(CLASSIFIERS_DIR, "secrets.yaml");
 export type SecretPlace = "header" | "query" | "json";
 
 const Schema = z.object({
-  minValueLength: z.number().int().min(1),
+  // At least 8: the exports' redaction (src/export/secret-values.ts) indexes every value by its
+  // first 8 bytes and cannot find a shorter one, so a lower setting would silently not redact.
+  minValueLength: z.number().int().min(MIN_SECRET_VALUE_LENGTH),
   minValueLengthSource: z.string().min(1),
   secrets: z
     .array(
@@ -108,11 +113,12 @@ function decodeQueryPart(s: string): string {
 /**
  * The values of credential parameters (classifiers/secrets.yaml, `in: query`) inside a text that
  * holds a URL or query string (`…/geocode/json?latlng=…&key=AIza…`), URL-decoded, each at least
- * `minLength` characters (by default the list's minValueLength): what a field value carries in its
- * query that must not leave unredacted.
+ * the list's minValueLength characters: what a field value carries in its query that must not
+ * leave unredacted.
  */
-export function secretQueryValues(text: string, minLength = minSecretValueLength()): string[] {
+export function secretQueryValues(text: string): string[] {
   if (!text.includes("=")) return [];
+  const minLength = minSecretValueLength();
   const out: string[] = [];
   QUERY_PAIR.lastIndex = 0;
   let m: RegExpExecArray | null;

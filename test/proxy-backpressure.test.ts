@@ -310,12 +310,17 @@ describe("back-pressure in sinkhole mode: nothing goes upstream, and an upload i
       }
     })();
     const answered = readResponse(client);
+    // The upload's bytes handed over when the answer's first byte arrives: all of them, if the
+    // answer waited for the whole upload.
+    let acceptedAtAnswer = -1;
+    client.once("data", () => (acceptedAtAnswer = upload.accepted));
     await upload.pump(client);
     const answer = await answered;
     sampling = false;
     await sampler;
     client.destroy();
     expect(answer.status).toBe(200);
+    expect(acceptedAtAnswer, "upload bytes handed over when the answer arrived").toBe(TOTAL);
     console.log(`sinkhole: peak ${peak} buffer bytes held during a ${TOTAL}-byte upload`);
     expect(peak, `${peak} bytes of buffers held while a 64 MiB upload was sinkholed`).toBeLessThan(HELD_BOUND);
 

@@ -73,8 +73,7 @@ describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${
     return eventually(
       () =>
         p.db.prepare("SELECT host, port, path, outcome FROM exchanges WHERE path = ?").get(path) as
-          | { host: string; port: number; path: string; outcome: string }
-          | undefined,
+          { host: string; port: number; path: string; outcome: string } | undefined,
     );
   }
 
@@ -117,8 +116,7 @@ describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${
     const row = await eventually(
       () =>
         p.db.prepare("SELECT host, port, scheme, error_code FROM exchanges WHERE path = '/v6/tunnel'").get() as
-          | { host: string; port: number; scheme: string; error_code: string | null }
-          | undefined,
+          { host: string; port: number; scheme: string; error_code: string | null } | undefined,
     );
     expect(row).toEqual({ host: "::1", port: tlsPort, scheme: "https", error_code: null });
   });
@@ -139,5 +137,35 @@ describe.skipIf(noV6 !== undefined)(`IPv6 request targets${noV6 ? ` (skipped: ${
     expect(res.status).toBe(400);
     const again = await viaProxy("/v6/after-bad-host", `[::1]:${origin.port}`);
     expect(again.status).toBe(200);
+  });
+});
+
+describe.skipIf(noV6 !== undefined)(`IPv6 request targets without --allow-private${noV6 ? ` (skipped: ${noV6})` : ""}`, () => {
+  const origin = v6 as Exclude<typeof v6, string>;
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy({ intercept: "all" });
+  });
+  afterAll(async () => {
+    await p?.close();
+  });
+
+  // An origin-form request names its target in the Host header only: the target policy must read
+  // it as the engine does, or a loopback/private address is dialled without the check.
+  it.each([
+    ["Host: [::1] (no port)", "/v6/refused-bare", () => "[::1]"],
+    ["Host: [::1]:PORT", "/v6/refused-port", () => `[::1]:${origin.port}`],
+    ["absolute-form http://[::1]:PORT/", "", () => `[::1]:${origin.port}`],
+  ])("%s is refused 403 and nothing reaches the origin", async (_title, path, host) => {
+    const seen = origin.paths.length;
+    const target = path || `http://${host()}/v6/refused-absolute`;
+    const res = await plainProxyRequest(p.port, target, host());
+    expect(res.status).toBe(403);
+    expect(origin.paths.length).toBe(seen);
+  });
+
+  it("Host: 2130706433 (a number a URL parser reads as 127.0.0.1) is refused 403", async () => {
+    const res = await plainProxyRequest(p.port, "/v4/refused-number", `2130706433:${origin.port}`);
+    expect(res.status).toBe(403);
   });
 });

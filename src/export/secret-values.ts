@@ -12,6 +12,7 @@ import {
   isSecretJsonKey,
   isSecretParam,
   mayHoldSecretJsonKey,
+  MIN_SECRET_VALUE_LENGTH,
   minSecretValueLength,
   secretQueryValues,
 } from "../secrets.js";
@@ -85,8 +86,8 @@ export function decodedBody(data: Uint8Array, headers: RawHeaders | null | undef
   }
 }
 
-/** Every form is at least this long, so an 8-byte window indexes them all. */
-const WINDOW = 8;
+/** Every form is at least this long (secrets.ts holds minValueLength to it), so an 8-byte window indexes them all. */
+const WINDOW = MIN_SECRET_VALUE_LENGTH;
 
 /** A hash of the 8 bytes at `i`: the index key (collisions only cost a comparison). */
 const windowKey = (b: Buffer, i: number) => (b.readUInt32LE(i) ^ Math.imul(b.readUInt32LE(i + 4), 0x9e3779b1)) >>> 0;
@@ -175,7 +176,7 @@ export class SecretValues {
   learnField(path: string, value: unknown): void {
     if (value === null || value === undefined) return;
     if (isSecretJsonKey(path)) this.add(typeof value === "string" ? value : JSON.stringify(value));
-    else if (typeof value === "string") for (const v of secretQueryValues(value, minSecretValueLength())) this.add(v);
+    else if (typeof value === "string") for (const v of secretQueryValues(value)) this.add(v);
   }
 
   private buildIndex(): NonNullable<typeof this.index> {

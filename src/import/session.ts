@@ -11,6 +11,7 @@ import type { Db } from "../store/database.js";
 import { markSessionIncomplete } from "../store/completeness.js";
 import { recordImportProvenance } from "../store/import-store.js";
 import { sessionByName } from "../store/sessions.js";
+import { checkpointBetweenWrites } from "../store/wal.js";
 import { exhaustError } from "../errors.js";
 import type { Exchange, RawHeaders } from "../types.js";
 import { TOOL_VERSION } from "../version.js";
@@ -182,7 +183,7 @@ export class ImportSession {
     // checkpoint thread never sees while this thread writes without pause: it grew past the size of
     // the database (several GB for a 1 GB HAR). A checkpoint here, between two writes, takes in the
     // few frames the thread has not yet, and the next write starts the WAL over.
-    if (++this.drains % DRAINS_PER_WAL_RESTART === 0) this.db.pragma("wal_checkpoint(PASSIVE)");
+    if (++this.drains % DRAINS_PER_WAL_RESTART === 0) checkpointBetweenWrites(this.db);
   }
 
   /** Commits and processes what is still queued, records provenance. */

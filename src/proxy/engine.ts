@@ -21,7 +21,7 @@ import type { Logger } from "../log.js";
 import type { ConnectionRecord, Exchange } from "../types.js";
 import type { AddonChain, LocalResponse } from "./addons/addon.js";
 import { BodyCollector, headerPairs, type InflightBudget } from "./body.js";
-import { formatHostPort, MAX_HEADER_BYTES, parseAuthority, type HostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, requestTarget, type HostPort, type ProxyOptions } from "./options.js";
 import type { Route } from "./targets.js";
 import {
   classifyUpstreamError,
@@ -39,12 +39,6 @@ import {
   writeLocal,
 } from "./relay.js";
 import { relayWebSocket } from "./websocket-relay.js";
-
-/**
- * An absolute-form request target: its scheme (group 1), its authority without any userinfo
- * (group 2), then the path and query (group 3).
- */
-const ABSOLUTE_FORM = /^(https?):\/\/(?:[^/?#@]*@)?([^/?#]*)([^#]*)/i;
 
 /** Pending body bytes that are written upstream at once rather than at the end of the turn. */
 const RELAY_WRITE_BYTES = 64 * 1024;
@@ -118,27 +112,21 @@ export class ExhaustEngine {
 
   /** Entry point for one request on a client connection (plain or decrypted). */
   handle(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean): void {
-    // The request target, parsed once: an absolute-form URL (`POST https://host/path`) is stored and
-    // forwarded as its path, as the origin expects; outside a tunnel its authority names the target,
-    // else the Host header does.
-    let authority = req.headers.host;
-    const absolute = ABSOLUTE_FORM.exec(req.url ?? "");
-    if (absolute) {
-      req.url = absolute[3] || "/";
-      if (!isTls) {
-        authority = absolute[2];
-        if (absolute[1].toLowerCase() === "https") {
-          // A plain proxy request for an https:// URL (the Application Insights Node.js SDK sends its
-          // uploads so): exhaust makes the TLS connection, so it is an https exchange to host:443.
-          req.headers.host = authority;
-          isTls = true;
-        }
-      }
+    // The request target, parsed once (requestTarget, as the target policy read it): an
+    // absolute-form URL (`POST https://host/path`) is stored and forwarded as its path, as the
+    // origin expects; outside a tunnel its authority names the target, else the Host header does.
+    const parsed = requestTarget(req, isTls);
+    req.url = parsed.path;
+    if (parsed.upgradesToTls) {
+      // A plain proxy request for an https:// URL (the Application Insights Node.js SDK sends its
+      // uploads so): exhaust makes the TLS connection, so it is an https exchange to host:443.
+      req.headers.host = parsed.authority;
+      isTls = true;
     }
     // On a connection bound to a CONNECT the target is the CONNECT's (a Host naming another is
     // recorded as a finding, whatever it says); elsewhere a request without one is refused.
     const route = this.deps.routeOf(req);
-    const target = route?.bound ? route : authority === undefined ? undefined : parseAuthority(authority, isTls ? 443 : 80);
+    const target = route?.bound ? route : parsed.target;
     if (!target) {
       req.resume();
       res.writeHead(400, { "Content-Type": "text/html; charset=utf-8" });
@@ -197,7 +185,13 @@ export class ExhaustEngine {
     return { x, conn };
   }
 
-  private beginExchange(req: http.IncomingMessage, res: http.ServerResponse, isTls: boolean, target: HostPort, route: Route | undefined): void {
+  private beginExchange(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    isTls: boolean,
+    target: HostPort,
+    route: Route | undefined,
+  ): void {
     const { options } = this.deps;
     const { x, conn } = this.newExchange(req, isTls, route?.bound ? route.host : target.host.toLowerCase(), target.port, req.url ?? "/");
     if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);

@@ -76,6 +76,44 @@ export function parseAuthority(text: string, defaultPort: number): HostPort | un
   return port <= 65535 ? { host, port } : undefined;
 }
 
+/** An absolute-form request target: scheme, authority (any userinfo dropped), path and query. */
+const ABSOLUTE_FORM = /^(https?|wss?):\/\/(?:[^/?#@]*@)?([^/?#]*)([^#]*)/i;
+
+/** Where a request goes, read once for the target policy and the engine alike. */
+export interface RequestTarget {
+  /** Lower-cased host (IPv6 without brackets) and port; undefined when the request names none. */
+  target: HostPort | undefined;
+  /** The authority as the request wrote it (absolute-form's, else the Host header). */
+  authority: string | undefined;
+  /** The path to forward: absolute-form's path and query, else the request's own. */
+  path: string;
+  /** An absolute-form target outside a tunnel that names https (or wss): exhaust makes the TLS connection. */
+  upgradesToTls: boolean;
+}
+
+/**
+ * The target of one request, the one reading used by the target policy (server.ts) and the
+ * engine: outside a tunnel an absolute-form URL's authority names it, else the Host header does,
+ * both read by parseAuthority and lower-cased. No URL parser: it would read `2130706433` as
+ * 127.0.0.1 while the exchange keeps the raw text.
+ */
+export function requestTarget(req: { url?: string; headers: { host?: string } }, isTls: boolean): RequestTarget {
+  const url = req.url ?? "";
+  let authority = req.headers.host;
+  let path = url;
+  let upgradesToTls = false;
+  const absolute = ABSOLUTE_FORM.exec(url);
+  if (absolute) {
+    path = absolute[3] || "/";
+    if (!isTls) {
+      authority = absolute[2];
+      upgradesToTls = /s$/i.test(absolute[1]);
+    }
+  }
+  const hp = authority === undefined ? undefined : parseAuthority(authority, isTls || upgradesToTls ? 443 : 80);
+  return { target: hp && { host: hp.host.toLowerCase(), port: hp.port }, authority, path, upgradesToTls };
+}
+
 export function parseHostPort(option: string, text: string, defaultHost?: string): HostPort {
   const m = AUTHORITY.exec(text.trim());
   if (!m?.[3]) {

@@ -7,7 +7,7 @@ import http from "node:http";
 import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../errors.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
-import { formatHostPort, type HostPort } from "./options.js";
+import { formatHostPort, parseAuthority, type HostPort } from "./options.js";
 import { headerPairs } from "./body.js";
 import type { Route } from "./targets.js";
 
@@ -47,8 +47,9 @@ export const RETRY_AFTER_SECONDS = 5;
 
 /**
  * exhaust's own answer for an error: `status`, the code in X-Exhaust-Error, Retry-After on a 503
- * (telemetry clients keep the batch and send it again), one line of text. Every answer exhaust
- * gives for an error is this one, written by the engine or, as bytes (rawAnswer), on a socket.
+ * (telemetry clients keep the batch and send it again), one line of text. The engine writes it,
+ * or it goes as bytes (rawAnswer) on a socket. Not every error answer is this one: a malformed
+ * request or a missing target gets a bare 400, a refused client 403/407 (deniedResponse).
  */
 export function exhaustAnswer(error: { code: string; message: string }, status: number): LocalResponse {
   const headers: RawHeaders = [
@@ -157,28 +158,16 @@ export function rawAnswer(answer: LocalResponse): Buffer {
   return Buffer.concat([Buffer.from(head), answer.body]);
 }
 
-/** A lower-case ASCII host name or IPv4 address: one a URL parser would leave as it is. */
-const PLAIN_HOST = /^[a-z0-9.-]+$/;
-
 /**
  * On a connection bound to a CONNECT the target is authoritative; a Host header naming another
  * host is recorded on the exchange (and the connection) as a finding, never followed.
  */
 export function noteHostMismatch(x: Exchange, conn: ConnectionRecord | undefined, hostHeader: string | undefined, route: Route): void {
   if (!hostHeader) return;
-  // The common case, without parsing a URL per request: the Host names the target exactly.
-  if ((hostHeader === route.host || hostHeader === `${route.host}:${route.port}`) && PLAIN_HOST.test(route.host)) return;
-  // A Host without a port names the host only (plain HTTP inside a CONNECT to :443 is common).
-  let named: { host: string; port?: number };
-  try {
-    const u = new URL(`${x.scheme}://${hostHeader}`);
-    named = {
-      host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
-      port: /:\d+$/.test(hostHeader) ? Number(u.port || (x.scheme === "https" ? 443 : 80)) : undefined,
-    };
-  } catch {
-    named = { host: hostHeader, port: -1 };
-  }
+  // Read as the target policy reads a Host (parseAuthority); one without a port names the host
+  // only (plain HTTP inside a CONNECT to :443 is common).
+  const hp = parseAuthority(hostHeader.trim(), -1);
+  const named = hp ? { host: hp.host.toLowerCase(), port: hp.port === -1 ? undefined : hp.port } : { host: hostHeader, port: -1 };
   if (named.host === route.host && (named.port === undefined || named.port === route.port)) return;
   const target = formatHostPort(route);
   x.error ??= errorInfo("EXH_HOST_MISMATCH", { host: hostHeader, target });

@@ -15,7 +15,7 @@ import { AddonChain, type Addon, type ConnectDecision } from "./addons/addon.js"
 import { InflightBudget } from "./body.js";
 import { ExhaustEngine } from "./engine.js";
 import { TargetPolicy, type Route, type TargetCheck } from "./targets.js";
-import { formatHostPort, MAX_HEADER_BYTES, parseHostPort, type HostPort, type ProxyOptions } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, parseAuthority, requestTarget, type HostPort, type ProxyOptions } from "./options.js";
 
 export interface ProxyDeps {
   options: ProxyOptions;
@@ -136,11 +136,8 @@ class ProxyServer {
     });
     const boundAddress = server.address() as net.AddressInfo;
     this.bound = { host: boundAddress.address, port: boundAddress.port };
-    log.info(
-      { listen: `${boundAddress.address}:${boundAddress.port}`, mode: options.mode, intercept: options.intercept },
-      "proxy listening",
-    );
-    return { host: boundAddress.address, port: boundAddress.port };
+    log.info({ listen: formatHostPort(this.bound), mode: options.mode, intercept: options.intercept }, "proxy listening");
+    return { ...this.bound };
   }
 
   /** Shutdown: stops accepting, closes client connections and upstream agents, flushes the addons. */
@@ -218,7 +215,7 @@ class ProxyServer {
         this.log.warn({ code: "EXH_PROXY_BUSY", reason: busy }, "at the descriptor limit: refusing new connections");
       }
       socket.on("error", () => socket.destroy());
-      socket.end(localAnswer("EXH_PROXY_BUSY", { reason: busy }));
+      socket.end(rawCodeAnswer("EXH_PROXY_BUSY", { reason: busy }));
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
@@ -243,7 +240,7 @@ class ProxyServer {
     c.error = reason;
     this.openConnection(c);
     this.log.warn({ module: "connection", host: target.host, port: target.port, client: c.clientAddress, reason }, "relay refused");
-    socket.end(localAnswer("EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
+    socket.end(rawCodeAnswer("EXH_TARGET_REFUSED", { target: formatHostPort(target), reason }));
     this.closeConnection(c);
   }
 
@@ -255,8 +252,8 @@ class ProxyServer {
     if (busy) this.log.warn({ code: "EXH_PROXY_BUSY", reason: error, host: c.host }, "out of file descriptors: refusing new work");
     socket.end(
       busy
-        ? localAnswer("EXH_PROXY_BUSY", { reason: error })
-        : localAnswer("EXH_UPSTREAM_FAILED", { target: formatHostPort(c), reason: error }),
+        ? rawCodeAnswer("EXH_PROXY_BUSY", { reason: error })
+        : rawCodeAnswer("EXH_UPSTREAM_FAILED", { target: formatHostPort(c), reason: error }),
     );
   }
 
@@ -280,7 +277,7 @@ class ProxyServer {
    */
   private async routePlain(req: http.IncomingMessage): Promise<boolean> {
     const { options } = this;
-    const target = plainTarget(req);
+    const { target } = requestTarget(req, false);
     if (!target) return true; // no target at all: the engine answers 400
     // Answered here (sinkhole, block): nothing is relayed, so nothing to check, and no name is
     // looked up in DNS on the way.
@@ -742,24 +739,9 @@ class DescriptorGauge {
   }
 }
 
-/** A short answer of our own (relay.ts's codeAnswer), as bytes for the raw client socket. */
-function localAnswer(code: HttpErrorCode, params: Record<string, string | number>): Buffer {
+/** An answer for an error code (relay.ts's codeAnswer), as bytes for the raw client socket. */
+function rawCodeAnswer(code: HttpErrorCode, params: Record<string, string | number>): Buffer {
   return rawAnswer(codeAnswer(code, params));
-}
-
-/** The target of a plain proxy request: its absolute-form URL, else its Host header. */
-function plainTarget(req: http.IncomingMessage): HostPort | undefined {
-  const url = req.url ?? "";
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    try {
-      const u = new URL(url);
-      const secure = u.protocol === "https:" || u.protocol === "wss:";
-      return { host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(), port: Number(u.port || (secure ? 443 : 80)) };
-    } catch {
-      return undefined;
-    }
-  }
-  return req.headers.host ? safeHostPort(req.headers.host, 80) : undefined;
 }
 
 /** An HTTP request line starts with a method token and a space. */
@@ -796,14 +778,10 @@ function clientHelloState(b: Buffer): "complete" | "partial" | "other" {
   return b.length >= MAX_CLIENT_HELLO ? "other" : "partial";
 }
 
+/** A CONNECT target or Host header as parseAuthority reads it, the host lower-cased. */
 function safeHostPort(text: string, defaultPort: number): HostPort | undefined {
-  try {
-    const hp = parseHostPort("CONNECT", text, undefined);
-    return { host: hp.host.toLowerCase(), port: hp.port };
-  } catch {
-    const host = text.trim().toLowerCase();
-    return /^[a-z0-9.-]+$/.test(host) ? { host, port: defaultPort } : undefined;
-  }
+  const hp = parseAuthority(text.trim(), defaultPort);
+  return hp && { host: hp.host.toLowerCase(), port: hp.port };
 }
 
 /** A malformed request line or header: answer 400 if the socket can still take it, never crash. */

@@ -11,7 +11,7 @@ import type { ConnectionRecord, Exchange } from "../types.js";
 import type { LocalResponse } from "./addons/addon.js";
 import { BodyCollector } from "./body.js";
 import type { EngineDeps } from "./engine.js";
-import { formatHostPort, MAX_HEADER_BYTES } from "./options.js";
+import { formatHostPort, MAX_HEADER_BYTES, requestTarget } from "./options.js";
 import {
   classifyUpstreamError,
   errorAnswer,
@@ -55,15 +55,15 @@ export interface RelayEnv {
 export function relayWebSocket(env: RelayEnv, req: http.IncomingMessage, client: Duplex, head: Buffer, isTls: boolean): void {
   const { addons, options } = env.deps;
   client.on("error", () => client.destroy());
-  let authority: { host: string; port: number; path: string };
   const route = env.deps.routeOf(req);
-  try {
-    authority = upgradeTarget(req, isTls);
-    if (route?.bound) authority = { host: route.host, port: route.port, path: authority.path };
-  } catch {
+  const parsed = requestTarget(req, isTls);
+  const named = route?.bound ? route : parsed.target;
+  if (!named) {
     client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     return;
   }
+  if (parsed.upgradesToTls) isTls = true;
+  const authority = { host: named.host, port: named.port, path: parsed.path || "/" };
   const { x, conn } = env.newExchange(req, isTls, authority.host, authority.port, authority.path);
   if (route?.bound) noteHostMismatch(x, conn, req.headers.host, route);
   x.requestComplete = true;
@@ -237,16 +237,4 @@ async function storeWebSocketMessage(
   if (failure) x.error = { code: failure.code, message: failure.message };
   await addons.run("onExchangeEnd", x);
   return !failure;
-}
-
-/** Host, port and path of an upgrade request: origin-form inside a tunnel, absolute-form in plain proxying. */
-function upgradeTarget(req: http.IncomingMessage, isTls: boolean): { host: string; port: number; path: string } {
-  const raw = req.url ?? "/";
-  const u = raw.startsWith("/") ? new URL(`${isTls ? "https" : "http"}://${req.headers.host ?? ""}${raw}`) : new URL(raw);
-  const secure = u.protocol === "https:" || u.protocol === "wss:";
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, "").toLowerCase(),
-    port: Number(u.port || (secure ? 443 : 80)),
-    path: `${u.pathname}${u.search}`,
-  };
 }

@@ -28,15 +28,6 @@ export function parseHostMode(text: string): { pattern: string; mode: ProxyMode 
   return { pattern: text.slice(0, eq).toLowerCase(), mode: parseMode("--host-mode", text.slice(eq + 1)) };
 }
 
-/** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
-function hostModeResolver(
-  options: Pick<AddonContext["options"], "hostModes" | "mode">,
-  catalog: AddonContext["catalog"],
-  patternMode = hostModePatterns(options),
-): (host: string) => ProxyMode {
-  return (host) => patternMode(host) ?? catalog.match(host)?.mode ?? options.mode;
-}
-
 /** The --host-mode pattern's mode for a host, if a pattern matches (compiled once). */
 function hostModePatterns(options: Pick<AddonContext["options"], "hostModes">): (host: string) => ProxyMode | undefined {
   const patterns = options.hostModes.map((h) => ({ matches: compileHostPattern(h.pattern), mode: h.mode }));
@@ -53,7 +44,8 @@ function hostModePatterns(options: Pick<AddonContext["options"], "hostModes">): 
  */
 export function modesAddon({ options, catalog }: AddonContext): Addon {
   const patternMode = hostModePatterns(options);
-  const modeFor = hostModeResolver(options, catalog, patternMode);
+  /** The mode of a host: --host-mode patterns, then the catalogue entry's `mode`, then --mode. */
+  const modeFor = (host: string): ProxyMode => patternMode(host) ?? catalog.match(host)?.mode ?? options.mode;
 
   const sinkholeAnswer = (x: Exchange): LocalResponse => {
     // A cut body (--max-body) is not the upload the client sent: no count.
