@@ -84,6 +84,8 @@ export interface ExchangeRequestFacts {
 
 export interface Exchange extends ExchangeRequestFacts {
   connectionId?: string;
+  /** The client's address (its connection's), for the console; not stored with the exchange. */
+  clientAddress?: string;
   scheme: "http" | "https";
   requestBody: Buffer;
   mode: ProxyMode;

@@ -164,12 +164,6 @@ export const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
  * printed after the stop, marked `(not decoded while capturing)`.
  */
 export class ExchangeConsole {
-  private readonly clients = new Map<string, string>();
-  /**
-   * Each exchange's client, taken while its connection is surely open: the exchange's end comes
-   * after the capture's completion committed (on the writer thread), often after the client closed.
-   */
-  private readonly clientOf = new WeakMap<Exchange, string>();
   private readonly waiting = new Map<string, ExchangeLine>();
   private readonly early = new Map<string, ProcessedNotice>();
 
@@ -181,16 +175,6 @@ export class ExchangeConsole {
   addon(): Addon {
     return {
       name: "console",
-      onConnectionOpened: (c) => {
-        this.clients.set(c.id, c.clientAddress);
-      },
-      onConnectionClosed: (c) => {
-        this.clients.delete(c.id);
-      },
-      onRequestHeaders: (x) => {
-        const client = x.connectionId && this.clients.get(x.connectionId);
-        if (client) this.clientOf.set(x, client);
-      },
       onExchangeEnd: (x) => this.ended(x),
     };
   }
@@ -198,7 +182,7 @@ export class ExchangeConsole {
   private ended(x: Exchange): void {
     const line: ExchangeLine = {
       at: x.startedAt,
-      client: this.clientOf.get(x) ?? ((x.connectionId && this.clients.get(x.connectionId)) || "-"),
+      client: x.clientAddress ?? "-",
       method: x.method,
       host: x.host,
       path: x.path,

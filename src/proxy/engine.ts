@@ -164,6 +164,7 @@ export class ExhaustEngine {
     const x: Exchange = {
       id: randomUUID(),
       connectionId: conn?.id,
+      clientAddress: conn?.clientAddress,
       scheme: isTls ? "https" : "http",
       method: req.method ?? "GET",
       host,
