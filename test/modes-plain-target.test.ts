@@ -21,7 +21,9 @@ describe("the mode a plain request's target check acts on is the addons'", () =>
     p = await startTestProxy({ hostMode: ["127.0.0.1=sinkhole"], intercept: "all" });
     const res = await plainRequest(p.port, "http://127.0.0.1:9/v1/upload");
     expect(res.status).toBe(200);
-    const row = await eventually(() => p!.db.prepare("SELECT outcome FROM exchanges WHERE path = '/v1/upload'").get() as { outcome: string });
+    const row = await eventually(
+      () => p!.db.prepare("SELECT outcome FROM exchanges WHERE path = '/v1/upload'").get() as { outcome: string },
+    );
     expect(row.outcome).toBe("sinkholed");
   });
 

@@ -152,6 +152,9 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
   return Object.assign(core, ...addonParts) as ProxyOptions;
 }
 
+/** How long a stop on a lost store waits for the log to be written before its error line. */
+const LOG_DRAIN_LIMIT_MS = 500;
+
 async function runProxy(flags: ProxyFlags): Promise<void> {
   const options = parseProxyFlags(flags);
   const labels = {
@@ -215,7 +218,16 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     // Nothing more can be stored: close what is open and say so (exit 1), writing nothing.
     await capture.close();
     console_?.flush();
-    log.flush();
+    // Written out before the one-line error, which is the last line the user sees: the log's
+    // destination writes asynchronously, stderr's error line synchronously. Its flush callback
+    // waits for a 'drain' that does not come when nothing was pending, hence the time limit.
+    await new Promise<void>((resolve) => {
+      const limit = setTimeout(resolve, LOG_DRAIN_LIMIT_MS);
+      log.flush(() => {
+        clearTimeout(limit);
+        resolve();
+      });
+    });
     throw storeGone;
   }
   // From here a second Ctrl-C (or SIGTERM) skips decoding the backlog instead of killing the process.

@@ -23,9 +23,9 @@ export function captureAddon(store: CaptureSink, session: SessionInfo): Addon {
     }
     committed.add(x);
   };
-  // Connection rows and completions acknowledge nothing to a client. Once the store is gone its
-  // guard has said so, once, and the proxy stops with that error as its last line: each connection
-  // closing on the way out would only repeat it as an addon failure.
+  // Connection rows, completions and the flush at close acknowledge nothing to a client. Once the
+  // store is gone its guard has said so, once, and the proxy stops with that error as its last
+  // line: each connection closing on the way out would only repeat it as an addon failure.
   const unlessStoreGone = (write: Promise<void>) =>
     write.catch((e: unknown) => {
       if (!(isExhaustError(e) && e.code === "EXH_STORE_GONE")) throw e;
@@ -38,6 +38,6 @@ export function captureAddon(store: CaptureSink, session: SessionInfo): Addon {
     onResponse: commit,
     onError: commit,
     onExchangeEnd: (x) => (committed.has(x) ? unlessStoreGone(store.completeExchange(completionOf(x))) : undefined),
-    close: () => store.flush(),
+    close: () => unlessStoreGone(store.flush()),
   };
 }
