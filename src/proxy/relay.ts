@@ -43,7 +43,7 @@ export function localAnswer(addons: AddonChain, x: Exchange): LocalResponse {
 }
 
 /** How long a client is asked to wait after a refused release (RFC 9110 Retry-After, seconds). */
-export const RETRY_AFTER_SECONDS = 5;
+const RETRY_AFTER_SECONDS = 5;
 
 /**
  * exhaust's own answer for an error: `status`, the code in X-Exhaust-Error, Retry-After on a 503
@@ -51,7 +51,7 @@ export const RETRY_AFTER_SECONDS = 5;
  * or it goes as bytes (rawAnswer) on a socket. Not every error answer is this one: a malformed
  * request or a missing target gets a bare 400, a refused client 403/407 (deniedResponse).
  */
-export function exhaustAnswer(error: { code: string; message: string }, status: number): LocalResponse {
+function exhaustAnswer(error: { code: string; message: string }, status: number): LocalResponse {
   const headers: RawHeaders = [
     ["Content-Type", "text/plain; charset=utf-8"],
     ["X-Exhaust-Error", error.code],

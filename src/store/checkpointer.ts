@@ -30,11 +30,6 @@ export class Checkpointer {
     return new Checkpointer(worker, db);
   }
 
-  /** Whether a thread checkpoints the WAL: then no other connection may (wal_autocheckpoint = 0). */
-  get threaded(): boolean {
-    return this.worker !== undefined;
-  }
-
   /** Stops the thread and folds the whole WAL back into the database. */
   async stop(): Promise<void> {
     if (this.worker && !this.exited) {
