@@ -8,7 +8,14 @@ import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import type { AddonOption } from "../proxy/addons/addon.js";
 import { ADDON_MODULES } from "../proxy/addons/registry.js";
-import { parseHostPort, parsePositiveInteger, parseUpstreamProxy, PROXY_DEFAULTS, type ProxyOptions } from "../proxy/options.js";
+import {
+  parseHostPort,
+  parseNice,
+  parsePositiveInteger,
+  parseUpstreamProxy,
+  PROXY_DEFAULTS,
+  type ProxyOptions,
+} from "../proxy/options.js";
 import { decodePendingWithProgress } from "./complete.js";
 import { requireCaIfExplicit } from "./files.js";
 import { validateLabel } from "../export/parquet-schema.js";
@@ -34,6 +41,7 @@ interface ProxyFlags extends Record<string, unknown> {
   bodyTimeout?: string;
   maxInflight?: string;
   uiPort?: string[];
+  backgroundNice?: string;
   logFormat?: string;
   quiet?: boolean;
   lab?: string;
@@ -93,7 +101,12 @@ export function registerProxyCommand(program: Command): void {
       "body bytes held in memory across all exchanges; beyond it uploads get 503",
       String(PROXY_DEFAULTS.maxInflightBytes),
     )
-    .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, []);
+    .option("--ui-port <port>", "web UI port on loopback, never relayed to (repeatable)", collect, [])
+    .option(
+      "--background-nice <n>",
+      "nice value (0-19) of the decoding and checkpoint threads on Linux, so the proxy keeps the CPU under load; 0: normal priority",
+      String(PROXY_DEFAULTS.backgroundNice),
+    );
   // Each addon's own options (access, intercept, host-map, modes, pinning: addons/registry.ts).
   for (const m of ADDON_MODULES) for (const spec of m.options) command.addOption(commanderOption(spec));
   command
@@ -148,6 +161,7 @@ export function parseProxyFlags(flags: ProxyFlags): ProxyOptions {
       if (n > 65535) throw exhaustError("EXH_OPT_INVALID", { option: "--ui-port", reason: `port ${n} is out of range` });
       return n;
     }),
+    backgroundNice: parseNice("--background-nice", flags.backgroundNice ?? String(PROXY_DEFAULTS.backgroundNice)),
   };
   return Object.assign(core, ...addonParts) as ProxyOptions;
 }

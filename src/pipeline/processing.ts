@@ -5,6 +5,7 @@ import type { Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
 import type { WriterPriority } from "../store/writer-priority.js";
+import { DEFAULT_BACKGROUND_NICE } from "../thread-priority.js";
 
 /** What the thread tells of each exchange it took up: the outcome, or null when it had nothing to do. */
 export interface ProcessedNotice {
@@ -44,6 +45,7 @@ export class ProcessingThread {
     private readonly priority: WriterPriority,
     private readonly sessionId?: number,
     private readonly onProcessed?: (notice: ProcessedNotice) => void,
+    private readonly nice = DEFAULT_BACKGROUND_NICE,
   ) {
     this.spawn();
   }
@@ -51,17 +53,19 @@ export class ProcessingThread {
   /** `priority` is the capture writer's: the thread's writes yield to the proxy's commits. */
   /** `sessionId`: the catch-up at start covers this session only (all sessions when not given). */
   /** `onProcessed`: told each exchange the thread took up (the console's per-exchange line). */
+  /** `nice`: the thread's nice value on Linux (`--background-nice`; 0 leaves it at the process's). */
   static start(
     dbFile: string,
     log: Logger,
     priority: WriterPriority,
     sessionId?: number,
     onProcessed?: (notice: ProcessedNotice) => void,
+    nice?: number,
   ): ProcessingThread {
     if (!existsSync(WORKER_FILE)) {
       throw new Error(`processing worker not built: ${WORKER_FILE} (run npm run build)`);
     }
-    return new ProcessingThread(dbFile, log, priority, sessionId, onProcessed);
+    return new ProcessingThread(dbFile, log, priority, sessionId, onProcessed, nice);
   }
 
   private spawn(): void {
@@ -74,6 +78,7 @@ export class ProcessingThread {
           prioritySignal: this.priority.signal,
           sessionId: this.sessionId,
           notify: this.onProcessed !== undefined,
+          nice: this.nice,
         },
       });
     } catch (e) {

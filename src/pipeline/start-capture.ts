@@ -111,7 +111,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
     return storeGone;
   };
   // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
-  const checkpointer = Checkpointer.start(db, options.dbFile);
+  const checkpointer = Checkpointer.start(db, options.dbFile, undefined, options.backgroundNice);
   const priority = new WriterPriority();
   const store = new CaptureStore(db, priority, { guard });
   const session = store.openSession(options.session, {
@@ -123,7 +123,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
   // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
   // Started after the session row is written: from here on this thread writes only through the
   // capture store, which retries a busy lock from the event loop.
-  const processing = ProcessingThread.start(options.dbFile, log, priority, session.id, o.onProcessed);
+  const processing = ProcessingThread.start(options.dbFile, log, priority, session.id, o.onProcessed, options.backgroundNice);
   const addons = defaultAddons({ options, catalog, log }, store, session, [processing.addon(), ...(o.addons ?? [])]);
   const pinning = addons.find((a) => a.name === "pinning") as PinningAddon | undefined;
   let proxy: RunningProxy;

@@ -3,30 +3,25 @@
  * event loop. It is told exchange ids as they are committed, and on start it catches up on any
  * left undecoded (a crash, a stop with a backlog, an older decoder).
  */
-import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { openDatabase } from "../store/database.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../store/event-store.js";
 import { WriterPriority } from "../store/writer-priority.js";
+import { lowerThreadPriority } from "../thread-priority.js";
 import { ExchangeProcessor } from "./process.js";
 
 const port = parentPort!;
-// On Linux the nice value is per thread: lower this one's, so that under load the scheduler gives
-// the proxy's thread the CPU and decoding catches up when traffic lulls. (Elsewhere setPriority
-// would act on the whole process, so it is left alone.)
-if (process.platform === "linux") {
-  try {
-    setPriority(0, 10);
-  } catch {
-    // Not permitted in this environment: run at normal priority.
-  }
-}
-const { dbFile, prioritySignal, sessionId, notify } = workerData as {
+const { dbFile, prioritySignal, sessionId, notify, nice } = workerData as {
   dbFile: string;
   prioritySignal: Int32Array;
   sessionId?: number;
   notify?: boolean;
+  /** The nice value of this thread (Linux; `--background-nice`); 0 leaves it at the process's. */
+  nice: number;
 };
+// Under load the kernel gives the proxy's thread the CPU; this one catches up when traffic lulls,
+// and what it has not reached at the stop is decoded there, on the main thread.
+lowerThreadPriority(nice, "exhaust-decode");
 // The proxy created the file: never create one here (a deleted store is not silently replaced).
 const db = openDatabase(dbFile, { mustExist: true });
 // The proxy runs a Checkpointer thread beside this one (both are compiled JavaScript, so where this

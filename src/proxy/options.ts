@@ -1,5 +1,6 @@
 import { exhaustError } from "../errors.js";
 import { globToRegExp } from "../glob.js";
+import { DEFAULT_BACKGROUND_NICE, MAX_NICE } from "../thread-priority.js";
 
 export interface HostPort {
   host: string;
@@ -37,6 +38,11 @@ export interface ProxyOptions {
   maxInflightBytes: number;
   /** Ports of the web UI on loopback: refused as CONNECT/absolute-form targets even with --allow-private. */
   uiPorts: number[];
+  /**
+   * The nice value of the capture's background threads (decoding, WAL checkpoints) on Linux, so
+   * the proxy's thread keeps the CPU under load; 0 runs them at the process's own priority.
+   */
+  backgroundNice: number;
 }
 
 export const PROXY_DEFAULTS = {
@@ -48,6 +54,7 @@ export const PROXY_DEFAULTS = {
   bodyTimeoutMs: 60_000,
   maxInflightBytes: 256 * 1024 * 1024,
   uiPort: 8081,
+  backgroundNice: DEFAULT_BACKGROUND_NICE,
 };
 
 /**
@@ -140,6 +147,14 @@ export function parsePositiveInteger(option: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n <= 0)
     throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected a positive integer, got "${text}"` });
+  return n;
+}
+
+/** A nice value for --background-nice: an integer from 0 (the process's priority) to 19 (the lowest). */
+export function parseNice(option: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isInteger(n) || n < 0 || n > MAX_NICE)
+    throw exhaustError("EXH_OPT_INVALID", { option, reason: `expected an integer from 0 to ${MAX_NICE}, got "${text}"` });
   return n;
 }
 

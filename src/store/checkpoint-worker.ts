@@ -4,8 +4,10 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
+import { lowerThreadPriority } from "../thread-priority.js";
 
-const { file, intervalMs } = workerData as { file: string; intervalMs: number };
+const { file, intervalMs, nice } = workerData as { file: string; intervalMs: number; nice: number };
+lowerThreadPriority(nice, "exhaust-ckpt");
 const db = new Database(file, { fileMustExist: true });
 db.pragma("busy_timeout = 1000");
 const timer = setInterval(() => {

@@ -21,11 +21,15 @@ export class Checkpointer {
     worker?.on("error", () => {});
   }
 
-  static start(db: Db, file: string, intervalMs = 500): Checkpointer {
+  /**
+   * `nice`: the thread's nice value on Linux (a capture's `--background-nice`: the checkpoints
+   * wait while the proxy's thread needs the CPU); 0, the default, leaves it at the process's.
+   */
+  static start(db: Db, file: string, intervalMs = 500, nice = 0): Checkpointer {
     const script = fileURLToPath(new URL("./checkpoint-worker.js", import.meta.url));
     if (!existsSync(script)) return new Checkpointer(undefined, db);
     db.pragma("wal_autocheckpoint = 0");
-    const worker = new Worker(script, { workerData: { file, intervalMs } });
+    const worker = new Worker(script, { workerData: { file, intervalMs, nice } });
     worker.unref();
     return new Checkpointer(worker, db);
   }
