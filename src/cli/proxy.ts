@@ -8,14 +8,7 @@ import { createLogger } from "../log.js";
 import { DEFAULT_CERTS_DIR, DEFAULT_DB_FILE } from "../paths.js";
 import type { AddonOption } from "../proxy/addons/addon.js";
 import { ADDON_MODULES } from "../proxy/addons/registry.js";
-import {
-  parseHostPort,
-  parseNice,
-  parsePositiveInteger,
-  parseUpstreamProxy,
-  PROXY_DEFAULTS,
-  type ProxyOptions,
-} from "../proxy/options.js";
+import { parseHostPort, parseNice, parsePositiveInteger, parseUpstreamProxy, PROXY_DEFAULTS, type ProxyOptions } from "../proxy/options.js";
 import { decodePendingWithProgress } from "./complete.js";
 import { requireCaIfExplicit } from "./files.js";
 import { validateLabel } from "../export/parquet-schema.js";
