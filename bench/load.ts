@@ -7,12 +7,16 @@ export interface CpuTarget {
   name: string;
   pid: number;
   mainThreadOnly?: boolean;
+  /** One thread of the process (its kernel id): that thread's CPU alone. */
+  tid?: number;
 }
 
 /** CPU time (user + system, clock ticks of 10 ms) of a process or of its main thread, from /proc. */
-export function cpuTicks(pid: number, mainThreadOnly = false): number {
+export function cpuTicks(pid: number, mainThreadOnly = false, tid?: number): number {
   try {
-    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "utf8");
+    const file =
+      tid !== undefined ? `/proc/${pid}/task/${tid}/stat` : mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
+    const stat = readFileSync(file, "utf8");
     const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
     return Number(f[11]) + Number(f[12]);
   } catch {
@@ -90,7 +94,7 @@ export async function runLoad(opts: {
   let cpuAtStart: number[] = [];
   setTimeout(() => {
     measuring = true;
-    cpuAtStart = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly));
+    cpuAtStart = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly, t.tid));
   }, opts.warmupMs);
   let measureStart = 0;
   const worker = async () => {
@@ -110,7 +114,7 @@ export async function runLoad(opts: {
   setTimeout(() => (measureStart = Date.now()), opts.warmupMs);
   await Promise.all(Array.from({ length: opts.connections }, worker));
   const seconds = (Date.now() - (measureStart || started)) / 1000;
-  const cpuAtEnd = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly));
+  const cpuAtEnd = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly, t.tid));
   const cpuMsPerRequest = Object.fromEntries(
     cpuTargets.map((t, i) => {
       const ms = (cpuAtEnd[i] - cpuAtStart[i]) * 10;

@@ -10,10 +10,11 @@
  * Options: --duration MS (measured time per scenario, default 8000), --hosts N (first contact, 200),
  * --only proxy,first-contact,decode,fuzz,classify,pipeline,queries,verify,parquet (default: all),
  * --fuzz-runs N (default 100,000 per decoder), --ca-key ecdsa|rsa (the proxy's CA, default ecdsa as
- * `exhaust ca init` makes it; rsa for comparing with CAs made before).
+ * `exhaust ca init` makes it; rsa for comparing with CAs made before), --background-nice N (passed to
+ * every proxy the bench starts; default: the proxy's own).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir, cpus } from "node:os";
@@ -22,6 +23,8 @@ import tls from "node:tls";
 import { DEFAULT_CA_KEY_TYPE, initAuthority, parseCaKeyType } from "../src/ca/authority.js";
 import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { openDatabase } from "../src/store/database.js";
+import { undecodedCount } from "../src/store/completeness.js";
+import { threadStat } from "../src/thread-priority.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
 import { freePort, spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
@@ -46,6 +49,9 @@ const durationMs = arg("--duration", 8000);
 const caKeyArg = process.argv.indexOf("--ca-key");
 const caKey = parseCaKeyType(caKeyArg > 0 ? process.argv[caKeyArg + 1] : DEFAULT_CA_KEY_TYPE);
 const newHosts = arg("--hosts", 200);
+// The nice value of the proxies' background threads, when the run compares one (issue 19: 10 against 19).
+const niceArg = process.argv.indexOf("--background-nice");
+const niceArgs = niceArg > 0 ? ["--background-nice", process.argv[niceArg + 1]] : [];
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const onlyArg = process.argv.indexOf("--only");
 const only = new Set(
@@ -114,7 +120,71 @@ const load = (openSocket: () => Promise<tls.TLSSocket>, cpu: CpuTarget[] = []) =
 
 interface ProxyRun {
   load: LoadResult;
-  proxy: { peakRssMb?: number; eventLoopBlockedMs?: { p50: number; p99: number; max: number }; storedExchanges?: number };
+  proxy: {
+    peakRssMb?: number;
+    eventLoopBlockedMs?: { p50: number; p99: number; max: number };
+    storedExchanges?: number;
+    /** The nice values of the background threads, read from /proc (null: not found). */
+    backgroundNice?: { decode: number | null; checkpoint: number | null };
+    decodeLag?: DecodeLag;
+  };
+}
+
+/** How far decoding was behind when the load ended, and how long it took to catch up with the proxy idle. */
+interface DecodeLag {
+  exchangesAtLoadEnd: number;
+  undecodedAtLoadEnd: number;
+  /** From the load's end until no exchange is undecoded; null when it did not within the limit. */
+  catchUpMs: number | null;
+  undecodedAfterWait: number;
+  /** Exchanges decoded per second while catching up (the decoding thread alone, no traffic). */
+  catchUpExchangesPerSec: number | null;
+}
+
+/** Time the bench waits for the decoding thread to catch up after a load. */
+const CATCH_UP_LIMIT_MS = 180_000;
+
+/** A thread of `pid` by its name (what the background threads name themselves on Linux). */
+async function threadNamed(pid: number, comm: string, waitMs = 5000): Promise<{ tid: number; nice: number } | undefined> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return undefined;
+    }
+    for (const t of tids) {
+      const st = threadStat(pid, Number(t));
+      if (st?.comm === comm) return { tid: Number(t), nice: st.nice };
+    }
+    if (Date.now() > until) return undefined;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function decodeCatchUp(dbFile: string): Promise<DecodeLag> {
+  const started = Date.now();
+  const store = openDatabase(dbFile, { readonly: true });
+  try {
+    const exchangesAtLoadEnd = store.prepare("SELECT COUNT(*) FROM exchanges").pluck().get() as number;
+    const undecodedAtLoadEnd = undecodedCount(store);
+    let left = undecodedAtLoadEnd;
+    while (left > 0 && Date.now() - started < CATCH_UP_LIMIT_MS) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = undecodedCount(store);
+    }
+    const ms = Date.now() - started;
+    return {
+      exchangesAtLoadEnd,
+      undecodedAtLoadEnd,
+      catchUpMs: left === 0 ? ms : null,
+      undecodedAfterWait: left,
+      catchUpExchangesPerSec: left === 0 && ms > 0 ? round(((undecodedAtLoadEnd - left) * 1000) / ms) : null,
+    };
+  } finally {
+    store.close();
+  }
 }
 
 async function stopProxy(p: ProxyProcess): Promise<ProxyRun["proxy"]> {
@@ -128,21 +198,32 @@ async function stopProxy(p: ProxyProcess): Promise<ProxyRun["proxy"]> {
   return stopped ? (({ peakRssMb, eventLoopBlockedMs }) => ({ peakRssMb, eventLoopBlockedMs }))(JSON.parse(stopped)) : {};
 }
 
-async function exhaustScenario(name: string, extra: string[]): Promise<ProxyRun> {
+async function exhaustScenario(name: string, extra: string[], measureDecodeLag = false): Promise<ProxyRun> {
   say(`${name}: ${durationMs} ms through exhaust`);
   const db = join(dir, `${name}.db`);
-  const p = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", name, ...extra]);
+  const p = await spawnProxy(["--db", db, "--certs", join(dir, "certs"), "--session", name, ...niceArgs, ...extra]);
   children.push(p.child);
   const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
   const pid = p.child.pid!;
+  // The decoding thread's own CPU (Linux, where it names itself): how much it got beside the loop.
+  const decodeThread = await threadNamed(pid, "exhaust-decode");
+  const checkpointThread = await threadNamed(pid, "exhaust-ckpt", 0);
   const result = await load(
     () => tlsThroughProxy(p.port, HOST, 443, [ca]),
     [
       { name: "proxyLoop", pid, mainThreadOnly: true },
       { name: "proxyProcess", pid },
+      ...(decodeThread ? [{ name: "decodeThread", pid, tid: decodeThread.tid }] : []),
     ],
   );
+  let decodeLag: DecodeLag | undefined;
+  if (measureDecodeLag) {
+    say(`${name}: waiting for the decoding thread to catch up (at most ${CATCH_UP_LIMIT_MS / 1000} s)`);
+    decodeLag = await decodeCatchUp(db);
+  }
   const proxy = await stopProxy(p);
+  proxy.backgroundNice = { decode: decodeThread?.nice ?? null, checkpoint: checkpointThread?.nice ?? null };
+  if (decodeLag) proxy.decodeLag = decodeLag;
   const store = openDatabase(db, { readonly: true });
   proxy.storedExchanges = (store.prepare("SELECT COUNT(*) AS n FROM exchanges").get() as { n: number }).n;
   store.close();
@@ -204,7 +285,17 @@ async function firstContact() {
   const probeModule = new URL("./loop-probe.js", import.meta.url).href;
   process.env.NODE_OPTIONS = `${savedEnv.NODE_OPTIONS ?? ""} --import ${probeModule}`.trim();
   process.env.EXHAUST_LOOP_PROBE = "1";
-  const p = await spawnProxy(["--db", join(dir, "first.db"), "--certs", join(dir, "certs"), "--session", "first", "--mode", "sinkhole"]);
+  const p = await spawnProxy([
+    "--db",
+    join(dir, "first.db"),
+    "--certs",
+    join(dir, "certs"),
+    "--session",
+    "first",
+    "--mode",
+    "sinkhole",
+    ...niceArgs,
+  ]);
   // An idle process beside it: its loop delay over the same phase is the machine's scheduling alone.
   const idle = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "loop-probe.js"), "idle"], {
     stdio: ["pipe", "ignore", "pipe"],
@@ -331,7 +422,7 @@ const direct = !runProxy
     })();
 const sinkhole = runProxy ? await exhaustScenario("sinkhole", ["--mode", "sinkhole"]) : undefined;
 const forward = runProxy
-  ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")])
+  ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")], true)
   : undefined;
 const mitmdump = runProxy ? await mitmdumpScenario() : undefined;
 const contact = only.has("first-contact") ? await firstContact() : undefined;
@@ -369,6 +460,14 @@ const summary = {
     : null,
   firstContactWhileUploading: contact?.whileUploading ?? null,
   captureCommitLoopCpuMsPerExchange: capture?.loopCpuMsPerExchange ?? null,
+  // The forward run's decoding: its thread's nice value and CPU per relayed request, the exchanges
+  // left undecoded when the load ended, and the time to catch up once it had (issue 19, goal 2).
+  backgroundNice: forward?.proxy.backgroundNice ?? null,
+  decodeThreadCpuMsPerRequest: forward?.load.cpuMsPerRequest.decodeThread ?? null,
+  decodeBacklogAtLoadEnd: forward?.proxy.decodeLag
+    ? { exchanges: forward.proxy.decodeLag.exchangesAtLoadEnd, undecoded: forward.proxy.decodeLag.undecodedAtLoadEnd }
+    : null,
+  decodeCatchUpMs: forward?.proxy.decodeLag?.catchUpMs ?? null,
   pipelineEventsPerSec: pipeline ? ((pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
   pipelineEventsPerCpuSecond: pipeline ? ((pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null) : null,
   importEventsPerSec: importHar ? ((importHar as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
