@@ -148,7 +148,7 @@ const CATCH_UP_LIMIT_MS = 180_000;
 async function threadNamed(pid: number, comm: string, waitMs = 5000): Promise<{ tid: number; nice: number } | undefined> {
   const until = Date.now() + waitMs;
   for (;;) {
-    let tids: string[] = [];
+    let tids: string[];
     try {
       tids = readdirSync(`/proc/${pid}/task`);
     } catch {
