@@ -109,10 +109,12 @@ port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" }) => {
   }
   for (const op of m.ops) {
     const bytes = op.k === "commit" ? op.x.requestBody.byteLength : op.k === "complete" ? (op.c.responseBody?.byteLength ?? 0) : 0;
-    run(op).then(
-      () => settle(op.n),
-      (e: unknown) => settle(op.n, e),
-    ).finally(() => bytes > 0 && reclaim.note(bytes));
+    run(op)
+      .then(
+        () => settle(op.n),
+        (e: unknown) => settle(op.n, e),
+      )
+      .finally(() => bytes > 0 && reclaim.note(bytes));
   }
 });
 port.postMessage({ type: "ready" } satisfies WriterReply);
