@@ -16,18 +16,18 @@
  *   thread closes its connection and exits.
  *
  * Bodies are shared with the thread, neither cloned nor transferred: every body the proxy keeps is
- * made in a SharedArrayBuffer (proxy/body.ts), and posting a view of one hands the thread the same
- * memory. The engine and the addons after the capture addon (the relay upstream, the UI's live
- * view, the exchange log) go on reading the bytes the thread hashes and stores; nothing writes to a
- * body once made. (A clone held a second copy of every body on the thread until its commit: 40
+ * made in a SharedArrayBuffer (capture-bytes.ts, used by proxy/body.ts and the WebSocket reader),
+ * and posting a view of one hands the thread the same memory. The engine and the addons after the
+ * capture addon (the relay upstream, the UI's live view, the exchange log) go on reading the bytes
+ * the thread hashes and stores; nothing writes to a body once made. (A clone held a second copy of every body on the thread until its commit: 40
  * concurrent 32 MiB uploads then went past the containment bound. A transfer would take the bytes
  * away from those later readers.) A body that is not in shared memory is copied into it here
  * (bodyForThread): only the proxy's own small answers (sinkhole, block, refusals) come this way.
  *
  * Shared memory is not counted by V8 as an isolate's external memory, so no garbage collection
- * is started by it: the thread collects its own garbage itself after every RECLAIM_BYTES of
- * committed bodies (capture-writer-worker.ts), so that what it has stored is freed as soon as the
- * proxy's loop lets go of it too.
+ * is started by it: the thread collects its own garbage after every RECLAIM_BYTES of committed
+ * bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of bodies made
+ * (capture-bytes.ts), so that a body is freed soon after both let go of it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
