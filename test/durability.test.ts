@@ -5,7 +5,18 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { httpsThroughProxy, tlsThroughProxy } from "./helpers/client.js";
 import { encodeFrame, newKey, readResponseHead } from "./helpers/websocket.js";
@@ -189,12 +200,30 @@ function mountTmpfs(dir: string, size: string): (() => void) | undefined {
   return () => void spawnSync("umount", ["-l", dir], { stdio: "ignore" });
 }
 
-/** Fills the filesystem of `dir` up to `leaveBytes` free, with one file; returns its path. */
+/**
+ * Fills the filesystem of `dir` up to `leaveBytes` free, with one file; returns its path. Written in
+ * pieces, the free space read again before each: the proxy's threads may still be writing (the
+ * decoding of the uploads before), and a file sized from one reading then found no room (ENOSPC,
+ * seen with three copies of this file running at once). Full is full enough.
+ */
 function fill(dir: string, leaveBytes: number): string {
-  const s = statfsSync(dir);
-  const free = s.bavail * s.bsize;
   const filler = join(dir, "filler.bin");
-  writeFileSync(filler, Buffer.alloc(Math.max(0, free - leaveBytes)));
+  const fd = openSync(filler, "w");
+  try {
+    for (;;) {
+      const s = statfsSync(dir);
+      const room = s.bavail * s.bsize - leaveBytes;
+      if (room <= 0) break;
+      try {
+        writeSync(fd, Buffer.alloc(Math.min(room, 1024 * 1024)));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOSPC") break;
+        throw e;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
   return filler;
 }
 

@@ -1,6 +1,6 @@
 /**
  * One capture's whole lifecycle in one place: CA and leaf issuer, database, session claim,
- * checkpointer, writer priority, capture store, session, processing thread and proxy — started in
+ * checkpointer, writer priority, session, capture writer thread, processing thread and proxy — started in
  * that order and stopped in the reverse one. `exhaust proxy`, `exhaust demo` and the tests' proxy
  * helper all start a capture through here.
  */
@@ -20,10 +20,11 @@ import type { PinningAddon } from "../proxy/addons/pinning.js";
 import type { HostPort, ProxyOptions } from "../proxy/options.js";
 import { startProxy, type RunningProxy } from "../proxy/server.js";
 import { CaptureStore, type SessionInfo } from "../store/capture-store.js";
+import { CaptureWriterThread } from "../store/capture-writer.js";
 import { setSessionLabels } from "../store/parquet-queries.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase, watchStore, type Db } from "../store/database.js";
-import { claimSession, heartbeatWrite, ownerIsLive, releaseSession, type SessionOwner } from "../store/session-owner.js";
+import { claimSession, ownerIsLive, releaseSession, type SessionOwner } from "../store/session-owner.js";
 import { WriterPriority } from "../store/writer-priority.js";
 import { TOOL_VERSION } from "../version.js";
 import { ProcessingThread, type ProcessedNotice } from "./processing.js";
@@ -102,47 +103,70 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
   // takes no more commits (nothing is acknowledged into the void) and the owner is told.
   const sameStore = watchStore(options.dbFile);
   let storeGone: ExhaustError | undefined;
-  const guard = () => {
-    if (!storeGone && !sameStore()) {
+  const markGone = () => {
+    if (!storeGone) {
       storeGone = exhaustError("EXH_STORE_GONE", { file: options.dbFile });
       log.error({ code: storeGone.code, db: options.dbFile }, storeGone.message);
       o.onStoreGone?.(storeGone);
     }
     return storeGone;
   };
+  const guard = () => (storeGone || sameStore() ? storeGone : markGone());
   // Checkpoints inside a commit would hold the event loop for milliseconds: done on a thread.
   const checkpointer = Checkpointer.start(db, options.dbFile, undefined, options.backgroundNice);
   const priority = new WriterPriority();
-  const store = new CaptureStore(db, priority, { guard });
+  // This thread's own writes (the session row at the start, its end at the stop) go through a
+  // CaptureStore on its connection; the captures go through the writer thread (below).
+  const store = new CaptureStore(db);
   const session = store.openSession(options.session, {
     toolVersion: o.toolVersion ?? TOOL_VERSION,
     caFingerprint: ca.fingerprint256,
     options: describeOptions(options),
   });
   if (o.labels) setSessionLabels(db, session.id, o.labels);
+  // The capture commit (hashes, chain link, INSERTs, store check, group commit) runs on a thread of
+  // its own, which raises the writer priority and retries a busy lock from its own loop; the
+  // proxy's loop hands each write over and releases a response once it committed. Started after
+  // the session row is written: until the stop, this thread writes nothing itself.
+  let writer: CaptureWriterThread;
+  try {
+    writer = await CaptureWriterThread.start({
+      dbFile: options.dbFile,
+      priority,
+      // A checkpoint thread beside the proxy turned SQLite's own checkpoints off on this connection:
+      // then the writer thread's connection must not checkpoint either.
+      autoCheckpoint: db.pragma("wal_autocheckpoint", { simple: true }) !== 0,
+      owner,
+      onStoreGone: markGone,
+      onThreadExit: (reason) => log.error({ code: "EXH_CAPTURE_FAILED", reason }, "capture writer thread stopped; starting it again"),
+    });
+  } catch (e) {
+    store.discardSessionIfEmpty(session);
+    releaseSession(db, owner);
+    await checkpointer.stop().catch(() => {});
+    db.close();
+    throw exhaustError("EXH_DB_OPEN", { file: options.dbFile, reason: (e as Error).message.split("\n")[0] }, e);
+  }
   // Decoding runs on its own thread, fed each exchange once it is stored: it never delays a client.
-  // Started after the session row is written: from here on this thread writes only through the
-  // capture store, which retries a busy lock from the event loop.
   const processing = ProcessingThread.start(options.dbFile, log, priority, session.id, o.onProcessed, options.backgroundNice);
-  const addons = defaultAddons({ options, catalog, log }, store, session, [processing.addon(), ...(o.addons ?? [])]);
+  const addons = defaultAddons({ options, catalog, log }, writer, session, [processing.addon(), ...(o.addons ?? [])]);
   const pinning = addons.find((a) => a.name === "pinning") as PinningAddon | undefined;
   let proxy: RunningProxy;
   try {
     proxy = await startProxy({ options, catalog, issuer, addons, log });
   } catch (e) {
     await processing.stop();
-    await store.close();
+    await writer.close();
     store.discardSessionIfEmpty(session);
     releaseSession(db, owner);
     await checkpointer.stop();
     db.close();
     throw e;
   }
-  const beat = heartbeatWrite(db, owner);
   let ticks = 0;
   const watch = setInterval(() => {
     if (guard()) return;
-    if (++ticks % OWNER_HEARTBEAT_TICKS === 0) store.write(beat).catch(() => {});
+    if (++ticks % OWNER_HEARTBEAT_TICKS === 0) writer.heartbeat().catch(() => {});
   }, STORE_CHECK_MS);
   watch.unref();
   let closing: Promise<void> | undefined;
@@ -153,6 +177,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
       // Nothing more can be stored: close what is open, writing nothing.
       await proxy.close();
       await processing.stop();
+      await writer.close();
       await checkpointer.stop().catch(() => {});
       db.close();
       return;
@@ -160,7 +185,7 @@ export async function startCapture(o: StartCaptureOptions): Promise<RunningCaptu
     await proxy.close();
     // The processing thread first: afterwards nothing else writes while the session is closed.
     await processing.stop();
-    await store.close();
+    await writer.close();
     if (options_.decodeBacklog) {
       db.pragma("busy_timeout = 5000");
       try {

@@ -1,3 +1,5 @@
+import { sharedBuffer, sharedBytes } from "../store/capture-bytes.js";
+
 /**
  * Body bytes held in memory by all exchanges in flight (--max-inflight). Collectors take from it
  * as they keep bytes and give back when their exchange is stored; a request that does not fit is
@@ -21,6 +23,14 @@ export class InflightBudget {
 /** Collects a body up to a cap, counting every byte, so that nothing is cut silently. */
 export class BodyCollector {
   private chunks: Buffer[] = [];
+  /**
+   * The body's memory, made when its length is declared (reserve): each chunk is copied in as it
+   * comes, so no chunk is kept and nothing is concatenated at the end (one copy of the body in
+   * memory, never its chunks and their concatenation side by side).
+   */
+  private into: Buffer | undefined;
+  /** The body once made (toBuffer). */
+  private body: Buffer | undefined;
   private kept = 0;
   /** Bytes taken from the budget (reserved ahead or as kept). */
   private held = 0;
@@ -33,18 +43,24 @@ export class BodyCollector {
     private readonly budget?: InflightBudget,
   ) {}
 
-  /** Reserves room for a declared length; false (and nothing held) when the budget cannot. */
+  /**
+   * Reserves room for a declared length, and makes the body's memory for it; false (and nothing
+   * held or made) when the budget cannot.
+   */
   reserve(declared: number): boolean {
     const n = Math.min(declared, this.cap);
-    if (!this.budget || n <= this.held) return true;
-    if (!this.budget.take(n - this.held)) return false;
-    this.held = n;
+    if (this.budget && n > this.held) {
+      if (!this.budget.take(n - this.held)) return false;
+      this.held = n;
+    }
+    if (n > 0 && this.kept === 0 && !this.into && !this.body) this.into = sharedBuffer(n);
     return true;
   }
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
-    if (this.kept >= this.cap || this.overBudget || this.released) return;
+    // Once the body is made (toBuffer) it does not change: later bytes are counted, not kept.
+    if (this.kept >= this.cap || this.overBudget || this.released || this.body) return;
     const room = this.cap - this.kept;
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
     const need = this.kept + part.length - this.held;
@@ -54,6 +70,16 @@ export class BodyCollector {
         return;
       }
       this.held += need;
+    }
+    if (this.into) {
+      if (this.kept + part.length <= this.into.length) {
+        this.into.set(part, this.kept);
+        this.kept += part.length;
+        return;
+      }
+      // More than was declared (HTTP's framing never lets that through): collected as chunks.
+      this.chunks.push(this.into.subarray(0, this.kept));
+      this.into = undefined;
     }
     this.chunks.push(part);
     this.kept += part.length;
@@ -72,9 +98,19 @@ export class BodyCollector {
     return this.total > this.kept;
   }
 
+  /**
+   * The kept bytes as one buffer in shared memory (store/capture-bytes.ts): the capture writer
+   * thread reads the very bytes the engine relays and the later addons read, not a clone of them.
+   * Made once; nothing writes to it afterwards. Without a declared length the chunks are
+   * concatenated here; a single chunk is copied too (at most one socket read): it may be a view
+   * into a larger read buffer, and a body that is not shared would be copied again on its way to
+   * the thread.
+   */
   toBuffer(): Buffer {
-    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.kept)];
-    return this.chunks[0] ?? Buffer.alloc(0);
+    this.body ??= this.into ? this.into.subarray(0, this.kept) : sharedBytes(this.chunks, this.kept);
+    this.into = undefined;
+    this.chunks = [];
+    return this.body;
   }
 }
 

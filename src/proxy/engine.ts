@@ -340,6 +340,12 @@ export class ExhaustEngine {
     st.awaitingUpstream = false;
     const { x, res } = st;
     st.responseBody = new BodyCollector(this.deps.options.maxBodyBytes, this.deps.budget);
+    // A declared length (of a response that has a body) is reserved and its memory made now, as
+    // for an upload: the body is then received into one buffer. Without room in the budget it is
+    // collected as it comes, as any body without a length.
+    const declared = Number(upstream.headers["content-length"]);
+    const status = upstream.statusCode ?? 0;
+    if (declared > 0 && x.method !== "HEAD" && status >= 200 && status !== 204 && status !== 304) st.responseBody.reserve(declared);
     this.watchStall(st, upstream);
     upstream.on("data", (chunk: Buffer) => st.responseBody!.push(chunk));
     // Node refuses to write a `Trailer` header on a response it does not chunk; we keep the

@@ -5,6 +5,8 @@
  * the relay leaves `Sec-WebSocket-Extensions` out of the handshake it forwards, so payloads are
  * plain; a frame that still says compressed (RSV1) is kept as it came, with a note.
  */
+import { sharedBytes } from "../store/capture-bytes.js";
+
 export interface WebSocketMessage {
   /** 1 text, 2 binary. */
   opcode: number;
@@ -142,7 +144,8 @@ export class WebSocketMessageReader {
     if (this.frameControl || !this.frameFin) return;
     const message: WebSocketMessage = {
       opcode: this.opcode,
-      payload: Buffer.concat(this.parts, this.kept),
+      // In shared memory, like every body the proxy keeps (body.ts): stored by the writer thread without a clone.
+      payload: sharedBytes(this.parts, this.kept),
       size: this.size,
       truncated: this.size > this.kept,
       compressed: this.compressed,

@@ -15,16 +15,26 @@
  *   after each commit (a number: committed; `[n, message, code]`: refused). After a stop the
  *   thread closes its connection and exits.
  *
- * Bodies are copied to the thread (structured clone of an exactly sized Uint8Array), not
- * transferred: the engine and the addons after the capture addon (the UI's live view, the exchange
- * log) keep using the exchange's buffers after its durable point, and a 20 KB copy costs about a
- * microsecond where a transfer would need every later reader audited.
+ * Bodies are shared with the thread, neither cloned nor transferred: every body the proxy keeps is
+ * made in a SharedArrayBuffer (capture-bytes.ts, used by proxy/body.ts and the WebSocket reader),
+ * and posting a view of one hands the thread the same memory. The engine and the addons after the
+ * capture addon (the relay upstream, the UI's live view, the exchange log) go on reading the bytes
+ * the thread hashes and stores; nothing writes to a body once made. (A clone held a second copy of every body on the thread until its commit: 40
+ * concurrent 32 MiB uploads then went past the containment bound. A transfer would take the bytes
+ * away from those later readers.) A body that is not in shared memory is copied into it here
+ * (bodyForThread): only the proxy's own small answers (sinkhole, block, refusals) come this way.
+ *
+ * Shared memory is not counted by V8 as an isolate's external memory, so no garbage collection
+ * is started by it: the thread collects its own garbage after every RECLAIM_BYTES of committed
+ * bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of bodies made
+ * (capture-bytes.ts), so that a body is freed soon after both let go of it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { ExhaustError } from "../errors.js";
 import { PACKAGE_ROOT } from "../paths.js";
+import { sharedBytes } from "./capture-bytes.js";
 import type { ConnectionRecord } from "../types.js";
 import { headOf, type CaptureSink, type ExchangeCompletion, type ExchangeHead, type SessionInfo } from "./capture-store.js";
 import type { SessionOwner } from "./session-owner.js";
@@ -99,12 +109,12 @@ export class CaptureWriterThread implements CaptureSink {
 
   commitExchange(session: SessionInfo, x: ExchangeHead): Promise<void> {
     const head = headOf(x);
-    head.requestBody = exactly(head.requestBody)!;
+    head.requestBody = bodyForThread(head.requestBody);
     return this.submit({ k: "commit", n: 0, s: session, x: head });
   }
 
   completeExchange(c: ExchangeCompletion): Promise<void> {
-    return this.submit({ k: "complete", n: 0, c: { ...c, responseBody: exactly(c.responseBody) } });
+    return this.submit({ k: "complete", n: 0, c: { ...c, responseBody: c.responseBody && bodyForThread(c.responseBody) } });
   }
 
   openConnection(session: SessionInfo, c: ConnectionRecord): Promise<void> {
@@ -256,8 +266,13 @@ export class CaptureWriterThread implements CaptureSink {
   }
 }
 
-/** A body sent on its own: a view into a larger buffer (a socket read) would clone all of it. */
-function exactly(u: Uint8Array | undefined): Uint8Array | undefined {
-  if (!u || (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength)) return u;
-  return u.slice();
+/**
+ * A body as it is posted to the thread: a view of shared memory as it is (posting shares it, the
+ * same bytes on both threads, whatever part of its buffer it views); any other body copied into
+ * shared memory once here, rather than serialized and copied again by postMessage. Bodies the
+ * proxy reads are all shared (BodyCollector.toBuffer, the WebSocket reader); what is copied is the
+ * proxy's own answers (a few hundred bytes) and what a caller outside the proxy hands over.
+ */
+export function bodyForThread(u: Uint8Array): Uint8Array {
+  return u.buffer instanceof SharedArrayBuffer ? u : sharedBytes([u], u.byteLength);
 }
