@@ -16,7 +16,8 @@ import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
 import type { Exchange } from "../src/types.js";
 import { makeExchange } from "../test/helpers/exchange.js";
-import { cpuTicks, round, telemetryUploadBody } from "./load.js";
+import { round, telemetryUploadBody } from "./load.js";
+import { cpuTicks } from "../test/helpers/proc.js";
 
 type Mode = "inline" | "thread";
 
@@ -60,14 +61,14 @@ async function run(mode: Mode, exchanges: number, perTurn: number): Promise<{ lo
       response: { status: 200, headers: [["Content-Type", "application/json"]], source: "upstream", body: Buffer.from('{"acc":1}') },
     });
   };
-  const t0 = cpuTicks(process.pid, true);
+  const t0 = cpuTicks(process.pid, process.pid);
   const w0 = performance.now();
   for (let i = 0; i < exchanges; i += perTurn) {
     const xs = Array.from({ length: perTurn }, (_, j) => exchange(i + j));
     await Promise.all(xs.map((x) => sink.commitExchange(session, x)));
     await Promise.all(xs.map((x) => sink.completeExchange(completionOf(x))));
   }
-  const cpuMs = (cpuTicks(process.pid, true) - t0) * 10;
+  const cpuMs = (cpuTicks(process.pid, process.pid) - t0) * 10;
   const wallMs = performance.now() - w0;
   await sink.close();
   if (sink !== local) await local.close();

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { cpuTicks } from "../test/helpers/proc.js";
 import https from "node:https";
 import type tls from "node:tls";
 
@@ -11,14 +11,10 @@ export interface CpuTarget {
   tid?: number;
 }
 
-/** CPU time (user + system, clock ticks of 10 ms) of a process or of its main thread, from /proc. */
-export function cpuTicks(pid: number, mainThreadOnly = false, tid?: number): number {
+/** CPU time (clock ticks of 10 ms) of a target: its process, its main thread, or one thread; NaN once it is gone. */
+function targetTicks(t: CpuTarget): number {
   try {
-    const file =
-      tid !== undefined ? `/proc/${pid}/task/${tid}/stat` : mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
-    const stat = readFileSync(file, "utf8");
-    const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
+    return cpuTicks(t.pid, t.tid ?? (t.mainThreadOnly ? t.pid : undefined));
   } catch {
     return NaN;
   }
@@ -94,7 +90,7 @@ export async function runLoad(opts: {
   let cpuAtStart: number[] = [];
   setTimeout(() => {
     measuring = true;
-    cpuAtStart = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly, t.tid));
+    cpuAtStart = cpuTargets.map(targetTicks);
   }, opts.warmupMs);
   let measureStart = 0;
   const worker = async () => {
@@ -114,7 +110,7 @@ export async function runLoad(opts: {
   setTimeout(() => (measureStart = Date.now()), opts.warmupMs);
   await Promise.all(Array.from({ length: opts.connections }, worker));
   const seconds = (Date.now() - (measureStart || started)) / 1000;
-  const cpuAtEnd = cpuTargets.map((t) => cpuTicks(t.pid, t.mainThreadOnly, t.tid));
+  const cpuAtEnd = cpuTargets.map(targetTicks);
   const cpuMsPerRequest = Object.fromEntries(
     cpuTargets.map((t, i) => {
       const ms = (cpuAtEnd[i] - cpuAtStart[i]) * 10;

@@ -14,7 +14,8 @@ import { openDatabase } from "../src/store/database.js";
 import { ROWS_PER_TRANSACTION_ALONE } from "../src/store/event-store.js";
 import { encodeCsRecords, makeCsRecord } from "../test/helpers/bond-writer.js";
 import { makeExchange } from "../test/helpers/exchange.js";
-import { cpuTicks, round } from "./load.js";
+import { round } from "./load.js";
+import { cpuTicks } from "../test/helpers/proc.js";
 
 /** Part C properties per event so that, with the envelope and Part A, an event has ~40 fields. */
 const PART_C_FOR_40_FIELDS = 17;
@@ -54,13 +55,13 @@ export async function pipelineThroughput(
     let events = 0;
     let fields = 0;
     const t0 = performance.now();
-    const ticks0 = cpuTicks(process.pid, true);
+    const ticks0 = cpuTicks(process.pid, process.pid);
     for (const id of ids) {
       processor.process(id);
     }
     const seconds = (performance.now() - t0) / 1000;
     // This thread's CPU time (10 ms ticks): events per CPU-second holds on a busy machine.
-    const cpuSeconds = (cpuTicks(process.pid, true) - ticks0) / 100;
+    const cpuSeconds = (cpuTicks(process.pid, process.pid) - ticks0) / 100;
     const counts = db.prepare("SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM fields) AS fields").get() as {
       events: number;
       fields: number;

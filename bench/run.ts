@@ -14,7 +14,7 @@
  * every proxy the bench starts; default: the proxy's own).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir, cpus } from "node:os";
@@ -24,9 +24,9 @@ import { DEFAULT_CA_KEY_TYPE, initAuthority, parseCaKeyType } from "../src/ca/au
 import { EndpointCatalog } from "../src/catalog/endpoints.js";
 import { openDatabase } from "../src/store/database.js";
 import { undecodedCount } from "../src/store/completeness.js";
-import { threadStat } from "../src/thread-priority.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { connectTunnel, tlsThroughProxy } from "../test/helpers/client.js";
+import { cpuTicks, threadsOf, type ThreadInfo } from "../test/helpers/proc.js";
 import { freePort, spawnProxy, waitExit, type ProxyProcess } from "../test/helpers/cli.js";
 import { measureClassifyThroughput } from "./classify.js";
 import { decodeThroughput, fuzzDecoders } from "./decode.js";
@@ -37,7 +37,7 @@ import { queryLatency } from "./queries.js";
 import { captureCommitCost } from "./capture-commit.js";
 import { parquetBench } from "./parquet.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../src/store/event-store.js";
-import { cpuTicks, round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
+import { round, runLoad, summarise, telemetryUploadBody, type CpuTarget, type LoadResult } from "./load.js";
 import { lastLoopProbeReport } from "./loop-probe.js";
 
 const HOST = "mobile.events.data.microsoft.com";
@@ -145,19 +145,16 @@ interface DecodeLag {
 const CATCH_UP_LIMIT_MS = 180_000;
 
 /** A thread of `pid` by its name (what the background threads name themselves on Linux). */
-async function threadNamed(pid: number, comm: string, waitMs = 5000): Promise<{ tid: number; nice: number } | undefined> {
+async function threadNamed(pid: number, comm: string, waitMs = 5000): Promise<ThreadInfo | undefined> {
   const until = Date.now() + waitMs;
   for (;;) {
-    let tids: string[];
+    let found: ThreadInfo | undefined;
     try {
-      tids = readdirSync(`/proc/${pid}/task`);
+      found = threadsOf(pid).find((t) => t.comm === comm);
     } catch {
       return undefined;
     }
-    for (const t of tids) {
-      const st = threadStat(pid, Number(t));
-      if (st?.comm === comm) return { tid: Number(t), nice: st.nice };
-    }
+    if (found) return found;
     if (Date.now() > until) return undefined;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -336,7 +333,7 @@ async function firstContact() {
   const stamp = Date.now().toString(36);
   const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
   // The proxy's event-loop CPU over each pass (from /proc: steady on a shared machine).
-  const loopTicks = () => cpuTicks(p.child.pid!, true);
+  const loopTicks = () => cpuTicks(p.child.pid!, p.child.pid);
   const t0 = loopTicks();
   for (const h of hosts) first.push(await handshake(h));
   const t1 = loopTicks();

@@ -14,6 +14,7 @@ import type { ServerResponse } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { spawnProxy, waitExit } from "./helpers/cli.js";
+import { memoryMb } from "./helpers/proc.js";
 import { startOrigin, type Origin, type ReceivedRequest } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
 import { encodeFrame } from "./helpers/websocket.js";
@@ -230,8 +231,7 @@ describe("shared bodies are freed once stored (child proxy)", () => {
     try {
       const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
       const body = Buffer.alloc(32 * 1024 * 1024, 0x42);
-      const status = () => readFileSync(`/proc/${proc.child.pid}/status`, "utf8");
-      const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())![1]) / 1024;
+      const mb = (field: "VmRSS" | "VmHWM") => memoryMb(proc.child.pid!, field);
       const rounds: number[] = [];
       for (let round = 0; round < 12; round++) {
         const answers = await Promise.all(

@@ -16,6 +16,7 @@ import { LeafIssuer } from "../src/ca/leaf.js";
 import { classifyAddress } from "../src/proxy/targets.js";
 import { openDatabase } from "../src/store/database.js";
 import { runCli, spawnProxy } from "./helpers/cli.js";
+import { cpuTicks, memoryMb } from "./helpers/proc.js";
 import { connectTunnel, hangUpAfterLeaf, httpsThroughProxy, rejectLeafWithAlert, tlsThroughProxy } from "./helpers/client.js";
 import { startOrigin, type Origin } from "./helpers/origin.js";
 import { eventually, makeOriginAuthority, startTestProxy, tempDir, type TestProxy } from "./helpers/proxy.js";
@@ -568,13 +569,8 @@ describe("the processing thread", () => {
   }, 30_000);
 });
 
-/** Descriptors, CPU ticks and peak RSS of a child process, from /proc. */
+/** Open descriptors of a child process, from /proc. */
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
-const cpuTicks = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
-};
-const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("bounded resources (child proxy)", () => {
@@ -772,7 +768,7 @@ describe("bounded resources (child proxy)", () => {
       ),
     );
     const statuses = results.map((r) => (r.status === "fulfilled" ? r.value.status : 0));
-    const peak = peakRssMb(proc.child.pid!);
+    const peak = memoryMb(proc.child.pid!, "VmHWM");
     console.log(
       `40 × 32 MiB uploads: ${statuses.filter((s) => s === 200).length} stored, ${statuses.filter((s) => s === 503).length} answered 503, peak RSS ${peak.toFixed(0)} MiB`,
     );

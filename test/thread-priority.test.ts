@@ -7,14 +7,14 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { availableParallelism, getPriority } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../src/store/database.js";
 import { undecodedCount } from "../src/store/completeness.js";
-import { threadStat } from "../src/thread-priority.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { runCli, spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
+import { threadsOf, type ThreadInfo } from "./helpers/proc.js";
 import { eventually, tempDir } from "./helpers/proxy.js";
 
 const COLLECTOR = "mobile.events.data.microsoft.com";
@@ -34,19 +34,6 @@ async function proxyInTemp(extra: string[] = []): Promise<{ dbFile: string; prox
   const proxy = await spawnProxy(["--db", dbFile, "--certs", join(dir, "certs"), "--session", "nice", "--mode", "sinkhole", ...extra]);
   children.push(proxy.child);
   return { dbFile, proxy, ca: readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8") };
-}
-
-interface ThreadInfo {
-  tid: number;
-  comm: string;
-  nice: number;
-}
-
-function threadsOf(pid: number): ThreadInfo[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((t) => {
-    const s = threadStat(pid, Number(t));
-    return s ? [{ tid: Number(t), ...s }] : [];
-  });
 }
 
 /** The proxy's threads once both background threads have named themselves. */

@@ -5,7 +5,6 @@ import type { Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
 import type { WriterPriority } from "../store/writer-priority.js";
-import { DEFAULT_BACKGROUND_NICE } from "../thread-priority.js";
 
 /** What the thread tells of each exchange it took up: the outcome, or null when it had nothing to do. */
 export interface ProcessedNotice {
@@ -45,7 +44,7 @@ export class ProcessingThread {
     private readonly priority: WriterPriority,
     private readonly sessionId?: number,
     private readonly onProcessed?: (notice: ProcessedNotice) => void,
-    private readonly nice = DEFAULT_BACKGROUND_NICE,
+    private readonly nice = 0,
   ) {
     this.spawn();
   }

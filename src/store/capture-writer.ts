@@ -19,9 +19,9 @@
  * made in a SharedArrayBuffer (capture-bytes.ts, used by proxy/body.ts and the WebSocket reader),
  * and posting a view of one hands the thread the same memory. The engine and the addons after the
  * capture addon (the relay upstream, the UI's live view, the exchange log) go on reading the bytes
- * the thread hashes and stores; nothing writes to a body once made. (A clone held a second copy of every body on the thread until its commit: 40
- * concurrent 32 MiB uploads then went past the containment bound. A transfer would take the bytes
- * away from those later readers.) A body that is not in shared memory is copied into it here
+ * the thread hashes and stores; nothing writes to a body once made. (A clone held a second copy
+ * of every body on the thread until its commit: 40 concurrent 32 MiB uploads then went past the
+ * containment bound. A transfer would take the bytes away from those later readers.) A body that is not in shared memory is copied into it here
  * (bodyForThread): only the proxy's own small answers (sinkhole, block, refusals) come this way.
  *
  * Shared memory is not counted by V8 as an isolate's external memory, so no garbage collection
