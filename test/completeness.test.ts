@@ -181,6 +181,50 @@ describe("with the processing thread starved by two busy loops", () => {
     expect(undecoded(db).undecoded).toBe(0);
   }, 180_000);
 
+  it("a reading command run while the proxy still decodes waits for it: `events` right after the uploads lists every one", async () => {
+    const db = join(dir, "live.db");
+    const proxy = await captureThroughChild(db, "live", UPLOADS);
+    try {
+      const backlog = undecoded(db).undecoded;
+      const ev = runCli(["events", "--db", db, "--session", "live", "--json", "--limit", "100000"]);
+      expect(ev.status, ev.stderr).toBe(0);
+      // It waited (the starved thread had a backlog) and did not decode under the live proxy itself.
+      expect(backlog).toBeGreaterThan(0);
+      expect(ev.stderr).toMatch(/waiting for the running proxy to decode [\d,]+ exchanges?… \(Ctrl-C to skip\)/);
+      expect(ev.stderr).not.toMatch(/decoding [\d,]+ pending exchange|undecoded/);
+      expect(ev.stdout.split("\n").filter(Boolean)).toHaveLength(UPLOADS * EVENTS_PER_UPLOAD);
+    } finally {
+      proxy.child.kill("SIGINT");
+      await waitExit(proxy.child);
+    }
+  }, 180_000);
+
+  it("a proxy that decodes nothing (stopped) is waited for only while it makes progress: the command then says what it left out", async () => {
+    const db = join(dir, "stalled.db");
+    const proxy = await captureThroughChild(db, "stalled", UPLOADS);
+    proxy.child.kill("SIGSTOP");
+    try {
+      const left = undecoded(db).undecoded;
+      expect(left).toBeGreaterThan(0);
+      const started = Date.now();
+      const ev = runCli(["events", "--db", db, "--session", "stalled", "--json", "--limit", "100000"]);
+      const waitedMs = Date.now() - started;
+      expect(ev.status, ev.stderr).toBe(0);
+      expect(ev.stderr).toContain(`waiting for the running proxy to decode ${left.toLocaleString("en-US")} exchange`);
+      expect(ev.stderr).toContain(
+        `${left.toLocaleString("en-US")} exchange${left === 1 ? "" : "s"} undecoded (session stalled is still being written by another process`,
+      );
+      // WAIT_STALL_MS (10 s) without progress, not the heartbeat's 30 s and not forever.
+      expect(waitedMs).toBeGreaterThanOrEqual(10_000);
+      expect(waitedMs).toBeLessThan(30_000);
+      expect(ev.stdout.split("\n").filter(Boolean)).toHaveLength((UPLOADS - left) * EVENTS_PER_UPLOAD);
+    } finally {
+      proxy.child.kill("SIGCONT");
+      proxy.child.kill("SIGINT");
+      await waitExit(proxy.child);
+    }
+  }, 180_000);
+
   it("a read-only copy of a database killed with a backlog is INCONCLUSIVE (exit 3) and says how many exchanges are undecoded", async () => {
     const db = join(dir, "killed.db");
     const proxy = await captureThroughChild(db, "killed", UPLOADS);

@@ -6,7 +6,7 @@
 import { accessSync, constants } from "node:fs";
 import { dirname } from "node:path";
 import { completeDecoding, type Completion, type DecodeScope } from "../pipeline/complete.js";
-import { sessionsInUse } from "../store/completeness.js";
+import { sessionsInUse, sessionsOwnedByLiveProxy } from "../store/completeness.js";
 import { openDatabase, type Db } from "../store/database.js";
 
 export interface ReadingDb {
@@ -45,6 +45,8 @@ export async function decodePendingWithProgress(
   options: {
     readonly?: boolean;
     busySessions?: ReadonlySet<number>;
+    /** Sessions whose running proxy to wait for (default: those a live proxy owns; the proxy's own stop passes none). */
+    waitFor?: ReadonlySet<number>;
     skipHint?: string;
     /** Stop requested elsewhere too (the proxy's own signal handler). */
     stopRequested?: () => boolean;
@@ -58,22 +60,43 @@ export async function decodePendingWithProgress(
     stop = true;
   };
   let lastDraw = 0;
-  const label = (pending: number) => `exhaust: decoding ${plural(pending, "pending exchange")}… (${options.skipHint ?? "Ctrl-C"} to skip)`;
+  // A progress line drawn in place on a terminal, not ended yet.
+  let lineOpen = false;
+  const draw = (text: string, inPlace: boolean) => {
+    if (!tty) return void out.write(`${text}\n`);
+    out.write(inPlace ? `\r\x1b[K${text}` : text);
+    lineOpen = true;
+  };
+  const endLine = () => {
+    if (lineOpen) out.write("\n");
+    lineOpen = false;
+  };
+  const skip = `(${options.skipHint ?? "Ctrl-C"} to skip)`;
+  const label = (pending: number) => `exhaust: decoding ${plural(pending, "pending exchange")}… ${skip}`;
+  const waiting = (total: number) => `exhaust: waiting for the running proxy to decode ${plural(total, "exchange")}… ${skip}`;
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
     const result = await completeDecoding(db, scope, {
       readonly: options.readonly,
       busySessions: options.busySessions ?? sessionsInUse(db, scope.sessionIds),
+      waitFor: options.waitFor ?? (options.busySessions ? undefined : sessionsOwnedByLiveProxy(db, scope.sessionIds)),
+      onWait: (left, total) => {
+        if (left === total) draw(waiting(total), false);
+        else if (tty) draw(`${waiting(total)} ${count(total - left)} done`, true);
+      },
       shouldStop: () => stop || options.stopRequested?.() === true,
-      onStart: (pending) => out.write(tty ? label(pending) : `${label(pending)}\n`),
+      onStart: (pending) => {
+        endLine();
+        draw(label(pending), false);
+      },
       onProgress: (done, pending) => {
         if (!tty || (Date.now() - lastDraw < 200 && done < pending)) return;
         lastDraw = Date.now();
-        out.write(`\r\x1b[K${label(pending)} ${count(done)} done`);
+        draw(`${label(pending)} ${count(done)} done`, true);
       },
     });
-    if (tty && (result.decoded > 0 || result.failed > 0 || result.stopped)) out.write("\n");
+    endLine();
     if (result.undecoded > 0) {
       out.write(
         `exhaust: ${plural(result.undecoded, "exchange")} undecoded (${result.reasons.join("; ")}): ` +
@@ -87,15 +110,21 @@ export async function decodePendingWithProgress(
   }
 }
 
-/** Opens the database for a reading command and decodes what is pending in the scope `scopeOf` names. */
+/**
+ * Opens the database for a reading command and decodes what is pending in the scope `scopeOf` names.
+ * A session a running proxy captures is waited for while its thread decodes (see completeDecoding);
+ * `waitForProxy: false` does not wait (the web UI, which shows the backlog shrink as it goes).
+ */
 export async function readCompleted(
   file: string,
   scopeOf: (db: Db) => DecodeScope,
+  options: { waitForProxy?: boolean } = {},
 ): Promise<ReadingDb & { completion: Completion; scope: DecodeScope }> {
   const r = openForReading(file);
   try {
     const scope = scopeOf(r.db);
-    const completion = await decodePendingWithProgress(r.db, scope, { readonly: r.readonly });
+    const waitFor = options.waitForProxy === false ? new Set<number>() : undefined;
+    const completion = await decodePendingWithProgress(r.db, scope, { readonly: r.readonly, waitFor });
     return { ...r, completion, scope };
   } catch (e) {
     r.db.close();

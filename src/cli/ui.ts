@@ -18,8 +18,9 @@ export function registerUiCommand(program: Command): void {
     .action((opts: { listen: string; db: string; hostName?: string[] }) =>
       runCommand(async () => {
         const listen = parseHostPort("--listen", opts.listen, "127.0.0.1");
-        // Every session decoded before the first page is served (the server itself only reads).
-        (await readCompleted(opts.db, () => ({}))).db.close();
+        // Every session decoded before the first page is served (the server itself only reads); a
+        // session a running proxy still decodes is not waited for: the UI shows its backlog.
+        (await readCompleted(opts.db, () => ({}), { waitForProxy: false })).db.close();
         const log = createLogger();
         const ui = await startUiServer({ dbFile: opts.db, host: listen.host, port: listen.port, log, hostNames: opts.hostName });
         // The address (with the token, when one is needed) goes to stdout for the user; logs go to stderr.

@@ -5,10 +5,10 @@
  * reads results; where decoding is not possible (a read-only database, a session another process is
  * still capturing or importing) it only counts, so the caller can say so.
  */
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS } from "../decode/registry.js";
-import { sessionStates, undecodedCount, type SessionState } from "../store/completeness.js";
+import { sessionStates, undecodedCount, undecodedMarks, undecodedThrough, type SessionState } from "../store/completeness.js";
 import type { Db } from "../store/database.js";
 import { EventStore } from "../store/event-store.js";
 import { ExchangeProcessor } from "./process.js";
@@ -30,7 +30,23 @@ export interface CompletionOptions {
   onProgress?(done: number, pending: number): void;
   /** Asked between exchanges: true stops (a second Ctrl-C); what is left is counted as undecoded. */
   shouldStop?(): boolean;
+  /**
+   * Sessions a running proxy decodes itself (its processing thread; `sessionsOwnedByLiveProxy`).
+   * Before counting, wait while that thread works through what is undecoded in them now, so that
+   * a command run right after an upload sees its events; exchanges captured meanwhile are not
+   * waited for. Waiting ends when they are decoded, on `shouldStop`, or after `stallMs`.
+   */
+  waitFor?: ReadonlySet<number>;
+  /** Give up waiting once the proxy has decoded nothing for this long (default WAIT_STALL_MS). */
+  stallMs?: number;
+  /** Told how many of the exchanges waited for are left, when the wait starts and as it shrinks. */
+  onWait?(left: number, total: number): void;
 }
+
+/** A proxy's niced processing thread on a busy machine can pause for seconds; past this it is stuck. */
+export const WAIT_STALL_MS = 10_000;
+/** How often the wait looks at the database again. */
+const WAIT_POLL_MS = 100;
 
 export interface Completion {
   /** Exchanges decoded (or re-decoded with current decoders and rules) just now. */
@@ -68,7 +84,8 @@ export async function completeDecoding(db: Db, scope: DecodeScope, options: Comp
   let decoded = 0;
   let failed = 0;
   let stopped = false;
-  if (!options.readonly) {
+  if (options.waitFor && options.waitFor.size > 0) stopped = await waitForLiveProxy(db, scope, options.waitFor, options);
+  if (!options.readonly && !stopped) {
     const ids = pendingInScope(db, scope, busy);
     if (ids.length > 0) {
       options.onStart?.(ids.length);
@@ -103,6 +120,33 @@ export async function completeDecoding(db: Db, scope: DecodeScope, options: Comp
     if (stopped) reasons.unshift("decoding was stopped");
   }
   return { decoded, undecoded, reasons: undecoded > 0 ? [...new Set(reasons)] : [], failed, stopped };
+}
+
+/**
+ * Waits while a running proxy decodes what is undecoded now in `sessions` (within the scope).
+ * Returns true when stopped by `shouldStop`. Only reads: the proxy's thread does the writing.
+ */
+async function waitForLiveProxy(db: Db, scope: DecodeScope, sessions: ReadonlySet<number>, options: CompletionOptions): Promise<boolean> {
+  const ids = [...sessions].filter((id) => scope.sessionIds === undefined || scope.sessionIds.includes(id));
+  if (ids.length === 0) return false;
+  const marks = undecodedMarks(db, ids, scope.exchangeId);
+  if (marks.size === 0) return false;
+  const stallMs = options.stallMs ?? WAIT_STALL_MS;
+  const total = undecodedThrough(db, marks, scope.exchangeId);
+  let left = total;
+  let progressAt = Date.now();
+  options.onWait?.(left, total);
+  while (left > 0 && Date.now() - progressAt < stallMs) {
+    if (options.shouldStop?.()) return true;
+    await sleep(WAIT_POLL_MS);
+    const now = undecodedThrough(db, marks, scope.exchangeId);
+    if (now < left) {
+      left = now;
+      progressAt = Date.now();
+      options.onWait?.(left, total);
+    }
+  }
+  return false;
 }
 
 function exchangeUndecoded(db: Db, exchangeId: string): number {

@@ -98,15 +98,62 @@ export function eventScope(db: Db, eventId: number): { sessionId: number; exchan
 export function sessionsInUse(db: Db, sessionIds?: readonly number[]): Set<number> {
   const states = sessionStates(db, sessionIds).filter((s) => s.endedAt === null);
   if (states.length === 0) return new Set();
-  const hasOwners =
-    (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
-  if (!hasOwners) return new Set(states.map((s) => s.id));
+  if (!hasOwnersTable(db)) return new Set(states.map((s) => s.id));
+  const owned = liveOwnerCheck(db);
+  return new Set(states.filter((s) => s.incomplete !== undefined || owned(s.name)).map((s) => s.id));
+}
+
+/** Whether the database has migration 7's `session_owners` (a read-only file of an older schema may not). */
+function hasOwnersTable(db: Db): boolean {
+  return (db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_owners'").pluck().get() as number) > 0;
+}
+
+/** Whether a session (by name) is claimed by a live proxy; needs `session_owners`. */
+function liveOwnerCheck(db: Db): (sessionName: string) => boolean {
   const owner = db.prepare("SELECT pid, host, heartbeat_at AS heartbeatAt FROM session_owners WHERE session = ?");
-  const owned = (name: string) => {
+  return (name) => {
     const o = owner.get(name) as { pid: number; host: string; heartbeatAt: number } | undefined;
     return o !== undefined && ownerIsLive(o);
   };
-  return new Set(states.filter((s) => s.incomplete !== undefined || owned(s.name)).map((s) => s.id));
+}
+
+/**
+ * Sessions a live proxy is capturing now (not ended, claimed in `session_owners`): its processing
+ * thread decodes them, so a reading command can wait for it instead of leaving them out.
+ */
+export function sessionsOwnedByLiveProxy(db: Db, sessionIds?: readonly number[]): Set<number> {
+  const states = sessionStates(db, sessionIds).filter((s) => s.endedAt === null && s.incomplete === undefined);
+  if (states.length === 0) return new Set();
+  if (!hasOwnersTable(db)) return new Set();
+  const owned = liveOwnerCheck(db);
+  return new Set(states.filter((s) => owned(s.name)).map((s) => s.id));
+}
+
+/**
+ * Where each session's undecoded exchanges end now: the highest capture order (`seq`) among them,
+ * per session id (sessions with none left out). With `exchangeId`, only that exchange, if undecoded.
+ * `undecodedThrough` then counts what is still undecoded up to those marks, leaving out what was
+ * captured since.
+ */
+export function undecodedMarks(db: Db, sessionIds: readonly number[], exchangeId?: string): Map<number, number> {
+  const rows = db
+    .prepare(
+      `SELECT session_id AS id, MAX(seq) AS seq FROM exchanges
+        WHERE decoder IS NULL AND session_id IN (SELECT value FROM json_each(?)) AND (? IS NULL OR id = ?)
+        GROUP BY session_id`,
+    )
+    .all(JSON.stringify(sessionIds), exchangeId ?? null, exchangeId ?? null) as Array<{ id: number; seq: number }>;
+  return new Map(rows.map((r) => [r.id, r.seq]));
+}
+
+/** Exchanges still undecoded at or before each session's mark (see undecodedMarks). */
+export function undecodedThrough(db: Db, marks: ReadonlyMap<number, number>, exchangeId?: string): number {
+  const count = db
+    .prepare("SELECT COUNT(*) FROM exchanges WHERE session_id = ? AND seq <= ? AND decoder IS NULL AND (? IS NULL OR id = ?)")
+    .pluck();
+  let n = 0;
+  for (const [session, seq] of marks) n += count.get(session, seq, exchangeId ?? null, exchangeId ?? null) as number;
+  return n;
 }
 
 /** Exchanges never decoded, per session id (sessions with none are left out). */
