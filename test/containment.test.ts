@@ -655,6 +655,7 @@ describe("bounded resources (child proxy)", () => {
   it("under a low descriptor limit refuses, recovers, and exits 0 on SIGTERM with the session closed", async () => {
     const dir = tempDir();
     const proc = await spawnProxy(proxyArgs(dir, "--mode", "sinkhole"), undefined, { maxFiles: 256 });
+    const pid = proc.child.pid!;
     const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
     // Exhaust the proxy's descriptors with idle connections.
     const hogs: net.Socket[] = [];
@@ -663,11 +664,15 @@ describe("bounded resources (child proxy)", () => {
       s.on("error", () => {});
       hogs.push(s);
     }
-    await eventually(() => /EXH_PROXY_BUSY/.test(proc.stderr()), 10_000);
+    await eventually(() => /EXH_PROXY_BUSY/.test(proc.stderr()), 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}: no EXH_PROXY_BUSY logged; the proxy said:\n${proc.stderr().slice(-3000)}`);
+    });
     // While at the limit, a client is refused (not left hanging, not crashing the proxy).
     await expect(httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/at-limit", body: "{}", ca: [ca] })).rejects.toThrow();
     for (const s of hogs) s.destroy();
-    await sleep(500);
+    // Recovery needs the proxy to have closed its ends: wait for its descriptors to fall well under
+    // the limit less the reserve (224 of 256), however slowly a loaded machine gets there.
+    await eventually(() => fdCount(pid) < 200, 20_000);
     // Recovered: the next client is intercepted and captured.
     const res = await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/recovered", body: '{"name":"X"}', ca: [ca] });
     expect(res.status).toBe(200);

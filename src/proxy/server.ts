@@ -714,16 +714,17 @@ class ProxyServer {
  */
 class DescriptorGauge {
   private readonly limit: number;
-  private readonly base: number;
   private readonly reserve: number;
+  /** Descriptors open beside the counted sockets (store, threads, log), as last counted. */
+  private base = 0;
+  private countedAt = 0;
 
   constructor(private readonly inUse: () => number) {
     this.limit = Infinity;
-    this.base = 0;
     try {
       const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
       if (m) this.limit = Number(m[1]);
-      this.base = readdirSync("/proc/self/fd").length;
+      this.recount();
     } catch {
       // Not Linux: no gauge.
     }
@@ -733,9 +734,23 @@ class DescriptorGauge {
   /** A reason when new work must be refused, else undefined. */
   exhausted(): string | undefined {
     if (this.limit === Infinity) return undefined;
-    const used = this.base + this.inUse();
+    let used = this.base + this.inUse();
+    // Past half the limit, count for real (at most every 100 ms): the threads, SQLite and module
+    // loading open descriptors the sockets do not account for, and once the process is really out,
+    // libuv closes new clients at accept without a word (its spare-descriptor trick), so the
+    // estimate must not run behind. Below half, the estimate costs nothing per connection.
+    if (used >= this.limit / 2 && Date.now() - this.countedAt >= 100) {
+      this.recount();
+      used = this.base + this.inUse();
+    }
     if (used < this.limit - this.reserve) return undefined;
     return `about ${used} of ${this.limit} file descriptors in use (${this.reserve} kept in reserve)`;
+  }
+
+  private recount(): void {
+    // readdir's own descriptor is in the listing.
+    this.base = Math.max(0, readdirSync("/proc/self/fd").length - 1 - this.inUse());
+    this.countedAt = Date.now();
   }
 }
 
