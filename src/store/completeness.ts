@@ -164,6 +164,52 @@ export function undecodedBySession(db: Db): Map<number, number> {
   return new Map(rows.map((r) => [r.id, r.n]));
 }
 
+/**
+ * The backlog per session for a reader that asks often (the web UI's live stream and its session
+ * list): undecoded exchanges per session id, sessions with none left out. It recounts only when
+ * another connection has committed since (`PRAGMA data_version`), at most every `minIntervalMs`,
+ * and only from the oldest exchange that was undecoded at the last count on: exchanges are decoded,
+ * never undone, and new ones get higher rowids. Once the backlog is gone a recount reads nothing.
+ */
+export class BacklogWatch {
+  private from = 0;
+  private head = 0;
+  private version: number | undefined;
+  private checkedAt = -Infinity;
+  private counts: ReadonlyMap<number, number> = new Map();
+  private readonly heads;
+  private readonly tail;
+
+  constructor(
+    private readonly db: Db,
+    private readonly minIntervalMs: number,
+  ) {
+    this.heads = db.prepare("SELECT COALESCE(MAX(rowid), 0) FROM exchanges").pluck();
+    this.tail = db.prepare(
+      `SELECT session_id AS id, COUNT(*) AS n, MIN(rowid) AS first FROM exchanges
+        WHERE rowid >= ? AND decoder IS NULL GROUP BY session_id`,
+    );
+  }
+
+  /** Undecoded exchanges per session id now (at most `minIntervalMs` old). */
+  bySession(): ReadonlyMap<number, number> {
+    const now = Date.now();
+    if (now - this.checkedAt < this.minIntervalMs) return this.counts;
+    this.checkedAt = now;
+    const version = this.db.pragma("data_version", { simple: true }) as number;
+    if (version === this.version) return this.counts;
+    this.version = version;
+    // The newest rowid first: what is stored after it is counted now or next time, never skipped.
+    const head = this.heads.get() as number;
+    if (head < this.head) this.from = 0;
+    this.head = head;
+    const rows = this.tail.all(this.from) as Array<{ id: number; n: number; first: number }>;
+    this.from = rows.length ? Math.min(...rows.map((r) => r.first)) : head + 1;
+    this.counts = new Map(rows.map((r) => [r.id, r.n]));
+    return this.counts;
+  }
+}
+
 /** Exchanges to these hosts, and connections to them that carried no exchange (pinned, refused). */
 export function trafficToHosts(db: Db, sessionId: number, hosts: readonly string[]): number {
   if (hosts.length === 0) return 0;

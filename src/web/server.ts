@@ -9,6 +9,7 @@ import { decodeContentEncoding, effectiveContentEncoding } from "../decode/conte
 import { exhaustError } from "../errors.js";
 import { isSecretHeader, REDACTED, type Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
+import { BacklogWatch, sessionsOwnedByLiveProxy } from "../store/completeness.js";
 import { openDatabase, type Db } from "../store/database.js";
 import { CSV_COLUMNS, csvRecord, eventCsvRecords } from "../export/csv.js";
 import { eventJson } from "../export/jsonl.js";
@@ -141,7 +142,9 @@ export async function startUiServer(options: UiServerOptions): Promise<RunningUi
   const secrets = new SecretView(db);
   app.addHook("preSerialization", async (_req, _reply, payload) => secrets.redact(payload));
   const live = new Set<ServerResponse>();
-  registerRoutes(app, db, secrets, live);
+  // One count of the decoding backlog for every page and stream (recounted only when the store moved).
+  const backlog = new BacklogWatch(db, LIVE_POLL_MS / 2);
+  registerRoutes(app, db, secrets, live, backlog);
   try {
     // Fastify names each address the UI is reachable at (every interface for 0.0.0.0): said as
     // such, beside our own "ui listening" line with the address actually bound.
@@ -244,11 +247,34 @@ export function redactHeaders(headers: RawHeaders): RawHeaders {
   return headers.map(([name, value]) => [name, isSecretHeader(name) ? REDACTED : value]);
 }
 
+/** A session's decoding backlog as the page shows it. */
+export interface SessionBacklog {
+  /** Exchanges stored but not decoded yet: events, fields and verdicts leave them out. */
+  undecoded: number;
+  /** A running proxy owns the session: its processing thread is decoding them (the count goes down). */
+  decodingByProxy: boolean;
+}
+
+/** The backlog of every session that has one (by id), and the total: what `backlog` messages carry. */
+function backlogNow(db: Db, counts: ReadonlyMap<number, number>): { sessions: Array<{ id: number } & SessionBacklog>; total: number } {
+  const ids = [...counts.keys()];
+  const byProxy = ids.length ? sessionsOwnedByLiveProxy(db, ids) : new Set<number>();
+  const sessions = ids.map((id) => ({ id, undecoded: counts.get(id)!, decodingByProxy: byProxy.has(id) }));
+  return { sessions, total: sessions.reduce((n, s) => n + s.undecoded, 0) };
+}
+
+/** One session's backlog, from the shared counts. */
+function sessionBacklog(db: Db, backlog: BacklogWatch, id: number): SessionBacklog {
+  const undecoded = backlog.bySession().get(id) ?? 0;
+  return { undecoded, decodingByProxy: undecoded > 0 && sessionsOwnedByLiveProxy(db, [id]).has(id) };
+}
+
 function registerRoutes(
   app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
   db: Db,
   secrets: SecretView,
   live: Set<ServerResponse>,
+  backlog: BacklogWatch,
 ): void {
   for (const [route, file] of Object.entries(STATIC_FILES)) {
     app.get(route, async (_req, reply) => {
@@ -261,14 +287,18 @@ function registerRoutes(
     });
   }
 
-  app.get("/api/sessions", async () => listSessions(db));
+  app.get("/api/sessions", async () => {
+    const { sessions } = backlogNow(db, backlog.bySession());
+    const behind = new Map(sessions.map(({ id, ...b }) => [id, b]));
+    return listSessions(db).map((s) => ({ ...s, ...(behind.get(s.id) ?? { undecoded: 0, decodingByProxy: false }) }));
+  });
 
   app.get("/api/sessions/:id", async (req) => {
     const id = intParam(req.params as Query, "id", 1)!;
     const info = sessionOverview(db, id);
     if (!info) throw notFound(`no session ${id}`);
     return {
-      info,
+      info: { ...info, ...sessionBacklog(db, backlog, id) },
       endpoints: sessionEndpoints(db, id),
       connections: sessionConnections(db, id, 1000),
       groups: eventsPerGroup(db, id),
@@ -388,8 +418,23 @@ function registerRoutes(
       res.write(`${id ? `id: ${id}\n` : ""}event: ${type}\ndata: ${JSON.stringify(secrets.redact(redactDeep(data)))}\n\n`);
     send("hello", { heads: after, pollMs: LIVE_POLL_MS }, `${after.event}:${after.exchange}`);
     let lastWrite = Date.now();
+    // The decoding backlog: sent on connecting and whenever a session's count (or who decodes it) changed.
+    let lastCounts: ReadonlyMap<number, number> | undefined;
+    let lastBacklog = "";
+    const sendBacklog = () => {
+      const counts = backlog.bySession();
+      if (counts === lastCounts) return;
+      lastCounts = counts;
+      const now = backlogNow(db, counts);
+      const text = JSON.stringify(now);
+      if (text === lastBacklog) return;
+      lastBacklog = text;
+      send("backlog", now);
+      lastWrite = Date.now();
+    };
     const tick = () => {
       try {
+        sendBacklog();
         const now = liveHeads(db);
         if (now.event > after.event || now.exchange > after.exchange) {
           const rows = liveSince(db, after, LIVE_BATCH);
@@ -408,6 +453,7 @@ function registerRoutes(
       }
     };
     const timer = setInterval(tick, LIVE_POLL_MS);
+    tick();
     live.add(res);
     res.on("close", () => {
       clearInterval(timer);

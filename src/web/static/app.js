@@ -518,6 +518,7 @@ async function renderSession() {
     return;
   }
   const s = await api(`/api/sessions/${id}`);
+  setBacklog(Number(id), s.info);
   const timeBox = el("div", {}, "Loading chart…");
   const catBox = el("div", {}, "Loading chart…");
   const outcomeClass = (o) => (o === "client-rejected-certificate" ? "outcome-pinned" : o === "tunnelled" ? "outcome-tunnelled" : "");
@@ -535,6 +536,9 @@ async function renderSession() {
         ["Events", s.info.events],
         ["Request bytes", s.info.requestBytes],
       ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
+      // Kept current by the live stream (renderBacklog); gone at 0.
+      el("dt", { id: "session-undecoded-label", hidden: true }, "Not decoded yet"),
+      el("dd", { id: "session-undecoded", class: "undecoded", hidden: true }),
     ),
     el("section", { id: "verdicts" }, el("h3", {}, "Verdicts"), verdictBlocks(s.verdicts)),
     el("section", {}, el("h3", {}, "Events over time per endpoint"), timeBox),
@@ -582,6 +586,7 @@ async function renderSession() {
       ),
     ),
   );
+  renderBacklog();
   api(`/api/charts/time?${query({ session: id })}`)
     .then((c) => (timeBox.innerHTML = c.svg))
     .catch(showError);
@@ -862,6 +867,7 @@ function startLive() {
   }
   liveSource = new EventSource("/api/live");
   liveSource.addEventListener("stored", (e) => onStored(JSON.parse(e.data)));
+  liveSource.addEventListener("backlog", (e) => onBacklog(JSON.parse(e.data)));
   liveSource.addEventListener("hello", () => $("#live-toggle").classList.add("connected"));
   liveSource.onerror = () => $("#live-toggle").classList.remove("connected");
   const toggle = $("#live-toggle");
@@ -872,6 +878,10 @@ function startLive() {
     toggle.title = livePaused
       ? "Live updates paused: click to resume"
       : "Live updates: new exchanges and events appear as they are stored (click to pause)";
+    if (!livePaused && pendingBacklog) {
+      applyBacklog(pendingBacklog);
+      pendingBacklog = null;
+    }
     if (!livePaused && liveMissedRows) {
       liveMissed = 0;
       liveMissedRows = 0;
@@ -879,6 +889,70 @@ function startLive() {
       liveRefresh();
     }
   });
+}
+
+// ---- The decoding backlog: exchanges stored but not decoded yet (GET /api/sessions, "backlog" messages) ----
+
+const sessionInfo = new Map(); // session id -> { name, exchanges }
+const backlog = new Map(); // session id -> { undecoded, decodingByProxy }, sessions with a backlog only
+let pendingBacklog = null; // the newest backlog message that arrived while paused
+
+function setBacklog(id, b) {
+  if (b.undecoded > 0) backlog.set(id, { undecoded: b.undecoded, decodingByProxy: b.decodingByProxy });
+  else backlog.delete(id);
+}
+
+function notDecodedText(n) {
+  return `${n.toLocaleString("en-US")} exchange${n === 1 ? "" : "s"} not decoded yet`;
+}
+
+function onBacklog(msg) {
+  if (livePaused) pendingBacklog = msg;
+  else applyBacklog(msg);
+}
+
+function applyBacklog(msg) {
+  const id = Number($("#f-session").value);
+  const before = backlog.get(id)?.undecoded ?? 0;
+  backlog.clear();
+  for (const s of msg.sessions) setBacklog(s.id, s);
+  renderBacklog();
+  // The session page's counts and verdicts were read over less: read them again once all is decoded.
+  const view = location.hash.split("/")[1] || "events";
+  if (view === "session" && before > 0 && !backlog.has(id)) renderSession().catch(showError);
+}
+
+/** The backlog beside each session in the list, in the banner over every view, and on the session page. */
+function renderBacklog() {
+  for (const option of $("#f-session").options) {
+    const s = sessionInfo.get(Number(option.value));
+    if (!s) continue;
+    const b = backlog.get(Number(option.value));
+    option.textContent = `${s.name} (${s.exchanges} exchanges${b ? `, ${notDecodedText(b.undecoded)}` : ""})`;
+  }
+  const selected = $("#f-session").value;
+  const scope = selected ? [backlog.get(Number(selected))].filter(Boolean) : [...backlog.values()];
+  const total = scope.reduce((n, b) => n + b.undecoded, 0);
+  const banner = $("#backlog");
+  banner.hidden = total === 0;
+  if (total > 0) {
+    const byProxy = scope.every((b) => b.decodingByProxy);
+    const name = selected ? sessionInfo.get(Number(selected))?.name : undefined;
+    banner.replaceChildren(
+      el("strong", {}, notDecodedText(total)),
+      name ? ` in session ${name}` : scope.length > 1 ? ` in ${scope.length} sessions` : "",
+      byProxy
+        ? ": the running proxy is decoding them (this count goes down as it catches up)."
+        : ": no running proxy is decoding them; `exhaust reprocess` does.",
+      " Until then the events, fields, charts and verdicts shown are incomplete: they leave those exchanges out.",
+    );
+  }
+  const dd = $("#session-undecoded");
+  if (dd) {
+    const b = backlog.get(Number(selected));
+    dd.hidden = $("#session-undecoded-label").hidden = !b;
+    dd.textContent = b ? `${notDecodedText(b.undecoded)}${b.decodingByProxy ? " (the running proxy is decoding them)" : ""}` : "";
+  }
 }
 
 // ---- Keyboard: j/k through events, Enter opens, / searches, Esc back (as in mitmweb) ----
@@ -950,11 +1024,14 @@ async function loadSessions() {
   const sessions = await api("/api/sessions");
   const sel = $("#f-session");
   const keep = sel.value;
-  sel.replaceChildren(
-    el("option", { value: "" }, "all sessions"),
-    ...sessions.map((s) => el("option", { value: s.id }, `${s.name} (${s.exchanges} exchanges)`)),
-  );
+  sessionInfo.clear();
+  for (const s of sessions) {
+    sessionInfo.set(s.id, { name: s.name, exchanges: s.exchanges });
+    setBacklog(s.id, s);
+  }
+  sel.replaceChildren(el("option", { value: "" }, "all sessions"), ...sessions.map((s) => el("option", { value: s.id })));
   sel.value = keep;
+  renderBacklog();
 }
 
 async function start() {
@@ -979,6 +1056,7 @@ async function start() {
     fieldCursors = [undefined];
     exchangeCursors = [undefined];
     loadHosts().catch(showError);
+    renderBacklog();
     route();
   });
   window.addEventListener("hashchange", route);
