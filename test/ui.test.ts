@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { chromium, type Browser, type Page } from "playwright-core";
 import http from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,72 +8,12 @@ import { createLogger } from "../src/log.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
 import { CSV_COLUMNS } from "../src/export/csv.js";
+import { inBrowser, watchPage, type PageGlobals } from "./helpers/browser.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(PACKAGE_ROOT, "test", "artifacts");
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser) {
-  const msg = `\n!!! ${CHROMIUM} is missing: the UI browser test ${process.env.EXHAUST_REQUIRE_BROWSER === "1" ? "FAILS (EXHAUST_REQUIRE_BROWSER=1)" : "is SKIPPED"}. Install it with: apt-get install -y chromium\n`;
-  process.stderr.write(msg);
-}
-
-/** The page's globals, typed here: the tests compile without the DOM library. Only inside page functions. */
-type PageGlobals = {
-  getComputedStyle(e: unknown): { color: string; backgroundColor: string };
-  document: {
-    querySelectorAll(selector: string): { length: number };
-    querySelector(selector: string): { textContent: string | null } | null;
-    activeElement: { id: string } | null;
-  };
-  navigator: { clipboard: { readText(): Promise<string> } };
-  location: { hash: string };
-  exhaustNoReload?: number;
-};
-
-function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    // Chromium's own background requests go to a closed loopback port, never out; the UI on
-    // 127.0.0.1 is reached directly (loopback bypasses the proxy).
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--proxy-server=http://127.0.0.1:9"],
-    headless: true,
-  });
-}
-
-/**
- * A test in Debian's chromium, closed afterwards. Skipped when chromium is missing, unless
- * EXHAUST_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test naming the package.
- */
-function inBrowser(name: string, body: (browser: Browser) => Promise<void>, timeoutMs: number): void {
-  it.skipIf(!haveBrowser && process.env.EXHAUST_REQUIRE_BROWSER !== "1")(
-    name,
-    async () => {
-      if (!haveBrowser)
-        throw new Error(`${CHROMIUM} is missing and EXHAUST_REQUIRE_BROWSER=1: install Debian's chromium (apt-get install -y chromium)`);
-      const browser = await launchBrowser();
-      try {
-        await body(browser);
-      } finally {
-        await browser.close();
-      }
-    },
-    timeoutMs,
-  );
-}
-
-/** What a page asked for beyond the UI (must stay empty) and the script errors it raised. */
-function watchPage(page: Page, base: string): { external: string[]; pageErrors: string[] } {
-  const external: string[] = [];
-  const pageErrors: string[] = [];
-  page.on("request", (r) => {
-    if (!r.url().startsWith(base)) external.push(r.url());
-  });
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  return { external, pageErrors };
-}
 
 /** Rows of an RFC 4180 text (quoted fields may hold commas, quotes and line breaks). */
 function parseCsv(text: string): string[][] {
