@@ -186,7 +186,7 @@ describe("exhaust ui beside a proxy whose processing thread is behind", () => {
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
       const { external, pageErrors } = watchPage(page, ui.url);
       await page.goto(ui.url);
-      await page.waitForSelector(`#f-session option[value="${sessionId}"]`);
+      await page.waitForSelector(`#f-session option[value="${sessionId}"]`, { state: "attached" });
       const option = page.locator(`#f-session option[value="${sessionId}"]`);
       expect(await option.textContent()).toBe(`${SESSION} (${uploads} exchanges, ${held} exchanges not decoded yet)`);
       // Over the events of every session ...
