@@ -18,7 +18,7 @@ import { undecodedCount } from "../src/store/completeness.js";
 import { openDatabase } from "../src/store/database.js";
 import { sessionByName } from "../src/store/sessions.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
-import { inBrowser, watchPage, type PageGlobals } from "./helpers/browser.js";
+import { inBrowser, openUiPage, type PageGlobals } from "./helpers/browser.js";
 import { spawnProxy, waitExit, type ProxyProcess } from "./helpers/cli.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { JSON_HEADERS, JSON_PATH } from "./helpers/capture-session.js";
@@ -183,9 +183,7 @@ describe("exhaust ui beside a proxy whose processing thread is behind", () => {
   inBrowser(
     "in a browser: the notice beside the session, over the views and on the session page counts down and goes away",
     async (browser) => {
-      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-      const { external, pageErrors } = watchPage(page, ui.url);
-      await page.goto(ui.url);
+      const { page, external, pageErrors } = await openUiPage(browser, ui.url, { width: 1200, height: 900 });
       await page.waitForSelector(`#f-session option[value="${sessionId}"]`, { state: "attached" });
       const option = page.locator(`#f-session option[value="${sessionId}"]`);
       expect(await option.textContent()).toBe(`${SESSION} (${uploads} exchanges, ${held} exchanges not decoded yet)`);

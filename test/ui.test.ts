@@ -8,7 +8,7 @@ import { createLogger } from "../src/log.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 import { startUiServer, type RunningUi } from "../src/web/server.js";
 import { CSV_COLUMNS } from "../src/export/csv.js";
-import { inBrowser, watchPage, type PageGlobals } from "./helpers/browser.js";
+import { inBrowser, openUiPage, watchPage, type PageGlobals } from "./helpers/browser.js";
 import { httpsThroughProxy } from "./helpers/client.js";
 import { eventually, startTestProxy, type TestProxy } from "./helpers/proxy.js";
 import { AUTH_SECRET, fillCapture, HOSTILE, PLANTED, TICKET_SECRET, type FilledCapture } from "./ui-capture.js";
@@ -217,9 +217,7 @@ describe("exhaust ui over a capture made through the real proxy", () => {
   inBrowser(
     "in a browser: filter to content, open the event, the planted value is highlighted as content",
     async (browser) => {
-      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-      const { external, pageErrors } = watchPage(page, ui.url);
-      await page.goto(ui.url);
+      const { page, external, pageErrors } = await openUiPage(browser, ui.url, { width: 1400, height: 1000 });
       await page.waitForSelector("#events tbody tr[data-event]");
       await page.selectOption("#f-session", String(cap.sessionId));
       await page.selectOption("#f-category", "content");

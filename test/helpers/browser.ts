@@ -3,7 +3,7 @@
  * chromium is missing, unless EXHAUST_REQUIRE_BROWSER=1 (CI), where it fails naming the package.
  */
 import { existsSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Page, type ViewportSize } from "playwright-core";
 import { it } from "vitest";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -66,4 +66,16 @@ export function watchPage(page: Page, base: string): { external: string[]; pageE
   });
   page.on("pageerror", (e) => pageErrors.push(e.message));
   return { external, pageErrors };
+}
+
+/** A new page at `url` (the UI), watched as watchPage does. */
+export async function openUiPage(
+  browser: Browser,
+  url: string,
+  viewport: ViewportSize,
+): Promise<{ page: Page; external: string[]; pageErrors: string[] }> {
+  const page = await browser.newPage({ viewport });
+  const watched = watchPage(page, url);
+  await page.goto(url);
+  return { page, ...watched };
 }
