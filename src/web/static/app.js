@@ -519,6 +519,7 @@ async function renderSession() {
   }
   const s = await api(`/api/sessions/${id}`);
   setBacklog(Number(id), s.info);
+  sessionPageBacklog = s.info.undecoded;
   const timeBox = el("div", {}, "Loading chart…");
   const catBox = el("div", {}, "Loading chart…");
   const outcomeClass = (o) => (o === "client-rejected-certificate" ? "outcome-pinned" : o === "tunnelled" ? "outcome-tunnelled" : "");
@@ -896,6 +897,7 @@ function startLive() {
 const sessionInfo = new Map(); // session id -> { name, exchanges }
 const backlog = new Map(); // session id -> { undecoded, decodingByProxy }, sessions with a backlog only
 let pendingBacklog = null; // the newest backlog message that arrived while paused
+let sessionPageBacklog = 0; // what was not decoded yet when the session page shown was read
 
 function setBacklog(id, b) {
   if (b.undecoded > 0) backlog.set(id, { undecoded: b.undecoded, decodingByProxy: b.decodingByProxy });
@@ -912,14 +914,9 @@ function onBacklog(msg) {
 }
 
 function applyBacklog(msg) {
-  const id = Number($("#f-session").value);
-  const before = backlog.get(id)?.undecoded ?? 0;
   backlog.clear();
   for (const s of msg.sessions) setBacklog(s.id, s);
   renderBacklog();
-  // The session page's counts and verdicts were read over less: read them again once all is decoded.
-  const view = location.hash.split("/")[1] || "events";
-  if (view === "session" && before > 0 && !backlog.has(id)) renderSession().catch(showError);
 }
 
 /** The backlog beside each session in the list, in the banner over every view, and on the session page. */
@@ -950,6 +947,11 @@ function renderBacklog() {
   const dd = $("#session-undecoded");
   if (dd) {
     const b = backlog.get(Number(selected));
+    // The page's counts and charts were read over less: read them again once all is decoded.
+    if (!b && sessionPageBacklog > 0) {
+      sessionPageBacklog = 0;
+      renderSession().catch(showError);
+    }
     dd.hidden = $("#session-undecoded-label").hidden = !b;
     dd.textContent = b ? `${notDecodedText(b.undecoded)}${b.decodingByProxy ? " (the running proxy is decoding them)" : ""}` : "";
   }
