@@ -686,7 +686,7 @@ describe("bounded resources (child proxy)", () => {
     db.close();
   }, 60_000);
 
-  it("assembles a 64 MiB WebSocket message in under a CPU-second and stores it capped at --max-body", async () => {
+  it("assembles a 64 MiB WebSocket message in linear time (a few CPU-seconds, not minutes) and stores it capped at --max-body", async () => {
     const dir = tempDir();
     const originCa = await makeOriginAuthority();
     writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
@@ -748,7 +748,11 @@ describe("bounded resources (child proxy)", () => {
     socket.destroy();
     expect(row).toEqual({ size, truncated: 1, kept: 1024 * 1024 });
     console.log(`64 MiB WebSocket message: ${cpuSeconds.toFixed(2)} CPU-seconds in the proxy`);
-    expect(cpuSeconds).toBeLessThan(1);
+    // About 0.6–0.9 CPU-seconds when the machine is quiet (TLS in and out included; see docs/containment.md).
+    // The bound is what tells linear from quadratic: joining the message anew for each of its
+    // ~4,000 TLS records would copy ~130 GB and take minutes, while a loaded CI machine can
+    // stretch the linear cost past a second (1.18 s seen): a tight bound would only measure the load.
+    expect(cpuSeconds).toBeLessThan(4);
     const code = await stop(proc.child);
     // 13 would be Node giving up on a stop that waits for nothing that can still happen.
     expect(code, proc.stderr().split("\n").slice(-10).join("\n")).toBe(0);
