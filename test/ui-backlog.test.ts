@@ -95,6 +95,46 @@ function backlogMessages(text: string): BacklogMessage[] {
     .map((m) => JSON.parse(m.slice(m.indexOf("data: ") + 6)) as BacklogMessage);
 }
 
+/**
+ * A sinkhole proxy whose processing thread has fallen behind, frozen (SIGSTOP) with a backlog: two
+ * busy loops at normal priority starve its niced thread while rounds of uploads go through. The
+ * loops are handed to `onLoops` at once, so a failing setup still has them killed.
+ */
+async function proxyFallenBehind(
+  dir: string,
+  dbFile: string,
+  onLoops: (loops: ChildProcess[]) => void,
+): Promise<{ proxy: ProxyProcess; uploads: number; held: number; sessionId: number }> {
+  const certs = join(dir, "certs");
+  const proxy = await spawnProxy(["--db", dbFile, "--certs", certs, "--session", SESSION, "--mode", "sinkhole"]);
+  const ca = readFileSync(join(certs, "exhaust-ca.pem"), "utf8");
+  const loops = [0, 1].map(() => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+  onLoops(loops);
+  const deadline = Date.now() + 120_000;
+  let uploads = 0;
+  let held = 0;
+  while (held === 0) {
+    if (Date.now() > deadline) throw new Error(`the processing thread kept up with ${uploads} uploads`);
+    if (uploads > 0) proxy.child.kill("SIGCONT");
+    expect(await sendUploads(proxy.port, ca, uploads, ROUND)).toBe(ROUND);
+    uploads += ROUND;
+    // Frozen (relay and processing thread alike) with what it has not decoded yet.
+    proxy.child.kill("SIGSTOP");
+    held = undecodedInFile(dbFile);
+  }
+  const db = openDatabase(dbFile, { readonly: true });
+  const sessionId = sessionByName(db, SESSION)!.id;
+  db.close();
+  return { proxy, uploads, held, sessionId };
+}
+
+/** An /api/live stream of the UI at `url`, its text handed to `onText` as it comes. */
+async function watchLive(url: string, onText: (text: string) => void): Promise<http.IncomingMessage> {
+  const live = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(`${url}api/live`, resolve).on("error", reject));
+  live.on("data", (c: Buffer) => onText(c.toString("utf8")));
+  return live;
+}
+
 const quietLog = () => createLogger({ level: "warn", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 describe("exhaust ui beside a proxy whose processing thread is behind", () => {
@@ -123,30 +163,13 @@ describe("exhaust ui beside a proxy whose processing thread is behind", () => {
   beforeAll(async () => {
     dir = tempDir("exhaust-ui-backlog-");
     dbFile = join(dir, "backlog.db");
-    const certs = join(dir, "certs");
-    proxy = await spawnProxy(["--db", dbFile, "--certs", certs, "--session", SESSION, "--mode", "sinkhole"]);
-    const ca = readFileSync(join(certs, "exhaust-ca.pem"), "utf8");
-    // Two busy loops at normal priority: the proxy's niced processing thread falls behind its relay.
-    loops = [0, 1].map(() => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
-    const deadline = Date.now() + 120_000;
-    while (held === 0) {
-      if (Date.now() > deadline) throw new Error(`the processing thread kept up with ${uploads} uploads`);
-      if (frozen) resume();
-      expect(await sendUploads(proxy.port, ca, uploads, ROUND)).toBe(ROUND);
-      uploads += ROUND;
-      // Frozen (relay and processing thread alike) with what it has not decoded yet.
-      proxy.child.kill("SIGSTOP");
-      frozen = true;
-      held = undecodedInFile(dbFile);
-    }
+    const behind = await proxyFallenBehind(dir, dbFile, (l) => (loops = l));
+    ({ proxy, uploads, held, sessionId } = behind);
+    frozen = true;
     stopLoops();
-    const db = openDatabase(dbFile, { readonly: true });
-    sessionId = sessionByName(db, SESSION)!.id;
-    db.close();
     ui = await startUiServer({ dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
     // A live stream watching from the start: every backlog message it gets is kept.
-    live = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(`${ui.url}api/live`, resolve).on("error", reject));
-    live.on("data", (c: Buffer) => (liveText += c.toString("utf8")));
+    live = await watchLive(ui.url, (text) => (liveText += text));
   }, 180_000);
 
   afterAll(async () => {
@@ -256,4 +279,45 @@ describe("exhaust ui beside a proxy whose processing thread is behind", () => {
     expect(counts.every((n, i) => i === 0 || n <= counts[i - 1])).toBe(true);
     expect(backlogMessages(liveText).at(-1)).toEqual({ sessions: [], total: 0 });
   }, 120_000);
+});
+
+describe("exhaust ui beside a proxy killed with a backlog", () => {
+  let dir: string;
+  let proxy: ProxyProcess | undefined;
+  let loops: ChildProcess[] = [];
+  let ui: RunningUi | undefined;
+  let live: http.IncomingMessage | undefined;
+
+  afterAll(async () => {
+    for (const l of loops) l.kill("SIGKILL");
+    live?.destroy();
+    await ui?.close();
+    if (proxy && proxy.child.exitCode === null && proxy.child.signalCode === null) {
+      proxy.child.kill("SIGKILL");
+      await waitExit(proxy.child);
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("stops saying the running proxy decodes them once that proxy is gone, though nothing was written since", async () => {
+    dir = tempDir("exhaust-ui-backlog-killed-");
+    const dbFile = join(dir, "backlog.db");
+    const behind = await proxyFallenBehind(dir, dbFile, (l) => (loops = l));
+    proxy = behind.proxy;
+    for (const l of loops) l.kill("SIGKILL");
+    ui = await startUiServer({ dbFile, host: "127.0.0.1", port: 0, log: quietLog() });
+    let text = "";
+    live = await watchLive(ui.url, (t) => (text += t));
+    const entry = () =>
+      backlogMessages(text)
+        .at(-1)
+        ?.sessions.find((s) => s.id === behind.sessionId);
+    await expect.poll(entry, { timeout: 10_000 }).toEqual({ id: behind.sessionId, undecoded: behind.held, decodingByProxy: true });
+    // Killed while frozen: it writes nothing more, so the store's version does not move.
+    proxy.child.kill("SIGKILL");
+    await waitExit(proxy.child);
+    await expect.poll(entry, { timeout: 15_000 }).toEqual({ id: behind.sessionId, undecoded: behind.held, decodingByProxy: false });
+    const sessions = (await getJson(`${ui.url}api/sessions`)) as Array<{ id: number; undecoded: number; decodingByProxy: boolean }>;
+    expect(sessions.find((s) => s.id === behind.sessionId)).toMatchObject({ undecoded: behind.held, decodingByProxy: false });
+  }, 180_000);
 });

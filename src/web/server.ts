@@ -68,6 +68,8 @@ const MAX_BODY_VIEW = 256 * 1024;
 const CHART_BUCKETS = 48;
 /** How often a live view's stream compares the store's newest ids (two index lookups). */
 const LIVE_POLL_MS = 500;
+/** How often a live stream with a backlog looks again at who decodes it (a dead proxy's claim). */
+const OWNER_RECHECK_MS = 2000;
 /** Rows of each kind one live message carries at most; the page re-reads its view anyway. */
 const LIVE_BATCH = 200;
 /** A comment line this often keeps proxies and the browser from timing the stream out. */
@@ -420,11 +422,15 @@ function registerRoutes(
     let lastWrite = Date.now();
     // The decoding backlog: sent on connecting and whenever a session's count (or who decodes it) changed.
     let lastCounts: ReadonlyMap<number, number> | undefined;
+    let ownersCheckedAt = 0;
     let lastBacklog = "";
     const sendBacklog = () => {
       const counts = backlog.bySession();
-      if (counts === lastCounts) return;
+      // Unchanged counts need no message, unless the proxy decoding them may have died since: a
+      // killed proxy writes nothing more, so only a fresh look at its claim (its pid) tells.
+      if (counts === lastCounts && (counts.size === 0 || Date.now() - ownersCheckedAt < OWNER_RECHECK_MS)) return;
       lastCounts = counts;
+      ownersCheckedAt = Date.now();
       const now = backlogNow(db, counts);
       const text = JSON.stringify(now);
       if (text === lastBacklog) return;
