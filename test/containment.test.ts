@@ -746,6 +746,8 @@ describe("bounded resources (child proxy)", () => {
     const cpuSeconds = (cpuTicks(proc.child.pid!) - before) / 100;
     db.close();
     socket.destroy();
+    // Stopped before the figures are judged: a failed bound must not leave the proxy running.
+    const code = await stop(proc.child);
     expect(row).toEqual({ size, truncated: 1, kept: 1024 * 1024 });
     console.log(`64 MiB WebSocket message: ${cpuSeconds.toFixed(2)} CPU-seconds in the proxy`);
     // About 0.6–0.9 CPU-seconds when the machine is quiet (TLS in and out included; see docs/containment.md).
@@ -753,7 +755,6 @@ describe("bounded resources (child proxy)", () => {
     // ~4,000 TLS records would copy ~130 GB and take minutes, while a loaded CI machine can
     // stretch the linear cost past a second (1.18 s seen): a tight bound would only measure the load.
     expect(cpuSeconds).toBeLessThan(4);
-    const code = await stop(proc.child);
     // 13 would be Node giving up on a stop that waits for nothing that can still happen.
     expect(code, proc.stderr().split("\n").slice(-10).join("\n")).toBe(0);
     await new Promise((r) => origin.close(r));
