@@ -674,7 +674,13 @@ describe("bounded resources (child proxy)", () => {
     // the limit less the reserve (224 of 256), however slowly a loaded machine gets there.
     await eventually(() => fdCount(pid) < 200, 20_000);
     // Recovered: the next client is intercepted and captured.
-    const res = await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/recovered", body: '{"name":"X"}', ca: [ca] });
+    const res = await httpsThroughProxy({ proxyPort: proc.port, host: HOST, path: "/recovered", body: '{"name":"X"}', ca: [ca] }).catch(
+      (e: Error) => {
+        throw new Error(
+          `${e.message}; the proxy (exit ${proc.child.exitCode ?? proc.child.signalCode}) said:\n${proc.stderr().slice(-3000)}`,
+        );
+      },
+    );
     expect(res.status).toBe(200);
     expect(proc.child.exitCode).toBeNull();
     const code = await stop(proc.child);

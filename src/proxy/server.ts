@@ -740,8 +740,14 @@ class DescriptorGauge {
     // libuv closes new clients at accept without a word (its spare-descriptor trick), so the
     // estimate must not run behind. Below half, the estimate costs nothing per connection.
     if (used >= this.limit / 2 && Date.now() - this.countedAt >= 100) {
-      this.recount();
-      used = this.base + this.inUse();
+      try {
+        this.recount();
+        used = this.base + this.inUse();
+      } catch {
+        // Listing /proc/self/fd takes a descriptor itself: failing (EMFILE) means there is none left.
+        this.countedAt = Date.now();
+        used = this.limit;
+      }
     }
     if (used < this.limit - this.reserve) return undefined;
     return `about ${used} of ${this.limit} file descriptors in use (${this.reserve} kept in reserve)`;
