@@ -27,6 +27,19 @@ function decoded(path: string, contentType: string, body: Buffer): Case[] {
   return up.events.map((event) => ({ event, context: { facts: up.facts } }));
 }
 
+/** Values that hit different detectors (content, personal, identifiers, nothing). */
+const values = [
+  "C:\\Users\\jdoe\\Documents\\Merger plan.docx",
+  "https://www.bing.com/search?q=salary+negotiation",
+  "jdoe@contoso.com",
+  "10.1.2.3",
+  "1b4e28ba-2fa1-11d2-883f-0b0000000001",
+  "0551da834d91078fb8f41d5abc217566329d490ea91422c5d61c50a1bf8e2d09",
+  "please send me the quarterly numbers before the board meeting",
+  "Word",
+  "16.0.17029.20108",
+];
+
 function cases(): Case[] {
   const out: Case[] = [];
   // Bond events as the pipeline bench makes them: the same paths with values that vary.
@@ -39,17 +52,6 @@ function cases(): Case[] {
   );
   // One path, values that hit different detectors (content, personal, identifiers, nothing), in
   // events of different groups (each has its own default category), with and without declarations.
-  const values = [
-    "C:\\Users\\jdoe\\Documents\\Merger plan.docx",
-    "https://www.bing.com/search?q=salary+negotiation",
-    "jdoe@contoso.com",
-    "10.1.2.3",
-    "1b4e28ba-2fa1-11d2-883f-0b0000000001",
-    "0551da834d91078fb8f41d5abc217566329d490ea91422c5d61c50a1bf8e2d09",
-    "please send me the quarterly numbers before the board meeting",
-    "Word",
-    "16.0.17029.20108",
-  ];
   const names = ["Office.Performance.Boot", "Microsoft.WebBrowser.HistoryJournal.HJ_BeforeNavigateExtended", "Unknown.Vendor.Event"];
   for (const name of names)
     for (const [i, v] of values.entries())
@@ -112,6 +114,26 @@ describe("classification caches", () => {
     const picked = all.filter((c, i) => i % 40 === 0 || c.event.fields[0]?.path === "Data.value");
     for (const c of picked)
       expect(classifyEvent(c.event, warm, c.context)).toEqual(classifyEvent(c.event, buildRulePacks(CLASSIFIERS_DIR), c.context));
+  });
+
+  it("give a value the same detection after the value cache has turned over", () => {
+    // The value cache keeps two generations of 16,384 values: 40,000 distinct values fill and
+    // drop generations; the hand-made values are looked at again at every stage, from a new
+    // generation, the previous one and after being dropped.
+    const warm = buildRulePacks(CLASSIFIERS_DIR).detectors;
+    const hits = (v: string) => warm.detect(v).hits.map((d) => d.id);
+    const fresh = (v: string) =>
+      buildRulePacks(CLASSIFIERS_DIR)
+        .detectors.detect(v)
+        .hits.map((d) => d.id);
+    const expected = new Map(values.map((v) => [v, fresh(v)]));
+    expect([...expected.values()].filter((h) => h.length > 0).length).toBeGreaterThan(4);
+    for (let n = 0; n < 40_000; n++) {
+      warm.detect(`generated ${n} jdoe${n}@contoso.com`);
+      if (n % 5_000 === 0) for (const v of values) expect(hits(v), `${v} after ${n}`).toEqual(expected.get(v));
+    }
+    expect(hits("generated 7 jdoe7@contoso.com")).toEqual(fresh("generated 7 jdoe7@contoso.com"));
+    expect(hits("generated 7 jdoe7@contoso.com")).toContain("detector.email");
   });
 
   it("hands out results that cannot be changed through one event and seen in another", () => {
