@@ -264,9 +264,10 @@ const CACHE_VALUE_MAX = 512;
  * Entries per generation of the cache (two generations are kept). Values that repeat (versions,
  * enums, device and session ids) are found in a small table; a large one (200,000 entries before)
  * only grew with values seen once (sequence numbers, times, generated ids), and looking up and
- * inserting into a table of that size missed the processor's caches: 7 % of an import's CPU.
+ * inserting into a table of that size missed the processor's caches: about 5 % of an import's CPU
+ * (docs/performance.md, sixth round of the import).
  */
-const CACHE_GENERATION_ENTRIES = 16_384;
+export const CACHE_GENERATION_ENTRIES = 16_384;
 
 export class DetectorSet {
   readonly detectors: readonly Detector[];
@@ -291,19 +292,16 @@ export class DetectorSet {
   /** Detectors firing on a string value (cached). */
   detect(value: string): Detection {
     if (value.length < this.minLength) return NO_DETECTION;
-    const cacheable = value.length <= CACHE_VALUE_MAX;
-    if (cacheable) {
-      const hit = this.cache.get(value);
-      if (hit !== undefined) return hit;
+    if (value.length > CACHE_VALUE_MAX) return this.run(value);
+    const hit = this.cache.get(value);
+    if (hit !== undefined) return hit;
+    // Found in the generation before: moved into the current one, so a value seen once per generation stays.
+    const result = this.previous.get(value) ?? this.run(value);
+    if (this.cache.size >= CACHE_GENERATION_ENTRIES) {
+      this.previous = this.cache;
+      this.cache = new Map();
     }
-    const result = (cacheable ? this.previous.get(value) : undefined) ?? this.run(value);
-    if (cacheable) {
-      if (this.cache.size >= CACHE_GENERATION_ENTRIES) {
-        this.previous = this.cache;
-        this.cache = new Map();
-      }
-      this.cache.set(value, result);
-    }
+    this.cache.set(value, result);
     return result;
   }
 
