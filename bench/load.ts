@@ -1,4 +1,4 @@
-import { cpuTicks } from "../test/helpers/proc.js";
+import { cpuTicks, minorFaults } from "../test/helpers/proc.js";
 import https from "node:https";
 import type tls from "node:tls";
 
@@ -11,12 +11,16 @@ export interface CpuTarget {
   tid?: number;
 }
 
-/** CPU time (clock ticks of 10 ms) of a target: its process, its main thread, or one thread; NaN once it is gone. */
-function targetTicks(t: CpuTarget): number {
+/**
+ * CPU time (clock ticks of 10 ms) and minor page faults of a target: its process, its main thread,
+ * or one thread; NaN once it is gone.
+ */
+function targetReading(t: CpuTarget): { ticks: number; faults: number } {
+  const tid = t.tid ?? (t.mainThreadOnly ? t.pid : undefined);
   try {
-    return cpuTicks(t.pid, t.tid ?? (t.mainThreadOnly ? t.pid : undefined));
+    return { ticks: cpuTicks(t.pid, tid), faults: minorFaults(t.pid, tid) };
   } catch {
-    return NaN;
+    return { ticks: NaN, faults: NaN };
   }
 }
 
@@ -29,6 +33,11 @@ export interface LoadResult {
   latencyMs: { p50: number; p99: number; mean: number };
   /** CPU milliseconds per measured request of each target (from /proc, so steady on a shared machine); `client` is this process's main thread. */
   cpuMsPerRequest: Record<string, number | null>;
+  /**
+   * Minor page faults per measured request of each target, same readings: memory the kernel maps in
+   * afresh, which a process that reuses its memory hardly needs (issue 19: freed and retaken bodies).
+   */
+  minorFaultsPerRequest: Record<string, number | null>;
 }
 
 /**
@@ -87,10 +96,10 @@ export async function runLoad(opts: {
   const started = Date.now();
   const stopAt = started + opts.warmupMs + opts.durationMs;
   const cpuTargets: CpuTarget[] = [...(opts.cpu ?? []), { name: "client", pid: process.pid, mainThreadOnly: true }];
-  let cpuAtStart: number[] = [];
+  let atStart: Array<{ ticks: number; faults: number }> = [];
   setTimeout(() => {
     measuring = true;
-    cpuAtStart = cpuTargets.map(targetTicks);
+    atStart = cpuTargets.map(targetReading);
   }, opts.warmupMs);
   let measureStart = 0;
   const worker = async () => {
@@ -110,13 +119,16 @@ export async function runLoad(opts: {
   setTimeout(() => (measureStart = Date.now()), opts.warmupMs);
   await Promise.all(Array.from({ length: opts.connections }, worker));
   const seconds = (Date.now() - (measureStart || started)) / 1000;
-  const cpuAtEnd = cpuTargets.map(targetTicks);
-  const cpuMsPerRequest = Object.fromEntries(
-    cpuTargets.map((t, i) => {
-      const ms = (cpuAtEnd[i] - cpuAtStart[i]) * 10;
-      return [t.name, latencies.length > 0 && Number.isFinite(ms) ? round(ms / latencies.length, 4) : null];
-    }),
-  );
+  const atEnd = cpuTargets.map(targetReading);
+  const perRequest = (value: (i: number) => number, digits: number) =>
+    Object.fromEntries(
+      cpuTargets.map((t, i) => {
+        const v = value(i);
+        return [t.name, latencies.length > 0 && Number.isFinite(v) ? round(v / latencies.length, digits) : null];
+      }),
+    );
+  const cpuMsPerRequest = perRequest((i) => (atEnd[i].ticks - (atStart[i]?.ticks ?? NaN)) * 10, 4);
+  const minorFaultsPerRequest = perRequest((i) => atEnd[i].faults - (atStart[i]?.faults ?? NaN), 2);
   agent.destroy();
   return {
     requests: latencies.length,
@@ -126,6 +138,7 @@ export async function runLoad(opts: {
     reqPerSec: round(latencies.length / seconds),
     latencyMs: summarise(latencies),
     cpuMsPerRequest,
+    minorFaultsPerRequest,
   };
 }
 

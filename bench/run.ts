@@ -227,6 +227,30 @@ async function exhaustScenario(name: string, extra: string[], measureDecodeLag =
   return { load: result, proxy };
 }
 
+/**
+ * The same load through a relay of Node's HTTP server and client and nothing else (node-relay.ts):
+ * the part of the proxy's loop that is Node's, measured in the same run.
+ */
+async function nodeRelayScenario(): Promise<LoadResult> {
+  say(`node relay: ${durationMs} ms through http.Server + https.request alone`);
+  const child = spawn(
+    process.execPath,
+    [join(PACKAGE_ROOT, "dist", "bench", "node-relay.js"), join(dir, "origin-ca"), String(originPort)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  children.push(child);
+  const port = await new Promise<number>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+  const result = await load(
+    () => tlsThroughProxy(port, HOST, 443, [originCa.certPem]),
+    [{ name: "nodeRelayLoop", pid: child.pid!, mainThreadOnly: true }],
+  );
+  child.kill("SIGTERM");
+  await waitExit(child);
+  return result;
+}
+
 async function mitmdumpScenario(): Promise<{ load: LoadResult; version: string } | { skipped: string }> {
   const which = spawnSync("mitmdump", ["--version"], { encoding: "utf8" });
   if (which.status !== 0) return { skipped: "mitmdump is not installed (Debian: apt-get install mitmproxy)" };
@@ -417,6 +441,7 @@ const direct = !runProxy
           }),
       );
     })();
+const nodeRelay = runProxy ? await nodeRelayScenario() : undefined;
 const sinkhole = runProxy ? await exhaustScenario("sinkhole", ["--mode", "sinkhole"]) : undefined;
 const forward = runProxy
   ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")], true)
@@ -443,9 +468,19 @@ const summary = {
     proxyLoop: forward?.load.cpuMsPerRequest.proxyLoop ?? null,
     proxyProcess: forward?.load.cpuMsPerRequest.proxyProcess ?? null,
     sinkholeLoop: sinkhole?.load.cpuMsPerRequest.proxyLoop ?? null,
+    nodeRelayLoop: nodeRelay?.cpuMsPerRequest.nodeRelayLoop ?? null,
     mitmdumpProcess: mitm?.cpuMsPerRequest.mitmdumpProcess ?? null,
   },
   loopCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyLoop, directCpu),
+  // Pages the kernel mapped in afresh per request on each loop: memory given back and taken again.
+  loopMinorFaultsPerRequest: {
+    proxyLoop: forward?.load.minorFaultsPerRequest.proxyLoop ?? null,
+    sinkholeLoop: sinkhole?.load.minorFaultsPerRequest.proxyLoop ?? null,
+    nodeRelayLoop: nodeRelay?.minorFaultsPerRequest.nodeRelayLoop ?? null,
+  },
+  // What exhaust adds on its loop to Node's own HTTP relaying, and what Node's relaying costs against direct.
+  loopCpuVsNodeRelay: ratio(forward?.load.cpuMsPerRequest.proxyLoop, nodeRelay?.cpuMsPerRequest.nodeRelayLoop),
+  nodeRelayCpuVsDirect: ratio(nodeRelay?.cpuMsPerRequest.nodeRelayLoop, directCpu),
   processCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyProcess, directCpu),
   processCpuVsMitmdump: ratio(forward?.load.cpuMsPerRequest.proxyProcess, mitm?.cpuMsPerRequest.mitmdumpProcess),
   throughputVsDirect: ratio(forward?.load.reqPerSec, direct?.reqPerSec),
@@ -489,6 +524,7 @@ const report = {
       ? {
           workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
           direct,
+          nodeRelay: nodeRelay && { load: nodeRelay, ...vsDirect(nodeRelay) },
           exhaust: {
             sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
             forward: { ...forward, ...vsDirect(forward.load) },

@@ -1,4 +1,4 @@
-import { sharedBuffer, sharedBytes } from "../store/capture-bytes.js";
+import { bodyBuffer, bodyBytes } from "../store/capture-bytes.js";
 
 /**
  * Body bytes held in memory by all exchanges in flight (--max-inflight). Collectors take from it
@@ -53,7 +53,7 @@ export class BodyCollector {
       if (!this.budget.take(n - this.held)) return false;
       this.held = n;
     }
-    if (n > 0 && this.kept === 0 && !this.into && !this.body) this.into = sharedBuffer(n);
+    if (n > 0 && this.kept === 0 && !this.into && !this.body) this.into = bodyBuffer(n);
     return true;
   }
 
@@ -99,15 +99,15 @@ export class BodyCollector {
   }
 
   /**
-   * The kept bytes as one buffer in shared memory (store/capture-bytes.ts): the capture writer
-   * thread reads the very bytes the engine relays and the later addons read, not a clone of them.
-   * Made once; nothing writes to it afterwards. Without a declared length the chunks are
-   * concatenated here; a single chunk is copied too (at most one socket read): it may be a view
-   * into a larger read buffer, and a body that is not shared would be copied again on its way to
-   * the thread.
+   * The kept bytes as one buffer of their own (store/capture-bytes.ts): from 64 KiB on in shared
+   * memory, so that the capture writer thread reads the very bytes the engine relays and the later
+   * addons read, not a clone of them. Made once; nothing writes to it afterwards. Without a
+   * declared length the chunks are concatenated here; a single chunk is copied too (at most one
+   * socket read): it may be a view into a larger read buffer, which would be cloned whole or copied
+   * again on its way to the thread.
    */
   toBuffer(): Buffer {
-    this.body ??= this.into ? this.into.subarray(0, this.kept) : sharedBytes(this.chunks, this.kept);
+    this.body ??= this.into ? this.into.subarray(0, this.kept) : bodyBytes(this.chunks, this.kept);
     this.into = undefined;
     this.chunks = [];
     return this.body;

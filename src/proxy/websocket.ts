@@ -5,7 +5,7 @@
  * the relay leaves `Sec-WebSocket-Extensions` out of the handshake it forwards, so payloads are
  * plain; a frame that still says compressed (RSV1) is kept as it came, with a note.
  */
-import { sharedBytes } from "../store/capture-bytes.js";
+import { bodyBytes } from "../store/capture-bytes.js";
 
 export interface WebSocketMessage {
   /** 1 text, 2 binary. */
@@ -144,8 +144,8 @@ export class WebSocketMessageReader {
     if (this.frameControl || !this.frameFin) return;
     const message: WebSocketMessage = {
       opcode: this.opcode,
-      // In shared memory, like every body the proxy keeps (body.ts): stored by the writer thread without a clone.
-      payload: sharedBytes(this.parts, this.kept),
+      // In a body's memory, like every body the proxy keeps (body.ts): shared with the writer thread from 64 KiB on.
+      payload: bodyBytes(this.parts, this.kept),
       size: this.size,
       truncated: this.size > this.kept,
       compressed: this.compressed,

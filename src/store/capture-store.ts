@@ -33,50 +33,75 @@ export function completionOf(x: Exchange): ExchangeCompletion {
 }
 
 /**
- * The fields of an exchange the durable point stores as they are: one list makes both the type
- * (ExchangeHead) and the copy (headOf), so a field added here cannot be dropped on the way.
+ * The fields of an exchange the durable point stores as they are. The type (ExchangeHead) is made
+ * from this list, and headOf's copy must name every one of them (a compile error otherwise), so a
+ * field added here cannot be dropped on the way.
  */
-const HEAD_FIELDS = [
-  "id",
-  "connectionId",
-  "scheme",
-  "method",
-  "host",
-  "port",
-  "path",
-  "httpVersion",
-  "requestHeaders",
-  "requestBodySize",
-  "requestBodyTruncated",
-  "requestComplete",
-  "mode",
-  "endpointId",
-  "upstream",
-  "outcome",
-  "error",
-  "startedAt",
-  "requestEndedAt",
-  "respondedAt",
-] as const satisfies readonly (keyof Exchange)[];
+type HeadField =
+  | "id"
+  | "connectionId"
+  | "scheme"
+  | "method"
+  | "host"
+  | "port"
+  | "path"
+  | "httpVersion"
+  | "requestHeaders"
+  | "requestBodySize"
+  | "requestBodyTruncated"
+  | "requestComplete"
+  | "mode"
+  | "endpointId"
+  | "upstream"
+  | "outcome"
+  | "error"
+  | "startedAt"
+  | "requestEndedAt"
+  | "respondedAt";
 
 /**
  * What the durable point stores of an exchange: the request and the response head (the body and
  * the outcome's last word come with the completion). A live Exchange is one; the capture writer
  * thread receives exactly this (capture-writer.ts).
  */
-export type ExchangeHead = Pick<Exchange, (typeof HEAD_FIELDS)[number]> & {
+export type ExchangeHead = Pick<Exchange, HeadField> & {
   requestBody: Uint8Array;
   response?: Pick<NonNullable<Exchange["response"]>, "status" | "headers" | "source">;
 };
 
-/** An exchange's head, and nothing of the live exchange beside it (sockets, targets, response body). */
+/**
+ * An exchange's head, and nothing of the live exchange beside it (sockets, targets, response body).
+ * One object literal: copied key by key in a loop, the head had more properties than V8 keeps fast
+ * for keyed stores and became a dictionary, which postMessage serializes on its slow path (and
+ * every `x[k]` was a megamorphic load) on the proxy's loop, once per exchange.
+ */
 export function headOf(x: ExchangeHead | Exchange): ExchangeHead {
-  const head: Record<string, unknown> = {};
-  for (const k of HEAD_FIELDS) head[k] = x[k];
   const r = x.response;
-  head.requestBody = x.requestBody;
-  head.response = r ? { status: r.status, headers: r.headers, source: r.source } : undefined;
-  return head as ExchangeHead;
+  const head: { [K in HeadField]-?: Exchange[K] } & Pick<ExchangeHead, "requestBody" | "response"> = {
+    id: x.id,
+    connectionId: x.connectionId,
+    scheme: x.scheme,
+    method: x.method,
+    host: x.host,
+    port: x.port,
+    path: x.path,
+    httpVersion: x.httpVersion,
+    requestHeaders: x.requestHeaders,
+    requestBodySize: x.requestBodySize,
+    requestBodyTruncated: x.requestBodyTruncated,
+    requestComplete: x.requestComplete,
+    mode: x.mode,
+    endpointId: x.endpointId,
+    upstream: x.upstream,
+    outcome: x.outcome,
+    error: x.error,
+    startedAt: x.startedAt,
+    requestEndedAt: x.requestEndedAt,
+    respondedAt: x.respondedAt,
+    requestBody: x.requestBody,
+    response: r ? { status: r.status, headers: r.headers, source: r.source } : undefined,
+  };
+  return head;
 }
 
 /** The writes the capture addon makes; served in-process (CaptureStore) or by the capture writer thread. */

@@ -15,26 +15,29 @@
  *   after each commit (a number: committed; `[n, message, code]`: refused). After a stop the
  *   thread closes its connection and exits.
  *
- * Bodies are shared with the thread, neither cloned nor transferred: every body the proxy keeps is
- * made in a SharedArrayBuffer (capture-bytes.ts, used by proxy/body.ts and the WebSocket reader),
- * and posting a view of one hands the thread the same memory. The engine and the addons after the
- * capture addon (the relay upstream, the UI's live view, the exchange log) go on reading the bytes
- * the thread hashes and stores; nothing writes to a body once made. (A clone held a second copy
- * of every body on the thread until its commit: 40 concurrent 32 MiB uploads then went past the
- * containment bound. A transfer would take the bytes away from those later readers.) A body that is not in shared memory is copied into it here
- * (bodyForThread): only the proxy's own small answers (sinkhole, block, refusals) come this way.
+ * Bodies from 64 KiB on (SHARED_BODY_BYTES) are shared with the thread, neither cloned nor
+ * transferred: such a body is made in a SharedArrayBuffer (capture-bytes.ts, used by proxy/body.ts
+ * and the WebSocket reader), and posting a view of one hands the thread the same memory. The engine
+ * and the addons after the capture addon (the relay upstream, the UI's live view, the exchange log)
+ * go on reading the bytes the thread hashes and stores; nothing writes to a body once made. (A
+ * clone held a second copy of every body on the thread until its commit: 40 concurrent 32 MiB
+ * uploads then went past the containment bound. A transfer would take the bytes away from those
+ * later readers.) A large body that is not in shared memory is copied into it here
+ * (bodyForThread). A smaller body is in ordinary memory of its own and postMessage clones it: a
+ * few microseconds of copying, and memory that V8's young-generation collections free and the C
+ * heap hands out again without new pages (capture-bytes.ts says why that matters).
  *
  * Shared memory is not counted by V8 as an isolate's external memory, so no garbage collection
  * is started by it: the thread collects its own garbage after every RECLAIM_BYTES of committed
- * bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of bodies made
- * (capture-bytes.ts), so that a body is freed soon after both let go of it.
+ * shared bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of
+ * shared bodies made (capture-bytes.ts), so that a body is freed soon after both let go of it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { ExhaustError } from "../errors.js";
 import { PACKAGE_ROOT } from "../paths.js";
-import { sharedBytes } from "./capture-bytes.js";
+import { SHARED_BODY_BYTES, sharedBytes } from "./capture-bytes.js";
 import type { ConnectionRecord } from "../types.js";
 import { headOf, type CaptureSink, type ExchangeCompletion, type ExchangeHead, type SessionInfo } from "./capture-store.js";
 import type { SessionOwner } from "./session-owner.js";
@@ -267,12 +270,15 @@ export class CaptureWriterThread implements CaptureSink {
 }
 
 /**
- * A body as it is posted to the thread: a view of shared memory as it is (posting shares it, the
- * same bytes on both threads, whatever part of its buffer it views); any other body copied into
- * shared memory once here, rather than serialized and copied again by postMessage. Bodies the
- * proxy reads are all shared (BodyCollector.toBuffer, the WebSocket reader); what is copied is the
- * proxy's own answers (a few hundred bytes) and what a caller outside the proxy hands over.
+ * A body as it is posted to the thread. From SHARED_BODY_BYTES on: a view of shared memory as it
+ * is (posting shares it, the same bytes on both threads, whatever part of its buffer it views), and
+ * any other large body copied into shared memory once here rather than serialized and copied again
+ * by postMessage. Below: ordinary memory, which postMessage clones with all of its ArrayBuffer, so
+ * a view of part of a larger buffer (Node's pool, a socket read, a body cut short of its declared
+ * length) is first copied into one of its own and only the body's bytes travel.
  */
 export function bodyForThread(u: Uint8Array): Uint8Array {
-  return u.buffer instanceof SharedArrayBuffer ? u : sharedBytes([u], u.byteLength);
+  if (u.buffer instanceof SharedArrayBuffer) return u;
+  if (u.byteLength >= SHARED_BODY_BYTES) return sharedBytes([u], u.byteLength);
+  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u : new Uint8Array(u);
 }

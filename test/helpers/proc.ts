@@ -12,6 +12,11 @@ function procStat(pid: number, tid?: number): { comm: string; fields: string[] }
   return { comm: stat.slice(stat.indexOf("(") + 1, end), fields: stat.slice(end + 2).split(" ") };
 }
 
+/** Minor page faults (field 10: pages the kernel had to map in, none read from disk) of a process, or of one of its threads. */
+export function minorFaults(pid: number, tid?: number): number {
+  return Number(procStat(pid, tid).fields[7]);
+}
+
 /** CPU time (utime + stime, fields 14 and 15: clock ticks of 10 ms) of a process, or of one of its threads. */
 export function cpuTicks(pid: number, tid?: number): number {
   const { fields } = procStat(pid, tid);
