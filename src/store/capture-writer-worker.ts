@@ -62,18 +62,17 @@ function settle(n: number, e?: unknown): void {
 /**
  * Bodies from 64 KiB on arrive in shared memory (capture-writer.ts), which starts no garbage
  * collection here (capture-bytes.ts), and this thread allocates too little for one to run
- * otherwise: it collects after every RECLAIM_BYTES of shared bodies committed, so that what it
- * stored is freed as soon as the proxy's loop lets go of it too. A full collection of this small
- * heap takes about a millisecond, off the proxy's loop (after 256 uploads of 64 KiB; after each
- * 32 MiB one). Smaller bodies arrive as copies in ordinary memory, which V8 counts and frees itself.
+ * otherwise: it collects after every RECLAIM_BYTES of bodies committed, so that what it stored is
+ * freed as soon as the proxy's loop lets go of it too. Smaller bodies arrive as copies in ordinary
+ * memory; V8 counts those, but would let up to its external-memory limit (64 MiB) of them lie dead
+ * here before collecting, so they are counted too. A full collection of this small heap takes about
+ * a millisecond, off the proxy's loop (once per 800 uploads of 20 KB; after each 32 MiB one).
  */
 const RECLAIM_BYTES = 16 * 1024 * 1024;
 const reclaim = new SharedMemoryReclaim(RECLAIM_BYTES);
 
 /** A body as posted (a Uint8Array over shared memory, or this thread's copy): seen as a Buffer, without a copy. */
 const asBuffer = (u: Uint8Array | undefined) => (u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : undefined);
-/** The bytes a body holds in shared memory (what RECLAIM_BYTES counts); 0 for a copy. */
-const sharedLength = (u: Uint8Array | undefined) => (u?.buffer instanceof SharedArrayBuffer ? u.byteLength : 0);
 
 function run(op: WriterOp): Promise<void> {
   switch (op.k) {
@@ -111,7 +110,7 @@ port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" }) => {
     return;
   }
   for (const op of m.ops) {
-    const bytes = op.k === "commit" ? sharedLength(op.x.requestBody) : op.k === "complete" ? sharedLength(op.c.responseBody) : 0;
+    const bytes = op.k === "commit" ? op.x.requestBody.byteLength : op.k === "complete" ? (op.c.responseBody?.byteLength ?? 0) : 0;
     run(op)
       .then(
         () => settle(op.n),

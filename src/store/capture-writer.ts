@@ -29,8 +29,8 @@
  *
  * Shared memory is not counted by V8 as an isolate's external memory, so no garbage collection
  * is started by it: the thread collects its own garbage after every RECLAIM_BYTES of committed
- * shared bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of
- * shared bodies made (capture-bytes.ts), so that a body is freed soon after both let go of it.
+ * bodies (capture-writer-worker.ts), the proxy's loop after every LOOP_RECLAIM_BYTES of shared
+ * bodies made (capture-bytes.ts), so that a body is freed soon after both let go of it.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
