@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: throughput and latency of 20 KB uploads over 8 keep-alive connections, direct
- * to a local HTTPS origin versus through exhaust (sinkhole, and forward with capture on) and,
- * when installed, mitmproxy's mitmdump; then first-contact latency for 200 new hosts. Everything
+ * to a local HTTPS origin versus through a relay of Node's HTTP alone (node-relay.ts), through
+ * exhaust (sinkhole, and forward with capture on) and, when installed, mitmproxy's mitmdump; then
+ * first-contact latency for 200 new hosts. Everything
  * runs on 127.0.0.1 in one go, so the ratios compare like with like on this machine. JSON on
  * stdout, progress on stderr.
  *
