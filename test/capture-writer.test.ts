@@ -162,7 +162,7 @@ describe("capture writer thread, on its own", () => {
       worker.prependOnceListener("exit", () => {
         orphan = writer.commitExchange(session, makeExchange("orphan", { id: "orphan" }));
       });
-      await worker.terminate();
+      await writer.kill();
       await expect(pending).rejects.toThrow(/capture writer thread exited/);
       await expect(orphan).rejects.toThrow(/capture writer thread exited/);
       // No capture flag stays raised by the dead thread: background writers do not wait for it.

@@ -97,7 +97,11 @@ function run(op: WriterOp): Promise<void> {
   }
 }
 
-port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" }) => {
+port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" } | { type: "die" }) => {
+  // Tests: the thread ends at once, as a crash would, but between two of its turns. Ended from
+  // outside (Worker.terminate) while a SQLite call is returning an error (its busy retries),
+  // better-sqlite3 cannot make the exception and aborts the whole process (WiseLibs/better-sqlite3#842).
+  if (m.type === "die") process.exit(70);
   if (m.type === "stop") {
     // What could not be committed was refused to its client already: closing goes on.
     void store

@@ -138,6 +138,19 @@ export class CaptureWriterThread implements CaptureSink {
     return this.submit({ k: "flush", n: 0 });
   }
 
+  /**
+   * For tests: the thread ends abruptly, as a crash would, without committing what it holds. It
+   * exits from its own loop (see capture-writer-worker.ts for why not Worker.terminate); resolves
+   * once it has.
+   */
+  async kill(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise((r) => worker.once("exit", r));
+    worker.postMessage({ type: "die" });
+    await exited;
+  }
+
   /** Commits what is queued and ends the thread (its connection closed). */
   async close(): Promise<void> {
     if (this.stopped) return;
