@@ -1,4 +1,4 @@
-import { cpuTicks, minorFaults } from "../test/helpers/proc.js";
+import { cpuAndFaults } from "../test/helpers/proc.js";
 import https from "node:https";
 import type tls from "node:tls";
 
@@ -18,7 +18,7 @@ export interface CpuTarget {
 function targetReading(t: CpuTarget): { ticks: number; faults: number } {
   const tid = t.tid ?? (t.mainThreadOnly ? t.pid : undefined);
   try {
-    return { ticks: cpuTicks(t.pid, tid), faults: minorFaults(t.pid, tid) };
+    return cpuAndFaults(t.pid, tid);
   } catch {
     return { ticks: NaN, faults: NaN };
   }

@@ -2,9 +2,8 @@
  * `npm run bench`: throughput and latency of 20 KB uploads over 8 keep-alive connections, direct
  * to a local HTTPS origin versus through a relay of Node's HTTP alone (node-relay.ts), through
  * exhaust (sinkhole, and forward with capture on) and, when installed, mitmproxy's mitmdump; then
- * first-contact latency for 200 new hosts. Everything
- * runs on 127.0.0.1 in one go, so the ratios compare like with like on this machine. JSON on
- * stdout, progress on stderr.
+ * first-contact latency for 200 new hosts. Everything runs on 127.0.0.1 in one go, so the ratios
+ * compare like with like on this machine. JSON on stdout, progress on stderr.
  *
  * Then decode throughput (events/s) and a mutation run over every decoder.
  *
@@ -91,16 +90,22 @@ const originCa = await initAuthority(join(dir, "origin-ca"), { permittedDomains:
 writeFileSync(join(dir, "origin-ca.pem"), originCa.certPem);
 // The proxies' CA, of the key type asked for (what `exhaust proxy --init-ca` would make, constrained to the catalogue).
 await initAuthority(join(dir, "certs"), { permittedDomains: EndpointCatalog.load().constraintDomains(), keyType: caKey });
-const originProc = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "origin-server.js"), join(dir, "origin-ca")], {
-  stdio: ["ignore", "pipe", "inherit"],
-});
-// Whatever happens, no origin, proxy or mitmdump outlives the benchmark.
-const children: ChildProcess[] = [originProc];
+// Whatever happens, no origin, relay, proxy or mitmdump outlives the benchmark.
+const children: ChildProcess[] = [];
 process.on("exit", () => {
   children.forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
   rmSync(dir, { recursive: true, force: true });
 });
-const originPort = await new Promise<number>((resolve) => originProc.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+
+/** One of the bench's own servers (dist/bench/SCRIPT), a process of its own: it prints its port on stdout. */
+async function startBenchServer(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", script), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const port = await new Promise<number>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+  return { child, port };
+}
+
+const { child: originProc, port: originPort } = await startBenchServer("origin-server.js", [join(dir, "origin-ca")]);
 
 // A 20 KB 1DS JSON-lines upload.
 const body = telemetryUploadBody();
@@ -234,15 +239,7 @@ async function exhaustScenario(name: string, extra: string[], measureDecodeLag =
  */
 async function nodeRelayScenario(): Promise<LoadResult> {
   say(`node relay: ${durationMs} ms through http.Server + https.request alone`);
-  const child = spawn(
-    process.execPath,
-    [join(PACKAGE_ROOT, "dist", "bench", "node-relay.js"), join(dir, "origin-ca"), String(originPort)],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  children.push(child);
-  const port = await new Promise<number>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+  const { child, port } = await startBenchServer("node-relay.js", [join(dir, "origin-ca"), String(originPort)]);
   const result = await load(
     () => tlsThroughProxy(port, HOST, 443, [originCa.certPem]),
     [{ name: "nodeRelayLoop", pid: child.pid!, mainThreadOnly: true }],

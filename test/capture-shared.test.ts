@@ -162,6 +162,7 @@ describe("bodies are made in memory of their own, shared from 64 KiB on", () => 
       // A view of 1,000 bytes of a 65,536-byte read buffer: only the 1,000 bytes travel.
       const read = Buffer.alloc(65_536, 9);
       const small = await received(bodyForThread(read.subarray(0, 1000)));
+      expect(isShared(small)).toBe(false);
       expect(small.buffer.byteLength).toBe(1000);
       expect(Buffer.from(small).equals(read.subarray(0, 1000))).toBe(true);
 
@@ -237,7 +238,7 @@ describe("bodies reach the writer thread shared (large) or as their own copy (sm
     ["/small-chunked-upload", 4096, 20_000, "own"],
     ["/small-chunked-response", undefined, 20_000, "own"],
   ] as const) {
-    it(`${path}: the request and response bodies the writer thread stored were ${kind} memory, and are stored exactly`, async () => {
+    it(`${path}: the request and response bodies handed to the writer thread were ${kind} memory, and are stored exactly`, async () => {
       const body = Buffer.alloc(size + path.length, path.length);
       const res = await httpsThroughProxy({ proxyPort: p.port, host: COLLECTOR, path, body, chunkSize, ca: [p.caPem] });
       expect(res.status).toBe(200);

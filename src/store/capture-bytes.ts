@@ -15,7 +15,7 @@
  * copied to the writer thread by postMessage (bodyForThread): V8 counts it and frees it in its
  * young-generation collections, so its memory is used again while still mapped. Shared, those
  * bodies were freed only in bulk by the collection every LOOP_RECLAIM_BYTES, the C heap gave the
- * pages back, and the next bodies took them again: 1–6 page faults on the loop per 20 KB upload
+ * pages back, and the next bodies took them again: up to 6 page faults on the loop per 20 KB upload
  * (0.1 in a relay of Node's HTTP alone), about a tenth of the loop's CPU (docs/performance.md,
  * seventh round).
  */
@@ -65,13 +65,14 @@ const loopReclaim = new SharedMemoryReclaim(LOOP_RECLAIM_BYTES);
 
 /**
  * Bodies from this size on are made in shared memory; smaller ones in ordinary memory of their own.
- * A copy of a body this small costs the writer thread a few microseconds, and the clones in flight
- * at once are bounded by what one turn of the loop hands over.
+ * A copy of a body this small costs a few microseconds. A small body is held twice only until its
+ * commit, and the writer thread collects its dead copies after every 16 MiB
+ * (capture-writer-worker.ts).
  */
 export const SHARED_BODY_BYTES = 64 * 1024;
 
 /** `length` bytes of shared memory (zeroed), counted towards this thread's next collection. */
-export function sharedBuffer(length: number): Buffer {
+function sharedBuffer(length: number): Buffer {
   loopReclaim.note(length);
   return Buffer.from(new SharedArrayBuffer(length), 0, length);
 }

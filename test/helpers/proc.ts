@@ -12,16 +12,21 @@ function procStat(pid: number, tid?: number): { comm: string; fields: string[] }
   return { comm: stat.slice(stat.indexOf("(") + 1, end), fields: stat.slice(end + 2).split(" ") };
 }
 
-/** Minor page faults (field 10: pages the kernel had to map in, none read from disk) of a process, or of one of its threads. */
-export function minorFaults(pid: number, tid?: number): number {
-  return Number(procStat(pid, tid).fields[7]);
-}
-
 /** CPU time (utime + stime, fields 14 and 15: clock ticks of 10 ms) of a process, or of one of its threads. */
 export function cpuTicks(pid: number, tid?: number): number {
-  const { fields } = procStat(pid, tid);
-  return Number(fields[11]) + Number(fields[12]);
+  return cpuTicksOf(procStat(pid, tid).fields);
 }
+
+/**
+ * CPU time (as cpuTicks) and minor page faults (field 10: pages the kernel had to map in, none
+ * read from disk) of a process or one of its threads, from one reading.
+ */
+export function cpuAndFaults(pid: number, tid?: number): { ticks: number; faults: number } {
+  const { fields } = procStat(pid, tid);
+  return { ticks: cpuTicksOf(fields), faults: Number(fields[7]) };
+}
+
+const cpuTicksOf = (fields: string[]) => Number(fields[11]) + Number(fields[12]);
 
 export interface ThreadInfo {
   tid: number;
