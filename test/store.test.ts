@@ -7,18 +7,27 @@ import { makeJsonLinesBatch } from "./helpers/json-events.js";
 import { CaptureStore } from "../src/store/capture-store.js";
 import { openDatabase } from "../src/store/database.js";
 import { WriterPriority } from "../src/store/writer-priority.js";
+import { ProcessingThread } from "../src/pipeline/processing.js";
+import { createLogger } from "../src/log.js";
+import { Writable } from "node:stream";
 import { makeExchange } from "./helpers/exchange.js";
 import { tempDir } from "./helpers/proxy.js";
 
 const exchange = (body: string) => makeExchange(body);
 
+/** A new database file with a capture store and an open session, as a proxy has them. */
+function captureDatabase(name: string) {
+  const file = join(tempDir(), name);
+  const db = openDatabase(file);
+  const priority = new WriterPriority();
+  const store = new CaptureStore(db, priority);
+  const session = store.openSession("s", { toolVersion: "test" });
+  return { file, db, priority, store, session };
+}
+
 describe("capture store beside a background writer", () => {
   it("waits for another connection's write lock without blocking the event loop, then commits in chain order", async () => {
-    const file = join(tempDir(), "x.db");
-    const db = openDatabase(file);
-    const priority = new WriterPriority();
-    const store = new CaptureStore(db, priority);
-    const session = store.openSession("s", { toolVersion: "test" });
+    const { file, db, priority, store, session } = captureDatabase("x.db");
 
     const other = openDatabase(file);
     other.prepare("BEGIN IMMEDIATE").run();
@@ -158,4 +167,67 @@ describe("writer priority between the proxy and the processing thread", () => {
     // A timer let the event loop turn (a microtask loop would not have).
     expect(immediateRan).toBe(true);
   });
+});
+
+describe("stopping the processing thread", () => {
+  it("ends it between two transactions inside a long exchange, by itself, not by terminate()", async () => {
+    const { file, db, priority, store, session } = captureDatabase("stop.db");
+    const x = makeExchange(makeJsonLinesBatch(400, 10), { requestHeaders: [["Content-Type", "application/x-json-stream"]] });
+    await store.commitExchange(session, x);
+    const warnings: string[] = [];
+    const log = createLogger({
+      level: "warn",
+      destination: new Writable({ write: (c, _e, cb) => (warnings.push(String(c)), cb()) }),
+    });
+    // The proxy keeps capture commits queued: the thread yields before every transaction and ends
+    // each one after a single event, so the exchange takes minutes. Its "stop" message would only be
+    // read after the exchange; Worker.terminate() (the old fallback) can abort the process when it
+    // lands inside a failing SQLite call (better-sqlite3#842).
+    priority.raise();
+    const thread = ProcessingThread.start(file, log, priority, session.id);
+    const stored = () => (db.prepare("SELECT COUNT(*) AS n FROM events WHERE exchange_id = ?").get(x.id) as { n: number }).n;
+    for (const t0 = Date.now(); stored() === 0;) {
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const t0 = Date.now();
+    const code = await thread.stop();
+    // Ended from its own loop (0), not terminated (1), well within one yield and one transaction.
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(warnings.join("")).not.toContain("did not stop");
+    // What it had not finished stays undecoded, and is decoded whole by the next processor.
+    const partial = stored();
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(400);
+    const pending = db.prepare("SELECT decoder FROM exchanges WHERE id = ?").get(x.id) as { decoder: string | null };
+    expect(pending.decoder).toBeNull();
+    priority.lower();
+    expect(new ExchangeProcessor(db).process(x.id, { onlyIfPending: true })?.events).toBe(400);
+    expect(stored()).toBe(400);
+    db.close();
+  }, 40_000);
+
+  it("kill() ends the thread as a crash would, and it is started again", async () => {
+    const { file, db, priority, store, session } = captureDatabase("kill.db");
+    const log = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const thread = ProcessingThread.start(file, log, priority, session.id);
+    await thread.kill();
+    for (const t0 = Date.now(); thread.starts < 2;) {
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const x = makeExchange(makeJsonLinesBatch(3, 5), { requestHeaders: [["Content-Type", "application/x-json-stream"]] });
+    await store.commitExchange(session, x);
+    thread.submit(x.id);
+    for (
+      const t0 = Date.now();
+      !(db.prepare("SELECT decoder FROM exchanges WHERE id = ?").get(x.id) as { decoder: string | null }).decoder;
+    ) {
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await thread.stop()).toBe(0);
+    db.close();
+  }, 30_000);
 });

@@ -8,7 +8,7 @@ import { rulePacksFingerprint } from "../classify/fingerprint.js";
 import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
 import { EventStore, type Currency, type StoredUpload } from "../store/event-store.js";
-import type { WriterPriority } from "../store/writer-priority.js";
+import type { StopSignal, WriterPriority } from "../store/writer-priority.js";
 
 export interface ProcessOutcome {
   exchangeId: string;
@@ -26,9 +26,17 @@ export class ExchangeProcessor {
 
   constructor(
     db: Db,
-    options: { packs?: RulePacks; catalog?: EndpointCatalog; rowsPerTransaction?: number; priority?: WriterPriority } = {},
+    options: {
+      packs?: RulePacks;
+      catalog?: EndpointCatalog;
+      rowsPerTransaction?: number;
+      priority?: WriterPriority;
+      /** Ends processing between two transactions (the processing thread's stop). */
+      stop?: StopSignal;
+    } = {},
   ) {
-    this.store = new EventStore(db, { rowsPerTransaction: options.rowsPerTransaction, priority: options.priority });
+    const { rowsPerTransaction, priority, stop } = options;
+    this.store = new EventStore(db, { rowsPerTransaction, priority, stop });
     this.packs = options.packs ?? loadRulePacks();
     this.catalog = options.catalog ?? EndpointCatalog.load();
     this.rulesFingerprint = rulePacksFingerprint();

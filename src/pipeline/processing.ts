@@ -4,7 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
-import type { WriterPriority } from "../store/writer-priority.js";
+import { StopSignal, type WriterPriority } from "../store/writer-priority.js";
 
 /** What the thread tells of each exchange it took up: the outcome, or null when it had nothing to do. */
 export interface ProcessedNotice {
@@ -23,6 +23,11 @@ const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "pipeline", "worker.js");
 /** Waits before starting a worker again after it died, doubling up to the maximum. */
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
+/**
+ * How long a stop waits for the thread to end by itself. It ends between two transactions, so
+ * this covers one lock wait (busy_timeout, 5 s) and one transaction; only then is it terminated.
+ */
+const STOP_GRACE_MS = 15_000;
 
 /**
  * Runs the processing worker beside the proxy and feeds it every captured exchange once its
@@ -35,6 +40,7 @@ export class ProcessingThread {
   private stopping = false;
   private restartTimer?: NodeJS.Timeout;
   private delay = RESTART_MIN_MS;
+  private readonly stopSignal = new StopSignal();
   /** Workers started in all (1 + restarts). */
   starts = 0;
 
@@ -75,6 +81,7 @@ export class ProcessingThread {
         workerData: {
           dbFile: this.dbFile,
           prioritySignal: this.priority.signal,
+          stopSignal: this.stopSignal.signal,
           sessionId: this.sessionId,
           notify: this.onProcessed !== undefined,
           nice: this.nice,
@@ -123,24 +130,41 @@ export class ProcessingThread {
     this.worker?.postMessage({ type: "exchange", id: exchangeId });
   }
 
-  /** For tests: ends the current worker abruptly, as a crash would. */
+  /**
+   * For tests: ends the current worker as a crash would (exit code 70), from its own loop between
+   * two exchanges. Not `Worker.terminate()`: see StopSignal.
+   */
   async kill(): Promise<void> {
-    await this.worker?.terminate();
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise((r) => worker.once("exit", r));
+    worker.postMessage({ type: "die" });
+    await exited;
   }
 
-  /** Ends the thread after the exchange in hand; a backlog is picked up on the next start. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the thread between two of its transactions, inside an exchange if need be; what it had
+   * not finished stays undecoded and is picked up by the next start (or the stop's own decoding of
+   * the backlog). Resolves to the thread's exit code (0 when it ended by itself).
+   */
+  async stop(): Promise<number | undefined> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker) return undefined;
     worker.ref();
-    const exited = new Promise((r) => worker.once("exit", r));
+    const exited = new Promise<number>((r) => worker.once("exit", r));
+    this.stopSignal.request();
     worker.postMessage({ type: "stop" });
-    // A thread that cannot wind down (stuck on a lock at a resource limit) is ended.
-    const timer = setTimeout(() => void worker.terminate(), 10_000);
-    await exited;
+    // Last resort, for a thread stuck where no transaction ends (terminate() can abort the process
+    // if it lands inside a failing SQLite call, which is why it is not the way to stop).
+    const timer = setTimeout(() => {
+      this.log.warn({ code: "EXH_PROCESS_FAILED", graceMs: STOP_GRACE_MS }, "processing thread did not stop; terminating it");
+      void worker.terminate();
+    }, STOP_GRACE_MS);
+    const code = await exited;
     clearTimeout(timer);
+    return code;
   }
 
   /** The addon that hands each exchange over once its capture is complete. */

@@ -6,14 +6,16 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openDatabase } from "../store/database.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../store/event-store.js";
-import { WriterPriority } from "../store/writer-priority.js";
+import { StopRequested, StopSignal, WriterPriority } from "../store/writer-priority.js";
 import { lowerThreadPriority } from "../thread-priority.js";
 import { ExchangeProcessor } from "./process.js";
 
 const port = parentPort!;
-const { dbFile, prioritySignal, sessionId, notify, nice } = workerData as {
+const { dbFile, prioritySignal, stopSignal, sessionId, notify, nice } = workerData as {
   dbFile: string;
   prioritySignal: Int32Array;
+  /** Raised by ProcessingThread.stop: end between two transactions, even inside an exchange. */
+  stopSignal: Int32Array;
   sessionId?: number;
   notify?: boolean;
   /** The nice value of this thread (Linux; `--background-nice`); 0 leaves it at the process's. */
@@ -31,6 +33,7 @@ db.pragma("wal_autocheckpoint = 0");
 const processor = new ExchangeProcessor(db, {
   rowsPerTransaction: ROWS_PER_TRANSACTION_BESIDE_PROXY,
   priority: new WriterPriority(prioritySignal),
+  stop: new StopSignal(stopSignal),
 });
 // Catch up on the proxy's own session only: another proxy may be capturing (and processing) another
 // session of the same database, and two threads processing one exchange would interleave its events.
@@ -65,6 +68,11 @@ function drain(): void {
         port.postMessage({ type: "processed", notice });
       }
     } catch (e) {
+      if (e instanceof StopRequested) {
+        // The exchange in hand stays undecoded; the next start or `exhaust reprocess` takes it up.
+        end();
+        return;
+      }
       port.postMessage({ type: "error", exchangeId: id, message: (e as Error).message });
     }
     setImmediate(step);
@@ -72,17 +80,26 @@ function drain(): void {
   step();
 }
 
-port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" }) => {
+/** Ends the thread by closing what holds it: the database and the port. */
+function end(): void {
+  if (stopped) return;
+  stopped = true;
+  queue.length = 0;
+  db.close();
+  port.close();
+}
+
+port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" } | { type: "die" }) => {
   if (m.type === "exchange") {
     if (caughtUp.delete(m.id)) return;
     queue.push(m.id);
     drain();
   } else if (m.type === "stop") {
     // Leave the backlog: the next start (or `exhaust reprocess`) catches up on undecoded exchanges.
-    stopped = true;
-    queue.length = 0;
-    db.close();
-    port.close();
+    end();
+  } else if (m.type === "die") {
+    // Tests: end as a crash would, from this thread's own loop (see ProcessingThread.kill).
+    process.exit(70);
   }
 });
 drain();

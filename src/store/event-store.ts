@@ -4,7 +4,7 @@ import type { DecodedUpload } from "../decode/registry.js";
 import type { DecodedField, FieldValue } from "../decode/types.js";
 import type { RawHeaders } from "../types.js";
 import type { Db } from "./database.js";
-import type { WriterPriority } from "./writer-priority.js";
+import { type StopSignal, StopRequested, type WriterPriority } from "./writer-priority.js";
 
 /** A stored exchange as the decode and classify stages need it. */
 export interface StoredUpload {
@@ -60,7 +60,7 @@ export class EventStore {
 
   constructor(
     private readonly db: Db,
-    private readonly options: { rowsPerTransaction?: number; priority?: WriterPriority } = {},
+    private readonly options: { rowsPerTransaction?: number; priority?: WriterPriority; stop?: StopSignal } = {},
   ) {
     this.transaction = db.transaction((fn: () => void) => fn());
     this.stmt = {
@@ -200,7 +200,10 @@ export class EventStore {
 
   private write(fn: () => void): void {
     const priority = this.options.priority;
-    priority?.yieldToCapture();
+    // Asked to stop: end between two transactions (the exchange stays undecoded, as after a crash).
+    if (this.options.stop?.requested()) throw new StopRequested();
+    priority?.yieldToCapture(undefined, this.options.stop);
+    if (this.options.stop?.requested()) throw new StopRequested();
     try {
       if (priority) priority.writing(() => this.transaction.immediate(fn));
       else this.transaction.immediate(fn);

@@ -90,13 +90,47 @@ export class WriterPriority {
    * Background side (a worker thread: Atomics.wait blocks it): wait while capture commits are
    * queued, at most `maxMs` in all so that a stuck flag cannot stop processing for good.
    */
-  yieldToCapture(maxMs = 1000): void {
+  yieldToCapture(maxMs = 1000, stop?: StopSignal): void {
     const until = Date.now() + maxMs;
-    while (this.captureWaiting()) {
+    while (this.captureWaiting() && !stop?.requested()) {
       const left = until - Date.now();
       if (left <= 0) return;
       const index = Atomics.load(this.signal, CAPTURE_WAITING) !== 0 ? CAPTURE_WAITING : CAPTURE_HANDED_OVER;
       Atomics.wait(this.signal, index, 1, Math.min(left, 50));
     }
+  }
+}
+
+/**
+ * Asks a background writer on another thread to end between two of its transactions. A message
+ * cannot: the thread reads its messages only between exchanges, and one exchange can take many
+ * transactions, each of which may wait seconds for the lock. Ending the thread with
+ * `Worker.terminate()` instead can abort the whole process when the termination lands while a
+ * SQLite call is returning an error such as SQLITE_BUSY (better-sqlite3 cannot make the exception on
+ * a terminating isolate: WiseLibs/better-sqlite3#842).
+ */
+export class StopSignal {
+  readonly signal: Int32Array;
+
+  constructor(signal?: Int32Array) {
+    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(4));
+  }
+
+  /** Owner's side. */
+  request(): void {
+    Atomics.store(this.signal, 0, 1);
+  }
+
+  /** Writer's side, between transactions. */
+  requested(): boolean {
+    return Atomics.load(this.signal, 0) !== 0;
+  }
+}
+
+/** Thrown by a background writer that was asked to stop; what it had not committed stays undone. */
+export class StopRequested extends Error {
+  constructor() {
+    super("stop requested");
+    this.name = "StopRequested";
   }
 }
