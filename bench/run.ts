@@ -211,12 +211,14 @@ async function exhaustScenario(name: string, extra: string[], measureDecodeLag =
   // The decoding thread's own CPU (Linux, where it names itself): how much it got beside the loop.
   const decodeThread = await threadNamed(pid, "exhaust-decode");
   const checkpointThread = await threadNamed(pid, "exhaust-ckpt", 0);
+  const captureThread = await threadNamed(pid, "exhaust-capture", 0);
   const result = await load(
     () => tlsThroughProxy(p.port, HOST, 443, [ca]),
     [
       { name: "proxyLoop", pid, mainThreadOnly: true },
       { name: "proxyProcess", pid },
       ...(decodeThread ? [{ name: "decodeThread", pid, tid: decodeThread.tid }] : []),
+      ...(captureThread ? [{ name: "captureThread", pid, tid: captureThread.tid }] : []),
     ],
   );
   let decodeLag: DecodeLag | undefined;
@@ -458,6 +460,11 @@ const vsDirect = (r: LoadResult) => ({
 // The headline ratios in one place, every key always present (null with a reason when a part did
 // not run), so that runs can be compared line by line.
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? round(a / b) : null);
+function otherThreadsCpu(cpu: Record<string, number | null> | undefined): number | null {
+  const { proxyProcess, proxyLoop, captureThread, decodeThread } = cpu ?? {};
+  if (proxyProcess == null || proxyLoop == null || captureThread == null || decodeThread == null) return null;
+  return round(Math.max(0, proxyProcess - proxyLoop - captureThread - decodeThread), 4);
+}
 const directCpu = direct ? (direct.cpuMsPerRequest.origin ?? NaN) + (direct.cpuMsPerRequest.client ?? NaN) : undefined;
 const mitm = mitmdump && "load" in mitmdump ? mitmdump.load : undefined;
 const summary = {
@@ -482,6 +489,8 @@ const summary = {
   processCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyProcess, directCpu),
   processCpuVsMitmdump: ratio(forward?.load.cpuMsPerRequest.proxyProcess, mitm?.cpuMsPerRequest.mitmdumpProcess),
   throughputVsDirect: ratio(forward?.load.reqPerSec, direct?.reqPerSec),
+  // What a relay of Node's HTTP alone reaches on this machine: the ceiling goal 2 is held against.
+  nodeRelayThroughputVsDirect: ratio(nodeRelay?.reqPerSec, direct?.reqPerSec),
   sinkholeThroughputVsDirect: ratio(sinkhole?.load.reqPerSec, direct?.reqPerSec),
   throughputVsMitmdump: ratio(forward?.load.reqPerSec, mitm?.reqPerSec),
   mitmdump: !runProxy ? "not run (--only without proxy)" : mitm ? "measured" : (mitmdump as { skipped: string }).skipped,
@@ -494,6 +503,11 @@ const summary = {
   // left undecoded when the load ended, and the time to catch up once it had (issue 19, goal 2).
   backgroundNice: forward?.proxy.backgroundNice ?? null,
   decodeThreadCpuMsPerRequest: forward?.load.cpuMsPerRequest.decodeThread ?? null,
+  // The forward run's capture writer thread (hashing, SQLite, the group commits) per relayed request,
+  // and what the process spent outside the loop and its three named threads (V8's helpers, the
+  // libuv pool, the checkpointer).
+  captureThreadCpuMsPerRequest: forward?.load.cpuMsPerRequest.captureThread ?? null,
+  otherThreadsCpuMsPerRequest: otherThreadsCpu(forward?.load.cpuMsPerRequest),
   decodeBacklogAtLoadEnd: forward?.proxy.decodeLag
     ? { exchanges: forward.proxy.decodeLag.exchangesAtLoadEnd, undecoded: forward.proxy.decodeLag.undecodedAtLoadEnd }
     : null,

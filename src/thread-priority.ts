@@ -17,26 +17,36 @@ export const DEFAULT_BACKGROUND_NICE = 10;
 export const MAX_NICE = 19;
 
 /**
- * Lowers the calling thread's priority to `nice` (never raises it: a process started under
- * `nice -n 15` keeps its background threads at 15) and names it `name` (at most 15 characters,
- * what `top -H`, `ps -L` and /proc/PID/task/TID/comm show). Failures are silent: the thread then
- * runs at the priority it has.
+ * Names the calling thread `name` (at most 15 characters: what `top -H`, `ps -L` and
+ * /proc/PID/task/TID/comm show) and returns its kernel id; undefined elsewhere than on Linux, or
+ * when /proc cannot tell it. A read-only /proc leaves the process's name.
  */
-export function lowerThreadPriority(nice: number, name: string): void {
-  if (process.platform !== "linux") return;
+export function nameThread(name: string): number | undefined {
+  if (process.platform !== "linux") return undefined;
   let tid: number;
   try {
     // "<pid>/task/<tid>": the id of this thread, not of the process.
     tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
   } catch {
-    return;
+    return undefined;
   }
-  if (!Number.isInteger(tid) || tid <= 0) return;
+  if (!Number.isInteger(tid) || tid <= 0) return undefined;
   try {
     writeFileSync("/proc/thread-self/comm", name.slice(0, 15));
   } catch {
     // A read-only /proc: the thread keeps the process's name.
   }
+  return tid;
+}
+
+/**
+ * Lowers the calling thread's priority to `nice` (never raises it: a process started under
+ * `nice -n 15` keeps its background threads at 15) and names it `name` (nameThread). Failures are
+ * silent: the thread then runs at the priority it has.
+ */
+export function lowerThreadPriority(nice: number, name: string): void {
+  const tid = nameThread(name);
+  if (tid === undefined) return;
   try {
     if (nice > getPriority(tid)) setPriority(tid, Math.min(nice, MAX_NICE));
   } catch {

@@ -36,15 +36,18 @@ async function proxyInTemp(extra: string[] = []): Promise<{ dbFile: string; prox
   return { dbFile, proxy, ca: readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8") };
 }
 
-/** The proxy's threads once both background threads have named themselves. */
-function backgroundThreads(pid: number): Promise<{ main: ThreadInfo; decode: ThreadInfo; checkpoint: ThreadInfo; all: ThreadInfo[] }> {
+/** The proxy's threads once both background threads and the capture writer have named themselves. */
+function backgroundThreads(
+  pid: number,
+): Promise<{ main: ThreadInfo; decode: ThreadInfo; checkpoint: ThreadInfo; capture: ThreadInfo; all: ThreadInfo[] }> {
   return eventually(() => {
     const all = threadsOf(pid);
     const main = all.find((t) => t.tid === pid);
     const decode = all.filter((t) => t.comm === "exhaust-decode");
     const checkpoint = all.filter((t) => t.comm === "exhaust-ckpt");
-    if (!main || decode.length !== 1 || checkpoint.length !== 1) return undefined;
-    return { main, decode: decode[0], checkpoint: checkpoint[0], all };
+    const capture = all.filter((t) => t.comm === "exhaust-capture");
+    if (!main || decode.length !== 1 || checkpoint.length !== 1 || capture.length !== 1) return undefined;
+    return { main, decode: decode[0], checkpoint: checkpoint[0], capture: capture[0], all };
   }, 20_000);
 }
 
@@ -111,11 +114,13 @@ async function stop(proxy: ProxyProcess): Promise<number | null> {
 }
 
 describe.runIf(process.platform === "linux")("a capture's background threads at a lower OS priority", () => {
-  it("the decoding and checkpoint threads run at nice 10 by default, the proxy's own thread at the process's (0)", async () => {
+  it("the decoding and checkpoint threads run at nice 10 by default, the proxy's own thread and the capture writer at the process's (0)", async () => {
     const { proxy } = await proxyInTemp();
     const pid = proxy.child.pid!;
-    const { main, decode, checkpoint, all } = await backgroundThreads(pid);
+    const { main, decode, checkpoint, capture, all } = await backgroundThreads(pid);
     expect(main.nice).toBe(BASE);
+    // The capture writer is named but keeps the process's priority: clients wait for its commits.
+    expect(capture.nice).toBe(BASE);
     expect(decode.nice).toBe(Math.max(BASE, 10));
     expect(checkpoint.nice).toBe(Math.max(BASE, 10));
     // Nothing else is lowered: the thread pool (TLS, leaf signatures) and V8's helpers keep the process's value.

@@ -8,6 +8,7 @@ import { isExhaustError } from "../errors.js";
 import { Checkpointer } from "../store/checkpointer.js";
 import { openDatabase } from "../store/database.js";
 import { importFile } from "./index.js";
+import { nameThread } from "../thread-priority.js";
 
 export interface ImportWorkerData {
   files: string[];
@@ -35,6 +36,8 @@ export type ImportWorkerMessage =
 const IMPORT_CHECKPOINT_INTERVAL_MS = 4000;
 
 const data = workerData as ImportWorkerData;
+// `top -H` tells the import's own thread from the checkpointer's and V8's.
+nameThread("exhaust-import");
 const post = (m: ImportWorkerMessage) => parentPort!.postMessage(m);
 
 let db: ReturnType<typeof openDatabase> | undefined;

@@ -11,10 +11,13 @@ import { CaptureStore } from "./capture-store.js";
 import { openDatabase, watchStore, type Db } from "./database.js";
 import { heartbeatWrite, type SessionOwner } from "./session-owner.js";
 import { WriterPriority } from "./writer-priority.js";
+import { nameThread } from "../thread-priority.js";
 import type { WriterData, WriterOp, WriterReply, WriterResult } from "./capture-writer.js";
 
 const port = parentPort!;
 const data = workerData as WriterData;
+// Named, at the process's priority (clients wait for its commits): `top -H` and the bench tell it apart.
+nameThread("exhaust-capture");
 
 let db: Db;
 let store: CaptureStore;
