@@ -153,6 +153,29 @@ describe.runIf(process.platform === "linux")("a capture's background threads at 
     expect(proxy.stderr()).not.toMatch(/decoding \d+ pending exchange/);
   }, 120_000);
 
+  it("while uploads keep coming, decoding waits for a lull (one exchange a second at most), then catches up", async () => {
+    // At the process's priority: the gate, not the nice value, is what holds decoding back.
+    const { dbFile, proxy, ca } = await proxyInTemp(["--background-nice", "0"]);
+    const started = Date.now();
+    const statuses = await sendUploads(proxy.port, ca, 120, 20);
+    const floodSeconds = (Date.now() - started) / 1000;
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    const during = storeCounts(dbFile);
+    expect(during.exchanges).toBe(120);
+    // With a core to spare the thread would keep up with this flood; it waited instead. A pause in
+    // the flood of 25 ms (a busy test machine) lets it take one exchange: allow a few.
+    const decoded = during.exchanges - during.undecoded;
+    expect(decoded, `${decoded} decoded during ${floodSeconds.toFixed(1)} s of uploads`).toBeLessThanOrEqual(Math.ceil(floodSeconds) + 10);
+    // Once the flood ends, the lull: everything is decoded before any stop.
+    const drained = await eventually(() => {
+      const c = storeCounts(dbFile);
+      return c.undecoded === 0 ? c : undefined;
+    }, 60_000);
+    expect(drained.events).toBe(120 * 20);
+    expect(await stop(proxy)).toBe(0);
+    expect(proxy.stderr()).not.toMatch(/decoding \d+ pending exchange/);
+  }, 120_000);
+
   it("under a CPU hog on every core the niced thread falls behind, and the stop decodes every exchange it left", async () => {
     const { dbFile, proxy, ca } = await proxyInTemp(["--background-nice", "19"]);
     const hogs = cpuHogs();

@@ -8,6 +8,7 @@ import { openDatabase } from "../store/database.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../store/event-store.js";
 import { StopRequested, StopSignal, WriterPriority } from "../store/writer-priority.js";
 import { lowerThreadPriority } from "../thread-priority.js";
+import { LullGate } from "./lull.js";
 import { ExchangeProcessor } from "./process.js";
 
 const port = parentPort!;
@@ -30,11 +31,14 @@ const db = openDatabase(dbFile, { mustExist: true });
 // worker runs, that one does too): commits here should not also stop to checkpoint.
 db.pragma("wal_autocheckpoint = 0");
 // Beside the proxy: short transactions, and none while the proxy has captures to commit.
+const priority = new WriterPriority(prioritySignal);
 const processor = new ExchangeProcessor(db, {
   rowsPerTransaction: ROWS_PER_TRANSACTION_BESIDE_PROXY,
-  priority: new WriterPriority(prioritySignal),
+  priority,
   stop: new StopSignal(stopSignal),
 });
+// Decode in the lulls of capture traffic (the thread's loop stays free meanwhile: ids and "stop" arrive).
+const lull = new LullGate(priority);
 // Catch up on the proxy's own session only: another proxy may be capturing (and processing) another
 // session of the same database, and two threads processing one exchange would interleave its events.
 const queue: string[] = processor.pending({ sessionId });
@@ -50,12 +54,17 @@ function drain(): void {
   running = true;
   // One exchange per turn, so "stop" and new ids are seen between them.
   const step = () => {
-    const id = queue.shift();
     if (stopped) return;
-    if (id === undefined) {
+    if (queue.length === 0) {
       running = false;
       return;
     }
+    const wait = lull.wait();
+    if (wait > 0) {
+      setTimeout(step, wait);
+      return;
+    }
+    const id = queue.shift()!;
     try {
       const outcome = processor.process(id, { onlyIfPending: true });
       if (notify) {

@@ -25,17 +25,25 @@ const BACKGROUND_WRITING = 1;
  * hold the lock the next commit needs.
  */
 const CAPTURE_HANDED_OVER = 2;
+/** Counts the capture side's batches (each raise()): a background reader tells traffic from a lull by it. */
+const CAPTURE_BATCHES = 3;
 
 export class WriterPriority {
   readonly signal: Int32Array;
 
   constructor(signal?: Int32Array) {
-    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(12));
+    this.signal = signal ?? new Int32Array(new SharedArrayBuffer(16));
   }
 
   /** Capture side: commits are queued. */
   raise(): void {
     Atomics.store(this.signal, CAPTURE_WAITING, 1);
+    Atomics.add(this.signal, CAPTURE_BATCHES, 1);
+  }
+
+  /** Capture batches queued so far (wraps around): unchanged between two readings means no capture traffic. */
+  captureBatches(): number {
+    return Atomics.load(this.signal, CAPTURE_BATCHES);
   }
 
   /** Capture side: the queue is committed. */
