@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Addon } from "../proxy/addons/addon.js";
+import { killThread } from "../store/thread-exit.js";
 import { StopSignal, type WriterPriority } from "../store/writer-priority.js";
 
 /** What the thread tells of each exchange it took up: the outcome, or null when it had nothing to do. */
@@ -130,16 +131,9 @@ export class ProcessingThread {
     this.worker?.postMessage({ type: "exchange", id: exchangeId });
   }
 
-  /**
-   * For tests: ends the current worker as a crash would (exit code 70), from its own loop between
-   * two exchanges. Not `Worker.terminate()`: see StopSignal.
-   */
-  async kill(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
-    const exited = new Promise((r) => worker.once("exit", r));
-    worker.postMessage({ type: "die" });
-    await exited;
+  /** For tests: ends the current worker as a crash would (killThread: from its own loop, between two exchanges). */
+  kill(): Promise<void> {
+    return killThread(this.worker);
   }
 
   /**

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openDatabase } from "../store/database.js";
 import { ROWS_PER_TRANSACTION_BESIDE_PROXY } from "../store/event-store.js";
+import { dieIfTold } from "../store/thread-exit.js";
 import { StopRequested, StopSignal, WriterPriority } from "../store/writer-priority.js";
 import { lowerThreadPriority } from "../thread-priority.js";
 import { LullGate } from "./lull.js";
@@ -99,6 +100,8 @@ function end(): void {
 }
 
 port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" } | { type: "die" }) => {
+  // Tests: end as a crash would, from this thread's own loop (ProcessingThread.kill, thread-exit.ts).
+  dieIfTold(m);
   if (m.type === "exchange") {
     if (caughtUp.delete(m.id)) return;
     queue.push(m.id);
@@ -106,9 +109,6 @@ port.on("message", (m: { type: "exchange"; id: string } | { type: "stop" } | { t
   } else if (m.type === "stop") {
     // Leave the backlog: the next start (or `exhaust reprocess`) catches up on undecoded exchanges.
     end();
-  } else if (m.type === "die") {
-    // Tests: end as a crash would, from this thread's own loop (see ProcessingThread.kill).
-    process.exit(70);
   }
 });
 drain();

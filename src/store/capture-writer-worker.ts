@@ -10,6 +10,7 @@ import { SharedMemoryReclaim } from "./capture-bytes.js";
 import { CaptureStore } from "./capture-store.js";
 import { openDatabase, watchStore, type Db } from "./database.js";
 import { heartbeatWrite, type SessionOwner } from "./session-owner.js";
+import { dieIfTold } from "./thread-exit.js";
 import { WriterPriority } from "./writer-priority.js";
 import { nameThread } from "../thread-priority.js";
 import type { WriterData, WriterOp, WriterReply, WriterResult } from "./capture-writer.js";
@@ -101,10 +102,8 @@ function run(op: WriterOp): Promise<void> {
 }
 
 port.on("message", (m: { type: "ops"; ops: WriterOp[] } | { type: "stop" } | { type: "die" }) => {
-  // Tests: the thread ends at once, as a crash would, but between two of its turns. Ended from
-  // outside (Worker.terminate) while a SQLite call is returning an error (its busy retries),
-  // better-sqlite3 cannot make the exception and aborts the whole process (WiseLibs/better-sqlite3#842).
-  if (m.type === "die") process.exit(70);
+  // Tests: the thread ends at once, as a crash would, but between two of its turns (thread-exit.ts).
+  dieIfTold(m);
   if (m.type === "stop") {
     // What could not be committed was refused to its client already: closing goes on.
     void store

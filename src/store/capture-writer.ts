@@ -41,6 +41,7 @@ import { SHARED_BODY_BYTES, sharedBytes } from "./capture-bytes.js";
 import type { ConnectionRecord } from "../types.js";
 import { headOf, type CaptureSink, type ExchangeCompletion, type ExchangeHead, type SessionInfo } from "./capture-store.js";
 import type { SessionOwner } from "./session-owner.js";
+import { killThread } from "./thread-exit.js";
 import type { WriterPriority } from "./writer-priority.js";
 
 /** The compiled thread (dist/), like the processing thread's; `npm test` and `npm start` build it first. */
@@ -139,16 +140,11 @@ export class CaptureWriterThread implements CaptureSink {
   }
 
   /**
-   * For tests: the thread ends abruptly, as a crash would, without committing what it holds. It
-   * exits from its own loop (see capture-writer-worker.ts for why not Worker.terminate); resolves
-   * once it has.
+   * For tests: the thread ends abruptly, as a crash would, without committing what it holds
+   * (killThread: from its own loop); resolves once it has.
    */
-  async kill(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
-    const exited = new Promise((r) => worker.once("exit", r));
-    worker.postMessage({ type: "die" });
-    await exited;
+  kill(): Promise<void> {
+    return killThread(this.worker);
   }
 
   /** Commits what is queued and ends the thread (its connection closed). */

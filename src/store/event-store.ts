@@ -200,8 +200,8 @@ export class EventStore {
 
   private write(fn: () => void): void {
     const priority = this.options.priority;
-    // Asked to stop: end between two transactions (the exchange stays undecoded, as after a crash).
-    if (this.options.stop?.requested()) throw new StopRequested();
+    // The wait ends at once when a stop is asked; then the thread ends between two transactions
+    // (the exchange stays undecoded, as after a crash).
     priority?.yieldToCapture(undefined, this.options.stop);
     if (this.options.stop?.requested()) throw new StopRequested();
     try {

@@ -112,10 +112,8 @@ export class WriterPriority {
 /**
  * Asks a background writer on another thread to end between two of its transactions. A message
  * cannot: the thread reads its messages only between exchanges, and one exchange can take many
- * transactions, each of which may wait seconds for the lock. Ending the thread with
- * `Worker.terminate()` instead can abort the whole process when the termination lands while a
- * SQLite call is returning an error such as SQLITE_BUSY (better-sqlite3 cannot make the exception on
- * a terminating isolate: WiseLibs/better-sqlite3#842).
+ * transactions, each of which may wait seconds for the lock. `Worker.terminate()` is no way to end
+ * such a thread (see thread-exit.ts).
  */
 export class StopSignal {
   readonly signal: Int32Array;
