@@ -5,7 +5,11 @@
  * to the origin on a keep-alive agent, the body and the answer streamed as Node's `pipe` streams
  * them. No capture, hashing, addons, decoding or log. Run as its own process, like the origin, so
  * /proc reads its threads alone. Prints its port on stdout.
- * Usage: node dist/bench/node-relay.js <origin CA dir> <origin port>
+ *
+ * Without an origin port it answers every request itself, as exhaust's sinkhole does (200 and a
+ * small JSON body once the upload is read): the first-contact section's floor, a CONNECT and a TLS
+ * handshake on Node with nothing of exhaust's (issue 19, goal 3).
+ * Usage: node dist/bench/node-relay.js <origin CA dir> [origin port]
  */
 import http from "node:http";
 import https from "node:https";
@@ -15,11 +19,19 @@ import { loadAuthority } from "../src/ca/authority.js";
 import { LeafIssuer } from "../src/ca/leaf.js";
 
 const ca = await loadAuthority(process.argv[2]);
-const originPort = Number(process.argv[3]);
+const originPort = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
 const issuer = await LeafIssuer.create(ca);
 const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: [ca.certPem] });
 
 const server = http.createServer((req, res) => {
+  if (originPort === undefined) {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"acc":1}');
+    });
+    return;
+  }
   const sni = (req.socket as TLSSocket).servername || "localhost";
   const upstream = https.request(
     { host: "127.0.0.1", port: originPort, servername: sni, method: req.method, path: req.url, headers: req.rawHeaders, agent },

@@ -299,6 +299,116 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/** Handshake times (ms) and the loop's CPU of one first-contact run, against exhaust or the Node floor. */
+interface ContactPhases {
+  first: number[];
+  again: number[];
+  busy: number[];
+  busyCached: number[];
+  /** The proxy's main-thread CPU ticks over the idle new-host pass and the known-host pass. */
+  newHostTicks: number;
+  knownHostTicks: number;
+  uploads: LoadResult;
+}
+
+/**
+ * The first-contact sequence against a proxy at `port` (pid `pid`) whose CA is `caFile`: `newHosts`
+ * new hosts, the same hosts again, then new hosts while 8 connections upload through it, each paired
+ * with a known host under the same load. `busyPhase` marks the start and end of the loaded pass.
+ */
+async function contactPhases(
+  port: number,
+  pid: number,
+  caFile: string,
+  busyPhase: (edge: "start" | "end") => void,
+): Promise<ContactPhases> {
+  const ca = readFileSync(caFile, "utf8");
+  // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
+  // (a client that hangs up right after the handshake looks like a pin check to the proxy).
+  const handshake = async (host: string) => {
+    const t0 = process.hrtime.bigint();
+    const s = await tlsThroughProxy(port, host, 443, [ca]);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    await new Promise<void>((resolve, reject) => {
+      // The Host a client sends inside a tunnel to :443: Node's http.request, given only a socket,
+      // would write `host:80`, which exhaust records as a Host that differs from the CONNECT target.
+      const req = http.request(
+        { createConnection: () => s, host, headers: { host }, method: "POST", path: "/OneCollector/1.0/" },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve());
+        },
+      );
+      req.on("error", reject);
+      req.end("{}\n");
+    });
+    s.destroy();
+    return ms;
+  };
+  const first: number[] = [];
+  const again: number[] = [];
+  const busy: number[] = [];
+  const busyCached: number[] = [];
+  const stamp = Date.now().toString(36);
+  const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
+  // The proxy's event-loop CPU over each pass (from /proc: steady on a shared machine).
+  const loopTicks = () => cpuTicks(pid, pid);
+  const t0 = loopTicks();
+  for (const h of hosts) first.push(await handshake(h));
+  const t1 = loopTicks();
+  for (const h of hosts) again.push(await handshake(h));
+  const t2 = loopTicks();
+  // The same count of new hosts while 8 keep-alive connections upload 20 KB bodies through the
+  // proxy. The uploads run in a child process, so this process's event loop only makes handshakes
+  // and times the proxy, not its own queue. Each new host is paired with a handshake to a host the
+  // proxy already knows, made under the same load: the difference is what a new host costs.
+  const uploader = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "bench", "upload-child.js"), String(port), caFile, HOST, "8"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  children.push(uploader);
+  let uploaderOut = "";
+  uploader.stdout.on("data", (d: Buffer) => (uploaderOut += String(d)));
+  await new Promise((r) => setTimeout(r, 1000));
+  busyPhase("start");
+  for (let i = 0; i < newHosts; i++) {
+    busy.push(await handshake(`fcb${i}-${stamp}.events.data.microsoft.com`));
+    busyCached.push(await handshake(hosts[i]));
+  }
+  busyPhase("end");
+  uploader.stdin.end();
+  await waitExit(uploader);
+  const uploads = JSON.parse(uploaderOut) as LoadResult;
+  return { first, again, busy, busyCached, newHostTicks: t1 - t0, knownHostTicks: t2 - t1, uploads };
+}
+
+/** Handshake figures of one run: idle new and known hosts, the loop's CPU per connection, and under load. */
+function contactFigures(r: ContactPhases) {
+  const perConnection = (ticks: number) => round((ticks * 10) / newHosts, 3);
+  const a = summarise(r.first);
+  const b = summarise(r.again);
+  const busyNew = summarise(r.busy);
+  const busyKnown = summarise(r.busyCached);
+  return {
+    newHostHandshakeMs: a,
+    cachedHostHandshakeMs: b,
+    addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
+    // CPU ms of the proxy's event loop per connection (CONNECT, handshake, one upload), idle machine phases.
+    proxyLoopCpuMsPerConnection: {
+      newHost: perConnection(r.newHostTicks),
+      knownHost: perConnection(r.knownHostTicks),
+      addedByNewHost: perConnection(r.newHostTicks - r.knownHostTicks),
+    },
+    whileUploading: {
+      newHostHandshakeMs: busyNew,
+      cachedHostHandshakeMs: busyKnown,
+      addedByNewHostMs: { p50: round(busyNew.p50 - busyKnown.p50), p99: round(busyNew.p99 - busyKnown.p99) },
+      uploads: r.uploads.requests,
+      uploadErrors: r.uploads.errors,
+      uploadsInChildProcess: true,
+    },
+  };
+}
+
 async function firstContact() {
   say(`first contact: ${newHosts} new hosts, then the same hosts again, then ${newHosts} new hosts while 8 connections upload`);
   // The proxy runs with the loop probe (bench/loop-probe.ts) loaded: its event-loop delay while uploading.
@@ -333,95 +443,37 @@ async function firstContact() {
       if (idleErr.includes("loop-probe ready")) resolve();
     }),
   );
-  const ca = readFileSync(join(dir, "certs", "exhaust-ca.pem"), "utf8");
-  // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
-  // (a client that hangs up right after the handshake looks like a pin check to the proxy).
-  const handshake = async (host: string) => {
-    const t0 = process.hrtime.bigint();
-    const s = await tlsThroughProxy(p.port, host, 443, [ca]);
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    await new Promise<void>((resolve, reject) => {
-      const req = http.request({ createConnection: () => s, host, method: "POST", path: "/OneCollector/1.0/" }, (res) => {
-        res.resume();
-        res.on("end", () => resolve());
-      });
-      req.on("error", reject);
-      req.end("{}\n");
-    });
-    s.destroy();
-    return ms;
-  };
-  const first: number[] = [];
-  const again: number[] = [];
-  const busy: number[] = [];
-  const stamp = Date.now().toString(36);
-  const hosts = Array.from({ length: newHosts }, (_, i) => `fc${i}-${stamp}.events.data.microsoft.com`);
-  // The proxy's event-loop CPU over each pass (from /proc: steady on a shared machine).
-  const loopTicks = () => cpuTicks(p.child.pid!, p.child.pid);
-  const t0 = loopTicks();
-  for (const h of hosts) first.push(await handshake(h));
-  const t1 = loopTicks();
-  for (const h of hosts) again.push(await handshake(h));
-  const t2 = loopTicks();
-  const perConnection = (ticks: number) => round((ticks * 10) / newHosts, 3);
-  // The same count of new hosts while 8 keep-alive connections upload 20 KB bodies through the
-  // proxy. The uploads run in a child process, so this process's event loop only makes handshakes
-  // and times the proxy, not its own queue. Each new host is paired with a handshake to a host the
-  // proxy already knows, made under the same load: the difference is what a new host costs.
-  const uploader = spawn(
-    process.execPath,
-    [join(PACKAGE_ROOT, "dist", "bench", "upload-child.js"), String(p.port), join(dir, "certs", "exhaust-ca.pem"), HOST, "8"],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  children.push(uploader);
-  let uploaderOut = "";
-  uploader.stdout.on("data", (d: Buffer) => (uploaderOut += String(d)));
-  await new Promise((r) => setTimeout(r, 1000));
-  const busyCached: number[] = [];
-  p.child.kill("SIGUSR2");
-  idle.kill("SIGUSR2");
-  for (let i = 0; i < newHosts; i++) {
-    busy.push(await handshake(`fcb${i}-${stamp}.events.data.microsoft.com`));
-    busyCached.push(await handshake(hosts[i]));
-  }
-  p.child.kill("SIGUSR2");
-  idle.kill("SIGUSR2");
+  const caFile = join(dir, "certs", "exhaust-ca.pem");
+  const run = await contactPhases(p.port, p.child.pid!, caFile, () => {
+    p.child.kill("SIGUSR2");
+    idle.kill("SIGUSR2");
+  });
   await new Promise((r) => setTimeout(r, 200));
   idle.stdin.end();
   await waitExit(idle);
   const proxyLoop = lastLoopProbeReport(p.stderr()) ?? null;
   const machineLoop = lastLoopProbeReport(idleErr) ?? null;
-  uploader.stdin.end();
-  await waitExit(uploader);
-  const uploads = JSON.parse(uploaderOut) as LoadResult;
   const proxy = await stopProxy(p);
-  const a = summarise(first);
-  const b = summarise(again);
-  const busyNew = summarise(busy);
-  const busyKnown = summarise(busyCached);
+  const figures = contactFigures(run);
+
+  // The floor: the same sequence against a CONNECT + TLS terminator on Node's http and tls alone
+  // (node-relay.js answering itself, with exhaust's leaf issuer and CA), in the same run.
+  say(`first contact: the same against Node's CONNECT and TLS alone`);
+  const { child: floorProc, port: floorPort } = await startBenchServer("node-relay.js", [join(dir, "certs")]);
+  const floorRun = await contactPhases(floorPort, floorProc.pid!, caFile, () => {});
+  floorProc.kill("SIGTERM");
+  await waitExit(floorProc);
   return {
     hosts: newHosts,
-    newHostHandshakeMs: a,
-    cachedHostHandshakeMs: b,
-    addedByNewHostMs: { p50: round(a.p50 - b.p50), p99: round(a.p99 - b.p99) },
-    // CPU ms of the proxy's event loop per connection (CONNECT, handshake, one upload), idle machine phases.
-    proxyLoopCpuMsPerConnection: {
-      newHost: perConnection(t1 - t0),
-      knownHost: perConnection(t2 - t1),
-      addedByNewHost: perConnection(t1 - t0 - (t2 - t1)),
-    },
+    ...figures,
     whileUploading: {
-      newHostHandshakeMs: busyNew,
-      cachedHostHandshakeMs: busyKnown,
-      addedByNewHostMs: { p50: round(busyNew.p50 - busyKnown.p50), p99: round(busyNew.p99 - busyKnown.p99) },
-      uploads: uploads.requests,
-      uploadErrors: uploads.errors,
-      uploadsInChildProcess: true,
+      ...figures.whileUploading,
       // Event-loop delay (beyond a 1 ms timer) over this phase: in the proxy, and in an idle process
       // beside it (the machine's scheduling alone); utilization is the proxy loop's busy fraction.
       proxyEventLoop: proxyLoop,
       idleProcessEventLoop: machineLoop,
     },
+    nodeFloor: contactFigures(floorRun),
     caKeyType: caKey,
     proxy,
     targets: { addedP99Ms: 5, eventLoopMaxMs: 20 },
@@ -498,6 +550,16 @@ const summary = {
     ? { p50: contact.newHostHandshakeMs.p50, p99: contact.newHostHandshakeMs.p99, addedP99: contact.addedByNewHostMs.p99 }
     : null,
   firstContactWhileUploading: contact?.whileUploading ?? null,
+  // The same handshakes against Node's CONNECT and TLS alone, in the same run: what goal 3 is held against.
+  nodeFloorFirstContactMs: contact
+    ? {
+        p50: contact.nodeFloor.newHostHandshakeMs.p50,
+        p99: contact.nodeFloor.newHostHandshakeMs.p99,
+        whileUploadingP50: contact.nodeFloor.whileUploading.newHostHandshakeMs.p50,
+        whileUploadingP99: contact.nodeFloor.whileUploading.newHostHandshakeMs.p99,
+        loopCpuMsPerConnection: contact.nodeFloor.proxyLoopCpuMsPerConnection.newHost,
+      }
+    : null,
   captureCommitLoopCpuMsPerExchange: capture?.loopCpuMsPerExchange ?? null,
   // The forward run's decoding: its thread's nice value and CPU per relayed request, the exchanges
   // left undecoded when the load ended, and the time to catch up once it had (issue 19, goal 2).

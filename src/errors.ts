@@ -103,6 +103,12 @@ export const ERROR_DEFINITIONS = {
 
 export type ErrorCode = keyof typeof ERROR_DEFINITIONS;
 
+/** The message of `code` with its parameters filled in (a missing one stays as `{name}`). */
+export function errorMessage(code: ErrorCode, params: Record<string, string | number> = {}): string {
+  const def: ErrorDefinition = ERROR_DEFINITIONS[code];
+  return def.message.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? `{${name}}`));
+}
+
 export class ExhaustError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: number;
@@ -111,10 +117,7 @@ export class ExhaustError extends Error {
 
   constructor(code: ErrorCode, params: Record<string, string | number> = {}, options?: { cause?: unknown }) {
     const def: ErrorDefinition = ERROR_DEFINITIONS[code];
-    super(
-      def.message.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? `{${name}}`)),
-      options,
-    );
+    super(errorMessage(code, params), options);
     this.name = "ExhaustError";
     this.code = code;
     this.exitCode = def.exitCode;

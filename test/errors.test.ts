@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../src/errors.js";
+import { ERROR_DEFINITIONS, errorMessage, exhaustError, type ErrorCode } from "../src/errors.js";
+import { errorInfo } from "../src/proxy/relay.js";
 import { PACKAGE_ROOT } from "../src/paths.js";
 
 describe("error codes", () => {
@@ -29,5 +30,15 @@ describe("error codes", () => {
     expect(e.code).toBe("EXH_OPT_INVALID");
     expect(e.exitCode).toBe(2);
     expect(e.cause).toBe(cause);
+  });
+
+  it("give an exchange the same code and message as the error itself, without making one", () => {
+    const params = { host: "a.example:80", target: "a.example:443", option: "--x", reason: "r", ms: 5 };
+    for (const code of Object.keys(ERROR_DEFINITIONS) as ErrorCode[]) {
+      const e = exhaustError(code, params);
+      expect(errorInfo(code, params)).toEqual({ code: e.code, message: e.message });
+    }
+    // A parameter left out stays visible in the message rather than turning into "undefined".
+    expect(errorMessage("EXH_HOST_MISMATCH", { host: "h:80" })).toContain("{target}");
   });
 });

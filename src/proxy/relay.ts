@@ -4,7 +4,7 @@
  * error answers with the status of their code in the error table, refusals at the durable point).
  */
 import http from "node:http";
-import { ERROR_DEFINITIONS, exhaustError, type ErrorCode } from "../errors.js";
+import { ERROR_DEFINITIONS, errorMessage, type ErrorCode } from "../errors.js";
 import type { ConnectionRecord, Exchange, ExchangeOutcome, RawHeaders } from "../types.js";
 import type { AddonChain, HookFailure, LocalResponse } from "./addons/addon.js";
 import { formatHostPort, parseAuthority, type HostPort } from "./options.js";
@@ -90,9 +90,9 @@ export function writeLocal(res: http.ServerResponse, answer: LocalResponse): voi
   res.end(answer.body);
 }
 
+/** An error's code and message as an exchange records them: no Error object (its stack costs more than the rest). */
 export function errorInfo(code: ErrorCode, params: Record<string, string | number>): { code: string; message: string } {
-  const e = exhaustError(code, params);
-  return { code: e.code, message: e.message };
+  return { code, message: errorMessage(code, params) };
 }
 
 export function classifyUpstreamError(err: Error & { code?: string }, timedOut: boolean, target: string, ms: number): UpstreamFailure {
