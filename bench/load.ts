@@ -42,7 +42,8 @@ export interface LoadResult {
 
 /**
  * Closed-loop load: `connections` keep-alive connections, each sending the next POST as soon as
- * the previous answer is in, for `durationMs` after a warm-up.
+ * the previous answer is in, for `durationMs` after a warm-up. Each POST's body is `body` numbered
+ * (numberedUpload), so no two are alike.
  */
 export async function runLoad(opts: {
   connections: number;
@@ -86,7 +87,7 @@ export async function runLoad(opts: {
         },
       );
       req.on("error", reject);
-      req.end(opts.body);
+      req.end(numberedUpload(opts.body));
     });
 
   const latencies: number[] = [];
@@ -154,7 +155,13 @@ export function round(n: number, digits = 3): number {
   return Math.round(n * f) / f;
 }
 
-/** A 20 KB 1DS JSON-lines upload (one Office event repeated), the body every load scenario sends. */
+/** The field of telemetryUploadBody's first event whose ten digits number each upload a load sends. */
+const UPLOAD_NUMBER_FIELD = '"Bench.Upload":"';
+
+/**
+ * A 20 KB 1DS JSON-lines upload (one Office event repeated), the body every load scenario sends.
+ * Its first event carries `Bench.Upload` ("0000000000"), which runLoad numbers per request.
+ */
 export function telemetryUploadBody(bytes = 20 * 1024): Buffer {
   const line = JSON.stringify({
     name: "Office.Word.FileIO.Save",
@@ -162,7 +169,24 @@ export function telemetryUploadBody(bytes = 20 * 1024): Buffer {
     ver: "4.0",
     iKey: "o:0123456789abcdef0123456789abcdef",
     ext: { app: { name: "WINWORD", ver: "16.0.17029" }, device: { localId: "s:6C4E3D2A-0000-4000-8000-000000000000" } },
-    data: { "Data.Doc.Ext": "docx", "Activity.Success": true, "Activity.Duration": 1234 },
+    data: { "Bench.Upload": "0000000000", "Data.Doc.Ext": "docx", "Activity.Success": true, "Activity.Duration": 1234 },
   });
   return Buffer.from(`${line}\n`.repeat(Math.ceil(bytes / (line.length + 1)))).subarray(0, bytes);
+}
+
+let uploadsNumbered = 0;
+
+/**
+ * The body with this process's next upload number in its `Bench.Upload` field (a copy; a body
+ * without the field is sent as it is). Real uploads all differ (times, sequence numbers), and a
+ * content-addressed store writes a body it already holds only once: identical bodies would measure
+ * a store that never stores.
+ */
+function numberedUpload(body: Buffer): Buffer {
+  const at = body.indexOf(UPLOAD_NUMBER_FIELD);
+  if (at === -1) return body;
+  const copy = Buffer.from(body);
+  const n = (process.pid % 100_000) * 100_000 + (uploadsNumbered++ % 100_000);
+  copy.write(String(n).padStart(10, "0"), at + UPLOAD_NUMBER_FIELD.length, "latin1");
+  return copy;
 }

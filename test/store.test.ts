@@ -122,6 +122,56 @@ describe("schema migrations", () => {
   });
 });
 
+describe("migration 11: bodies in a rowid table", () => {
+  it("moves every body of an older database byte for byte, keeps the exchanges' references and turns foreign keys back on", async () => {
+    const file = join(tempDir(), "blobs-old.db");
+    const old = new Database(file);
+    old.pragma("journal_mode = WAL");
+    old.exec(MIGRATIONS.slice(0, 10).join(";\n"));
+    old.pragma("user_version = 10");
+    expect(old.prepare("SELECT sql FROM sqlite_master WHERE name = 'blobs'").pluck().get()).toMatch(/WITHOUT ROWID/);
+    // Captured by the real capture store on the old schema: a decodable upload, a large body, an
+    // empty one, and a body sent twice (stored once).
+    const store = new CaptureStore(old);
+    const session = store.openSession("s", { toolVersion: "test" });
+    const upload = makeExchange(makeJsonLinesBatch(3, 10), { requestHeaders: [["Content-Type", "application/x-json-stream"]] });
+    const large = makeExchange(Buffer.alloc(150_000, 7));
+    const empty = makeExchange(Buffer.alloc(0));
+    const again = makeExchange(Buffer.from(upload.requestBody));
+    for (const x of [upload, large, empty, again]) await store.commitExchange(session, x);
+    const before = old.prepare("SELECT sha256, size, data FROM blobs ORDER BY sha256").all();
+    expect(before).toHaveLength(3);
+    old.close();
+
+    const db = openDatabase(file);
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    expect(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'blobs'").pluck().get()).not.toMatch(/WITHOUT ROWID/);
+    expect(db.prepare("SELECT sha256, size, data FROM blobs ORDER BY sha256").all()).toEqual(before);
+    expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
+    expect(db.pragma("foreign_key_check")).toEqual([]);
+    // Every exchange still finds its body, and the pipeline reads it back.
+    const joined = db.prepare("SELECT COUNT(*) FROM exchanges x JOIN blobs b ON b.sha256 = x.request_body_sha256").pluck().get();
+    expect(joined).toBe(4);
+    expect(new ExchangeProcessor(db).process(upload.id)?.events).toBe(3);
+    // The references are enforced again: an exchange naming a body that is not stored is refused.
+    expect(() =>
+      db
+        .prepare(
+          `INSERT INTO exchanges (id, session_id, seq, scheme, method, host, port, path, http_version, request_headers,
+             request_body_sha256, request_body_size, request_complete, mode, outcome, started_at, prev_hash, hash)
+           VALUES ('orphan', 1, 99, 'https', 'POST', 'h', 443, '/', '1.1', '[]', 'missing', 0, 1, 'sinkhole', 'sinkholed', 0, '', '')`,
+        )
+        .run(),
+    ).toThrow(/FOREIGN KEY/);
+    // New captures go into the new table, and a body stored before is not stored twice.
+    const store2 = new CaptureStore(db);
+    const later = makeExchange(Buffer.from(upload.requestBody));
+    await store2.commitExchange(store2.openSession("s", { toolVersion: "test" }), later);
+    expect(db.prepare("SELECT COUNT(*) FROM blobs").pluck().get()).toBe(3);
+    db.close();
+  });
+});
+
 describe("processing an exchange the processing thread was told of twice", () => {
   it("leaves an exchange already processed by the current decoders and rules alone, so its event ids stay", async () => {
     const db = openDatabase(join(tempDir(), "twice.db"));

@@ -111,6 +111,10 @@ export function watchStore(file: string): () => boolean {
 function migrate(db: Db): void {
   const version = () => db.pragma("user_version", { simple: true }) as number;
   if (version() >= MIGRATIONS.length) return;
+  // A table rebuilt (a new one filled, the old dropped, the new renamed: SQLite's way to change what
+  // ALTER TABLE cannot) must not have the drop's implicit DELETE checked against the tables that
+  // refer to it. Only settable outside a transaction; openDatabase turns it on again.
+  db.pragma("foreign_keys = OFF");
   // Each step under the write lock, reading the version again: two processes opening an old
   // database at once (two proxies on two sessions) must not both apply a migration.
   for (let done = false; !done;) {

@@ -333,4 +333,20 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN lab TEXT;
   ALTER TABLE sessions ADD COLUMN machine TEXT;
   `,
+  /* 11: bodies in a rowid table */ `
+  -- A WITHOUT ROWID table keeps each row in its key's B-tree, so finding a body by its hash compared
+  -- the hash against whole neighbouring rows, bodies and overflow pages included: every lookup and
+  -- every INSERT OR IGNORE read several other bodies in full (about 8 page reads per page of the body
+  -- loaded). In a rowid table the hash is found in its own small index and the body read once.
+  -- Foreign keys are off while migrations run (database.ts): exchanges refer to blobs by name, and
+  -- the rows are the same before and after.
+  CREATE TABLE blobs_rowid (
+    sha256 TEXT PRIMARY KEY,
+    size   INTEGER NOT NULL,
+    data   BLOB NOT NULL
+  );
+  INSERT INTO blobs_rowid (sha256, size, data) SELECT sha256, size, data FROM blobs ORDER BY sha256;
+  DROP TABLE blobs;
+  ALTER TABLE blobs_rowid RENAME TO blobs;
+  `,
 ];
