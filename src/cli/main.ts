@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { TOOL_VERSION } from "../version.js";
+import { onSchemaUpdate } from "../store/database.js";
 import { registerCaCommand } from "./ca.js";
 import { registerEventCommands } from "./events.js";
 import { registerReprocessCommand } from "./reprocess.js";
@@ -22,6 +23,14 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
   throw e;
 });
+
+// The first open of a database made by an older version updates its schema, which can take a while
+// for a large capture: say so rather than look hung.
+onSchemaUpdate(({ file, from, to }) =>
+  process.stderr.write(
+    `exhaust: updating the schema of ${file} (version ${from} to ${to}); a large capture takes a while, once (docs/database.md)\n`,
+  ),
+);
 
 const program = new Command()
   .name("exhaust")

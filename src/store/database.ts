@@ -46,7 +46,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
     if (!readonly) {
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
-      migrate(db);
+      migrate(db, file);
     }
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
@@ -108,9 +108,29 @@ export function watchStore(file: string): () => boolean {
   };
 }
 
-function migrate(db: Db): void {
+/** What the schema update of an existing database is about to do (see onSchemaUpdate). */
+export interface SchemaUpdate {
+  file: string;
+  from: number;
+  to: number;
+}
+
+let schemaUpdateNotice: ((update: SchemaUpdate) => void) | undefined;
+
+/**
+ * Called before migrations run on a database that already has a schema, so that a command can say
+ * why it is busy: a large capture's first open after an upgrade can take minutes (migration 11
+ * rewrites every body). The CLI prints a line; by default nothing is said.
+ */
+export function onSchemaUpdate(notice: ((update: SchemaUpdate) => void) | undefined): void {
+  schemaUpdateNotice = notice;
+}
+
+function migrate(db: Db, file: string): void {
   const version = () => db.pragma("user_version", { simple: true }) as number;
-  if (version() >= MIGRATIONS.length) return;
+  const from = version();
+  if (from >= MIGRATIONS.length) return;
+  if (from > 0) schemaUpdateNotice?.({ file, from, to: MIGRATIONS.length });
   // A table rebuilt (a new one filled, the old dropped, the new renamed: SQLite's way to change what
   // ALTER TABLE cannot) must not have the drop's implicit DELETE checked against the tables that
   // refer to it. Only settable outside a transaction; openDatabase turns it on again.

@@ -339,13 +339,19 @@ export const MIGRATIONS: readonly string[] = [
   -- every INSERT OR IGNORE read several other bodies in full (about 8 page reads per page of the body
   -- loaded). In a rowid table the hash is found in its own small index and the body read once.
   -- Foreign keys are off while migrations run (database.ts): exchanges refer to blobs by name, and
-  -- the rows are the same before and after.
+  -- the rows are the same before and after. Each body is moved as its old row is deleted (a trigger
+  -- for this step only), so the pages it frees take the next bodies: the file does not grow by the
+  -- size of the bodies, though the transaction's WAL holds them all until it is checkpointed.
   CREATE TABLE blobs_rowid (
     sha256 TEXT PRIMARY KEY,
     size   INTEGER NOT NULL,
     data   BLOB NOT NULL
   );
-  INSERT INTO blobs_rowid (sha256, size, data) SELECT sha256, size, data FROM blobs ORDER BY sha256;
+  CREATE TEMP TRIGGER move_blob_to_rowid_table BEFORE DELETE ON main.blobs BEGIN
+    INSERT INTO main.blobs_rowid (sha256, size, data) VALUES (old.sha256, old.size, old.data);
+  END;
+  DELETE FROM main.blobs;
+  DROP TRIGGER temp.move_blob_to_rowid_table;
   DROP TABLE blobs;
   ALTER TABLE blobs_rowid RENAME TO blobs;
   `,
