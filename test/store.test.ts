@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { join } from "node:path";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { runCli } from "./helpers/cli.js";
 import { MIGRATIONS } from "../src/store/migrations.js";
@@ -164,6 +164,14 @@ describe("migration 11: bodies in a rowid table", () => {
     expect(first.stderr).toMatch(/^exhaust: updating the schema of .*blobs-cli\.db \(version 10 to \d+\)/m);
     const second = runCli(["sessions", "--db", copy]);
     expect(second.stderr).not.toMatch(/updating the schema/);
+    // An import opens the database on its own thread; it says so too.
+    const viaImport = join(tempDir(), "blobs-import.db");
+    copyFileSync(file, viaImport);
+    const har = join(tempDir(), "one.har");
+    writeFileSync(har, JSON.stringify(oneEntryHar()));
+    const imported = runCli(["import", har, "--db", viaImport, "--session", "imported"]);
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(/^exhaust: updating the schema of .*blobs-import\.db \(version 10 to \d+\)/m);
 
     const db = openDatabase(file);
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
@@ -306,3 +314,43 @@ describe("stopping the processing thread", () => {
     db.close();
   }, 30_000);
 });
+
+/** A HAR of one small upload to a catalogued collector. */
+function oneEntryHar(): object {
+  return {
+    log: {
+      version: "1.2",
+      creator: { name: "test", version: "1" },
+      entries: [
+        {
+          startedDateTime: "2026-11-24T08:00:00.000Z",
+          time: 1,
+          request: {
+            method: "POST",
+            url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/",
+            httpVersion: "HTTP/1.1",
+            headers: [{ name: "Content-Type", value: "application/x-json-stream" }],
+            queryString: [],
+            cookies: [],
+            headersSize: -1,
+            bodySize: 2,
+            postData: { mimeType: "application/x-json-stream", text: "{}" },
+          },
+          response: {
+            status: 200,
+            statusText: "OK",
+            httpVersion: "HTTP/1.1",
+            headers: [],
+            cookies: [],
+            content: { size: 0, mimeType: "text/plain" },
+            redirectURL: "",
+            headersSize: -1,
+            bodySize: 0,
+          },
+          cache: {},
+          timings: { send: 0, wait: 0, receive: 0 },
+        },
+      ],
+    },
+  };
+}

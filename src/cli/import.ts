@@ -10,7 +10,7 @@ import { DEFAULT_DB_FILE, PACKAGE_ROOT } from "../paths.js";
 import { positiveInt } from "./events.js";
 import { anchorOptions, withAnchorOptions, type AnchorFlags } from "./bundle.js";
 import { runCommand } from "./run.js";
-import { jsonSafe, terminalSafe } from "./terminal.js";
+import { jsonSafe, schemaUpdateLine, terminalSafe } from "./terminal.js";
 
 const WORKER_FILE = join(PACKAGE_ROOT, "dist", "src", "import", "worker.js");
 /**
@@ -43,6 +43,7 @@ function runImport(data: ImportWorkerData, onSummary: (s: ImportSummary) => void
     } else if (m.type === "update") bar?.update(m.done);
     else if (m.type === "stop") bar?.stop();
     else if (m.type === "summary") onSummary(m.summary);
+    else if (m.type === "schema") process.stderr.write(schemaUpdateLine(m));
     else if (m.code) failure = exhaustError(m.code as ErrorCode, m.params);
     else failure = new Error(m.message);
   });

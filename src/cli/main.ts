@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { TOOL_VERSION } from "../version.js";
 import { onSchemaUpdate } from "../store/database.js";
+import { schemaUpdateLine } from "./terminal.js";
 import { registerCaCommand } from "./ca.js";
 import { registerEventCommands } from "./events.js";
 import { registerReprocessCommand } from "./reprocess.js";
@@ -26,11 +27,7 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 
 // The first open of a database made by an older version updates its schema, which can take a while
 // for a large capture: say so rather than look hung.
-onSchemaUpdate(({ file, from, to }) =>
-  process.stderr.write(
-    `exhaust: updating the schema of ${file} (version ${from} to ${to}); a large capture takes a while, once (docs/database.md)\n`,
-  ),
-);
+onSchemaUpdate((update) => process.stderr.write(schemaUpdateLine(update)));
 
 const program = new Command()
   .name("exhaust")

@@ -1,3 +1,5 @@
+import type { SchemaUpdate } from "../store/database.js";
+
 /**
  * Captured values are hostile text: an event name or field value can carry ESC sequences (that
  * rewrite the terminal, set its title, hide lines), BEL, or bidi overrides that make `exe.txt`
@@ -46,4 +48,12 @@ export function terminalWidth(wide?: boolean): number {
   if (wide) return Number.POSITIVE_INFINITY;
   const cols = process.stdout.columns || Number(process.env.COLUMNS);
   return Number.isInteger(cols) && cols >= 40 ? cols : 80;
+}
+
+/**
+ * The line a command prints before the first open of an older database updates its schema
+ * (onSchemaUpdate): a large capture takes a while, once, and the command should not look hung.
+ */
+export function schemaUpdateLine({ file, from, to }: SchemaUpdate): string {
+  return `exhaust: updating the schema of ${escapeControls(file)} (version ${from} to ${to}); a large capture takes a while, once (docs/database.md)\n`;
 }

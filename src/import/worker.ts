@@ -6,7 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { isExhaustError } from "../errors.js";
 import { Checkpointer } from "../store/checkpointer.js";
-import { openDatabase } from "../store/database.js";
+import { onSchemaUpdate, openDatabase, type SchemaUpdate } from "../store/database.js";
 import { importFile } from "./index.js";
 import { nameThread } from "../thread-priority.js";
 
@@ -26,7 +26,8 @@ export type ImportWorkerMessage =
   | { type: "update"; done: number }
   | { type: "stop" }
   | { type: "summary"; summary: import("./session.js").ImportSummary }
-  | { type: "error"; code?: string; params?: Record<string, string | number>; message: string };
+  | { type: "error"; code?: string; params?: Record<string, string | number>; message: string }
+  | ({ type: "schema" } & SchemaUpdate);
 
 /**
  * Checkpoints every few seconds rather than the proxy's half second: each checkpoint copies the
@@ -42,6 +43,8 @@ const post = (m: ImportWorkerMessage) => parentPort!.postMessage(m);
 
 let db: ReturnType<typeof openDatabase> | undefined;
 let checkpointer: Checkpointer | undefined;
+// An import can be the first to open a database made by an older version: the command says why it waits.
+onSchemaUpdate((update) => post({ type: "schema", ...update }));
 try {
   db = openDatabase(data.dbFile);
   // WAL checkpoints on a thread of their own, as beside the proxy and in `exhaust reprocess`: SQLite's
