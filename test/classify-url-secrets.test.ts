@@ -19,6 +19,7 @@ import { fieldValuesByRule, fieldValuesByRuleSince } from "../src/store/export-q
 import { SecretView } from "../src/web/secret-view.js";
 import { runCli } from "./helpers/cli.js";
 import { tempDir } from "./helpers/proxy.js";
+import { harOfUploads } from "./helpers/har.js";
 
 const packs = loadRulePacks();
 const MAPS_KEY = "AIzaSyBjMHjIjlGlKEWP1eVri2xxs7-juzdOVQA";
@@ -139,42 +140,14 @@ describe("the CLI: an imported upload with an API key in a dependency URL", () =
         },
       },
     };
-    const har = {
-      log: {
-        version: "1.2",
-        creator: { name: "test", version: "1" },
-        entries: [
-          {
-            startedDateTime: "2022-03-01T10:00:00.000Z",
-            time: 10,
-            request: {
-              method: "POST",
-              url: "https://dc.services.visualstudio.com/v2/track",
-              httpVersion: "HTTP/1.1",
-              headers: [{ name: "Content-Type", value: "application/json" }],
-              queryString: [],
-              cookies: [],
-              headersSize: -1,
-              bodySize: -1,
-              postData: { mimeType: "application/json", text: JSON.stringify([envelope]) },
-            },
-            response: {
-              status: 200,
-              statusText: "OK",
-              httpVersion: "HTTP/1.1",
-              headers: [],
-              cookies: [],
-              content: { size: 0, mimeType: "application/json", text: "" },
-              redirectURL: "",
-              headersSize: -1,
-              bodySize: -1,
-            },
-            cache: {},
-            timings: { send: 0, wait: 10, receive: 0 },
-          },
-        ],
+    const har = harOfUploads([
+      {
+        url: "https://dc.services.visualstudio.com/v2/track",
+        body: JSON.stringify([envelope]),
+        mimeType: "application/json",
+        startedDateTime: "2022-03-01T10:00:00.000Z",
       },
-    };
+    ]);
     const harFile = join(dir, "in.har");
     writeFileSync(harFile, JSON.stringify(har));
     const db = join(dir, "exhaust.db");

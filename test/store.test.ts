@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { runCli } from "./helpers/cli.js";
+import { harOfUploads } from "./helpers/har.js";
 import { MIGRATIONS } from "../src/store/migrations.js";
 import { ExchangeProcessor } from "../src/pipeline/process.js";
 import { makeJsonLinesBatch } from "./helpers/json-events.js";
@@ -168,7 +169,14 @@ describe("migration 11: bodies in a rowid table", () => {
     const viaImport = join(tempDir(), "blobs-import.db");
     copyFileSync(file, viaImport);
     const har = join(tempDir(), "one.har");
-    writeFileSync(har, JSON.stringify(oneEntryHar()));
+    writeFileSync(
+      har,
+      JSON.stringify(
+        harOfUploads([
+          { url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/", body: "{}", mimeType: "application/x-json-stream" },
+        ]),
+      ),
+    );
     const imported = runCli(["import", har, "--db", viaImport, "--session", "imported"]);
     expect(imported.status, imported.stderr).toBe(0);
     expect(imported.stderr).toMatch(/^exhaust: updating the schema of .*blobs-import\.db \(version 10 to \d+\)/m);
@@ -314,43 +322,3 @@ describe("stopping the processing thread", () => {
     db.close();
   }, 30_000);
 });
-
-/** A HAR of one small upload to a catalogued collector. */
-function oneEntryHar(): object {
-  return {
-    log: {
-      version: "1.2",
-      creator: { name: "test", version: "1" },
-      entries: [
-        {
-          startedDateTime: "2026-11-24T08:00:00.000Z",
-          time: 1,
-          request: {
-            method: "POST",
-            url: "https://mobile.events.data.microsoft.com/OneCollector/1.0/",
-            httpVersion: "HTTP/1.1",
-            headers: [{ name: "Content-Type", value: "application/x-json-stream" }],
-            queryString: [],
-            cookies: [],
-            headersSize: -1,
-            bodySize: 2,
-            postData: { mimeType: "application/x-json-stream", text: "{}" },
-          },
-          response: {
-            status: 200,
-            statusText: "OK",
-            httpVersion: "HTTP/1.1",
-            headers: [],
-            cookies: [],
-            content: { size: 0, mimeType: "text/plain" },
-            redirectURL: "",
-            headersSize: -1,
-            bodySize: 0,
-          },
-          cache: {},
-          timings: { send: 0, wait: 0, receive: 0 },
-        },
-      ],
-    },
-  };
-}
