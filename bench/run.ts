@@ -314,14 +314,9 @@ interface ContactPhases {
 /**
  * The first-contact sequence against a proxy at `port` (pid `pid`) whose CA is `caFile`: `newHosts`
  * new hosts, the same hosts again, then new hosts while 8 connections upload through it, each paired
- * with a known host under the same load. `busyPhase` marks the start and end of the loaded pass.
+ * with a known host under the same load. `atBusyEdge` is called as the loaded pass starts and as it ends.
  */
-async function contactPhases(
-  port: number,
-  pid: number,
-  caFile: string,
-  busyPhase: (edge: "start" | "end") => void,
-): Promise<ContactPhases> {
+async function contactPhases(port: number, pid: number, caFile: string, atBusyEdge: () => void): Promise<ContactPhases> {
   const ca = readFileSync(caFile, "utf8");
   // CONNECT + TLS handshake time; then one upload on the connection, as a real client would
   // (a client that hangs up right after the handshake looks like a pin check to the proxy).
@@ -369,12 +364,12 @@ async function contactPhases(
   let uploaderOut = "";
   uploader.stdout.on("data", (d: Buffer) => (uploaderOut += String(d)));
   await new Promise((r) => setTimeout(r, 1000));
-  busyPhase("start");
+  atBusyEdge();
   for (let i = 0; i < newHosts; i++) {
     busy.push(await handshake(`fcb${i}-${stamp}.events.data.microsoft.com`));
     busyCached.push(await handshake(hosts[i]));
   }
-  busyPhase("end");
+  atBusyEdge();
   uploader.stdin.end();
   await waitExit(uploader);
   const uploads = JSON.parse(uploaderOut) as LoadResult;

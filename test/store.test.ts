@@ -164,6 +164,7 @@ describe("migration 11: bodies in a rowid table", () => {
     expect(first.status).toBe(0);
     expect(first.stderr).toMatch(/^exhaust: updating the schema of .*blobs-cli\.db \(version 10 to \d+\)/m);
     const second = runCli(["sessions", "--db", copy]);
+    expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).not.toMatch(/updating the schema/);
     // An import opens the database on its own thread; it says so too.
     const viaImport = join(tempDir(), "blobs-import.db");
