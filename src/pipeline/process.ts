@@ -5,9 +5,9 @@
 import { EndpointCatalog } from "../catalog/endpoints.js";
 import { classifyEvent, classifyRequest, loadRulePacks, type RulePacks } from "../classify/engine.js";
 import { rulePacksFingerprint } from "../classify/fingerprint.js";
-import { CURRENT_DECODER_TAGS, decodeUpload } from "../decode/registry.js";
+import { CURRENT_DECODER_TAGS, decodeUpload, type DecodedUpload } from "../decode/registry.js";
 import type { Db } from "../store/database.js";
-import { EventStore, type Currency, type StoredUpload } from "../store/event-store.js";
+import { EventStore, type Currency, type ProcessedUpload, type StoredUpload } from "../store/event-store.js";
 import type { StopSignal, WriterPriority } from "../store/writer-priority.js";
 
 export interface ProcessOutcome {
@@ -50,7 +50,7 @@ export class ExchangeProcessor {
    */
   process(exchangeId: string, options: { onlyIfPending?: boolean } = {}): ProcessOutcome | undefined {
     if (options.onlyIfPending && !this.store.isPending(exchangeId, this.currency)) return undefined;
-    const upload = this.store.loadUpload(exchangeId);
+    const upload = this.loadUpload(exchangeId);
     if (!upload) return undefined;
     return this.processUpload(upload);
   }
@@ -61,22 +61,40 @@ export class ExchangeProcessor {
    * results yet, so nothing is looked up or deleted before its events are inserted.
    */
   processUpload(upload: StoredUpload, options: { fresh?: boolean } = {}): ProcessOutcome {
-    const decoded = decodeUpload(upload);
+    const results = this.classifyUpload(upload, decodeUpload(upload));
+    this.storeResults(upload, results, options);
+    let contentFields = 0;
+    for (const c of results.classified) for (const f of c.fields) if (f.category === "content") contentFields++;
+    return {
+      exchangeId: upload.id,
+      decoder: results.decoded.decoder,
+      events: results.decoded.events.length,
+      findings: results.decoded.findings.length,
+      contentFields,
+    };
+  }
+
+  /**
+   * The stages one at a time, as processUpload runs them (the bench times each: load, decode with
+   * decodeUpload, classify, store): the stored upload, or undefined for an unknown exchange.
+   */
+  loadUpload(exchangeId: string): StoredUpload | undefined {
+    return this.store.loadUpload(exchangeId);
+  }
+
+  /** Classification of a decoded upload: its events, and the request's headers and query. */
+  classifyUpload(upload: StoredUpload, decoded: DecodedUpload): ProcessedUpload {
     const q = upload.path.indexOf("?");
     const query = new URLSearchParams(q === -1 ? "" : upload.path.slice(q + 1));
     const context = { facts: decoded.facts, endpointPurpose: this.catalog.match(upload.host)?.purpose };
     const classified = decoded.events.map((e) => classifyEvent(e, this.packs, context));
     const request = classifyRequest({ headers: upload.headers, query, clientAddress: upload.clientAddress }, this.packs);
-    this.store.replaceEvents(upload, { decoded, classified, request, rulesFingerprint: this.rulesFingerprint }, options);
-    let contentFields = 0;
-    for (const c of classified) for (const f of c.fields) if (f.category === "content") contentFields++;
-    return {
-      exchangeId: upload.id,
-      decoder: decoded.decoder,
-      events: decoded.events.length,
-      findings: decoded.findings.length,
-      contentFields,
-    };
+    return { decoded, classified, request, rulesFingerprint: this.rulesFingerprint };
+  }
+
+  /** Stores an upload's results in place of any it had (processUpload's last stage). */
+  storeResults(upload: StoredUpload, results: ProcessedUpload, options: { fresh?: boolean } = {}): void {
+    this.store.replaceEvents(upload, results, options);
   }
 
   /** Exchanges not processed yet, decoded by an older decoder, or classified with other rules (all with `all`). */

@@ -26,6 +26,14 @@ export function cpuAndFaults(pid: number, tid?: number): { ticks: number; faults
   return { ticks: cpuTicksOf(fields), faults: Number(fields[7]) };
 }
 
+/**
+ * CPU time of the calling thread in nanoseconds (the first field of /proc/thread-self/schedstat):
+ * fine enough to time one stage of a few hundred milliseconds, where stat's 10 ms ticks are not.
+ */
+export function threadCpuNanos(): number {
+  return Number(readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]);
+}
+
 const cpuTicksOf = (fields: string[]) => Number(fields[11]) + Number(fields[12]);
 
 export interface ThreadInfo {
