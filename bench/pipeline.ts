@@ -32,10 +32,12 @@ async function withBenchUploads<T>(uploads: number, eventsPerUpload: number, run
     const dbFile = join(dir, "bench.db");
     const db = openDatabase(dbFile);
     const checkpointer = Checkpointer.start(db, dbFile);
-    const result = run(db, await storeBenchUploads(db, uploads, eventsPerUpload));
-    await checkpointer.stop();
-    db.close();
-    return result;
+    try {
+      return run(db, await storeBenchUploads(db, uploads, eventsPerUpload));
+    } finally {
+      await checkpointer.stop();
+      db.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

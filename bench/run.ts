@@ -572,7 +572,7 @@ const summary = {
   decodeCatchUpMs: forward?.proxy.decodeLag?.catchUpMs ?? null,
   pipelineEventsPerSec: pipeline ? ((pipeline.alone as { eventsPerSec?: number }).eventsPerSec ?? null) : null,
   pipelineEventsPerCpuSecond: pipeline ? ((pipeline.alone as { eventsPerCpuSecond?: number }).eventsPerCpuSecond ?? null) : null,
-  // The same rows stored with loading, decoding and classifying done beforehand: goal 4's ceiling here.
+  // The store stage's CPU alone (pipeline.stages): goal 4's ceiling with this storage shape, on this machine.
   pipelineStoreOnlyEventsPerCpuSecond: pipeline
     ? ((pipeline.stages as { storeOnlyEventsPerCpuSecond?: number }).storeOnlyEventsPerCpuSecond ?? null)
     : null,
