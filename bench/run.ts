@@ -477,24 +477,27 @@ async function firstContact() {
 }
 
 const runProxy = only.has("proxy");
-const direct = !runProxy
-  ? undefined
-  : await (async () => {
-      say(`direct: ${durationMs} ms straight to the origin`);
-      return load(
-        () =>
-          new Promise<tls.TLSSocket>((resolve, reject) => {
-            const s = tls.connect({ host: "127.0.0.1", port: originPort, servername: HOST, ca: [originCa.certPem] }, () => resolve(s));
-            s.once("error", reject);
-          }),
-      );
-    })();
+/** The load straight to the origin: the direct cost every ratio is taken against. */
+function directScenario(when: string): Promise<LoadResult> {
+  say(`direct${when}: ${durationMs} ms straight to the origin`);
+  return load(
+    () =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: "127.0.0.1", port: originPort, servername: HOST, ca: [originCa.certPem] }, () => resolve(s));
+        s.once("error", reject);
+      }),
+  );
+}
+const direct = runProxy ? await directScenario("") : undefined;
 const nodeRelay = runProxy ? await nodeRelayScenario() : undefined;
 const sinkhole = runProxy ? await exhaustScenario("sinkhole", ["--mode", "sinkhole"]) : undefined;
 const forward = runProxy
   ? await exhaustScenario("forward", ["--map-host", `${HOST}=127.0.0.1:${originPort}`, "--upstream-ca", join(dir, "origin-ca.pem")], true)
   : undefined;
 const mitmdump = runProxy ? await mitmdumpScenario() : undefined;
+// The same direct load again after the proxy scenarios: how far the machine moved the baseline
+// during the run, which is the noise of every ratio against direct (those stay against the first).
+const directAfter = runProxy ? await directScenario(", again after the proxy scenarios") : undefined;
 const contact = only.has("first-contact") ? await firstContact() : undefined;
 
 originProc.kill("SIGTERM");
@@ -513,11 +516,14 @@ function otherThreadsCpu(cpu: Record<string, number | null> | undefined): number
   if (proxyProcess == null || proxyLoop == null || captureThread == null || decodeThread == null) return null;
   return round(Math.max(0, proxyProcess - proxyLoop - captureThread - decodeThread), 4);
 }
-const directCpu = direct ? (direct.cpuMsPerRequest.origin ?? NaN) + (direct.cpuMsPerRequest.client ?? NaN) : undefined;
+const directCpuOf = (r: LoadResult | undefined) => (r ? (r.cpuMsPerRequest.origin ?? NaN) + (r.cpuMsPerRequest.client ?? NaN) : undefined);
+const directCpu = directCpuOf(direct);
+const directAfterCpu = directCpuOf(directAfter);
 const mitm = mitmdump && "load" in mitmdump ? mitmdump.load : undefined;
 const summary = {
   cpuMsPerRequest: {
     direct: directCpu !== undefined && Number.isFinite(directCpu) ? round(directCpu, 4) : null,
+    directAfter: directAfterCpu !== undefined && Number.isFinite(directAfterCpu) ? round(directAfterCpu, 4) : null,
     proxyLoop: forward?.load.cpuMsPerRequest.proxyLoop ?? null,
     proxyProcess: forward?.load.cpuMsPerRequest.proxyProcess ?? null,
     sinkholeLoop: sinkhole?.load.cpuMsPerRequest.proxyLoop ?? null,
@@ -525,6 +531,9 @@ const summary = {
     mitmdumpProcess: mitm?.cpuMsPerRequest.mitmdumpProcess ?? null,
   },
   loopCpuVsDirect: ratio(forward?.load.cpuMsPerRequest.proxyLoop, directCpu),
+  // The direct cost measured again at the end over the first (1.1: the baseline rose 10 % during the run).
+  directCpuAfterVsBefore: ratio(directAfterCpu, directCpu),
+  directThroughputAfterVsBefore: ratio(directAfter?.reqPerSec, direct?.reqPerSec),
   // Pages the kernel mapped in afresh per request on each loop: memory given back and taken again.
   loopMinorFaultsPerRequest: {
     proxyLoop: forward?.load.minorFaultsPerRequest.proxyLoop ?? null,
@@ -598,6 +607,7 @@ const report = {
       ? {
           workload: { bodyBytes: body.length, connections: 8, measuredMs: durationMs, warmupMs: 1000 },
           direct,
+          directAfter,
           nodeRelay: nodeRelay && { load: nodeRelay, ...vsDirect(nodeRelay) },
           exhaust: {
             sinkhole: { ...sinkhole, ...vsDirect(sinkhole.load) },
