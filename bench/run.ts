@@ -516,14 +516,18 @@ function otherThreadsCpu(cpu: Record<string, number | null> | undefined): number
   if (proxyProcess == null || proxyLoop == null || captureThread == null || decodeThread == null) return null;
   return round(Math.max(0, proxyProcess - proxyLoop - captureThread - decodeThread), 4);
 }
-const directCpuOf = (r: LoadResult | undefined) => (r ? (r.cpuMsPerRequest.origin ?? NaN) + (r.cpuMsPerRequest.client ?? NaN) : undefined);
+/** The direct cost of a run: the origin's CPU and the client's per request (undefined when not both were read). */
+function directCpuOf(r: LoadResult | undefined): number | undefined {
+  const cpu = r && (r.cpuMsPerRequest.origin ?? NaN) + (r.cpuMsPerRequest.client ?? NaN);
+  return cpu !== undefined && Number.isFinite(cpu) ? cpu : undefined;
+}
 const directCpu = directCpuOf(direct);
 const directAfterCpu = directCpuOf(directAfter);
 const mitm = mitmdump && "load" in mitmdump ? mitmdump.load : undefined;
 const summary = {
   cpuMsPerRequest: {
-    direct: directCpu !== undefined && Number.isFinite(directCpu) ? round(directCpu, 4) : null,
-    directAfter: directAfterCpu !== undefined && Number.isFinite(directAfterCpu) ? round(directAfterCpu, 4) : null,
+    direct: directCpu !== undefined ? round(directCpu, 4) : null,
+    directAfter: directAfterCpu !== undefined ? round(directAfterCpu, 4) : null,
     proxyLoop: forward?.load.cpuMsPerRequest.proxyLoop ?? null,
     proxyProcess: forward?.load.cpuMsPerRequest.proxyProcess ?? null,
     sinkholeLoop: sinkhole?.load.cpuMsPerRequest.proxyLoop ?? null,
